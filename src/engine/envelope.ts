@@ -1,0 +1,73 @@
+import { FieldsealError } from "../errors.js";
+import { FORMAT_TAG } from "./aad.js";
+import { KEYRING_NAME } from "./names.js";
+
+/** AES-GCM nonce length: 96 bits, the size GCM is designed for. */
+export const NONCE_BYTES = 12;
+/** AES-GCM tag length: the full 128 bits; shorter tags weaken authentication. */
+export const TAG_BYTES = 16;
+
+/** A parsed `fs1.` envelope: which key opens it and the raw nonce || ciphertext || tag. */
+export interface Envelope {
+  readonly keyring: string;
+  readonly version: number;
+  readonly nonce: Uint8Array;
+  /** Ciphertext followed by the 16-byte tag. */
+  readonly sealed: Uint8Array;
+}
+
+const VERSION_TEXT = /^[1-9][0-9]{0,9}$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const MAX_VERSION = 0xffff_ffff;
+/** Longest envelope text accepted before any decoding work: the largest plaintext plus headroom. */
+export const MAX_ENVELOPE_CHARS = 90_000;
+
+/** Formats an envelope as URL-safe text: `fs1.<keyring>.<version>.<base64url(nonce || ciphertext || tag)>`. */
+export function formatEnvelope(
+  keyring: string,
+  version: number,
+  nonce: Uint8Array,
+  sealed: Uint8Array,
+): string {
+  const payload = Buffer.allocUnsafe(nonce.length + sealed.length);
+  payload.set(nonce, 0);
+  payload.set(sealed, nonce.length);
+  return `${FORMAT_TAG}.${keyring}.${version}.${payload.toString("base64url")}`;
+}
+
+/** True when `text` claims to be an `fs1.` envelope (it may still be malformed). */
+export function looksLikeEnvelope(text: string): boolean {
+  return text.startsWith(`${FORMAT_TAG}.`);
+}
+
+/** Parses envelope text strictly; anything but the canonical form fails with envelope_malformed. */
+export function parseEnvelope(text: string): Envelope {
+  if (text.length > MAX_ENVELOPE_CHARS) {
+    throw new FieldsealError("too_large", `sealed value is longer than ${MAX_ENVELOPE_CHARS} characters`);
+  }
+  const parts = text.split(".");
+  if (parts.length !== 4 || parts[0] !== FORMAT_TAG) {
+    throw malformed("expected four dot-separated parts starting with 'fs1'");
+  }
+  const [, keyring = "", versionText = "", payloadText = ""] = parts;
+  if (!KEYRING_NAME.test(keyring)) throw malformed("keyring name is not valid");
+  if (!VERSION_TEXT.test(versionText) || Number(versionText) > MAX_VERSION) {
+    throw malformed("key version is not a positive integer");
+  }
+  if (!BASE64URL.test(payloadText)) throw malformed("payload is not base64url");
+  const payload = Buffer.from(payloadText, "base64url");
+  // Node's decoder ignores stray trailing bits; re-encoding rejects every non-canonical spelling, so any
+  // change to the text is a change to the bytes (and fails authentication) or fails here.
+  if (payload.toString("base64url") !== payloadText) throw malformed("payload is not canonical base64url");
+  if (payload.length < NONCE_BYTES + 1 + TAG_BYTES) throw malformed("payload is too short");
+  return {
+    keyring,
+    version: Number(versionText),
+    nonce: payload.subarray(0, NONCE_BYTES),
+    sealed: payload.subarray(NONCE_BYTES),
+  };
+}
+
+function malformed(why: string): FieldsealError {
+  return new FieldsealError("envelope_malformed", `sealed value is not a valid fs1 envelope: ${why}`);
+}

@@ -1,0 +1,196 @@
+import { randomBytes } from "node:crypto";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  type JsonValue,
+  openField,
+  parseEnvelope,
+  parseLegacyBlob,
+  type SealContext,
+  sealField,
+} from "../../src/engine/index.js";
+import { FieldsealError } from "../../src/errors.js";
+
+const key = { keyring: "default", version: 3, material: randomBytes(32) };
+const ctx: SealContext = { scope: { kind: "session", id: "sess-1" }, field: "credit_card" };
+
+function roundTrip(value: JsonValue, c: SealContext = ctx): JsonValue {
+  return openField(key, c, parseEnvelope(sealField(key, c, value)));
+}
+
+function expectCode(fn: () => unknown, code: string): void {
+  expect(fn).toThrow(expect.objectContaining({ name: "FieldsealError", code }));
+}
+
+describe("sealField / openField", () => {
+  it("round-trips every JSON type as the type it was", () => {
+    const values: JsonValue[] = [
+      "4111111111111111",
+      "",
+      "ünïcödé 🚀",
+      0,
+      -0.5,
+      1e300,
+      Number.MAX_SAFE_INTEGER,
+      true,
+      false,
+      null,
+      [],
+      {},
+      [1, "two", null, [false]],
+      { pan: "5500005555555559", exp: { m: 1, y: 2031 }, list: [{ a: null }] },
+    ];
+    for (const value of values) expect(roundTrip(value)).toStrictEqual(value);
+  });
+
+  it("round-trips arbitrary JSON values (property)", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ noUnicodeString: false }), (value) => {
+        // JSON has no -0: it comes back as 0, which is the JSON value it was.
+        const expected = JSON.parse(JSON.stringify(value)) as JsonValue;
+        expect(roundTrip(value as JsonValue)).toStrictEqual(expected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("uses a fresh nonce for every seal", () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) seen.add(parseEnvelope(sealField(key, ctx, "x")).nonce.toString());
+    expect(seen.size).toBe(2000);
+  });
+
+  it("keeps the envelope compact: under 60 characters beyond the value's base64", () => {
+    const value = "4111111111111111";
+    const sealed = sealField(key, ctx, value);
+    const base64 = Buffer.from(value).toString("base64url").length;
+    expect(sealed.length - base64).toBeLessThan(60);
+    expect(sealed).toMatch(/^fs1\.default\.3\.[A-Za-z0-9_-]+$/);
+  });
+
+  it("refuses a sealed value moved to another field", () => {
+    const sealed = sealField(key, ctx, "secret");
+    expectCode(() => openField(key, { ...ctx, field: "ssn" }, parseEnvelope(sealed)), "envelope_tampered");
+  });
+
+  it("refuses a sealed value moved to another session", () => {
+    const sealed = sealField(key, ctx, "secret");
+    const other: SealContext = { scope: { kind: "session", id: "sess-2" }, field: ctx.field };
+    expectCode(() => openField(key, other, parseEnvelope(sealed)), "envelope_tampered");
+  });
+
+  it("refuses a session-scoped value opened under a user scope of the same id", () => {
+    const sealed = sealField(key, ctx, "secret");
+    const asUser: SealContext = { scope: { kind: "user", id: "sess-1" }, field: ctx.field };
+    expectCode(() => openField(key, asUser, parseEnvelope(sealed)), "envelope_tampered");
+  });
+
+  it("refuses a sealed value opened with another key", () => {
+    const sealed = sealField(key, ctx, "secret");
+    const other = { ...key, material: randomBytes(32) };
+    expectCode(() => openField(other, ctx, parseEnvelope(sealed)), "envelope_tampered");
+  });
+
+  it("fails every single-character change of an envelope", () => {
+    const sealed = sealField(key, ctx, { card: "4111111111111111" });
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+    let checked = 0;
+    for (let i = 0; i < sealed.length; i++) {
+      for (const replacement of [alphabet[(alphabet.indexOf(sealed[i] ?? "A") + 1) % alphabet.length], "."]) {
+        if (replacement === undefined || replacement === sealed[i]) continue;
+        const changed = sealed.slice(0, i) + replacement + sealed.slice(i + 1);
+        expect(() => {
+          const parsed = parseEnvelope(changed);
+          // A changed header names another key; that key (when it exists) still gets this key's material.
+          openField({ ...key, keyring: parsed.keyring, version: parsed.version }, ctx, parsed);
+        }).toThrow(FieldsealError);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(sealed.length);
+  });
+
+  it("fails every single-byte change of the payload with envelope_tampered", () => {
+    const sealed = sealField(key, ctx, "4111111111111111");
+    const parsed = parseEnvelope(sealed);
+    const payload = Buffer.concat([parsed.nonce, parsed.sealed]);
+    for (let i = 0; i < payload.length; i++) {
+      const changed = Buffer.from(payload);
+      changed[i] = (changed[i] ?? 0) ^ 0x01;
+      const text = `fs1.default.3.${changed.toString("base64url")}`;
+      expectCode(() => openField(key, ctx, parseEnvelope(text)), "envelope_tampered");
+    }
+  });
+
+  it("refuses values JSON cannot hold, with invalid_argument", () => {
+    expectCode(() => sealField(key, ctx, Number.NaN), "invalid_argument");
+    expectCode(() => sealField(key, ctx, Number.POSITIVE_INFINITY), "invalid_argument");
+    expectCode(() => sealField(key, ctx, "\ud800"), "invalid_argument");
+    expectCode(() => sealField(key, ctx, new Date() as unknown as JsonValue), "invalid_argument");
+  });
+
+  it("refuses a value over 64 KiB with too_large", () => {
+    expectCode(() => sealField(key, ctx, "x".repeat(64 * 1024)), "too_large");
+    expect(roundTrip("x".repeat(64 * 1024 - 1))).toHaveLength(64 * 1024 - 1);
+  });
+
+  it("refuses empty, NUL-bearing or oversized field and scope names", () => {
+    expectCode(() => sealField(key, { ...ctx, field: "" }, 1), "invalid_argument");
+    expectCode(() => sealField(key, { ...ctx, field: "a\0b" }, 1), "invalid_argument");
+    expectCode(() => sealField(key, { ...ctx, field: "é".repeat(129) }, 1), "invalid_argument");
+    expectCode(
+      () => sealField(key, { scope: { kind: "session", id: "" }, field: "f" }, 1),
+      "invalid_argument",
+    );
+    expectCode(() => sealField({ ...key, keyring: "Bad.Name" }, ctx, 1), "invalid_argument");
+  });
+});
+
+describe("envelope parser", () => {
+  it("throws nothing but FieldsealError for any input (property)", () => {
+    const arbitraryText = fc.oneof(
+      fc.string({ unit: "grapheme", maxLength: 200 }),
+      fc.string({ unit: "binary", maxLength: 200 }),
+      fc
+        .tuple(fc.constantFrom("fs1", "fs2", ""), fc.string(), fc.string(), fc.base64String())
+        .map((parts) => parts.join(".")),
+    );
+    fc.assert(
+      fc.property(arbitraryText, (text) => {
+        for (const parse of [parseEnvelope, parseLegacyBlob]) {
+          try {
+            parse(text);
+          } catch (err) {
+            expect(err).toBeInstanceOf(FieldsealError);
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("never opens random payloads (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 29, maxLength: 200 }), (bytes) => {
+        const text = `fs1.default.3.${Buffer.from(bytes).toString("base64url")}`;
+        expectCode(() => openField(key, ctx, parseEnvelope(text)), "envelope_tampered");
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("rejects oversized input before decoding it", () => {
+    expectCode(() => parseEnvelope(`fs1.default.1.${"A".repeat(100_000)}`), "too_large");
+  });
+
+  it("never quotes the sealed value in its messages", () => {
+    const sealed = sealField(key, ctx, "CANARY-4111");
+    const payload = sealed.split(".")[3] ?? "";
+    try {
+      openField(key, { ...ctx, field: "other" }, parseEnvelope(sealed));
+    } catch (err) {
+      expect(String(err)).not.toContain(payload.slice(0, 16));
+      expect(String(err)).not.toContain("CANARY");
+    }
+  });
+});
