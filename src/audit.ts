@@ -1,0 +1,43 @@
+/**
+ * The audit trail: one event per decrypt, rewrap, rotation, retirement, push and policy denial, written to
+ * its own stream so it can be shipped apart from operational logs. Events name who, what, which key
+ * version, scope and field, and the outcome; never a value, a sealed payload or key material.
+ */
+export interface AuditEvent {
+  readonly action: "encrypt" | "decrypt" | "rewrap" | "rotate" | "retire" | "push" | "describe";
+  readonly principal: string;
+  readonly outcome: "ok" | "denied" | "error";
+  readonly requestId?: string;
+  readonly keyring?: string;
+  readonly version?: number;
+  readonly toVersion?: number;
+  readonly scopeKind?: "session" | "user";
+  readonly scopeId?: string;
+  readonly field?: string;
+  readonly fields?: readonly string[];
+  /** Fieldseal error code when the outcome is not ok. */
+  readonly code?: string;
+  readonly legacy?: boolean;
+}
+
+/** Where audit events go. */
+export interface AuditSink {
+  record(event: AuditEvent): void;
+}
+
+/** Writes audit events as JSON lines to `write`. */
+export function jsonLinesAudit(write: (line: string) => void): AuditSink {
+  return {
+    record(event) {
+      write(`${JSON.stringify({ time: new Date().toISOString(), audit: true, ...event })}\n`);
+    },
+  };
+}
+
+/** Keeps events in memory; for tests. */
+export class MemoryAudit implements AuditSink {
+  readonly events: AuditEvent[] = [];
+  record(event: AuditEvent): void {
+    this.events.push(event);
+  }
+}

@@ -1,0 +1,347 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { assertScopes, hashToken } from "./auth/principals.js";
+import { bootstrapAdmin, generateToken } from "./bootstrap.js";
+import { type Config, loadConfig, SETTINGS } from "./config.js";
+import type { Scope } from "./engine/aad.js";
+import type { JsonValue } from "./engine/json-value.js";
+import { isFieldsealError } from "./errors.js";
+import { Keyrings } from "./keys/keyrings.js";
+import { keyStoreFromConfig } from "./keys/store-from-config.js";
+import type { KeyringState } from "./keys/types.js";
+import { Sealer } from "./sealer.js";
+import { startServer } from "./server/app.js";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const USAGE = `fieldseal: field-level sealing of Cognigy.AI session variables
+
+Usage:
+  fieldseal serve                       Start the server (gRPC, gRPC-Web, Connect, webhooks, health)
+  fieldseal keys list                   List keyrings
+  fieldseal keys describe [KEYRING]     Show a keyring's versions (never key material)
+  fieldseal keys rotate [KEYRING]       Add a key version and make it primary
+  fieldseal keys retire KEYRING MIN     Refuse values sealed under versions below MIN
+  fieldseal seal --field F (--session S | --user U) [--keyring K] [--json] VALUE|-
+  fieldseal open --field F (--session S | --user U) SEALED|-
+  fieldseal token create --name N --scopes S1,S2
+                                        Generate a bearer token and the config entry holding its hash
+
+Run 'fieldseal COMMAND --help' for a command's options.`;
+
+const SERVE_HELP = `fieldseal serve: start the server on one port serving gRPC, gRPC-Web and Connect (HTTP/2
+cleartext and HTTP/1.1), the Cognigy webhook (POST /webhooks/cognigy), /healthz and /readyz.
+
+On first start with no config file, it creates one holding a new admin token's SHA-256 and prints
+the token once. SIGTERM or SIGINT stops it gracefully: in-flight calls finish, new ones get UNAVAILABLE.
+
+Options:
+  --host HOST   Overrides FIELDSEAL_HOST
+  --port PORT   Overrides FIELDSEAL_PORT
+
+Settings (environment variable, config file key, default):
+${SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.file.padEnd(22)} ${s.description} [${s.default}]`).join("\n")}`;
+
+const SEAL_HELP = `fieldseal seal: seal one value with the keyring's primary version, as EncryptFields does.
+
+Options:
+  --field F       Field (variable) name the value belongs to. Required.
+  --session S     Bind to Cognigy session S (or --user U to bind to a user/profile id).
+  --keyring K     Keyring (default: FIELDSEAL_DEFAULT_KEYRING).
+  --json          VALUE is JSON (number, boolean, object...); otherwise it is a string.
+VALUE '-' reads the value from standard input (recommended: it keeps the value out of shell history).`;
+
+const OPEN_HELP = `fieldseal open: open one sealed value (fs1 envelope or legacy tutorial blob) for an operator.
+Prints the value as JSON.
+
+Options:
+  --field F       Field the value was sealed for. Required.
+  --session S     Session it was sealed for (or --user U).
+SEALED '-' reads the sealed value from standard input.`;
+
+const KEYS_HELP = `fieldseal keys: manage keyrings in the configured key store (same config as serve).
+
+  keys list                    Keyring names
+  keys describe [KEYRING]      Versions, primary, minimum decryption version, creation times, seal counts
+  keys rotate [KEYRING]        New primary version; older versions keep opening their values
+  keys retire KEYRING MIN      Versions below MIN stop opening values (key material is kept)`;
+
+const TOKEN_HELP = `fieldseal token create: generate a bearer token for a calling service.
+
+Options:
+  --name N        Principal name. Required.
+  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, push, admin, decrypt:<field>, decrypt:*
+Prints the token (give it to the service; it is not stored) and the JSON entry to add to the config
+file's "principals" array (it holds only the token's SHA-256).`;
+
+/** Runs the CLI; returns the process exit code. */
+export async function main(argv: string[], env: Env): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "serve":
+        return await serve(rest, env);
+      case "keys":
+        return await keys(rest, env);
+      case "seal":
+        return await seal(rest, env);
+      case "open":
+        return await open(rest, env);
+      case "token":
+        return token(rest);
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        out(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        err(`fieldseal: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    if (isFieldsealError(e)) {
+      err(`fieldseal: ${e.message} (${e.code})`);
+      return 1;
+    }
+    if (e instanceof UsageError) {
+      err(`fieldseal: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof TypeError && String((e as NodeJS.ErrnoException).code).startsWith("ERR_PARSE_ARGS")) {
+      err(`fieldseal: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+async function serve(args: string[], env: Env): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { host: { type: "string" }, port: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) return help(SERVE_HELP);
+  const withFlags = {
+    ...env,
+    ...(values.host === undefined ? {} : { FIELDSEAL_HOST: values.host }),
+    ...(values.port === undefined ? {} : { FIELDSEAL_PORT: values.port }),
+  };
+  let config = loadConfig(withFlags, process.cwd());
+  const created = bootstrapAdmin(config);
+  if (created !== undefined) config = loadConfig(withFlags, process.cwd());
+  const store = await keyStoreFromConfig(config);
+  const server = await startServer(config, store);
+  if (created !== undefined) {
+    out(
+      [
+        "",
+        "Fieldseal created an admin token. It is shown only now; the config keeps only its SHA-256:",
+        `  ${created.configFile}`,
+        "",
+        `  ${created.token}`,
+        "",
+        "Call the API with it, for example:",
+        `  curl -s ${server.url}/fieldseal.v1.FieldsealService/EncryptFields \\`,
+        `    -H 'authorization: Bearer ${created.token}' -H 'content-type: application/json' \\`,
+        `    -d '{"scope":{"sessionId":"s1"},"fields":{"credit_card":"4111111111111111"}}'`,
+        "",
+      ].join("\n"),
+    );
+  } else if (config.principals.length === 0) {
+    err(`fieldseal: warning: ${config.configFile} names no principals, so every call will be refused`);
+  }
+  out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      out(`fieldseal: ${signal}: finishing in-flight calls (up to ${config.shutdownGraceMs} ms)`);
+      void server.shutdown().then(resolve);
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  return 0;
+}
+
+async function withKeys<T>(env: Env, work: (keyrings: Keyrings, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig(env, process.cwd());
+  const store = await keyStoreFromConfig(config);
+  const keyrings = new Keyrings(store, {
+    policy: {
+      sealBudget: config.rotation.sealBudget,
+      ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),
+    },
+    // A one-shot command reserves only what it uses.
+    sealBlockSize: 1,
+  });
+  try {
+    return await work(keyrings, config);
+  } finally {
+    await keyrings.close();
+    await store.close();
+  }
+}
+
+async function keys(args: string[], env: Env): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "--help" || sub === "-h") return help(KEYS_HELP);
+  return withKeys(env, async (keyrings, config) => {
+    switch (sub) {
+      case "list":
+        for (const name of await keyrings.list()) out(name);
+        return 0;
+      case "describe":
+        out(describe(await keyrings.describe(rest[0] ?? config.defaultKeyring)));
+        return 0;
+      case "rotate": {
+        const name = rest[0] ?? config.defaultKeyring;
+        await keyrings.ensure(name);
+        const state = await keyrings.rotate(name);
+        out(`${name}: version ${state.primary} is now primary`);
+        return 0;
+      }
+      case "retire": {
+        const [name, min] = rest;
+        if (name === undefined || min === undefined || !/^[1-9][0-9]*$/.test(min)) {
+          err("usage: fieldseal keys retire KEYRING MIN_VERSION");
+          return 2;
+        }
+        const state = await keyrings.retire(name, Number(min));
+        out(`${name}: versions below ${state.minDecryptVersion} no longer open values`);
+        return 0;
+      }
+      default:
+        err(`fieldseal keys: unknown subcommand "${sub}"\n\n${KEYS_HELP}`);
+        return 2;
+    }
+  });
+}
+
+function describe(state: KeyringState & { rotateBy?: string; sealBudget: number }): string {
+  const lines = [
+    `keyring ${state.name}: primary ${state.primary}, minimum decryption version ${state.minDecryptVersion}`,
+    `seal budget per version ${state.sealBudget}${state.rotateBy === undefined ? "" : `, rotate by ${state.rotateBy}`}`,
+  ];
+  for (const v of state.versions) {
+    const role =
+      v.version === state.primary
+        ? "primary"
+        : v.version < state.minDecryptVersion
+          ? "retired"
+          : "decrypt-only";
+    const label = v.legacyLabel === undefined ? "" : ` (tutorial label ${v.legacyLabel})`;
+    lines.push(
+      `  v${v.version}  ${role.padEnd(12)} created ${v.createdAt}  seals reserved ${v.sealsReserved}${label}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+const CONTEXT_OPTIONS = {
+  field: { type: "string" },
+  session: { type: "string" },
+  user: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function contextOf(values: { field?: string; session?: string; user?: string }): {
+  field: string;
+  scope: Scope;
+} {
+  if (values.field === undefined) throw usage("--field is required");
+  if ((values.session === undefined) === (values.user === undefined))
+    throw usage("give exactly one of --session or --user");
+  const scope: Scope =
+    values.session !== undefined
+      ? { kind: "session", id: values.session }
+      : { kind: "user", id: values.user ?? "" };
+  return { field: values.field, scope };
+}
+
+async function seal(args: string[], env: Env): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...CONTEXT_OPTIONS, keyring: { type: "string" }, json: { type: "boolean" } },
+  });
+  if (values.help) return help(SEAL_HELP);
+  const { field, scope } = contextOf(values);
+  const text = argOrStdin(positionals[0], "VALUE");
+  let value: JsonValue = text;
+  if (values.json) {
+    try {
+      value = JSON.parse(text) as JsonValue;
+    } catch {
+      throw usage("--json was given but VALUE is not valid JSON");
+    }
+  }
+  return withKeys(env, async (keyrings, config) => {
+    const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
+    const keyring = values.keyring ?? config.defaultKeyring;
+    await keyrings.ensure(keyring);
+    const result = await sealer.sealFields(keyring, scope, [[field, value]]);
+    out(result.sealed.get(field) ?? "");
+    return 0;
+  });
+}
+
+async function open(args: string[], env: Env): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: CONTEXT_OPTIONS });
+  if (values.help) return help(OPEN_HELP);
+  const { field, scope } = contextOf(values);
+  const sealed = argOrStdin(positionals[0], "SEALED").trim();
+  return withKeys(env, async (keyrings, config) => {
+    const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
+    const opened = await sealer.open({ scope, field }, sealed);
+    out(JSON.stringify(opened.value));
+    return 0;
+  });
+}
+
+function token(args: string[]): number {
+  const [sub, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: { name: { type: "string" }, scopes: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (sub !== "create" || values.help) return help(TOKEN_HELP);
+  if (values.name === undefined || values.scopes === undefined)
+    throw usage("--name and --scopes are required");
+  const scopes = values.scopes
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  assertScopes(values.name, scopes);
+  const secret = generateToken();
+  out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
+  out(
+    `add to "principals" in the config file:\n  ${JSON.stringify({ name: values.name, tokenSha256: hashToken(secret), scopes })}`,
+  );
+  return 0;
+}
+
+function argOrStdin(arg: string | undefined, name: string): string {
+  if (arg === undefined) throw usage(`${name} is required ('-' reads it from standard input)`);
+  if (arg !== "-") return arg;
+  return readFileSync(0, "utf8").replace(/\r?\n$/, "");
+}
+
+/** A command line that does not say what the command needs; exit code 2. */
+class UsageError extends Error {}
+
+function usage(message: string): UsageError {
+  return new UsageError(message);
+}
+
+function help(text: string): number {
+  out(text);
+  return 0;
+}
+
+function out(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function err(text: string): void {
+  process.stderr.write(`${text}\n`);
+}

@@ -1,0 +1,101 @@
+import type { Scope, SealContext } from "./engine/aad.js";
+import { looksLikeEnvelope, parseEnvelope } from "./engine/envelope.js";
+import type { JsonValue } from "./engine/json-value.js";
+import { openLegacyBlob, parseLegacyBlob } from "./engine/legacy.js";
+import { type EngineKey, openField, sealField } from "./engine/seal.js";
+import { FieldsealError } from "./errors.js";
+
+/** Where the sealer gets key material; `Keyrings` is the implementation. */
+export interface KeySource {
+  sealingKey(keyring: string, count?: number): Promise<EngineKey>;
+  openingKey(keyring: string, version: number): Promise<EngineKey>;
+  openingKeyByLegacyLabel(keyring: string, label: string): Promise<EngineKey>;
+}
+
+/** What opening a sealed value found. */
+export interface Opened {
+  readonly value: JsonValue;
+  readonly keyring: string;
+  readonly version: number;
+  readonly legacy: boolean;
+}
+
+/**
+ * Seals and opens fields with keys from a KeySource: the engine plus key lookup, nothing else. Both the
+ * RPC handlers and the CLI use it, so every path seals the same way.
+ */
+export class Sealer {
+  readonly #keys: KeySource;
+  readonly #legacyKeyring: string;
+
+  constructor(keys: KeySource, options: { legacyKeyring: string }) {
+    this.#keys = keys;
+    this.#legacyKeyring = options.legacyKeyring;
+  }
+
+  /**
+   * Seals every field under the keyring's primary version. All fields are sealed before anything is
+   * returned: a bad value fails the whole call, naming the field.
+   */
+  async sealFields(
+    keyring: string,
+    scope: Scope,
+    fields: ReadonlyArray<readonly [string, JsonValue]>,
+  ): Promise<{ sealed: Map<string, string>; keyring: string; version: number }> {
+    if (fields.length === 0) throw new FieldsealError("invalid_argument", "no fields to seal");
+    const key = await this.#keys.sealingKey(keyring, fields.length);
+    const sealed = new Map<string, string>();
+    for (const [field, value] of fields) {
+      try {
+        sealed.set(field, sealField(key, { scope, field }, value));
+      } catch (err) {
+        throw nameField(err, field);
+      }
+    }
+    return { sealed, keyring: key.keyring, version: key.version };
+  }
+
+  /** Opens an `fs1` envelope or a legacy tutorial blob sealed for `ctx`. */
+  async open(ctx: SealContext, sealed: string): Promise<Opened> {
+    if (looksLikeEnvelope(sealed)) {
+      const envelope = parseEnvelope(sealed);
+      const key = await this.#keys.openingKey(envelope.keyring, envelope.version);
+      return {
+        value: openField(key, ctx, envelope),
+        keyring: key.keyring,
+        version: key.version,
+        legacy: false,
+      };
+    }
+    const blob = parseLegacyBlob(sealed);
+    const key = await this.#keys.openingKeyByLegacyLabel(this.#legacyKeyring, blob.keyVersionLabel);
+    const value = openLegacyBlob(key.material, ctx.field, blob);
+    return { value, keyring: key.keyring, version: key.version, legacy: true };
+  }
+
+  /**
+   * Re-seals a value under the primary version of `keyring` (or of its own keyring), for the same scope
+   * and field. The plaintext exists only inside this call.
+   */
+  async rewrap(
+    ctx: SealContext,
+    sealed: string,
+    keyring?: string,
+  ): Promise<{ sealed: string; fromVersion: number; toVersion: number; keyring: string }> {
+    const opened = await this.open(ctx, sealed);
+    const key = await this.#keys.sealingKey(keyring ?? opened.keyring);
+    return {
+      sealed: sealField(key, ctx, opened.value),
+      fromVersion: opened.version,
+      toVersion: key.version,
+      keyring: key.keyring,
+    };
+  }
+}
+
+function nameField(err: unknown, field: string): unknown {
+  if (err instanceof FieldsealError && (err.code === "invalid_argument" || err.code === "too_large")) {
+    return new FieldsealError(err.code, `field "${field}": ${err.message}`, { cause: err });
+  }
+  return err;
+}

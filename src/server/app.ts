@@ -1,0 +1,167 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
+import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { type AuditSink, jsonLinesAudit } from "../audit.js";
+import { TokenAuthenticator } from "../auth/principals.js";
+import type { Config } from "../config.js";
+import { Keyrings } from "../keys/keyrings.js";
+import type { KeyStore } from "../keys/types.js";
+import { createLogger, type Logger } from "../log.js";
+import { Sealer } from "../sealer.js";
+import { createFieldsealService, type SessionPusher } from "../service/fieldseal-service.js";
+import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
+import { fieldsealInterceptor } from "../service/interceptor.js";
+import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
+import { type DualListener, listenDual, type RequestHandler } from "./listener.js";
+
+/** Parts the caller may supply instead of the ones built from the config (tests, embedding). */
+export interface AppOverrides {
+  readonly log?: Logger;
+  readonly audit?: AuditSink;
+  readonly pusher?: SessionPusher;
+}
+
+/** A running Fieldseal server. */
+export interface RunningServer {
+  /** `http://host:port` */
+  readonly url: string;
+  readonly port: number;
+  readonly health: HealthStatus;
+  readonly keyrings: Keyrings;
+  /** How many HTTP requests (RPCs, webhooks, probes) are being served right now. */
+  inFlight(): number;
+  /**
+   * Graceful shutdown: stop accepting, refuse new calls with UNAVAILABLE, let in-flight calls finish for
+   * up to `graceMs`, then cut what is left and release the key store.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+const SERVICES = [
+  FieldsealService.typeName,
+  Health.typeName,
+  reflectionV1.ServerReflection.typeName,
+  reflectionV1alpha.ServerReflection.typeName,
+];
+
+/** Starts Fieldseal on `config.host:config.port` over `store`. */
+export async function startServer(
+  config: Config,
+  store: KeyStore,
+  overrides: AppOverrides = {},
+): Promise<RunningServer> {
+  const log = overrides.log ?? createLogger(config.logLevel);
+  const audit = overrides.audit ?? jsonLinesAudit((line) => process.stdout.write(line));
+  const keyrings = new Keyrings(store, {
+    policy: {
+      sealBudget: config.rotation.sealBudget,
+      ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),
+    },
+    primaryRefreshMs: config.primaryRefreshMs,
+    onEvent: (e) => {
+      if (e.type === "rotated")
+        log.info("key rotated", { keyring: e.keyring, version: e.version, reason: e.reason });
+    },
+  });
+  const health = new HealthStatus(SERVICES);
+  const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
+  let draining = false;
+
+  const index = new DescriptorIndex(
+    [
+      file_fieldseal_v1_fieldseal,
+      file_grpc_health_v1_health,
+      reflectionV1.file_grpc_reflection_v1_reflection,
+      reflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
+    ],
+    SERVICES,
+  );
+  const rpc = connectNodeAdapter({
+    readMaxBytes: config.maxRequestBytes,
+    interceptors: [
+      fieldsealInterceptor({
+        tokens: new TokenAuthenticator(config.principals),
+        log,
+        draining: () => draining,
+      }),
+    ],
+    routes(router) {
+      router.service(
+        FieldsealService,
+        createFieldsealService({
+          sealer,
+          keys: keyrings,
+          storeKind: store.kind,
+          defaultKeyring: config.defaultKeyring,
+          audit,
+          ...(overrides.pusher === undefined ? {} : { pusher: overrides.pusher }),
+        }),
+      );
+      router.service(Health, createHealthService(health));
+      router.service(reflectionV1.ServerReflection, createReflectionV1(index));
+      router.service(reflectionV1alpha.ServerReflection, createReflectionV1alpha(index));
+    },
+  });
+
+  let inFlight = 0;
+  const handler: RequestHandler = (req, res) => {
+    inFlight++;
+    res.once("close", () => inFlight--);
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/healthz") return plain(res, 200, { status: "ok" });
+    if (path === "/readyz") {
+      const ready = !draining && health.get("") === ServingStatus.SERVING;
+      return plain(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" });
+    }
+    if (draining) res.setHeader("connection", "close");
+    rpc(
+      req as http.IncomingMessage & http2.Http2ServerRequest,
+      res as http.ServerResponse & http2.Http2ServerResponse,
+    );
+  };
+
+  // Fail fast on a broken store or config: the default keyring must exist (or be creatable) before we
+  // report ready.
+  await keyrings.ensure(config.defaultKeyring);
+  const listener: DualListener = await listenDual(handler, { host: config.host, port: config.port });
+  health.setAll(ServingStatus.SERVING);
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
+  log.info("fieldseal listening", { url, store: store.kind });
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url,
+    port: listener.port,
+    health,
+    keyrings,
+    inFlight: () => inFlight,
+    shutdown(graceMs = config.shutdownGraceMs) {
+      stopped ??= (async () => {
+        draining = true;
+        health.setAll(ServingStatus.NOT_SERVING);
+        listener.stopAccepting();
+        const deadline = Date.now() + graceMs;
+        while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        if (inFlight > 0) log.warn("shutdown deadline reached; cutting calls", { inFlight });
+        listener.destroyAll();
+        await keyrings.close();
+        await store.close();
+        log.info("fieldseal stopped", {});
+      })();
+      return stopped;
+    },
+  };
+}
+
+function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  (res as http.ServerResponse).writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}

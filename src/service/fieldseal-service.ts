@@ -1,0 +1,487 @@
+import { createHash } from "node:crypto";
+import { fromJson, type JsonValue as PbJsonValue, toJson } from "@bufbuild/protobuf";
+import { timestampFromMs, type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type FieldError,
+  type FieldsealService,
+  type KeyInfo,
+  KeyVersionState,
+  type Scope as PbScope,
+  PushMode,
+} from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import type { AuditEvent, AuditSink } from "../audit.js";
+import { authorize, type Principal } from "../auth/principals.js";
+import type { Scope } from "../engine/aad.js";
+import type { JsonValue } from "../engine/json-value.js";
+import { assertAadPart, assertKeyringName } from "../engine/names.js";
+import { FieldsealError, isFieldsealError } from "../errors.js";
+import type { KeyringState } from "../keys/types.js";
+import type { Sealer } from "../sealer.js";
+import { principalKey, requestIdKey } from "./context.js";
+import { connectCodeFor, connectCodeName } from "./error-map.js";
+
+/** Key administration the service needs; `Keyrings` is the implementation. */
+export interface KeyAdmin {
+  rotate(name: string, opts?: { expectedPrimary?: number }): Promise<KeyringState>;
+  retire(name: string, minDecryptVersion: number): Promise<KeyringState>;
+  describe(name: string): Promise<KeyringState & { rotateBy?: string; sealBudget: number }>;
+  list(): Promise<string[]>;
+}
+
+/** Writes context into a Cognigy.AI session; `CognigyClient` is the implementation. */
+export interface SessionPusher {
+  push(req: {
+    sessionId: string;
+    userId?: string;
+    context: Record<string, JsonValue>;
+    idempotencyKey: string;
+    mode?: "context_inject" | "variables_put";
+  }): Promise<{ attempts: number; httpStatus: number; traceId?: string; deduplicated: boolean }>;
+}
+
+export interface ServiceDeps {
+  readonly sealer: Sealer;
+  readonly keys: KeyAdmin;
+  readonly storeKind: string;
+  readonly defaultKeyring: string;
+  readonly audit: AuditSink;
+  /** Absent when no Cognigy.AI endpoint is configured: PushSession then fails with FAILED_PRECONDITION. */
+  readonly pusher?: SessionPusher;
+  /** Most items one batch call may carry. */
+  readonly maxBatchItems?: number;
+}
+
+const DEFAULT_MAX_BATCH = 1000;
+
+/**
+ * The FieldsealService handlers. Each one authenticates (via the interceptor's principal), authorizes,
+ * validates, calls the Sealer or KeyAdmin, audits and translates; no crypto or key logic lives here.
+ */
+export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof FieldsealService> {
+  const maxBatch = deps.maxBatchItems ?? DEFAULT_MAX_BATCH;
+  const keyringOrDefault = (name: string) => {
+    const keyring = name === "" ? deps.defaultKeyring : name;
+    assertKeyringName(keyring);
+    return keyring;
+  };
+  const audit = (ctx: HandlerContext, event: AuditEvent) =>
+    deps.audit.record({ ...event, requestId: ctx.values.get(requestIdKey) });
+  /** Authorizes or records the denial and throws. */
+  const allow = (
+    ctx: HandlerContext,
+    principal: Principal,
+    action: AuditEvent["action"],
+    op: Parameters<typeof authorize>[1],
+    details: Partial<AuditEvent> = {},
+  ) => {
+    try {
+      authorize(principal, op, details.field);
+    } catch (err) {
+      audit(ctx, {
+        action,
+        principal: principal.name,
+        outcome: "denied",
+        code: "permission_denied",
+        ...details,
+      });
+      throw err;
+    }
+  };
+
+  return {
+    async encryptFields(req, ctx) {
+      const principal = callerOf(ctx);
+      const scope = scopeOf(req.scope);
+      const keyring = keyringOrDefault(req.keyring);
+      const entries = Object.entries(req.fields);
+      if (entries.length === 0)
+        throw new FieldsealError("invalid_argument", "fields is empty: give at least one");
+      if (entries.length > maxBatch) {
+        throw new FieldsealError(
+          "too_large",
+          `${entries.length} fields in one call; the limit is ${maxBatch}`,
+        );
+      }
+      const fieldNames = entries.map(([f]) => f);
+      allow(ctx, principal, "encrypt", "encrypt", { keyring, fields: fieldNames, ...scopeAudit(scope) });
+      const values = entries.map(([field, value]) => {
+        assertAadPart("field name", field);
+        return [field, valueToJson(value)] as const;
+      });
+      const result = await deps.sealer.sealFields(keyring, scope, values);
+      audit(ctx, {
+        action: "encrypt",
+        principal: principal.name,
+        outcome: "ok",
+        keyring: result.keyring,
+        version: result.version,
+        fields: fieldNames,
+        ...scopeAudit(scope),
+      });
+      return {
+        sealed: Object.fromEntries(result.sealed),
+        keyring: result.keyring,
+        keyVersion: result.version,
+      };
+    },
+
+    async decryptField(req, ctx) {
+      const principal = callerOf(ctx);
+      const scope = scopeOf(req.scope);
+      const field = requireText("field", req.field);
+      assertAadPart("field name", field);
+      const sealed = requireText("sealed", req.sealed);
+      allow(ctx, principal, "decrypt", "decrypt", { field, ...scopeAudit(scope) });
+      try {
+        const opened = await deps.sealer.open({ scope, field }, sealed);
+        audit(ctx, {
+          action: "decrypt",
+          principal: principal.name,
+          outcome: "ok",
+          keyring: opened.keyring,
+          version: opened.version,
+          field,
+          legacy: opened.legacy,
+          ...scopeAudit(scope),
+        });
+        return {
+          value: jsonToValue(opened.value),
+          keyring: opened.keyring,
+          keyVersion: opened.version,
+          legacy: opened.legacy,
+        };
+      } catch (err) {
+        audit(ctx, {
+          action: "decrypt",
+          principal: principal.name,
+          outcome: "error",
+          code: codeOf(err),
+          field,
+          ...scopeAudit(scope),
+        });
+        throw err;
+      }
+    },
+
+    async decryptFields(req, ctx) {
+      const principal = callerOf(ctx);
+      const scope = scopeOf(req.scope);
+      checkBatch(req.items.length, maxBatch);
+      const results = [];
+      for (const item of req.items) {
+        const field = item.field;
+        try {
+          requireText("field", field);
+          assertAadPart("field name", field);
+          requireText("sealed", item.sealed);
+          allow(ctx, principal, "decrypt", "decrypt", { field, ...scopeAudit(scope) });
+          const opened = await deps.sealer.open({ scope, field }, item.sealed);
+          audit(ctx, {
+            action: "decrypt",
+            principal: principal.name,
+            outcome: "ok",
+            keyring: opened.keyring,
+            version: opened.version,
+            field,
+            legacy: opened.legacy,
+            ...scopeAudit(scope),
+          });
+          results.push({
+            field,
+            outcome: { case: "value" as const, value: jsonToValue(opened.value) },
+            keyVersion: opened.version,
+          });
+        } catch (err) {
+          if (!isFieldsealError(err, "permission_denied")) {
+            audit(ctx, {
+              action: "decrypt",
+              principal: principal.name,
+              outcome: "error",
+              code: codeOf(err),
+              field,
+              ...scopeAudit(scope),
+            });
+          }
+          results.push({ field, outcome: { case: "error" as const, value: fieldError(err) } });
+        }
+      }
+      return { results };
+    },
+
+    async rewrapFields(req, ctx) {
+      const principal = callerOf(ctx);
+      const scope = scopeOf(req.scope);
+      checkBatch(req.items.length, maxBatch);
+      const target = req.keyring === "" ? undefined : keyringOrDefault(req.keyring);
+      allow(ctx, principal, "rewrap", "rewrap", { keyring: target, ...scopeAudit(scope) });
+      const results = [];
+      for (const item of req.items) {
+        const field = item.field;
+        try {
+          requireText("field", field);
+          assertAadPart("field name", field);
+          requireText("sealed", item.sealed);
+          const r = await deps.sealer.rewrap({ scope, field }, item.sealed, target);
+          audit(ctx, {
+            action: "rewrap",
+            principal: principal.name,
+            outcome: "ok",
+            keyring: r.keyring,
+            version: r.fromVersion,
+            toVersion: r.toVersion,
+            field,
+            ...scopeAudit(scope),
+          });
+          results.push({
+            field,
+            outcome: { case: "sealed" as const, value: r.sealed },
+            fromKeyVersion: r.fromVersion,
+            toKeyVersion: r.toVersion,
+          });
+        } catch (err) {
+          audit(ctx, {
+            action: "rewrap",
+            principal: principal.name,
+            outcome: "error",
+            code: codeOf(err),
+            field,
+            ...scopeAudit(scope),
+          });
+          results.push({ field, outcome: { case: "error" as const, value: fieldError(err) } });
+        }
+      }
+      return { results };
+    },
+
+    async rotateKey(req, ctx) {
+      const principal = callerOf(ctx);
+      const keyring = keyringOrDefault(req.keyring);
+      allow(ctx, principal, "rotate", "rotate", { keyring });
+      const opts = req.expectedPrimaryVersion === 0 ? {} : { expectedPrimary: req.expectedPrimaryVersion };
+      try {
+        await deps.keys.rotate(keyring, opts);
+      } catch (err) {
+        audit(ctx, {
+          action: "rotate",
+          principal: principal.name,
+          outcome: "error",
+          code: codeOf(err),
+          keyring,
+        });
+        throw err;
+      }
+      const described = await deps.keys.describe(keyring);
+      audit(ctx, {
+        action: "rotate",
+        principal: principal.name,
+        outcome: "ok",
+        keyring,
+        version: described.primary,
+      });
+      return { key: keyInfo(described, deps.storeKind) };
+    },
+
+    async retireKeyVersions(req, ctx) {
+      const principal = callerOf(ctx);
+      const keyring = keyringOrDefault(req.keyring);
+      allow(ctx, principal, "retire", "rotate", { keyring });
+      if (req.minDecryptVersion < 1) {
+        throw new FieldsealError("invalid_argument", "min_decrypt_version must be at least 1");
+      }
+      try {
+        await deps.keys.retire(keyring, req.minDecryptVersion);
+      } catch (err) {
+        audit(ctx, {
+          action: "retire",
+          principal: principal.name,
+          outcome: "error",
+          code: codeOf(err),
+          keyring,
+        });
+        throw err;
+      }
+      const described = await deps.keys.describe(keyring);
+      audit(ctx, {
+        action: "retire",
+        principal: principal.name,
+        outcome: "ok",
+        keyring,
+        version: req.minDecryptVersion,
+      });
+      return { key: keyInfo(described, deps.storeKind) };
+    },
+
+    async describeKey(req, ctx) {
+      const principal = callerOf(ctx);
+      const keyring = keyringOrDefault(req.keyring);
+      allow(ctx, principal, "describe", "rotate", { keyring });
+      return { key: keyInfo(await deps.keys.describe(keyring), deps.storeKind) };
+    },
+
+    async listKeyrings(_req, ctx) {
+      const principal = callerOf(ctx);
+      allow(ctx, principal, "describe", "rotate");
+      return { keyrings: await deps.keys.list() };
+    },
+
+    async pushSession(req, ctx) {
+      const principal = callerOf(ctx);
+      const sessionId = requireText("session_id", req.sessionId);
+      allow(ctx, principal, "push", "push", { scopeKind: "session", scopeId: sessionId });
+      if (deps.pusher === undefined) {
+        throw new FieldsealError(
+          "failed_precondition",
+          "no Cognigy.AI endpoint is configured (set FIELDSEAL_COGNIGY_BASE_URL)",
+        );
+      }
+      const keys = Object.keys(req.context);
+      if (keys.length === 0)
+        throw new FieldsealError("invalid_argument", "context is empty: give at least one key");
+      const context: Record<string, JsonValue> = {};
+      for (const [k, v] of Object.entries(req.context)) context[k] = valueToJson(v);
+      const mode =
+        req.mode === PushMode.VARIABLES_PUT
+          ? "variables_put"
+          : req.mode === PushMode.CONTEXT_INJECT
+            ? "context_inject"
+            : undefined;
+      const idempotencyKey =
+        req.idempotencyKey !== ""
+          ? req.idempotencyKey
+          : derivedIdempotencyKey(sessionId, req.userId, context);
+      try {
+        const r = await deps.pusher.push({
+          sessionId,
+          ...(req.userId === "" ? {} : { userId: req.userId }),
+          context,
+          idempotencyKey,
+          ...(mode === undefined ? {} : { mode }),
+        });
+        audit(ctx, {
+          action: "push",
+          principal: principal.name,
+          outcome: "ok",
+          scopeKind: "session",
+          scopeId: sessionId,
+          fields: keys,
+        });
+        return {
+          attempts: r.attempts,
+          httpStatus: r.httpStatus,
+          deduplicated: r.deduplicated,
+          traceId: r.traceId ?? "",
+        };
+      } catch (err) {
+        audit(ctx, {
+          action: "push",
+          principal: principal.name,
+          outcome: "error",
+          code: codeOf(err),
+          scopeKind: "session",
+          scopeId: sessionId,
+          fields: keys,
+        });
+        throw err;
+      }
+    },
+  };
+}
+
+function callerOf(ctx: HandlerContext): Principal {
+  const principal = ctx.values.get(principalKey);
+  // The interceptor authenticates every FieldsealService call; reaching here without a principal is a bug.
+  if (principal === undefined) throw new FieldsealError("unauthenticated", "no credentials presented");
+  return principal;
+}
+
+function scopeOf(scope: PbScope | undefined): Scope {
+  switch (scope?.id.case) {
+    case "sessionId":
+      assertAadPart("session id", scope.id.value);
+      return { kind: "session", id: scope.id.value };
+    case "userId":
+      assertAadPart("user id", scope.id.value);
+      return { kind: "user", id: scope.id.value };
+    default:
+      throw new FieldsealError(
+        "invalid_argument",
+        "scope is required: set scope.session_id or scope.user_id",
+      );
+  }
+}
+
+function scopeAudit(scope: Scope): Pick<AuditEvent, "scopeKind" | "scopeId"> {
+  return { scopeKind: scope.kind, scopeId: scope.id };
+}
+
+function requireText(name: string, value: string): string {
+  if (value === "") throw new FieldsealError("invalid_argument", `${name} is required`);
+  return value;
+}
+
+function checkBatch(count: number, max: number): void {
+  if (count === 0) throw new FieldsealError("invalid_argument", "items is empty: give at least one");
+  if (count > max) throw new FieldsealError("too_large", `${count} items in one call; the limit is ${max}`);
+}
+
+function valueToJson(value: Value): JsonValue {
+  return toJson(ValueSchema, value) as JsonValue;
+}
+
+function jsonToValue(value: JsonValue): Value {
+  return fromJson(ValueSchema, value as PbJsonValue);
+}
+
+function codeOf(err: unknown): string {
+  return isFieldsealError(err) ? err.code : "internal";
+}
+
+function fieldError(err: unknown): FieldError {
+  const safe = isFieldsealError(err) ? err : new FieldsealError("internal", "internal error");
+  return {
+    $typeName: "fieldseal.v1.FieldError",
+    code: connectCodeName(connectCodeFor(safe.code)),
+    message: safe.message,
+    reason: safe.code,
+  };
+}
+
+/** Same request, same key: a client that retries PushSession without a key still cannot apply it twice. */
+function derivedIdempotencyKey(
+  sessionId: string,
+  userId: string,
+  context: Record<string, JsonValue>,
+): string {
+  const canonical = JSON.stringify([
+    sessionId,
+    userId,
+    Object.entries(context).sort(([a], [b]) => (a < b ? -1 : 1)),
+  ]);
+  return `fs-${createHash("sha256").update(canonical).digest("base64url").slice(0, 32)}`;
+}
+
+function keyInfo(state: KeyringState & { rotateBy?: string; sealBudget: number }, store: string): KeyInfo {
+  return {
+    $typeName: "fieldseal.v1.KeyInfo",
+    name: state.name,
+    primaryVersion: state.primary,
+    minDecryptVersion: state.minDecryptVersion,
+    store,
+    sealBudget: BigInt(state.sealBudget),
+    ...(state.rotateBy === undefined ? {} : { rotateBy: timestampFromMs(Date.parse(state.rotateBy)) }),
+    versions: state.versions.map((v) => ({
+      $typeName: "fieldseal.v1.KeyVersionInfo",
+      version: v.version,
+      state:
+        v.version === state.primary
+          ? KeyVersionState.PRIMARY
+          : v.version < state.minDecryptVersion
+            ? KeyVersionState.RETIRED
+            : KeyVersionState.DECRYPT_ONLY,
+      createdAt: timestampFromMs(Date.parse(v.createdAt)),
+      sealsReserved: BigInt(v.sealsReserved),
+      legacyLabel: v.legacyLabel ?? "",
+    })),
+  };
+}

@@ -1,0 +1,87 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import type { TokenAuthenticator } from "../auth/principals.js";
+import { FieldsealError, isFieldsealError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { principalKey, requestIdKey } from "./context.js";
+import { REASON_HEADER, toConnectError } from "./error-map.js";
+
+export interface CallObserver {
+  /** Called once per finished RPC with its Connect code name ("ok" on success). */
+  (rpc: string, code: string, ms: number): void;
+}
+
+export interface InterceptorDeps {
+  readonly tokens: TokenAuthenticator;
+  readonly log: Logger;
+  /** True once shutdown has begun: new calls are refused with UNAVAILABLE before any work starts. */
+  readonly draining: () => boolean;
+  readonly observe?: CallObserver;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The one interceptor every RPC passes: request id, refusal while draining, authentication of
+ * FieldsealService calls, error translation (FieldsealError -> Connect code; anything unexpected ->
+ * a bare INTERNAL, logged by name only) and a log line per call.
+ */
+export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const rpc = `${req.service.typeName}/${req.method.name}`;
+    const given = req.header.get("x-request-id");
+    const requestId = given !== null && REQUEST_ID.test(given) ? given : randomUUID();
+    req.contextValues.set(requestIdKey, requestId);
+    let principalName: string | undefined;
+    try {
+      if (deps.draining())
+        throw new ConnectError("server is shutting down; retry on another replica", Code.Unavailable);
+      if (req.service.typeName === FieldsealService.typeName) {
+        const token = bearerToken(req.header.get("authorization"));
+        const principal = deps.tokens.authenticate(token);
+        if (principal === undefined)
+          throw new FieldsealError("unauthenticated", "bearer token is not recognised");
+        principalName = principal.name;
+        req.contextValues.set(principalKey, principal);
+      }
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      deps.log.debug("rpc", { rpc, code: "ok", principal: principalName, requestId, ms: elapsed(started) });
+      deps.observe?.(rpc, "ok", elapsed(started));
+      return res;
+    } catch (err) {
+      if (!isFieldsealError(err) && !(err instanceof ConnectError)) {
+        // Only the error's class goes to the log: its message could quote request data.
+        deps.log.error("rpc failed unexpectedly", {
+          rpc,
+          requestId,
+          error: (err as Error)?.name ?? "unknown",
+        });
+      }
+      const connectError = toConnectError(err);
+      connectError.metadata.set("x-request-id", requestId);
+      const code = isFieldsealError(err) ? err.code : Code[connectError.code];
+      const level = connectError.code === Code.Internal ? "error" : "info";
+      deps.log[level]("rpc", { rpc, code, principal: principalName, requestId, ms: elapsed(started) });
+      deps.observe?.(rpc, connectError.metadata.get(REASON_HEADER) ?? String(code), elapsed(started));
+      throw connectError;
+    }
+  };
+}
+
+function bearerToken(header: string | null): string {
+  if (header === null || header === "") {
+    throw new FieldsealError("unauthenticated", "no credentials: send 'authorization: Bearer <token>'");
+  }
+  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/i.exec(header.trim());
+  if (match?.[1] === undefined) {
+    throw new FieldsealError("unauthenticated", "authorization header must be 'Bearer <token>'");
+  }
+  return match[1];
+}
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
+}
