@@ -3,4 +3,20 @@
 # the pinned Secrets Manager emulator (moto's server). Safe to run again; it does nothing when up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exit 0
+
+# Bump this pin deliberately: the store tests depend on moto's Secrets Manager behaviour.
+MOTO_SPEC="moto[server]==5.2.5"
+VENV=".venv"
+STAMP="$VENV/.fieldseal-test-deps"
+
+if [[ -x "$VENV/bin/moto_server" && -f "$STAMP" && "$(cat "$STAMP")" == "$MOTO_SPEC" ]]; then
+  exit 0
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
+"$VENV/bin/moto_server" --help >/dev/null
+printf '%s' "$MOTO_SPEC" >"$STAMP"
+echo "test-deps: installed $MOTO_SPEC in $VENV"

@@ -1,0 +1,433 @@
+/**
+ * Keyrings in AWS Secrets Manager, one secret per keyring. Every secret version holds the whole keyring
+ * (see docs/keys.md), so Secrets Manager pruning old versions never loses a key version, and a write is a
+ * compare-and-swap: the new version is stored under a token derived from (keyring, revision), then the
+ * AWSCURRENT label is moved only if it still sits on the version that was read.
+ */
+import { createHash } from "node:crypto";
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  type GetSecretValueCommandOutput,
+  ListSecretsCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+  type SecretsManagerClientConfig,
+  UpdateSecretVersionStageCommand,
+} from "@aws-sdk/client-secrets-manager";
+import { FieldsealError } from "../errors.js";
+import { decodeKeyring, encodeKeyring } from "./keyring-codec.js";
+import { isTutorialSecret, keyringFromTutorialSecret } from "./tutorial-secret.js";
+import type { CasResult, KeyringState, KeyStore } from "./types.js";
+
+/** Secrets Manager's limit on one secret value, in bytes. */
+export const MAX_SECRET_BYTES = 65_536;
+/** Label on a written but not yet promoted keyring version; AWSPENDING stays free for scheduled rotation. */
+export const PENDING_STAGE = "FIELDSEAL_PENDING";
+const CURRENT_STAGE = "AWSCURRENT";
+const MAX_LIST_PAGES = 100;
+const KEYRING_NAME = /^[A-Za-z0-9_+=.@-]{1,256}$/;
+
+/** One call to Secrets Manager, for latency metrics. `op` is the API action name. */
+export interface StoreCallEvent {
+  readonly op: string;
+  readonly ms: number;
+  readonly ok: boolean;
+}
+
+export interface SecretsManagerKeyStoreOptions {
+  /** Defaults to the SDK's region chain (AWS_REGION, profile...). */
+  region?: string;
+  /** Overrides the service endpoint, e.g. a local emulator. */
+  endpoint?: string;
+  /** Secret name = prefix + keyring name. Default "fieldseal/". */
+  secretPrefix?: string;
+  /** Keyring name -> existing secret name or ARN, for secrets created by the tutorial. */
+  legacySecretIds?: Record<string, string>;
+  /** A ready client; when given, region/endpoint/credentials/retry/timeout options are ignored. */
+  client?: SecretsManagerClient;
+  /** Attempts per call including the first, with the SDK's standard retry (backoff, throttling aware). Default 3. */
+  maxAttempts?: number;
+  /** Per-attempt request timeout in ms; the connection timeout is the smaller of this and 3 s. Default 5000. */
+  requestTimeoutMs?: number;
+  /** Defaults to the SDK's default credential chain. */
+  credentials?: SecretsManagerClientConfig["credentials"];
+  /** Called after every Secrets Manager call. */
+  onStoreCall?: (e: StoreCallEvent) => void;
+}
+
+/** A secret version as read: its id, its text and when it was created. */
+interface StoredVersion {
+  readonly versionId: string;
+  readonly text: string;
+  readonly stages: readonly string[];
+  readonly createdAt: string;
+}
+
+/** The KeyStore on AWS Secrets Manager. */
+export class SecretsManagerKeyStore implements KeyStore {
+  readonly kind = "aws";
+  readonly #client: SecretsManagerClient;
+  readonly #ownsClient: boolean;
+  readonly #prefix: string;
+  readonly #legacy: ReadonlyMap<string, string>;
+  readonly #onStoreCall: ((e: StoreCallEvent) => void) | undefined;
+
+  constructor(options: SecretsManagerKeyStoreOptions = {}) {
+    this.#prefix = options.secretPrefix ?? "fieldseal/";
+    this.#legacy = new Map(Object.entries(options.legacySecretIds ?? {}));
+    this.#onStoreCall = options.onStoreCall;
+    if (options.client) {
+      this.#client = options.client;
+      this.#ownsClient = false;
+    } else {
+      this.#client = createSecretsManagerClient(options);
+      this.#ownsClient = true;
+    }
+  }
+
+  /** The secret name or ARN that holds keyring `name`. */
+  secretIdFor(name: string): string {
+    return this.#legacy.get(name) ?? this.#prefix + name;
+  }
+
+  async load(name: string): Promise<KeyringState | undefined> {
+    checkName(name);
+    const current = await this.#readCurrent(name);
+    return current && this.#parse(current, name);
+  }
+
+  async list(): Promise<string[]> {
+    const names = new Set<string>();
+    let nextToken: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const out = await this.#call("ListSecrets", "*", () =>
+        this.#client.send(
+          new ListSecretsCommand({
+            Filters: [{ Key: "name", Values: [this.#prefix] }],
+            MaxResults: 100,
+            NextToken: nextToken,
+          }),
+        ),
+      );
+      for (const secret of out.SecretList ?? []) {
+        const secretName = secret.Name;
+        if (
+          secretName?.startsWith(this.#prefix) &&
+          KEYRING_NAME.test(secretName.slice(this.#prefix.length))
+        ) {
+          names.add(secretName.slice(this.#prefix.length));
+        }
+      }
+      nextToken = out.NextToken;
+      if (!nextToken) break;
+    }
+    for (const [name, secretId] of this.#legacy) {
+      if (await this.#exists(name, secretId)) names.add(name);
+    }
+    return [...names].sort();
+  }
+
+  async compareAndSwap(expectedRevision: number, next: KeyringState): Promise<CasResult> {
+    checkName(next.name);
+    if (next.revision !== expectedRevision + 1) {
+      throw new FieldsealError(
+        "invalid_argument",
+        `keyring "${next.name}": revision ${next.revision} does not follow ${expectedRevision}`,
+      );
+    }
+    const name = next.name;
+    const text = encodeKeyring(next);
+    checkSize(name, text);
+    const token = versionToken(name, next.revision);
+    if (expectedRevision === 0) return this.#create(name, text, token, next);
+
+    const current = await this.#readCurrent(name);
+    if (!current) return { ok: false, current: undefined };
+    const currentState = this.#parse(current, name);
+    if (currentState.revision !== expectedRevision) {
+      // A retry of a write that already landed is a success, not a conflict.
+      if (current.versionId === token && current.text === text) return { ok: true, state: next };
+      return { ok: false, current: currentState };
+    }
+
+    const written = await this.#putPending(name, text, token);
+    if (!written) {
+      // The token is taken by another value: a concurrent writer of the same revision, or one that crashed
+      // between writing and promoting. Finish its write if it is a true successor, then report the loss.
+      await this.#adoptPending(name, token, current, currentState);
+      return { ok: false, current: await this.load(name) };
+    }
+    await this.#promote(name, token, current.versionId);
+    const confirmed = await this.#readVersion(name, token);
+    if (confirmed?.stages.includes(CURRENT_STAGE) && confirmed.text === text)
+      return { ok: true, state: next };
+    return { ok: false, current: await this.load(name) };
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsClient) this.#client.destroy();
+  }
+
+  async #create(name: string, text: string, token: string, next: KeyringState): Promise<CasResult> {
+    const secretId = this.secretIdFor(name);
+    try {
+      await this.#call("CreateSecret", name, () =>
+        this.#client.send(
+          new CreateSecretCommand({
+            Name: secretId,
+            SecretString: text,
+            ClientRequestToken: token,
+            Description: `Fieldseal keyring ${name}`,
+          }),
+        ),
+      );
+    } catch (err) {
+      if (errorName(err) === "InvalidRequestException") {
+        throw new FieldsealError(
+          "failed_precondition",
+          `keyring "${name}": its secret cannot be created (it may be scheduled for deletion)`,
+          { cause: err },
+        );
+      }
+      if (errorName(err) !== "ResourceExistsException") throw err;
+    }
+    const current = await this.#readCurrent(name);
+    if (current?.versionId === token && current.text === text) return { ok: true, state: next };
+    return { ok: false, current: current && this.#parse(current, name) };
+  }
+
+  /** Stores `text` as version `token` without moving AWSCURRENT. False when the token holds another value. */
+  async #putPending(name: string, text: string, token: string): Promise<boolean> {
+    try {
+      await this.#call("PutSecretValue", name, () =>
+        this.#client.send(
+          new PutSecretValueCommand({
+            SecretId: this.secretIdFor(name),
+            SecretString: text,
+            ClientRequestToken: token,
+            VersionStages: [PENDING_STAGE],
+          }),
+        ),
+      );
+      return true;
+    } catch (err) {
+      // Reusing a version id with a different value: moto and AWS answer ResourceExistsException; some
+      // AWS documentation describes it as an invalid request. Either way, look at what the version holds.
+      const code = errorName(err);
+      if (code !== "ResourceExistsException" && code !== "InvalidRequestException") throw err;
+      const existing = await this.#readVersion(name, token);
+      return existing?.text === text;
+    }
+  }
+
+  /** Moves AWSCURRENT to `token` only if it is still on `fromVersionId`; a refusal means someone else moved it. */
+  async #promote(name: string, token: string, fromVersionId: string): Promise<void> {
+    try {
+      await this.#call("UpdateSecretVersionStage", name, () =>
+        this.#client.send(
+          new UpdateSecretVersionStageCommand({
+            SecretId: this.secretIdFor(name),
+            VersionStage: CURRENT_STAGE,
+            MoveToVersionId: token,
+            RemoveFromVersionId: fromVersionId,
+          }),
+        ),
+      );
+    } catch (err) {
+      const code = errorName(err);
+      if (code !== "InvalidParameterException" && code !== "InvalidRequestException") throw err;
+    }
+  }
+
+  async #adoptPending(
+    name: string,
+    token: string,
+    current: StoredVersion,
+    currentState: KeyringState,
+  ): Promise<void> {
+    const pending = await this.#readVersion(name, token);
+    if (!pending || pending.stages.includes(CURRENT_STAGE)) return;
+    let pendingState: KeyringState;
+    try {
+      pendingState = this.#parse(pending, name);
+    } catch {
+      return;
+    }
+    if (isSuccessor(currentState, pendingState)) await this.#promote(name, token, current.versionId);
+  }
+
+  async #readCurrent(name: string): Promise<StoredVersion | undefined> {
+    return this.#get(name, { VersionStage: CURRENT_STAGE });
+  }
+
+  async #readVersion(name: string, versionId: string): Promise<StoredVersion | undefined> {
+    return this.#get(name, { VersionId: versionId });
+  }
+
+  /** Always names a stage or a version id: an unqualified read is where emulators disagree with AWS. */
+  async #get(
+    name: string,
+    which: { VersionStage: string } | { VersionId: string },
+  ): Promise<StoredVersion | undefined> {
+    let out: GetSecretValueCommandOutput;
+    try {
+      out = await this.#call("GetSecretValue", name, () =>
+        this.#client.send(new GetSecretValueCommand({ SecretId: this.secretIdFor(name), ...which })),
+      );
+    } catch (err) {
+      if (errorName(err) === "ResourceNotFoundException") return undefined;
+      if (errorName(err) === "InvalidRequestException") {
+        throw new FieldsealError(
+          "failed_precondition",
+          `keyring "${name}": its secret cannot be read (it may be scheduled for deletion)`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    if (out.SecretString === undefined || out.VersionId === undefined) {
+      throw new FieldsealError("internal", `stored keyring "${name}" is malformed: not a text secret`);
+    }
+    return {
+      versionId: out.VersionId,
+      text: out.SecretString,
+      stages: out.VersionStages ?? [],
+      createdAt: (out.CreatedDate ?? new Date(0)).toISOString(),
+    };
+  }
+
+  #parse(stored: StoredVersion, name: string): KeyringState {
+    let value: unknown;
+    try {
+      value = JSON.parse(stored.text);
+    } catch {
+      throw new FieldsealError("internal", `stored keyring "${name}" is malformed: not JSON`);
+    }
+    if (isTutorialSecret(value)) return keyringFromTutorialSecret(value, name, stored.createdAt);
+    return decodeKeyring(stored.text, name);
+  }
+
+  async #exists(name: string, secretId: string): Promise<boolean> {
+    try {
+      const out = await this.#call("DescribeSecret", name, () =>
+        this.#client.send(new DescribeSecretCommand({ SecretId: secretId })),
+      );
+      return out.DeletedDate === undefined;
+    } catch (err) {
+      if (err instanceof FieldsealError) throw err;
+      if (errorName(err) === "ResourceNotFoundException") return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Runs one Secrets Manager call, reports its latency, and turns transport failures, throttling and denied
+   * permissions into store_unavailable. Service errors the caller handles (not found, exists...) pass through.
+   */
+  async #call<T>(op: string, keyring: string, send: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      const out = await send();
+      ok = true;
+      return out;
+    } catch (err) {
+      throw translateError(err, op, keyring);
+    } finally {
+      this.#onStoreCall?.({ op, ms: performance.now() - started, ok });
+    }
+  }
+}
+
+/** Builds a client with bounded retries and timeouts so an unreachable endpoint fails in seconds. */
+export function createSecretsManagerClient(
+  options: SecretsManagerKeyStoreOptions = {},
+): SecretsManagerClient {
+  const requestTimeout = options.requestTimeoutMs ?? 5_000;
+  return new SecretsManagerClient({
+    ...(options.region === undefined ? {} : { region: options.region }),
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    retryMode: "standard",
+    maxAttempts: Math.max(1, Math.min(options.maxAttempts ?? 3, 10)),
+    requestHandler: { connectionTimeout: Math.min(requestTimeout, 3_000), requestTimeout },
+  });
+}
+
+/**
+ * The ClientRequestToken (and so the VersionId) for revision `revision` of keyring `name`: a UUID-shaped
+ * SHA-256, the same in every replica, so two writers of one revision collide instead of forking the keyring.
+ */
+export function versionToken(name: string, revision: number): string {
+  const hex = createHash("sha256").update(`fieldseal:${name}:${revision}`).digest("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** True when `next` is `prev` plus one revision and keeps every version of `prev` byte for byte. */
+export function isSuccessor(prev: KeyringState, next: KeyringState): boolean {
+  if (next.name !== prev.name || next.revision !== prev.revision + 1) return false;
+  if (next.versions.length < prev.versions.length) return false;
+  return prev.versions.every((v, i) => {
+    const w = next.versions[i];
+    return (
+      w !== undefined && w.version === v.version && Buffer.from(w.material).equals(Buffer.from(v.material))
+    );
+  });
+}
+
+function checkName(name: string): void {
+  if (!KEYRING_NAME.test(name)) {
+    throw new FieldsealError("invalid_argument", "keyring name must be 1-256 of A-Z a-z 0-9 _ + = . @ -");
+  }
+}
+
+function checkSize(name: string, text: string): void {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_SECRET_BYTES) {
+    throw new FieldsealError(
+      "too_large",
+      `keyring "${name}" would take ${bytes} bytes; a Secrets Manager secret holds at most ${MAX_SECRET_BYTES}`,
+    );
+  }
+}
+
+function errorName(err: unknown): string | undefined {
+  if (err instanceof FieldsealError) return undefined;
+  return typeof err === "object" && err !== null && "name" in err && typeof err.name === "string"
+    ? err.name
+    : undefined;
+}
+
+const DENIED = new Set([
+  "AccessDeniedException",
+  "AccessDenied",
+  "UnrecognizedClientException",
+  "InvalidSignatureException",
+  "ExpiredTokenException",
+  "DecryptionFailure",
+]);
+const PASS_THROUGH = new Set([
+  "ResourceNotFoundException",
+  "ResourceExistsException",
+  "InvalidParameterException",
+  "InvalidRequestException",
+]);
+
+function translateError(err: unknown, op: string, keyring: string): unknown {
+  if (err instanceof FieldsealError) return err;
+  const name = errorName(err) ?? "unknown error";
+  if (PASS_THROUGH.has(name)) return err;
+  const target = keyring === "*" ? "listing keyrings" : `keyring "${keyring}"`;
+  if (DENIED.has(name)) {
+    return new FieldsealError(
+      "store_unavailable",
+      `Secrets Manager denied permission for secretsmanager:${op} (${target}): ${name}`,
+      { cause: err },
+    );
+  }
+  return new FieldsealError("store_unavailable", `Secrets Manager ${op} failed (${target}): ${name}`, {
+    cause: err,
+  });
+}
