@@ -15,6 +15,9 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
     const seconds = Number(text);
     return Number.isSafeInteger(seconds) ? seconds * 1000 : undefined;
   }
+  // Every HTTP-date form (IMF-fixdate, RFC 850, asctime) starts with a day name; without this check
+  // Date.parse would read "-1" as a year.
+  if (!/^[A-Za-z]{3}/.test(text)) return undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowMs);

@@ -164,7 +164,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       );
     } catch (err) {
       const ce = ConnectError.from(err);
-      return fail(httpStatusForConnectError(ce), Code[ce.code] ?? "unknown", "Seal Failed", ce.rawMessage);
+      return fail(httpStatusForConnectError(ce), connectCodeName(ce.code), "Seal Failed", ce.rawMessage);
     }
 
     const variables: Record<string, JsonValue> = {};
@@ -213,10 +213,12 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       });
     } catch (err) {
       const ce = ConnectError.from(err);
-      const status = ce.code === Code.DeadlineExceeded ? 504 : 502;
+      // The caller's own credentials keep their status; anything else is Cognigy's side: 502, or 504.
+      const own = ce.code === Code.Unauthenticated || ce.code === Code.PermissionDenied;
+      const status = own ? httpStatusForConnectError(ce) : ce.code === Code.DeadlineExceeded ? 504 : 502;
       return fail(
         status,
-        Code[ce.code] ?? "unknown",
+        connectCodeName(ce.code),
         "Push Failed",
         `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`,
         { ...answer, pushed: null },
@@ -358,6 +360,11 @@ export function pushIdempotencyKey(
   h.update(createHash("sha256").update(body).digest());
   h.update(JSON.stringify(Object.entries(variables).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
   return `fs-wh-${h.digest("base64url")}`;
+}
+
+/** `permission_denied` for Code.PermissionDenied: Connect's wire name. */
+function connectCodeName(code: Code): string {
+  return (Code[code] ?? "Unknown").replace(/(?<!^)([A-Z])/g, "_$1").toLowerCase();
 }
 
 function isJsonObject(v: unknown): v is JsonObject {
