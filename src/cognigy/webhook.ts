@@ -18,8 +18,10 @@
  *
  * Answer 200: `{"sessionId", "keyring", "keyVersion", "variables": {"__enc_<f>": sealed, "<f>": null},
  * "pushed": {attempts, httpStatus, deduplicated} | null}`. When the seal succeeded but the push failed the
- * status is 502 (504 for a deadline) and the problem document still carries `variables` and `keyVersion`:
- * the sealed values are safe to keep, and the flow can store them itself rather than seal again.
+ * status is 502 (504 for a deadline; 401/403 when the caller may not push) and the problem document still
+ * carries `variables` and `keyVersion`: the sealed values are safe to keep, and the flow can store them
+ * itself rather than seal again. Authentication of a bearer token happens in the service, so a malformed
+ * body with a bad token is answered 400 before the token is ever checked.
  * Errors are RFC 7807 `application/problem+json` and never echo request values.
  */
 import { createHash } from "node:crypto";
