@@ -1,7 +1,7 @@
 /** The keys module's front door: key logic (`Keyrings`), the stores, and the shared keyring text form. */
 
+export { assertKeyringName, KEYRING_NAME } from "../engine/names.js";
 export { decodeKeyring, encodeKeyring, KEYRING_FORMAT } from "./keyring-codec.js";
-export { assertKeyringName, KEYRING_NAME_PATTERN } from "./keyring-state.js";
 export {
   DEFAULT_SEAL_BUDGET,
   type KeyEvent,

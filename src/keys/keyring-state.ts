@@ -2,26 +2,11 @@
  * The rules every KeyringState obeys, checked where state enters or leaves a store. Problems are described in
  * terms of names, versions and sizes only: never key material or stored text, so messages are safe to log.
  */
-import { FieldsealError } from "../errors.js";
+import { KEYRING_NAME } from "../engine/names.js";
 import type { KeyringState, KeyVersion } from "./types.js";
-
-/** Keyring names: safe as file names, Secrets Manager secret names and metric labels. */
-export const KEYRING_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** Bytes of AES-256 key material in every version. */
 export const KEY_MATERIAL_BYTES = 32;
-
-/** Throws FieldsealError("invalid_argument") unless `name` is a valid keyring name. */
-export function assertKeyringName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || !KEYRING_NAME_PATTERN.test(name)) {
-    // A rejected name is not secret, but it may be long or unprintable: show a bounded, quoted prefix.
-    const shown = typeof name === "string" ? JSON.stringify(name.slice(0, 70)) : typeof name;
-    throw new FieldsealError(
-      "invalid_argument",
-      `keyring name ${shown} is invalid: use 1-63 characters a-z, 0-9, "_" or "-", starting with a letter or digit`,
-    );
-  }
-}
 
 function isCount(n: unknown, min: number): n is number {
   return typeof n === "number" && Number.isSafeInteger(n) && n >= min;
@@ -29,7 +14,7 @@ function isCount(n: unknown, min: number): n is number {
 
 /** Describes what is wrong with `state`, or returns undefined when it obeys every rule. */
 export function keyringStateProblem(state: KeyringState): string | undefined {
-  if (!KEYRING_NAME_PATTERN.test(state.name)) return "the keyring name is invalid";
+  if (!KEYRING_NAME.test(state.name)) return "the keyring name is invalid";
   if (!isCount(state.revision, 1)) return "revision must be an integer >= 1";
   const count = state.versions.length;
   if (count === 0) return "it has no key versions";

@@ -26,8 +26,9 @@
  */
 import { randomFillSync } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import { assertKeyringName } from "../engine/names.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
-import { assertKeyringName, KEY_MATERIAL_BYTES, keyringStateProblem } from "./keyring-state.js";
+import { KEY_MATERIAL_BYTES, keyringStateProblem } from "./keyring-state.js";
 import type { CasResult, KeyringState, KeyStore, KeyVersion } from "./types.js";
 
 /** When the primary version must be replaced. */
@@ -60,7 +61,7 @@ export type KeyEvent =
   | { type: "rotated"; keyring: string; version: number; reason: RotationReason }
   | { type: "seal_block_reserved"; keyring: string; version: number; count: number };
 
-/** A key version ready for use. `material` is a private copy: the caller may zero it after use. */
+/** A key version ready for use. `material` is the cached array: read-only for every caller. */
 export interface SealingKey {
   keyring: string;
   version: number;
@@ -642,8 +643,9 @@ function versionOf(state: KeyringState, version: number): KeyVersion | undefined
 }
 
 function keyFor(keyring: string, version: KeyVersion): SealingKey {
-  // A copy, so no caller can alter the cached key.
-  return { keyring, version: version.version, material: version.material.slice() };
+  // The cached array itself, not a copy: copies would scatter key material over the heap, and the engine
+  // keys its cipher-key cache by this array's identity. Callers must treat it as read-only.
+  return { keyring, version: version.version, material: version.material };
 }
 
 /** `state` with a fresh version appended as primary. Material comes straight from the CSPRNG. */

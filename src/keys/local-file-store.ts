@@ -18,9 +18,10 @@ import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from "nod
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { assertKeyringName, KEYRING_NAME } from "../engine/names.js";
 import { FieldsealError } from "../errors.js";
 import { decodeKeyring, encodeKeyring } from "./keyring-codec.js";
-import { assertKeyringName, KEYRING_NAME_PATTERN, successorProblem } from "./keyring-state.js";
+import { successorProblem } from "./keyring-state.js";
 import type { CasResult, KeyringState, KeyStore } from "./types.js";
 
 export interface LocalFileKeyStoreOptions {
@@ -71,7 +72,7 @@ export class LocalFileKeyStore implements KeyStore {
     return entries
       .filter((f) => f.endsWith(FILE_SUFFIX))
       .map((f) => f.slice(0, -FILE_SUFFIX.length))
-      .filter((n) => KEYRING_NAME_PATTERN.test(n))
+      .filter((n) => KEYRING_NAME.test(n))
       .sort();
   }
 

@@ -7,10 +7,8 @@ import type { Logger } from "../log.js";
 import { principalKey, requestIdKey } from "./context.js";
 import { REASON_HEADER, toConnectError } from "./error-map.js";
 
-export interface CallObserver {
-  /** Called once per finished RPC with its Connect code name ("ok" on success). */
-  (rpc: string, code: string, ms: number): void;
-}
+/** Called once per finished RPC with its outcome ("ok", or the error's Fieldseal or Connect code). */
+export type CallObserver = (rpc: string, code: string, ms: number) => void;
 
 export interface InterceptorDeps {
   readonly tokens: TokenAuthenticator;

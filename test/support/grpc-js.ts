@@ -1,12 +1,27 @@
+import {
+  create,
+  type DescMessage,
+  type DescService,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { create, type DescMessage, type DescService, fromBinary, type MessageInitShape, type MessageShape, toBinary } from "@bufbuild/protobuf";
 
 /**
  * A real @grpc/grpc-js client for any generated service, serializing with protobuf-es: the same wire
  * traffic a Go, Java or Python gRPC client sends.
  */
-export function grpcJsClient(service: DescService, address: string, credentials = grpc.credentials.createInsecure()) {
-  const definition: Record<string, grpc.MethodDefinition<MessageShape<DescMessage>, MessageShape<DescMessage>>> = {};
+export function grpcJsClient(
+  service: DescService,
+  address: string,
+  credentials = grpc.credentials.createInsecure(),
+) {
+  const definition: Record<
+    string,
+    grpc.MethodDefinition<MessageShape<DescMessage>, MessageShape<DescMessage>>
+  > = {};
   for (const method of service.methods) {
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
@@ -31,11 +46,14 @@ export function unary<I extends DescMessage, O extends DescMessage>(
 ): Promise<MessageShape<O>> {
   const metadata = new grpc.Metadata();
   if (token !== undefined) metadata.set("authorization", `Bearer ${token}`);
-  const fn = (client as unknown as Record<string, Function>)[method.localName];
+  const fn = (client as unknown as Record<string, (...args: unknown[]) => unknown>)[method.localName];
   if (fn === undefined) throw new Error(`no method ${method.localName}`);
   return new Promise((resolve, reject) => {
-    fn.call(client, create(method.input, request), metadata, (err: grpc.ServiceError | null, res: MessageShape<O>) =>
-      err === null ? resolve(res) : reject(err),
+    fn.call(
+      client,
+      create(method.input, request),
+      metadata,
+      (err: grpc.ServiceError | null, res: MessageShape<O>) => (err === null ? resolve(res) : reject(err)),
     );
   });
 }
