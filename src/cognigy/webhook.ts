@@ -32,7 +32,7 @@ import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { type FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
-import { httpStatusForConnectError } from "./http-status.js";
+import { connectCodeName, httpStatusForConnectError } from "../service/error-map.js";
 import { parseSensitiveMetadata } from "./sensitive-fields.js";
 import {
   keyIdHeader,
@@ -362,11 +362,6 @@ export function pushIdempotencyKey(
   h.update(createHash("sha256").update(body).digest());
   h.update(JSON.stringify(Object.entries(variables).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
   return `fs-wh-${h.digest("base64url")}`;
-}
-
-/** `permission_denied` for Code.PermissionDenied: Connect's wire name. */
-function connectCodeName(code: Code): string {
-  return (Code[code] ?? "Unknown").replace(/(?<!^)([A-Z])/g, "_$1").toLowerCase();
 }
 
 function isJsonObject(v: unknown): v is JsonObject {

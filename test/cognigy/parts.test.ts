@@ -1,10 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { httpStatusForConnectCode, httpStatusForConnectError } from "../../src/cognigy/http-status.js";
 import { AppliedPushCache } from "../../src/cognigy/idempotency-cache.js";
 import { createInternalPrincipalAuth, internalSecretHeader } from "../../src/cognigy/internal-auth.js";
 import { fullJitterDelay, parseRetryAfter } from "../../src/cognigy/retry.js";
 import { parseSensitiveMetadata } from "../../src/cognigy/sensitive-fields.js";
+import { httpStatusForConnectCode, httpStatusForConnectError } from "../../src/service/error-map.js";
 
 describe("parseSensitiveMetadata", () => {
   it("reads field entries, tolerating spaces and dropping duplicates", () => {
