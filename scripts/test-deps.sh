@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `npm test` on a fresh clone works too: install the locked npm packages first if they are missing.
+if [[ ! -x node_modules/.bin/vitest || ! -x node_modules/.bin/node ]]; then
+  npm ci --no-audit --no-fund
+fi
+
 # Bump this pin deliberately: the store tests depend on moto's Secrets Manager behaviour.
 MOTO_SPEC="moto[server]==5.2.5"
 VENV=".venv"
