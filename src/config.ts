@@ -30,6 +30,12 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
   readonly principals: readonly PrincipalConfig[];
+  readonly webhook: {
+    /** Principal name → shared secret for HMAC-signed webhooks (config file only: secrets stay out of env). */
+    readonly hmacSecrets: Readonly<Record<string, string>>;
+    readonly maxBodyBytes: number;
+    readonly hmacToleranceSec: number;
+  };
   readonly cognigy: {
     readonly baseUrl: string | undefined;
     readonly apiKey: string | undefined;
@@ -140,6 +146,24 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "logLevel",
     description: "debug, info, warn, error or silent",
     default: "info",
+  },
+  {
+    env: "FIELDSEAL_WEBHOOK_MAX_BODY_BYTES",
+    file: "webhook.maxBodyBytes",
+    description: "Largest webhook body accepted",
+    default: "65536",
+  },
+  {
+    env: "FIELDSEAL_WEBHOOK_TOLERANCE_SEC",
+    file: "webhook.hmacToleranceSec",
+    description: "Accepted clock skew of signed webhooks; replays inside it are refused",
+    default: "300",
+  },
+  {
+    env: "-",
+    file: "webhook.hmacSecrets",
+    description: "Principal name to HMAC-SHA256 secret (>= 32 chars) for signed webhooks",
+    default: "{}",
   },
   {
     env: "FIELDSEAL_COGNIGY_BASE_URL",
@@ -310,6 +334,17 @@ export function parseConfig(
       "info",
     ),
     principals: parsePrincipals(file.principals),
+    webhook: {
+      hmacSecrets: parseHmacSecrets(file.webhook),
+      maxBodyBytes: int(
+        "FIELDSEAL_WEBHOOK_MAX_BODY_BYTES",
+        "webhook.maxBodyBytes",
+        64 * 1024,
+        1024,
+        16 * 1024 * 1024,
+      ),
+      hmacToleranceSec: int("FIELDSEAL_WEBHOOK_TOLERANCE_SEC", "webhook.hmacToleranceSec", 300, 1, 3600),
+    },
     cognigy: {
       baseUrl,
       apiKey: str("FIELDSEAL_COGNIGY_API_KEY", "cognigy.apiKey"),
@@ -353,6 +388,32 @@ function parsePrincipals(raw: unknown): PrincipalConfig[] {
     assertScopes(name, scopes);
     return { name, tokenSha256, scopes };
   });
+}
+
+function parseHmacSecrets(webhook: unknown): Record<string, string> {
+  const raw =
+    typeof webhook === "object" && webhook !== null
+      ? (webhook as Record<string, unknown>).hmacSecrets
+      : undefined;
+  if (raw === undefined) return {};
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new FieldsealError(
+      "invalid_argument",
+      "config: webhook.hmacSecrets must be an object of principal name to secret",
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const [name, secret] of Object.entries(raw)) {
+    // The secret itself is never quoted: only its principal's name and what is wrong with it.
+    if (typeof secret !== "string" || secret.length < 32) {
+      throw new FieldsealError(
+        "invalid_argument",
+        `config: webhook.hmacSecrets["${name}"] must be a string of at least 32 characters`,
+      );
+    }
+    out[name] = secret;
+  }
+  return out;
 }
 
 function bad(envName: string, path: string, why: string): FieldsealError {

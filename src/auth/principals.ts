@@ -60,6 +60,11 @@ export class TokenAuthenticator {
     });
   }
 
+  /** The configured principal of that name, for callers authenticated another way (signed webhooks). */
+  byName(name: string): Principal | undefined {
+    return this.#entries.find((e) => e.principal.name === name)?.principal;
+  }
+
   /** The principal whose token this is, or undefined. */
   authenticate(token: string): Principal | undefined {
     const presented = createHash("sha256").update(token, "utf8").digest();

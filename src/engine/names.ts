@@ -7,11 +7,13 @@ const MAX_NAME_BYTES = 256;
 const utf8 = new TextEncoder();
 
 /** Throws invalid_argument unless `name` is a valid keyring name. */
-export function assertKeyringName(name: string): void {
-  if (!KEYRING_NAME.test(name)) {
+export function assertKeyringName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || !KEYRING_NAME.test(name)) {
+    // A rejected name is not secret, but it may be long or unprintable: show a bounded, quoted prefix.
+    const shown = typeof name === "string" ? JSON.stringify(name.slice(0, 70)) : typeof name;
     throw new FieldsealError(
       "invalid_argument",
-      "keyring name must be 1-63 characters of a-z, 0-9, '_' or '-', starting with a letter or digit",
+      `keyring name ${shown} is invalid: use 1-63 characters a-z, 0-9, "_" or "-", starting with a letter or digit`,
     );
   }
 }

@@ -1,16 +1,27 @@
 /**
- * The one serialised form of a keyring (`"format": "fieldseal-keyring/1"`), shared by every store.
- * Key material travels as standard base64 of the raw 32 bytes: it is never UTF-8-decoded.
+ * The stored text form of a keyring, shared by every store so a keyring file and a Secrets Manager value
+ * have the same shape:
+ *
+ *   {"format":"fieldseal-keyring/1","name":"payments","revision":3,"primary":2,"minDecryptVersion":1,
+ *    "versions":[{"version":1,"material":"<base64 of 32 bytes>","createdAt":"2026-...Z","sealsReserved":65536}]}
+ *
+ * Material is standard base64 of the raw bytes; it is never passed through a text decoding.
  */
 import { FieldsealError } from "../errors.js";
+import { KEY_MATERIAL_BYTES, keyringStateProblem } from "./keyring-state.js";
 import type { KeyringState, KeyVersion } from "./types.js";
 
+/** The format marker written into, and required in, every stored keyring. */
 export const KEYRING_FORMAT = "fieldseal-keyring/1";
-const KEY_BYTES = 32;
+
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** Serialises a keyring to compact JSON. */
+/** Serializes a keyring to JSON text. Throws FieldsealError("internal") if the state breaks a keyring rule. */
 export function encodeKeyring(state: KeyringState): string {
+  const problem = keyringStateProblem(state);
+  if (problem) {
+    throw new FieldsealError("internal", `refusing to store keyring "${state.name}": ${problem}`);
+  }
   return JSON.stringify({
     format: KEYRING_FORMAT,
     name: state.name,
@@ -19,7 +30,9 @@ export function encodeKeyring(state: KeyringState): string {
     minDecryptVersion: state.minDecryptVersion,
     versions: state.versions.map((v) => ({
       version: v.version,
-      key: Buffer.from(v.material.buffer, v.material.byteOffset, v.material.byteLength).toString("base64"),
+      material: Buffer.from(v.material.buffer, v.material.byteOffset, v.material.byteLength).toString(
+        "base64",
+      ),
       createdAt: v.createdAt,
       sealsReserved: v.sealsReserved,
       ...(v.legacyLabel === undefined ? {} : { legacyLabel: v.legacyLabel }),
@@ -28,62 +41,59 @@ export function encodeKeyring(state: KeyringState): string {
 }
 
 /**
- * Parses and validates a serialised keyring. Throws FieldsealError("internal") naming the keyring and the
- * broken field, never quoting the content (it holds key material).
+ * Parses and validates stored keyring text for the keyring `name`. Malformed text throws
+ * FieldsealError("internal") naming the keyring and the rule broken, never quoting the text.
  */
 export function decodeKeyring(text: string, name: string): KeyringState {
-  const fail = (what: string): never => {
-    throw new FieldsealError("internal", `stored keyring "${name}" is malformed: ${what}`);
+  const fail = (why: string): never => {
+    // No `cause`: a JSON parse error quotes the input, and the input holds key material.
+    throw new FieldsealError("internal", `stored keyring "${name}" is malformed: ${why}`);
   };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    return fail("not JSON");
+    return fail("it is not valid JSON");
   }
-  if (!isRecord(raw)) return fail("not a JSON object");
-  if (raw.format !== KEYRING_FORMAT) return fail("unknown format");
-  if (raw.name !== name) return fail("name does not match");
-  const revision = positiveInt(raw.revision) ?? fail("revision");
-  const primary = positiveInt(raw.primary) ?? fail("primary");
-  const minDecryptVersion = positiveInt(raw.minDecryptVersion) ?? fail("minDecryptVersion");
-  if (!Array.isArray(raw.versions) || raw.versions.length === 0) return fail("versions");
-
-  const versions: KeyVersion[] = raw.versions.map((item: unknown, index: number): KeyVersion => {
-    if (!isRecord(item)) return fail(`versions[${index}]`);
-    if (item.version !== index + 1) return fail(`versions[${index}].version is not contiguous from 1`);
-    if (typeof item.key !== "string" || !BASE64.test(item.key) || item.key.length % 4 !== 0) {
-      return fail(`versions[${index}].key is not base64`);
+  if (!isRecord(raw)) return fail("it is not a JSON object");
+  if (raw.format !== KEYRING_FORMAT)
+    return fail(`the format marker is missing or is not "${KEYRING_FORMAT}"`);
+  if (raw.name !== name) return fail("it holds a different keyring name");
+  if (!Array.isArray(raw.versions)) return fail("it has no versions array");
+  const versions: KeyVersion[] = raw.versions.map((item: unknown, i: number): KeyVersion => {
+    if (!isRecord(item)) return fail(`version entry ${i + 1} is not an object`);
+    const { version, material, createdAt, sealsReserved, legacyLabel } = item;
+    if (typeof version !== "number") return fail(`version entry ${i + 1} has no version number`);
+    if (typeof material !== "string" || !BASE64.test(material)) {
+      return fail(`version ${version} has no base64 key material`);
     }
-    const material = new Uint8Array(Buffer.from(item.key, "base64"));
-    if (material.byteLength !== KEY_BYTES) return fail(`versions[${index}].key is not ${KEY_BYTES} bytes`);
-    if (typeof item.createdAt !== "string" || Number.isNaN(Date.parse(item.createdAt))) {
-      return fail(`versions[${index}].createdAt`);
+    const bytes = Buffer.from(material, "base64");
+    if (bytes.length !== KEY_MATERIAL_BYTES || bytes.toString("base64") !== material) {
+      return fail(`version ${version} does not hold ${KEY_MATERIAL_BYTES} bytes of key material`);
     }
-    const sealsReserved = item.sealsReserved;
-    if (typeof sealsReserved !== "number" || !Number.isSafeInteger(sealsReserved) || sealsReserved < 0) {
-      return fail(`versions[${index}].sealsReserved`);
-    }
-    if (item.legacyLabel !== undefined && typeof item.legacyLabel !== "string") {
-      return fail(`versions[${index}].legacyLabel`);
+    if (typeof createdAt !== "string") return fail(`version ${version} has no creation time`);
+    if (typeof sealsReserved !== "number") return fail(`version ${version} has no seal count`);
+    if (legacyLabel !== undefined && typeof legacyLabel !== "string") {
+      return fail(`version ${version} has an invalid legacy label`);
     }
     return {
-      version: index + 1,
-      material,
-      createdAt: item.createdAt,
+      version,
+      material: new Uint8Array(bytes),
+      createdAt,
       sealsReserved,
-      ...(item.legacyLabel === undefined ? {} : { legacyLabel: item.legacyLabel }),
+      ...(legacyLabel === undefined ? {} : { legacyLabel }),
     };
   });
-  if (primary > versions.length) return fail("primary names a missing version");
-  if (minDecryptVersion > primary) return fail("minDecryptVersion is above the primary");
-  return { name, revision, primary, minDecryptVersion, versions };
+  const { revision, primary, minDecryptVersion } = raw;
+  if (typeof revision !== "number" || typeof primary !== "number" || typeof minDecryptVersion !== "number") {
+    return fail("revision, primary or minDecryptVersion is missing");
+  }
+  const state: KeyringState = { name, revision, primary, minDecryptVersion, versions };
+  const problem = keyringStateProblem(state);
+  if (problem) return fail(problem);
+  return state;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function positiveInt(value: unknown): number | undefined {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 1 ? value : undefined;
 }

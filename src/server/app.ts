@@ -1,5 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
+import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -7,6 +8,9 @@ import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { type AuditSink, jsonLinesAudit } from "../audit.js";
 import { TokenAuthenticator } from "../auth/principals.js";
+import { CognigyClient } from "../cognigy/client.js";
+import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
+import { createWebhookHandler } from "../cognigy/webhook.js";
 import type { Config } from "../config.js";
 import { Keyrings } from "../keys/keyrings.js";
 import type { KeyStore } from "../keys/types.js";
@@ -80,31 +84,51 @@ export async function startServer(
     ],
     SERVICES,
   );
-  const rpc = connectNodeAdapter({
+  const internal = createInternalPrincipalAuth();
+  const pusher = overrides.pusher ?? cognigyPusher(config, log);
+  const routerOptions = {
     readMaxBytes: config.maxRequestBytes,
     interceptors: [
       fieldsealInterceptor({
         tokens: new TokenAuthenticator(config.principals),
+        internal,
         log,
         draining: () => draining,
       }),
     ],
-    routes(router) {
-      router.service(
-        FieldsealService,
-        createFieldsealService({
-          sealer,
-          keys: keyrings,
-          storeKind: store.kind,
-          defaultKeyring: config.defaultKeyring,
-          audit,
-          ...(overrides.pusher === undefined ? {} : { pusher: overrides.pusher }),
+  };
+  const routes = (router: ConnectRouter) => {
+    router.service(
+      FieldsealService,
+      createFieldsealService({
+        sealer,
+        keys: keyrings,
+        storeKind: store.kind,
+        defaultKeyring: config.defaultKeyring,
+        audit,
+        ...(pusher === undefined ? {} : { pusher }),
+      }),
+    );
+    router.service(Health, createHealthService(health));
+    router.service(reflectionV1.ServerReflection, createReflectionV1(index));
+    router.service(reflectionV1alpha.ServerReflection, createReflectionV1alpha(index));
+  };
+  const rpc = connectNodeAdapter({ ...routerOptions, routes });
+  // The webhook adapter calls the very same handlers and interceptor in-process, so authentication,
+  // authorization, validation and audit happen in one place for every caller.
+  const webhook = createWebhookHandler({
+    client: createClient(FieldsealService, createRouterTransport(routes, { router: routerOptions })),
+    pushEnabled: config.cognigy.pushEnabled && pusher !== undefined,
+    defaultKeyring: config.defaultKeyring,
+    maxBodyBytes: config.webhook.maxBodyBytes,
+    hmacToleranceSec: config.webhook.hmacToleranceSec,
+    ...(Object.keys(config.webhook.hmacSecrets).length === 0
+      ? {}
+      : {
+          hmacSecrets: { ...config.webhook.hmacSecrets },
+          principalHeaders: (p: string) => internal.headersFor(p),
         }),
-      );
-      router.service(Health, createHealthService(health));
-      router.service(reflectionV1.ServerReflection, createReflectionV1(index));
-      router.service(reflectionV1alpha.ServerReflection, createReflectionV1alpha(index));
-    },
+    onError: (e) => log.info("webhook refused", { status: e.status, code: e.code }),
   });
 
   let inFlight = 0;
@@ -118,6 +142,11 @@ export async function startServer(
       return plain(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" });
     }
     if (draining) res.setHeader("connection", "close");
+    if (path === "/webhooks/cognigy") {
+      if (draining)
+        return plain(res, 503, { title: "Service Unavailable", status: 503, detail: "shutting down" });
+      return webhook(req, res as http.ServerResponse);
+    }
     rpc(
       req as http.IncomingMessage & http2.Http2ServerRequest,
       res as http.ServerResponse & http2.Http2ServerResponse,
@@ -155,6 +184,21 @@ export async function startServer(
       return stopped;
     },
   };
+}
+
+/** The Cognigy client the config describes, or undefined when no Cognigy endpoint is configured. */
+function cognigyPusher(config: Config, log: Logger): CognigyClient | undefined {
+  const c = config.cognigy;
+  if (c.baseUrl === undefined) return undefined;
+  return new CognigyClient({
+    baseUrl: c.baseUrl,
+    mode: c.mode,
+    deadlineMs: c.deadlineMs,
+    ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
+    ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
+    onAttempt: (e) =>
+      log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs }),
+  });
 }
 
 function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: object): void {

@@ -55,6 +55,50 @@ export function httpStatusFor(code: FieldsealErrorCode): number {
   return HTTP_STATUSES[code];
 }
 
+/** Connect code → HTTP status, as in the Connect protocol specification. */
+export function httpStatusForConnectCode(code: Code): number {
+  switch (code) {
+    case Code.Canceled:
+      return 499;
+    case Code.InvalidArgument:
+    case Code.FailedPrecondition:
+    case Code.OutOfRange:
+      return 400;
+    case Code.Unauthenticated:
+      return 401;
+    case Code.PermissionDenied:
+      return 403;
+    case Code.NotFound:
+      return 404;
+    case Code.AlreadyExists:
+    case Code.Aborted:
+      return 409;
+    case Code.ResourceExhausted:
+      return 429;
+    case Code.Unimplemented:
+      return 501;
+    case Code.Unavailable:
+      return 503;
+    case Code.DeadlineExceeded:
+      return 504;
+    default:
+      // Unknown, Internal, DataLoss and anything new.
+      return 500;
+  }
+}
+
+/**
+ * HTTP status for an error from a Connect call: the Fieldseal reason in the error's metadata when the
+ * server named one (so a too-large request is 413, not Connect's generic 429), else Connect's table.
+ */
+export function httpStatusForConnectError(err: unknown): number {
+  const ce = ConnectError.from(err);
+  const reason = ce.metadata.get(REASON_HEADER);
+  if (reason !== null && Object.hasOwn(HTTP_STATUSES, reason))
+    return HTTP_STATUSES[reason as FieldsealErrorCode];
+  return httpStatusForConnectCode(ce.code);
+}
+
 /** Connect code name as the Connect protocol spells it, e.g. `invalid_argument`. */
 export function connectCodeName(code: Code): string {
   return Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));

@@ -1,19 +1,20 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
-import type { TokenAuthenticator } from "../auth/principals.js";
+import type { Principal, TokenAuthenticator } from "../auth/principals.js";
+import type { InternalPrincipalAuth } from "../cognigy/internal-auth.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { principalKey, requestIdKey } from "./context.js";
 import { REASON_HEADER, toConnectError } from "./error-map.js";
 
-export interface CallObserver {
-  /** Called once per finished RPC with its Connect code name ("ok" on success). */
-  (rpc: string, code: string, ms: number): void;
-}
+/** Called once per finished RPC with its outcome ("ok", or the error's Fieldseal or Connect code). */
+export type CallObserver = (rpc: string, code: string, ms: number) => void;
 
 export interface InterceptorDeps {
   readonly tokens: TokenAuthenticator;
+  /** Credentials of in-process calls made on behalf of a signed webhook's principal. */
+  readonly internal: InternalPrincipalAuth;
   readonly log: Logger;
   /** True once shutdown has begun: new calls are refused with UNAVAILABLE before any work starts. */
   readonly draining: () => boolean;
@@ -39,10 +40,7 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
       if (deps.draining())
         throw new ConnectError("server is shutting down; retry on another replica", Code.Unavailable);
       if (req.service.typeName === FieldsealService.typeName) {
-        const token = bearerToken(req.header.get("authorization"));
-        const principal = deps.tokens.authenticate(token);
-        if (principal === undefined)
-          throw new FieldsealError("unauthenticated", "bearer token is not recognised");
+        const principal = authenticate(deps, req.header);
         principalName = principal.name;
         req.contextValues.set(principalKey, principal);
       }
@@ -69,6 +67,21 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
       throw connectError;
     }
   };
+}
+
+function authenticate(deps: InterceptorDeps, header: Headers): Principal {
+  // Internal headers come only from this process's webhook adapter; a forged pair fails verify(). When they
+  // are present nothing else is considered, so they can never weaken bearer authentication.
+  const internalName = deps.internal.verify(header);
+  if (internalName !== undefined) {
+    const principal = deps.tokens.byName(internalName);
+    if (principal === undefined)
+      throw new FieldsealError("unauthenticated", `unknown principal "${internalName}"`);
+    return principal;
+  }
+  const principal = deps.tokens.authenticate(bearerToken(header.get("authorization")));
+  if (principal === undefined) throw new FieldsealError("unauthenticated", "bearer token is not recognised");
+  return principal;
 }
 
 function bearerToken(header: string | null): string {

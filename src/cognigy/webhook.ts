@@ -1,0 +1,446 @@
+/**
+ * `POST /webhooks/cognigy`: the HTTP adapter a Cognigy.AI flow calls with its HTTP Request node.
+ *
+ * It owns HTTP concerns only (method, content type, body limit, header parsing, webhook authentication) and
+ * then calls the same FieldsealService RPCs every other client calls, so authorization, validation and
+ * audit happen in one place.
+ *
+ * Request: `application/json` `{"sessionId", "userId"?, "variables": {...}, "sensitive"?: [...], "user"?}`
+ * (`context` is accepted in place of `variables`), or `application/x-www-form-urlencoded` (the node's
+ * default payload type) with `sessionId`, `userId`, and either `variables=<JSON object text>` or
+ * `variables[<field>]=<value>` pairs; form values are strings, so a flow that needs typed values sends
+ * `variables` as JSON text. `sensitive` in a form is a comma-separated list or repeated.
+ * Fields to seal: `X-Sensitive-Metadata: field:a,field:b` and/or `sensitive`; every flagged field must be
+ * present in the variables.
+ *
+ * Authentication: a signed request (see webhook-signature.ts) acts as the signing principal through
+ * `principalHeaders`; otherwise the caller's `Authorization: Bearer` is forwarded and the service checks it.
+ *
+ * Answer 200: `{"sessionId", "keyring", "keyVersion", "variables": {"__enc_<f>": sealed, "<f>": null},
+ * "pushed": {attempts, httpStatus, deduplicated} | null}`. When the seal succeeded but the push failed the
+ * status is 502 (504 for a deadline; 401/403 when the caller may not push) and the problem document still
+ * carries `variables` and `keyVersion`: the sealed values are safe to keep, and the flow can store them
+ * itself rather than seal again. Authentication of a bearer token happens in the service, so a malformed
+ * body with a bad token is answered 400 before the token is ever checked.
+ * Errors are RFC 7807 `application/problem+json` and never echo request values.
+ */
+import { createHash } from "node:crypto";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { Http2ServerRequest, IncomingHttpHeaders as IncomingHttp2Headers } from "node:http2";
+import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { type FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { FieldsealError, isFieldsealError } from "../errors.js";
+import { connectCodeName, httpStatusForConnectError } from "../service/error-map.js";
+import { parseSensitiveMetadata } from "./sensitive-fields.js";
+import {
+  keyIdHeader,
+  signatureHeader,
+  timestampHeader,
+  WebhookSignatureVerifier,
+} from "./webhook-signature.js";
+
+export interface WebhookDeps {
+  /** A client over an in-process transport to the server's own FieldsealService handlers. */
+  client: Client<typeof FieldsealService>;
+  /** Push the sealed values into the session with PushSession. */
+  pushEnabled: boolean;
+  /** Endpoint for PushSession; default: the server's configured one. */
+  pushMode?: PushMode;
+  /** Keyring for EncryptFields; default: the server's default keyring. */
+  defaultKeyring?: string;
+  /** Default 64 KiB. */
+  maxBodyBytes?: number;
+  /** Principal → shared secret, enabling signed requests. */
+  hmacSecrets?: Record<string, string>;
+  /** Default 300. */
+  hmacToleranceSec?: number;
+  /**
+   * Headers that make an RPC act as `principal` (see internal-auth.ts). Required with `hmacSecrets`.
+   */
+  principalHeaders?: (principal: string) => Headers | Record<string, string>;
+  now?: () => number;
+  /** Told about failures for logging: a status and a value-free message. */
+  onError?: (event: { status: number; code: string; message: string }) => void;
+}
+
+/** The subset of a Node HTTP/1 or HTTP/2 compat response the adapter writes to. */
+export interface WebhookResponse {
+  headersSent: boolean;
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  end(body?: string): unknown;
+}
+
+export type WebhookRequest = IncomingMessage | Http2ServerRequest;
+
+const DEFAULT_MAX_BODY = 64 * 1024;
+
+/** Builds the `(req, res)` handler for `POST /webhooks/cognigy`. */
+export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, res: WebhookResponse) => void {
+  if (deps.hmacSecrets !== undefined && deps.principalHeaders === undefined) {
+    throw new FieldsealError(
+      "invalid_argument",
+      "hmacSecrets needs principalHeaders to call RPCs as the signer",
+    );
+  }
+  const verifier =
+    deps.hmacSecrets !== undefined
+      ? new WebhookSignatureVerifier({
+          secrets: deps.hmacSecrets,
+          toleranceSec: deps.hmacToleranceSec ?? 300,
+          now: deps.now ?? Date.now,
+        })
+      : undefined;
+  const maxBody = deps.maxBodyBytes ?? DEFAULT_MAX_BODY;
+
+  return (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      // Only bugs get here; the details stay out of the answer.
+      deps.onError?.({ status: 500, code: "internal", message: err instanceof Error ? err.name : "error" });
+      if (!res.headersSent)
+        sendProblem(res, req, 500, "internal", "Internal Server Error", "unexpected failure");
+    });
+  };
+
+  async function handle(req: WebhookRequest, res: WebhookResponse): Promise<void> {
+    const fail = (
+      status: number,
+      code: string,
+      title: string,
+      detail: string,
+      extra?: Record<string, unknown>,
+    ) => {
+      deps.onError?.({ status, code, message: detail });
+      sendProblem(res, req, status, code, title, detail, extra);
+    };
+    if (req.method !== "POST") {
+      return fail(405, "method_not_allowed", "Method Not Allowed", "use POST", undefined);
+    }
+    const contentType = mediaType(header(req.headers, "content-type"));
+    if (contentType !== "application/json" && contentType !== "application/x-www-form-urlencoded") {
+      return fail(
+        415,
+        "unsupported_media_type",
+        "Unsupported Media Type",
+        "send application/json or application/x-www-form-urlencoded",
+      );
+    }
+    const body = await readBody(req, maxBody);
+    if (body === "too_large") {
+      return fail(413, "too_large", "Payload Too Large", `body exceeds ${maxBody} bytes`);
+    }
+
+    // Authentication comes first after the body (a signature covers the raw bytes).
+    let callHeaders: Headers | Record<string, string>;
+    try {
+      callHeaders = authenticate(req, body);
+    } catch (err) {
+      if (isFieldsealError(err, "store_unavailable")) {
+        return fail(503, err.code, "Service Unavailable", err.message);
+      }
+      const message = isFieldsealError(err) ? err.message : "authentication failed";
+      return fail(401, "unauthenticated", "Unauthorized", message);
+    }
+
+    let parsed: ParsedWebhook;
+    try {
+      parsed = parseWebhook(contentType, body, header(req.headers, "x-sensitive-metadata"));
+    } catch (err) {
+      if (isFieldsealError(err)) return fail(400, err.code, "Bad Request", err.message);
+      throw err;
+    }
+
+    // Seal. Nothing is pushed unless this succeeds.
+    const fields: Record<string, Value> = {};
+    for (const name of parsed.sensitive) fields[name] = fromJson(ValueSchema, parsed.variables[name] ?? null);
+    let sealed: { sealed: Record<string, string>; keyring: string; keyVersion: number };
+    try {
+      sealed = await deps.client.encryptFields(
+        {
+          keyring: deps.defaultKeyring ?? "",
+          scope: { id: { case: "sessionId", value: parsed.sessionId } },
+          fields,
+        },
+        { headers: callHeaders },
+      );
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      return fail(httpStatusForConnectError(ce), connectCodeName(ce.code), "Seal Failed", ce.rawMessage);
+    }
+
+    const variables: Record<string, JsonValue> = {};
+    for (const name of parsed.sensitive) {
+      const value = sealed.sealed[name];
+      if (value === undefined) {
+        return fail(
+          502,
+          "internal",
+          "Seal Failed",
+          `the service returned no sealed value for field "${name}"`,
+        );
+      }
+      variables[`__enc_${name}`] = value;
+      variables[name] = null;
+    }
+    const answer = {
+      sessionId: parsed.sessionId,
+      keyring: sealed.keyring,
+      keyVersion: sealed.keyVersion,
+      variables,
+    };
+
+    if (!deps.pushEnabled) return sendJson(res, 200, { ...answer, pushed: null });
+
+    const context: Record<string, Value> = {};
+    for (const [k, v] of Object.entries(variables)) context[k] = fromJson(ValueSchema, v);
+    try {
+      const pushed = await deps.client.pushSession(
+        {
+          sessionId: parsed.sessionId,
+          userId: parsed.userId,
+          context,
+          mode: deps.pushMode ?? PushMode.UNSPECIFIED,
+          idempotencyKey: pushIdempotencyKey(parsed.sessionId, body, variables),
+        },
+        { headers: callHeaders },
+      );
+      return sendJson(res, 200, {
+        ...answer,
+        pushed: {
+          attempts: pushed.attempts,
+          httpStatus: pushed.httpStatus,
+          deduplicated: pushed.deduplicated,
+        },
+      });
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      // The caller's own credentials keep their status; anything else is Cognigy's side: 502, or 504.
+      const own = ce.code === Code.Unauthenticated || ce.code === Code.PermissionDenied;
+      const status = own ? httpStatusForConnectError(ce) : ce.code === Code.DeadlineExceeded ? 504 : 502;
+      return fail(
+        status,
+        connectCodeName(ce.code),
+        "Push Failed",
+        `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`,
+        { ...answer, pushed: null },
+      );
+    }
+  }
+
+  function authenticate(req: WebhookRequest, body: Buffer): Headers | Record<string, string> {
+    const signature = header(req.headers, signatureHeader);
+    if (signature !== undefined) {
+      if (verifier === undefined || deps.principalHeaders === undefined) {
+        throw new FieldsealError("unauthenticated", "signed requests are not enabled");
+      }
+      const principal = verifier.verify(
+        {
+          keyId: header(req.headers, keyIdHeader),
+          timestamp: header(req.headers, timestampHeader),
+          signature,
+        },
+        body,
+      );
+      return deps.principalHeaders(principal);
+    }
+    const authorization = header(req.headers, "authorization");
+    if (authorization === undefined || !/^Bearer\s+\S+$/i.test(authorization.trim())) {
+      throw new FieldsealError("unauthenticated", "send Authorization: Bearer <token> or a signed request");
+    }
+    return { authorization: authorization.trim() };
+  }
+}
+
+interface ParsedWebhook {
+  sessionId: string;
+  userId: string;
+  variables: JsonObject;
+  sensitive: string[];
+}
+
+/** Validates the payload and works out the fields to seal; throws FieldsealError("invalid_argument"). */
+export function parseWebhook(
+  contentType: string,
+  body: Buffer,
+  sensitiveHeader: string | undefined,
+): ParsedWebhook {
+  const headerFields = parseSensitiveMetadata(sensitiveHeader);
+  const payload = contentType === "application/json" ? parseJsonPayload(body) : parseFormPayload(body);
+  const sessionId = payload.sessionId;
+  if (typeof sessionId !== "string" || sessionId.trim() === "") {
+    throw new FieldsealError("invalid_argument", '"sessionId" is required and must be a non-empty string');
+  }
+  const userId = payload.userId ?? "";
+  if (typeof userId !== "string") throw new FieldsealError("invalid_argument", '"userId" must be a string');
+  if (payload.variables !== undefined && payload.context !== undefined) {
+    throw new FieldsealError("invalid_argument", 'send "variables" or "context", not both');
+  }
+  const variables = payload.variables ?? payload.context;
+  if (!isJsonObject(variables)) {
+    throw new FieldsealError("invalid_argument", '"variables" is required and must be a JSON object');
+  }
+  const bodyFields = payload.sensitive ?? [];
+  if (!Array.isArray(bodyFields) || !bodyFields.every((f) => typeof f === "string" && f !== "")) {
+    throw new FieldsealError("invalid_argument", '"sensitive" must be a list of field names');
+  }
+  const sensitive = [...new Set([...headerFields, ...(bodyFields as string[])])];
+  if (sensitive.length === 0) {
+    throw new FieldsealError(
+      "invalid_argument",
+      'no fields flagged: send X-Sensitive-Metadata: field:<name>,... or a "sensitive" list',
+    );
+  }
+  for (const name of sensitive) {
+    if (!Object.hasOwn(variables, name)) {
+      throw new FieldsealError("invalid_argument", `flagged field "${name}" is not in the variables`);
+    }
+  }
+  return { sessionId, userId, variables, sensitive };
+}
+
+function parseJsonPayload(body: Buffer): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new FieldsealError("invalid_argument", "body is not valid JSON");
+  }
+  if (!isJsonObject(parsed)) throw new FieldsealError("invalid_argument", "body must be a JSON object");
+  return parsed;
+}
+
+function parseFormPayload(body: Buffer): Record<string, unknown> {
+  const form = new URLSearchParams(body.toString("utf8"));
+  const out: Record<string, unknown> = {};
+  const pairs: JsonObject = {};
+  let hasPairs = false;
+  const sensitive: string[] = [];
+  for (const [key, value] of form) {
+    const pair = /^variables\[([^\]]+)\]$/.exec(key);
+    if (pair?.[1] !== undefined) {
+      pairs[pair[1]] = value;
+      hasPairs = true;
+    } else if (key === "variables") {
+      try {
+        out.variables = JSON.parse(value);
+      } catch {
+        throw new FieldsealError("invalid_argument", '"variables" form value is not valid JSON');
+      }
+    } else if (key === "sensitive" || key === "sensitive[]") {
+      sensitive.push(...value.split(",").map((s) => s.trim()));
+    } else if (key === "sessionId" || key === "userId" || key === "context") {
+      out[key] = value;
+    }
+  }
+  if (hasPairs) {
+    if (out.variables !== undefined) {
+      throw new FieldsealError(
+        "invalid_argument",
+        'send "variables" as JSON or as variables[<field>] pairs, not both',
+      );
+    }
+    out.variables = pairs;
+  }
+  if (sensitive.length > 0) out.sensitive = sensitive;
+  return out;
+}
+
+/**
+ * One push's idempotency key. It covers the session, the request body and the sealed values: a retry of the
+ * same push carries the same key, while a webhook delivered again is sealed again with fresh nonces, so it
+ * is a different push and gets a different key (reusing the key for different values would be refused as a
+ * conflict). Pushing twice is harmless either way: a push only sets absolute values.
+ */
+export function pushIdempotencyKey(
+  sessionId: string,
+  body: Buffer,
+  variables: Record<string, JsonValue>,
+): string {
+  const h = createHash("sha256");
+  h.update(`fieldseal-webhook-v1\n${sessionId}\n`);
+  h.update(createHash("sha256").update(body).digest());
+  h.update(JSON.stringify(Object.entries(variables).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+  return `fs-wh-${h.digest("base64url")}`;
+}
+
+function isJsonObject(v: unknown): v is JsonObject {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+function header(headers: IncomingHttpHeaders | IncomingHttp2Headers, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(",") : value;
+}
+
+function mediaType(contentType: string | undefined): string {
+  return (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+}
+
+/** Reads the body, stopping at `max` bytes: the rest is never read, and the connection is closed after. */
+function readBody(req: WebhookRequest, max: number): Promise<Buffer | "too_large"> {
+  const declared = Number(header(req.headers, "content-length") ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > max) return Promise.resolve("too_large");
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const onData = (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > max) {
+        done = true;
+        req.off("data", onData);
+        req.pause();
+        resolve("too_large");
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.on("end", () => {
+      if (!done) resolve(Buffer.concat(chunks));
+    });
+    req.on("error", (err) => {
+      if (!done) reject(err);
+    });
+  });
+}
+
+function sendJson(
+  res: WebhookResponse,
+  status: number,
+  body: unknown,
+  contentType = "application/json",
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": contentType,
+    "content-length": String(Buffer.byteLength(text)),
+    "cache-control": "no-store",
+  });
+  res.end(text);
+}
+
+function sendProblem(
+  res: WebhookResponse,
+  req: WebhookRequest,
+  status: number,
+  code: string,
+  title: string,
+  detail: string,
+  extra?: Record<string, unknown>,
+): void {
+  const problem = { type: `urn:fieldseal:problem:${code}`, title, status, detail, code, ...extra };
+  const text = JSON.stringify(problem);
+  const headers: Record<string, string> = {
+    "content-type": "application/problem+json",
+    "content-length": String(Buffer.byteLength(text)),
+    "cache-control": "no-store",
+  };
+  if (status === 405) headers.allow = "POST";
+  // An unread body left on an HTTP/1.1 connection would be parsed as the next request: close it.
+  if (status === 413 && req.httpVersionMajor === 1) headers.connection = "close";
+  res.writeHead(status, headers);
+  res.end(text);
+}

@@ -1,0 +1,681 @@
+/**
+ * Keyrings: every rule about key versions lives here, over any KeyStore. Handlers call these methods and
+ * translate; they never touch a store or key state themselves.
+ *
+ * Concurrency model. Every change is read → modify → `compareAndSwap(expectedRevision)`. A lost swap returns
+ * what the store holds now, and the change is re-applied to that (a bounded number of times). Rotations that
+ * replace the same primary converge: a writer that finds the primary already moved past the version it meant
+ * to replace adopts the winner instead of rotating again, so N concurrent rotations of one primary make
+ * exactly one new version, and since every write starts from the stored state, no version is ever lost.
+ *
+ * Caching. Versions are immutable, so every version ever seen stays in memory. Which version is primary, and
+ * the minimum decryption version, are re-read in the background at most every `primaryRefreshMs`, triggered
+ * by use (no timers). A version not yet seen causes one store load shared by every concurrent caller. When
+ * the store is down, everything cached keeps working.
+ *
+ * Nonce budget. AES-GCM with random 96-bit nonces must not seal more than 2^32 values under one key
+ * (NIST SP 800-38D, 8.3); past that, the chance of a repeated nonce, which breaks confidentiality and
+ * authenticity, is no longer negligible. The default budget of 2^28 seals per version keeps that chance
+ * near n^2 / 2^97 = 2^-41. To count seals across replicas without a store write per seal, a process reserves
+ * seals in blocks: it adds a whole block to the primary version's `sealsReserved` with a compare-and-swap
+ * *before* it hands out any seal from that block, and it never hands out more than it reserved. Because the
+ * swap serializes all reservations, `sealsReserved` is at least the number of seals every replica together
+ * has made or ever can make under that version, including replicas that crashed with part of a block unused
+ * (those seals are simply never used). A reservation that would push the total past the budget rotates the
+ * key instead, so the count that matters for nonce safety can never pass the budget.
+ */
+import { randomFillSync } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { assertKeyringName } from "../engine/names.js";
+import { FieldsealError, isFieldsealError } from "../errors.js";
+import { KEY_MATERIAL_BYTES, keyringStateProblem } from "./keyring-state.js";
+import type { CasResult, KeyringState, KeyStore, KeyVersion } from "./types.js";
+
+/** When the primary version must be replaced. */
+export interface RotationPolicy {
+  /** Rotate the primary once it is older than this. Unset: no age limit. */
+  maxAgeMs?: number;
+  /** Rotate the primary before its reserved seals would pass this. */
+  sealBudget: number;
+}
+
+export interface KeyringsOptions {
+  policy?: Partial<RotationPolicy>;
+  /** How often the primary and minimum decryption version are re-read. Default 30 s. */
+  primaryRefreshMs?: number;
+  /** Seals reserved per store write. Default 65,536. */
+  sealBlockSize?: number;
+  /** Create a missing keyring with version 1 on first sealing use. Default true. */
+  autoCreate?: boolean;
+  /** Clock for key ages and refresh intervals. Default Date.now. */
+  now?: () => number;
+  /** Observability hook; must not throw (exceptions are ignored). */
+  onEvent?: (e: KeyEvent) => void;
+}
+
+export type RotationReason = "on_demand" | "age" | "usage";
+
+export type KeyEvent =
+  | { type: "cache_hit" | "cache_miss"; keyring: string }
+  | { type: "store_call"; op: "load" | "cas" | "list"; ms: number; ok: boolean }
+  | { type: "rotated"; keyring: string; version: number; reason: RotationReason }
+  | { type: "seal_block_reserved"; keyring: string; version: number; count: number };
+
+/** A key version ready for use. `material` is the cached array: read-only for every caller. */
+export interface SealingKey {
+  keyring: string;
+  version: number;
+  material: Uint8Array;
+}
+
+/** What DescribeKey reports: the stored state plus the policy that applies to it. */
+export type KeyringDescription = KeyringState & { rotateBy?: string; sealBudget: number };
+
+/** The default seal budget per key version: 2^28, far below the 2^32 limit for random 96-bit nonces. */
+export const DEFAULT_SEAL_BUDGET = 2 ** 28;
+/** Start reserving the next block when this share of the current one is used. */
+const PREFETCH_AT = 0.75;
+/** Compare-and-swap attempts before an operation gives up with "conflict". */
+const MAX_ATTEMPTS = 64;
+
+interface SealBlock {
+  readonly version: number;
+  readonly size: number;
+  used: number;
+}
+
+/** What this process knows about one keyring. */
+interface Entry {
+  readonly name: string;
+  /** The newest state seen; never replaced by an older revision. */
+  state: KeyringState | undefined;
+  primaryCreatedMs: number;
+  refreshAfter: number;
+  ageRetryAfter: number;
+  /** Seals this process reserved and is handing out. */
+  block: SealBlock | undefined;
+  /** The next block, reserved ahead of need. */
+  pending: SealBlock | undefined;
+  loading: Promise<KeyringState | undefined> | undefined;
+  reserving: Promise<void> | undefined;
+  creating: Promise<KeyringState> | undefined;
+  onDemand: Promise<KeyringState> | undefined;
+  /** In-flight rotations, by the version they replace. */
+  readonly rotations: Map<number, Promise<KeyringState>>;
+}
+
+/** All key logic: versions, primary, retirement, caching, seal budgets and rotation, over one KeyStore. */
+export class Keyrings {
+  readonly #store: KeyStore;
+  readonly #policy: RotationPolicy;
+  readonly #refreshMs: number;
+  readonly #blockSize: number;
+  readonly #autoCreate: boolean;
+  readonly #now: () => number;
+  readonly #onEvent: ((e: KeyEvent) => void) | undefined;
+  readonly #entries = new Map<string, Entry>();
+  readonly #background = new Set<Promise<unknown>>();
+  #closed = false;
+
+  /** `store` belongs to this Keyrings from now on: `close()` closes it. */
+  constructor(store: KeyStore, options: KeyringsOptions = {}) {
+    this.#store = store;
+    this.#policy = { sealBudget: options.policy?.sealBudget ?? DEFAULT_SEAL_BUDGET };
+    if (options.policy?.maxAgeMs !== undefined) this.#policy.maxAgeMs = options.policy.maxAgeMs;
+    this.#refreshMs = options.primaryRefreshMs ?? 30_000;
+    this.#blockSize = options.sealBlockSize ?? 65_536;
+    this.#autoCreate = options.autoCreate ?? true;
+    this.#now = options.now ?? Date.now;
+    this.#onEvent = options.onEvent;
+    const { sealBudget, maxAgeMs } = this.#policy;
+    if (!isCount(sealBudget, 1) || sealBudget > 2 ** 32) {
+      throw new FieldsealError("invalid_argument", "policy.sealBudget must be an integer from 1 to 2^32");
+    }
+    if (!isCount(this.#blockSize, 1) || this.#blockSize > sealBudget) {
+      throw new FieldsealError(
+        "invalid_argument",
+        "sealBlockSize must be an integer from 1 to policy.sealBudget",
+      );
+    }
+    if (maxAgeMs !== undefined && !(maxAgeMs > 0)) {
+      throw new FieldsealError("invalid_argument", "policy.maxAgeMs must be positive");
+    }
+    if (!(this.#refreshMs >= 0))
+      throw new FieldsealError("invalid_argument", "primaryRefreshMs must be >= 0");
+  }
+
+  /**
+   * The primary version, for sealing `count` values (default 1). Served from this process's reserved block
+   * without a store call while the block has room.
+   */
+  async sealingKey(name: string, count = 1): Promise<SealingKey> {
+    assertKeyringName(name);
+    if (!isCount(count, 1) || count > this.#blockSize) {
+      throw new FieldsealError(
+        "invalid_argument",
+        `seal count must be an integer from 1 to ${this.#blockSize}`,
+      );
+    }
+    const entry = this.#entry(name);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const key = this.#takeSeals(entry, count);
+      if (key) {
+        this.#emit({ type: attempt === 0 ? "cache_hit" : "cache_miss", keyring: name });
+        this.#refreshIfDue(entry);
+        return key;
+      }
+      await this.#prepareSeals(entry);
+    }
+    throw new FieldsealError(
+      "conflict",
+      `keyring "${name}": could not reserve seals after ${MAX_ATTEMPTS} attempts`,
+    );
+  }
+
+  /** Version `version`, for opening. Refuses retired versions (key_version_retired). */
+  async openingKey(name: string, version: number): Promise<SealingKey> {
+    assertKeyringName(name);
+    if (!isCount(version, 1))
+      throw new FieldsealError("invalid_argument", "key version must be an integer >= 1");
+    const entry = this.#entry(name);
+    const cached = entry.state && versionOf(entry.state, version);
+    if (entry.state && cached) {
+      this.#emit({ type: "cache_hit", keyring: name });
+      this.#refreshIfDue(entry);
+      return this.#openable(entry.state, cached);
+    }
+    this.#emit({ type: "cache_miss", keyring: name });
+    const state = await this.#loadForOpening(entry, `version ${version}`);
+    const found = versionOf(state, version);
+    if (!found) {
+      throw new FieldsealError(
+        "key_version_not_found",
+        `keyring "${name}" has no version ${version} (its latest is ${state.versions.length})`,
+      );
+    }
+    return this.#openable(state, found);
+  }
+
+  /** The version adopted from a tutorial-shaped secret whose `version` label was `label`. */
+  async openingKeyByLegacyLabel(name: string, label: string): Promise<SealingKey> {
+    assertKeyringName(name);
+    if (typeof label !== "string" || label.length === 0 || label.length > 256) {
+      throw new FieldsealError("invalid_argument", "legacy key label must be 1 to 256 characters");
+    }
+    const entry = this.#entry(name);
+    const cached = entry.state?.versions.find((v) => v.legacyLabel === label);
+    if (entry.state && cached) {
+      this.#emit({ type: "cache_hit", keyring: name });
+      this.#refreshIfDue(entry);
+      return this.#openable(entry.state, cached);
+    }
+    this.#emit({ type: "cache_miss", keyring: name });
+    const state = await this.#loadForOpening(entry, `legacy label ${JSON.stringify(label.slice(0, 64))}`);
+    const found = state.versions.find((v) => v.legacyLabel === label);
+    if (!found) {
+      throw new FieldsealError(
+        "key_version_not_found",
+        `keyring "${name}" has no version adopted from a legacy secret labelled ${JSON.stringify(label.slice(0, 64))}`,
+      );
+    }
+    return this.#openable(state, found);
+  }
+
+  /**
+   * Adds a new version and makes it primary.
+   *
+   * Without `expectedPrimary`: rotates the primary the store holds when the call reads it. Concurrent calls
+   * in this process share one rotation; a concurrent rotation elsewhere that replaced the same primary is
+   * adopted rather than repeated.
+   *
+   * With `expectedPrimary`: an optimistic check. If the primary is not that version when the rotation is
+   * written (someone else rotated first), fails with "conflict" and changes nothing.
+   */
+  async rotate(
+    name: string,
+    opts: { expectedPrimary?: number; reason?: RotationReason } = {},
+  ): Promise<KeyringState> {
+    assertKeyringName(name);
+    const reason = opts.reason ?? "on_demand";
+    const entry = this.#entry(name);
+    if (opts.expectedPrimary !== undefined) {
+      if (!isCount(opts.expectedPrimary, 1)) {
+        throw new FieldsealError("invalid_argument", "expected primary must be an integer >= 1");
+      }
+      return this.#rotateExpected(entry, opts.expectedPrimary, reason);
+    }
+    entry.onDemand ??= (async () => {
+      const state = await this.#loadFresh(entry);
+      if (!state) throw keyringNotFound(name);
+      return this.#rotateFrom(entry, state.primary, reason, state);
+    })().finally(() => {
+      entry.onDemand = undefined;
+    });
+    return entry.onDemand;
+  }
+
+  /**
+   * Raises the minimum decryption version: versions below it refuse to open. It cannot pass the primary,
+   * and cannot be lowered (a retired version stays retired). Setting the current minimum again is a no-op.
+   */
+  async retire(name: string, minDecryptVersion: number): Promise<KeyringState> {
+    assertKeyringName(name);
+    if (!isCount(minDecryptVersion, 1)) {
+      throw new FieldsealError("invalid_argument", "minimum decryption version must be an integer >= 1");
+    }
+    const entry = this.#entry(name);
+    let state = await this.#loadFresh(entry);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!state) throw keyringNotFound(name);
+      if (minDecryptVersion > state.primary) {
+        throw new FieldsealError(
+          "failed_precondition",
+          `keyring "${name}": cannot retire versions up to ${minDecryptVersion - 1}; the primary is version ${state.primary}`,
+        );
+      }
+      if (minDecryptVersion < state.minDecryptVersion) {
+        throw new FieldsealError(
+          "failed_precondition",
+          `keyring "${name}": the minimum decryption version is ${state.minDecryptVersion} and cannot be lowered`,
+        );
+      }
+      if (minDecryptVersion === state.minDecryptVersion) return state;
+      const result = await this.#cas(entry, state.revision, {
+        ...state,
+        revision: state.revision + 1,
+        minDecryptVersion,
+      });
+      if (result.ok) return result.state;
+      state = result.current;
+    }
+    throw tooContended(name, "retire");
+  }
+
+  /**
+   * The keyring's state, read fresh from the store (or from cache when the store is down), with the policy
+   * that applies. The state includes key material: callers that report it must leave `material` out.
+   */
+  async describe(name: string): Promise<KeyringDescription> {
+    assertKeyringName(name);
+    const entry = this.#entry(name);
+    let state: KeyringState | undefined;
+    try {
+      state = await this.#loadFresh(entry);
+    } catch (err) {
+      if (!isFieldsealError(err, "store_unavailable") || !entry.state) throw err;
+      state = entry.state;
+    }
+    if (!state) throw keyringNotFound(name);
+    const description: KeyringDescription = { ...state, sealBudget: this.#policy.sealBudget };
+    const primary = versionOf(state, state.primary);
+    if (this.#policy.maxAgeMs !== undefined && primary) {
+      description.rotateBy = new Date(Date.parse(primary.createdAt) + this.#policy.maxAgeMs).toISOString();
+    }
+    return description;
+  }
+
+  /** The keyring, created with version 1 if it does not exist yet. */
+  async ensure(name: string): Promise<KeyringState> {
+    assertKeyringName(name);
+    const entry = this.#entry(name);
+    return (await this.#load(entry)) ?? (await this.#create(entry));
+  }
+
+  /** Names of all keyrings, sorted. */
+  async list(): Promise<string[]> {
+    return this.#call("list", () => this.#store.list());
+  }
+
+  /** Waits for background work, then closes the store. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+    await this.#store.close();
+  }
+
+  // ---- sealing -------------------------------------------------------------------------------------------
+
+  /** The hot path: hands out seals from the reserved block, in memory, or returns undefined. */
+  #takeSeals(entry: Entry, count: number): SealingKey | undefined {
+    const state = entry.state;
+    if (!state) return undefined;
+    if (this.#ageDue(entry) && this.#now() >= entry.ageRetryAfter) return undefined;
+    let block = entry.block;
+    if (!block || block.version !== state.primary || block.used + count > block.size) {
+      const pending = entry.pending;
+      if (!pending || pending.version !== state.primary || pending.used + count > pending.size)
+        return undefined;
+      entry.block = block = pending;
+      entry.pending = undefined;
+    }
+    const version = versionOf(state, block.version);
+    if (!version) return undefined;
+    block.used += count;
+    if (block.used >= block.size * PREFETCH_AT && !entry.pending) this.#inBackground(this.#reserve(entry));
+    return keyFor(state.name, version);
+  }
+
+  /** The slow path: loads, creates, rotates by age or reserves seals so that `#takeSeals` can succeed. */
+  async #prepareSeals(entry: Entry): Promise<void> {
+    if (!entry.state) {
+      if ((await this.#load(entry)) === undefined) {
+        if (!this.#autoCreate) throw keyringNotFound(entry.name);
+        await this.#create(entry);
+      }
+      return;
+    }
+    if (this.#ageDue(entry) && this.#now() >= entry.ageRetryAfter) {
+      try {
+        await this.#rotateFrom(entry, entry.state.primary, "age");
+      } catch (err) {
+        if (!isFieldsealError(err, "store_unavailable")) throw err;
+        // Keep sealing under the current primary while the store is down; it is not yet near its budget.
+        entry.ageRetryAfter = this.#now() + this.#refreshMs;
+      }
+      return;
+    }
+    await this.#reserve(entry);
+  }
+
+  /** Reserves the next block of seals on the primary, rotating first if the block would pass the budget. */
+  #reserve(entry: Entry): Promise<void> {
+    entry.reserving ??= this.#reserveBlock(entry).finally(() => {
+      entry.reserving = undefined;
+    });
+    return entry.reserving;
+  }
+
+  async #reserveBlock(entry: Entry): Promise<void> {
+    let state = entry.state ?? (await this.#load(entry));
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!state) throw keyringNotFound(entry.name);
+      const primary = versionOf(state, state.primary);
+      if (!primary) throw corrupt(entry.name);
+      if (primary.sealsReserved + this.#blockSize > this.#policy.sealBudget) {
+        state = await this.#rotateFrom(entry, primary.version, "usage");
+        continue;
+      }
+      const reserved: KeyVersion = { ...primary, sealsReserved: primary.sealsReserved + this.#blockSize };
+      const result = await this.#cas(entry, state.revision, {
+        ...state,
+        revision: state.revision + 1,
+        versions: state.versions.map((v) => (v.version === primary.version ? reserved : v)),
+      });
+      if (result.ok) {
+        entry.pending = { version: primary.version, size: this.#blockSize, used: 0 };
+        this.#emit({
+          type: "seal_block_reserved",
+          keyring: entry.name,
+          version: primary.version,
+          count: this.#blockSize,
+        });
+        return;
+      }
+      state = result.current;
+    }
+    throw tooContended(entry.name, "reserve seals");
+  }
+
+  #ageDue(entry: Entry): boolean {
+    const { maxAgeMs } = this.#policy;
+    return maxAgeMs !== undefined && this.#now() - entry.primaryCreatedMs >= maxAgeMs;
+  }
+
+  // ---- rotation ------------------------------------------------------------------------------------------
+
+  /** Replaces primary version `from`, or adopts the version that already replaced it. Coalesced per `from`. */
+  #rotateFrom(
+    entry: Entry,
+    from: number,
+    reason: RotationReason,
+    base?: KeyringState,
+  ): Promise<KeyringState> {
+    const inFlight = entry.rotations.get(from);
+    if (inFlight) return inFlight;
+    const rotation = this.#replacePrimary(entry, from, reason, base).finally(() => {
+      if (entry.rotations.get(from) === rotation) entry.rotations.delete(from);
+    });
+    entry.rotations.set(from, rotation);
+    return rotation;
+  }
+
+  async #replacePrimary(
+    entry: Entry,
+    from: number,
+    reason: RotationReason,
+    base: KeyringState | undefined,
+  ): Promise<KeyringState> {
+    let state = base ?? entry.state ?? (await this.#load(entry));
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!state) throw keyringNotFound(entry.name);
+      // Someone already replaced `from`: adopt their version rather than add a second one.
+      if (state.primary > from) return state;
+      const result = await this.#cas(entry, state.revision, withNewPrimary(state, this.#now()));
+      if (result.ok) {
+        this.#emit({ type: "rotated", keyring: entry.name, version: result.state.primary, reason });
+        return result.state;
+      }
+      state = result.current;
+    }
+    throw tooContended(entry.name, "rotate");
+  }
+
+  async #rotateExpected(entry: Entry, expected: number, reason: RotationReason): Promise<KeyringState> {
+    let state = await this.#loadFresh(entry);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!state) throw keyringNotFound(entry.name);
+      if (state.primary !== expected) {
+        throw new FieldsealError(
+          "conflict",
+          `keyring "${entry.name}": the primary is version ${state.primary}, not the expected ${expected}`,
+        );
+      }
+      const result = await this.#cas(entry, state.revision, withNewPrimary(state, this.#now()));
+      if (result.ok) {
+        this.#emit({ type: "rotated", keyring: entry.name, version: result.state.primary, reason });
+        return result.state;
+      }
+      state = result.current;
+    }
+    throw tooContended(entry.name, "rotate");
+  }
+
+  #create(entry: Entry): Promise<KeyringState> {
+    entry.creating ??= (async () => {
+      const initial = withNewPrimary(
+        { name: entry.name, revision: 0, primary: 0, minDecryptVersion: 1, versions: [] },
+        this.#now(),
+      );
+      const result = await this.#cas(entry, 0, initial);
+      if (result.ok) return result.state;
+      // Someone else created it first; theirs is the keyring.
+      if (result.current) return result.current;
+      throw new FieldsealError("internal", `keyring "${entry.name}" could not be created`);
+    })().finally(() => {
+      entry.creating = undefined;
+    });
+    return entry.creating;
+  }
+
+  // ---- cache and store -----------------------------------------------------------------------------------
+
+  #entry(name: string): Entry {
+    let entry = this.#entries.get(name);
+    if (!entry) {
+      entry = {
+        name,
+        state: undefined,
+        primaryCreatedMs: 0,
+        refreshAfter: 0,
+        ageRetryAfter: 0,
+        block: undefined,
+        pending: undefined,
+        loading: undefined,
+        reserving: undefined,
+        creating: undefined,
+        onDemand: undefined,
+        rotations: new Map(),
+      };
+      this.#entries.set(name, entry);
+    }
+    return entry;
+  }
+
+  /** Takes in a state read from or written to the store, unless a newer one is already known. */
+  #absorb(entry: Entry, state: KeyringState): KeyringState {
+    const known = entry.state;
+    if (known && state.revision <= known.revision) return known;
+    const problem = state.name === entry.name ? keyringStateProblem(state) : "it names another keyring";
+    if (problem)
+      throw new FieldsealError(
+        "internal",
+        `key store returned an invalid keyring "${entry.name}": ${problem}`,
+      );
+    entry.state = state;
+    if (known?.primary !== state.primary) {
+      const primary = versionOf(state, state.primary);
+      entry.primaryCreatedMs = primary ? Date.parse(primary.createdAt) : 0;
+      entry.ageRetryAfter = 0;
+      // Seals reserved under a replaced primary are abandoned, never used: sealing follows the primary.
+      if (entry.block && entry.block.version !== state.primary) entry.block = undefined;
+      if (entry.pending && entry.pending.version !== state.primary) entry.pending = undefined;
+    }
+    return state;
+  }
+
+  /** One store load shared by all concurrent callers. Resolves to the newest state known afterwards. */
+  #load(entry: Entry): Promise<KeyringState | undefined> {
+    entry.loading ??= this.#loadFresh(entry).finally(() => {
+      entry.loading = undefined;
+    });
+    return entry.loading;
+  }
+
+  /** A store load of its own, for operations that must not act on a read that began before they did. */
+  async #loadFresh(entry: Entry): Promise<KeyringState | undefined> {
+    const state = await this.#call("load", () => this.#store.load(entry.name));
+    entry.refreshAfter = this.#now() + this.#refreshMs;
+    return state ? this.#absorb(entry, state) : undefined;
+  }
+
+  async #loadForOpening(entry: Entry, what: string): Promise<KeyringState> {
+    let state: KeyringState | undefined;
+    try {
+      state = await this.#load(entry);
+    } catch (err) {
+      if (!isFieldsealError(err, "store_unavailable")) throw err;
+      throw new FieldsealError(
+        "store_unavailable",
+        `keyring "${entry.name}" ${what} is not cached and the key store (${this.#store.kind}) is unavailable`,
+        { cause: err },
+      );
+    }
+    if (!state) throw keyringNotFound(entry.name);
+    return state;
+  }
+
+  /** Starts a background refresh when the cached primary is older than `primaryRefreshMs`. Never blocks. */
+  #refreshIfDue(entry: Entry): void {
+    if (this.#closed || this.#now() < entry.refreshAfter || entry.loading) return;
+    entry.refreshAfter = this.#now() + this.#refreshMs;
+    this.#inBackground(
+      this.#load(entry).then(async () => {
+        if (entry.state && this.#ageDue(entry)) await this.#rotateFrom(entry, entry.state.primary, "age");
+      }),
+    );
+  }
+
+  async #cas(entry: Entry, expectedRevision: number, next: KeyringState): Promise<CasResult> {
+    const result = await this.#call("cas", () => this.#store.compareAndSwap(expectedRevision, next));
+    if (result.ok) this.#absorb(entry, result.state);
+    else if (result.current) this.#absorb(entry, result.current);
+    return result;
+  }
+
+  async #call<T>(op: "load" | "cas" | "list", work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await work();
+      this.#emit({ type: "store_call", op, ms: performance.now() - started, ok: true });
+      return result;
+    } catch (err) {
+      this.#emit({ type: "store_call", op, ms: performance.now() - started, ok: false });
+      if (err instanceof FieldsealError) throw err;
+      throw new FieldsealError("store_unavailable", `key store (${this.#store.kind}) ${op} failed`, {
+        cause: err,
+      });
+    }
+  }
+
+  #openable(state: KeyringState, version: KeyVersion): SealingKey {
+    if (version.version < state.minDecryptVersion) {
+      throw new FieldsealError(
+        "key_version_retired",
+        `keyring "${state.name}" version ${version.version} is retired (minimum decryption version is ${state.minDecryptVersion})`,
+      );
+    }
+    return keyFor(state.name, version);
+  }
+
+  #inBackground(work: Promise<unknown>): void {
+    // Failures surface on the next foreground call that needs the store; here they must not go unhandled.
+    const task = work.catch(() => {});
+    this.#background.add(task);
+    void task.finally(() => this.#background.delete(task));
+  }
+
+  #emit(event: KeyEvent): void {
+    try {
+      this.#onEvent?.(event);
+    } catch {
+      // Observability must never break key handling.
+    }
+  }
+}
+
+function isCount(n: unknown, min: number): n is number {
+  return typeof n === "number" && Number.isSafeInteger(n) && n >= min;
+}
+
+function versionOf(state: KeyringState, version: number): KeyVersion | undefined {
+  const found = state.versions[version - 1];
+  return found?.version === version ? found : undefined;
+}
+
+function keyFor(keyring: string, version: KeyVersion): SealingKey {
+  // The cached array itself, not a copy: copies would scatter key material over the heap, and the engine
+  // keys its cipher-key cache by this array's identity. Callers must treat it as read-only.
+  return { keyring, version: version.version, material: version.material };
+}
+
+/** `state` with a fresh version appended as primary. Material comes straight from the CSPRNG. */
+function withNewPrimary(state: KeyringState, nowMs: number): KeyringState {
+  const version = state.versions.length + 1;
+  // A fresh, unpooled array: randomBytes() may hand out a slice of a shared pool, which would leave a copy of
+  // the key in memory that outlives it. randomFillSync uses the same CSPRNG.
+  const material = randomFillSync(new Uint8Array(KEY_MATERIAL_BYTES));
+  return {
+    ...state,
+    revision: state.revision + 1,
+    primary: version,
+    versions: [
+      ...state.versions,
+      { version, material, createdAt: new Date(nowMs).toISOString(), sealsReserved: 0 },
+    ],
+  };
+}
+
+function keyringNotFound(name: string): FieldsealError {
+  return new FieldsealError("keyring_not_found", `keyring "${name}" does not exist`);
+}
+
+function corrupt(name: string): FieldsealError {
+  return new FieldsealError("internal", `keyring "${name}" has no primary version`);
+}
+
+function tooContended(name: string, what: string): FieldsealError {
+  return new FieldsealError(
+    "conflict",
+    `keyring "${name}": could not ${what} after ${MAX_ATTEMPTS} attempts`,
+  );
+}

@@ -1,0 +1,395 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { CognigyClient, CognigyPushError } from "../../src/cognigy/client.js";
+import { createInternalPrincipalAuth } from "../../src/cognigy/internal-auth.js";
+import { createWebhookHandler, type WebhookDeps } from "../../src/cognigy/webhook.js";
+import { signWebhookBody } from "../../src/cognigy/webhook-signature.js";
+import { type CognigySimulator, startCognigySimulator } from "../support/cognigy-simulator.js";
+
+const CARD = "4111111111111111";
+const SSN = "999-99-0000";
+const NOW_MS = 1_800_000_000_000;
+const NOW_SEC = NOW_MS / 1000;
+
+describe("Cognigy webhook adapter", () => {
+  let sim: CognigySimulator;
+  let server: Server;
+  let url: string;
+  let deps: Partial<WebhookDeps>;
+  const internal = createInternalPrincipalAuth();
+  /** What the fake service saw: the principal of each call. */
+  const calls: Array<{ rpc: string; principal: string }> = [];
+  let seals = 0;
+
+  /** A small stand-in for FieldsealService: bearer/internal auth, a fake seal, a real push. */
+  const transport = createRouterTransport((router) => {
+    const principalOf = (headers: Headers): string => {
+      const internalPrincipal = internal.verify(headers);
+      if (internalPrincipal !== undefined) return internalPrincipal;
+      const auth = headers.get("authorization");
+      if (auth === "Bearer good-token") return "flow-bearer";
+      if (auth === "Bearer seal-only") return "seal-only";
+      if (auth === "Bearer no-seal") return "no-seal";
+      throw new ConnectError("unknown token", Code.Unauthenticated);
+    };
+    router.service(FieldsealService, {
+      encryptFields(req, ctx) {
+        const principal = principalOf(ctx.requestHeader);
+        calls.push({ rpc: "encryptFields", principal });
+        if (principal === "no-seal") throw new ConnectError("may not seal", Code.PermissionDenied);
+        if (req.scope?.id.case !== "sessionId")
+          throw new ConnectError("scope required", Code.InvalidArgument);
+        const sessionId = req.scope.id.value;
+        const sealed: Record<string, string> = {};
+        for (const [name, value] of Object.entries(req.fields)) {
+          // Not encryption: a recognisable stand-in that carries no plaintext; the counter plays the nonce.
+          seals += 1;
+          sealed[name] =
+            `fs1.test.${name}.${sessionId}.${JSON.stringify(toJson(ValueSchema, value)).length}.${seals}`;
+        }
+        return { sealed, keyring: "default", keyVersion: 3 };
+      },
+      async pushSession(req, ctx) {
+        const principal = principalOf(ctx.requestHeader);
+        calls.push({ rpc: "pushSession", principal });
+        if (principal === "seal-only") throw new ConnectError("may not push", Code.PermissionDenied);
+        const context: JsonObject = {};
+        for (const [k, v] of Object.entries(req.context)) context[k] = toJson(ValueSchema, v);
+        try {
+          const r = await cognigy.push({
+            sessionId: req.sessionId,
+            userId: req.userId,
+            context,
+            idempotencyKey: req.idempotencyKey,
+          });
+          return { attempts: r.attempts, httpStatus: r.httpStatus, deduplicated: r.deduplicated };
+        } catch (err) {
+          if (err instanceof CognigyPushError) {
+            throw new ConnectError(
+              err.message,
+              err.code === "deadline_exceeded" ? Code.DeadlineExceeded : Code.Unavailable,
+            );
+          }
+          throw err;
+        }
+      },
+    });
+  });
+  const rpc = createClient(FieldsealService, transport);
+  let cognigy: CognigyClient;
+
+  beforeAll(async () => {
+    sim = await startCognigySimulator();
+    cognigy = new CognigyClient({
+      baseUrl: sim.url,
+      apiKey: sim.apiKey,
+      mode: "context_inject",
+      maxAttempts: 2,
+      sleep: async () => {},
+    });
+    // One handler per deps object, so the replay memory lives as long as a real server's would.
+    let built: { for: Partial<WebhookDeps>; handler: ReturnType<typeof createWebhookHandler> } | undefined;
+    server = createServer((req, res) => {
+      if (built?.for !== deps) {
+        const handler = createWebhookHandler({
+          client: rpc,
+          pushEnabled: true,
+          hmacSecrets: { "flow-a": "shared-secret-a" },
+          principalHeaders: (p) => internal.headersFor(p),
+          now: () => NOW_MS,
+          ...deps,
+        });
+        built = { for: deps, handler };
+      }
+      built.handler(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/cognigy`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    await sim.close();
+  });
+  beforeEach(() => {
+    sim.reset();
+    calls.length = 0;
+    deps = { pushEnabled: true };
+  });
+
+  const payload = (extra: Record<string, unknown> = {}) => ({
+    sessionId: "sess_8f3a2c1d",
+    userId: "user-1",
+    variables: { credit_card: CARD, ssn: SSN, language: "en" },
+    ...extra,
+  });
+  const post = (body: string, headers: Record<string, string> = {}, method = "POST") =>
+    fetch(url, {
+      method,
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer good-token",
+        "x-sensitive-metadata": "field:credit_card,field:ssn",
+        ...headers,
+      },
+      ...(method === "GET" ? {} : { body }),
+    });
+
+  /** Asserts a problem answer that echoes no value and that nothing was sealed or pushed. */
+  async function expectRefused(res: Response, status: number, detail?: RegExp) {
+    expect(res.status).toBe(status);
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
+    const text = await res.text();
+    expect(text).not.toContain(CARD);
+    expect(text).not.toContain(SSN);
+    const problem = JSON.parse(text) as { status: number; title: string; detail: string };
+    expect(problem.status).toBe(status);
+    if (detail !== undefined) expect(problem.detail).toMatch(detail);
+    expect(sim.requests).toHaveLength(0);
+    return problem;
+  }
+
+  describe("accepted requests", () => {
+    it("seals the flagged variables, pushes them and answers them for the flow to store", async () => {
+      const res = await post(JSON.stringify(payload()));
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({
+        sessionId: "sess_8f3a2c1d",
+        keyVersion: 3,
+        variables: {
+          __enc_credit_card: expect.stringMatching(/^fs1\.test\.credit_card\./),
+          credit_card: null,
+          __enc_ssn: expect.stringMatching(/^fs1\.test\.ssn\./),
+          ssn: null,
+        },
+        pushed: { attempts: 1, httpStatus: 200, deduplicated: false },
+      });
+      expect(Object.keys(body.variables as object)).not.toContain("language");
+      expect(sim.contexts.get("sess_8f3a2c1d")).toEqual(body.variables);
+      expect(sim.requests[0]?.idempotencyKey).toMatch(/^fs-wh-/);
+      expect(calls.map((c) => c.principal)).toEqual(["flow-bearer", "flow-bearer"]);
+    });
+
+    it("answers without pushing when pushing is off", async () => {
+      deps = { pushEnabled: false };
+      const res = await post(JSON.stringify(payload()));
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { pushed: unknown }).pushed).toBeNull();
+      expect(sim.requests).toHaveLength(0);
+    });
+
+    it("accepts a form body with variables as JSON text", async () => {
+      const form = new URLSearchParams({
+        sessionId: "s-form",
+        userId: "u",
+        variables: JSON.stringify({ credit_card: CARD, ssn: SSN }),
+      });
+      const res = await post(form.toString(), { "content-type": "application/x-www-form-urlencoded" });
+      expect(res.status).toBe(200);
+      expect(sim.contexts.get("s-form")).toMatchObject({ credit_card: null, ssn: null });
+    });
+
+    it("accepts a form body with variables[field] pairs", async () => {
+      const form = new URLSearchParams();
+      form.set("sessionId", "s-pairs");
+      form.set("userId", "u");
+      form.set("variables[credit_card]", CARD);
+      form.set("variables[ssn]", SSN);
+      const res = await post(form.toString(), {
+        "content-type": "application/x-www-form-urlencoded; charset=utf-8",
+      });
+      expect(res.status).toBe(200);
+      expect(Object.keys(sim.contexts.get("s-pairs") ?? {}).sort()).toEqual([
+        "__enc_credit_card",
+        "__enc_ssn",
+        "credit_card",
+        "ssn",
+      ]);
+    });
+
+    it("tolerates spaces in X-Sensitive-Metadata and takes a sensitive list from the body", async () => {
+      const res = await post(JSON.stringify(payload({ sensitive: ["ssn"] })), {
+        "x-sensitive-metadata": "  field: credit_card ,field:ssn ",
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { variables: object };
+      expect(Object.keys(body.variables).sort()).toEqual([
+        "__enc_credit_card",
+        "__enc_ssn",
+        "credit_card",
+        "ssn",
+      ]);
+    });
+
+    it("seals fields flagged only in the body", async () => {
+      const res = await post(JSON.stringify(payload({ sensitive: ["credit_card"] })), {
+        "x-sensitive-metadata": "",
+      });
+      expect(res.status).toBe(200);
+      expect(Object.keys(((await res.json()) as { variables: object }).variables)).toEqual([
+        "__enc_credit_card",
+        "credit_card",
+      ]);
+    });
+  });
+
+  describe("refused requests reach neither the seal nor Cognigy", () => {
+    it("405 for another method", async () => {
+      const res = await post("", {}, "GET");
+      await expectRefused(res, 405);
+      expect(res.headers.get("allow")).toBe("POST");
+      expect(calls).toHaveLength(0);
+    });
+
+    it("415 for another content type", async () => {
+      await expectRefused(await post(JSON.stringify(payload()), { "content-type": "text/plain" }), 415);
+      expect(calls).toHaveLength(0);
+    });
+
+    it("413 for a body over the limit", async () => {
+      deps = { maxBodyBytes: 1024 };
+      const big = JSON.stringify(payload({ padding: "x".repeat(4096) }));
+      await expectRefused(await post(big), 413);
+      expect(calls).toHaveLength(0);
+    });
+
+    it("400 for malformed JSON", async () => {
+      await expectRefused(
+        await post(`{"sessionId": "s", "variables": {"credit_card": "${CARD}"`),
+        400,
+        /JSON/,
+      );
+      expect(calls).toHaveLength(0);
+    });
+
+    it("400 for a missing sessionId", async () => {
+      const { sessionId: _, ...rest } = payload();
+      await expectRefused(await post(JSON.stringify(rest)), 400, /sessionId/);
+      expect(calls).toHaveLength(0);
+    });
+
+    it("400 naming a flagged field that is not in the variables", async () => {
+      const res = await post(JSON.stringify(payload()), {
+        "x-sensitive-metadata": "field:credit_card,field:medical_id",
+      });
+      await expectRefused(res, 400, /"medical_id" is not in the variables/);
+      expect(calls).toHaveLength(0);
+    });
+
+    it("400 for an X-Sensitive-Metadata entry of another form", async () => {
+      const res = await post(JSON.stringify(payload()), { "x-sensitive-metadata": "field:credit_card,ssn" });
+      await expectRefused(res, 400, /entry 2/);
+      expect(calls).toHaveLength(0);
+    });
+
+    it("400 when no field is flagged", async () => {
+      await expectRefused(
+        await post(JSON.stringify(payload()), { "x-sensitive-metadata": "" }),
+        400,
+        /no fields/,
+      );
+    });
+
+    it("401 without credentials", async () => {
+      await expectRefused(await post(JSON.stringify(payload()), { authorization: "" }), 401);
+      expect(calls).toHaveLength(0);
+    });
+
+    it("401 when the service does not know the bearer token", async () => {
+      await expectRefused(await post(JSON.stringify(payload()), { authorization: "Bearer nope" }), 401);
+    });
+
+    it("403 when the caller may not seal", async () => {
+      const problem = await expectRefused(
+        await post(JSON.stringify(payload()), { authorization: "Bearer no-seal" }),
+        403,
+      );
+      expect(problem).toMatchObject({ code: "permission_denied" });
+    });
+
+    it("403 when the caller may seal but not push, with the sealed values and nothing sent to Cognigy", async () => {
+      const res = await post(JSON.stringify(payload()), { authorization: "Bearer seal-only" });
+      expect(res.status).toBe(403);
+      const problem = (await res.json()) as { detail: string; code: string; variables: object };
+      expect(problem.code).toBe("permission_denied");
+      expect(problem.detail).toMatch(/sealed but the push/);
+      expect(problem.variables).toMatchObject({ credit_card: null, ssn: null });
+      expect(sim.requests).toHaveLength(0);
+    });
+  });
+
+  describe("push failures", () => {
+    it("502 saying the seal succeeded, with the sealed variables for the flow to store", async () => {
+      sim.setFaults(() => ({ status: 503 }));
+      const res = await post(JSON.stringify(payload()));
+      expect(res.status).toBe(502);
+      const text = await res.text();
+      expect(text).not.toContain(CARD);
+      const problem = JSON.parse(text) as {
+        detail: string;
+        variables: Record<string, unknown>;
+        keyVersion: number;
+      };
+      expect(problem.detail).toMatch(/sealed but the push to Cognigy.AI failed/);
+      expect(problem.variables).toMatchObject({ credit_card: null, ssn: null });
+      expect(problem.keyVersion).toBe(3);
+      expect(sim.appliedCount()).toBe(0);
+    });
+  });
+
+  describe("HMAC-signed requests", () => {
+    const signed = (body: string, opts: { ts?: number; secret?: string; keyId?: string } = {}) => {
+      const ts = opts.ts ?? NOW_SEC;
+      return {
+        authorization: "",
+        "x-fieldseal-key-id": opts.keyId ?? "flow-a",
+        "x-fieldseal-timestamp": String(ts),
+        "x-fieldseal-signature": signWebhookBody(opts.secret ?? "shared-secret-a", ts, body),
+      };
+    };
+
+    it("acts as the signing principal", async () => {
+      const body = JSON.stringify(payload());
+      const res = await post(body, signed(body));
+      expect(res.status).toBe(200);
+      expect(calls.map((c) => c.principal)).toEqual(["flow-a", "flow-a"]);
+    });
+
+    it("refuses a tampered body", async () => {
+      const body = JSON.stringify(payload());
+      const tampered = body.replace("sess_8f3a2c1d", "sess_other");
+      await expectRefused(await post(tampered, signed(body)), 401, /does not match/);
+      expect(calls).toHaveLength(0);
+    });
+
+    it("refuses a wrong secret and an unknown key id", async () => {
+      const body = JSON.stringify(payload());
+      await expectRefused(await post(body, signed(body, { secret: "guess" })), 401, /does not match/);
+      await expectRefused(await post(body, signed(body, { keyId: "flow-z" })), 401, /unknown signing key/);
+    });
+
+    it("refuses an expired timestamp", async () => {
+      const body = JSON.stringify(payload());
+      await expectRefused(
+        await post(body, signed(body, { ts: NOW_SEC - 301 })),
+        401,
+        /outside the allowed window/,
+      );
+    });
+
+    it("refuses a replayed signature", async () => {
+      const body = JSON.stringify(payload({ sessionId: "replay" }));
+      const headers = signed(body, { ts: NOW_SEC - 5 });
+      expect((await post(body, headers)).status).toBe(200);
+      sim.reset();
+      calls.length = 0;
+      await expectRefused(await post(body, headers), 401, /already used/);
+      expect(calls).toHaveLength(0);
+    });
+  });
+});

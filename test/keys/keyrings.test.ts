@@ -1,0 +1,338 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { isFieldsealError } from "../../src/errors.js";
+import { type KeyEvent, Keyrings, type KeyringsOptions } from "../../src/keys/keyrings.js";
+import type { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
+import type { KeyringState } from "../../src/keys/types.js";
+import { keyringState } from "./key-store-contract.js";
+import { ObservedStore, tempStore } from "./support.js";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+function expectContiguous(state: KeyringState | undefined, count: number): void {
+  expect(state?.versions.map((v) => v.version)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+  expect(state?.primary).toBe(count);
+  expect(new Set(state?.versions.map((v) => hex(v.material))).size).toBe(count);
+}
+
+describe("Keyrings", () => {
+  let store: LocalFileKeyStore;
+  let cleanup: () => Promise<void>;
+  const open: Keyrings[] = [];
+  const keyrings = (options?: KeyringsOptions, over: ObservedStore | LocalFileKeyStore = store) => {
+    const k = new Keyrings(over, options);
+    open.push(k);
+    return k;
+  };
+
+  beforeEach(async () => {
+    ({ store, cleanup } = await tempStore());
+  });
+  afterEach(async () => {
+    for (const k of open.splice(0)) await k.close();
+    await cleanup();
+  });
+
+  it("creates a keyring with version 1 on first sealing use and opens with the same key", async () => {
+    const k = keyrings();
+    const sealing = await k.sealingKey("payments");
+    expect(sealing.version).toBe(1);
+    expect(sealing.material).toHaveLength(32);
+    expect(hex((await k.openingKey("payments", 1)).material)).toBe(hex(sealing.material));
+    expectContiguous(await store.load("payments"), 1);
+  });
+
+  it("does not create keyrings when autoCreate is off", async () => {
+    const k = keyrings({ autoCreate: false });
+    await expect(k.sealingKey("payments")).rejects.toMatchObject({ code: "keyring_not_found" });
+    expect(await store.list()).toEqual([]);
+  });
+
+  it("refuses invalid keyring names, versions and counts", async () => {
+    const k = keyrings();
+    for (const name of ["", "Payments", "../x", "a b", "-lead", "x".repeat(64)]) {
+      await expect(k.sealingKey(name)).rejects.toMatchObject({ code: "invalid_argument" });
+    }
+    await expect(k.openingKey("payments", 0)).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(k.openingKey("payments", 1.5)).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(k.sealingKey("payments", 0)).rejects.toMatchObject({ code: "invalid_argument" });
+  });
+
+  it("reports an unknown keyring and an unknown version", async () => {
+    const k = keyrings();
+    await expect(k.openingKey("nothing", 1)).rejects.toMatchObject({ code: "keyring_not_found" });
+    await k.ensure("payments");
+    await expect(k.openingKey("payments", 2)).rejects.toMatchObject({ code: "key_version_not_found" });
+    await expect(k.rotate("nothing")).rejects.toMatchObject({ code: "keyring_not_found" });
+  });
+
+  it("keeps every old version opening after rotations", async () => {
+    const k = keyrings();
+    const materials = [hex((await k.sealingKey("payments")).material)];
+    for (let i = 0; i < 5; i++) {
+      const state = await k.rotate("payments");
+      const sealing = await k.sealingKey("payments");
+      expect(sealing.version).toBe(state.primary);
+      materials.push(hex(sealing.material));
+    }
+    expectContiguous(await store.load("payments"), 6);
+    const fresh = keyrings();
+    for (let v = 1; v <= 6; v++) {
+      expect(hex((await k.openingKey("payments", v)).material)).toBe(materials[v - 1]);
+      expect(hex((await fresh.openingKey("payments", v)).material)).toBe(materials[v - 1]);
+    }
+  });
+
+  it("hands out the one cached copy of a version's material, never a scattered duplicate", async () => {
+    const k = keyrings();
+    const first = await k.sealingKey("payments");
+    const again = await k.openingKey("payments", 1);
+    expect(again.material).toBe(first.material);
+    expect(first.material).toHaveLength(32);
+  });
+
+  it("refuses retired versions and keeps the rules of retirement", async () => {
+    const k = keyrings();
+    await k.ensure("payments");
+    await k.rotate("payments");
+    await k.rotate("payments");
+    const state = await k.retire("payments", 2);
+    expect(state.minDecryptVersion).toBe(2);
+    const err = await k.openingKey("payments", 1).catch((e: unknown) => e);
+    expect(isFieldsealError(err, "key_version_retired")).toBe(true);
+    expect((await k.openingKey("payments", 2)).version).toBe(2);
+    await expect(k.retire("payments", 4)).rejects.toMatchObject({ code: "failed_precondition" });
+    await expect(k.retire("payments", 1)).rejects.toMatchObject({ code: "failed_precondition" });
+    expect((await k.retire("payments", 2)).revision).toBe(state.revision);
+    // Another process learns of the retirement from the store.
+    await expect(keyrings().openingKey("payments", 1)).rejects.toMatchObject({ code: "key_version_retired" });
+  });
+
+  it("rotates with expectedPrimary only when the primary matches", async () => {
+    const k = keyrings();
+    await k.ensure("payments");
+    expect((await k.rotate("payments", { expectedPrimary: 1 })).primary).toBe(2);
+    const err = await k.rotate("payments", { expectedPrimary: 1 }).catch((e: unknown) => e);
+    expect(isFieldsealError(err, "conflict")).toBe(true);
+    expectContiguous(await store.load("payments"), 2);
+  });
+
+  it("lets exactly one of many rotations with the same expectedPrimary win, across instances", async () => {
+    const a = keyrings();
+    const b = keyrings();
+    await a.ensure("payments");
+    for (let round = 1; round <= 4; round++) {
+      const calls = [a, b, a, b, a, b].map((k) => k.rotate("payments", { expectedPrimary: round }));
+      const outcomes = await Promise.allSettled(calls);
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+      for (const o of outcomes)
+        if (o.status === "rejected") expect(o.reason).toMatchObject({ code: "conflict" });
+    }
+    expectContiguous(await store.load("payments"), 5);
+  });
+
+  it("turns concurrent rotations in one instance into one new version per round", async () => {
+    const k = keyrings();
+    await k.ensure("payments");
+    for (let round = 1; round <= 4; round++) {
+      const results = await Promise.all(Array.from({ length: 8 }, () => k.rotate("payments")));
+      expect(new Set(results.map((r) => r.primary))).toEqual(new Set([round + 1]));
+    }
+    expectContiguous(await store.load("payments"), 5);
+  });
+
+  it("turns concurrent rotations in two instances into one new version per round by adopting the winner", async () => {
+    const observed = new ObservedStore(store);
+    const a = keyrings({}, observed);
+    const b = keyrings({}, observed);
+    await a.ensure("payments");
+    for (let round = 1; round <= 4; round++) {
+      // Both instances read the same primary before either writes, so both really race to replace it.
+      observed.holdLoadsUntil(2);
+      const results = await Promise.all([a.rotate("payments"), b.rotate("payments"), a.rotate("payments")]);
+      expect(results.map((r) => r.primary)).toEqual([round + 1, round + 1, round + 1]);
+      const fromA = await a.openingKey("payments", round + 1);
+      const fromB = await b.openingKey("payments", round + 1);
+      expect(hex(fromA.material)).toBe(hex(fromB.material));
+    }
+    expectContiguous(await store.load("payments"), 5);
+  });
+
+  it("loads an uncached version once for many concurrent callers", async () => {
+    const observed = new ObservedStore(store);
+    const a = keyrings({}, observed);
+    await a.ensure("payments");
+    const rotated = await keyrings().rotate("payments");
+    const expected = hex(rotated.versions[1]?.material ?? new Uint8Array());
+    observed.loads = 0;
+    const keys = await Promise.all(Array.from({ length: 20 }, () => a.openingKey("payments", 2)));
+    expect(observed.loads).toBe(1);
+    for (const key of keys) expect(hex(key.material)).toBe(expected);
+  });
+
+  it("serves sealing keys from memory while the reserved block has room", async () => {
+    const observed = new ObservedStore(store);
+    const events: KeyEvent[] = [];
+    const k = keyrings({ onEvent: (e) => events.push(e) }, observed);
+    await k.sealingKey("payments");
+    observed.loads = 0;
+    observed.cases = 0;
+    for (let i = 0; i < 200; i++) await k.sealingKey("payments");
+    expect([observed.loads, observed.cases]).toEqual([0, 0]);
+    expect(events.filter((e) => e.type === "seal_block_reserved")).toHaveLength(1);
+    expect((await store.load("payments"))?.versions[0]?.sealsReserved).toBe(65_536);
+  });
+
+  it("keeps serving cached keys while the store is down, fails uncached ones clearly, and heals", async () => {
+    const observed = new ObservedStore(store);
+    const a = keyrings({}, observed);
+    const first = await a.sealingKey("payments");
+    await keyrings().rotate("payments");
+    observed.down = true;
+    expect(hex((await a.openingKey("payments", 1)).material)).toBe(hex(first.material));
+    expect((await a.sealingKey("payments")).version).toBe(1);
+    const err = await a.openingKey("payments", 2).catch((e: unknown) => e);
+    expect(isFieldsealError(err, "store_unavailable")).toBe(true);
+    expect((err as Error).message).toContain('"payments"');
+    expect((err as Error).message).toContain("version 2");
+    expect((await a.describe("payments")).primary).toBe(1);
+    observed.down = false;
+    expect((await a.openingKey("payments", 2)).version).toBe(2);
+  });
+
+  it("refreshes the primary in the background without holding up sealing", async () => {
+    let now = Date.parse("2026-03-01T00:00:00Z");
+    const observed = new ObservedStore(store);
+    const a = keyrings({ now: () => now, primaryRefreshMs: 10_000 }, observed);
+    expect((await a.sealingKey("payments")).version).toBe(1);
+    await keyrings().rotate("payments");
+    now += 10_000;
+    observed.loads = 0;
+    observed.holdLoadsUntil(1_000);
+    try {
+      // The refresh is stuck in the store, yet sealing answers from memory.
+      expect((await a.sealingKey("payments")).version).toBe(1);
+      expect((await a.sealingKey("payments")).version).toBe(1);
+      expect(observed.loads).toBe(1);
+    } finally {
+      observed.releaseLoads();
+    }
+    await vi.waitFor(async () => expect((await a.sealingKey("payments")).version).toBe(2));
+  });
+
+  it("rotates a primary older than maxAgeMs", async () => {
+    let now = Date.parse("2026-03-01T00:00:00Z");
+    const events: KeyEvent[] = [];
+    const k = keyrings({ now: () => now, policy: { maxAgeMs: 3_600_000 }, onEvent: (e) => events.push(e) });
+    const first = await k.sealingKey("payments");
+    expect((await k.describe("payments")).rotateBy).toBe("2026-03-01T01:00:00.000Z");
+    now += 3_599_999;
+    expect((await k.sealingKey("payments")).version).toBe(1);
+    now += 1;
+    expect((await k.sealingKey("payments")).version).toBe(2);
+    expect(events).toContainEqual({ type: "rotated", keyring: "payments", version: 2, reason: "age" });
+    expect(hex((await k.openingKey("payments", 1)).material)).toBe(hex(first.material));
+    expectContiguous(await store.load("payments"), 2);
+  });
+
+  it("keeps sealing under an over-age primary while the store is down", async () => {
+    let now = Date.parse("2026-03-01T00:00:00Z");
+    const observed = new ObservedStore(store);
+    const k = keyrings({ now: () => now, policy: { maxAgeMs: 1_000 } }, observed);
+    await k.sealingKey("payments");
+    now += 5_000;
+    observed.down = true;
+    expect((await k.sealingKey("payments")).version).toBe(1);
+    observed.down = false;
+    now += 60_000;
+    expect((await k.sealingKey("payments")).version).toBe(2);
+  });
+
+  it("rotates before the reserved seals would pass the budget, and never hands out more than reserved", async () => {
+    const events: KeyEvent[] = [];
+    const k = keyrings({ policy: { sealBudget: 10 }, sealBlockSize: 4, onEvent: (e) => events.push(e) });
+    const used = new Map<number, number>();
+    for (let i = 0; i < 30; i++) {
+      const { version } = await k.sealingKey("payments");
+      used.set(version, (used.get(version) ?? 0) + 1);
+    }
+    // Two blocks of 4 fit in a budget of 10; a third would pass it.
+    expect(used.get(1)).toBe(8);
+    const state = await store.load("payments");
+    for (const [version, count] of used) {
+      const reserved = state?.versions[version - 1]?.sealsReserved ?? 0;
+      expect(count).toBeLessThanOrEqual(reserved);
+      expect(reserved).toBeLessThanOrEqual(10);
+    }
+    expect(events.filter((e) => e.type === "rotated" && e.reason === "usage").length).toBeGreaterThanOrEqual(
+      3,
+    );
+    expectContiguous(state, state?.versions.length ?? 0);
+  });
+
+  it("keeps the seals of all replicas together within each version's budget", async () => {
+    const replicas = [0, 1, 2].map(() => keyrings({ policy: { sealBudget: 12 }, sealBlockSize: 4 }));
+    const used = new Map<number, number>();
+    for (let round = 0; round < 20; round++) {
+      const keys = await Promise.all(
+        replicas.flatMap((k) => [k.sealingKey("payments"), k.sealingKey("payments")]),
+      );
+      for (const { version } of keys) used.set(version, (used.get(version) ?? 0) + 1);
+    }
+    const state = await store.load("payments");
+    expect(used.size).toBeGreaterThan(1);
+    for (const [version, count] of used) {
+      const reserved = state?.versions[version - 1]?.sealsReserved ?? 0;
+      expect(count).toBeLessThanOrEqual(reserved);
+      expect(reserved).toBeLessThanOrEqual(12);
+    }
+    expectContiguous(state, state?.versions.length ?? 0);
+  });
+
+  it("opens the version adopted from a legacy secret by its label", async () => {
+    const legacy = keyringState("tutorial", 1, 2);
+    await store.compareAndSwap(0, {
+      ...legacy,
+      versions: legacy.versions.map((v) => (v.version === 1 ? { ...v, legacyLabel: "v1" } : v)),
+    });
+    const k = keyrings();
+    const key = await k.openingKeyByLegacyLabel("tutorial", "v1");
+    expect(key.version).toBe(1);
+    expect(hex(key.material)).toBe(hex(legacy.versions[0]?.material ?? new Uint8Array()));
+    await expect(k.openingKeyByLegacyLabel("tutorial", "v9")).rejects.toMatchObject({
+      code: "key_version_not_found",
+    });
+  });
+
+  it("describes a keyring with its policy and lists keyrings", async () => {
+    const k = keyrings({ policy: { sealBudget: 1_000_000 } });
+    await k.ensure("b-ring");
+    await k.ensure("a-ring");
+    const description = await k.describe("a-ring");
+    expect(description).toMatchObject({
+      name: "a-ring",
+      primary: 1,
+      minDecryptVersion: 1,
+      sealBudget: 1_000_000,
+    });
+    expect(description.rotateBy).toBeUndefined();
+    expect(await k.list()).toEqual(["a-ring", "b-ring"]);
+    await expect(k.describe("c-ring")).rejects.toMatchObject({ code: "keyring_not_found" });
+  });
+
+  it("never puts key material into error messages", async () => {
+    const k = keyrings();
+    const { material } = await k.sealingKey("payments");
+    await k.retire("payments", 1);
+    const errors = await Promise.all([
+      k.openingKey("payments", 9).catch((e: unknown) => e),
+      k.rotate("payments", { expectedPrimary: 7 }).catch((e: unknown) => e),
+      k.retire("payments", 3).catch((e: unknown) => e),
+    ]);
+    for (const err of errors) {
+      expect(err).toBeInstanceOf(Error);
+      const text = `${(err as Error).message}`;
+      expect(text).not.toContain(hex(material));
+      expect(text).not.toContain(Buffer.from(material).toString("base64"));
+    }
+  });
+});
