@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond npm packages, idempotently: a Python virtual environment with
-# the pinned Secrets Manager emulator (moto's server). Safe to run again; it does nothing when up to date.
+# the pinned Secrets Manager emulator (moto's server), then the Python and Go clients' pinned tools
+# (scripts/client-tools.sh). Safe to run again; it does nothing when up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,14 +15,16 @@ MOTO_SPEC="moto[server]==5.2.5"
 VENV=".venv"
 STAMP="$VENV/.fieldseal-test-deps"
 
-if [[ -x "$VENV/bin/moto_server" && -f "$STAMP" && "$(cat "$STAMP")" == "$MOTO_SPEC" ]]; then
-  exit 0
+if ! [[ -x "$VENV/bin/moto_server" && -f "$STAMP" && "$(cat "$STAMP")" == "$MOTO_SPEC" ]]; then
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
+  "$VENV/bin/moto_server" --help >/dev/null
+  printf '%s' "$MOTO_SPEC" >"$STAMP"
+  # moto may have moved a shared dependency: reinstall the clients' pins after it.
+  rm -f "$VENV/.fieldseal-python-client"
+  echo "test-deps: installed $MOTO_SPEC in $VENV"
 fi
 
-if [[ ! -x "$VENV/bin/python" ]]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
-"$VENV/bin/moto_server" --help >/dev/null
-printf '%s' "$MOTO_SPEC" >"$STAMP"
-echo "test-deps: installed $MOTO_SPEC in $VENV"
+bash scripts/client-tools.sh

@@ -1,0 +1,56 @@
+"""Open Fieldseal sealed values from Python.
+
+- ``open_value``: the offline opener for ``fs1`` envelopes, for teams that hold the key themselves.
+- ``FieldsealClient``: the gRPC client (DecryptField, DecryptFields, EncryptFields) with a bearer token
+  or mTLS.
+"""
+
+from .client import DecryptResult, EncryptResult, FieldsealClient
+from .envelope import (
+    KeyLookup,
+    StaticKeys,
+    open_legacy_blob,
+    open_value,
+    parse_envelope,
+    parse_legacy_blob,
+    session_scope,
+    user_scope,
+)
+from .errors import (
+    EnvelopeMalformed,
+    EnvelopeTampered,
+    FieldsealError,
+    InvalidArgument,
+    KeyringNotFound,
+    KeyVersionNotFound,
+    KeyVersionRetired,
+    PermissionDenied,
+    StoreUnavailable,
+    TooLarge,
+    Unauthenticated,
+)
+
+__all__ = [
+    "DecryptResult",
+    "EncryptResult",
+    "EnvelopeMalformed",
+    "EnvelopeTampered",
+    "FieldsealClient",
+    "FieldsealError",
+    "InvalidArgument",
+    "KeyLookup",
+    "KeyVersionNotFound",
+    "KeyVersionRetired",
+    "KeyringNotFound",
+    "PermissionDenied",
+    "StaticKeys",
+    "StoreUnavailable",
+    "TooLarge",
+    "Unauthenticated",
+    "open_legacy_blob",
+    "open_value",
+    "parse_envelope",
+    "parse_legacy_blob",
+    "session_scope",
+    "user_scope",
+]
