@@ -43,6 +43,10 @@ export interface Config {
     readonly mode: "context_inject" | "variables_put";
     readonly pushEnabled: boolean;
     readonly deadlineMs: number;
+    readonly maxAttempts: number;
+    readonly baseBackoffMs: number;
+    readonly backoffCapMs: number;
+    readonly retryAfterCapMs: number;
   };
 }
 
@@ -201,6 +205,30 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "Overall deadline of one push, retries included",
     default: "6000",
   },
+  {
+    env: "FIELDSEAL_COGNIGY_MAX_ATTEMPTS",
+    file: "cognigy.maxAttempts",
+    description: "Most attempts of one push (the first one included)",
+    default: "5",
+  },
+  {
+    env: "FIELDSEAL_COGNIGY_BACKOFF_BASE_MS",
+    file: "cognigy.baseBackoffMs",
+    description: "Backoff window of the first retry; it doubles per retry (full jitter)",
+    default: "100",
+  },
+  {
+    env: "FIELDSEAL_COGNIGY_BACKOFF_CAP_MS",
+    file: "cognigy.backoffCapMs",
+    description: "Largest backoff window between two attempts",
+    default: "2000",
+  },
+  {
+    env: "FIELDSEAL_COGNIGY_RETRY_AFTER_CAP_MS",
+    file: "cognigy.retryAfterCapMs",
+    description: "Longest wait taken from a 429's Retry-After",
+    default: "5000",
+  },
 ];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -357,6 +385,16 @@ export function parseConfig(
       ),
       pushEnabled: bool("FIELDSEAL_COGNIGY_PUSH", "cognigy.pushEnabled", baseUrl !== undefined),
       deadlineMs: int("FIELDSEAL_COGNIGY_DEADLINE_MS", "cognigy.deadlineMs", 6000, 100, 60_000),
+      maxAttempts: int("FIELDSEAL_COGNIGY_MAX_ATTEMPTS", "cognigy.maxAttempts", 5, 1, 20),
+      baseBackoffMs: int("FIELDSEAL_COGNIGY_BACKOFF_BASE_MS", "cognigy.baseBackoffMs", 100, 0, 60_000),
+      backoffCapMs: int("FIELDSEAL_COGNIGY_BACKOFF_CAP_MS", "cognigy.backoffCapMs", 2000, 0, 60_000),
+      retryAfterCapMs: int(
+        "FIELDSEAL_COGNIGY_RETRY_AFTER_CAP_MS",
+        "cognigy.retryAfterCapMs",
+        5000,
+        0,
+        60_000,
+      ),
     },
   };
 }

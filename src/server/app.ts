@@ -194,6 +194,10 @@ function cognigyPusher(config: Config, log: Logger): CognigyClient | undefined {
     baseUrl: c.baseUrl,
     mode: c.mode,
     deadlineMs: c.deadlineMs,
+    maxAttempts: c.maxAttempts,
+    baseBackoffMs: c.baseBackoffMs,
+    backoffCapMs: c.backoffCapMs,
+    retryAfterCapMs: c.retryAfterCapMs,
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
     onAttempt: (e) =>

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type FieldsealErrorCode, isFieldsealError } from "../errors.js";
+import { CognigyPushError } from "../cognigy/client.js";
+import { type FieldsealError, type FieldsealErrorCode, isFieldsealError } from "../errors.js";
 
 /** The one mapping from Fieldseal's error codes to Connect codes. */
 const CONNECT_CODES: Record<FieldsealErrorCode, Code> = {
@@ -16,6 +17,8 @@ const CONNECT_CODES: Record<FieldsealErrorCode, Code> = {
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
   store_unavailable: Code.Unavailable,
+  // A push Cognigy.AI refused for good (401/403/404...): retrying cannot help until the setup changes.
+  // Transient push failures are UNAVAILABLE instead; see connectCodeForError.
   push_failed: Code.FailedPrecondition,
   rate_limited: Code.ResourceExhausted,
   deadline_exceeded: Code.DeadlineExceeded,
@@ -48,6 +51,20 @@ export const REASON_HEADER = "fieldseal-reason";
 /** Connect code for a Fieldseal error code. */
 export function connectCodeFor(code: FieldsealErrorCode): Code {
   return CONNECT_CODES[code];
+}
+
+/**
+ * Connect code for one error. Same as connectCodeFor, except a push that failed on Cognigy's 5xx, a 408 or
+ * a connection error is UNAVAILABLE: gRPC clients and proxies treat that as "retry with backoff", which is
+ * right for an outage and safe because a retried push carries the same idempotency key. FAILED_PRECONDITION
+ * would tell them not to retry until someone fixes the setup, which is only true of 4xx refusals.
+ */
+export function connectCodeForError(err: FieldsealError): Code {
+  if (err.code === "push_failed" && err instanceof CognigyPushError && err.attempts > 0) {
+    const status = err.httpStatus;
+    if (status === undefined || status >= 500 || status === 408) return Code.Unavailable;
+  }
+  return CONNECT_CODES[err.code];
 }
 
 /** HTTP status for a Fieldseal error code. */
@@ -111,7 +128,7 @@ export function connectCodeName(code: Code): string {
  */
 export function toConnectError(err: unknown): ConnectError {
   if (isFieldsealError(err)) {
-    const error = new ConnectError(err.message, CONNECT_CODES[err.code]);
+    const error = new ConnectError(err.message, connectCodeForError(err));
     error.metadata.set(REASON_HEADER, err.code);
     return error;
   }
