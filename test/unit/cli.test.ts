@@ -68,7 +68,9 @@ describe("fieldseal CLI", () => {
     const described = await cli(["keys", "describe"]);
     expect(described.out).toMatch(/v1 +decrypt-only/);
     expect(described.out).toMatch(/v2 +primary/);
-    const file = JSON.parse(readFileSync(join(dir, "keys", "default.json"), "utf8")) as { versions: { key: string }[] };
+    const file = JSON.parse(readFileSync(join(dir, "keys", "default.json"), "utf8")) as {
+      versions: { key: string }[];
+    };
     for (const v of file.versions) expect(described.out).not.toContain(v.key);
   });
 
@@ -92,14 +94,30 @@ describe("fieldseal CLI", () => {
   });
 
   it("answers usage errors with exit code 2 and says what is missing", async () => {
-    expect(await cli(["seal", "--session", "s", "x"])).toMatchObject({ code: 2, err: expect.stringMatching(/--field is required/) });
-    expect(await cli(["seal", "--field", "f", "x"])).toMatchObject({ code: 2, err: expect.stringMatching(/exactly one of --session or --user/) });
-    expect(await cli(["frobnicate"])).toMatchObject({ code: 2, err: expect.stringMatching(/unknown command/) });
+    expect(await cli(["seal", "--session", "s", "x"])).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/--field is required/),
+    });
+    expect(await cli(["seal", "--field", "f", "x"])).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/exactly one of --session or --user/),
+    });
+    expect(await cli(["frobnicate"])).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/unknown command/),
+    });
     expect(await cli(["token", "create", "--name", "x", "--scopes", "decrpyt:y"])).toMatchObject({ code: 1 });
   });
 
   it("has --help for every command", async () => {
-    for (const args of [["--help"], ["serve", "--help"], ["seal", "--help"], ["open", "--help"], ["keys", "--help"], ["token", "--help"]]) {
+    for (const args of [
+      ["--help"],
+      ["serve", "--help"],
+      ["seal", "--help"],
+      ["open", "--help"],
+      ["keys", "--help"],
+      ["token", "--help"],
+    ]) {
       const r = await cli(args);
       expect(r.code).toBe(0);
       expect(r.out.length).toBeGreaterThan(100);

@@ -25,15 +25,30 @@ describe("configuration", () => {
   });
 
   it("selects the AWS store with its options", () => {
-    const c = parseConfig({}, { FIELDSEAL_KEY_STORE: "aws", FIELDSEAL_AWS_ENDPOINT: "http://127.0.0.1:5000" }, where);
-    expect(c.keyStore).toEqual({ kind: "aws", region: undefined, endpoint: "http://127.0.0.1:5000", secretPrefix: "fieldseal/" });
+    const c = parseConfig(
+      {},
+      { FIELDSEAL_KEY_STORE: "aws", FIELDSEAL_AWS_ENDPOINT: "http://127.0.0.1:5000" },
+      where,
+    );
+    expect(c.keyStore).toEqual({
+      kind: "aws",
+      region: undefined,
+      endpoint: "http://127.0.0.1:5000",
+      secretPrefix: "fieldseal/",
+    });
   });
 
   it("enables push when a Cognigy base URL is set, unless told not to", () => {
-    expect(parseConfig({}, { FIELDSEAL_COGNIGY_BASE_URL: "https://api-trial.cognigy.ai" }, where).cognigy.pushEnabled).toBe(true);
     expect(
-      parseConfig({}, { FIELDSEAL_COGNIGY_BASE_URL: "https://api-trial.cognigy.ai", FIELDSEAL_COGNIGY_PUSH: "false" }, where)
-        .cognigy.pushEnabled,
+      parseConfig({}, { FIELDSEAL_COGNIGY_BASE_URL: "https://api-trial.cognigy.ai" }, where).cognigy
+        .pushEnabled,
+    ).toBe(true);
+    expect(
+      parseConfig(
+        {},
+        { FIELDSEAL_COGNIGY_BASE_URL: "https://api-trial.cognigy.ai", FIELDSEAL_COGNIGY_PUSH: "false" },
+        where,
+      ).cognigy.pushEnabled,
     ).toBe(false);
   });
 
@@ -47,7 +62,11 @@ describe("configuration", () => {
     [{ principals: {} }, {}, /principals must be an array/],
     [{ principals: [{ name: "a b", tokenSha256: hash, scopes: [] }] }, {}, /principals\[0\]\.name/],
     [{ principals: [{ name: "a", tokenSha256: "abc", scopes: [] }] }, {}, /principals\[0\]\.tokenSha256/],
-    [{ principals: [{ name: "a", tokenSha256: hash, scopes: ["decrpyt:x"] }] }, {}, /unknown scope "decrpyt:x"/],
+    [
+      { principals: [{ name: "a", tokenSha256: hash, scopes: ["decrpyt:x"] }] },
+      {},
+      /unknown scope "decrpyt:x"/,
+    ],
     [
       {
         principals: [
@@ -58,7 +77,11 @@ describe("configuration", () => {
       {},
       /principals\[1\]\.name "a" is used twice/,
     ],
-    [{ webhook: { hmacSecrets: { bot: "short" } } }, {}, /webhook\.hmacSecrets\["bot"\] must be a string of at least 32/],
+    [
+      { webhook: { hmacSecrets: { bot: "short" } } },
+      {},
+      /webhook\.hmacSecrets\["bot"\] must be a string of at least 32/,
+    ],
   ])("refuses a bad setting with a message naming it (%#)", (file, env, message) => {
     expect(() => parseConfig(file, env, where)).toThrow(message);
   });

@@ -23,7 +23,9 @@ describe("bearer tokens", () => {
   });
 
   it("refuses a malformed stored hash at start-up", () => {
-    expect(() => new TokenAuthenticator([{ name: "x", tokenSha256: "ABC", scopes: [] }])).toThrow(/tokenSha256/);
+    expect(() => new TokenAuthenticator([{ name: "x", tokenSha256: "ABC", scopes: [] }])).toThrow(
+      /tokenSha256/,
+    );
   });
 });
 
@@ -47,7 +49,10 @@ describe("scopes", () => {
 
   it("says who may not do what, without values", () => {
     expect(() => authorize(p("encrypt"), "decrypt", "ssn")).toThrow(
-      expect.objectContaining({ code: "permission_denied", message: 'principal "p" may not decrypt field "ssn"' }),
+      expect.objectContaining({
+        code: "permission_denied",
+        message: 'principal "p" may not decrypt field "ssn"',
+      }),
     );
   });
 });
