@@ -4,10 +4,22 @@
  * version, scope and field, and the outcome; never a value, a sealed payload or key material.
  */
 export interface AuditEvent {
-  readonly action: "encrypt" | "decrypt" | "rewrap" | "rotate" | "retire" | "push" | "describe";
+  readonly action:
+    | "encrypt"
+    | "decrypt"
+    | "rewrap"
+    | "rotate"
+    | "retire"
+    | "push"
+    | "describe"
+    /** A call refused before any handler ran: no, unknown or untrusted credentials. */
+    | "authenticate";
+  /** Empty when the caller could not be authenticated. */
   readonly principal: string;
   readonly outcome: "ok" | "denied" | "error";
   readonly requestId?: string;
+  /** The RPC, for events recorded before a handler ran. */
+  readonly rpc?: string;
   readonly keyring?: string;
   readonly version?: number;
   readonly toVersion?: number;

@@ -7,7 +7,7 @@ import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/hea
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { type AuditSink, jsonLinesAudit } from "../audit.js";
-import { TokenAuthenticator } from "../auth/principals.js";
+import { AccessControl } from "../auth/access.js";
 import { CognigyClient } from "../cognigy/client.js";
 import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
 import { createWebhookHandler } from "../cognigy/webhook.js";
@@ -21,6 +21,7 @@ import { createHealthService, HealthStatus, ServingStatus } from "../service/hea
 import { fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
 import { type DualListener, listenDual, type RequestHandler } from "./listener.js";
+import { peerContextValues } from "./peer-certificate.js";
 
 /** Parts the caller may supply instead of the ones built from the config (tests, embedding). */
 export interface AppOverrides {
@@ -36,6 +37,8 @@ export interface RunningServer {
   readonly port: number;
   readonly health: HealthStatus;
   readonly keyrings: Keyrings;
+  /** Principals and grants in force; `reloadAccess` swaps them. */
+  readonly access: AccessControl;
   /** How many HTTP requests (RPCs, webhooks, probes) are being served right now. */
   inFlight(): number;
   /**
@@ -85,12 +88,14 @@ export async function startServer(
     SERVICES,
   );
   const internal = createInternalPrincipalAuth();
+  const access = new AccessControl(config.principals);
   const pusher = overrides.pusher ?? cognigyPusher(config, log);
   const routerOptions = {
     readMaxBytes: config.maxRequestBytes,
     interceptors: [
       fieldsealInterceptor({
-        tokens: new TokenAuthenticator(config.principals),
+        access,
+        audit,
         internal,
         log,
         draining: () => draining,
@@ -113,7 +118,7 @@ export async function startServer(
     router.service(reflectionV1.ServerReflection, createReflectionV1(index));
     router.service(reflectionV1alpha.ServerReflection, createReflectionV1alpha(index));
   };
-  const rpc = connectNodeAdapter({ ...routerOptions, routes });
+  const rpc = connectNodeAdapter({ ...routerOptions, routes, contextValues: peerContextValues });
   // The webhook adapter calls the very same handlers and interceptor in-process, so authentication,
   // authorization, validation and audit happen in one place for every caller.
   const webhook = createWebhookHandler({
@@ -167,6 +172,7 @@ export async function startServer(
     port: listener.port,
     health,
     keyrings,
+    access,
     inFlight: () => inFlight,
     shutdown(graceMs = config.shutdownGraceMs) {
       stopped ??= (async () => {
