@@ -32,6 +32,10 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
   readonly principals: readonly PrincipalConfig[];
+  /** The audit trail's own stream: a file (append-only, 0600) or, when undefined, stdout. */
+  readonly audit: { readonly file: string | undefined };
+  /** When set, the one port serves TLS only (HTTP/2 and HTTP/1.1 by ALPN); mTLS when a client CA is given. */
+  readonly tls: TlsConfig | undefined;
   readonly webhook: {
     /** Principal name → shared secret for HMAC-signed webhooks (config file only: secrets stay out of env). */
     readonly hmacSecrets: Readonly<Record<string, string>>;
@@ -46,6 +50,15 @@ export interface Config {
     readonly pushEnabled: boolean;
     readonly deadlineMs: number;
   };
+}
+
+/** Certificate files for TLS, and the CA that client certificates must chain to for mTLS. */
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile: string | undefined;
+  /** Refuse the handshake without a client certificate from clientCaFile (else bearer tokens still work). */
+  readonly requireClientCert: boolean;
 }
 
 /** One setting: its environment variable, its config-file key, what it means and its default. */
@@ -148,6 +161,37 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "logLevel",
     description: "debug, info, warn, error or silent",
     default: "info",
+  },
+  {
+    env: "FIELDSEAL_AUDIT_FILE",
+    file: "audit.file",
+    description: "Append audit events (JSON lines) to this file, created 0600",
+    default: "- (stdout)",
+  },
+  {
+    env: "FIELDSEAL_TLS_CERT_FILE",
+    file: "tls.certFile",
+    description:
+      "Server certificate chain (PEM); with the key file, serve TLS only (h2 and http/1.1 by ALPN)",
+    default: "- (cleartext)",
+  },
+  {
+    env: "FIELDSEAL_TLS_KEY_FILE",
+    file: "tls.keyFile",
+    description: "Server private key (PEM)",
+    default: "-",
+  },
+  {
+    env: "FIELDSEAL_TLS_CLIENT_CA_FILE",
+    file: "tls.clientCaFile",
+    description: "CA bundle (PEM) that client certificates must chain to; enables mTLS principals",
+    default: "- (no client certificates)",
+  },
+  {
+    env: "FIELDSEAL_TLS_REQUIRE_CLIENT_CERT",
+    file: "tls.requireClientCert",
+    description: "Refuse TLS handshakes without a trusted client certificate",
+    default: "false",
   },
   {
     env: "FIELDSEAL_WEBHOOK_MAX_BODY_BYTES",
@@ -309,6 +353,20 @@ export function parseConfig(
       throw bad(envName, path, (err as Error).message);
     }
   }
+  const certFile = str("FIELDSEAL_TLS_CERT_FILE", "tls.certFile");
+  const keyFile = str("FIELDSEAL_TLS_KEY_FILE", "tls.keyFile");
+  const clientCaFile = str("FIELDSEAL_TLS_CLIENT_CA_FILE", "tls.clientCaFile");
+  const requireClientCert = bool("FIELDSEAL_TLS_REQUIRE_CLIENT_CERT", "tls.requireClientCert", false);
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw bad("FIELDSEAL_TLS_CERT_FILE", "tls.certFile", "and tls.keyFile must be given together");
+  }
+  if (certFile === undefined && (clientCaFile !== undefined || requireClientCert)) {
+    throw bad("FIELDSEAL_TLS_CLIENT_CA_FILE", "tls.clientCaFile", "needs tls.certFile and tls.keyFile");
+  }
+  if (requireClientCert && clientCaFile === undefined) {
+    throw bad("FIELDSEAL_TLS_REQUIRE_CLIENT_CERT", "tls.requireClientCert", "needs tls.clientCaFile");
+  }
+  const auditFile = str("FIELDSEAL_AUDIT_FILE", "audit.file");
   const maxAgeDays = int("FIELDSEAL_ROTATE_MAX_AGE_DAYS", "rotation.maxAgeDays", 90, 0, 3650);
   const baseUrl = str("FIELDSEAL_COGNIGY_BASE_URL", "cognigy.baseUrl");
   if (baseUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(baseUrl)) {
@@ -351,6 +409,16 @@ export function parseConfig(
       "info",
     ),
     principals: parsePrincipals(file.principals),
+    audit: { file: auditFile === undefined ? undefined : resolve(where.cwd, auditFile) },
+    tls:
+      certFile === undefined || keyFile === undefined
+        ? undefined
+        : {
+            certFile: resolve(where.cwd, certFile),
+            keyFile: resolve(where.cwd, keyFile),
+            clientCaFile: clientCaFile === undefined ? undefined : resolve(where.cwd, clientCaFile),
+            requireClientCert,
+          },
     webhook: {
       hmacSecrets: parseHmacSecrets(file.webhook),
       maxBodyBytes: int(

@@ -6,7 +6,7 @@ import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldse
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { type AuditSink, jsonLinesAudit } from "../audit.js";
+import { type AuditSink, fileAudit, jsonLinesAudit } from "../audit.js";
 import { AccessControl } from "../auth/access.js";
 import { CognigyClient } from "../cognigy/client.js";
 import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
@@ -20,7 +20,7 @@ import { createFieldsealService, type SessionPusher } from "../service/fieldseal
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
 import { fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
-import { type DualListener, listenDual, type RequestHandler } from "./listener.js";
+import { type DualListener, listenDual, listenTls, type RequestHandler } from "./listener.js";
 import { peerContextValues } from "./peer-certificate.js";
 
 /** Parts the caller may supply instead of the ones built from the config (tests, embedding). */
@@ -62,7 +62,11 @@ export async function startServer(
   overrides: AppOverrides = {},
 ): Promise<RunningServer> {
   const log = overrides.log ?? createLogger(config.logLevel);
-  const audit = overrides.audit ?? jsonLinesAudit((line) => process.stdout.write(line));
+  const audit =
+    overrides.audit ??
+    (config.audit.file === undefined
+      ? jsonLinesAudit((line) => process.stdout.write(line))
+      : fileAudit(config.audit.file));
   const keyrings = new Keyrings(store, {
     policy: {
       sealBudget: config.rotation.sealBudget,
@@ -161,9 +165,13 @@ export async function startServer(
   // Fail fast on a broken store or config: the default keyring must exist (or be creatable) before we
   // report ready.
   await keyrings.ensure(config.defaultKeyring);
-  const listener: DualListener = await listenDual(handler, { host: config.host, port: config.port });
+  const where = { host: config.host, port: config.port };
+  const listener: DualListener =
+    config.tls === undefined
+      ? await listenDual(handler, where)
+      : await listenTls(handler, { ...where, tls: config.tls });
   health.setAll(ServingStatus.SERVING);
-  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
+  const url = `${config.tls === undefined ? "http" : "https"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
   log.info("fieldseal listening", { url, store: store.kind });
 
   let stopped: Promise<void> | undefined;
@@ -185,6 +193,7 @@ export async function startServer(
         listener.destroyAll();
         await keyrings.close();
         await store.close();
+        audit.close?.();
         log.info("fieldseal stopped", {});
       })();
       return stopped;
