@@ -78,7 +78,8 @@ export async function startTestFieldseal(
   const store = options.store ?? new LocalFileKeyStore(join(dataDir, "keys"));
   const server = await startServer(config, store, {
     log: createLogger("debug", (line) => logs.push(line)),
-    audit,
+    // A configured audit file is the real sink; otherwise events are kept in memory for the test.
+    ...(options.settings?.audit === undefined ? { audit } : {}),
     ...options.overrides,
   });
   return {
