@@ -15,6 +15,12 @@ MOTO_SPEC="moto[server]==5.2.5"
 VENV=".venv"
 STAMP="$VENV/.fieldseal-test-deps"
 
+# The TLS tests make their certificates with the openssl CLI (Node cannot sign X.509 certificates).
+if ! command -v openssl >/dev/null; then
+  echo "test-deps: openssl is missing; install it (Debian/Ubuntu: apt-get install -y openssl)" >&2
+  exit 1
+fi
+
 if ! [[ -x "$VENV/bin/moto_server" && -f "$STAMP" && "$(cat "$STAMP")" == "$MOTO_SPEC" ]]; then
   if [[ ! -x "$VENV/bin/python" ]]; then
     python3 -m venv "$VENV"

@@ -1,13 +1,27 @@
+import { closeSync, fchmodSync, openSync, writeSync } from "node:fs";
+
 /**
  * The audit trail: one event per decrypt, rewrap, rotation, retirement, push and policy denial, written to
  * its own stream so it can be shipped apart from operational logs. Events name who, what, which key
  * version, scope and field, and the outcome; never a value, a sealed payload or key material.
  */
 export interface AuditEvent {
-  readonly action: "encrypt" | "decrypt" | "rewrap" | "rotate" | "retire" | "push" | "describe";
+  readonly action:
+    | "encrypt"
+    | "decrypt"
+    | "rewrap"
+    | "rotate"
+    | "retire"
+    | "push"
+    | "describe"
+    /** A call refused before any handler ran: no, unknown or untrusted credentials. */
+    | "authenticate";
+  /** Empty when the caller could not be authenticated. */
   readonly principal: string;
   readonly outcome: "ok" | "denied" | "error";
   readonly requestId?: string;
+  /** The RPC, for events recorded before a handler ran. */
+  readonly rpc?: string;
   readonly keyring?: string;
   readonly version?: number;
   readonly toVersion?: number;
@@ -23,6 +37,8 @@ export interface AuditEvent {
 /** Where audit events go. */
 export interface AuditSink {
   record(event: AuditEvent): void;
+  /** Releases the stream, if the sink owns one. */
+  close?(): void;
 }
 
 /** Writes audit events as JSON lines to `write`. */
@@ -30,6 +46,30 @@ export function jsonLinesAudit(write: (line: string) => void): AuditSink {
   return {
     record(event) {
       write(`${JSON.stringify({ time: new Date().toISOString(), audit: true, ...event })}\n`);
+    },
+  };
+}
+
+/**
+ * Appends audit events as JSON lines to `path`, creating it 0600 (and tightening an existing file to 0600:
+ * the trail names sessions and callers). Each event is one synchronous append, so an event is on its way
+ * to disk before the call it records answers, and concurrent writers never interleave within a line.
+ */
+export function fileAudit(path: string): AuditSink {
+  const fd = openSync(path, "a", 0o600);
+  fchmodSync(fd, 0o600);
+  const sink = jsonLinesAudit((line) => {
+    writeSync(fd, line);
+  });
+  let open = true;
+  return {
+    record: (event) => {
+      if (open) sink.record(event);
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      closeSync(fd);
     },
   };
 }

@@ -9,8 +9,10 @@ import { isFieldsealError } from "./errors.js";
 import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
 import type { KeyringState } from "./keys/types.js";
+import { createLogger } from "./log.js";
 import { Sealer } from "./sealer.js";
 import { startServer } from "./server/app.js";
+import { reloadAccess } from "./server/reload.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -34,6 +36,8 @@ cleartext and HTTP/1.1), the Cognigy webhook (POST /webhooks/cognigy), /healthz 
 
 On first start with no config file, it creates one holding a new admin token's SHA-256 and prints
 the token once. SIGTERM or SIGINT stops it gracefully: in-flight calls finish, new ones get UNAVAILABLE.
+SIGHUP re-reads the config file's principals and their grants without dropping calls; a config that
+does not validate is logged and the previous rules stay in force.
 
 Options:
   --host HOST   Overrides FIELDSEAL_HOST
@@ -152,6 +156,11 @@ async function serve(args: string[], env: Env): Promise<number> {
     err(`fieldseal: warning: ${config.configFile} names no principals, so every call will be refused`);
   }
   out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
+  const log = createLogger(config.logLevel);
+  const reload = () => {
+    reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log);
+  };
+  process.on("SIGHUP", reload);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       out(`fieldseal: ${signal}: finishing in-flight calls (up to ${config.shutdownGraceMs} ms)`);
@@ -160,6 +169,7 @@ async function serve(args: string[], env: Env): Promise<number> {
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
+  process.removeListener("SIGHUP", reload);
   return 0;
 }
 

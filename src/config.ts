@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { assertScopes, type PrincipalConfig } from "./auth/principals.js";
+import { parseGrants } from "./auth/policy.js";
+import type { CertificateMatch, PrincipalConfig } from "./auth/principals.js";
 import { assertKeyringName } from "./engine/names.js";
-import { FieldsealError } from "./errors.js";
+import { FieldsealError, isFieldsealError } from "./errors.js";
+import { lineOfJsonPath } from "./json-lines-of.js";
 import type { LogLevel } from "./log.js";
 
 /** Fieldseal's configuration, parsed and validated once at start-up. Nothing else reads process.env. */
@@ -30,6 +32,10 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
   readonly principals: readonly PrincipalConfig[];
+  /** The audit trail's own stream: a file (append-only, 0600) or, when undefined, stdout. */
+  readonly audit: { readonly file: string | undefined };
+  /** When set, the one port serves TLS only (HTTP/2 and HTTP/1.1 by ALPN); mTLS when a client CA is given. */
+  readonly tls: TlsConfig | undefined;
   readonly webhook: {
     /** Principal name → shared secret for HMAC-signed webhooks (config file only: secrets stay out of env). */
     readonly hmacSecrets: Readonly<Record<string, string>>;
@@ -48,6 +54,15 @@ export interface Config {
     readonly backoffCapMs: number;
     readonly retryAfterCapMs: number;
   };
+}
+
+/** Certificate files for TLS, and the CA that client certificates must chain to for mTLS. */
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile: string | undefined;
+  /** Refuse the handshake without a client certificate from clientCaFile (else bearer tokens still work). */
+  readonly requireClientCert: boolean;
 }
 
 /** One setting: its environment variable, its config-file key, what it means and its default. */
@@ -152,6 +167,37 @@ export const SETTINGS: readonly SettingDoc[] = [
     default: "info",
   },
   {
+    env: "FIELDSEAL_AUDIT_FILE",
+    file: "audit.file",
+    description: "Append audit events (JSON lines) to this file, created 0600",
+    default: "- (stdout)",
+  },
+  {
+    env: "FIELDSEAL_TLS_CERT_FILE",
+    file: "tls.certFile",
+    description:
+      "Server certificate chain (PEM); with the key file, serve TLS only (h2 and http/1.1 by ALPN)",
+    default: "- (cleartext)",
+  },
+  {
+    env: "FIELDSEAL_TLS_KEY_FILE",
+    file: "tls.keyFile",
+    description: "Server private key (PEM)",
+    default: "-",
+  },
+  {
+    env: "FIELDSEAL_TLS_CLIENT_CA_FILE",
+    file: "tls.clientCaFile",
+    description: "CA bundle (PEM) that client certificates must chain to; enables mTLS principals",
+    default: "- (no client certificates)",
+  },
+  {
+    env: "FIELDSEAL_TLS_REQUIRE_CLIENT_CERT",
+    file: "tls.requireClientCert",
+    description: "Refuse TLS handshakes without a trusted client certificate",
+    default: "false",
+  },
+  {
     env: "FIELDSEAL_WEBHOOK_MAX_BODY_BYTES",
     file: "webhook.maxBodyBytes",
     description: "Largest webhook body accepted",
@@ -239,12 +285,27 @@ export function loadConfig(env: Env, cwd: string): Config {
   const dataDir = resolve(cwd, env.FIELDSEAL_DATA_DIR ?? ".fieldseal");
   const configFile = resolve(cwd, env.FIELDSEAL_CONFIG ?? `${dataDir}/config.json`);
   let file: FileConfig = {};
+  let text = "";
   try {
-    file = parseFile(readFileSync(configFile, "utf8"), configFile);
+    text = readFileSync(configFile, "utf8");
+    file = parseFile(text, configFile);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT" || env.FIELDSEAL_CONFIG !== undefined) throw err;
   }
-  return parseConfig(file, env, { dataDir: String(file.dataDir ?? dataDir), configFile, cwd });
+  try {
+    return parseConfig(file, env, { dataDir: String(file.dataDir ?? dataDir), configFile, cwd });
+  } catch (err) {
+    throw withLine(err, text, configFile);
+  }
+}
+
+/** Adds the config file's name and line to an error that names a key path (`config: principals[1].x: ...`). */
+function withLine(err: unknown, text: string, configFile: string): unknown {
+  if (!isFieldsealError(err)) return err;
+  const path = /^config: ([A-Za-z0-9_.[\]]+): /.exec(err.message)?.[1];
+  const line = path === undefined ? undefined : lineOfJsonPath(text, path);
+  if (line === undefined) return err;
+  return new FieldsealError(err.code, `${err.message} (${configFile} line ${line})`, { cause: err });
 }
 
 function parseFile(text: string, path: string): FileConfig {
@@ -320,6 +381,20 @@ export function parseConfig(
       throw bad(envName, path, (err as Error).message);
     }
   }
+  const certFile = str("FIELDSEAL_TLS_CERT_FILE", "tls.certFile");
+  const keyFile = str("FIELDSEAL_TLS_KEY_FILE", "tls.keyFile");
+  const clientCaFile = str("FIELDSEAL_TLS_CLIENT_CA_FILE", "tls.clientCaFile");
+  const requireClientCert = bool("FIELDSEAL_TLS_REQUIRE_CLIENT_CERT", "tls.requireClientCert", false);
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw bad("FIELDSEAL_TLS_CERT_FILE", "tls.certFile", "and tls.keyFile must be given together");
+  }
+  if (certFile === undefined && (clientCaFile !== undefined || requireClientCert)) {
+    throw bad("FIELDSEAL_TLS_CLIENT_CA_FILE", "tls.clientCaFile", "needs tls.certFile and tls.keyFile");
+  }
+  if (requireClientCert && clientCaFile === undefined) {
+    throw bad("FIELDSEAL_TLS_REQUIRE_CLIENT_CERT", "tls.requireClientCert", "needs tls.clientCaFile");
+  }
+  const auditFile = str("FIELDSEAL_AUDIT_FILE", "audit.file");
   const maxAgeDays = int("FIELDSEAL_ROTATE_MAX_AGE_DAYS", "rotation.maxAgeDays", 90, 0, 3650);
   const baseUrl = str("FIELDSEAL_COGNIGY_BASE_URL", "cognigy.baseUrl");
   if (baseUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(baseUrl)) {
@@ -362,6 +437,16 @@ export function parseConfig(
       "info",
     ),
     principals: parsePrincipals(file.principals),
+    audit: { file: auditFile === undefined ? undefined : resolve(where.cwd, auditFile) },
+    tls:
+      certFile === undefined || keyFile === undefined
+        ? undefined
+        : {
+            certFile: resolve(where.cwd, certFile),
+            keyFile: resolve(where.cwd, keyFile),
+            clientCaFile: clientCaFile === undefined ? undefined : resolve(where.cwd, clientCaFile),
+            requireClientCert,
+          },
     webhook: {
       hmacSecrets: parseHmacSecrets(file.webhook),
       maxBodyBytes: int(
@@ -401,31 +486,72 @@ export function parseConfig(
 
 function parsePrincipals(raw: unknown): PrincipalConfig[] {
   if (raw === undefined) return [];
-  if (!Array.isArray(raw))
-    throw new FieldsealError("invalid_argument", "config: principals must be an array");
+  if (!Array.isArray(raw)) throw invalidAt("principals", "must be an array");
   const seen = new Set<string>();
   return raw.map((entry, i) => {
-    const at = `config: principals[${i}]`;
-    if (typeof entry !== "object" || entry === null)
-      throw new FieldsealError("invalid_argument", `${at} must be an object`);
-    const { name, tokenSha256, scopes } = entry as Record<string, unknown>;
-    if (typeof name !== "string" || !/^[A-Za-z0-9_.@-]{1,64}$/.test(name)) {
-      throw new FieldsealError(
-        "invalid_argument",
-        `${at}.name must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -`,
+    const at = `principals[${i}]`;
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry))
+      throw invalidAt(at, "must be an object");
+    const { name, tokenSha256, certificate, scopes, allow, ...rest } = entry as Record<string, unknown>;
+    const extra = Object.keys(rest)[0];
+    if (extra !== undefined) {
+      throw invalidAt(
+        `${at}.${extra}`,
+        "unknown key (expected name, tokenSha256, certificate, scopes, allow)",
       );
     }
-    if (seen.has(name)) throw new FieldsealError("invalid_argument", `${at}.name "${name}" is used twice`);
+    if (typeof name !== "string" || !/^[A-Za-z0-9_.@-]{1,64}$/.test(name)) {
+      throw invalidAt(`${at}.name`, "must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -");
+    }
+    if (seen.has(name)) throw invalidAt(`${at}.name`, `"${name}" is used twice`);
     seen.add(name);
-    if (typeof tokenSha256 !== "string" || !/^[0-9a-f]{64}$/.test(tokenSha256)) {
-      throw new FieldsealError("invalid_argument", `${at}.tokenSha256 must be 64 lowercase hex characters`);
+    if (
+      tokenSha256 !== undefined &&
+      (typeof tokenSha256 !== "string" || !/^[0-9a-f]{64}$/.test(tokenSha256))
+    ) {
+      throw invalidAt(`${at}.tokenSha256`, "must be 64 lowercase hex characters");
     }
-    if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === "string")) {
-      throw new FieldsealError("invalid_argument", `${at}.scopes must be an array of strings`);
-    }
-    assertScopes(name, scopes);
-    return { name, tokenSha256, scopes };
+    const grants = prefixed(() => parseGrants(scopes, allow, at));
+    return {
+      name,
+      ...(tokenSha256 === undefined ? {} : { tokenSha256 }),
+      ...(certificate === undefined
+        ? {}
+        : { certificate: parseCertificateMatch(certificate, `${at}.certificate`) }),
+      grants,
+    };
   });
+}
+
+/** Runs `parse`, marking its key-path errors as configuration errors. */
+function prefixed<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (!isFieldsealError(err)) throw err;
+    throw new FieldsealError(err.code, `config: ${err.message}`);
+  }
+}
+
+function parseCertificateMatch(raw: unknown, at: string): CertificateMatch {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw invalidAt(at, "must be an object with subject and/or san");
+  }
+  const { subject, san, ...rest } = raw as Record<string, unknown>;
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) throw invalidAt(`${at}.${extra}`, "unknown key (expected subject, san)");
+  if (subject !== undefined && (typeof subject !== "string" || !/^CN=[^,+=\0]{1,64}$/.test(subject))) {
+    throw invalidAt(`${at}.subject`, 'must be "CN=<common name>"');
+  }
+  if (san !== undefined && (typeof san !== "string" || !/^[^\s,]{1,512}$/.test(san))) {
+    throw invalidAt(`${at}.san`, "must be one DNS name, URI or IP address");
+  }
+  if (subject === undefined && san === undefined) throw invalidAt(at, "must give subject or san");
+  return { ...(subject === undefined ? {} : { subject }), ...(san === undefined ? {} : { san }) };
+}
+
+function invalidAt(path: string, why: string): FieldsealError {
+  return new FieldsealError("invalid_argument", `config: ${path}: ${why}`);
 }
 
 function parseHmacSecrets(webhook: unknown): Record<string, string> {

@@ -55,6 +55,14 @@ export class Sealer {
     return { sealed, keyring: key.keyring, version: key.version };
   }
 
+  /**
+   * The keyring a sealed value names (a legacy blob: the legacy keyring), read from the envelope's clear
+   * header without opening it, so access to the keyring can be checked before any key is used.
+   */
+  keyringOf(sealed: string): string {
+    return looksLikeEnvelope(sealed) ? parseEnvelope(sealed).keyring : this.#legacyKeyring;
+  }
+
   /** Opens an `fs1` envelope or a legacy tutorial blob sealed for `ctx`. */
   async open(ctx: SealContext, sealed: string): Promise<Opened> {
     if (looksLikeEnvelope(sealed)) {

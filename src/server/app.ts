@@ -6,8 +6,8 @@ import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldse
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { type AuditSink, jsonLinesAudit } from "../audit.js";
-import { TokenAuthenticator } from "../auth/principals.js";
+import { type AuditSink, fileAudit, jsonLinesAudit } from "../audit.js";
+import { AccessControl } from "../auth/access.js";
 import { CognigyClient } from "../cognigy/client.js";
 import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
 import { createWebhookHandler } from "../cognigy/webhook.js";
@@ -20,7 +20,8 @@ import { createFieldsealService, type SessionPusher } from "../service/fieldseal
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
 import { fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
-import { type DualListener, listenDual, type RequestHandler } from "./listener.js";
+import { type DualListener, listenDual, listenTls, type RequestHandler } from "./listener.js";
+import { peerContextValues } from "./peer-certificate.js";
 
 /** Parts the caller may supply instead of the ones built from the config (tests, embedding). */
 export interface AppOverrides {
@@ -36,6 +37,8 @@ export interface RunningServer {
   readonly port: number;
   readonly health: HealthStatus;
   readonly keyrings: Keyrings;
+  /** Principals and grants in force; `reloadAccess` swaps them. */
+  readonly access: AccessControl;
   /** How many HTTP requests (RPCs, webhooks, probes) are being served right now. */
   inFlight(): number;
   /**
@@ -59,7 +62,11 @@ export async function startServer(
   overrides: AppOverrides = {},
 ): Promise<RunningServer> {
   const log = overrides.log ?? createLogger(config.logLevel);
-  const audit = overrides.audit ?? jsonLinesAudit((line) => process.stdout.write(line));
+  const audit =
+    overrides.audit ??
+    (config.audit.file === undefined
+      ? jsonLinesAudit((line) => process.stdout.write(line))
+      : fileAudit(config.audit.file));
   const keyrings = new Keyrings(store, {
     policy: {
       sealBudget: config.rotation.sealBudget,
@@ -85,12 +92,14 @@ export async function startServer(
     SERVICES,
   );
   const internal = createInternalPrincipalAuth();
+  const access = new AccessControl(config.principals);
   const pusher = overrides.pusher ?? cognigyPusher(config, log);
   const routerOptions = {
     readMaxBytes: config.maxRequestBytes,
     interceptors: [
       fieldsealInterceptor({
-        tokens: new TokenAuthenticator(config.principals),
+        access,
+        audit,
         internal,
         log,
         draining: () => draining,
@@ -113,7 +122,7 @@ export async function startServer(
     router.service(reflectionV1.ServerReflection, createReflectionV1(index));
     router.service(reflectionV1alpha.ServerReflection, createReflectionV1alpha(index));
   };
-  const rpc = connectNodeAdapter({ ...routerOptions, routes });
+  const rpc = connectNodeAdapter({ ...routerOptions, routes, contextValues: peerContextValues });
   // The webhook adapter calls the very same handlers and interceptor in-process, so authentication,
   // authorization, validation and audit happen in one place for every caller.
   const webhook = createWebhookHandler({
@@ -156,9 +165,13 @@ export async function startServer(
   // Fail fast on a broken store or config: the default keyring must exist (or be creatable) before we
   // report ready.
   await keyrings.ensure(config.defaultKeyring);
-  const listener: DualListener = await listenDual(handler, { host: config.host, port: config.port });
+  const where = { host: config.host, port: config.port };
+  const listener: DualListener =
+    config.tls === undefined
+      ? await listenDual(handler, where)
+      : await listenTls(handler, { ...where, tls: config.tls });
   health.setAll(ServingStatus.SERVING);
-  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
+  const url = `${config.tls === undefined ? "http" : "https"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
   log.info("fieldseal listening", { url, store: store.kind });
 
   let stopped: Promise<void> | undefined;
@@ -167,6 +180,7 @@ export async function startServer(
     port: listener.port,
     health,
     keyrings,
+    access,
     inFlight: () => inFlight,
     shutdown(graceMs = config.shutdownGraceMs) {
       stopped ??= (async () => {
@@ -179,6 +193,7 @@ export async function startServer(
         listener.destroyAll();
         await keyrings.close();
         await store.close();
+        audit.close?.();
         log.info("fieldseal stopped", {});
       })();
       return stopped;

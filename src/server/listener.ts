@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
@@ -10,7 +11,7 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
-/** A listener that serves cleartext HTTP/2 (h2c, prior knowledge) and HTTP/1.1 on one port. */
+/** A listener that serves HTTP/2 and HTTP/1.1 on one port: cleartext (h2c by preface) or TLS (by ALPN). */
 export interface DualListener {
   readonly port: number;
   readonly host: string;
@@ -91,6 +92,75 @@ export async function listenDual(
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
       h1.closeAllConnections();
+    },
+  };
+}
+
+/** Certificate files for `listenTls`. */
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** CA bundle client certificates must chain to; without it no client certificate is asked for. */
+  readonly clientCaFile: string | undefined;
+  /** Refuse the handshake unless the client presents a certificate that chains to clientCaFile. */
+  readonly requireClientCert: boolean;
+}
+
+/**
+ * Serves TLS on one port, HTTP/2 and HTTP/1.1 chosen by ALPN. With a client CA, clients are asked for a
+ * certificate; Node verifies it against that CA only and reports the result as `socket.authorized`, which
+ * is what the interceptor trusts. Shutdown behaves as in `listenDual`.
+ */
+export async function listenTls(
+  handler: RequestHandler,
+  opts: { host: string; port: number; tls: TlsFiles },
+): Promise<DualListener> {
+  const ca = opts.tls.clientCaFile === undefined ? undefined : readFileSync(opts.tls.clientCaFile);
+  const server = http2.createSecureServer(
+    {
+      cert: readFileSync(opts.tls.certFile),
+      key: readFileSync(opts.tls.keyFile),
+      minVersion: "TLSv1.2",
+      allowHTTP1: true,
+      ALPNProtocols: ["h2", "http/1.1"],
+      maxSessionMemory: 64,
+      // `ca` here is only the trust anchor for client certificates; it does not change the server's chain.
+      ...(ca === undefined ? {} : { ca, requestCert: true, rejectUnauthorized: opts.tls.requireClientCert }),
+    },
+    handler,
+  );
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("secureConnection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.removeListener("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  let accepting = true;
+  return {
+    port: address.port,
+    host: opts.host,
+    stopAccepting() {
+      if (!accepting) return;
+      accepting = false;
+      server.close();
+      // GOAWAY for HTTP/2; HTTP/1.1 connections close after their next response ("connection: close").
+      for (const session of sessions) session.close();
+    },
+    destroyAll() {
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
     },
   };
 }

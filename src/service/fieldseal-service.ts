@@ -11,7 +11,7 @@ import {
   PushMode,
 } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import type { AuditEvent, AuditSink } from "../audit.js";
-import { authorize, type Principal } from "../auth/principals.js";
+import { authorize, isAllowed, type Operation, type Principal } from "../auth/principals.js";
 import type { Scope } from "../engine/aad.js";
 import type { JsonValue } from "../engine/json-value.js";
 import { assertAadPart, assertKeyringName } from "../engine/names.js";
@@ -67,19 +67,32 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
   };
   const audit = (ctx: HandlerContext, event: AuditEvent) =>
     deps.audit.record({ ...event, requestId: ctx.values.get(requestIdKey) });
-  /** Authorizes or records the denial and throws. */
+  /**
+   * The keyring a sealed value names, for authorization. A malformed value names none; it is then
+   * checked as "any keyring" and fails to open right after, so nothing is opened without a grant.
+   */
+  const keyringIn = (sealed: string): string | undefined => {
+    try {
+      return deps.sealer.keyringOf(sealed);
+    } catch {
+      return undefined;
+    }
+  };
+  /** Authorizes `op` on the field(s) and keyring in `details`, or records the denial and throws. */
   const allow = (
     ctx: HandlerContext,
     principal: Principal,
-    action: AuditEvent["action"],
-    op: Parameters<typeof authorize>[1],
+    op: Operation,
     details: Partial<AuditEvent> = {},
   ) => {
     try {
-      authorize(principal, op, details.field);
+      // An empty list must still be checked once: looping over nothing would allow anything.
+      const fields =
+        details.fields !== undefined && details.fields.length > 0 ? details.fields : [details.field];
+      for (const field of fields) authorize(principal, op, { field, keyring: details.keyring });
     } catch (err) {
       audit(ctx, {
-        action,
+        action: op,
         principal: principal.name,
         outcome: "denied",
         code: "permission_denied",
@@ -104,7 +117,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
         );
       }
       const fieldNames = entries.map(([f]) => f);
-      allow(ctx, principal, "encrypt", "encrypt", { keyring, fields: fieldNames, ...scopeAudit(scope) });
+      allow(ctx, principal, "encrypt", { keyring, fields: fieldNames, ...scopeAudit(scope) });
       const values = entries.map(([field, value]) => {
         assertAadPart("field name", field);
         return [field, valueToJson(value)] as const;
@@ -132,7 +145,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const field = requireText("field", req.field);
       assertAadPart("field name", field);
       const sealed = requireText("sealed", req.sealed);
-      allow(ctx, principal, "decrypt", "decrypt", { field, ...scopeAudit(scope) });
+      allow(ctx, principal, "decrypt", { field, keyring: keyringIn(sealed), ...scopeAudit(scope) });
       try {
         const opened = await deps.sealer.open({ scope, field }, sealed);
         audit(ctx, {
@@ -175,7 +188,11 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
           requireText("field", field);
           assertAadPart("field name", field);
           requireText("sealed", item.sealed);
-          allow(ctx, principal, "decrypt", "decrypt", { field, ...scopeAudit(scope) });
+          allow(ctx, principal, "decrypt", {
+            field,
+            keyring: keyringIn(item.sealed),
+            ...scopeAudit(scope),
+          });
           const opened = await deps.sealer.open({ scope, field }, item.sealed);
           audit(ctx, {
             action: "decrypt",
@@ -214,7 +231,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const scope = scopeOf(req.scope);
       checkBatch(req.items.length, maxBatch);
       const target = req.keyring === "" ? undefined : keyringOrDefault(req.keyring);
-      allow(ctx, principal, "rewrap", "rewrap", { keyring: target, ...scopeAudit(scope) });
+      allow(ctx, principal, "rewrap", { keyring: target, ...scopeAudit(scope) });
       const results = [];
       for (const item of req.items) {
         const field = item.field;
@@ -222,6 +239,14 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
           requireText("field", field);
           assertAadPart("field name", field);
           requireText("sealed", item.sealed);
+          // Rewrapping opens the value under its own keyring: the caller needs rewrap rights there too.
+          allow(ctx, principal, "rewrap", {
+            field,
+            keyring: keyringIn(item.sealed),
+            ...scopeAudit(scope),
+          });
+          if (target !== undefined)
+            allow(ctx, principal, "rewrap", { field, keyring: target, ...scopeAudit(scope) });
           const r = await deps.sealer.rewrap({ scope, field }, item.sealed, target);
           audit(ctx, {
             action: "rewrap",
@@ -240,14 +265,16 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
             toKeyVersion: r.toVersion,
           });
         } catch (err) {
-          audit(ctx, {
-            action: "rewrap",
-            principal: principal.name,
-            outcome: "error",
-            code: codeOf(err),
-            field,
-            ...scopeAudit(scope),
-          });
+          // A denial was already audited by allow().
+          if (!isFieldsealError(err, "permission_denied"))
+            audit(ctx, {
+              action: "rewrap",
+              principal: principal.name,
+              outcome: "error",
+              code: codeOf(err),
+              field,
+              ...scopeAudit(scope),
+            });
           results.push({ field, outcome: { case: "error" as const, value: fieldError(err) } });
         }
       }
@@ -257,7 +284,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
     async rotateKey(req, ctx) {
       const principal = callerOf(ctx);
       const keyring = keyringOrDefault(req.keyring);
-      allow(ctx, principal, "rotate", "rotate", { keyring });
+      allow(ctx, principal, "rotate", { keyring });
       const opts = req.expectedPrimaryVersion === 0 ? {} : { expectedPrimary: req.expectedPrimaryVersion };
       try {
         await deps.keys.rotate(keyring, opts);
@@ -285,7 +312,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
     async retireKeyVersions(req, ctx) {
       const principal = callerOf(ctx);
       const keyring = keyringOrDefault(req.keyring);
-      allow(ctx, principal, "retire", "rotate", { keyring });
+      allow(ctx, principal, "retire", { keyring });
       if (req.minDecryptVersion < 1) {
         throw new FieldsealError("invalid_argument", "min_decrypt_version must be at least 1");
       }
@@ -315,27 +342,30 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
     async describeKey(req, ctx) {
       const principal = callerOf(ctx);
       const keyring = keyringOrDefault(req.keyring);
-      allow(ctx, principal, "describe", "rotate", { keyring });
+      allow(ctx, principal, "describe", { keyring });
       return { key: keyInfo(await deps.keys.describe(keyring), deps.storeKind) };
     },
 
     async listKeyrings(_req, ctx) {
       const principal = callerOf(ctx);
-      allow(ctx, principal, "describe", "rotate");
-      return { keyrings: await deps.keys.list() };
+      allow(ctx, principal, "describe");
+      // Only the keyrings the caller may describe are listed.
+      const names = await deps.keys.list();
+      return { keyrings: names.filter((keyring) => isAllowed(principal, "describe", { keyring })) };
     },
 
     async pushSession(req, ctx) {
       const principal = callerOf(ctx);
       const sessionId = requireText("session_id", req.sessionId);
-      allow(ctx, principal, "push", "push", { scopeKind: "session", scopeId: sessionId });
+      const keys = Object.keys(req.context);
+      // The context keys are the fields being pushed: a grant's field list limits them.
+      allow(ctx, principal, "push", { scopeKind: "session", scopeId: sessionId, fields: keys });
       if (deps.pusher === undefined) {
         throw new FieldsealError(
           "failed_precondition",
           "no Cognigy.AI endpoint is configured (set FIELDSEAL_COGNIGY_BASE_URL)",
         );
       }
-      const keys = Object.keys(req.context);
       if (keys.length === 0)
         throw new FieldsealError("invalid_argument", "context is empty: give at least one key");
       const context: Record<string, JsonValue> = {};

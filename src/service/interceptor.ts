@@ -1,24 +1,29 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
-import type { Principal, TokenAuthenticator } from "../auth/principals.js";
+import type { AuditSink } from "../audit.js";
+import type { AccessControl } from "../auth/access.js";
+import type { PeerCertificate, Principal } from "../auth/principals.js";
 import type { InternalPrincipalAuth } from "../cognigy/internal-auth.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { principalKey, requestIdKey } from "./context.js";
+import { peerCertificateKey, principalKey, requestIdKey } from "./context.js";
 import { REASON_HEADER, toConnectError } from "./error-map.js";
 
 /** Called once per finished RPC with its outcome ("ok", or the error's Fieldseal or Connect code). */
 export type CallObserver = (rpc: string, code: string, ms: number) => void;
 
 export interface InterceptorDeps {
-  readonly tokens: TokenAuthenticator;
+  /** Principals and their grants; read once per call, so a reload swaps them between calls. */
+  readonly access: AccessControl;
   /** Credentials of in-process calls made on behalf of a signed webhook's principal. */
   readonly internal: InternalPrincipalAuth;
   readonly log: Logger;
   /** True once shutdown has begun: new calls are refused with UNAVAILABLE before any work starts. */
   readonly draining: () => boolean;
   readonly observe?: CallObserver;
+  /** Records refused authentications (the handlers record everything after that). */
+  readonly audit?: AuditSink;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -40,7 +45,20 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
       if (deps.draining())
         throw new ConnectError("server is shutting down; retry on another replica", Code.Unavailable);
       if (req.service.typeName === FieldsealService.typeName) {
-        const principal = authenticate(deps, req.header);
+        let principal: Principal;
+        try {
+          principal = authenticate(deps, req.header, req.contextValues.get(peerCertificateKey));
+        } catch (err) {
+          deps.audit?.record({
+            action: "authenticate",
+            principal: "",
+            outcome: "denied",
+            code: isFieldsealError(err) ? err.code : "unauthenticated",
+            rpc,
+            requestId,
+          });
+          throw err;
+        }
         principalName = principal.name;
         req.contextValues.set(principalKey, principal);
       }
@@ -69,17 +87,33 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
   };
 }
 
-function authenticate(deps: InterceptorDeps, header: Headers): Principal {
+function authenticate(
+  deps: InterceptorDeps,
+  header: Headers,
+  peer: { verified: boolean; certificate: PeerCertificate } | undefined,
+): Principal {
+  const principals = deps.access.current;
   // Internal headers come only from this process's webhook adapter; a forged pair fails verify(). When they
   // are present nothing else is considered, so they can never weaken bearer authentication.
   const internalName = deps.internal.verify(header);
   if (internalName !== undefined) {
-    const principal = deps.tokens.byName(internalName);
+    const principal = principals.byName(internalName);
     if (principal === undefined)
       throw new FieldsealError("unauthenticated", `unknown principal "${internalName}"`);
     return principal;
   }
-  const principal = deps.tokens.authenticate(bearerToken(header.get("authorization")));
+  // A bearer token, when sent, decides alone; a client certificate is the alternative, never a fallback
+  // for a wrong token.
+  const authorization = header.get("authorization");
+  if ((authorization === null || authorization === "") && peer !== undefined) {
+    // An unverified certificate's names are whatever the client chose: it never identifies anyone.
+    if (!peer.verified) throw new FieldsealError("unauthenticated", "client certificate is not trusted");
+    const principal = principals.byCertificate(peer.certificate);
+    if (principal === undefined)
+      throw new FieldsealError("unauthenticated", "client certificate maps to no principal");
+    return principal;
+  }
+  const principal = principals.authenticate(bearerToken(authorization));
   if (principal === undefined) throw new FieldsealError("unauthenticated", "bearer token is not recognised");
   return principal;
 }

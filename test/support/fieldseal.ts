@@ -33,7 +33,15 @@ export interface TestFieldseal {
   close(): Promise<void>;
 }
 
-export const DEFAULT_PRINCIPALS: ReadonlyArray<{ name: string; scopes: string[] }> = [
+/** A principal as a test configures it: shorthand scopes and/or explicit allow rules, optional certificate. */
+export interface TestPrincipalConfig {
+  readonly name: string;
+  readonly scopes?: string[];
+  readonly allow?: unknown[];
+  readonly certificate?: { subject?: string; san?: string };
+}
+
+export const DEFAULT_PRINCIPALS: ReadonlyArray<TestPrincipalConfig> = [
   { name: "admin", scopes: ["admin"] },
   { name: "bot", scopes: ["encrypt", "push"] },
   { name: "billing", scopes: ["decrypt:credit_card"] },
@@ -46,7 +54,7 @@ export const DEFAULT_PRINCIPALS: ReadonlyArray<{ name: string; scopes: string[] 
  */
 export async function startTestFieldseal(
   options: {
-    principals?: ReadonlyArray<{ name: string; scopes: string[] }>;
+    principals?: ReadonlyArray<TestPrincipalConfig>;
     store?: KeyStore;
     settings?: Record<string, unknown>;
     env?: Record<string, string>;
@@ -58,7 +66,7 @@ export async function startTestFieldseal(
   const principals = (options.principals ?? DEFAULT_PRINCIPALS).map((p) => {
     const token = generateToken();
     tokens[p.name] = token;
-    return { name: p.name, tokenSha256: hashToken(token), scopes: p.scopes };
+    return { ...p, tokenSha256: hashToken(token) };
   });
   const config = parseConfig(
     { port: 0, principals, logLevel: "debug", ...options.settings },
@@ -70,7 +78,8 @@ export async function startTestFieldseal(
   const store = options.store ?? new LocalFileKeyStore(join(dataDir, "keys"));
   const server = await startServer(config, store, {
     log: createLogger("debug", (line) => logs.push(line)),
-    audit,
+    // A configured audit file is the real sink; otherwise events are kept in memory for the test.
+    ...(options.settings?.audit === undefined ? { audit } : {}),
     ...options.overrides,
   });
   return {

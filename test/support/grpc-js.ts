@@ -17,6 +17,7 @@ export function grpcJsClient(
   service: DescService,
   address: string,
   credentials = grpc.credentials.createInsecure(),
+  options: grpc.ChannelOptions = {},
 ) {
   const definition: Record<
     string,
@@ -34,7 +35,7 @@ export function grpcJsClient(
     };
   }
   const Client = grpc.makeGenericClientConstructor(definition, service.typeName);
-  return new Client(address, credentials);
+  return new Client(address, credentials, options);
 }
 
 /** Calls a unary method and resolves with its response, or rejects with the grpc-js ServiceError. */

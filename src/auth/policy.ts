@@ -1,0 +1,156 @@
+import { KEYRING_NAME } from "../engine/names.js";
+import { FieldsealError } from "../errors.js";
+
+/** Everything a principal can be allowed to do; each RPC needs exactly one of these. */
+export const OPERATIONS = ["encrypt", "decrypt", "rewrap", "rotate", "retire", "describe", "push"] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+/**
+ * One allow rule: these operations, on these fields, in these keyrings. An absent list means "any"
+ * (`*`). Field lists matter only to operations that name fields (encrypt, decrypt, rewrap, and push, whose
+ * context keys are fields); keyring lists only to operations that name a keyring.
+ */
+export interface Grant {
+  readonly ops: ReadonlySet<Operation>;
+  /** undefined: any field. */
+  readonly fields: ReadonlySet<string> | undefined;
+  /** undefined: any keyring. */
+  readonly keyrings: ReadonlySet<string> | undefined;
+}
+
+/** What a single check is about. An absent field or keyring means the request names none. */
+export interface Target {
+  readonly field?: string | undefined;
+  readonly keyring?: string | undefined;
+}
+
+/**
+ * Deny by default: true only when one grant covers the operation, the field and the keyring. A target
+ * without a keyring (listing keyrings, a rewrap to "each value's own keyring") matches any keyring list,
+ * because the keyring is checked again once it is known.
+ */
+export function grants(list: readonly Grant[], op: Operation, target: Target = {}): boolean {
+  return list.some(
+    (g) =>
+      g.ops.has(op) &&
+      (g.fields === undefined || target.field === undefined || g.fields.has(target.field)) &&
+      (g.keyrings === undefined || target.keyring === undefined || g.keyrings.has(target.keyring)),
+  );
+}
+
+const ALL: Grant = { ops: new Set(OPERATIONS), fields: undefined, keyrings: undefined };
+
+/**
+ * The grant a shorthand scope string stands for; the strings configs have always used keep their meaning.
+ * `rotate` has always covered retiring versions and describing keyrings, so it still does.
+ */
+export function grantForScope(scope: string): Grant | undefined {
+  const only = (...ops: Operation[]): Grant => ({
+    ops: new Set(ops),
+    fields: undefined,
+    keyrings: undefined,
+  });
+  switch (scope) {
+    case "admin":
+      return ALL;
+    case "encrypt":
+      return only("encrypt");
+    case "rewrap":
+      return only("rewrap");
+    case "rotate":
+      return only("rotate", "retire", "describe");
+    case "push":
+      return only("push");
+  }
+  const decrypt = /^decrypt:(\*|[^\s\0]{1,256})$/.exec(scope);
+  if (decrypt?.[1] === undefined) return undefined;
+  return {
+    ops: new Set<Operation>(["decrypt"]),
+    fields: decrypt[1] === "*" ? undefined : new Set([decrypt[1]]),
+    keyrings: undefined,
+  };
+}
+
+/**
+ * Parses a principal's `scopes` (shorthand) and `allow` (explicit rules) into grants. `at` is the key path
+ * of the principal (e.g. `principals[2]`); every error names the exact path of the bad value.
+ */
+export function parseGrants(scopes: unknown, allow: unknown, at: string): Grant[] {
+  const out: Grant[] = [];
+  if (scopes !== undefined) {
+    for (const [i, scope] of arrayAt(scopes, `${at}.scopes`).entries()) {
+      const grant = typeof scope === "string" ? grantForScope(scope) : undefined;
+      if (grant === undefined) {
+        throw invalid(
+          `${at}.scopes[${i}]`,
+          `unknown scope ${quote(scope)} (expected encrypt, rewrap, rotate, push, admin or decrypt:<field|*>)`,
+        );
+      }
+      out.push(grant);
+    }
+  }
+  if (allow !== undefined) {
+    for (const [i, rule] of arrayAt(allow, `${at}.allow`).entries())
+      out.push(parseRule(rule, `${at}.allow[${i}]`));
+  }
+  return out;
+}
+
+function parseRule(rule: unknown, at: string): Grant {
+  if (typeof rule !== "object" || rule === null || Array.isArray(rule)) {
+    throw invalid(at, "must be an object with ops and optionally fields and keyrings");
+  }
+  const { ops, fields, keyrings, ...rest } = rule as Record<string, unknown>;
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) throw invalid(`${at}.${extra}`, "unknown key (expected ops, fields, keyrings)");
+  if (ops === undefined) throw invalid(`${at}.ops`, "is required");
+  const opList = arrayAt(ops, `${at}.ops`);
+  if (opList.length === 0) throw invalid(`${at}.ops`, "must name at least one operation");
+  const opSet = new Set<Operation>();
+  for (const [i, op] of opList.entries()) {
+    if (op === "*") {
+      for (const o of OPERATIONS) opSet.add(o);
+    } else if (typeof op === "string" && (OPERATIONS as readonly string[]).includes(op)) {
+      opSet.add(op as Operation);
+    } else {
+      throw invalid(
+        `${at}.ops[${i}]`,
+        `unknown operation ${quote(op)} (expected ${OPERATIONS.join(", ")} or *)`,
+      );
+    }
+  }
+  return {
+    ops: opSet,
+    fields: nameList(fields, `${at}.fields`, /^[^\s\0]{1,256}$/, "a field name"),
+    keyrings: nameList(keyrings, `${at}.keyrings`, KEYRING_NAME, "a keyring name"),
+  };
+}
+
+/** A list of names, or undefined when absent or when it holds `*`. */
+function nameList(raw: unknown, at: string, pattern: RegExp, what: string): ReadonlySet<string> | undefined {
+  if (raw === undefined) return undefined;
+  const list = arrayAt(raw, at);
+  if (list.length === 0) throw invalid(at, `must name at least one (use ["*"] for any)`);
+  const names = new Set<string>();
+  for (const [i, name] of list.entries()) {
+    if (name === "*") return undefined;
+    if (typeof name !== "string" || !pattern.test(name))
+      throw invalid(`${at}[${i}]`, `${quote(name)} is not ${what}`);
+    names.add(name);
+  }
+  return names;
+}
+
+function arrayAt(raw: unknown, at: string): unknown[] {
+  if (!Array.isArray(raw)) throw invalid(at, "must be an array");
+  return raw;
+}
+
+function quote(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function invalid(path: string, why: string): FieldsealError {
+  return new FieldsealError("invalid_argument", `${path}: ${why}`);
+}
