@@ -59,7 +59,7 @@ describe("configuration", () => {
     [{}, { FIELDSEAL_DEFAULT_KEYRING: "Bad.Name" }, /FIELDSEAL_DEFAULT_KEYRING .*keyring name/],
     [{}, { FIELDSEAL_COGNIGY_BASE_URL: "ftp://x" }, /must be an http\(s\) URL/],
     [{}, { FIELDSEAL_LOG_LEVEL: "loud" }, /FIELDSEAL_LOG_LEVEL/],
-    [{ principals: {} }, {}, /principals must be an array/],
+    [{ principals: {} }, {}, /principals: must be an array/],
     [{ principals: [{ name: "a b", tokenSha256: hash, scopes: [] }] }, {}, /principals\[0\]\.name/],
     [{ principals: [{ name: "a", tokenSha256: "abc", scopes: [] }] }, {}, /principals\[0\]\.tokenSha256/],
     [
@@ -75,7 +75,7 @@ describe("configuration", () => {
         ],
       },
       {},
-      /principals\[1\]\.name "a" is used twice/,
+      /principals\[1\]\.name: "a" is used twice/,
     ],
     [
       { webhook: { hmacSecrets: { bot: "short" } } },
