@@ -56,8 +56,7 @@ export async function runAwsEsdk({ rounds = 5, ms = 400, log = console.log } = {
       subjectsSeal[`esdk_${suiteName}`] = () => encrypt(keyring, bytes, { encryptionContext, suiteId });
       subjectsOpen[`esdk_${suiteName}`] = () => decrypt(keyring, result);
     }
-    const measure = (op, subject) =>
-      subject === "fieldseal" ? syncRate(op, ms) : asyncOpsPerSecond(op, ms);
+    const measure = (op, subject) => (subject === "fieldseal" ? syncRate(op, ms) : asyncOpsPerSecond(op, ms));
     entry.seal = await interleave(subjectsSeal, "esdk_committing", rounds, measure);
     entry.open = await interleave(subjectsOpen, "esdk_committing", rounds, measure);
     // Ratios against the default suite too, from the same samples.

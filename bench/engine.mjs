@@ -76,7 +76,9 @@ async function compare(value, rounds, ms) {
     (op) => opsPerSecond(op, ms),
   );
   const valueBytes = Buffer.byteLength(typeof value === "string" ? value : JSON.stringify(value));
-  const valueBase64 = Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64");
+  const valueBase64 = Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString(
+    "base64",
+  );
   return {
     valueBytes,
     envelopeChars: eng.text.length,

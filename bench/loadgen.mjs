@@ -57,7 +57,8 @@ function connectCaller(service) {
 
 const scope = { id: { case: "sessionId", value: "sess_8f3a2c1d" } };
 const fields = {};
-for (let i = 0; i < fieldCount; i++) fields[`field_${i}`] = { kind: { case: "stringValue", value: stringOfSize(valueBytes) } };
+for (let i = 0; i < fieldCount; i++)
+  fields[`field_${i}`] = { kind: { case: "stringValue", value: stringOfSize(valueBytes) } };
 
 async function makeOp() {
   if (kind === "webhook") return webhookOp();
@@ -114,7 +115,8 @@ function webhookOp() {
           res.on("data", (c) => chunks.push(c));
           res.on("end", () => {
             if (res.statusCode === 200) resolve();
-            else reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`));
+            else
+              reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`));
           });
         },
       );
@@ -160,7 +162,8 @@ stop = true;
 await Promise.allSettled(workers);
 close();
 latencies.sort((a, b) => a - b);
-const pct = (p) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))] ?? null;
+const pct = (p) =>
+  latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))] ?? null;
 process.stdout.write(
   `${JSON.stringify({ calls, seconds, callsPerSec: calls / seconds, p50Ms: pct(50), p99Ms: pct(99), errors, firstError })}\n`,
 );

@@ -15,7 +15,12 @@ const KINDS = [
   { name: "health", kind: "health" },
 ];
 
-export async function runRpc({ rounds = 3, durationMs = 1500, log = console.log, concurrencies = [1, 16, 64] } = {}) {
+export async function runRpc({
+  rounds = 3,
+  durationMs = 1500,
+  log = console.log,
+  concurrencies = [1, 16, 64],
+} = {}) {
   const server = await startFieldseal();
   const results = [];
   try {
@@ -34,7 +39,8 @@ export async function runRpc({ rounds = 3, durationMs = 1500, log = console.log,
               concurrency,
               durationMs,
             });
-            if (res.errors > 0) log(`    ${k.name} ${protocol} c=${concurrency}: ${res.errors} errors: ${res.firstError}`);
+            if (res.errors > 0)
+              log(`    ${k.name} ${protocol} c=${concurrency}: ${res.errors} errors: ${res.firstError}`);
             samples[k.name].push(res);
           }
         }
@@ -74,7 +80,15 @@ export async function runFieldScaling({ rounds = 3, durationMs = 1500, log = con
     for (let r = 0; r < rounds; r++) {
       for (const fields of r % 2 === 0 ? counts : [...counts].reverse()) {
         samples[fields].push(
-          await runLoadgen({ url: server.url, token: server.token, kind: "encrypt", fields, protocol: "grpc", concurrency: 16, durationMs }),
+          await runLoadgen({
+            url: server.url,
+            token: server.token,
+            kind: "encrypt",
+            fields,
+            protocol: "grpc",
+            concurrency: 16,
+            durationMs,
+          }),
         );
       }
     }

@@ -19,7 +19,9 @@ export async function startFieldseal(env = {}) {
   writeFileSync(
     join(dataDir, "config.json"),
     JSON.stringify({
-      principals: [{ name: "bench", tokenSha256: hashToken(token), scopes: ["encrypt", "decrypt:*", "push"] }],
+      principals: [
+        { name: "bench", tokenSha256: hashToken(token), scopes: ["encrypt", "decrypt:*", "push"] },
+      ],
     }),
   );
   const port = await freePort();
