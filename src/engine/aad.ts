@@ -10,7 +10,6 @@ export interface SealContext {
 }
 
 export const FORMAT_TAG = "fs1";
-const utf8 = new TextEncoder();
 
 /**
  * The associated data that binds a sealed value to its format, keyring, key version, scope and field:
@@ -25,7 +24,8 @@ export function buildAad(keyring: string, version: number, ctx: SealContext): Ui
   assertKeyringName(keyring);
   assertAadPart(ctx.scope.kind === "session" ? "session id" : "user id", ctx.scope.id);
   assertAadPart("field name", ctx.field);
-  return utf8.encode(
+  return Buffer.from(
     `${FORMAT_TAG}\0${keyring}\0${version}\0${ctx.scope.kind}:${ctx.scope.id}\0${ctx.field}`,
+    "utf8",
   );
 }

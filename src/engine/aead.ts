@@ -45,6 +45,47 @@ export function randomNonce(): Uint8Array {
   return Uint8Array.prototype.slice.call(noncePool, start, start + NONCE_BYTES);
 }
 
+/**
+ * AES-256-GCM encryption straight into an envelope payload, `nonce || ciphertext || tag`, in one buffer:
+ * no intermediate copies of ciphertext and tag. Without `nonce` (always, outside test vectors) a fresh one
+ * comes from the pool and is written into the payload directly.
+ */
+export function aesGcmSealPayload(
+  material: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+  nonce?: Uint8Array,
+): Buffer {
+  const payload = Buffer.allocUnsafe(NONCE_BYTES + plaintext.length + TAG_BYTES);
+  if (nonce === undefined) {
+    if (noncePoolNext === POOL_NONCES) {
+      randomFillSync(noncePool);
+      noncePoolNext = 0;
+    }
+    const start = noncePoolNext * NONCE_BYTES;
+    noncePoolNext++;
+    noncePool.copy(payload, 0, start, start + NONCE_BYTES);
+  } else {
+    if (nonce.length !== NONCE_BYTES) throw new FieldsealError("internal", "nonce must be 12 bytes");
+    payload.set(nonce, 0);
+  }
+  // The cipher copies the IV when it is created, so the view into the payload is safe to pass.
+  const cipher = createCipheriv("aes-256-gcm", keyObject(material), payload.subarray(0, NONCE_BYTES), {
+    authTagLength: TAG_BYTES,
+  });
+  cipher.setAAD(aad);
+  const head = cipher.update(plaintext);
+  const tail = cipher.final();
+  // GCM is a stream mode: the ciphertext is exactly as long as the plaintext.
+  if (head.length + tail.length !== plaintext.length) {
+    throw new FieldsealError("internal", "AES-GCM returned a ciphertext of unexpected length");
+  }
+  head.copy(payload, NONCE_BYTES);
+  if (tail.length > 0) tail.copy(payload, NONCE_BYTES + head.length);
+  cipher.getAuthTag().copy(payload, NONCE_BYTES + plaintext.length);
+  return payload;
+}
+
 /** AES-256-GCM encryption; returns ciphertext || 16-byte tag. */
 export function aesGcmSeal(material: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array) {
   if (nonce.length !== NONCE_BYTES) throw new FieldsealError("internal", "nonce must be 12 bytes");

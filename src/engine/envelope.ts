@@ -32,6 +32,11 @@ export function formatEnvelope(
   const payload = Buffer.allocUnsafe(nonce.length + sealed.length);
   payload.set(nonce, 0);
   payload.set(sealed, nonce.length);
+  return formatEnvelopePayload(keyring, version, payload);
+}
+
+/** Formats an envelope from its payload, already laid out as `nonce || ciphertext || tag`. */
+export function formatEnvelopePayload(keyring: string, version: number, payload: Buffer): string {
   return `${FORMAT_TAG}.${keyring}.${version}.${payload.toString("base64url")}`;
 }
 
@@ -55,10 +60,11 @@ export function parseEnvelope(text: string): Envelope {
     throw malformed("key version is not a positive integer");
   }
   if (!BASE64URL.test(payloadText)) throw malformed("payload is not base64url");
+  // Node's decoder ignores stray trailing bits and a lone trailing character; rejecting both makes every
+  // accepted spelling canonical, so any change to the text is a change to the bytes (and fails
+  // authentication) or fails here. Checked on the text, without re-encoding the payload.
+  if (!isCanonicalBase64url(payloadText)) throw malformed("payload is not canonical base64url");
   const payload = Buffer.from(payloadText, "base64url");
-  // Node's decoder ignores stray trailing bits; re-encoding rejects every non-canonical spelling, so any
-  // change to the text is a change to the bytes (and fails authentication) or fails here.
-  if (payload.toString("base64url") !== payloadText) throw malformed("payload is not canonical base64url");
   if (payload.length < NONCE_BYTES + 1 + TAG_BYTES) throw malformed("payload is too short");
   return {
     keyring,
@@ -66,6 +72,18 @@ export function parseEnvelope(text: string): Envelope {
     nonce: payload.subarray(0, NONCE_BYTES),
     sealed: payload.subarray(NONCE_BYTES),
   };
+}
+
+const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** For unpadded base64url text of valid characters: true when it is the one canonical encoding of its bytes. */
+function isCanonicalBase64url(text: string): boolean {
+  const rest = text.length % 4;
+  if (rest === 0) return true;
+  if (rest === 1) return false;
+  // The last character carries 2 (rest 2) or 4 (rest 3) unused low bits, which must be zero.
+  const last = BASE64URL_ALPHABET.indexOf(text.charAt(text.length - 1));
+  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
 }
 
 function malformed(why: string): FieldsealError {

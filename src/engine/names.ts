@@ -4,7 +4,6 @@ import { FieldsealError } from "../errors.js";
 export const KEYRING_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const MAX_NAME_BYTES = 256;
-const utf8 = new TextEncoder();
 
 /** Throws invalid_argument unless `name` is a valid keyring name. */
 export function assertKeyringName(name: unknown): asserts name is string {
@@ -26,7 +25,8 @@ export function assertAadPart(what: "field name" | "session id" | "user id", tex
   if (text.length === 0) throw new FieldsealError("invalid_argument", `${what} is empty`);
   if (!text.isWellFormed()) throw new FieldsealError("invalid_argument", `${what} is not valid UTF-8`);
   if (text.includes("\0")) throw new FieldsealError("invalid_argument", `${what} contains a NUL character`);
-  if (utf8.encode(text).length > MAX_NAME_BYTES) {
+  // Well-formed (checked above), so byteLength counts exactly the UTF-8 bytes the AAD will hold.
+  if (Buffer.byteLength(text, "utf8") > MAX_NAME_BYTES) {
     throw new FieldsealError("invalid_argument", `${what} is longer than ${MAX_NAME_BYTES} bytes`);
   }
 }

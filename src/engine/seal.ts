@@ -1,6 +1,6 @@
 import { buildAad, type SealContext } from "./aad.js";
-import { aesGcmOpen, aesGcmSeal, randomNonce } from "./aead.js";
-import { type Envelope, formatEnvelope } from "./envelope.js";
+import { aesGcmOpen, aesGcmSealPayload } from "./aead.js";
+import { type Envelope, formatEnvelopePayload } from "./envelope.js";
 import type { JsonValue } from "./json-value.js";
 import { decodeValue, encodeValue } from "./value-codec.js";
 
@@ -19,9 +19,11 @@ export interface EngineKey {
 export function sealField(key: EngineKey, ctx: SealContext, value: JsonValue, nonce?: Uint8Array): string {
   const aad = buildAad(key.keyring, key.version, ctx);
   const plaintext = encodeValue(value);
-  const iv = nonce ?? randomNonce();
-  const sealed = aesGcmSeal(key.material, iv, plaintext, aad);
-  return formatEnvelope(key.keyring, key.version, iv, sealed);
+  return formatEnvelopePayload(
+    key.keyring,
+    key.version,
+    aesGcmSealPayload(key.material, plaintext, aad, nonce),
+  );
 }
 
 /**

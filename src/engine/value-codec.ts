@@ -12,34 +12,37 @@ const TYPE_JSON = 0x6a; // "j": the rest is UTF-8 JSON text of a number, boolean
 /** The largest plaintext, type byte included, that the engine seals. */
 export const MAX_PLAINTEXT_BYTES = 64 * 1024;
 
-const utf8 = new TextEncoder();
 // fatal: a string that is not valid UTF-8 must fail loudly, never turn into replacement characters.
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes a JSON value into typed plaintext bytes. */
 export function encodeValue(value: JsonValue): Uint8Array {
-  let body: Uint8Array;
+  let text: string;
   let type: number;
   if (typeof value === "string") {
+    // Buffer would silently turn a lone surrogate into U+FFFD; refuse it instead.
     if (!value.isWellFormed()) {
       throw new FieldsealError("invalid_argument", "string value contains a lone surrogate");
     }
     type = TYPE_STRING;
-    body = utf8.encode(value);
+    text = value;
   } else {
     assertJson(value, 0);
     type = TYPE_JSON;
-    body = utf8.encode(JSON.stringify(value));
+    // JSON.stringify escapes lone surrogates, so its output is always well-formed.
+    text = JSON.stringify(value);
   }
-  if (body.length + 1 > MAX_PLAINTEXT_BYTES) {
+  const length = Buffer.byteLength(text, "utf8");
+  if (length + 1 > MAX_PLAINTEXT_BYTES) {
     throw new FieldsealError(
       "too_large",
-      `value is ${body.length + 1} bytes encoded; the limit is ${MAX_PLAINTEXT_BYTES} bytes`,
+      `value is ${length + 1} bytes encoded; the limit is ${MAX_PLAINTEXT_BYTES} bytes`,
     );
   }
-  const out = new Uint8Array(body.length + 1);
+  // The type byte and the UTF-8 written straight into one buffer, which every byte of fills.
+  const out = Buffer.allocUnsafe(length + 1);
   out[0] = type;
-  out.set(body, 1);
+  out.write(text, 1, "utf8");
   return out;
 }
 

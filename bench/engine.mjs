@@ -1,0 +1,143 @@
+/**
+ * Part 1 (engine) and the value-size half of part 5 (scaling): Fieldseal's engine against a plain
+ * node:crypto AES-256-GCM loop on one core, same plaintext bytes, same AAD length, fresh random nonce each.
+ */
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync } from "node:crypto";
+import { buildAad, openField, parseEnvelope, sealField } from "../dist/src/engine/index.js";
+import { fmt, interleave, opsPerSecond } from "./lib.mjs";
+import { CARD, JSON_1K, stringOfSize } from "./values.mjs";
+
+const material = randomBytes(32);
+const engineKey = { keyring: "default", version: 1, material };
+const ctx = { scope: { kind: "session", id: "sess_8f3a2c1d" }, field: "credit_card" };
+
+/** The reference: what a hand-written node:crypto loop does per value, and nothing more. */
+function referenceLoop(plaintext, aad) {
+  const key = createSecretKey(material);
+  // Nonces in batches of 512 per CSPRNG call, as the engine does: the fastest honest nonce source.
+  const pool = Buffer.alloc(12 * 512);
+  let next = 512;
+  let iv = pool.subarray(0, 12);
+  let ct = Buffer.alloc(0);
+  let tag = Buffer.alloc(16);
+  const sealOnce = () => {
+    if (next === 512) {
+      randomFillSync(pool);
+      next = 0;
+    }
+    iv = pool.subarray(next * 12, ++next * 12);
+    const c = createCipheriv("aes-256-gcm", key, iv, { authTagLength: 16 });
+    c.setAAD(aad);
+    ct = c.update(plaintext);
+    c.final();
+    tag = c.getAuthTag();
+  };
+  sealOnce();
+  const openIv = Buffer.from(iv);
+  const openCt = ct;
+  const openTag = tag;
+  const openOnce = () => {
+    const d = createDecipheriv("aes-256-gcm", key, openIv, { authTagLength: 16 });
+    d.setAuthTag(openTag);
+    d.setAAD(aad);
+    d.update(openCt);
+    d.final();
+  };
+  return { sealOnce, openOnce };
+}
+
+function engineLoop(value) {
+  const sealOnce = () => sealField(engineKey, ctx, value);
+  const text = sealField(engineKey, ctx, value);
+  const openOnce = () => openField(engineKey, ctx, parseEnvelope(text));
+  return { sealOnce, openOnce, text };
+}
+
+/** Plaintext bytes the reference encrypts: the engine's typed plaintext (type byte + UTF-8/JSON). */
+function plaintextOf(value) {
+  const body = typeof value === "string" ? value : JSON.stringify(value);
+  return Buffer.concat([Buffer.from([typeof value === "string" ? 0x73 : 0x6a]), Buffer.from(body)]);
+}
+
+async function compare(value, rounds, ms) {
+  const aad = buildAad(engineKey.keyring, engineKey.version, ctx);
+  const ref = referenceLoop(plaintextOf(value), aad);
+  const eng = engineLoop(value);
+  const seal = await interleave(
+    { engine: eng.sealOnce, nodeCrypto: ref.sealOnce },
+    "nodeCrypto",
+    rounds,
+    (op) => opsPerSecond(op, ms),
+  );
+  const open = await interleave(
+    { engine: eng.openOnce, nodeCrypto: ref.openOnce },
+    "nodeCrypto",
+    rounds,
+    (op) => opsPerSecond(op, ms),
+  );
+  const valueBytes = Buffer.byteLength(typeof value === "string" ? value : JSON.stringify(value));
+  const valueBase64 = Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString(
+    "base64",
+  );
+  return {
+    valueBytes,
+    envelopeChars: eng.text.length,
+    valueBase64Chars: valueBase64.length,
+    overheadChars: eng.text.length - valueBase64.length,
+    seal,
+    open,
+  };
+}
+
+/** Engine throughput and envelope size for the 16-byte value and the 1 KiB JSON object. */
+export async function runEngine({ rounds = 7, ms = 300, log = console.log } = {}) {
+  const out = {};
+  for (const [name, value] of [
+    ["value16B", CARD],
+    ["json1KiB", JSON_1K],
+  ]) {
+    const r = await compare(value, rounds, ms);
+    out[name] = r;
+    for (const op of ["seal", "open"]) {
+      log(
+        `  engine ${op} ${name}: ${fmt(r[op].medians.engine)}/s vs node:crypto ${fmt(r[op].medians.nodeCrypto)}/s` +
+          ` = ${fmt(r[op].ratios.engine * 100, 1)}% (target >= 80%)`,
+      );
+    }
+    log(`  envelope ${name}: ${r.envelopeChars} chars, ${r.overheadChars} beyond base64 (target <= 60)`);
+  }
+  return out;
+}
+
+/** Seal cost against value size (16 B .. 32 KiB), engine and reference, interleaved. */
+export async function runValueSizeScaling({ rounds = 5, ms = 150, log = console.log } = {}) {
+  const sizes = [16, 64, 256, 1024, 4096, 16384, 32768];
+  const points = [];
+  for (const size of sizes) {
+    const value = stringOfSize(size);
+    const aad = buildAad(engineKey.keyring, engineKey.version, ctx);
+    const ref = referenceLoop(plaintextOf(value), aad);
+    const eng = engineLoop(value);
+    const r = await interleave(
+      { engine: eng.sealOnce, nodeCrypto: ref.sealOnce },
+      "nodeCrypto",
+      rounds,
+      (op) => opsPerSecond(op, ms),
+    );
+    const point = {
+      valueBytes: size,
+      engineSealsPerSec: r.medians.engine,
+      nodeCryptoSealsPerSec: r.medians.nodeCrypto,
+      engineUsPerSeal: 1e6 / r.medians.engine,
+      nodeCryptoUsPerSeal: 1e6 / r.medians.nodeCrypto,
+      ratio: r.ratios.engine,
+      envelopeChars: eng.text.length,
+    };
+    points.push(point);
+    log(
+      `  seal ${String(size).padStart(5)} B: engine ${fmt(point.engineUsPerSeal, 2)} us, node:crypto ` +
+        `${fmt(point.nodeCryptoUsPerSeal, 2)} us (${fmt(point.ratio * 100, 1)}%)`,
+    );
+  }
+  return points;
+}
