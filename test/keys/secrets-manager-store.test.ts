@@ -109,6 +109,25 @@ describe("SecretsManagerKeyStore on moto", () => {
     expect((await store.load("retried"))?.revision).toBe(2);
   });
 
+  it("lets only one of two replicas win an identical seal-block reservation", async () => {
+    const v1 = firstState("reserve-twice");
+    await store.compareAndSwap(0, v1);
+    const other = makeStore();
+    try {
+      // Both replicas read revision 1 and reserve the same block: equal states, separate objects.
+      const reserve = (): KeyringState => ({
+        ...v1,
+        revision: 2,
+        versions: v1.versions.map((v) => ({ ...v, sealsReserved: v.sealsReserved + 65_536 })),
+      });
+      const results = [await store.compareAndSwap(1, reserve()), await other.compareAndSwap(1, reserve())];
+      expect(results.map((r) => r.ok)).toEqual([true, false]);
+      expect((await store.load("reserve-twice"))?.versions[0]?.sealsReserved).toBe(65_536);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("lets exactly one of many racing writers of the same revision win, and stores the winner", async () => {
     const v1 = firstState("race");
     await store.compareAndSwap(0, v1);
