@@ -163,6 +163,45 @@ describe("SecretsManagerKeyStore on moto", () => {
     expect(stored?.versions[0]?.material).toEqual(candidates[winners[0] as number]?.versions[0]?.material);
   });
 
+  it("counts a write as won when a colliding writer promoted it and a later write replaced it", async () => {
+    const v1 = firstState("promoted-for-us");
+    await store.compareAndSwap(0, v1);
+    const other = makeStore();
+    const sdk = motoClient(endpoint);
+    let interleaved = false;
+    // A real client with a pause point: between our PutSecretValue and our AWSCURRENT move, another writer
+    // of revision 2 collides with our pending version and promotes it, then writes revision 3 on top.
+    sdk.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === "PutSecretValueCommand" && !interleaved) {
+          interleaved = true;
+          const collided = await other.compareAndSwap(1, rotated(v1));
+          if (collided.ok || collided.current === undefined) throw new Error("the other writer should lose");
+          expect(collided.current.revision).toBe(2);
+          expect((await other.compareAndSwap(2, rotated(collided.current))).ok).toBe(true);
+        }
+        return out;
+      },
+      { step: "initialize", name: "interleaveAfterPut" },
+    );
+    const mine = makeStore({ client: sdk });
+    try {
+      const next = rotated(v1);
+      const result = await mine.compareAndSwap(1, next);
+      expect(interleaved).toBe(true);
+      expect(result.ok).toBe(true);
+      const stored = await store.load("promoted-for-us");
+      expect(stored?.revision).toBe(3);
+      expect(bytes(stored?.versions[1]?.material ?? new Uint8Array())).toBe(
+        bytes(next.versions[1]?.material ?? new Uint8Array()),
+      );
+    } finally {
+      await Promise.all([mine.close(), other.close()]);
+      sdk.destroy();
+    }
+  });
+
   it("completes a write that a crashed writer stored but never promoted", async () => {
     const v1 = firstState("crashed");
     await store.compareAndSwap(0, v1);
