@@ -14,7 +14,7 @@ export default async function setup(): Promise<void> {
   if (builtAfter(ENTRY, ["src", "gen", "tsconfig.json", "tsconfig.build.json"])) return;
   const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
   await new Promise<void>((done, fail) => {
-    const child = spawn(process.execPath, [tsc, "-p", "tsconfig.build.json"], {
+    const child = spawn(process.execPath, [tsc, "-p", "tsconfig.build.json", "--noEmitOnError"], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
