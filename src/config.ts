@@ -22,6 +22,8 @@ export interface Config {
         readonly region: string | undefined;
         readonly endpoint: string | undefined;
         readonly secretPrefix: string;
+        /** Keyring name → existing secret name or ARN (the tutorial's secret), instead of prefix + name. */
+        readonly legacySecretIds: Readonly<Record<string, string>>;
       };
   readonly defaultKeyring: string;
   /** Keyring whose versions open legacy tutorial blobs (matched by the tutorial secret's version label). */
@@ -117,6 +119,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "keyStore.secretPrefix",
     description: "Secret name prefix; a keyring's secret is prefix + name",
     default: "fieldseal/",
+  },
+  {
+    env: "-",
+    file: "keyStore.legacySecretIds",
+    description: "Keyring name to an existing secret name or ARN (e.g. the tutorial's secret) to adopt",
+    default: "{}",
   },
   {
     env: "FIELDSEAL_DEFAULT_KEYRING",
@@ -414,6 +422,7 @@ export function parseConfig(
             region: str("FIELDSEAL_AWS_REGION", "keyStore.region"),
             endpoint: str("FIELDSEAL_AWS_ENDPOINT", "keyStore.endpoint"),
             secretPrefix: str("FIELDSEAL_AWS_SECRET_PREFIX", "keyStore.secretPrefix") ?? "fieldseal/",
+            legacySecretIds: parseLegacySecretIds(file.keyStore),
           },
     defaultKeyring,
     legacyKeyring,
@@ -576,6 +585,39 @@ function parseHmacSecrets(webhook: unknown): Record<string, string> {
       );
     }
     out[name] = secret;
+  }
+  return out;
+}
+
+function parseLegacySecretIds(keyStore: unknown): Record<string, string> {
+  const raw =
+    typeof keyStore === "object" && keyStore !== null
+      ? (keyStore as Record<string, unknown>).legacySecretIds
+      : undefined;
+  if (raw === undefined) return {};
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new FieldsealError(
+      "invalid_argument",
+      "config: keyStore.legacySecretIds must be an object of keyring name to secret name or ARN",
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const [name, secretId] of Object.entries(raw)) {
+    try {
+      assertKeyringName(name);
+    } catch (err) {
+      throw new FieldsealError(
+        "invalid_argument",
+        `config: keyStore.legacySecretIds: ${(err as Error).message}`,
+      );
+    }
+    if (typeof secretId !== "string" || secretId.length === 0 || secretId.length > 2048) {
+      throw new FieldsealError(
+        "invalid_argument",
+        `config: keyStore.legacySecretIds["${name}"] must be a secret name or ARN`,
+      );
+    }
+    out[name] = secretId;
   }
   return out;
 }

@@ -16,8 +16,12 @@ export const KEYRING_FORMAT = "fieldseal-keyring/1";
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** Serializes a keyring to JSON text. Throws FieldsealError("internal") if the state breaks a keyring rule. */
-export function encodeKeyring(state: KeyringState): string {
+/**
+ * Serializes a keyring to JSON text. Throws FieldsealError("internal") if the state breaks a keyring rule.
+ * `writer`, when given, is stored alongside and ignored on reading: it makes two writers' equal states
+ * different texts (see SecretsManagerKeyStore).
+ */
+export function encodeKeyring(state: KeyringState, writer?: string): string {
   const problem = keyringStateProblem(state);
   if (problem) {
     throw new FieldsealError("internal", `refusing to store keyring "${state.name}": ${problem}`);
@@ -37,6 +41,7 @@ export function encodeKeyring(state: KeyringState): string {
       sealsReserved: v.sealsReserved,
       ...(v.legacyLabel === undefined ? {} : { legacyLabel: v.legacyLabel }),
     })),
+    ...(writer === undefined ? {} : { writer }),
   });
 }
 

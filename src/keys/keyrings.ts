@@ -27,7 +27,7 @@
 import { randomFillSync } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { assertKeyringName } from "../engine/names.js";
-import { FieldsealError, isFieldsealError } from "../errors.js";
+import { FieldsealError, type FieldsealErrorCode, isFieldsealError } from "../errors.js";
 import { KEY_MATERIAL_BYTES, keyringStateProblem } from "./keyring-state.js";
 import type { CasResult, KeyringState, KeyStore, KeyVersion } from "./types.js";
 
@@ -57,7 +57,16 @@ export type RotationReason = "on_demand" | "age" | "usage";
 
 export type KeyEvent =
   | { type: "cache_hit" | "cache_miss"; keyring: string }
-  | { type: "store_call"; op: "load" | "cas" | "list"; ms: number; ok: boolean }
+  | {
+      type: "store_call";
+      op: "load" | "cas" | "list";
+      /** Absent for `list`, which spans keyrings. */
+      keyring?: string;
+      ms: number;
+      ok: boolean;
+      /** On failure: the FieldsealError code the call failed with. */
+      code?: FieldsealErrorCode;
+    }
   | { type: "rotated"; keyring: string; version: number; reason: RotationReason }
   | { type: "seal_block_reserved"; keyring: string; version: number; count: number };
 
@@ -323,7 +332,7 @@ export class Keyrings {
 
   /** Names of all keyrings, sorted. */
   async list(): Promise<string[]> {
-    return this.#call("list", () => this.#store.list());
+    return this.#call("list", undefined, () => this.#store.list());
   }
 
   /** Waits for background work, then closes the store. */
@@ -553,7 +562,7 @@ export class Keyrings {
 
   /** A store load of its own, for operations that must not act on a read that began before they did. */
   async #loadFresh(entry: Entry): Promise<KeyringState | undefined> {
-    const state = await this.#call("load", () => this.#store.load(entry.name));
+    const state = await this.#call("load", entry.name, () => this.#store.load(entry.name));
     entry.refreshAfter = this.#now() + this.#refreshMs;
     return state ? this.#absorb(entry, state) : undefined;
   }
@@ -586,24 +595,41 @@ export class Keyrings {
   }
 
   async #cas(entry: Entry, expectedRevision: number, next: KeyringState): Promise<CasResult> {
-    const result = await this.#call("cas", () => this.#store.compareAndSwap(expectedRevision, next));
+    const result = await this.#call("cas", entry.name, () =>
+      this.#store.compareAndSwap(expectedRevision, next),
+    );
     if (result.ok) this.#absorb(entry, result.state);
     else if (result.current) this.#absorb(entry, result.current);
     return result;
   }
 
-  async #call<T>(op: "load" | "cas" | "list", work: () => Promise<T>): Promise<T> {
+  async #call<T>(
+    op: "load" | "cas" | "list",
+    keyring: string | undefined,
+    work: () => Promise<T>,
+  ): Promise<T> {
     const started = performance.now();
+    const where = keyring === undefined ? {} : { keyring };
     try {
       const result = await work();
-      this.#emit({ type: "store_call", op, ms: performance.now() - started, ok: true });
+      this.#emit({ type: "store_call", op, ...where, ms: performance.now() - started, ok: true });
       return result;
     } catch (err) {
-      this.#emit({ type: "store_call", op, ms: performance.now() - started, ok: false });
-      if (err instanceof FieldsealError) throw err;
-      throw new FieldsealError("store_unavailable", `key store (${this.#store.kind}) ${op} failed`, {
-        cause: err,
+      const failure =
+        err instanceof FieldsealError
+          ? err
+          : new FieldsealError("store_unavailable", `key store (${this.#store.kind}) ${op} failed`, {
+              cause: err,
+            });
+      this.#emit({
+        type: "store_call",
+        op,
+        ...where,
+        ms: performance.now() - started,
+        ok: false,
+        code: failure.code,
       });
+      throw failure;
     }
   }
 

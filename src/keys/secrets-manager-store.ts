@@ -4,7 +4,7 @@
  * compare-and-swap: the new version is stored under a token derived from (keyring, revision), then the
  * AWSCURRENT label is moved only if it still sits on the version that was read.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
@@ -138,7 +138,12 @@ export class SecretsManagerKeyStore implements KeyStore {
       );
     }
     const name = next.name;
-    const text = encodeKeyring(next);
+    // Two replicas reserving the same seal block from the same revision compute equal states. Were they
+    // stored as equal texts, Secrets Manager would accept the second PutSecretValue as an idempotent retry of
+    // the first and both replicas would hand out the same block: the seal count would miss one of them. A
+    // writer id per state object keeps every writer's text its own, while a caller retrying the very same
+    // object still writes the very same text.
+    const text = encodeKeyring(next, writerIdFor(next));
     checkSize(name, text);
     const token = versionToken(name, next.revision);
     if (expectedRevision === 0) return this.#create(name, text, token, next);
@@ -163,7 +168,13 @@ export class SecretsManagerKeyStore implements KeyStore {
     const confirmed = await this.#readVersion(name, token);
     if (confirmed?.stages.includes(CURRENT_STAGE) && confirmed.text === text)
       return { ok: true, state: next };
-    return { ok: false, current: await this.load(name) };
+    const now = await this.load(name);
+    // Another writer of this revision may have found our version pending and promoted it for us (see
+    // #adoptPending), and a later write may already have replaced it. Our version then was current, and
+    // reporting a loss would make the caller redo (a second seal block) or refuse (an expected-primary
+    // rotation) a change that happened.
+    if (confirmed?.text === text && now && descendsFrom(now, next)) return { ok: true, state: next };
+    return { ok: false, current: now };
   }
 
   async close(): Promise<void> {
@@ -363,6 +374,40 @@ export function createSecretsManagerClient(
 export function versionToken(name: string, revision: number): string {
   const hex = createHash("sha256").update(`fieldseal:${name}:${revision}`).digest("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+const writerIds = new WeakMap<KeyringState, string>();
+
+/** A random id per state object: a retry with the same object writes the same text. */
+function writerIdFor(state: KeyringState): string {
+  let id = writerIds.get(state);
+  if (id === undefined) {
+    id = randomUUID();
+    writerIds.set(state, id);
+  }
+  return id;
+}
+
+/**
+ * True when `later` can only have been reached through `state`. Revision `state.revision` of a keyring is
+ * written by Fieldseal only under one version id, which holds our text; the one other writer, the scheduled
+ * rotation handler, always adds a version and never reserves seals on a replaced primary. So if `later` keeps
+ * every version of `state` byte for byte with at least its reserved seals, and has not lowered the primary
+ * or minimum decryption version, the revision in between was `state`. (A retirement raised again later by
+ * someone else also passes; it asked for nothing that does not hold.)
+ */
+function descendsFrom(later: KeyringState, state: KeyringState): boolean {
+  if (later.revision < state.revision || later.primary < state.primary) return false;
+  if (later.minDecryptVersion < state.minDecryptVersion) return false;
+  return state.versions.every((v, i) => {
+    const w = later.versions[i];
+    return (
+      w !== undefined &&
+      w.version === v.version &&
+      w.sealsReserved >= v.sealsReserved &&
+      Buffer.from(w.material).equals(Buffer.from(v.material))
+    );
+  });
 }
 
 /** True when `next` is `prev` plus one revision and keeps every version of `prev` byte for byte. */

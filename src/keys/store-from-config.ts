@@ -9,6 +9,7 @@ export async function keyStoreFromConfig(config: Config): Promise<KeyStore> {
   const { SecretsManagerKeyStore } = await import("./secrets-manager-store.js");
   return new SecretsManagerKeyStore({
     secretPrefix: ks.secretPrefix,
+    legacySecretIds: { ...ks.legacySecretIds },
     ...(ks.region === undefined ? {} : { region: ks.region }),
     ...(ks.endpoint === undefined ? {} : { endpoint: ks.endpoint }),
   });

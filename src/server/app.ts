@@ -76,6 +76,14 @@ export async function startServer(
     onEvent: (e) => {
       if (e.type === "rotated")
         log.info("key rotated", { keyring: e.keyring, version: e.version, reason: e.reason });
+      // Names and codes only: a store error's cause may hold request details, never logged here.
+      if (e.type === "store_call" && !e.ok)
+        log.warn("key store call failed", {
+          op: e.op,
+          keyring: e.keyring,
+          code: e.code,
+          ms: Math.round(e.ms),
+        });
     },
   });
   const health = new HealthStatus(SERVICES);

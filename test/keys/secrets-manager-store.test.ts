@@ -109,6 +109,25 @@ describe("SecretsManagerKeyStore on moto", () => {
     expect((await store.load("retried"))?.revision).toBe(2);
   });
 
+  it("lets only one of two replicas win an identical seal-block reservation", async () => {
+    const v1 = firstState("reserve-twice");
+    await store.compareAndSwap(0, v1);
+    const other = makeStore();
+    try {
+      // Both replicas read revision 1 and reserve the same block: equal states, separate objects.
+      const reserve = (): KeyringState => ({
+        ...v1,
+        revision: 2,
+        versions: v1.versions.map((v) => ({ ...v, sealsReserved: v.sealsReserved + 65_536 })),
+      });
+      const results = [await store.compareAndSwap(1, reserve()), await other.compareAndSwap(1, reserve())];
+      expect(results.map((r) => r.ok)).toEqual([true, false]);
+      expect((await store.load("reserve-twice"))?.versions[0]?.sealsReserved).toBe(65_536);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("lets exactly one of many racing writers of the same revision win, and stores the winner", async () => {
     const v1 = firstState("race");
     await store.compareAndSwap(0, v1);
@@ -142,6 +161,45 @@ describe("SecretsManagerKeyStore on moto", () => {
     expect(winners).toHaveLength(1);
     const stored = await store.load("create-race");
     expect(stored?.versions[0]?.material).toEqual(candidates[winners[0] as number]?.versions[0]?.material);
+  });
+
+  it("counts a write as won when a colliding writer promoted it and a later write replaced it", async () => {
+    const v1 = firstState("promoted-for-us");
+    await store.compareAndSwap(0, v1);
+    const other = makeStore();
+    const sdk = motoClient(endpoint);
+    let interleaved = false;
+    // A real client with a pause point: between our PutSecretValue and our AWSCURRENT move, another writer
+    // of revision 2 collides with our pending version and promotes it, then writes revision 3 on top.
+    sdk.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === "PutSecretValueCommand" && !interleaved) {
+          interleaved = true;
+          const collided = await other.compareAndSwap(1, rotated(v1));
+          if (collided.ok || collided.current === undefined) throw new Error("the other writer should lose");
+          expect(collided.current.revision).toBe(2);
+          expect((await other.compareAndSwap(2, rotated(collided.current))).ok).toBe(true);
+        }
+        return out;
+      },
+      { step: "initialize", name: "interleaveAfterPut" },
+    );
+    const mine = makeStore({ client: sdk });
+    try {
+      const next = rotated(v1);
+      const result = await mine.compareAndSwap(1, next);
+      expect(interleaved).toBe(true);
+      expect(result.ok).toBe(true);
+      const stored = await store.load("promoted-for-us");
+      expect(stored?.revision).toBe(3);
+      expect(bytes(stored?.versions[1]?.material ?? new Uint8Array())).toBe(
+        bytes(next.versions[1]?.material ?? new Uint8Array()),
+      );
+    } finally {
+      await Promise.all([mine.close(), other.close()]);
+      sdk.destroy();
+    }
   });
 
   it("completes a write that a crashed writer stored but never promoted", async () => {
