@@ -35,6 +35,7 @@ describe("configuration", () => {
       region: undefined,
       endpoint: "http://127.0.0.1:5000",
       secretPrefix: "fieldseal/",
+      legacySecretIds: {},
     });
   });
 
@@ -89,6 +90,38 @@ describe("configuration", () => {
   it("never quotes an HMAC secret in its error", () => {
     expect(() => parseConfig({ webhook: { hmacSecrets: { bot: "SECRET-CANARY" } } }, {}, where)).toThrow(
       expect.not.objectContaining({ message: expect.stringContaining("SECRET-CANARY") }),
+    );
+  });
+});
+
+const aws = { FIELDSEAL_KEY_STORE: "aws" };
+
+describe("keyStore.legacySecretIds", () => {
+  it("maps keyrings to existing secrets on the aws store", () => {
+    const config = parseConfig(
+      { keyStore: { legacySecretIds: { cognigy: "cognigy-session-key" } } },
+      aws,
+      where,
+    );
+    expect(config.keyStore).toMatchObject({
+      kind: "aws",
+      legacySecretIds: { cognigy: "cognigy-session-key" },
+    });
+  });
+
+  it("defaults to no mapping", () => {
+    expect(parseConfig({}, aws, where).keyStore).toMatchObject({ legacySecretIds: {} });
+  });
+
+  it("refuses a mapping that is not an object of keyring name to secret id", () => {
+    expect(() => parseConfig({ keyStore: { legacySecretIds: ["x"] } }, aws, where)).toThrow(
+      /keyStore.legacySecretIds must be an object/,
+    );
+    expect(() => parseConfig({ keyStore: { legacySecretIds: { "a b": "x" } } }, aws, where)).toThrow(
+      /keyStore.legacySecretIds/,
+    );
+    expect(() => parseConfig({ keyStore: { legacySecretIds: { cognigy: 7 } } }, aws, where)).toThrow(
+      /legacySecretIds\["cognigy"\] must be a secret name or ARN/,
     );
   });
 });
