@@ -44,6 +44,8 @@ export interface Config {
     readonly pushEnabled: boolean;
     readonly deadlineMs: number;
   };
+  /** Prometheus text at GET /metrics on the service port. */
+  readonly metrics: { readonly enabled: boolean };
 }
 
 /** One setting: its environment variable, its config-file key, what it means and its default. */
@@ -200,6 +202,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "cognigy.deadlineMs",
     description: "Overall deadline of one push, retries included",
     default: "6000",
+  },
+  {
+    env: "FIELDSEAL_METRICS_ENABLED",
+    file: "metrics.enabled",
+    description: "Serve Prometheus metrics at GET /metrics on the same port",
+    default: "true",
   },
 ];
 
@@ -358,6 +366,7 @@ export function parseConfig(
       pushEnabled: bool("FIELDSEAL_COGNIGY_PUSH", "cognigy.pushEnabled", baseUrl !== undefined),
       deadlineMs: int("FIELDSEAL_COGNIGY_DEADLINE_MS", "cognigy.deadlineMs", 6000, 100, 60_000),
     },
+    metrics: { enabled: bool("FIELDSEAL_METRICS_ENABLED", "metrics.enabled", true) },
   };
 }
 

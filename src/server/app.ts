@@ -12,9 +12,11 @@ import { CognigyClient } from "../cognigy/client.js";
 import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
 import { createWebhookHandler } from "../cognigy/webhook.js";
 import type { Config } from "../config.js";
+import { isFieldsealError } from "../errors.js";
 import { Keyrings } from "../keys/keyrings.js";
 import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
+import { Metrics } from "../metrics.js";
 import { Sealer } from "../sealer.js";
 import { createFieldsealService, type SessionPusher } from "../service/fieldseal-service.js";
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
@@ -36,6 +38,7 @@ export interface RunningServer {
   readonly port: number;
   readonly health: HealthStatus;
   readonly keyrings: Keyrings;
+  readonly metrics: Metrics;
   /** How many HTTP requests (RPCs, webhooks, probes) are being served right now. */
   inFlight(): number;
   /**
@@ -60,6 +63,9 @@ export async function startServer(
 ): Promise<RunningServer> {
   const log = overrides.log ?? createLogger(config.logLevel);
   const audit = overrides.audit ?? jsonLinesAudit((line) => process.stdout.write(line));
+  // Created before Keyrings so key events are counted from the first load; the ratio gauge reads
+  // Keyrings' cache lazily, on scrape.
+  const metrics: Metrics = new Metrics(() => keyrings.primaryUsage());
   const keyrings = new Keyrings(store, {
     policy: {
       sealBudget: config.rotation.sealBudget,
@@ -67,12 +73,13 @@ export async function startServer(
     },
     primaryRefreshMs: config.primaryRefreshMs,
     onEvent: (e) => {
+      metrics.keyEvent(e);
       if (e.type === "rotated")
         log.info("key rotated", { keyring: e.keyring, version: e.version, reason: e.reason });
     },
   });
   const health = new HealthStatus(SERVICES);
-  const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
+  const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring, observer: metrics });
   let draining = false;
 
   const index = new DescriptorIndex(
@@ -85,7 +92,7 @@ export async function startServer(
     SERVICES,
   );
   const internal = createInternalPrincipalAuth();
-  const pusher = overrides.pusher ?? cognigyPusher(config, log);
+  const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics), metrics);
   const routerOptions = {
     readMaxBytes: config.maxRequestBytes,
     interceptors: [
@@ -94,6 +101,7 @@ export async function startServer(
         internal,
         log,
         draining: () => draining,
+        observe: metrics.rpcFinished,
       }),
     ],
   };
@@ -141,6 +149,16 @@ export async function startServer(
       const ready = !draining && health.get("") === ServingStatus.SERVING;
       return plain(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" });
     }
+    if (path === "/metrics" && config.metrics.enabled && req.method === "GET") {
+      void metrics.scrape().then(
+        ({ text, contentType }) => {
+          (res as http.ServerResponse).writeHead(200, { "content-type": contentType });
+          res.end(text);
+        },
+        () => plain(res, 500, { status: "metrics unavailable" }),
+      );
+      return;
+    }
     if (draining) res.setHeader("connection", "close");
     if (path === "/webhooks/cognigy") {
       if (draining)
@@ -167,6 +185,7 @@ export async function startServer(
     port: listener.port,
     health,
     keyrings,
+    metrics,
     inFlight: () => inFlight,
     shutdown(graceMs = config.shutdownGraceMs) {
       stopped ??= (async () => {
@@ -187,7 +206,7 @@ export async function startServer(
 }
 
 /** The Cognigy client the config describes, or undefined when no Cognigy endpoint is configured. */
-function cognigyPusher(config: Config, log: Logger): CognigyClient | undefined {
+function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyClient | undefined {
   const c = config.cognigy;
   if (c.baseUrl === undefined) return undefined;
   return new CognigyClient({
@@ -196,9 +215,28 @@ function cognigyPusher(config: Config, log: Logger): CognigyClient | undefined {
     deadlineMs: c.deadlineMs,
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
-    onAttempt: (e) =>
-      log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs }),
+    onAttempt: (e) => {
+      metrics.pushAttempt(e);
+      log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs });
+    },
   });
+}
+
+/** Counts each push's final outcome ("ok" or the error code) around whichever pusher is in use. */
+function countedPusher(pusher: SessionPusher | undefined, metrics: Metrics): SessionPusher | undefined {
+  if (pusher === undefined) return undefined;
+  return {
+    async push(req) {
+      try {
+        const r = await pusher.push(req);
+        metrics.pushFinished("ok");
+        return r;
+      } catch (err) {
+        metrics.pushFinished(isFieldsealError(err) ? err.code : "internal");
+        throw err;
+      }
+    },
+  };
 }
 
 function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: object): void {
