@@ -1,6 +1,11 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
+import {
+  type ConnectRouter,
+  createClient,
+  createContextValues,
+  createRouterTransport,
+} from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -18,6 +23,7 @@ import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
 import { Metrics } from "../metrics.js";
 import { Sealer } from "../sealer.js";
+import { arrivedWhileDrainingKey } from "../service/context.js";
 import { createFieldsealService, type SessionPusher } from "../service/fieldseal-service.js";
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
 import { fieldsealInterceptor } from "../service/interceptor.js";
@@ -100,7 +106,6 @@ export async function startServer(
         tokens: new TokenAuthenticator(config.principals),
         internal,
         log,
-        draining: () => draining,
         observe: metrics.rpcFinished,
       }),
     ],
@@ -121,7 +126,12 @@ export async function startServer(
     router.service(reflectionV1.ServerReflection, createReflectionV1(index));
     router.service(reflectionV1alpha.ServerReflection, createReflectionV1alpha(index));
   };
-  const rpc = connectNodeAdapter({ ...routerOptions, routes });
+  const rpc = connectNodeAdapter({
+    ...routerOptions,
+    routes,
+    // Called as each request arrives, so "arrived while draining" is decided then, not after its body.
+    contextValues: () => createContextValues().set(arrivedWhileDrainingKey, draining),
+  });
   // The webhook adapter calls the very same handlers and interceptor in-process, so authentication,
   // authorization, validation and audit happen in one place for every caller.
   const webhook = createWebhookHandler({
@@ -193,7 +203,15 @@ export async function startServer(
         health.setAll(ServingStatus.NOT_SERVING);
         listener.stopAccepting();
         const deadline = Date.now() + graceMs;
-        while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        // Wait for calls to finish, then for connections to close: responses carry `connection: close` or
+        // GOAWAY, and idle ones are closed only once nothing is in flight (see closeIdle).
+        while (Date.now() < deadline) {
+          if (inFlight === 0) {
+            listener.closeIdle();
+            if (listener.connections() === 0) break;
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
         if (inFlight > 0) log.warn("shutdown deadline reached; cutting calls", { inFlight });
         listener.destroyAll();
         await keyrings.close();

@@ -6,3 +6,12 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 
 /** The request id of the current RPC (from `x-request-id` or generated). */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/**
+ * True when the HTTP request carrying this RPC arrived after shutdown began. Decided on arrival, not when
+ * the interceptor runs: a call whose request was already received before SIGTERM is served even if its
+ * body is still being read when draining starts.
+ */
+export const arrivedWhileDrainingKey = createContextKey<boolean>(false, {
+  description: "arrived while draining",
+});
