@@ -56,6 +56,8 @@ export interface Config {
     readonly backoffCapMs: number;
     readonly retryAfterCapMs: number;
   };
+  /** Prometheus text at GET /metrics on the service port. */
+  readonly metrics: { readonly enabled: boolean };
 }
 
 /** Certificate files for TLS, and the CA that client certificates must chain to for mTLS. */
@@ -283,6 +285,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "Longest wait taken from a 429's Retry-After",
     default: "5000",
   },
+  {
+    env: "FIELDSEAL_METRICS_ENABLED",
+    file: "metrics.enabled",
+    description: "Serve Prometheus metrics at GET /metrics on the same port",
+    default: "true",
+  },
 ];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -490,6 +498,7 @@ export function parseConfig(
         60_000,
       ),
     },
+    metrics: { enabled: bool("FIELDSEAL_METRICS_ENABLED", "metrics.enabled", true) },
   };
 }
 

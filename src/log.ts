@@ -1,6 +1,12 @@
 /**
  * Structured JSON logs, one object per line. Redaction is by construction: callers pass only fields from an
  * allow-list of names that cannot carry secrets, and any other field is replaced by "[redacted]".
+ *
+ * Why not pino: its `redact` is a deny-list of paths, so a header or field nobody thought to list
+ * (authorization, x-api-key, cookie, x-fieldseal-*, a new secret-bearing option) is logged in clear. Here
+ * a name must be added to SAFE_FIELDS on purpose, values are flat (no objects in which a header map or a
+ * request body could ride along), and the rest of what pino offers (JSON lines, levels, a time field) is
+ * a few lines. Throughput is not a concern: the service logs one line per call at debug, errors at info.
  */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };

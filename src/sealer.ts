@@ -3,13 +3,20 @@ import { looksLikeEnvelope, parseEnvelope } from "./engine/envelope.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { openLegacyBlob, parseLegacyBlob } from "./engine/legacy.js";
 import { type EngineKey, openField, sealField } from "./engine/seal.js";
-import { FieldsealError } from "./errors.js";
+import { FieldsealError, isFieldsealError } from "./errors.js";
 
 /** Where the sealer gets key material; `Keyrings` is the implementation. */
 export interface KeySource {
   sealingKey(keyring: string, count?: number): Promise<EngineKey>;
   openingKey(keyring: string, version: number): Promise<EngineKey>;
   openingKeyByLegacyLabel(keyring: string, label: string): Promise<EngineKey>;
+}
+
+/** Counts for metrics. It sees how many fields and which outcome, never a value or a field name. */
+export interface SealerObserver {
+  fieldsSealed(count: number): void;
+  /** `outcome` is "ok" or the FieldsealError code. */
+  fieldOpened(outcome: string): void;
 }
 
 /** What opening a sealed value found. */
@@ -27,10 +34,12 @@ export interface Opened {
 export class Sealer {
   readonly #keys: KeySource;
   readonly #legacyKeyring: string;
+  readonly #observer: SealerObserver | undefined;
 
-  constructor(keys: KeySource, options: { legacyKeyring: string }) {
+  constructor(keys: KeySource, options: { legacyKeyring: string; observer?: SealerObserver }) {
     this.#keys = keys;
     this.#legacyKeyring = options.legacyKeyring;
+    this.#observer = options.observer;
   }
 
   /**
@@ -52,6 +61,7 @@ export class Sealer {
         throw nameField(err, field);
       }
     }
+    this.#observer?.fieldsSealed(sealed.size);
     return { sealed, keyring: key.keyring, version: key.version };
   }
 
@@ -65,6 +75,17 @@ export class Sealer {
 
   /** Opens an `fs1` envelope or a legacy tutorial blob sealed for `ctx`. */
   async open(ctx: SealContext, sealed: string): Promise<Opened> {
+    try {
+      const opened = await this.#open(ctx, sealed);
+      this.#observer?.fieldOpened("ok");
+      return opened;
+    } catch (err) {
+      this.#observer?.fieldOpened(isFieldsealError(err) ? err.code : "internal");
+      throw err;
+    }
+  }
+
+  async #open(ctx: SealContext, sealed: string): Promise<Opened> {
     if (looksLikeEnvelope(sealed)) {
       const envelope = parseEnvelope(sealed);
       const key = await this.#keys.openingKey(envelope.keyring, envelope.version);
@@ -92,8 +113,10 @@ export class Sealer {
   ): Promise<{ sealed: string; fromVersion: number; toVersion: number; keyring: string }> {
     const opened = await this.open(ctx, sealed);
     const key = await this.#keys.sealingKey(keyring ?? opened.keyring);
+    const resealed = sealField(key, ctx, opened.value);
+    this.#observer?.fieldsSealed(1);
     return {
-      sealed: sealField(key, ctx, opened.value),
+      sealed: resealed,
       fromVersion: opened.version,
       toVersion: key.version,
       keyring: key.keyring,

@@ -323,6 +323,24 @@ export class Keyrings {
     return description;
   }
 
+  /**
+   * Each cached keyring's primary: seals reserved and the budget. Read from memory only, never the store,
+   * so a metrics scrape costs nothing and works while the store is down.
+   */
+  primaryUsage(): Array<{ keyring: string; sealsReserved: number; sealBudget: number }> {
+    const usage = [];
+    for (const entry of this.#entries.values()) {
+      const primary = entry.state && versionOf(entry.state, entry.state.primary);
+      if (primary === undefined) continue;
+      usage.push({
+        keyring: entry.name,
+        sealsReserved: primary.sealsReserved,
+        sealBudget: this.#policy.sealBudget,
+      });
+    }
+    return usage;
+  }
+
   /** The keyring, created with version 1 if it does not exist yet. */
   async ensure(name: string): Promise<KeyringState> {
     assertKeyringName(name);

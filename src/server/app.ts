@@ -1,6 +1,11 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
+import {
+  type ConnectRouter,
+  createClient,
+  createContextValues,
+  createRouterTransport,
+} from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -12,10 +17,13 @@ import { CognigyClient } from "../cognigy/client.js";
 import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
 import { createWebhookHandler } from "../cognigy/webhook.js";
 import type { Config } from "../config.js";
+import { isFieldsealError } from "../errors.js";
 import { Keyrings } from "../keys/keyrings.js";
 import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
+import { Metrics } from "../metrics.js";
 import { Sealer } from "../sealer.js";
+import { arrivedWhileDrainingKey } from "../service/context.js";
 import { createFieldsealService, type SessionPusher } from "../service/fieldseal-service.js";
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
 import { fieldsealInterceptor } from "../service/interceptor.js";
@@ -39,6 +47,7 @@ export interface RunningServer {
   readonly keyrings: Keyrings;
   /** Principals and grants in force; `reloadAccess` swaps them. */
   readonly access: AccessControl;
+  readonly metrics: Metrics;
   /** How many HTTP requests (RPCs, webhooks, probes) are being served right now. */
   inFlight(): number;
   /**
@@ -67,6 +76,9 @@ export async function startServer(
     (config.audit.file === undefined
       ? jsonLinesAudit((line) => process.stdout.write(line))
       : fileAudit(config.audit.file));
+  // Created before Keyrings so key events are counted from the first load; the ratio gauge reads
+  // Keyrings' cache lazily, on scrape.
+  const metrics: Metrics = new Metrics(() => keyrings.primaryUsage());
   const keyrings = new Keyrings(store, {
     policy: {
       sealBudget: config.rotation.sealBudget,
@@ -74,6 +86,7 @@ export async function startServer(
     },
     primaryRefreshMs: config.primaryRefreshMs,
     onEvent: (e) => {
+      metrics.keyEvent(e);
       if (e.type === "rotated")
         log.info("key rotated", { keyring: e.keyring, version: e.version, reason: e.reason });
       // Names and codes only: a store error's cause may hold request details, never logged here.
@@ -87,7 +100,7 @@ export async function startServer(
     },
   });
   const health = new HealthStatus(SERVICES);
-  const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
+  const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring, observer: metrics });
   let draining = false;
 
   const index = new DescriptorIndex(
@@ -101,7 +114,7 @@ export async function startServer(
   );
   const internal = createInternalPrincipalAuth();
   const access = new AccessControl(config.principals);
-  const pusher = overrides.pusher ?? cognigyPusher(config, log);
+  const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics), metrics);
   const routerOptions = {
     readMaxBytes: config.maxRequestBytes,
     interceptors: [
@@ -110,7 +123,7 @@ export async function startServer(
         audit,
         internal,
         log,
-        draining: () => draining,
+        observe: metrics.rpcFinished,
       }),
     ],
   };
@@ -130,7 +143,12 @@ export async function startServer(
     router.service(reflectionV1.ServerReflection, createReflectionV1(index));
     router.service(reflectionV1alpha.ServerReflection, createReflectionV1alpha(index));
   };
-  const rpc = connectNodeAdapter({ ...routerOptions, routes, contextValues: peerContextValues });
+  const rpc = connectNodeAdapter({
+    ...routerOptions,
+    routes,
+    // Called as each request arrives, so "arrived while draining" is decided then, not after its body.
+    contextValues: (req) => peerContextValues(req).set(arrivedWhileDrainingKey, draining),
+  });
   // The webhook adapter calls the very same handlers and interceptor in-process, so authentication,
   // authorization, validation and audit happen in one place for every caller.
   const webhook = createWebhookHandler({
@@ -157,6 +175,16 @@ export async function startServer(
     if (path === "/readyz") {
       const ready = !draining && health.get("") === ServingStatus.SERVING;
       return plain(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" });
+    }
+    if (path === "/metrics" && config.metrics.enabled && req.method === "GET") {
+      void metrics.scrape().then(
+        ({ text, contentType }) => {
+          (res as http.ServerResponse).writeHead(200, { "content-type": contentType });
+          res.end(text);
+        },
+        () => plain(res, 500, { status: "metrics unavailable" }),
+      );
+      return;
     }
     if (draining) res.setHeader("connection", "close");
     if (path === "/webhooks/cognigy") {
@@ -189,6 +217,7 @@ export async function startServer(
     health,
     keyrings,
     access,
+    metrics,
     inFlight: () => inFlight,
     shutdown(graceMs = config.shutdownGraceMs) {
       stopped ??= (async () => {
@@ -196,7 +225,15 @@ export async function startServer(
         health.setAll(ServingStatus.NOT_SERVING);
         listener.stopAccepting();
         const deadline = Date.now() + graceMs;
-        while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        // Wait for calls to finish, then for connections to close: responses carry `connection: close` or
+        // GOAWAY, and idle ones are closed only once nothing is in flight (see closeIdle).
+        while (Date.now() < deadline) {
+          if (inFlight === 0) {
+            listener.closeIdle();
+            if (listener.connections() === 0) break;
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
         if (inFlight > 0) log.warn("shutdown deadline reached; cutting calls", { inFlight });
         listener.destroyAll();
         await keyrings.close();
@@ -210,7 +247,7 @@ export async function startServer(
 }
 
 /** The Cognigy client the config describes, or undefined when no Cognigy endpoint is configured. */
-function cognigyPusher(config: Config, log: Logger): CognigyClient | undefined {
+function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyClient | undefined {
   const c = config.cognigy;
   if (c.baseUrl === undefined) return undefined;
   return new CognigyClient({
@@ -223,9 +260,28 @@ function cognigyPusher(config: Config, log: Logger): CognigyClient | undefined {
     retryAfterCapMs: c.retryAfterCapMs,
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
-    onAttempt: (e) =>
-      log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs }),
+    onAttempt: (e) => {
+      metrics.pushAttempt(e);
+      log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs });
+    },
   });
+}
+
+/** Counts each push's final outcome ("ok" or the error code) around whichever pusher is in use. */
+function countedPusher(pusher: SessionPusher | undefined, metrics: Metrics): SessionPusher | undefined {
+  if (pusher === undefined) return undefined;
+  return {
+    async push(req) {
+      try {
+        const r = await pusher.push(req);
+        metrics.pushFinished("ok");
+        return r;
+      } catch (err) {
+        metrics.pushFinished(isFieldsealError(err) ? err.code : "internal");
+        throw err;
+      }
+    },
+  };
 }
 
 function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: object): void {

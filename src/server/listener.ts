@@ -15,8 +15,21 @@ export type RequestHandler = (
 export interface DualListener {
   readonly port: number;
   readonly host: string;
-  /** Stops accepting connections; asks HTTP/2 clients to go away and HTTP/1.1 keep-alives to close. */
+  /**
+   * Begins draining: HTTP/2 clients get GOAWAY (streams already received finish). The port stays open
+   * until closeIdle(), so connections still in the kernel's accept queue are taken in and answered
+   * (refused while draining) instead of being reset when the listening socket closes.
+   */
   stopAccepting(): void;
+  /**
+   * Closes the port and the connections with no request on them: idle HTTP/1.1 keep-alives and
+   * connections that have sent nothing yet. Call it only once no request is in flight, so that the event
+   * loop has had the chance to accept queued connections and read requests already waiting on a socket
+   * (closing a socket with unread data resets it).
+   */
+  closeIdle(): void;
+  /** Open connections, of either protocol or not yet sniffed. */
+  connections(): number;
   /** Ends every connection at once. */
   destroyAll(): void;
 }
@@ -37,16 +50,26 @@ export async function listenDual(
   h1.requestTimeout = 120_000;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  let accepting = true;
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    // A connection accepted before shutdown but read only after it: let the session take in the streams
+    // already sent, then GOAWAY, so they are answered (refused while draining) rather than reset.
+    if (!accepting) setImmediate(() => session.close());
   });
-  let accepting = true;
+  /** Connections whose first bytes have not been seen yet, so neither server owns them. */
+  const undecided = new Set<net.Socket>();
+  // Node's own idle tracking (closeIdleConnections) only works for a server that listens itself, which h1
+  // never does here.
+  const h1Conns = trackHttp1(h1);
 
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
+    undecided.add(socket);
+    socket.once("close", () => undecided.delete(socket));
     let head = Buffer.alloc(0);
     const sniff = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -55,6 +78,7 @@ export async function listenDual(
       // Decide once we have the whole preface, or as soon as the bytes cannot be one.
       if (isH2 && head.length < H2_PREFACE.length) return;
       socket.removeListener("data", sniff);
+      undecided.delete(socket);
       socket.pause();
       socket.unshift(head);
       if (isH2) {
@@ -83,15 +107,22 @@ export async function listenDual(
     stopAccepting() {
       if (!accepting) return;
       accepting = false;
-      tcp.close();
-      // GOAWAY: streams already open finish; the client opens new ones elsewhere.
+      // GOAWAY: streams already open finish; the client opens new ones elsewhere. HTTP/1.1 connections are
+      // left to closeIdle(): closing one now could reset a request the busy event loop has not read yet.
       for (const session of sessions) session.close();
-      h1.closeIdleConnections();
     },
+    closeIdle() {
+      if (tcp.listening) tcp.close();
+      // A connection that has not been answered yet sent bytes (that is how it was sniffed): its first
+      // request is on its way to the parser, so it is not idle.
+      endIdleHttp1(h1Conns);
+      for (const socket of undecided) if (socket.bytesRead === 0) socket.destroy();
+    },
+    connections: () => sockets.size,
     destroyAll() {
+      if (tcp.listening) tcp.close();
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
-      h1.closeAllConnections();
     },
   };
 }
@@ -131,6 +162,7 @@ export async function listenTls(
   );
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  const h1Conns = trackHttp1(server);
   server.on("secureConnection", (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -154,13 +186,51 @@ export async function listenTls(
     stopAccepting() {
       if (!accepting) return;
       accepting = false;
-      server.close();
-      // GOAWAY for HTTP/2; HTTP/1.1 connections close after their next response ("connection: close").
+      // GOAWAY for HTTP/2; HTTP/1.1 connections are left to closeIdle(), as in listenDual.
       for (const session of sessions) session.close();
     },
+    closeIdle() {
+      if (server.listening) server.close();
+      endIdleHttp1(h1Conns);
+    },
+    connections: () => sockets.size,
     destroyAll() {
+      if (server.listening) server.close();
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/** Per HTTP/1.1 connection of `server`: requests being served, and requests answered. */
+type Http1Connections = Map<net.Socket, { active: number; answered: number }>;
+
+function trackHttp1(server: http.Server | http2.Http2SecureServer): Http1Connections {
+  const conns: Http1Connections = new Map();
+  server.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse) => {
+    // HTTP/2 streams share a session, which GOAWAY drains; only HTTP/1.1 sockets are tracked here.
+    if (req.httpVersionMajor !== 1) return;
+    const socket = req.socket as net.Socket;
+    let conn = conns.get(socket);
+    if (conn === undefined) {
+      conn = { active: 0, answered: 0 };
+      conns.set(socket, conn);
+      socket.once("close", () => conns.delete(socket));
+    }
+    const c = conn;
+    c.active++;
+    res.once("close", () => {
+      c.active--;
+      c.answered++;
+    });
+  });
+  return conns;
+}
+
+/**
+ * Ends HTTP/1.1 connections with nothing in flight. A connection not answered yet has sent bytes (its first
+ * request is on its way to the parser), so it is not idle.
+ */
+function endIdleHttp1(conns: Http1Connections): void {
+  for (const [socket, c] of conns) if (c.active === 0 && c.answered > 0) socket.end();
 }

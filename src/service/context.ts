@@ -14,3 +14,12 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 export const peerCertificateKey = createContextKey<
   { readonly verified: boolean; readonly certificate: PeerCertificate } | undefined
 >(undefined, { description: "peer certificate" });
+
+/**
+ * True when the HTTP request carrying this RPC arrived after shutdown began. Decided on arrival, not when
+ * the interceptor runs: a call whose request was already received before SIGTERM is served even if its
+ * body is still being read when draining starts.
+ */
+export const arrivedWhileDrainingKey = createContextKey<boolean>(false, {
+  description: "arrived while draining",
+});

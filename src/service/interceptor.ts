@@ -7,7 +7,7 @@ import type { PeerCertificate, Principal } from "../auth/principals.js";
 import type { InternalPrincipalAuth } from "../cognigy/internal-auth.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { peerCertificateKey, principalKey, requestIdKey } from "./context.js";
+import { arrivedWhileDrainingKey, peerCertificateKey, principalKey, requestIdKey } from "./context.js";
 import { REASON_HEADER, toConnectError } from "./error-map.js";
 
 /** Called once per finished RPC with its outcome ("ok", or the error's Fieldseal or Connect code). */
@@ -19,8 +19,6 @@ export interface InterceptorDeps {
   /** Credentials of in-process calls made on behalf of a signed webhook's principal. */
   readonly internal: InternalPrincipalAuth;
   readonly log: Logger;
-  /** True once shutdown has begun: new calls are refused with UNAVAILABLE before any work starts. */
-  readonly draining: () => boolean;
   readonly observe?: CallObserver;
   /** Records refused authentications (the handlers record everything after that). */
   readonly audit?: AuditSink;
@@ -42,7 +40,8 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
     req.contextValues.set(requestIdKey, requestId);
     let principalName: string | undefined;
     try {
-      if (deps.draining())
+      // Calls that arrived after shutdown began are refused with UNAVAILABLE before any work starts.
+      if (req.contextValues.get(arrivedWhileDrainingKey))
         throw new ConnectError("server is shutting down; retry on another replica", Code.Unavailable);
       if (req.service.typeName === FieldsealService.typeName) {
         let principal: Principal;

@@ -169,6 +169,36 @@ describe("envelope parser", () => {
     );
   });
 
+  it("parses structured-random legacy blobs or refuses them with a FieldsealError (property)", () => {
+    const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
+    const field = <T>(good: fc.Arbitrary<T>) =>
+      fc.oneof(good, fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined));
+    const blob = fc.record({
+      nonce: field(fc.uint8Array({ minLength: 0, maxLength: 16 }).map(b64)),
+      ciphertext: field(fc.uint8Array({ minLength: 0, maxLength: 64 }).map(b64)),
+      key_version: field(fc.oneof(fc.string({ maxLength: 10 }), fc.integer())),
+      encrypted_at: field(fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
+      original_field: field(fc.string({ maxLength: 20 })),
+    });
+    const text = fc.oneof(
+      blob.map((b) => Buffer.from(JSON.stringify(b)).toString("base64")),
+      fc.jsonValue({ maxDepth: 3 }).map((v) => Buffer.from(JSON.stringify(v) ?? "").toString("base64")),
+      fc.uint8Array({ maxLength: 300 }).map(b64),
+    );
+    fc.assert(
+      fc.property(text, (t) => {
+        try {
+          const parsed = parseLegacyBlob(t);
+          expect(parsed.nonce).toHaveLength(12);
+          expect(parsed.sealed.length).toBeGreaterThanOrEqual(16);
+        } catch (err) {
+          expect(err).toBeInstanceOf(FieldsealError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("never opens random payloads (property)", () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 29, maxLength: 200 }), (bytes) => {

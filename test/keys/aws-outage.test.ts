@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
 import { ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
-import { type FieldsealProcess, startFieldsealProcess, stopAll } from "../support/fieldseal-process.js";
+import { type AwsReplica, startAwsReplica, stopAll } from "../support/aws-replica.js";
 import { type MotoServer, startMoto } from "../support/moto.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
@@ -16,7 +16,7 @@ const MAX_LOAD_ROUNDS = 2_000;
 describe("a Fieldseal process when Secrets Manager becomes unreachable", () => {
   let moto: MotoServer | undefined;
   let proxy: TcpProxy | undefined;
-  const replicas: FieldsealProcess[] = [];
+  const replicas: AwsReplica[] = [];
   afterAll(async () => {
     await stopAll(replicas);
     await proxy?.close();
@@ -30,8 +30,8 @@ describe("a Fieldseal process when Secrets Manager becomes unreachable", () => {
     const secretPrefix = `outage-${randomUUID()}/`;
     // The replica under test re-reads the primary rarely, so it cannot learn version 2 before the outage.
     const [cut, other] = await Promise.all([
-      startFieldsealProcess({ awsEndpoint: proxy.url, secretPrefix, primaryRefreshMs: 600_000 }),
-      startFieldsealProcess({ awsEndpoint: moto.endpoint, secretPrefix }),
+      startAwsReplica({ awsEndpoint: proxy.url, secretPrefix, primaryRefreshMs: 600_000 }),
+      startAwsReplica({ awsEndpoint: moto.endpoint, secretPrefix }),
     ]);
     if (!cut || !other) throw new Error("replicas did not start");
     replicas.push(cut, other);

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { FieldsealService, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
-import { type FieldsealProcess, startFieldsealProcess, stopAll } from "../support/fieldseal-process.js";
+import { type AwsReplica, startAwsReplica, stopAll } from "../support/aws-replica.js";
 import { grpcJsClient, unary } from "../support/grpc-js.js";
 
 const endpoint = inject("motoEndpoint");
@@ -27,7 +27,7 @@ interface SealedRecord {
 }
 
 describe("three Fieldseal processes on one Secrets Manager", () => {
-  const replicas: FieldsealProcess[] = [];
+  const replicas: AwsReplica[] = [];
   const grpcClients: ReturnType<typeof grpcJsClient>[] = [];
   afterAll(async () => {
     for (const c of grpcClients) c.close();
@@ -38,9 +38,7 @@ describe("three Fieldseal processes on one Secrets Manager", () => {
     const secretPrefix = `replicas-${randomUUID()}/`;
     replicas.push(
       ...(await Promise.all(
-        Array.from({ length: REPLICAS }, () =>
-          startFieldsealProcess({ awsEndpoint: endpoint, secretPrefix }),
-        ),
+        Array.from({ length: REPLICAS }, () => startAwsReplica({ awsEndpoint: endpoint, secretPrefix })),
       )),
     );
     // Version 1 exists before the race starts; the race is about rotations, not creation.

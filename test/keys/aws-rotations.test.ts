@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
-import { type FieldsealProcess, startFieldsealProcess, stopAll } from "../support/fieldseal-process.js";
+import { type AwsReplica, startAwsReplica, stopAll } from "../support/aws-replica.js";
 
 const endpoint = inject("motoEndpoint");
 const ROTATIONS = 150;
@@ -10,12 +10,12 @@ const scope = create(ScopeSchema, { id: { case: "sessionId", value: "rotations-s
 const text = (value: string) => ({ kind: { case: "stringValue" as const, value } });
 
 describe("Fieldseal processes on Secrets Manager: many rotations", () => {
-  const started: FieldsealProcess[] = [];
+  const started: AwsReplica[] = [];
   afterAll(() => stopAll(started));
 
   it(`keeps every version opening after ${ROTATIONS} rotations through RotateKey, here and on a fresh replica`, async () => {
     const secretPrefix = `rot-${randomUUID()}/`;
-    const first = await startFieldsealProcess({ awsEndpoint: endpoint, secretPrefix });
+    const first = await startAwsReplica({ awsEndpoint: endpoint, secretPrefix });
     started.push(first);
     const bot = first.client("bot");
     const ops = first.client("ops");
@@ -38,7 +38,7 @@ describe("Fieldseal processes on Secrets Manager: many rotations", () => {
       sealed.push(out.sealed.pan ?? "");
     }
 
-    const fresh = await startFieldsealProcess({ awsEndpoint: endpoint, secretPrefix });
+    const fresh = await startAwsReplica({ awsEndpoint: endpoint, secretPrefix });
     started.push(fresh);
     const described = await fresh.client("admin").describeKey({ keyring: "cards" });
     expect(described.key?.versions.map((v) => v.version)).toEqual(

@@ -3,7 +3,7 @@ import { CreateSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-secr
 import { create } from "@bufbuild/protobuf";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
-import { type FieldsealProcess, startFieldsealProcess, stopAll } from "../support/fieldseal-process.js";
+import { type AwsReplica, startAwsReplica, stopAll } from "../support/aws-replica.js";
 import { motoClient } from "../support/moto.js";
 
 const endpoint = inject("motoEndpoint");
@@ -30,7 +30,7 @@ describe.each([
   { where: "under the keyring's own secret name", legacySecretName: false },
   { where: "in a secret mapped by keyStore.legacySecretIds", legacySecretName: true },
 ])("a tutorial secret $where", ({ legacySecretName }) => {
-  const replicas: FieldsealProcess[] = [];
+  const replicas: AwsReplica[] = [];
   const sm = motoClient(endpoint);
   afterAll(async () => {
     await stopAll(replicas);
@@ -49,7 +49,7 @@ describe.each([
         SecretString: JSON.stringify({ key: key.toString("base64"), version: "v1" }),
       }),
     );
-    const fieldseal = await startFieldsealProcess({
+    const fieldseal = await startAwsReplica({
       awsEndpoint: endpoint,
       secretPrefix,
       env: { FIELDSEAL_LEGACY_KEYRING: KEYRING },

@@ -1,6 +1,6 @@
 /**
  * Compiles the sources to dist/ once per run when dist/ is missing or older than a source file, so tests
- * that start a real `fieldseal serve` process (test/support/fieldseal-process.ts) run the current code.
+ * that start a real `fieldseal serve` process (test/support/aws-replica.ts) run the current code.
  */
 import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";

@@ -1,181 +1,133 @@
-/**
- * Starts a real `fieldseal serve` child process (bin/fieldseal.js on the compiled dist/, which
- * test/support/build-dist.ts keeps current) on the AWS Secrets Manager key store, the way an operator runs
- * a replica: its own data directory, a config file with known principals, settings from the environment.
- */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { hashToken } from "../../src/auth/principals.js";
 import { generateToken } from "../../src/bootstrap.js";
-import { MOTO_CREDENTIALS, MOTO_REGION } from "./moto.js";
+import { DEFAULT_PRINCIPALS } from "./fieldseal.js";
 
-const BIN = resolve(import.meta.dirname, "../../bin/fieldseal.js");
-const READY_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
-const LISTENING = /fieldseal listening on (http:\/\/127\.0\.0\.1:(\d+)) \(key store: (\w+)\)/;
-
-export const PROCESS_PRINCIPALS: ReadonlyArray<{ name: string; scopes: string[] }> = [
-  { name: "admin", scopes: ["admin"] },
-  { name: "bot", scopes: ["encrypt"] },
-  { name: "reader", scopes: ["decrypt:*"] },
-  { name: "ops", scopes: ["rotate", "rewrap"] },
-];
-
-export interface FieldsealProcessOptions {
-  /** Secrets Manager endpoint: moto, or a proxy in front of it. */
-  readonly awsEndpoint: string;
-  /** Unique per test, so tests sharing one moto never see each other's keyrings. */
-  readonly secretPrefix: string;
-  /** How often replicas re-read the primary; small so replicas converge quickly. Default 200. */
-  readonly primaryRefreshMs?: number;
-  /** More FIELDSEAL_* settings. */
-  readonly env?: Readonly<Record<string, string>>;
-  /** More config file content, e.g. `{ keyStore: { legacySecretIds: {...} } }`. */
-  readonly config?: Readonly<Record<string, unknown>>;
-}
+/** The `fieldseal` command (bin/fieldseal.js, which runs dist/; test/support/build-dist.ts keeps it fresh). */
+export const FIELDSEAL_BIN = fileURLToPath(new URL("../../bin/fieldseal.js", import.meta.url));
 
 export interface FieldsealProcess {
+  readonly child: ChildProcess;
   readonly url: string;
   readonly port: number;
-  /** `127.0.0.1:<port>`, for grpc-js. */
-  readonly address: string;
-  readonly pid: number;
-  /** Clear-text bearer token per principal in PROCESS_PRINCIPALS. */
-  readonly tokens: Readonly<Record<string, string>>;
-  /** Everything the process wrote to stdout and stderr so far. */
-  output(): string;
-  /** The JSON log lines (stderr) parsed, in order. */
-  logs(): Record<string, unknown>[];
-  /** A Connect client over HTTP/1.1 authenticated as `principal`. */
-  client(principal: string): ReturnType<typeof createClient<typeof FieldsealService>>;
-  /** SIGTERM, then SIGKILL if it has not exited within a bound. Resolves with the exit code (null if killed). */
-  stop(): Promise<number | null>;
+  readonly dataDir: string;
+  readonly tokens: Record<string, string>;
+  /** Everything the process wrote so far (audit lines go to stdout, logs to stderr). */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (or the signal's name) once the process has exited. */
+  readonly exited: Promise<number | string>;
+  /** SIGTERM, then SIGKILL if it has not exited within `killAfterMs`; removes the data directory. */
+  stop(killAfterMs?: number): Promise<number | string>;
 }
 
-/** Starts `fieldseal serve` on 127.0.0.1, port 0, and resolves once it prints its "listening on" line. */
-export async function startFieldsealProcess(options: FieldsealProcessOptions): Promise<FieldsealProcess> {
+export interface FieldsealProcessOptions {
+  principals?: ReadonlyArray<{ name: string; scopes: string[] }>;
+  /** Extra config file settings (merged over port 0 and the principals). */
+  settings?: Record<string, unknown>;
+  /** Extra environment variables (they win over the defaults set here). */
+  env?: Record<string, string>;
+  /** Extra arguments after `serve`. */
+  args?: string[];
+  /** Bound on the wait for "fieldseal listening on <url>". */
+  startTimeoutMs?: number;
+}
+
+/**
+ * Starts `fieldseal serve` as a child process on 127.0.0.1 and a free port, with a fresh data directory,
+ * a local key store and a config file naming principals with known tokens.
+ */
+export async function startFieldsealProcess(
+  options: FieldsealProcessOptions = {},
+): Promise<FieldsealProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "fieldseal-proc-"));
   const tokens: Record<string, string> = {};
-  const principals = PROCESS_PRINCIPALS.map((p) => {
+  const principals = (options.principals ?? DEFAULT_PRINCIPALS).map((p) => {
     const token = generateToken();
     tokens[p.name] = token;
     return { name: p.name, tokenSha256: hashToken(token), scopes: p.scopes };
   });
   const configFile = join(dataDir, "config.json");
-  writeFileSync(configFile, JSON.stringify({ principals, ...options.config }), { mode: 0o600 });
-
-  // A clean environment: nothing of the caller's (real AWS profiles, proxies) leaks into the replica.
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: dataDir,
-    FIELDSEAL_DATA_DIR: dataDir,
-    FIELDSEAL_CONFIG: configFile,
-    FIELDSEAL_HOST: "127.0.0.1",
-    FIELDSEAL_PORT: "0",
-    FIELDSEAL_KEY_STORE: "aws",
-    FIELDSEAL_AWS_ENDPOINT: options.awsEndpoint,
-    FIELDSEAL_AWS_REGION: MOTO_REGION,
-    FIELDSEAL_AWS_SECRET_PREFIX: options.secretPrefix,
-    FIELDSEAL_PRIMARY_REFRESH_MS: String(options.primaryRefreshMs ?? 200),
-    FIELDSEAL_SHUTDOWN_GRACE_MS: "2000",
-    AWS_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
-    AWS_EC2_METADATA_DISABLED: "true",
-    ...options.env,
-  };
-  const child = spawn(process.execPath, [BIN, "serve"], {
+  writeFileSync(configFile, JSON.stringify({ principals, ...options.settings }), { mode: 0o600 });
+  const child = spawn(process.execPath, [FIELDSEAL_BIN, "serve", ...(options.args ?? [])], {
     cwd: dataDir,
-    env,
-    detached: true,
+    // A clean environment: nothing of the caller's (real AWS profiles, proxies) leaks into the child.
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: dataDir,
+      FIELDSEAL_DATA_DIR: dataDir,
+      FIELDSEAL_CONFIG: configFile,
+      FIELDSEAL_PORT: "0",
+      FIELDSEAL_HOST: "127.0.0.1",
+      ...options.env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    stdout += d;
+  let out = "";
+  let errText = "";
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+    out += chunk;
   });
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d;
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    errText += chunk;
   });
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  const stop = async () => {
-    const code = await stopProcess(child, exited);
-    rmSync(dataDir, { recursive: true, force: true });
-    return code;
-  };
+  const exited = new Promise<number | string>((resolve) => {
+    child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
+  });
+  const cleanUp = () => rmSync(dataDir, { recursive: true, force: true });
 
-  let match: RegExpExecArray | null = null;
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (match === null && Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
-    match = LISTENING.exec(stdout);
-    if (match === null) await new Promise((r) => setTimeout(r, 25));
+  const started = await new Promise<string | Error>((resolve) => {
+    const timer = setTimeout(
+      () => resolve(new Error("fieldseal did not report listening in time")),
+      options.startTimeoutMs ?? 15_000,
+    );
+    const check = () => {
+      const m = /fieldseal listening on (http:\/\/\S+)/.exec(out);
+      if (m?.[1] === undefined) return;
+      clearTimeout(timer);
+      child.stdout?.off("data", check);
+      resolve(m[1]);
+    };
+    child.stdout?.on("data", check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      resolve(new Error(`fieldseal exited (${code}) before listening`));
+    });
+  });
+  if (started instanceof Error) {
+    child.kill("SIGKILL");
+    await exited;
+    cleanUp();
+    throw new Error(`${started.message}\nstdout: ${out}\nstderr: ${errText}`);
   }
-  if (match === null || match[1] === undefined) {
-    await stop();
-    throw new Error(`fieldseal serve did not start:\n${stdout}\n${stderr}`.slice(-4000));
-  }
-  if (match[3] !== "aws") {
-    await stop();
-    throw new Error(`fieldseal serve started on key store "${match[3]}", not aws`);
-  }
-  const url = match[1];
-  const port = Number(match[2]);
+  const url = started;
+
+  let stopping: Promise<number | string> | undefined;
   return {
+    child,
     url,
-    port,
-    address: `127.0.0.1:${port}`,
-    pid: child.pid ?? 0,
+    port: Number(new URL(url).port),
+    dataDir,
     tokens,
-    output: () => stdout + stderr,
-    logs: () =>
-      stderr
-        .split("\n")
-        .filter((line) => line.startsWith("{"))
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
-    client(principal) {
-      const token = tokens[principal];
-      return createClient(
-        FieldsealService,
-        createConnectTransport({
-          baseUrl: url,
-          httpVersion: "1.1",
-          interceptors: [
-            (next) => (req) => {
-              if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-              return next(req);
-            },
-          ],
-        }),
-      );
+    stdout: () => out,
+    stderr: () => errText,
+    exited,
+    stop(killAfterMs = 10_000) {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGTERM");
+          const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+          await exited;
+          clearTimeout(timer);
+        }
+        cleanUp();
+        return exited;
+      })();
+      return stopping;
     },
-    stop,
   };
-}
-
-/** Stops every process given, even if some fail to stop. */
-export async function stopAll(processes: Iterable<FieldsealProcess | undefined>): Promise<void> {
-  await Promise.allSettled([...processes].map((p) => p?.stop()));
-}
-
-async function stopProcess(child: ChildProcess, exited: Promise<number | null>): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return child.exitCode;
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, sig);
-    } catch {
-      // already gone
-    }
-  };
-  signal("SIGTERM");
-  const killTimer = setTimeout(() => signal("SIGKILL"), STOP_TIMEOUT_MS);
-  try {
-    return await exited;
-  } finally {
-    clearTimeout(killTimer);
-  }
 }
