@@ -1,11 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import {
-  type ConnectRouter,
-  createClient,
-  createContextValues,
-  createRouterTransport,
-} from "@connectrpc/connect";
+import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
