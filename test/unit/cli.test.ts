@@ -69,9 +69,13 @@ describe("fieldseal CLI", () => {
     expect(described.out).toMatch(/v1 +decrypt-only/);
     expect(described.out).toMatch(/v2 +primary/);
     const file = JSON.parse(readFileSync(join(dir, "keys", "default.json"), "utf8")) as {
-      versions: { key: string }[];
+      versions: { material: string }[];
     };
-    for (const v of file.versions) expect(described.out).not.toContain(v.key);
+    expect(file.versions).toHaveLength(2);
+    for (const v of file.versions) {
+      expect(v.material).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+      expect(described.out).not.toContain(v.material);
+    }
   });
 
   it("retires old versions", async () => {
