@@ -78,6 +78,29 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       return undefined;
     }
   };
+  /**
+   * A key administration call: authorize, apply, audit the outcome (the version it produced or set), and
+   * answer with the keyring as it is now.
+   */
+  const changeKeyring = async (
+    ctx: HandlerContext,
+    op: "rotate" | "retire",
+    requested: string,
+    apply: (keyring: string) => Promise<number>,
+  ) => {
+    const principal = callerOf(ctx);
+    const keyring = keyringOrDefault(requested);
+    allow(ctx, principal, op, { keyring });
+    let version: number;
+    try {
+      version = await apply(keyring);
+    } catch (err) {
+      audit(ctx, { action: op, principal: principal.name, outcome: "error", code: codeOf(err), keyring });
+      throw err;
+    }
+    audit(ctx, { action: op, principal: principal.name, outcome: "ok", keyring, version });
+    return { key: keyInfo(await deps.keys.describe(keyring), deps.storeKind) };
+  };
   /** Authorizes `op` on the field(s) and keyring in `details`, or records the denial and throws. */
   const allow = (
     ctx: HandlerContext,
@@ -282,61 +305,21 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
     },
 
     async rotateKey(req, ctx) {
-      const principal = callerOf(ctx);
-      const keyring = keyringOrDefault(req.keyring);
-      allow(ctx, principal, "rotate", { keyring });
       const opts = req.expectedPrimaryVersion === 0 ? {} : { expectedPrimary: req.expectedPrimaryVersion };
-      try {
-        await deps.keys.rotate(keyring, opts);
-      } catch (err) {
-        audit(ctx, {
-          action: "rotate",
-          principal: principal.name,
-          outcome: "error",
-          code: codeOf(err),
-          keyring,
-        });
-        throw err;
-      }
-      const described = await deps.keys.describe(keyring);
-      audit(ctx, {
-        action: "rotate",
-        principal: principal.name,
-        outcome: "ok",
-        keyring,
-        version: described.primary,
+      return changeKeyring(ctx, "rotate", req.keyring, async (keyring) => {
+        const state = await deps.keys.rotate(keyring, opts);
+        return state.primary;
       });
-      return { key: keyInfo(described, deps.storeKind) };
     },
 
     async retireKeyVersions(req, ctx) {
-      const principal = callerOf(ctx);
-      const keyring = keyringOrDefault(req.keyring);
-      allow(ctx, principal, "retire", { keyring });
-      if (req.minDecryptVersion < 1) {
-        throw new FieldsealError("invalid_argument", "min_decrypt_version must be at least 1");
-      }
-      try {
+      return changeKeyring(ctx, "retire", req.keyring, async (keyring) => {
+        if (req.minDecryptVersion < 1) {
+          throw new FieldsealError("invalid_argument", "min_decrypt_version must be at least 1");
+        }
         await deps.keys.retire(keyring, req.minDecryptVersion);
-      } catch (err) {
-        audit(ctx, {
-          action: "retire",
-          principal: principal.name,
-          outcome: "error",
-          code: codeOf(err),
-          keyring,
-        });
-        throw err;
-      }
-      const described = await deps.keys.describe(keyring);
-      audit(ctx, {
-        action: "retire",
-        principal: principal.name,
-        outcome: "ok",
-        keyring,
-        version: req.minDecryptVersion,
+        return req.minDecryptVersion;
       });
-      return { key: keyInfo(described, deps.storeKind) };
     },
 
     async describeKey(req, ctx) {
