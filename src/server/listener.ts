@@ -64,7 +64,9 @@ export async function listenDual(
   // never does here.
   const h1Conns = trackHttp1(h1);
 
-  const tcp = net.createServer((socket) => {
+  // noDelay: without it Nagle's algorithm holds small responses back until the peer's delayed ACK (up to
+  // 40 ms), which Node's own HTTP servers avoid by default.
+  const tcp = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
