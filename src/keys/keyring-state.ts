@@ -2,6 +2,7 @@
  * The rules every KeyringState obeys, checked where state enters or leaves a store. Problems are described in
  * terms of names, versions and sizes only: never key material or stored text, so messages are safe to log.
  */
+import { randomFillSync } from "node:crypto";
 import { KEYRING_NAME } from "../engine/names.js";
 import type { KeyringState, KeyVersion } from "./types.js";
 
@@ -70,4 +71,21 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** `state` with a fresh version appended as primary. Material comes straight from the CSPRNG. */
+export function withNewPrimary(state: KeyringState, nowMs: number): KeyringState {
+  const version = state.versions.length + 1;
+  // A fresh, unpooled array: randomBytes() may hand out a slice of a shared pool, which would leave a copy of
+  // the key in memory that outlives it. randomFillSync uses the same CSPRNG.
+  const material = randomFillSync(new Uint8Array(KEY_MATERIAL_BYTES));
+  return {
+    ...state,
+    revision: state.revision + 1,
+    primary: version,
+    versions: [
+      ...state.versions,
+      { version, material, createdAt: new Date(nowMs).toISOString(), sealsReserved: 0 },
+    ],
+  };
 }

@@ -24,11 +24,10 @@
  * (those seals are simply never used). A reservation that would push the total past the budget rotates the
  * key instead, so the count that matters for nonce safety can never pass the budget.
  */
-import { randomFillSync } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { assertKeyringName } from "../engine/names.js";
 import { FieldsealError, type FieldsealErrorCode, isFieldsealError } from "../errors.js";
-import { KEY_MATERIAL_BYTES, keyringStateProblem } from "./keyring-state.js";
+import { keyringStateProblem, withNewPrimary } from "./keyring-state.js";
 import type { CasResult, KeyringState, KeyStore, KeyVersion } from "./types.js";
 
 /** When the primary version must be replaced. */
@@ -690,23 +689,6 @@ function keyFor(keyring: string, version: KeyVersion): SealingKey {
   // The cached array itself, not a copy: copies would scatter key material over the heap, and the engine
   // keys its cipher-key cache by this array's identity. Callers must treat it as read-only.
   return { keyring, version: version.version, material: version.material };
-}
-
-/** `state` with a fresh version appended as primary. Material comes straight from the CSPRNG. */
-function withNewPrimary(state: KeyringState, nowMs: number): KeyringState {
-  const version = state.versions.length + 1;
-  // A fresh, unpooled array: randomBytes() may hand out a slice of a shared pool, which would leave a copy of
-  // the key in memory that outlives it. randomFillSync uses the same CSPRNG.
-  const material = randomFillSync(new Uint8Array(KEY_MATERIAL_BYTES));
-  return {
-    ...state,
-    revision: state.revision + 1,
-    primary: version,
-    versions: [
-      ...state.versions,
-      { version, material, createdAt: new Date(nowMs).toISOString(), sealsReserved: 0 },
-    ],
-  };
 }
 
 function keyringNotFound(name: string): FieldsealError {

@@ -1,10 +1,3 @@
-/**
- * A handler for Secrets Manager's own scheduled rotation (a rotation Lambda's four steps). It appends a new
- * key version to the keyring and makes it primary, using the same whole-keyring format and the same
- * "move AWSCURRENT only from the version read" rule as SecretsManagerKeyStore, so scheduled rotations and
- * Fieldseal's own rotations can never drop each other's versions.
- */
-import { randomBytes } from "node:crypto";
 import {
   DescribeSecretCommand,
   GetSecretValueCommand,
@@ -14,9 +7,9 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { FieldsealError } from "../errors.js";
 import { decodeKeyring, encodeKeyring } from "./keyring-codec.js";
+import { withNewPrimary } from "./keyring-state.js";
 import { isSuccessor, MAX_SECRET_BYTES } from "./secrets-manager-store.js";
 import { isTutorialSecret, keyringFromTutorialSecret } from "./tutorial-secret.js";
-import type { KeyringState } from "./types.js";
 
 /** The event Secrets Manager sends to a rotation function. */
 export interface RotationEvent {
@@ -111,7 +104,7 @@ export function createRotationHandler(
       case "createSecret": {
         const current = await read(event.SecretId, { VersionStage: CURRENT });
         if (await readPending(event)) return;
-        const next = rotateOnce(current.state, now());
+        const next = withNewPrimary(current.state, now().getTime());
         const text = encodeKeyring(next);
         if (Buffer.byteLength(text, "utf8") > MAX_SECRET_BYTES) {
           throw new FieldsealError("too_large", `keyring "${next.name}" cannot take another version`);
@@ -147,19 +140,5 @@ export function createRotationHandler(
         return;
       }
     }
-  };
-}
-
-/** Appends a fresh 32-byte key version and makes it primary. */
-export function rotateOnce(state: KeyringState, at: Date): KeyringState {
-  const version = state.versions.length + 1;
-  return {
-    ...state,
-    revision: state.revision + 1,
-    primary: version,
-    versions: [
-      ...state.versions,
-      { version, material: new Uint8Array(randomBytes(32)), createdAt: at.toISOString(), sealsReserved: 0 },
-    ],
   };
 }

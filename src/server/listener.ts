@@ -94,14 +94,7 @@ export async function listenDual(
     socket.on("data", sniff);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    tcp.once("error", reject);
-    tcp.listen(opts.port, opts.host, () => {
-      tcp.removeListener("error", reject);
-      resolve();
-    });
-  });
-  const address = tcp.address() as net.AddressInfo;
+  const address = await listenOn(tcp, opts.port, opts.host);
 
   return {
     port: address.port,
@@ -173,14 +166,7 @@ export async function listenTls(
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.removeListener("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address() as net.AddressInfo;
+  const address = await listenOn(server, opts.port, opts.host);
   let accepting = true;
   return {
     port: address.port,
@@ -235,4 +221,15 @@ function trackHttp1(server: http.Server | http2.Http2SecureServer): Http1Connect
  */
 function endIdleHttp1(conns: Http1Connections): void {
   for (const [socket, c] of conns) if (c.active === 0 && c.answered > 0) socket.end();
+}
+
+/** Starts listening and resolves with the bound address; rejects if the port cannot be bound. */
+function listenOn(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.removeListener("error", reject);
+      resolve(server.address() as net.AddressInfo);
+    });
+  });
 }

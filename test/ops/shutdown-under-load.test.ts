@@ -4,10 +4,11 @@
  * server is busy when SIGTERM arrives; nothing in the server is slowed down for the test.
  */
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FieldsealService, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { bearer } from "../support/bearer.js";
 import { type FieldsealProcess, startFieldsealProcess } from "../support/fieldseal-process.js";
 import { grpc, grpcJsClient, unary } from "../support/grpc-js.js";
 
@@ -15,14 +16,6 @@ const GRACE_MS = 20_000;
 const IN_FLIGHT = 64;
 const BATCH = 1000;
 const scope = create(ScopeSchema, { id: { case: "sessionId", value: "s-shutdown" } });
-
-const bearer =
-  (token: string): Interceptor =>
-  (next) =>
-  (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
 
 /**
  * - "refused": the server's own UNAVAILABLE for a request that arrived after shutdown began;

@@ -4,10 +4,11 @@
  * heap growth (read from the server's own /metrics), never latency.
  */
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FieldsealService, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { bearer } from "../support/bearer.js";
 import { type FieldsealProcess, startFieldsealProcess } from "../support/fieldseal-process.js";
 
 const SECONDS = Number(process.env.FIELDSEAL_SOAK_SECONDS ?? "60");
@@ -16,14 +17,6 @@ const ROTATE_EVERY_MS = 3000;
 const HEAP_GROWTH_BOUND = 64 * 1024 * 1024;
 const scope = (id: string) => create(ScopeSchema, { id: { case: "sessionId", value: id } });
 const num = (value: number) => ({ kind: { case: "numberValue" as const, value } });
-
-const bearer =
-  (token: string): Interceptor =>
-  (next) =>
-  (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
 
 async function heapUsed(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();

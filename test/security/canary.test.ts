@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
-import { ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -17,6 +17,7 @@ import {
 } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FieldsealService, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { bearer } from "../support/bearer.js";
 import { type CognigySimulator, startCognigySimulator } from "../support/cognigy-simulator.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 import { grpcJsClient, unary } from "../support/grpc-js.js";
@@ -30,14 +31,6 @@ let fs: TestFieldseal;
 let simulator: CognigySimulator;
 /** Every message a caller was shown: RPC errors, webhook bodies, CLI output. */
 const shown: string[] = [];
-
-const bearer =
-  (token: string | undefined): Interceptor =>
-  (next) =>
-  (req) => {
-    if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
 
 async function capture<T>(call: Promise<T>): Promise<T | undefined> {
   try {

@@ -1,7 +1,8 @@
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { bearer } from "../support/bearer.js";
 import { type CertFiles, createTestPki, type TestPki } from "../support/certs.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 import { grpc, grpcJsClient, unary } from "../support/grpc-js.js";
@@ -13,14 +14,6 @@ beforeAll(() => {
 afterAll(() => {
   pki?.remove();
 });
-
-const bearer =
-  (token: string | undefined): Interceptor =>
-  (next) =>
-  (req) => {
-    if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
 
 /** A Connect client over TLS presenting `client` (or no certificate) and optionally a bearer token. */
 function connectClient(fs: TestFieldseal, httpVersion: "1.1" | "2", client?: CertFiles, token?: string) {

@@ -5,6 +5,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { bearer } from "./bearer.js";
 import { startFieldsealProcess as startGeneral } from "./fieldseal-process.js";
 import { MOTO_CREDENTIALS, MOTO_REGION } from "./moto.js";
 
@@ -90,12 +91,7 @@ export async function startAwsReplica(options: AwsReplicaOptions): Promise<AwsRe
         createConnectTransport({
           baseUrl: url,
           httpVersion: "1.1",
-          interceptors: [
-            (next) => (req) => {
-              if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-              return next(req);
-            },
-          ],
+          interceptors: [bearer(token)],
         }),
       );
     },

@@ -12,6 +12,7 @@ import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
 import type { KeyStore } from "../../src/keys/types.js";
 import { createLogger } from "../../src/log.js";
 import { type AppOverrides, type RunningServer, startServer } from "../../src/server/app.js";
+import { bearer } from "./bearer.js";
 
 /** A principal for tests: its name, scopes and clear-text token. */
 export interface TestPrincipal {
@@ -97,12 +98,7 @@ export async function startTestFieldseal(
         createConnectTransport({
           baseUrl: server.url,
           httpVersion: "1.1",
-          interceptors: [
-            (next) => (req) => {
-              if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-              return next(req);
-            },
-          ],
+          interceptors: [bearer(token)],
         }),
       );
     },
