@@ -14,7 +14,9 @@
  * present in the variables.
  *
  * Authentication: a signed request (see webhook-signature.ts) acts as the signing principal through
- * `principalHeaders`; otherwise the caller's `Authorization: Bearer` is forwarded and the service checks it.
+ * `principalHeaders`; otherwise the caller's token (`Authorization: Bearer <token>`, or as Cognigy's HTTP
+ * Request node sends a stored API key, `Authorization: ApiKey <token>` or `X-API-Key: <token>`) is forwarded
+ * as a bearer token and the service checks it.
  *
  * Answer 200: `{"sessionId", "keyring", "keyVersion", "variables": {"__enc_<f>": sealed, "<f>": null},
  * "pushed": {attempts, httpStatus, deduplicated} | null}`. When the seal succeeded but the push failed the
@@ -244,11 +246,18 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       );
       return deps.principalHeaders(principal);
     }
-    const authorization = header(req.headers, "authorization");
-    if (authorization === undefined || !/^Bearer\s+\S+$/i.test(authorization.trim())) {
-      throw new FieldsealError("unauthenticated", "send Authorization: Bearer <token> or a signed request");
+    // Cognigy's HTTP Request node sends a stored API key as `Authorization: ApiKey <key>` or `X-API-Key:
+    // <key>`; either carries a Fieldseal token the same way `Authorization: Bearer` does.
+    const authorization = header(req.headers, "authorization")?.trim();
+    const scheme = authorization === undefined ? undefined : /^(Bearer|ApiKey)\s+(\S+)$/i.exec(authorization);
+    const token = scheme?.[2] ?? (authorization ? undefined : header(req.headers, "x-api-key")?.trim());
+    if (token === undefined || token === "") {
+      throw new FieldsealError(
+        "unauthenticated",
+        "send Authorization: Bearer <token> (or ApiKey <token>, or X-API-Key: <token>) or a signed request",
+      );
     }
-    return { authorization: authorization.trim() };
+    return { authorization: `Bearer ${token}` };
   }
 }
 

@@ -300,6 +300,30 @@ describe("Cognigy webhook adapter", () => {
       expect(calls).toHaveLength(0);
     });
 
+    it("takes the token as Cognigy's HTTP Request node sends an API key: ApiKey scheme or X-API-Key", async () => {
+      const viaScheme = await post(JSON.stringify(payload()), { authorization: "ApiKey good-token" });
+      expect(viaScheme.status).toBe(200);
+      const viaHeader = await post(JSON.stringify(payload({ sessionId: "sess-2" })), {
+        authorization: "",
+        "x-api-key": "good-token",
+      });
+      expect(viaHeader.status).toBe(200);
+      expect(calls.map((c) => c.principal)).toEqual([
+        "flow-bearer",
+        "flow-bearer",
+        "flow-bearer",
+        "flow-bearer",
+      ]);
+    });
+
+    it("401 for another authorization scheme", async () => {
+      await expectRefused(
+        await post(JSON.stringify(payload()), { authorization: "Basic Z29vZC10b2tlbg==" }),
+        401,
+      );
+      expect(calls).toHaveLength(0);
+    });
+
     it("401 when the service does not know the bearer token", async () => {
       await expectRefused(await post(JSON.stringify(payload()), { authorization: "Bearer nope" }), 401);
     });
