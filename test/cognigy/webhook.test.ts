@@ -175,6 +175,22 @@ describe("Cognigy webhook adapter", () => {
       expect(calls.map((c) => c.principal)).toEqual(["flow-bearer", "flow-bearer"]);
     });
 
+    it("takes the token as Cognigy's HTTP Request node sends an API key: ApiKey scheme or X-API-Key", async () => {
+      const viaScheme = await post(JSON.stringify(payload()), { authorization: "ApiKey good-token" });
+      expect(viaScheme.status).toBe(200);
+      const viaHeader = await post(JSON.stringify(payload({ sessionId: "sess-2" })), {
+        authorization: "",
+        "x-api-key": "good-token",
+      });
+      expect(viaHeader.status).toBe(200);
+      expect(calls.map((c) => c.principal)).toEqual([
+        "flow-bearer",
+        "flow-bearer",
+        "flow-bearer",
+        "flow-bearer",
+      ]);
+    });
+
     it("answers without pushing when pushing is off", async () => {
       deps = { pushEnabled: false };
       const res = await post(JSON.stringify(payload()));
@@ -298,22 +314,6 @@ describe("Cognigy webhook adapter", () => {
     it("401 without credentials", async () => {
       await expectRefused(await post(JSON.stringify(payload()), { authorization: "" }), 401);
       expect(calls).toHaveLength(0);
-    });
-
-    it("takes the token as Cognigy's HTTP Request node sends an API key: ApiKey scheme or X-API-Key", async () => {
-      const viaScheme = await post(JSON.stringify(payload()), { authorization: "ApiKey good-token" });
-      expect(viaScheme.status).toBe(200);
-      const viaHeader = await post(JSON.stringify(payload({ sessionId: "sess-2" })), {
-        authorization: "",
-        "x-api-key": "good-token",
-      });
-      expect(viaHeader.status).toBe(200);
-      expect(calls.map((c) => c.principal)).toEqual([
-        "flow-bearer",
-        "flow-bearer",
-        "flow-bearer",
-        "flow-bearer",
-      ]);
     });
 
     it("401 for another authorization scheme", async () => {
