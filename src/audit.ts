@@ -39,6 +39,8 @@ export interface AuditSink {
   record(event: AuditEvent): void;
   /** Releases the stream, if the sink owns one. */
   close?(): void;
+  /** Reopens the sink's file at its path (after log rotation moved it), if it writes to one. */
+  reopen?(): void;
 }
 
 /** Writes audit events as JSON lines to `write`. */
@@ -56,8 +58,12 @@ export function jsonLinesAudit(write: (line: string) => void): AuditSink {
  * to disk before the call it records answers, and concurrent writers never interleave within a line.
  */
 export function fileAudit(path: string): AuditSink {
-  const fd = openSync(path, "a", 0o600);
-  fchmodSync(fd, 0o600);
+  const openFile = () => {
+    const fd = openSync(path, "a", 0o600);
+    fchmodSync(fd, 0o600);
+    return fd;
+  };
+  let fd = openFile();
   const sink = jsonLinesAudit((line) => {
     writeSync(fd, line);
   });
@@ -65,6 +71,14 @@ export function fileAudit(path: string): AuditSink {
   return {
     record: (event) => {
       if (open) sink.record(event);
+    },
+    reopen() {
+      if (!open) return;
+      // Open the new file before closing the old one: no event is ever without a file to go to.
+      const next = openFile();
+      const previous = fd;
+      fd = next;
+      closeSync(previous);
     },
     close() {
       if (!open) return;

@@ -36,8 +36,9 @@ cleartext and HTTP/1.1), the Cognigy webhook (POST /webhooks/cognigy), /healthz 
 
 On first start with no config file, it creates one holding a new admin token's SHA-256 and prints
 the token once. SIGTERM or SIGINT stops it gracefully: in-flight calls finish, new ones get UNAVAILABLE.
-SIGHUP re-reads the config file's principals and their grants without dropping calls; a config that
-does not validate is logged and the previous rules stay in force.
+SIGHUP re-reads the config file's principals and their grants without dropping calls (a config that
+does not validate is logged and the previous rules stay in force), and reopens the audit file, so log
+rotation can move it away.
 
 Options:
   --host HOST   Overrides FIELDSEAL_HOST
@@ -159,6 +160,7 @@ async function serve(args: string[], env: Env): Promise<number> {
   const log = createLogger(config.logLevel);
   const reload = () => {
     reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log);
+    server.reopenAudit();
   };
   process.on("SIGHUP", reload);
   await new Promise<void>((resolve) => {

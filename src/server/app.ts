@@ -42,6 +42,8 @@ export interface RunningServer {
   readonly keyrings: Keyrings;
   /** Principals and grants in force; `reloadAccess` swaps them. */
   readonly access: AccessControl;
+  /** Reopens the audit file at its configured path (SIGHUP, after log rotation moved it). */
+  reopenAudit(): void;
   readonly metrics: Metrics;
   /** How many HTTP requests (RPCs, webhooks, probes) are being served right now. */
   inFlight(): number;
@@ -214,6 +216,7 @@ export async function startServer(
     access,
     metrics,
     inFlight: () => inFlight,
+    reopenAudit: () => audit.reopen?.(),
     shutdown(graceMs = config.shutdownGraceMs) {
       stopped ??= (async () => {
         draining = true;

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -101,6 +101,22 @@ describe("audit trail in its own file", () => {
   });
 
   it("creates the file readable by its owner only", () => {
+    expect(statSync(auditFile).mode & 0o777).toBe(0o600);
+  });
+
+  it("reopens the file at its path after log rotation moved it, losing no event", async () => {
+    const rotated = `${auditFile}.1`;
+    renameSync(auditFile, rotated);
+    const before = readFileSync(rotated, "utf8").split("\n").filter(Boolean).length;
+    // Written after the move but before the reopen: still goes to the moved file, as with any logger.
+    await fs.client("ops").rotateKey({});
+    fs.server.reopenAudit();
+    await fs.client("ops").rotateKey({});
+    const old = readFileSync(rotated, "utf8").split("\n").filter(Boolean);
+    const fresh = readFileSync(auditFile, "utf8").split("\n").filter(Boolean);
+    expect(old).toHaveLength(before + 1);
+    expect(fresh).toHaveLength(1);
+    expect(JSON.parse(fresh[0] ?? "{}")).toMatchObject({ action: "rotate", principal: "ops", outcome: "ok" });
     expect(statSync(auditFile).mode & 0o777).toBe(0o600);
   });
 });
