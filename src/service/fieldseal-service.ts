@@ -79,6 +79,30 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
     }
   };
   /**
+   * One failed item of a batch: audited (a denial already was, by allow()) and turned into its own error
+   * result, so the rest of the batch goes on.
+   */
+  const itemFailed = (
+    ctx: HandlerContext,
+    principal: Principal,
+    action: "decrypt" | "rewrap",
+    scope: Scope,
+    field: string,
+    err: unknown,
+  ) => {
+    if (!isFieldsealError(err, "permission_denied")) {
+      audit(ctx, {
+        action,
+        principal: principal.name,
+        outcome: "error",
+        code: codeOf(err),
+        field,
+        ...scopeAudit(scope),
+      });
+    }
+    return { field, outcome: { case: "error" as const, value: fieldError(err) } };
+  };
+  /**
    * A key administration call: authorize, apply, audit the outcome (the version it produced or set), and
    * answer with the keyring as it is now.
    */
@@ -208,9 +232,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       for (const item of req.items) {
         const field = item.field;
         try {
-          requireText("field", field);
-          assertAadPart("field name", field);
-          requireText("sealed", item.sealed);
+          checkItem(item);
           allow(ctx, principal, "decrypt", {
             field,
             keyring: keyringIn(item.sealed),
@@ -233,17 +255,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
             keyVersion: opened.version,
           });
         } catch (err) {
-          if (!isFieldsealError(err, "permission_denied")) {
-            audit(ctx, {
-              action: "decrypt",
-              principal: principal.name,
-              outcome: "error",
-              code: codeOf(err),
-              field,
-              ...scopeAudit(scope),
-            });
-          }
-          results.push({ field, outcome: { case: "error" as const, value: fieldError(err) } });
+          results.push(itemFailed(ctx, principal, "decrypt", scope, field, err));
         }
       }
       return { results };
@@ -259,9 +271,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       for (const item of req.items) {
         const field = item.field;
         try {
-          requireText("field", field);
-          assertAadPart("field name", field);
-          requireText("sealed", item.sealed);
+          checkItem(item);
           // Rewrapping opens the value under its own keyring: the caller needs rewrap rights there too.
           allow(ctx, principal, "rewrap", {
             field,
@@ -288,17 +298,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
             toKeyVersion: r.toVersion,
           });
         } catch (err) {
-          // A denial was already audited by allow().
-          if (!isFieldsealError(err, "permission_denied"))
-            audit(ctx, {
-              action: "rewrap",
-              principal: principal.name,
-              outcome: "error",
-              code: codeOf(err),
-              field,
-              ...scopeAudit(scope),
-            });
-          results.push({ field, outcome: { case: "error" as const, value: fieldError(err) } });
+          results.push(itemFailed(ctx, principal, "rewrap", scope, field, err));
         }
       }
       return { results };
@@ -431,6 +431,13 @@ function scopeAudit(scope: Scope): Pick<AuditEvent, "scopeKind" | "scopeId"> {
 function requireText(name: string, value: string): string {
   if (value === "") throw new FieldsealError("invalid_argument", `${name} is required`);
   return value;
+}
+
+/** A batch item must name its field and carry a sealed value. */
+function checkItem(item: { field: string; sealed: string }): void {
+  requireText("field", item.field);
+  assertAadPart("field name", item.field);
+  requireText("sealed", item.sealed);
 }
 
 function checkBatch(count: number, max: number): void {
