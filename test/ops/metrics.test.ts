@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { startCognigySimulator } from "../support/cognigy-simulator.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 
 const CANARY = "CANARY-4111-1111-1111-1111";
@@ -100,6 +101,42 @@ describe("GET /metrics when metrics are disabled", () => {
       expect(await res.text()).not.toContain("fieldseal_rpc_calls_total");
     } finally {
       await fs.close();
+    }
+  });
+});
+
+describe("push metrics", () => {
+  it("count attempts by status class and pushes by outcome", async () => {
+    const sim = await startCognigySimulator();
+    const fs = await startTestFieldseal({
+      settings: { cognigy: { baseUrl: sim.url, apiKey: sim.apiKey, baseBackoffMs: 1, backoffCapMs: 2 } },
+    });
+    try {
+      const bot = fs.client("bot");
+      const push = (sessionId: string) =>
+        bot.pushSession({
+          sessionId,
+          userId: "u",
+          context: {
+            __enc_credit_card: text("fs1.default.1.AAAA"),
+            credit_card: { kind: { case: "nullValue", value: 0 } },
+          },
+        });
+      // One push that succeeds on its second attempt, one that Cognigy refuses outright.
+      sim.setFaults([{ status: 503 }]);
+      await push("s-push-1");
+      sim.setFaults([{ status: 404 }]);
+      await expect(push("s-push-2")).rejects.toMatchObject({ code: Code.FailedPrecondition });
+      const scraped = await scrape(fs.url);
+      expect(sample(scraped, "fieldseal_push_attempts_total", { outcome: "5xx" })).toBe(1);
+      expect(sample(scraped, "fieldseal_push_attempts_total", { outcome: "2xx" })).toBe(1);
+      expect(sample(scraped, "fieldseal_push_attempts_total", { outcome: "4xx" })).toBe(1);
+      expect(sample(scraped, "fieldseal_push_total", { outcome: "ok" })).toBe(1);
+      expect(sample(scraped, "fieldseal_push_total", { outcome: "push_failed" })).toBe(1);
+      expect(scraped).not.toContain("s-push-1");
+    } finally {
+      await fs.close();
+      await sim.close();
     }
   });
 });
