@@ -78,6 +78,27 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       return undefined;
     }
   };
+  /** Opens one value and records the successful decrypt (failures are recorded by the caller). */
+  const openAudited = async (
+    ctx: HandlerContext,
+    principal: Principal,
+    scope: Scope,
+    field: string,
+    sealed: string,
+  ) => {
+    const opened = await deps.sealer.open({ scope, field }, sealed);
+    audit(ctx, {
+      action: "decrypt",
+      principal: principal.name,
+      outcome: "ok",
+      keyring: opened.keyring,
+      version: opened.version,
+      field,
+      legacy: opened.legacy,
+      ...scopeAudit(scope),
+    });
+    return opened;
+  };
   /**
    * One failed item of a batch: audited (a denial already was, by allow()) and turned into its own error
    * result, so the rest of the batch goes on.
@@ -194,17 +215,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const sealed = requireText("sealed", req.sealed);
       allow(ctx, principal, "decrypt", { field, keyring: keyringIn(sealed), ...scopeAudit(scope) });
       try {
-        const opened = await deps.sealer.open({ scope, field }, sealed);
-        audit(ctx, {
-          action: "decrypt",
-          principal: principal.name,
-          outcome: "ok",
-          keyring: opened.keyring,
-          version: opened.version,
-          field,
-          legacy: opened.legacy,
-          ...scopeAudit(scope),
-        });
+        const opened = await openAudited(ctx, principal, scope, field, sealed);
         return {
           value: jsonToValue(opened.value),
           keyring: opened.keyring,
@@ -238,17 +249,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
             keyring: keyringIn(item.sealed),
             ...scopeAudit(scope),
           });
-          const opened = await deps.sealer.open({ scope, field }, item.sealed);
-          audit(ctx, {
-            action: "decrypt",
-            principal: principal.name,
-            outcome: "ok",
-            keyring: opened.keyring,
-            version: opened.version,
-            field,
-            legacy: opened.legacy,
-            ...scopeAudit(scope),
-          });
+          const opened = await openAudited(ctx, principal, scope, field, item.sealed);
           results.push({
             field,
             outcome: { case: "value" as const, value: jsonToValue(opened.value) },
