@@ -1,5 +1,5 @@
 import type { Scope, SealContext } from "./engine/aad.js";
-import { looksLikeEnvelope, parseEnvelope } from "./engine/envelope.js";
+import { envelopeKeyring, looksLikeEnvelope, parseEnvelope } from "./engine/envelope.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { openLegacyBlob, parseLegacyBlob } from "./engine/legacy.js";
 import { type EngineKey, openField, sealField } from "./engine/seal.js";
@@ -70,7 +70,7 @@ export class Sealer {
    * header without opening it, so access to the keyring can be checked before any key is used.
    */
   keyringOf(sealed: string): string {
-    return looksLikeEnvelope(sealed) ? parseEnvelope(sealed).keyring : this.#legacyKeyring;
+    return looksLikeEnvelope(sealed) ? envelopeKeyring(sealed) : this.#legacyKeyring;
   }
 
   /** Opens an `fs1` envelope or a legacy tutorial blob sealed for `ctx`. */

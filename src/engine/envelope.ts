@@ -40,6 +40,17 @@ export function formatEnvelopePayload(keyring: string, version: number, payload:
   return `${FORMAT_TAG}.${keyring}.${version}.${payload.toString("base64url")}`;
 }
 
+/**
+ * The keyring an envelope's clear header names, read without decoding the payload: enough to check access
+ * before any key is fetched. The full parse (parseEnvelope) still happens when the value is opened.
+ */
+export function envelopeKeyring(text: string): string {
+  const end = text.indexOf(".", FORMAT_TAG.length + 1);
+  const keyring = end < 0 ? "" : text.slice(FORMAT_TAG.length + 1, end);
+  if (!looksLikeEnvelope(text) || !KEYRING_NAME.test(keyring)) throw malformed("keyring name is not valid");
+  return keyring;
+}
+
 /** True when `text` claims to be an `fs1.` envelope (it may still be malformed). */
 export function looksLikeEnvelope(text: string): boolean {
   return text.startsWith(`${FORMAT_TAG}.`);

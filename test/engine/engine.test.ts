@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  envelopeKeyring,
   type JsonValue,
   openField,
   parseEnvelope,
@@ -147,6 +148,15 @@ describe("sealField / openField", () => {
 });
 
 describe("envelope parser", () => {
+  it("reads the keyring from the clear header alone, and refuses a header without a valid one", () => {
+    const sealed = sealField(key, ctx, "x");
+    expect(envelopeKeyring(sealed)).toBe("default");
+    expect(envelopeKeyring(sealed)).toBe(parseEnvelope(sealed).keyring);
+    for (const bad of ["fs1.", "fs1.Bad.1.AAAA", "fs1.default", "fs2.default.1.AAAA", "nothing"]) {
+      expectCode(() => envelopeKeyring(bad), "envelope_malformed");
+    }
+  });
+
   it("throws nothing but FieldsealError for any input (property)", () => {
     const arbitraryText = fc.oneof(
       fc.string({ unit: "grapheme", maxLength: 200 }),
