@@ -32,10 +32,10 @@ export function ratioBars(title, rows, { width = 760 } = {}) {
   }
   rows.forEach((r, i) => {
     const y = top + i * rowH;
-    const met = r.target === undefined || r.value >= r.target;
+    const color = r.target === undefined ? "#868e96" : r.value >= r.target ? "#2b8a3e" : "#c92a2a";
     parts.push(
       `<text x="${left - 8}" y="${y + 16}" text-anchor="end">${esc(r.label)}</text>`,
-      `<rect x="${left}" y="${y + 4}" width="${Math.max(1, x(r.value) - left)}" height="${rowH - 8}" fill="${met ? "#2b8a3e" : "#c92a2a"}"/>`,
+      `<rect x="${left}" y="${y + 4}" width="${Math.max(1, x(r.value) - left)}" height="${rowH - 8}" fill="${color}"/>`,
       `<text x="${x(r.value) + 4}" y="${y + 16}" fill="#222">${r.value >= 10 ? r.value.toFixed(0) : r.value.toFixed(2)}x${esc(r.note ?? "")}</text>`,
     );
     if (r.target !== undefined) {
@@ -45,7 +45,7 @@ export function ratioBars(title, rows, { width = 760 } = {}) {
     }
   });
   parts.push(
-    `<text x="${left}" y="${height - 6}" fill="#555">bar: median ratio against the reference measured in the same run (log scale); dashed: target; green: met, red: missed</text>`,
+    `<text x="${left}" y="${height - 6}" fill="#555">bar: median ratio against the reference measured in the same run (log scale); dashed: target; green: met, red: missed, grey: no target</text>`,
     "</svg>",
   );
   return parts.join("\n");

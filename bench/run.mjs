@@ -115,6 +115,14 @@ function writeCharts(p) {
       });
     }
   }
+  const rpc = p.rpc?.result;
+  if (rpc) {
+    for (const row of rpc.filter(
+      (r) => r.rpc === "encrypt1" && r.concurrency === 64 && r.vsBare !== undefined,
+    )) {
+      rows.push({ label: `EncryptFields ${row.protocol}, 64 in flight / bare responder`, value: row.vsBare });
+    }
+  }
   const w = p.e2e?.result;
   if (w) {
     for (const row of w.filter((r) => r.design === "fieldseal")) {

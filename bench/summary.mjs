@@ -66,12 +66,14 @@ if (p.esdk) {
 if (p.rpc) {
   out.push(
     "",
-    "| RPC | protocol | in flight | calls/s | p50 ms | p99 ms | vs health check |",
-    "|---|---|---:|---:|---:|---:|---:|",
+    "| RPC | protocol | in flight | calls/s | p50 ms | p99 ms | vs health check | bare responder calls/s | bare p99 ms | vs bare |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const x of p.rpc.result)
     out.push(
-      `| ${x.rpc} | ${x.protocol} | ${x.concurrency} | ${n(x.callsPerSec)} | ${n(x.p50Ms, 2)} | ${n(x.p99Ms, 2)} | ${n(x.vsHealth * 100)}% |`,
+      `| ${x.rpc} | ${x.protocol} | ${x.concurrency} | ${n(x.callsPerSec)} | ${n(x.p50Ms, 2)} | ${n(x.p99Ms, 2)} | ${n(x.vsHealth * 100)}% | ` +
+        `${x.bareCallsPerSec === undefined ? "-" : n(x.bareCallsPerSec)} | ${x.bareP99Ms === undefined ? "-" : n(x.bareP99Ms, 2)} | ` +
+        `${x.vsBare === undefined ? "-" : `${n(x.vsBare * 100)}%`} |`,
     );
 }
 if (p.e2e) {

@@ -1,6 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
+import { type ConnectRouter, createClient } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -23,6 +23,8 @@ import { createFieldsealService, type SessionPusher } from "../service/fieldseal
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
 import { fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
+import { inProcessTransport, type ServiceRegistration, UnaryInvoker } from "../service/unary-invoker.js";
+import { grpcUnaryFastPath } from "./grpc-unary.js";
 import { type DualListener, listenDual, listenTls, type RequestHandler } from "./listener.js";
 import { peerContextValues } from "./peer-certificate.js";
 
@@ -112,22 +114,19 @@ export async function startServer(
   const internal = createInternalPrincipalAuth();
   const access = new AccessControl(config.principals);
   const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics), metrics);
-  const routerOptions = {
-    readMaxBytes: config.maxRequestBytes,
-    interceptors: [
-      fieldsealInterceptor({
-        access,
-        audit,
-        internal,
-        log,
-        observe: metrics.rpcFinished,
-      }),
-    ],
-  };
-  const routes = (router: ConnectRouter) => {
-    router.service(
-      FieldsealService,
-      createFieldsealService({
+  const interceptors = [
+    fieldsealInterceptor({
+      access,
+      audit,
+      internal,
+      log,
+      observe: metrics.rpcFinished,
+    }),
+  ];
+  const services: ServiceRegistration[] = [
+    {
+      service: FieldsealService,
+      impl: createFieldsealService({
         sealer,
         keys: keyrings,
         storeKind: store.kind,
@@ -135,21 +134,29 @@ export async function startServer(
         audit,
         ...(pusher === undefined ? {} : { pusher }),
       }),
-    );
-    router.service(Health, createHealthService(health));
-    router.service(reflectionV1.ServerReflection, createReflectionV1(index));
-    router.service(reflectionV1alpha.ServerReflection, createReflectionV1alpha(index));
-  };
+    },
+    { service: Health, impl: createHealthService(health) },
+    { service: reflectionV1.ServerReflection, impl: createReflectionV1(index) },
+    { service: reflectionV1alpha.ServerReflection, impl: createReflectionV1alpha(index) },
+  ];
+  // Called as each request arrives, so "arrived while draining" is decided then, not after its body.
+  const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
+    peerContextValues(req).set(arrivedWhileDrainingKey, draining);
   const rpc = connectNodeAdapter({
-    ...routerOptions,
-    routes,
-    // Called as each request arrives, so "arrived while draining" is decided then, not after its body.
-    contextValues: (req) => peerContextValues(req).set(arrivedWhileDrainingKey, draining),
+    readMaxBytes: config.maxRequestBytes,
+    interceptors,
+    routes: (router: ConnectRouter) => {
+      for (const { service, impl } of services) router.service(service, impl);
+    },
+    contextValues,
   });
-  // The webhook adapter calls the very same handlers and interceptor in-process, so authentication,
-  // authorization, validation and audit happen in one place for every caller.
+  // Unary calls also run through one invoker over the very same implementations and interceptors: the gRPC
+  // fast path serves plain gRPC calls with it, and the webhook adapter calls it in-process, so
+  // authentication, authorization, validation and audit happen in one place for every caller.
+  const invoker = new UnaryInvoker(services, interceptors);
+  const grpcUnary = grpcUnaryFastPath(invoker, { readMaxBytes: config.maxRequestBytes, contextValues });
   const webhook = createWebhookHandler({
-    client: createClient(FieldsealService, createRouterTransport(routes, { router: routerOptions })),
+    client: createClient(FieldsealService, inProcessTransport(invoker)),
     pushEnabled: config.cognigy.pushEnabled && pusher !== undefined,
     defaultKeyring: config.defaultKeyring,
     maxBodyBytes: config.webhook.maxBodyBytes,
@@ -189,6 +196,11 @@ export async function startServer(
         return plain(res, 503, { title: "Service Unavailable", status: 503, detail: "shutting down" });
       return webhook(req, res as http.ServerResponse);
     }
+    if (
+      req.httpVersionMajor === 2 &&
+      grpcUnary(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)
+    )
+      return;
     rpc(
       req as http.IncomingMessage & http2.Http2ServerRequest,
       res as http.ServerResponse & http2.Http2ServerResponse,

@@ -1,0 +1,198 @@
+import {
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  type DescService,
+  isMessage,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  createContextKey,
+  createContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type Transport,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+
+/** A service and its implementation, as given to a Connect router. */
+export interface ServiceRegistration {
+  readonly service: DescService;
+  // biome-ignore lint/suspicious/noExplicitAny: implementations are typed per service by the caller.
+  readonly impl: Record<string, any>;
+}
+
+/** One unary method, its implementation and the interceptor chain around it, ready to call. */
+export interface UnaryRoute {
+  readonly service: DescService;
+  readonly method: DescMethodUnary;
+  /** The interceptors and the implementation, composed once. */
+  readonly call: (req: UnaryRequest) => Promise<UnaryResponse>;
+}
+
+/** What one call brings besides its message: everything a handler or interceptor may look at. */
+export interface UnaryCallInit {
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
+  /** Aborts when the caller goes away or the deadline passes. */
+  readonly signal: AbortSignal;
+  readonly timeoutMs?: number | undefined;
+  readonly protocolName: string;
+  readonly requestMethod: string;
+  readonly url: string;
+}
+
+/**
+ * Calls unary RPC implementations through the same interceptors the Connect router applies, without any
+ * serialization or stream machinery: the webhook adapter's in-process calls and the gRPC fast path both go
+ * through here, so authentication, authorization, audit and error translation stay in one place.
+ */
+export class UnaryInvoker {
+  readonly #routes = new Map<string, UnaryRoute>();
+
+  constructor(services: readonly ServiceRegistration[], interceptors: readonly Interceptor[]) {
+    for (const { service, impl } of services) {
+      for (const method of service.methods) {
+        if (method.methodKind !== "unary") continue;
+        const unary = method as DescMethodUnary;
+        const fn = impl[method.localName];
+        const handler: Interceptor extends (next: infer N) => unknown ? N : never = async (req) => {
+          const ctx = handlerContext(req as UnaryRequest);
+          if (typeof fn !== "function") {
+            throw new ConnectError(
+              `${service.typeName}.${method.name} is not implemented`,
+              Code.Unimplemented,
+            );
+          }
+          const out = await fn.call(impl, req.message, ctx);
+          return {
+            stream: false as const,
+            service,
+            method: unary,
+            header: ctx.responseHeader,
+            trailer: ctx.responseTrailer,
+            message: isMessage(out, unary.output) ? out : create(unary.output, out),
+          };
+        };
+        // The same order the Connect router uses: the first interceptor is the outermost.
+        const chain = interceptors.reduceRight((next, interceptor) => interceptor(next), handler);
+        this.#routes.set(`/${service.typeName}/${method.name}`, {
+          service,
+          method: unary,
+          call: chain as (req: UnaryRequest) => Promise<UnaryResponse>,
+        });
+      }
+    }
+  }
+
+  /** The unary method served at `path` (`/package.Service/Method`), if there is one. */
+  route(path: string): UnaryRoute | undefined {
+    return this.#routes.get(path);
+  }
+
+  /**
+   * Runs one call; errors come out as thrown ConnectErrors, exactly as the interceptors shaped them. With a
+   * timeout, the call answers DEADLINE_EXCEEDED when it passes (the handler's late result is dropped).
+   */
+  invoke<I extends DescMessage, O extends DescMessage>(
+    route: UnaryRoute,
+    message: MessageShape<I>,
+    init: UnaryCallInit,
+  ): Promise<UnaryResponse<I, O>> {
+    init.contextValues.set(callKey, {
+      protocolName: init.protocolName,
+      deadline: init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs,
+    });
+    const running = route.call({
+      stream: false,
+      service: route.service,
+      method: route.method,
+      message,
+      header: init.header,
+      contextValues: init.contextValues,
+      signal: init.signal,
+      requestMethod: init.requestMethod,
+      url: init.url,
+    }) as Promise<UnaryResponse<I, O>>;
+    if (init.timeoutMs === undefined) return running;
+    return withDeadline(running, init.timeoutMs);
+  }
+}
+
+/** Per-call facts the handler context needs that a UnaryRequest does not carry. */
+const callKey = createContextKey<{ protocolName: string; deadline: number | undefined }>(
+  { protocolName: "in-process", deadline: undefined },
+  { description: "unary call" },
+);
+
+function withDeadline<T>(running: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ConnectError(`the call's deadline of ${timeoutMs} ms passed`, Code.DeadlineExceeded)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([running, expired]).finally(() => clearTimeout(timer));
+}
+
+function handlerContext(req: UnaryRequest): HandlerContext {
+  const call = req.contextValues.get(callKey);
+  return {
+    service: req.service,
+    method: req.method,
+    signal: req.signal,
+    timeoutMs: () => (call.deadline === undefined ? undefined : call.deadline - Date.now()),
+    requestMethod: req.requestMethod,
+    requestHeader: req.header,
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    protocolName: call.protocolName,
+    values: req.contextValues,
+    url: req.url,
+  };
+}
+
+/**
+ * A Connect transport that calls an invoker directly: messages are handed over as they are, never encoded.
+ * Used by the webhook adapter, so its calls cost what the handlers cost and still pass every interceptor.
+ */
+export function inProcessTransport(invoker: UnaryInvoker, baseUrl = "http://in-process"): Transport {
+  return {
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0] | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
+      const path = `/${method.parent.typeName}/${method.name}`;
+      const route = invoker.route(path);
+      if (route === undefined) throw new ConnectError(`${path} is not served here`, Code.Unimplemented);
+      const message = isMessage(input, method.input) ? input : create(method.input, input);
+      return invoker.invoke<I, O>(route, message, {
+        header: new Headers(header),
+        contextValues: contextValues ?? createContextValues(),
+        signal: signal ?? NEVER,
+        timeoutMs,
+        protocolName: "in-process",
+        requestMethod: "POST",
+        url: `${baseUrl}${path}`,
+      });
+    },
+    stream() {
+      return Promise.reject(
+        new ConnectError("streaming calls are not served in-process", Code.Unimplemented),
+      );
+    },
+  };
+}
+
+/** A signal that never aborts, for callers that give none. */
+const NEVER = new AbortController().signal;

@@ -1,0 +1,84 @@
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
+import { inProcessTransport, UnaryInvoker } from "../../src/service/unary-invoker.js";
+
+const healthy = {
+  check: () => ({ status: Status.SERVING }),
+};
+
+describe("UnaryInvoker", () => {
+  it("runs every interceptor around the implementation, the first one outermost", async () => {
+    const seen: string[] = [];
+    const tag =
+      (name: string): Interceptor =>
+      (next) =>
+      async (req) => {
+        seen.push(`${name}>`);
+        const res = await next(req);
+        seen.push(`<${name}`);
+        res.header.set(`x-${name}`, "1");
+        return res;
+      };
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [tag("outer"), tag("inner")]);
+    const client = createClient(Health, inProcessTransport(invoker));
+    let header: Headers | undefined;
+    const res = await client.check({}, { onHeader: (h) => (header = h) });
+    expect(res.status).toBe(Status.SERVING);
+    expect(seen).toEqual(["outer>", "inner>", "<inner", "<outer"]);
+    expect(header?.get("x-outer")).toBe("1");
+  });
+
+  it("passes the caller's headers and context to the handler, and an interceptor's refusal to the caller", async () => {
+    const gate: Interceptor = (next) => (req) => {
+      if (req.header.get("authorization") !== "Bearer ok") throw new ConnectError("no", Code.Unauthenticated);
+      return next(req);
+    };
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [gate]);
+    const client = createClient(Health, inProcessTransport(invoker));
+    await expect(client.check({})).rejects.toMatchObject({ code: Code.Unauthenticated });
+    await expect(client.check({}, { headers: { authorization: "Bearer ok" } })).resolves.toMatchObject({
+      status: Status.SERVING,
+    });
+  });
+
+  it("answers DEADLINE_EXCEEDED when the caller's timeout passes first", async () => {
+    const slow = { check: () => new Promise((r) => setTimeout(() => r({ status: Status.SERVING }), 200)) };
+    const invoker = new UnaryInvoker([{ service: Health, impl: slow }], []);
+    const client = createClient(Health, inProcessTransport(invoker));
+    await expect(client.check({}, { timeoutMs: 20 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+  });
+
+  it("tells the handler its protocol and remaining time", async () => {
+    let seen: { protocol: string; remaining: number | undefined } | undefined;
+    const impl = {
+      check: (_req: unknown, ctx: { protocolName: string; timeoutMs(): number | undefined }) => {
+        seen = { protocol: ctx.protocolName, remaining: ctx.timeoutMs() };
+        return { status: Status.SERVING };
+      },
+    };
+    const invoker = new UnaryInvoker([{ service: Health, impl }], []);
+    await createClient(Health, inProcessTransport(invoker)).check({}, { timeoutMs: 5_000 });
+    expect(seen?.protocol).toBe("in-process");
+    expect(seen?.remaining).toBeGreaterThan(4_000);
+    expect(seen?.remaining).toBeLessThanOrEqual(5_000);
+  });
+
+  it("refuses streaming methods and methods it does not serve", async () => {
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], []);
+    expect(invoker.route("/grpc.health.v1.Health/Check")).toBeDefined();
+    expect(invoker.route("/grpc.health.v1.Health/Watch")).toBeUndefined();
+    const client = createClient(Health, inProcessTransport(invoker));
+    const watch = client.watch({});
+    await expect(watch[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: Code.Unimplemented });
+    const none = createClient(Health, inProcessTransport(new UnaryInvoker([], [])));
+    await expect(none.check({})).rejects.toMatchObject({ code: Code.Unimplemented });
+  });
+
+  it("answers UNIMPLEMENTED for a method the implementation leaves out", async () => {
+    const invoker = new UnaryInvoker([{ service: Health, impl: {} }], []);
+    await expect(createClient(Health, inProcessTransport(invoker)).check({})).rejects.toMatchObject({
+      code: Code.Unimplemented,
+    });
+  });
+});
