@@ -16,6 +16,7 @@
 import { createHash } from "node:crypto";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { FieldsealError, type FieldsealErrorCode } from "../errors.js";
+import { keepAliveTransport, type PushTransport } from "./http-transport.js";
 import { AppliedPushCache } from "./idempotency-cache.js";
 import { describeProblem, parseProblem } from "./problem.js";
 import { fullJitterDelay, parseRetryAfter } from "./retry.js";
@@ -65,8 +66,8 @@ export interface CognigyClientOptions {
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
   onAttempt?: (event: CognigyAttemptEvent) => void;
-  /** Defaults to the global fetch (keep-alive connection pool). */
-  fetch?: typeof fetch;
+  /** How requests are sent. Default: Node's keep-alive agents (`keepAliveTransport`); `fetch` also fits. */
+  transport?: PushTransport;
 }
 
 export interface CognigyPushRequest {
@@ -135,7 +136,7 @@ export class CognigyClient {
   readonly #random: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #now: () => number;
-  readonly #fetch: typeof fetch;
+  readonly #transport: PushTransport;
   readonly #applied: AppliedPushCache<AppliedPush>;
   readonly #inFlight = new Map<string, { fingerprint: string; promise: Promise<CognigyPushResult> }>();
 
@@ -160,7 +161,7 @@ export class CognigyClient {
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#now = options.now ?? Date.now;
-    this.#fetch = options.fetch ?? fetch;
+    this.#transport = options.transport ?? keepAliveTransport();
     this.#applied = new AppliedPushCache({
       maxEntries: options.dedupMaxEntries ?? 10_000,
       ttlMs: options.dedupTtlMs ?? 15 * 60_000,
@@ -374,7 +375,12 @@ export class CognigyClient {
     const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs)));
     const signal = callerSignal !== undefined ? AbortSignal.any([timeout, callerSignal]) : timeout;
     try {
-      const res = await this.#fetch(p.url, { method: p.method, headers: p.headers, body: p.body, signal });
+      const res = await this.#transport(p.url, {
+        method: p.method,
+        headers: p.headers,
+        body: p.body,
+        signal,
+      });
       const body = await res.text();
       const traceId = res.headers.get("x-trace-id") ?? parseProblem(body)?.traceId;
       return {
@@ -399,7 +405,7 @@ export class CognigyClient {
 
 const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT"]);
 
-/** A short, value-free name for a fetch failure: the innermost system or undici error code. */
+/** A short, value-free name for a transport failure: the innermost system (or undici) error code. */
 function errorCode(err: unknown): string {
   let current: unknown = err;
   for (let depth = 0; depth < 5 && current !== null && typeof current === "object"; depth++) {
