@@ -2,7 +2,8 @@
  * Part 4 (end to end): Fieldseal's webhook adapter against a faithful re-implementation of the tutorial's
  * Python middleware (bench/tutorial_middleware.py), both on the same moto Secrets Manager server and the
  * same Cognigy simulator, driven by the same load generator (its own process) with the same payloads and
- * concurrency, interleaved.
+ * concurrency, interleaved. A third, bare design (bench/bare-webhook.mjs: parse, seal, PUT, answer, nothing
+ * else) shows the ceiling the machine, simulator and load generator allow for the flow.
  */
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
@@ -75,16 +76,25 @@ export async function runE2e({
       ready: /tutorial middleware listening/,
     },
   );
+  const bare = await startChild(
+    process.execPath,
+    [resolve(ROOT, "bench/bare-webhook.mjs"), simUrl, simBearer],
+    {
+      ready: /bare webhook listening on (\d+)/,
+    },
+  );
   const targets = {
     fieldseal: { url: fieldseal.url, token: fieldseal.token },
     tutorial: { url: `http://127.0.0.1:${tutorialPort}`, token: "unused" },
+    bare: { url: `http://127.0.0.1:${bare.match[1]}`, token: "unused" },
   };
+  const designs = Object.keys(targets);
   const results = [];
   try {
     for (const concurrency of concurrencies) {
-      const samples = { fieldseal: [], tutorial: [] };
+      const samples = Object.fromEntries(designs.map((d) => [d, []]));
       for (let r = 0; r < rounds; r++) {
-        for (const name of r % 2 === 0 ? ["fieldseal", "tutorial"] : ["tutorial", "fieldseal"]) {
+        for (const name of r % 2 === 0 ? designs : [...designs].reverse()) {
           const res = await runLoadgen({
             ...targets[name],
             kind: "webhook",
@@ -96,7 +106,7 @@ export async function runE2e({
           samples[name].push(res);
         }
       }
-      for (const name of ["fieldseal", "tutorial"]) {
+      for (const name of designs) {
         const s = samples[name];
         const row = {
           design: name,
@@ -105,17 +115,20 @@ export async function runE2e({
           p50Ms: median(s.map((x) => x.p50Ms)),
           p99Ms: median(s.map((x) => x.p99Ms)),
           vsTutorial: median(s.map((x, i) => x.callsPerSec / samples.tutorial[i].callsPerSec)),
+          vsBare: median(s.map((x, i) => x.callsPerSec / samples.bare[i].callsPerSec)),
           errors: s.reduce((a, x) => a + x.errors, 0),
         };
         results.push(row);
         log(
           `  c=${String(concurrency).padEnd(2)} ${name.padEnd(9)} ${fmt(row.webhooksPerSec, 1).padStart(8)} webhooks/s ` +
-            `p50 ${fmt(row.p50Ms, 2)} ms p99 ${fmt(row.p99Ms, 2)} ms (x${fmt(row.vsTutorial, 1)} the tutorial)`,
+            `p50 ${fmt(row.p50Ms, 2)} ms p99 ${fmt(row.p99Ms, 2)} ms (x${fmt(row.vsTutorial, 1)} the tutorial, ` +
+            `${fmt(row.vsBare * 100, 0)}% of bare)`,
         );
       }
     }
   } finally {
     await fieldseal.stop();
+    await bare.stop();
   }
   return results;
 }

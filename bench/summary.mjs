@@ -79,12 +79,13 @@ if (p.rpc) {
 if (p.e2e) {
   out.push(
     "",
-    "| End to end (webhook → moto → seal → Cognigy simulator) | in flight | webhooks/s | p50 ms | p99 ms | x tutorial | target x20 |",
-    "|---|---:|---:|---:|---:|---:|---|",
+    "| End to end (webhook → moto → seal → Cognigy simulator) | in flight | webhooks/s | p50 ms | p99 ms | x tutorial | vs bare | target x20 |",
+    "|---|---:|---:|---:|---:|---:|---:|---|",
   );
   for (const x of p.e2e.result)
     out.push(
-      `| ${x.design} | ${x.concurrency} | ${n(x.webhooksPerSec, 1)} | ${n(x.p50Ms, 1)} | ${n(x.p99Ms, 1)} | ${n(x.vsTutorial, 1)} | ${x.design === "fieldseal" ? ok(x.vsTutorial >= 20) : ""} |`,
+      `| ${x.design} | ${x.concurrency} | ${n(x.webhooksPerSec, 1)} | ${n(x.p50Ms, 1)} | ${n(x.p99Ms, 1)} | ${n(x.vsTutorial, 1)} | ` +
+        `${x.vsBare === undefined ? "-" : `${n(x.vsBare * 100)}%`} | ${x.design === "fieldseal" ? ok(x.vsTutorial >= 20) : ""} |`,
     );
 }
 if (p.scaling) {
