@@ -145,6 +145,30 @@ describe("sealField / openField", () => {
     );
     expectCode(() => sealField({ ...key, keyring: "Bad.Name" }, ctx, 1), "invalid_argument");
   });
+
+  it("opens values sealed in more contexts than the engine keeps AAD for", () => {
+    const contexts = Array.from(
+      { length: 3000 },
+      (_, i): SealContext => ({ scope: { kind: "session", id: `sess-${i}` }, field: "credit_card" }),
+    );
+    const sealed = contexts.map((c, i) => sealField(key, c, `value ${i}`));
+    contexts.forEach((c, i) => {
+      expect(openField(key, c, parseEnvelope(sealed[i] ?? ""))).toBe(`value ${i}`);
+    });
+    expectCode(() => openField(key, contexts[1] ?? ctx, parseEnvelope(sealed[0] ?? "")), "envelope_tampered");
+  });
+
+  it("refuses an invalid context every time, also after a valid one was used", () => {
+    sealField(key, ctx, "x");
+    for (let i = 0; i < 2; i++) {
+      expectCode(() => sealField(key, { ...ctx, field: "credit_card\0" }, "x"), "invalid_argument");
+      expectCode(() => sealField({ ...key, keyring: "Default" }, ctx, "x"), "invalid_argument");
+      expectCode(
+        () => sealField(key, { scope: { kind: "user", id: "" }, field: "f" }, "x"),
+        "invalid_argument",
+      );
+    }
+  });
 });
 
 describe("envelope parser", () => {
