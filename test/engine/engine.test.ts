@@ -243,6 +243,24 @@ describe("envelope parser", () => {
     );
   });
 
+  it("refuses every spelling of a payload but the canonical one, although Node's decoder takes them", () => {
+    const sealed = sealField(key, ctx, "4111111111111111");
+    const payload = sealed.split(".")[3] ?? "";
+    const head = sealed.slice(0, sealed.length - payload.length);
+    const spellings = [
+      "",
+      `${payload}=`,
+      `${payload}A`,
+      ` ${payload}`,
+      `${payload.slice(0, 10)}\n${payload.slice(10)}`,
+      payload.replaceAll("-", "+").replaceAll("_", "/"),
+      `${payload.slice(0, -1)}${String.fromCharCode(0x100 + payload.charCodeAt(payload.length - 1))}`,
+    ].filter((p) => p !== payload);
+    expect(spellings.length).toBeGreaterThanOrEqual(6);
+    for (const spelling of spellings) expectCode(() => parseEnvelope(head + spelling), "envelope_malformed");
+    expect(parseEnvelope(head + payload).sealed).toHaveLength(16 + 1 + 16);
+  });
+
   it("rejects oversized input before decoding it", () => {
     expectCode(() => parseEnvelope(`fs1.default.1.${"A".repeat(100_000)}`), "too_large");
   });
