@@ -77,7 +77,12 @@ function assertJson(value: unknown, depth: number): asserts value is JsonValue {
     return;
   }
   if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const item of Object.values(value)) assertJson(item, depth + 1);
+    // The own enumerable properties, as Object.values would list them, in the same order; for...in walks
+    // an object's cached keys without allocating the array, which made this walk cost more than the
+    // JSON.stringify after it.
+    for (const key in value) {
+      if (Object.hasOwn(value, key)) assertJson((value as Record<string, unknown>)[key], depth + 1);
+    }
     return;
   }
   throw new FieldsealError("invalid_argument", `value of type ${typeof value} is not JSON`);

@@ -130,6 +130,16 @@ describe("sealField / openField", () => {
     expectCode(() => sealField(key, ctx, new Date() as unknown as JsonValue), "invalid_argument");
   });
 
+  it("refuses values JSON cannot hold anywhere inside an object or array", () => {
+    const nested = (inner: unknown) => ({ a: [1, { b: "x", c: inner }] }) as unknown as JsonValue;
+    const bad = [Number.NaN, undefined, () => 1, new Date(), new Map(), Object.create(null), 1n, Symbol()];
+    for (const inner of bad) expectCode(() => sealField(key, ctx, nested(inner)), "invalid_argument");
+    let deep: JsonValue = "x";
+    for (let i = 0; i < 64; i++) deep = [deep];
+    expect(roundTrip(deep)).toStrictEqual(deep);
+    expectCode(() => sealField(key, ctx, { deep }), "invalid_argument");
+  });
+
   it("refuses a value over 64 KiB with too_large", () => {
     expectCode(() => sealField(key, ctx, "x".repeat(64 * 1024)), "too_large");
     expect(roundTrip("x".repeat(64 * 1024 - 1))).toHaveLength(64 * 1024 - 1);
