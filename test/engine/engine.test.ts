@@ -140,6 +140,16 @@ describe("sealField / openField", () => {
     expectCode(() => sealField(key, ctx, { deep }), "invalid_argument");
   });
 
+  it("looks only at a value's own properties, as JSON.stringify does", () => {
+    const prototype = Object.prototype as Record<string, unknown>;
+    prototype.inherited = () => "not JSON";
+    try {
+      expect(roundTrip({ a: [{ b: 1 }] })).toStrictEqual({ a: [{ b: 1 }] });
+    } finally {
+      delete prototype.inherited;
+    }
+  });
+
   it("refuses a value over 64 KiB with too_large", () => {
     expectCode(() => sealField(key, ctx, "x".repeat(64 * 1024)), "too_large");
     expect(roundTrip("x".repeat(64 * 1024 - 1))).toHaveLength(64 * 1024 - 1);
