@@ -167,19 +167,22 @@ describe("sealField / openField", () => {
   });
 
   it("opens values sealed in more contexts than the engine keeps AAD for", () => {
+    // Sessions interleaved across many fields: every kind of AAD cache miss, and more entries than it holds.
     const contexts = Array.from(
       { length: 3000 },
-      (_, i): SealContext => ({ scope: { kind: "session", id: `sess-${i}` }, field: "credit_card" }),
+      (_, i): SealContext => ({ scope: { kind: "session", id: `sess-${i % 7}` }, field: `field_${i % 401}` }),
     );
     const sealed = contexts.map((c, i) => sealField(key, c, `value ${i}`));
     contexts.forEach((c, i) => {
       expect(openField(key, c, parseEnvelope(sealed[i] ?? ""))).toBe(`value ${i}`);
     });
     expectCode(() => openField(key, contexts[1] ?? ctx, parseEnvelope(sealed[0] ?? "")), "envelope_tampered");
+    expectCode(() => openField(key, contexts[7] ?? ctx, parseEnvelope(sealed[0] ?? "")), "envelope_tampered");
   });
 
   it("refuses an invalid context every time, also after a valid one was used", () => {
     sealField(key, ctx, "x");
+    const session = (id: string): SealContext => ({ scope: { kind: "session", id }, field: ctx.field });
     for (let i = 0; i < 2; i++) {
       expectCode(() => sealField(key, { ...ctx, field: "credit_card\0" }, "x"), "invalid_argument");
       expectCode(() => sealField({ ...key, keyring: "Default" }, ctx, "x"), "invalid_argument");
@@ -187,6 +190,14 @@ describe("sealField / openField", () => {
         () => sealField(key, { scope: { kind: "user", id: "" }, field: "f" }, "x"),
         "invalid_argument",
       );
+      // The same keyring, version and field as the valid context, with a bad session id.
+      for (const id of ["", "a\0b", "\ud800", "é".repeat(129)]) {
+        expectCode(() => sealField(key, session(id), "x"), "invalid_argument");
+        expectCode(
+          () => openField(key, session(id), parseEnvelope(sealField(key, ctx, "x"))),
+          "invalid_argument",
+        );
+      }
     }
   });
 });
