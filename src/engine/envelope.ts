@@ -80,12 +80,17 @@ export function parseEnvelope(text: string): Envelope {
   if (!VERSION_TEXT.test(versionText) || Number(versionText) > MAX_VERSION) {
     throw malformed("key version is not a positive integer");
   }
-  if (!BASE64URL.test(payloadText)) throw malformed("payload is not base64url");
-  // Node's decoder ignores stray trailing bits and a lone trailing character; rejecting both makes every
-  // accepted spelling canonical, so any change to the text is a change to the bytes (and fails
-  // authentication) or fails here. Checked on the text, without re-encoding the payload.
-  if (!isCanonicalBase64url(payloadText)) throw malformed("payload is not canonical base64url");
+  // Node's decoder is lenient: it skips characters outside the alphabet, accepts "+" and "/" too, and
+  // ignores stray trailing bits and a lone trailing character. Only the one canonical spelling of the bytes
+  // is accepted, so any change to the text is a change to the bytes (and fails authentication) or fails
+  // here. Comparing with the re-encoding checks alphabet and canonical form in one go, several times
+  // faster than a regular expression over a long payload; the expression only words the error.
   const payload = Buffer.from(payloadText, "base64url");
+  if (payloadText.length === 0 || payload.toString("base64url") !== payloadText) {
+    throw malformed(
+      BASE64URL.test(payloadText) ? "payload is not canonical base64url" : "payload is not base64url",
+    );
+  }
   if (payload.length < NONCE_BYTES + 1 + TAG_BYTES) throw malformed("payload is too short");
   return {
     keyring,
@@ -93,18 +98,6 @@ export function parseEnvelope(text: string): Envelope {
     nonce: payload.subarray(0, NONCE_BYTES),
     sealed: payload.subarray(NONCE_BYTES),
   };
-}
-
-const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/** For unpadded base64url text of valid characters: true when it is the one canonical encoding of its bytes. */
-function isCanonicalBase64url(text: string): boolean {
-  const rest = text.length % 4;
-  if (rest === 0) return true;
-  if (rest === 1) return false;
-  // The last character carries 2 (rest 2) or 4 (rest 3) unused low bits, which must be zero.
-  const last = BASE64URL_ALPHABET.indexOf(text.charAt(text.length - 1));
-  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
 }
 
 function malformed(why: string): FieldsealError {

@@ -1,4 +1,4 @@
-import { buildAad, type SealContext } from "./aad.js";
+import { contextAad, type SealContext } from "./aad.js";
 import { aesGcmOpen, aesGcmSealPayload } from "./aead.js";
 import { type Envelope, formatEnvelopePayload } from "./envelope.js";
 import type { JsonValue } from "./json-value.js";
@@ -17,7 +17,7 @@ export interface EngineKey {
  * production it is always omitted, so every seal gets a fresh CSPRNG nonce.
  */
 export function sealField(key: EngineKey, ctx: SealContext, value: JsonValue, nonce?: Uint8Array): string {
-  const aad = buildAad(key.keyring, key.version, ctx);
+  const aad = contextAad(key.keyring, key.version, ctx);
   const plaintext = encodeValue(value);
   return formatEnvelopePayload(
     key.keyring,
@@ -31,7 +31,7 @@ export function sealField(key: EngineKey, ctx: SealContext, value: JsonValue, no
  * altered or moved to another field, scope or version.
  */
 export function openField(key: EngineKey, ctx: SealContext, envelope: Envelope): JsonValue {
-  const aad = buildAad(envelope.keyring, envelope.version, ctx);
+  const aad = contextAad(envelope.keyring, envelope.version, ctx);
   const plaintext = aesGcmOpen(key.material, envelope.nonce, envelope.sealed, aad);
   try {
     return decodeValue(plaintext);

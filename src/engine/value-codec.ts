@@ -60,6 +60,7 @@ export function decodeValue(bytes: Uint8Array): JsonValue {
 }
 
 const MAX_DEPTH = 64;
+const ownProperty = Object.prototype.hasOwnProperty;
 
 function assertJson(value: unknown, depth: number): asserts value is JsonValue {
   if (depth > MAX_DEPTH) {
@@ -77,7 +78,13 @@ function assertJson(value: unknown, depth: number): asserts value is JsonValue {
     return;
   }
   if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const item of Object.values(value)) assertJson(item, depth + 1);
+    // The own enumerable properties, as Object.values would list them, in the same order. for...in walks
+    // an object's cached keys without allocating an array (Object.values made this walk cost more than
+    // the JSON.stringify after it), and V8 reduces this exact hasOwnProperty.call pattern inside for...in
+    // to a map check, which it does not do for Object.hasOwn.
+    for (const key in value) {
+      if (ownProperty.call(value, key)) assertJson((value as Record<string, unknown>)[key], depth + 1);
+    }
     return;
   }
   throw new FieldsealError("invalid_argument", `value of type ${typeof value} is not JSON`);

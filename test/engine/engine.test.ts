@@ -130,6 +130,26 @@ describe("sealField / openField", () => {
     expectCode(() => sealField(key, ctx, new Date() as unknown as JsonValue), "invalid_argument");
   });
 
+  it("refuses values JSON cannot hold anywhere inside an object or array", () => {
+    const nested = (inner: unknown) => ({ a: [1, { b: "x", c: inner }] }) as unknown as JsonValue;
+    const bad = [Number.NaN, undefined, () => 1, new Date(), new Map(), Object.create(null), 1n, Symbol()];
+    for (const inner of bad) expectCode(() => sealField(key, ctx, nested(inner)), "invalid_argument");
+    let deep: JsonValue = "x";
+    for (let i = 0; i < 64; i++) deep = [deep];
+    expect(roundTrip(deep)).toStrictEqual(deep);
+    expectCode(() => sealField(key, ctx, { deep }), "invalid_argument");
+  });
+
+  it("looks only at a value's own properties, as JSON.stringify does", () => {
+    const prototype = Object.prototype as Record<string, unknown>;
+    prototype.inherited = () => "not JSON";
+    try {
+      expect(roundTrip({ a: [{ b: 1 }] })).toStrictEqual({ a: [{ b: 1 }] });
+    } finally {
+      delete prototype.inherited;
+    }
+  });
+
   it("refuses a value over 64 KiB with too_large", () => {
     expectCode(() => sealField(key, ctx, "x".repeat(64 * 1024)), "too_large");
     expect(roundTrip("x".repeat(64 * 1024 - 1))).toHaveLength(64 * 1024 - 1);
@@ -144,6 +164,41 @@ describe("sealField / openField", () => {
       "invalid_argument",
     );
     expectCode(() => sealField({ ...key, keyring: "Bad.Name" }, ctx, 1), "invalid_argument");
+  });
+
+  it("opens values sealed in more contexts than the engine keeps AAD for", () => {
+    // Sessions interleaved across many fields: every kind of AAD cache miss, and more entries than it holds.
+    const contexts = Array.from(
+      { length: 3000 },
+      (_, i): SealContext => ({ scope: { kind: "session", id: `sess-${i % 7}` }, field: `field_${i % 401}` }),
+    );
+    const sealed = contexts.map((c, i) => sealField(key, c, `value ${i}`));
+    contexts.forEach((c, i) => {
+      expect(openField(key, c, parseEnvelope(sealed[i] ?? ""))).toBe(`value ${i}`);
+    });
+    expectCode(() => openField(key, contexts[1] ?? ctx, parseEnvelope(sealed[0] ?? "")), "envelope_tampered");
+    expectCode(() => openField(key, contexts[7] ?? ctx, parseEnvelope(sealed[0] ?? "")), "envelope_tampered");
+  });
+
+  it("refuses an invalid context every time, also after a valid one was used", () => {
+    sealField(key, ctx, "x");
+    const session = (id: string): SealContext => ({ scope: { kind: "session", id }, field: ctx.field });
+    for (let i = 0; i < 2; i++) {
+      expectCode(() => sealField(key, { ...ctx, field: "credit_card\0" }, "x"), "invalid_argument");
+      expectCode(() => sealField({ ...key, keyring: "Default" }, ctx, "x"), "invalid_argument");
+      expectCode(
+        () => sealField(key, { scope: { kind: "user", id: "" }, field: "f" }, "x"),
+        "invalid_argument",
+      );
+      // The same keyring, version and field as the valid context, with a bad session id.
+      for (const id of ["", "a\0b", "\ud800", "é".repeat(129)]) {
+        expectCode(() => sealField(key, session(id), "x"), "invalid_argument");
+        expectCode(
+          () => openField(key, session(id), parseEnvelope(sealField(key, ctx, "x"))),
+          "invalid_argument",
+        );
+      }
+    }
   });
 });
 
@@ -217,6 +272,24 @@ describe("envelope parser", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("refuses every spelling of a payload but the canonical one, although Node's decoder takes them", () => {
+    const sealed = sealField(key, ctx, "4111111111111111");
+    const payload = sealed.split(".")[3] ?? "";
+    const head = sealed.slice(0, sealed.length - payload.length);
+    const spellings = [
+      "",
+      `${payload}=`,
+      `${payload}A`,
+      ` ${payload}`,
+      `${payload.slice(0, 10)}\n${payload.slice(10)}`,
+      payload.replaceAll("-", "+").replaceAll("_", "/"),
+      `${payload.slice(0, -1)}${String.fromCharCode(0x100 + payload.charCodeAt(payload.length - 1))}`,
+    ].filter((p) => p !== payload);
+    expect(spellings.length).toBeGreaterThanOrEqual(6);
+    for (const spelling of spellings) expectCode(() => parseEnvelope(head + spelling), "envelope_malformed");
+    expect(parseEnvelope(head + payload).sealed).toHaveLength(16 + 1 + 16);
   });
 
   it("rejects oversized input before decoding it", () => {
