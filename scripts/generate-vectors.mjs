@@ -38,6 +38,7 @@ const cases = [
   ],
   ["array", "cards-eu", 1, user("profile-42"), "ids", ["A-1", "B-2"]],
   ["long field and scope names", "default", 3, session("x".repeat(200)), "f".repeat(256), "v"],
+  ["string starting with a byte-order mark", "default", 1, session("s-1"), "note", "\uFEFFabc"],
 ];
 
 const valid = cases.map(([name, keyring, version, scope, field, value], i) => {

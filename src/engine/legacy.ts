@@ -54,7 +54,8 @@ export function openLegacyBlob(material: Uint8Array, field: string, blob: Legacy
   }
   const plaintext = aesGcmOpen(material, blob.nonce, blob.sealed);
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(plaintext);
+    // ignoreBOM keeps a leading U+FEFF, as the tutorial's Python decode("utf-8") does.
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(plaintext);
   } catch {
     throw new FieldsealError("envelope_malformed", "legacy sealed value does not hold UTF-8 text");
   } finally {

@@ -13,7 +13,8 @@ const TYPE_JSON = 0x6a; // "j": the rest is UTF-8 JSON text of a number, boolean
 export const MAX_PLAINTEXT_BYTES = 64 * 1024;
 
 // fatal: a string that is not valid UTF-8 must fail loudly, never turn into replacement characters.
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a value that starts with U+FEFF comes back with it; by default the decoder would drop it.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Encodes a JSON value into typed plaintext bytes. */
 export function encodeValue(value: JsonValue): Uint8Array {

@@ -1,10 +1,11 @@
-import { randomBytes } from "node:crypto";
+import { createCipheriv, randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   envelopeKeyring,
   type JsonValue,
   openField,
+  openLegacyBlob,
   parseEnvelope,
   parseLegacyBlob,
   type SealContext,
@@ -42,6 +43,37 @@ describe("sealField / openField", () => {
       { pan: "5500005555555559", exp: { m: 1, y: 2031 }, list: [{ a: null }] },
     ];
     for (const value of values) expect(roundTrip(value)).toStrictEqual(value);
+  });
+
+  it("keeps a leading byte-order mark and other invisible characters exactly", () => {
+    for (const value of [
+      "\uFEFFabc",
+      "\uFEFF",
+      "\uFEFF\uFEFF",
+      "a\uFEFF",
+      "\u200Bx",
+      { k: "\uFEFFv" },
+      ["\uFEFF"],
+    ]) {
+      expect(roundTrip(value)).toStrictEqual(value);
+    }
+  });
+
+  it("opens a tutorial blob whose text starts with a byte-order mark with the mark kept", () => {
+    const material = randomBytes(32);
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", material, nonce);
+    const sealed = Buffer.concat([cipher.update("\uFEFF4111", "utf8"), cipher.final(), cipher.getAuthTag()]);
+    const blob = Buffer.from(
+      JSON.stringify({
+        nonce: nonce.toString("base64"),
+        ciphertext: sealed.toString("base64"),
+        key_version: "v1",
+        encrypted_at: "2024-01-01T00:00:00",
+        original_field: "credit_card",
+      }),
+    ).toString("base64");
+    expect(openLegacyBlob(material, "credit_card", parseLegacyBlob(blob))).toBe("\uFEFF4111");
   });
 
   it("round-trips arbitrary JSON values (property)", () => {
