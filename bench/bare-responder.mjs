@@ -1,6 +1,6 @@
 /**
  * The RPC part's ceiling reference, always run in its own process: a bare node:http2 server that speaks
- * just enough gRPC and Connect (unary, uncompressed) to answer the load generator's calls. It decodes each
+ * just enough gRPC and Connect (unary, uncompressed, binary or JSON) to answer the load generator's calls. It decodes each
  * request and encodes a well-formed answer of the same shape (one sealed-looking string per field), and does
  * nothing else: no authentication, no keys, no cipher, no audit, no metrics. What the load generator
  * reaches against it is the most this machine can show for that protocol, client included.
@@ -55,10 +55,16 @@ server.on("stream", (stream, headers) => {
       stream.end(frame);
       return;
     }
-    const req = fromJson(input, JSON.parse(body.toString("utf8")));
-    const text = JSON.stringify(toJson(output, create(output, route.answer(req))));
-    stream.respond({ ":status": 200, "content-type": "application/json" });
-    stream.end(text);
+    // The Connect protocol, unary: the whole body is the message, binary or JSON by content type.
+    if (String(headers["content-type"]).startsWith("application/json")) {
+      const req = fromJson(input, JSON.parse(body.toString("utf8")));
+      stream.respond({ ":status": 200, "content-type": "application/json" });
+      stream.end(JSON.stringify(toJson(output, create(output, route.answer(req)))));
+      return;
+    }
+    const req = fromBinary(input, body);
+    stream.respond({ ":status": 200, "content-type": "application/proto" });
+    stream.end(toBinary(output, create(output, route.answer(req))));
   });
 });
 server.listen(0, "127.0.0.1", () => console.log(`bare responder listening on ${server.address().port}`));

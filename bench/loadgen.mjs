@@ -4,7 +4,7 @@
  * percentiles. Usage: node bench/loadgen.mjs '<json options>'.
  *
  * kinds: encrypt (fields: N) | decrypt | health over protocol grpc (@grpc/grpc-js) or connect (connect-node,
- * Connect protocol, HTTP/2, JSON); webhook (HTTP/1.1 keep-alive POST of Cognigy webhook payloads).
+ * Connect protocol, HTTP/2, binary protobuf, connect-node's default); webhook (HTTP/1.1 keep-alive POST of Cognigy webhook payloads).
  */
 import http from "node:http";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
