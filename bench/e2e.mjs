@@ -101,6 +101,8 @@ export async function runE2e({
             concurrency,
             durationMs,
             warmupMs: 500,
+          }).catch((err) => {
+            throw new Error(`${name} at ${concurrency} in flight: ${err.message}`);
           });
           if (res.errors > 0) log(`    ${name} c=${concurrency}: ${res.errors} errors: ${res.firstError}`);
           samples[name].push(res);

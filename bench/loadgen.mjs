@@ -120,6 +120,8 @@ function webhookOp() {
           });
         },
       );
+      // A webhook unanswered after 10 s counts as an error instead of holding the run open.
+      req.setTimeout(10_000, () => req.destroy(new Error("no answer within 10 s")));
       req.on("error", reject);
       req.end(body);
     });
