@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- part...]`: parts are engine, esdk, rpc, e2e, scaling (default: all). Writes
  * bench/results/latest.json (merged with earlier parts so one part can be re-run) and the SVG charts.
+ * `--charts` only redraws the charts from latest.json.
  * Every figure is a ratio against a reference measured in the same run, interleaved, median of rounds.
  */
 import { execFileSync } from "node:child_process";
@@ -21,6 +22,7 @@ for (const p of asked)
   if (!PARTS.includes(p)) throw new Error(`unknown part "${p}"; parts: ${PARTS.join(", ")}`);
 const parts = asked.length === 0 ? PARTS : asked;
 const quick = process.argv.includes("--quick");
+const chartsOnly = process.argv.includes("--charts");
 
 const latestPath = resolve(RESULTS, "latest.json");
 const latest = existsSync(latestPath) ? JSON.parse(readFileSync(latestPath, "utf8")) : {};
@@ -42,7 +44,7 @@ process.once("SIGINT", stopOnSignal);
 process.once("SIGTERM", stopOnSignal);
 
 try {
-  for (const part of parts) {
+  for (const part of chartsOnly ? [] : parts) {
     const started = Date.now();
     console.log(
       `== ${part} (load average ${loadavg()
@@ -72,9 +74,9 @@ try {
 } finally {
   await stopAllChildren();
 }
-writeFileSync(latestPath, `${JSON.stringify(latest, null, 2)}\n`);
+if (!chartsOnly) writeFileSync(latestPath, `${JSON.stringify(latest, null, 2)}\n`);
 writeCharts(latest.parts);
-console.log(`wrote ${latestPath}`);
+console.log(chartsOnly ? "redrew the charts" : `wrote ${latestPath}`);
 clearTimeout(timer);
 
 function writeCharts(p) {
