@@ -19,13 +19,21 @@ export type PushTransport = (
  * string body, one bounded text answer), at a fraction of `fetch`'s per-request cost: no WHATWG streams,
  * Request/Response objects or header guards between the webhook and the socket. Failures carry Node's
  * system error codes (ECONNREFUSED, ECONNRESET...), and an aborted exchange rejects with the signal's reason,
- * as fetch does.
+ * as fetch does. Unlike fetch it follows no redirects: Cognigy's API does not redirect, and a push is not
+ * re-sent anywhere its configured URL did not name; the 3xx status comes back as the answer.
  */
 export function keepAliveTransport(
   options: { maxResponseBytes?: number; maxSockets?: number } = {},
 ): PushTransport {
   const maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
-  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64, scheduling: "lifo" as const };
+  const agentOptions = {
+    keepAlive: true,
+    maxSockets: options.maxSockets ?? 64,
+    scheduling: "lifo" as const,
+    // Idle pooled connections are closed after 4 s (undici's default too): a NAT or load balancer that
+    // silently drops idle connections must not leave a push writing into a dead socket.
+    timeout: 4_000,
+  };
   const agents = { "http:": new http.Agent(agentOptions), "https:": new https.Agent(agentOptions) };
   return (url, init) =>
     new Promise((resolve, reject) => {

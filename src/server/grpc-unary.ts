@@ -1,5 +1,5 @@
-import type * as http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as http2 from "node:http2";
+import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
@@ -52,7 +52,9 @@ function serve(
   opts: GrpcUnaryOptions,
   timeoutMs: number | undefined,
 ): void {
+  // Both decided as the request arrives, as connect-node does: draining, the peer, and the deadline.
   const contextValues = opts.contextValues(req);
+  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
   const aborter = new AbortController();
   let answered = false;
   // The client went away (RST_STREAM, connection lost) before the answer: tell whatever is still running.
@@ -61,7 +63,8 @@ function serve(
   });
 
   const answer = (message: Uint8Array | undefined, header: Headers | undefined, trailer: Headers) => {
-    if (answered || res.destroyed) return;
+    // A stream the client reset takes no answer (Http2ServerResponse has no `destroyed` of its own).
+    if (answered || res.stream.destroyed || res.writableEnded) return;
     answered = true;
     const head: Record<string, string> = { "content-type": "application/grpc+proto" };
     header?.forEach((value, name) => {
@@ -93,22 +96,18 @@ function serve(
 
   readBody(req, opts.readMaxBytes, (err, body) => {
     if (err !== undefined) return fail(err);
-    let input: ReturnType<typeof fromBinary>;
+    let input: MessageShape<DescMessage>;
     try {
-      input = fromBinary(route.method.input, unframe(body as Buffer));
+      input = decodeUnary(route.method.input, body as Buffer);
     } catch (e) {
-      return fail(
-        e instanceof ConnectError
-          ? e
-          : new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal),
-      );
+      return fail(e);
     }
     invoker
       .invoke(route, input, {
         header: webHeaders(req.headers),
         contextValues,
         signal: aborter.signal,
-        timeoutMs,
+        deadline,
         protocolName: "grpc",
         requestMethod: "POST",
         url: `http://${req.headers[":authority"] ?? "localhost"}${req.url}`,
@@ -119,18 +118,20 @@ function serve(
           trailer.set("grpc-status", "0");
           answer(toBinary(route.method.output, out.message), out.header, trailer);
         },
-        (e: unknown) => {
-          // A deadline that passed while the handler ran: it no longer needs to go on.
-          if (e instanceof ConnectError && e.code === Code.DeadlineExceeded) aborter.abort(e);
-          fail(e);
-        },
-      );
+        (e: unknown) => fail(e),
+      )
+      .catch(() => {
+        // Only a bug gets here (the answer could not be encoded or written): reset the stream rather
+        // than leave the call hanging, and never let it become an unhandled rejection.
+        if (!res.stream.destroyed) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      });
   });
 }
 
 /**
- * Collects the request body, refusing it as soon as the message it announces is larger than `max`
- * (RESOURCE_EXHAUSTED, as connect-node does) rather than after buffering it.
+ * Collects the request body, refusing it as soon as a frame header announces a message larger than `max`
+ * (RESOURCE_EXHAUSTED, as connect-node does) rather than after buffering it. Once a second frame is
+ * complete nothing more is read: the request is invalid whatever follows, and `decodeUnary` says why.
  */
 function readBody(
   req: http2.Http2ServerRequest,
@@ -144,30 +145,40 @@ function readBody(
     if (finished) return;
     finished = true;
     req.off("data", onData);
-    if (err !== undefined) req.resume();
+    if (err !== undefined || body !== undefined) req.resume();
     done(err, body);
   };
-  let announced: number | undefined;
+  // Where the frame being read starts, and where it ends once its header is in.
+  let frameStart = 0;
+  let frameEnd: number | undefined;
+  let frames = 0;
   const onData = (chunk: Buffer) => {
     chunks.push(chunk);
     length += chunk.length;
-    if (announced === undefined && length >= FRAME_HEADER) {
-      announced = (chunks.length === 1 ? chunk : Buffer.concat(chunks)).readUInt32BE(1);
-      if (announced > max) {
-        finish(
-          new ConnectError(
-            `message size ${announced} is larger than configured readMaxBytes ${max}`,
-            Code.ResourceExhausted,
-          ),
-        );
+    while (!finished) {
+      if (frameEnd === undefined) {
+        if (length < frameStart + FRAME_HEADER) return;
+        const all = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+        const announced = all.readUInt32BE(frameStart + 1);
+        if (announced > max) {
+          finish(
+            new ConnectError(
+              `message size ${announced} is larger than configured readMaxBytes ${max}`,
+              Code.ResourceExhausted,
+            ),
+          );
+          return;
+        }
+        frameEnd = frameStart + FRAME_HEADER + announced;
       }
-    }
-    // Room for a second frame header past the announced message: never a valid unary request, so the rest
-    // is not buffered.
-    if (announced !== undefined && length > 2 * FRAME_HEADER + announced) {
-      finish(
-        new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented),
-      );
+      if (length < frameEnd) return;
+      frames++;
+      if (frames === 2) {
+        finish(undefined, Buffer.concat(chunks).subarray(0, frameEnd));
+        return;
+      }
+      frameStart = frameEnd;
+      frameEnd = undefined;
     }
   };
   req.on("data", onData);
@@ -177,27 +188,40 @@ function readBody(
   req.once("error", () => finish(new ConnectError("the request stream failed", Code.Canceled)));
 }
 
-/** The one message of a unary request body, checked exactly as connect-node checks it. */
-function unframe(body: Buffer): Uint8Array {
+/**
+ * The one message of a unary request body, checked in the order connect-node checks it: each frame is
+ * split, decompressed and parsed before the next is looked at, and only a second *valid* frame is "extra".
+ */
+function decodeUnary<D extends DescMessage>(schema: D, body: Buffer): MessageShape<D> {
   if (body.length === 0) {
     throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
   }
-  if (body.length < FRAME_HEADER)
+  const first = frameAt(body, 0);
+  const message = parseFrame(schema, first.payload);
+  if (first.end === body.length) return message;
+  parseFrame(schema, frameAt(body, first.end).payload);
+  throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
+}
+
+function frameAt(body: Buffer, start: number): { payload: Uint8Array; end: number } {
+  if (body.length < start + FRAME_HEADER) {
     throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  const flags = body[0] as number;
-  const length = body.readUInt32BE(1);
+  }
+  const flags = body[start] as number;
+  const end = start + FRAME_HEADER + body.readUInt32BE(start + 1);
+  if (body.length < end) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
   if ((flags & 0b01) === 0b01) {
     throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
   }
-  const end = FRAME_HEADER + length;
-  if (body.length < end) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  if (body.length > end) {
-    throw new ConnectError(
-      "protocol error: received extra input message for unary method",
-      Code.Unimplemented,
-    );
+  return { payload: body.subarray(start + FRAME_HEADER, end), end };
+}
+
+function parseFrame<D extends DescMessage>(schema: D, payload: Uint8Array): MessageShape<D> {
+  try {
+    return fromBinary(schema, payload);
+  } catch (e) {
+    throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
   }
-  return body.subarray(FRAME_HEADER, end);
 }
 
 /** Node's header object as web Headers, without HTTP/2 pseudo-headers (which Headers cannot hold). */

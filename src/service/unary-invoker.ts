@@ -39,9 +39,10 @@ export interface UnaryRoute {
 export interface UnaryCallInit {
   readonly header: Headers;
   readonly contextValues: ContextValues;
-  /** Aborts when the caller goes away or the deadline passes. */
+  /** Aborts when the caller goes away. */
   readonly signal: AbortSignal;
-  readonly timeoutMs?: number | undefined;
+  /** When the call's deadline passes (epoch ms), if it has one: counted from the call's arrival. */
+  readonly deadline?: number | undefined;
   readonly protocolName: string;
   readonly requestMethod: string;
   readonly url: string;
@@ -96,31 +97,32 @@ export class UnaryInvoker {
   }
 
   /**
-   * Runs one call; errors come out as thrown ConnectErrors, exactly as the interceptors shaped them. With a
-   * timeout, the call answers DEADLINE_EXCEEDED when it passes (the handler's late result is dropped).
+   * Runs one call; errors come out as thrown ConnectErrors, exactly as the interceptors shaped them. A
+   * deadline is handled as connect-node handles it: when it passes, the handler's signal aborts with
+   * DEADLINE_EXCEEDED, and the answer is still what the handler (and the interceptors) make of that.
    */
-  invoke<I extends DescMessage, O extends DescMessage>(
+  async invoke<I extends DescMessage, O extends DescMessage>(
     route: UnaryRoute,
     message: MessageShape<I>,
     init: UnaryCallInit,
   ): Promise<UnaryResponse<I, O>> {
-    init.contextValues.set(callKey, {
-      protocolName: init.protocolName,
-      deadline: init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs,
-    });
-    const running = route.call({
-      stream: false,
-      service: route.service,
-      method: route.method,
-      message,
-      header: init.header,
-      contextValues: init.contextValues,
-      signal: init.signal,
-      requestMethod: init.requestMethod,
-      url: init.url,
-    }) as Promise<UnaryResponse<I, O>>;
-    if (init.timeoutMs === undefined) return running;
-    return withDeadline(running, init.timeoutMs);
+    init.contextValues.set(callKey, { protocolName: init.protocolName, deadline: init.deadline });
+    const deadline = deadlineSignal(init.signal, init.deadline);
+    try {
+      return (await route.call({
+        stream: false,
+        service: route.service,
+        method: route.method,
+        message,
+        header: init.header,
+        contextValues: init.contextValues,
+        signal: deadline.signal,
+        requestMethod: init.requestMethod,
+        url: init.url,
+      })) as UnaryResponse<I, O>;
+    } finally {
+      deadline.cleanup();
+    }
   }
 }
 
@@ -130,15 +132,28 @@ const callKey = createContextKey<{ protocolName: string; deadline: number | unde
   { description: "unary call" },
 );
 
-function withDeadline<T>(running: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ConnectError(`the call's deadline of ${timeoutMs} ms passed`, Code.DeadlineExceeded)),
-      timeoutMs,
-    );
-  });
-  return Promise.race([running, expired]).finally(() => clearTimeout(timer));
+// setTimeout cannot wait longer than this; a later deadline is as good as none for one call.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `signal`, also aborted with DEADLINE_EXCEEDED when `deadline` passes. */
+function deadlineSignal(signal: AbortSignal, deadline: number | undefined) {
+  if (deadline === undefined) return { signal, cleanup: () => {} };
+  const remaining = deadline - Date.now();
+  if (remaining > MAX_TIMER_MS) return { signal, cleanup: () => {} };
+  const controller = new AbortController();
+  const expire = () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+  const forward = () => controller.abort(signal.reason);
+  if (signal.aborted) forward();
+  else signal.addEventListener("abort", forward, { once: true });
+  const timer = remaining <= 0 ? undefined : setTimeout(expire, remaining);
+  if (remaining <= 0) expire();
+  return {
+    signal: controller.signal,
+    cleanup: () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", forward);
+    },
+  };
 }
 
 function handlerContext(req: UnaryRequest): HandlerContext {
@@ -170,7 +185,6 @@ export function inProcessTransport(invoker: UnaryInvoker, baseUrl = "http://in-p
       timeoutMs: number | undefined,
       header: ConstructorParameters<typeof Headers>[0] | undefined,
       input: MessageInitShape<I>,
-      contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const path = `/${method.parent.typeName}/${method.name}`;
       const route = invoker.route(path);
@@ -178,9 +192,11 @@ export function inProcessTransport(invoker: UnaryInvoker, baseUrl = "http://in-p
       const message = isMessage(input, method.input) ? input : create(method.input, input);
       return invoker.invoke<I, O>(route, message, {
         header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
+        // Server-side context values start empty, as they would over the network: whatever the calling
+        // client carries in its own (a peer certificate, say) must never reach the interceptor.
+        contextValues: createContextValues(),
         signal: signal ?? NEVER,
-        timeoutMs,
+        deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
         protocolName: "in-process",
         requestMethod: "POST",
         url: `${baseUrl}${path}`,

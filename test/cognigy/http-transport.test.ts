@@ -89,6 +89,17 @@ describe("keepAliveTransport", () => {
     });
   });
 
+  it("returns a redirect as the answer instead of following it", async () => {
+    const url = await rawServer((socket) => {
+      socket.write(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:9/elsewhere\r\ncontent-length: 0\r\n\r\n",
+      );
+    });
+    const res = await keepAliveTransport()(url, init());
+    expect(res.status).toBe(307);
+    expect(res.headers.get("location")).toBe("http://127.0.0.1:9/elsewhere");
+  });
+
   it("refuses other schemes", async () => {
     await expect(keepAliveTransport()("ftp://127.0.0.1/", init())).rejects.toThrow(TypeError);
   });

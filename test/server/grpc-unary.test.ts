@@ -141,6 +141,23 @@ const cases: Record<string, { method: string; body: () => Buffer; headers?: http
     method: HEALTH,
     body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), msg(HealthCheckRequestSchema, {})]),
   },
+  "a message followed by stray bytes": {
+    method: HEALTH,
+    body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), Buffer.from([0, 0, 0])]),
+  },
+  "a second frame announcing more than the limit": {
+    method: HEALTH,
+    body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), frame(Buffer.alloc(MAX + 1))]),
+  },
+  "a second message that is not protobuf": {
+    method: HEALTH,
+    body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), frame(Buffer.from([0xff, 0xff]))]),
+  },
+  "a deadline too far away for a timer": {
+    method: HEALTH,
+    body: () => msg(HealthCheckRequestSchema, {}),
+    headers: { "grpc-timeout": "99999999H" },
+  },
   "bytes that are not protobuf": {
     method: ENCRYPT,
     body: () => frame(Buffer.from([0xff, 0xff, 0xff, 0xff])),

@@ -1,4 +1,11 @@
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  createContextKey,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 import { inProcessTransport, UnaryInvoker } from "../../src/service/unary-invoker.js";
@@ -42,11 +49,42 @@ describe("UnaryInvoker", () => {
     });
   });
 
-  it("answers DEADLINE_EXCEEDED when the caller's timeout passes first", async () => {
-    const slow = { check: () => new Promise((r) => setTimeout(() => r({ status: Status.SERVING }), 200)) };
+  it("aborts the handler's signal with DEADLINE_EXCEEDED when the deadline passes, as connect-node does", async () => {
+    let reason: unknown;
+    const slow = {
+      check: async (_req: unknown, ctx: { signal: AbortSignal }) => {
+        await new Promise<void>((r) => ctx.signal.addEventListener("abort", () => r(), { once: true }));
+        reason = ctx.signal.reason;
+        throw reason;
+      },
+    };
     const invoker = new UnaryInvoker([{ service: Health, impl: slow }], []);
     const client = createClient(Health, inProcessTransport(invoker));
     await expect(client.check({}, { timeoutMs: 20 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    expect(reason).toMatchObject({ code: Code.DeadlineExceeded });
+  });
+
+  it("answers what a handler returns after its deadline, and copes with deadlines beyond a timer's range", async () => {
+    const late = {
+      check: () => new Promise((r) => setTimeout(() => r({ status: Status.SERVING }), 40)),
+    };
+    const invoker = new UnaryInvoker([{ service: Health, impl: late }], []);
+    const client = createClient(Health, inProcessTransport(invoker));
+    await expect(client.check({}, { timeoutMs: 10 })).resolves.toMatchObject({ status: Status.SERVING });
+    await expect(client.check({}, { timeoutMs: 2 ** 40 })).resolves.toMatchObject({ status: Status.SERVING });
+  });
+
+  it("starts every call with fresh context values, whatever the calling client carries", async () => {
+    const planted = createContextKey<string>("none");
+    let seen: string | undefined;
+    const spy: Interceptor = (next) => (req) => {
+      seen = req.contextValues.get(planted);
+      return next(req);
+    };
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [spy]);
+    const client = createClient(Health, inProcessTransport(invoker));
+    await client.check({}, { contextValues: createContextValues().set(planted, "from the caller") });
+    expect(seen).toBe("none");
   });
 
   it("tells the handler its protocol and remaining time", async () => {
