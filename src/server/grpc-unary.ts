@@ -33,13 +33,14 @@ export function grpcUnaryFastPath(invoker: UnaryInvoker, opts: GrpcUnaryOptions)
     const route = invoker.route(req.url);
     if (route === undefined) return false;
     const timeoutHeader = req.headers["grpc-timeout"];
-    let timeoutMs: number | undefined;
+    // The deadline counts from the request's arrival, as connect-node counts it.
+    let deadline: number | undefined;
     if (timeoutHeader !== undefined) {
       const timeout = parseTimeout(timeoutHeader as string, Number.MAX_SAFE_INTEGER);
-      if (timeout.error !== undefined) return false;
-      timeoutMs = timeout.timeoutMs;
+      if (timeout.error !== undefined || timeout.timeoutMs === undefined) return false;
+      deadline = Date.now() + timeout.timeoutMs;
     }
-    serve(invoker, route, req, res, opts, timeoutMs);
+    serve(invoker, route, req, res, opts, deadline);
     return true;
   };
 }
@@ -50,11 +51,10 @@ function serve(
   req: http2.Http2ServerRequest,
   res: http2.Http2ServerResponse,
   opts: GrpcUnaryOptions,
-  timeoutMs: number | undefined,
+  deadline: number | undefined,
 ): void {
-  // Both decided as the request arrives, as connect-node does: draining, the peer, and the deadline.
+  // Decided as the request arrives, not after its body: whether the server is draining, and the peer.
   const contextValues = opts.contextValues(req);
-  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
   const aborter = new AbortController();
   let answered = false;
   // The client went away (RST_STREAM, connection lost) before the answer: tell whatever is still running.
