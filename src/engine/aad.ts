@@ -22,12 +22,18 @@ export const FORMAT_TAG = "fs1";
  */
 export function buildAad(keyring: string, version: number, ctx: SealContext): Uint8Array {
   assertKeyringName(keyring);
-  assertAadPart(ctx.scope.kind === "session" ? "session id" : "user id", ctx.scope.id);
+  assertScopeId(ctx.scope);
   assertAadPart("field name", ctx.field);
-  return Buffer.from(
-    `${FORMAT_TAG}\0${keyring}\0${version}\0${ctx.scope.kind}:${ctx.scope.id}\0${ctx.field}`,
-    "utf8",
-  );
+  return aadBytes(keyring, version, ctx.scope, ctx.field);
+}
+
+/** The AAD layout above, for parts already validated. The one place that spells it. */
+function aadBytes(keyring: string, version: number, scope: Scope, field: string): Uint8Array {
+  return Buffer.from(`${FORMAT_TAG}\0${keyring}\0${version}\0${scope.kind}:${scope.id}\0${field}`, "utf8");
+}
+
+function assertScopeId(scope: Scope): void {
+  assertAadPart(scope.kind === "session" ? "session id" : "user id", scope.id);
 }
 
 // Per call, the AAD's keyring, version, scope kind and field mostly repeat, and so does the scope id for a
@@ -68,11 +74,8 @@ export function contextAad(keyring: string, version: number, ctx: SealContext): 
   }
   if (scope.id === last.id) return last.aad;
   // Keyring and field are known to be valid: only the new scope id needs checking.
-  assertAadPart(scope.kind === "session" ? "session id" : "user id", scope.id);
-  last.aad = Buffer.from(
-    `${FORMAT_TAG}\0${keyring}\0${version}\0${scope.kind}:${scope.id}\0${field}`,
-    "utf8",
-  );
+  assertScopeId(scope);
+  last.aad = aadBytes(keyring, version, scope, field);
   last.id = scope.id;
   return last.aad;
 }
