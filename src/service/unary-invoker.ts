@@ -13,6 +13,7 @@ import {
   type ContextValues,
   createContextKey,
   createContextValues,
+  createServiceImplSpec,
   type HandlerContext,
   type Interceptor,
   type Transport,
@@ -58,33 +59,27 @@ export class UnaryInvoker {
 
   constructor(services: readonly ServiceRegistration[], interceptors: readonly Interceptor[]) {
     for (const { service, impl } of services) {
-      for (const method of service.methods) {
-        if (method.methodKind !== "unary") continue;
-        const unary = method as DescMethodUnary;
-        const fn = impl[method.localName];
+      // Connect's own spec: methods bound to their implementation, missing ones answering UNIMPLEMENTED.
+      for (const spec of Object.values(createServiceImplSpec(service, impl).methods)) {
+        if (spec.kind !== "unary") continue;
+        const { method, impl: fn } = spec;
         const handler: Interceptor extends (next: infer N) => unknown ? N : never = async (req) => {
           const ctx = handlerContext(req as UnaryRequest);
-          if (typeof fn !== "function") {
-            throw new ConnectError(
-              `${service.typeName}.${method.name} is not implemented`,
-              Code.Unimplemented,
-            );
-          }
-          const out = await fn.call(impl, req.message, ctx);
+          const out = await fn((req as UnaryRequest).message, ctx);
           return {
             stream: false as const,
             service,
-            method: unary,
+            method,
             header: ctx.responseHeader,
             trailer: ctx.responseTrailer,
-            message: isMessage(out, unary.output) ? out : create(unary.output, out),
+            message: isMessage(out, method.output) ? out : create(method.output, out),
           };
         };
         // The same order the Connect router uses: the first interceptor is the outermost.
         const chain = interceptors.reduceRight((next, interceptor) => interceptor(next), handler);
         this.#routes.set(`/${service.typeName}/${method.name}`, {
           service,
-          method: unary,
+          method,
           call: chain as (req: UnaryRequest) => Promise<UnaryResponse>,
         });
       }
