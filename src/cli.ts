@@ -8,6 +8,7 @@ import type { JsonValue } from "./engine/json-value.js";
 import { isFieldsealError } from "./errors.js";
 import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
+import { adoptingTutorialKeys } from "./keys/tutorial-adoption.js";
 import type { KeyringState } from "./keys/types.js";
 import { createLogger } from "./log.js";
 import { Sealer } from "./sealer.js";
@@ -178,7 +179,7 @@ async function serve(args: string[], env: Env): Promise<number> {
 async function withKeys<T>(env: Env, work: (keyrings: Keyrings, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig(env, process.cwd());
   const store = await keyStoreFromConfig(config);
-  const keyrings = new Keyrings(store, {
+  const keyrings = new Keyrings(adoptingTutorialKeys(store), {
     policy: {
       sealBudget: config.rotation.sealBudget,
       ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),
