@@ -304,8 +304,12 @@ async function open(args: string[], env: Env): Promise<number> {
   const { field, scope } = contextOf(values);
   const sealed = argOrStdin(positionals[0], "SEALED").trim();
   return withKeys(env, async (keyrings, config) => {
-    const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
-    const opened = await sealer.open({ scope, field }, sealed);
+    const sealer = new Sealer(keyrings, {
+      legacyKeyring: config.legacyKeyring,
+      legacyEnabled: config.legacyEnabled,
+    });
+    // An operator with the key store's credentials can open anything; legacy values need no grant here.
+    const opened = await sealer.open({ scope, field }, sealed, { allowLegacy: true });
     out(JSON.stringify(opened.value));
     return 0;
   });

@@ -105,7 +105,11 @@ export async function startServer(
     },
   });
   const health = new HealthStatus(SERVICES);
-  const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring, observer: metrics });
+  const sealer = new Sealer(keyrings, {
+    legacyKeyring: config.legacyKeyring,
+    legacyEnabled: config.legacyEnabled,
+    observer: metrics,
+  });
   let draining = false;
 
   const index = new DescriptorIndex(
