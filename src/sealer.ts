@@ -89,11 +89,18 @@ export class Sealer {
   }
 
   /**
-   * True when `sealed` would be read as a legacy tutorial blob (anything that is not an `fs1` envelope), so
-   * callers can ask for the legacy permission before opening. `open` decides by the same test.
+   * True when `sealed` is a well-formed legacy tutorial blob, so callers can ask for the legacy permission
+   * before opening it. Anything else is an fs1 envelope, or malformed whoever asks (envelope_malformed or
+   * too_large from `open`, never a permission question). Reads the public format only; no key is used.
    */
   isLegacy(sealed: string): boolean {
-    return !looksLikeEnvelope(sealed);
+    if (looksLikeEnvelope(sealed)) return false;
+    try {
+      parseLegacyBlob(sealed);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -122,6 +129,7 @@ export class Sealer {
         legacy: false,
       };
     }
+    const blob = parseLegacyBlob(sealed);
     if (!this.#legacyEnabled) {
       throw new FieldsealError(
         "legacy_disabled",
@@ -134,7 +142,6 @@ export class Sealer {
         "this is a legacy tutorial value, whose field label is unauthenticated: opening or rewrapping it needs the legacy permission",
       );
     }
-    const blob = parseLegacyBlob(sealed);
     const key = await this.#keys.openingKeyByLegacyLabel(this.#legacyKeyring, blob.keyVersionLabel);
     const value = openLegacyBlob(key.material, ctx.field, blob);
     return { value, keyring: key.keyring, version: key.version, legacy: true };

@@ -143,6 +143,17 @@ describe("a relabelled legacy blob", () => {
   });
 });
 
+describe("a malformed value", () => {
+  it("is INVALID_ARGUMENT for anyone, not a question of the legacy permission", async () => {
+    const notJson = Buffer.from("not json").toString("base64");
+    for (const sealed of ["not a sealed value", notJson, relabelled.slice(0, 40)]) {
+      const err = await refusal(fs.client("billing").decryptField({ scope, field: "credit_card", sealed }));
+      expect(err.code, sealed).toBe(Code.InvalidArgument);
+      expect(err.metadata.get("fieldseal-reason"), sealed).toBe("envelope_malformed");
+    }
+  });
+});
+
 describe("the legacy permission", () => {
   it("opens a legacy blob, and the audit line says its field label was unauthenticated", async () => {
     const before = fs.audit.events.length;
