@@ -134,10 +134,11 @@ function parseRule(rule: unknown, at: string): Grant {
   if (ops === undefined) throw invalid(`${at}.ops`, "is required");
   const opList = arrayAt(ops, `${at}.ops`);
   if (opList.length === 0) throw invalid(`${at}.ops`, "must name at least one operation");
+  const fieldSet = nameList(fields, `${at}.fields`, /^[^\s\0]{1,256}$/, "a field name");
   const opSet = new Set<Operation>();
   // A field list cannot limit a legacy operation (the label is unauthenticated): "*" with fields means every
   // other operation, and naming a legacy operation beside fields is refused rather than read as "any field".
-  const limitedToFields = fields !== undefined && !(Array.isArray(fields) && fields.includes("*"));
+  const limitedToFields = fieldSet !== undefined;
   for (const [i, op] of opList.entries()) {
     if (op === "*") {
       for (const o of OPERATIONS) if (!(limitedToFields && LEGACY_OPERATIONS.has(o))) opSet.add(o);
@@ -157,7 +158,7 @@ function parseRule(rule: unknown, at: string): Grant {
   }
   return {
     ops: opSet,
-    fields: nameList(fields, `${at}.fields`, /^[^\s\0]{1,256}$/, "a field name"),
+    fields: fieldSet,
     keyrings: nameList(keyrings, `${at}.keyrings`, KEYRING_NAME, "a keyring name"),
   };
 }

@@ -29,6 +29,7 @@ const PRINCIPALS: TestPrincipalConfig[] = [
   // "*" limited to a field list covers every operation except the legacy ones.
   { name: "wildcard", allow: [{ ops: ["*"], fields: ["credit_card"] }] },
   { name: "legacy_reader", scopes: ["legacy:decrypt"] },
+  { name: "other_ring", allow: [{ ops: ["legacy_decrypt"], keyrings: ["payments"] }] },
   { name: "legacy_rewrap_only", scopes: ["legacy:rewrap"] },
   { name: "migrator", allow: [{ ops: ["rewrap"] }, { ops: ["legacy_rewrap"], keyrings: [KEYRING] }] },
 ];
@@ -177,6 +178,13 @@ describe("the legacy permission", () => {
       }),
     ]);
     expect(JSON.stringify(events)).not.toContain(SSN);
+  });
+
+  it("follows keyring lists: the legacy keyring must be granted", async () => {
+    const err = await refusal(
+      fs.client("other_ring").decryptField({ scope, field: "credit_card", sealed: cardBlob }),
+    );
+    expect(err.code).toBe(Code.PermissionDenied);
   });
 
   it("is implied by admin and opens nothing but legacy values", async () => {
