@@ -126,6 +126,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       keyring: opened.keyring,
       version: opened.version,
       field,
+      legacy: opened.legacy,
       ...(opened.legacy ? LEGACY_AUDIT : {}),
       ...scopeAudit(scope),
     });
