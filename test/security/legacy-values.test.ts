@@ -268,5 +268,8 @@ describe("with the legacy path turned off", () => {
       .client("billing")
       .decryptField({ scope, field: "credit_card", sealed: sealed.credit_card ?? "" });
     expect(opened.value?.kind).toEqual({ case: "stringValue", value: CARD });
+    const line = off.audit.events.at(-1);
+    expect(line).toMatchObject({ action: "decrypt", outcome: "ok", legacy: false });
+    expect(line).not.toHaveProperty("fieldLabel");
   });
 });
