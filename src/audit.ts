@@ -31,7 +31,13 @@ export interface AuditEvent {
   readonly fields?: readonly string[];
   /** Fieldseal error code when the outcome is not ok. */
   readonly code?: string;
+  /** Set on legacy tutorial values. */
   readonly legacy?: boolean;
+  /**
+   * "unauthenticated" on legacy tutorial values: the field they claim sits outside the GCM tag, so `field`
+   * is what the caller asked for and the blob claims, not something the cipher proved.
+   */
+  readonly fieldLabel?: "unauthenticated";
 }
 
 /** Where audit events go. */

@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { assertScopes, hashToken } from "./auth/principals.js";
@@ -5,10 +6,13 @@ import { bootstrapAdmin, generateToken } from "./bootstrap.js";
 import { type Config, loadConfig, SETTINGS } from "./config.js";
 import type { Scope } from "./engine/aad.js";
 import type { JsonValue } from "./engine/json-value.js";
+import { assertKeyringName } from "./engine/names.js";
 import { isFieldsealError } from "./errors.js";
 import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
+import { adoptingTutorialKeys } from "./keys/tutorial-adoption.js";
 import type { KeyringState } from "./keys/types.js";
+import { migrateLegacyLines } from "./legacy-migration.js";
 import { createLogger } from "./log.js";
 import { Sealer } from "./sealer.js";
 import { startServer } from "./server/app.js";
@@ -28,6 +32,8 @@ Usage:
   fieldseal open --field F (--session S | --user U) SEALED|-
   fieldseal token create --name N --scopes S1,S2
                                         Generate a bearer token and the config entry holding its hash
+  fieldseal legacy migrate [--keyring K] < values.jsonl > rewrapped.jsonl
+                                        Rewrap legacy tutorial blobs (JSON lines) to fs1 envelopes
 
 Run 'fieldseal COMMAND --help' for a command's options.`;
 
@@ -71,11 +77,31 @@ const KEYS_HELP = `fieldseal keys: manage keyrings in the configured key store (
   keys rotate [KEYRING]        New primary version; older versions keep opening their values
   keys retire KEYRING MIN      Versions below MIN stop opening values (key material is kept)`;
 
+const LEGACY_HELP = `fieldseal legacy migrate: rewrap a stream of sealed values to fs1 envelopes under the
+primary version, as an operator's bulk job with the key store's own credentials (same config as serve).
+No plaintext is ever printed.
+
+Reads JSON lines on standard input, one value each:
+  {"scope": {"sessionId": "S"} | {"userId": "U"}, "field": "F", "sealed": "<legacy blob or fs1>", "id": ...}
+("id" is optional: a string or an integer, echoed back). Writes one JSON line per input line to standard
+output, in order:
+  {"line": N, "id": ..., "ok": true, "sealed": "fs1...", "keyring": K, "fromVersion": 1, "toVersion": 2, "legacy": true}
+  {"line": N, "id": ..., "ok": false, "code": "envelope_tampered", "error": "..."}
+A bad line is reported and the job goes on; blank lines are skipped. A summary goes to standard error.
+Exit code 0 when every line was rewrapped, 1 when any failed.
+
+A legacy blob's field label is unauthenticated: the field given here is the one the new envelope is bound
+to, so take it from where the blob was stored (its __enc_<field> variable), not from inside the blob.
+
+Options:
+  --keyring K     Rewrap into keyring K (default: each value's own keyring; legacy blobs: FIELDSEAL_LEGACY_KEYRING)`;
+
 const TOKEN_HELP = `fieldseal token create: generate a bearer token for a calling service.
 
 Options:
   --name N        Principal name. Required.
-  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, push, admin, decrypt:<field>, decrypt:*
+  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, push, admin, decrypt:<field>, decrypt:*,
+                  legacy:decrypt, legacy:rewrap
 Prints the token (give it to the service; it is not stored) and the JSON entry to add to the config
 file's "principals" array (it holds only the token's SHA-256).`;
 
@@ -94,6 +120,8 @@ export async function main(argv: string[], env: Env): Promise<number> {
         return await open(rest, env);
       case "token":
         return token(rest);
+      case "legacy":
+        return await legacy(rest, env);
       case undefined:
       case "help":
       case "--help":
@@ -175,16 +203,20 @@ async function serve(args: string[], env: Env): Promise<number> {
   return 0;
 }
 
-async function withKeys<T>(env: Env, work: (keyrings: Keyrings, config: Config) => Promise<T>): Promise<T> {
+async function withKeys<T>(
+  env: Env,
+  work: (keyrings: Keyrings, config: Config) => Promise<T>,
+  sealBlockSize = 1,
+): Promise<T> {
   const config = loadConfig(env, process.cwd());
   const store = await keyStoreFromConfig(config);
-  const keyrings = new Keyrings(store, {
+  const keyrings = new Keyrings(adoptingTutorialKeys(store), {
     policy: {
       sealBudget: config.rotation.sealBudget,
       ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),
     },
-    // A one-shot command reserves only what it uses.
-    sealBlockSize: 1,
+    // A one-shot command reserves only what it uses; a bulk job reserves in blocks (one store write each).
+    sealBlockSize: Math.min(sealBlockSize, config.rotation.sealBudget),
   });
   try {
     return await work(keyrings, config);
@@ -303,11 +335,55 @@ async function open(args: string[], env: Env): Promise<number> {
   const { field, scope } = contextOf(values);
   const sealed = argOrStdin(positionals[0], "SEALED").trim();
   return withKeys(env, async (keyrings, config) => {
-    const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
-    const opened = await sealer.open({ scope, field }, sealed);
+    const sealer = new Sealer(keyrings, {
+      legacyKeyring: config.legacyKeyring,
+      legacyEnabled: config.legacyEnabled,
+    });
+    // An operator with the key store's credentials can open anything; legacy values need no grant here.
+    const opened = await sealer.open({ scope, field }, sealed, { allowLegacy: true });
     out(JSON.stringify(opened.value));
     return 0;
   });
+}
+
+/** Seals reserved per store write by `legacy migrate`: few writes, and at most this many seals unused. */
+const MIGRATION_SEAL_BLOCK = 4096;
+
+async function legacy(args: string[], env: Env): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { keyring: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (sub === undefined || sub === "--help" || sub === "-h" || values.help) return help(LEGACY_HELP);
+  if (sub !== "migrate") {
+    err(`fieldseal legacy: unknown subcommand "${sub}"\n\n${LEGACY_HELP}`);
+    return 2;
+  }
+  if (positionals.length > 0) throw usage("legacy migrate reads values from standard input only");
+  const target = values.keyring;
+  if (target !== undefined) assertKeyringName(target);
+  return withKeys(
+    env,
+    async (keyrings, config) => {
+      const sealer = new Sealer(keyrings, {
+        legacyKeyring: config.legacyKeyring,
+        legacyEnabled: config.legacyEnabled,
+      });
+      const summary = await migrateLegacyLines(
+        process.stdin,
+        async (line) => {
+          if (!process.stdout.write(line)) await once(process.stdout, "drain");
+        },
+        // The operator's own tool: legacy blobs need no grant here, only the key store's credentials.
+        (ctx, sealed) => sealer.rewrap(ctx, sealed, target, { allowLegacy: true }),
+      );
+      err(`fieldseal legacy migrate: ${summary.rewrapped} rewrapped, ${summary.failed} failed`);
+      return summary.failed === 0 ? 0 : 1;
+    },
+    MIGRATION_SEAL_BLOCK,
+  );
 }
 
 function token(args: string[]): number {

@@ -28,6 +28,11 @@ export interface Config {
   readonly defaultKeyring: string;
   /** Keyring whose versions open legacy tutorial blobs (matched by the tutorial secret's version label). */
   readonly legacyKeyring: string;
+  /**
+   * Whether legacy tutorial blobs open and rewrap at all (each call still needs the legacy permission). Turn
+   * it off once every blob is migrated: legacy blobs then fail with `legacy_disabled`.
+   */
+  readonly legacyEnabled: boolean;
   readonly rotation: { readonly maxAgeMs: number | undefined; readonly sealBudget: number };
   readonly primaryRefreshMs: number;
   readonly maxRequestBytes: number;
@@ -139,6 +144,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "legacyKeyring",
     description: "Keyring that opens legacy tutorial blobs",
     default: "<default keyring>",
+  },
+  {
+    env: "FIELDSEAL_LEGACY_ENABLED",
+    file: "legacyEnabled",
+    description: "Open and rewrap legacy tutorial blobs at all (false after migration: legacy_disabled)",
+    default: "true",
   },
   {
     env: "FIELDSEAL_ROTATE_MAX_AGE_DAYS",
@@ -434,6 +445,7 @@ export function parseConfig(
           },
     defaultKeyring,
     legacyKeyring,
+    legacyEnabled: bool("FIELDSEAL_LEGACY_ENABLED", "legacyEnabled", true),
     rotation: {
       maxAgeMs: maxAgeDays === 0 ? undefined : maxAgeDays * 86_400_000,
       sealBudget: int("FIELDSEAL_SEAL_BUDGET", "rotation.sealBudget", 2 ** 28, 1, 2 ** 32),

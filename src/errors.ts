@@ -22,6 +22,8 @@ export type FieldsealErrorCode =
   | "conflict"
   /** A precondition of the operation does not hold (other than a retired version). */
   | "failed_precondition"
+  /** A legacy tutorial value was given, and the legacy path is turned off (after migration). */
+  | "legacy_disabled"
   /** A request or value is larger than allowed. */
   | "too_large"
   /** The caller presented no credentials, or unknown ones. */

@@ -27,6 +27,15 @@ export interface Opened {
   readonly legacy: boolean;
 }
 
+/** How a call may treat a legacy tutorial blob. */
+export interface OpenOptions {
+  /**
+   * True only when the caller holds the legacy permission (or is an operator's own tool). A legacy blob's
+   * field label is unauthenticated, so a grant on the field it claims is no reason to open it.
+   */
+  readonly allowLegacy?: boolean;
+}
+
 /**
  * Seals and opens fields with keys from a KeySource: the engine plus key lookup, nothing else. Both the
  * RPC handlers and the CLI use it, so every path seals the same way.
@@ -34,11 +43,17 @@ export interface Opened {
 export class Sealer {
   readonly #keys: KeySource;
   readonly #legacyKeyring: string;
+  readonly #legacyEnabled: boolean;
   readonly #observer: SealerObserver | undefined;
 
-  constructor(keys: KeySource, options: { legacyKeyring: string; observer?: SealerObserver }) {
+  /** `legacyEnabled: false` (after migration) makes every legacy blob fail with `legacy_disabled`. */
+  constructor(
+    keys: KeySource,
+    options: { legacyKeyring: string; legacyEnabled?: boolean; observer?: SealerObserver },
+  ) {
     this.#keys = keys;
     this.#legacyKeyring = options.legacyKeyring;
+    this.#legacyEnabled = options.legacyEnabled ?? true;
     this.#observer = options.observer;
   }
 
@@ -73,10 +88,28 @@ export class Sealer {
     return looksLikeEnvelope(sealed) ? envelopeKeyring(sealed) : this.#legacyKeyring;
   }
 
-  /** Opens an `fs1` envelope or a legacy tutorial blob sealed for `ctx`. */
-  async open(ctx: SealContext, sealed: string): Promise<Opened> {
+  /**
+   * True when `sealed` is a well-formed legacy tutorial blob, so callers can ask for the legacy permission
+   * before opening it. Anything else is an fs1 envelope, or malformed whoever asks (envelope_malformed or
+   * too_large from `open`, never a permission question). Reads the public format only; no key is used.
+   */
+  isLegacy(sealed: string): boolean {
+    if (looksLikeEnvelope(sealed)) return false;
     try {
-      const opened = await this.#open(ctx, sealed);
+      parseLegacyBlob(sealed);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Opens an `fs1` envelope, or a legacy tutorial blob sealed for `ctx` when `options.allowLegacy` is set
+   * (otherwise a legacy blob fails with permission_denied before any key is fetched).
+   */
+  async open(ctx: SealContext, sealed: string, options: OpenOptions = {}): Promise<Opened> {
+    try {
+      const opened = await this.#open(ctx, sealed, options);
       this.#observer?.fieldOpened("ok");
       return opened;
     } catch (err) {
@@ -85,7 +118,7 @@ export class Sealer {
     }
   }
 
-  async #open(ctx: SealContext, sealed: string): Promise<Opened> {
+  async #open(ctx: SealContext, sealed: string, options: OpenOptions): Promise<Opened> {
     if (looksLikeEnvelope(sealed)) {
       const envelope = parseEnvelope(sealed);
       const key = await this.#keys.openingKey(envelope.keyring, envelope.version);
@@ -97,6 +130,18 @@ export class Sealer {
       };
     }
     const blob = parseLegacyBlob(sealed);
+    if (!this.#legacyEnabled) {
+      throw new FieldsealError(
+        "legacy_disabled",
+        "legacy tutorial values are turned off on this server (FIELDSEAL_LEGACY_ENABLED=false); rewrap them before turning it off",
+      );
+    }
+    if (options.allowLegacy !== true) {
+      throw new FieldsealError(
+        "permission_denied",
+        "this is a legacy tutorial value, whose field label is unauthenticated: opening or rewrapping it needs the legacy permission",
+      );
+    }
     const key = await this.#keys.openingKeyByLegacyLabel(this.#legacyKeyring, blob.keyVersionLabel);
     const value = openLegacyBlob(key.material, ctx.field, blob);
     return { value, keyring: key.keyring, version: key.version, legacy: true };
@@ -104,14 +149,15 @@ export class Sealer {
 
   /**
    * Re-seals a value under the primary version of `keyring` (or of its own keyring), for the same scope
-   * and field. The plaintext exists only inside this call.
+   * and field. The plaintext exists only inside this call. A legacy blob needs `options.allowLegacy`.
    */
   async rewrap(
     ctx: SealContext,
     sealed: string,
     keyring?: string,
-  ): Promise<{ sealed: string; fromVersion: number; toVersion: number; keyring: string }> {
-    const opened = await this.open(ctx, sealed);
+    options: OpenOptions = {},
+  ): Promise<{ sealed: string; fromVersion: number; toVersion: number; keyring: string; legacy: boolean }> {
+    const opened = await this.open(ctx, sealed, options);
     const key = await this.#keys.sealingKey(keyring ?? opened.keyring);
     const resealed = sealField(key, ctx, opened.value);
     this.#observer?.fieldsSealed(1);
@@ -120,6 +166,7 @@ export class Sealer {
       fromVersion: opened.version,
       toVersion: key.version,
       keyring: key.keyring,
+      legacy: opened.legacy,
     };
   }
 }

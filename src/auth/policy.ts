@@ -1,9 +1,30 @@
 import { KEYRING_NAME } from "../engine/names.js";
 import { FieldsealError } from "../errors.js";
 
-/** Everything a principal can be allowed to do; each RPC needs exactly one of these. */
-export const OPERATIONS = ["encrypt", "decrypt", "rewrap", "rotate", "retire", "describe", "push"] as const;
+/**
+ * Everything a principal can be allowed to do; each RPC needs exactly one of these per value. A legacy
+ * tutorial blob needs `legacy_decrypt` (to open it) or `legacy_rewrap` (to rewrap it) instead of `decrypt` or
+ * `rewrap`: its field label sits outside the GCM tag, so anyone can relabel it, and a field grant would be
+ * sidestepped by relabelling.
+ */
+export const OPERATIONS = [
+  "encrypt",
+  "decrypt",
+  "rewrap",
+  "rotate",
+  "retire",
+  "describe",
+  "push",
+  "legacy_decrypt",
+  "legacy_rewrap",
+] as const;
 export type Operation = (typeof OPERATIONS)[number];
+
+/** Operations on legacy values, whose field label is unauthenticated: a field list can never limit them. */
+export const LEGACY_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>([
+  "legacy_decrypt",
+  "legacy_rewrap",
+]);
 
 /**
  * One allow rule: these operations, on these fields, in these keyrings. An absent list means "any"
@@ -42,7 +63,9 @@ const ALL: Grant = { ops: new Set(OPERATIONS), fields: undefined, keyrings: unde
 
 /**
  * The grant a shorthand scope string stands for; the strings configs have always used keep their meaning.
- * `rotate` has always covered retiring versions and describing keyrings, so it still does.
+ * `rotate` has always covered retiring versions and describing keyrings, so it still does. `admin` covers
+ * everything, legacy values included; `decrypt:<field>` and `rewrap` never cover legacy values: that takes
+ * `legacy:decrypt` or `legacy:rewrap`.
  */
 export function grantForScope(scope: string): Grant | undefined {
   const only = (...ops: Operation[]): Grant => ({
@@ -61,6 +84,10 @@ export function grantForScope(scope: string): Grant | undefined {
       return only("rotate", "retire", "describe");
     case "push":
       return only("push");
+    case "legacy:decrypt":
+      return only("legacy_decrypt");
+    case "legacy:rewrap":
+      return only("legacy_rewrap");
   }
   const decrypt = /^decrypt:(\*|[^\s\0]{1,256})$/.exec(scope);
   if (decrypt?.[1] === undefined) return undefined;
@@ -81,10 +108,7 @@ export function parseGrants(scopes: unknown, allow: unknown, at: string): Grant[
     for (const [i, scope] of arrayAt(scopes, `${at}.scopes`).entries()) {
       const grant = typeof scope === "string" ? grantForScope(scope) : undefined;
       if (grant === undefined) {
-        throw invalid(
-          `${at}.scopes[${i}]`,
-          `unknown scope ${quote(scope)} (expected encrypt, rewrap, rotate, push, admin or decrypt:<field|*>)`,
-        );
+        throw invalid(`${at}.scopes[${i}]`, `unknown scope ${quote(scope)} (expected ${SCOPE_NAMES})`);
       }
       out.push(grant);
     }
@@ -96,6 +120,10 @@ export function parseGrants(scopes: unknown, allow: unknown, at: string): Grant[
   return out;
 }
 
+/** The shorthand scopes, for messages and help. */
+export const SCOPE_NAMES =
+  "encrypt, rewrap, rotate, push, admin, decrypt:<field|*>, legacy:decrypt or legacy:rewrap";
+
 function parseRule(rule: unknown, at: string): Grant {
   if (typeof rule !== "object" || rule === null || Array.isArray(rule)) {
     throw invalid(at, "must be an object with ops and optionally fields and keyrings");
@@ -106,10 +134,19 @@ function parseRule(rule: unknown, at: string): Grant {
   if (ops === undefined) throw invalid(`${at}.ops`, "is required");
   const opList = arrayAt(ops, `${at}.ops`);
   if (opList.length === 0) throw invalid(`${at}.ops`, "must name at least one operation");
+  const fieldSet = nameList(fields, `${at}.fields`, /^[^\s\0]{1,256}$/, "a field name");
   const opSet = new Set<Operation>();
+  // A field list cannot limit a legacy operation (the label is unauthenticated): "*" with fields means every
+  // other operation, and naming a legacy operation beside fields is refused rather than read as "any field".
+  const limitedToFields = fieldSet !== undefined;
   for (const [i, op] of opList.entries()) {
     if (op === "*") {
-      for (const o of OPERATIONS) opSet.add(o);
+      for (const o of OPERATIONS) if (!(limitedToFields && LEGACY_OPERATIONS.has(o))) opSet.add(o);
+    } else if (limitedToFields && LEGACY_OPERATIONS.has(op as Operation)) {
+      throw invalid(
+        `${at}.ops[${i}]`,
+        `${quote(op)} cannot be limited by fields: a legacy value's field label is unauthenticated (put it in a rule without fields)`,
+      );
     } else if (typeof op === "string" && (OPERATIONS as readonly string[]).includes(op)) {
       opSet.add(op as Operation);
     } else {
@@ -121,7 +158,7 @@ function parseRule(rule: unknown, at: string): Grant {
   }
   return {
     ops: opSet,
-    fields: nameList(fields, `${at}.fields`, /^[^\s\0]{1,256}$/, "a field name"),
+    fields: fieldSet,
     keyrings: nameList(keyrings, `${at}.keyrings`, KEYRING_NAME, "a keyring name"),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * Reads the tutorial's secret shape, `{"key": "<base64 of 32 bytes>", "version": "<label>"}`, as revision 1
- * of a keyring whose only version is 1. The material is the decoded bytes exactly: the tutorial's own code
+ * of a keyring whose only version is 1 (until `adoptingTutorialKeys` gives it a fresh primary). The material is the decoded bytes exactly: the tutorial's own code
  * UTF-8-decoded them, which is a bug Fieldseal does not repeat.
  */
 import { FieldsealError } from "../errors.js";
@@ -50,7 +50,8 @@ export function keyringFromTutorialSecret(
         version: 1,
         material,
         createdAt,
-        // The tutorial never counted its seals; rotate soon after adopting such a key.
+        // The tutorial never counted its seals. This version never seals again: adoption
+        // (tutorial-adoption.ts) writes a fresh primary the moment the secret is read.
         sealsReserved: 0,
         ...(label === undefined ? {} : { legacyLabel: label }),
       },

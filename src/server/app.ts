@@ -14,6 +14,7 @@ import { createWebhookHandler } from "../cognigy/webhook.js";
 import type { Config } from "../config.js";
 import { isFieldsealError } from "../errors.js";
 import { Keyrings } from "../keys/keyrings.js";
+import { adoptingTutorialKeys } from "../keys/tutorial-adoption.js";
 import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
 import { Metrics } from "../metrics.js";
@@ -78,7 +79,12 @@ export async function startServer(
   // Created before Keyrings so key events are counted from the first load; the ratio gauge reads
   // Keyrings' cache lazily, on scrape.
   const metrics: Metrics = new Metrics(() => keyrings.primaryUsage());
-  const keyrings = new Keyrings(store, {
+  // A keyring whose primary is the tutorial's key gets a fresh primary as soon as it is read.
+  const adopting = adoptingTutorialKeys(store, {
+    onAdopted: (keyring, version) =>
+      log.info("tutorial key adopted: decrypt-only, fresh primary written", { keyring, version }),
+  });
+  const keyrings = new Keyrings(adopting, {
     policy: {
       sealBudget: config.rotation.sealBudget,
       ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),
@@ -99,7 +105,11 @@ export async function startServer(
     },
   });
   const health = new HealthStatus(SERVICES);
-  const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring, observer: metrics });
+  const sealer = new Sealer(keyrings, {
+    legacyKeyring: config.legacyKeyring,
+    legacyEnabled: config.legacyEnabled,
+    observer: metrics,
+  });
   let draining = false;
 
   const index = new DescriptorIndex(

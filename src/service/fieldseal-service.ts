@@ -54,6 +54,11 @@ export interface ServiceDeps {
 
 const DEFAULT_MAX_BATCH = 1000;
 
+/** Audit details of a legacy tutorial value: the field it claims was never authenticated. */
+const LEGACY_AUDIT = { legacy: true, fieldLabel: "unauthenticated" } as const;
+/** The operation a legacy value needs in place of each value operation. */
+const LEGACY_OPS = { decrypt: "legacy_decrypt", rewrap: "legacy_rewrap" } as const;
+
 /**
  * The FieldsealService handlers. Each one authenticates (via the interceptor's principal), authorizes,
  * validates, calls the Sealer or KeyAdmin, audits and translates; no crypto or key logic lives here.
@@ -78,15 +83,42 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       return undefined;
     }
   };
-  /** Opens one value and records the successful decrypt (failures are recorded by the caller). */
+  /**
+   * Authorizes opening (`decrypt`) or rewrapping `sealed` for `field`. A legacy tutorial blob needs the
+   * legacy operation instead, whatever field it claims: its label is not authenticated, so a field grant
+   * would be sidestepped by relabelling. Returns the audit details that mark a legacy value.
+   */
+  const allowValue = (
+    ctx: HandlerContext,
+    principal: Principal,
+    op: "decrypt" | "rewrap",
+    scope: Scope,
+    field: string,
+    sealed: string,
+  ): Partial<AuditEvent> => {
+    const legacy = deps.sealer.isLegacy(sealed);
+    const marks = legacy ? LEGACY_AUDIT : {};
+    allow(ctx, principal, legacy ? LEGACY_OPS[op] : op, {
+      field,
+      keyring: keyringIn(sealed),
+      ...marks,
+      ...scopeAudit(scope),
+    });
+    return marks;
+  };
+  /**
+   * Opens one value (a legacy one only when `allowValue` granted it) and records the successful decrypt
+   * (failures are recorded by the caller).
+   */
   const openAudited = async (
     ctx: HandlerContext,
     principal: Principal,
     scope: Scope,
     field: string,
     sealed: string,
+    marks: Partial<AuditEvent>,
   ) => {
-    const opened = await deps.sealer.open({ scope, field }, sealed);
+    const opened = await deps.sealer.open({ scope, field }, sealed, { allowLegacy: marks.legacy === true });
     audit(ctx, {
       action: "decrypt",
       principal: principal.name,
@@ -95,6 +127,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       version: opened.version,
       field,
       legacy: opened.legacy,
+      ...(opened.legacy ? LEGACY_AUDIT : {}),
       ...scopeAudit(scope),
     });
     return opened;
@@ -110,6 +143,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
     scope: Scope,
     field: string,
     err: unknown,
+    marks: Partial<AuditEvent>,
   ) => {
     if (!isFieldsealError(err, "permission_denied")) {
       audit(ctx, {
@@ -118,6 +152,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
         outcome: "error",
         code: codeOf(err),
         field,
+        ...marks,
         ...scopeAudit(scope),
       });
     }
@@ -160,7 +195,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       for (const field of fields) authorize(principal, op, { field, keyring: details.keyring });
     } catch (err) {
       audit(ctx, {
-        action: op,
+        action: op === "legacy_decrypt" ? "decrypt" : op === "legacy_rewrap" ? "rewrap" : op,
         principal: principal.name,
         outcome: "denied",
         code: "permission_denied",
@@ -213,9 +248,9 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const field = requireText("field", req.field);
       assertAadPart("field name", field);
       const sealed = requireText("sealed", req.sealed);
-      allow(ctx, principal, "decrypt", { field, keyring: keyringIn(sealed), ...scopeAudit(scope) });
+      const marks = allowValue(ctx, principal, "decrypt", scope, field, sealed);
       try {
-        const opened = await openAudited(ctx, principal, scope, field, sealed);
+        const opened = await openAudited(ctx, principal, scope, field, sealed, marks);
         return {
           value: jsonToValue(opened.value),
           keyring: opened.keyring,
@@ -229,6 +264,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
           outcome: "error",
           code: codeOf(err),
           field,
+          ...marks,
           ...scopeAudit(scope),
         });
         throw err;
@@ -242,21 +278,18 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const results = [];
       for (const item of req.items) {
         const field = item.field;
+        let marks: Partial<AuditEvent> = {};
         try {
           checkItem(item);
-          allow(ctx, principal, "decrypt", {
-            field,
-            keyring: keyringIn(item.sealed),
-            ...scopeAudit(scope),
-          });
-          const opened = await openAudited(ctx, principal, scope, field, item.sealed);
+          marks = allowValue(ctx, principal, "decrypt", scope, field, item.sealed);
+          const opened = await openAudited(ctx, principal, scope, field, item.sealed, marks);
           results.push({
             field,
             outcome: { case: "value" as const, value: jsonToValue(opened.value) },
             keyVersion: opened.version,
           });
         } catch (err) {
-          results.push(itemFailed(ctx, principal, "decrypt", scope, field, err));
+          results.push(itemFailed(ctx, principal, "decrypt", scope, field, err, marks));
         }
       }
       return { results };
@@ -271,17 +304,18 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const results = [];
       for (const item of req.items) {
         const field = item.field;
+        let marks: Partial<AuditEvent> = {};
         try {
           checkItem(item);
-          // Rewrapping opens the value under its own keyring: the caller needs rewrap rights there too.
-          allow(ctx, principal, "rewrap", {
-            field,
-            keyring: keyringIn(item.sealed),
-            ...scopeAudit(scope),
-          });
+          // Rewrapping opens the value under its own keyring: the caller needs rewrap rights there too
+          // (legacy_rewrap for a legacy blob, which would otherwise come out as a value bound to whatever
+          // field its unauthenticated label claims).
+          marks = allowValue(ctx, principal, "rewrap", scope, field, item.sealed);
           if (target !== undefined)
             allow(ctx, principal, "rewrap", { field, keyring: target, ...scopeAudit(scope) });
-          const r = await deps.sealer.rewrap({ scope, field }, item.sealed, target);
+          const r = await deps.sealer.rewrap({ scope, field }, item.sealed, target, {
+            allowLegacy: marks.legacy === true,
+          });
           audit(ctx, {
             action: "rewrap",
             principal: principal.name,
@@ -290,6 +324,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
             version: r.fromVersion,
             toVersion: r.toVersion,
             field,
+            ...(r.legacy ? LEGACY_AUDIT : {}),
             ...scopeAudit(scope),
           });
           results.push({
@@ -299,7 +334,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
             toKeyVersion: r.toVersion,
           });
         } catch (err) {
-          results.push(itemFailed(ctx, principal, "rewrap", scope, field, err));
+          results.push(itemFailed(ctx, principal, "rewrap", scope, field, err, marks));
         }
       }
       return { results };

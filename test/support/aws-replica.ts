@@ -14,6 +14,7 @@ export const PROCESS_PRINCIPALS: ReadonlyArray<{ name: string; scopes: string[] 
   { name: "bot", scopes: ["encrypt"] },
   { name: "reader", scopes: ["decrypt:*"] },
   { name: "ops", scopes: ["rotate", "rewrap"] },
+  { name: "migrator", scopes: ["rewrap", "legacy:decrypt", "legacy:rewrap"] },
 ];
 
 export interface AwsReplicaOptions {

@@ -125,3 +125,20 @@ describe("keyStore.legacySecretIds", () => {
     );
   });
 });
+
+describe("legacyEnabled", () => {
+  it("is on by default, and turned off by file or environment", () => {
+    expect(parseConfig({}, {}, where).legacyEnabled).toBe(true);
+    expect(parseConfig({ legacyEnabled: false }, {}, where).legacyEnabled).toBe(false);
+    expect(parseConfig({}, { FIELDSEAL_LEGACY_ENABLED: "false" }, where).legacyEnabled).toBe(false);
+    expect(
+      parseConfig({ legacyEnabled: false }, { FIELDSEAL_LEGACY_ENABLED: "true" }, where).legacyEnabled,
+    ).toBe(true);
+  });
+
+  it("refuses anything but true or false", () => {
+    expect(() => parseConfig({}, { FIELDSEAL_LEGACY_ENABLED: "off" }, where)).toThrow(
+      /FIELDSEAL_LEGACY_ENABLED.*must be true or false/,
+    );
+  });
+});

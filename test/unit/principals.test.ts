@@ -69,3 +69,47 @@ describe("scope shorthands", () => {
     );
   });
 });
+
+describe("legacy values' own permission", () => {
+  const rules = (...allow: unknown[]): Principal => ({
+    name: "r",
+    grants: parseGrants(undefined, allow, "r"),
+  });
+
+  it("is granted by legacy:decrypt and legacy:rewrap, and by admin", () => {
+    expect(isAllowed(principal("legacy:decrypt"), "legacy_decrypt")).toBe(true);
+    expect(isAllowed(principal("legacy:decrypt"), "legacy_rewrap")).toBe(false);
+    expect(isAllowed(principal("legacy:rewrap"), "legacy_rewrap")).toBe(true);
+    expect(isAllowed(principal("legacy:rewrap"), "rewrap")).toBe(false);
+    expect(isAllowed(principal("admin"), "legacy_decrypt")).toBe(true);
+    expect(isAllowed(principal("admin"), "legacy_rewrap")).toBe(true);
+  });
+
+  it("is never implied by decrypt:<field>, decrypt:*, rewrap or rotate", () => {
+    const p = principal("decrypt:credit_card", "decrypt:*", "rewrap", "rotate", "encrypt", "push");
+    for (const field of [undefined, "credit_card"]) {
+      expect(isAllowed(p, "legacy_decrypt", { field })).toBe(false);
+      expect(isAllowed(p, "legacy_rewrap", { field })).toBe(false);
+    }
+  });
+
+  it("comes with '*' only when the rule has no field list, and follows keyring lists", () => {
+    expect(isAllowed(rules({ ops: ["*"] }), "legacy_decrypt")).toBe(true);
+    expect(isAllowed(rules({ ops: ["*"], fields: ["*"] }), "legacy_decrypt")).toBe(true);
+    const limited = rules({ ops: ["*"], fields: ["credit_card"] });
+    expect(isAllowed(limited, "decrypt", { field: "credit_card" })).toBe(true);
+    expect(isAllowed(limited, "legacy_decrypt", { field: "credit_card" })).toBe(false);
+    const oneRing = rules({ ops: ["legacy_decrypt"], keyrings: ["cognigy"] });
+    expect(isAllowed(oneRing, "legacy_decrypt", { keyring: "cognigy" })).toBe(true);
+    expect(isAllowed(oneRing, "legacy_decrypt", { keyring: "other" })).toBe(false);
+  });
+
+  it("refuses a legacy operation named beside a field list, naming the exact path", () => {
+    expect(() => rules({ ops: ["decrypt", "legacy_rewrap"], fields: ["credit_card"] })).toThrow(
+      /r\.allow\[0\]\.ops\[1\]: "legacy_rewrap" cannot be limited by fields/,
+    );
+    expect(() => parseGrants(["legacy:open"], undefined, "p")).toThrow(
+      /unknown scope "legacy:open" \(expected .*legacy:decrypt or legacy:rewrap\)/,
+    );
+  });
+});

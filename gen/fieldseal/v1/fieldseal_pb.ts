@@ -958,7 +958,8 @@ export const FieldsealService: GenService<{
     output: typeof EncryptFieldsResponseSchema;
   },
   /**
-   * DecryptField opens one sealed field. The caller needs the `decrypt:<field>` (or `decrypt:*`) scope.
+   * DecryptField opens one sealed field. The caller needs the `decrypt:<field>` (or `decrypt:*`) scope; a
+   * legacy tutorial blob, whose field label is unauthenticated, needs `legacy:decrypt` instead.
    *
    * @generated from rpc fieldseal.v1.FieldsealService.DecryptField
    */
@@ -980,7 +981,8 @@ export const FieldsealService: GenService<{
   },
   /**
    * RewrapFields re-seals values under the primary key version without returning plaintext. Values already
-   * under the primary version, and legacy tutorial blobs, are re-sealed too.
+   * under the primary version are re-sealed too, and legacy tutorial blobs for a caller that also holds
+   * `legacy:rewrap`.
    *
    * @generated from rpc fieldseal.v1.FieldsealService.RewrapFields
    */

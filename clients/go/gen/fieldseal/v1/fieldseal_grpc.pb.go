@@ -43,13 +43,15 @@ type FieldsealServiceClient interface {
 	// EncryptFields seals many fields of one scope under the primary version of a keyring. All fields are
 	// sealed or the call fails: a partial answer never leaves plaintext behind.
 	EncryptFields(ctx context.Context, in *EncryptFieldsRequest, opts ...grpc.CallOption) (*EncryptFieldsResponse, error)
-	// DecryptField opens one sealed field. The caller needs the `decrypt:<field>` (or `decrypt:*`) scope.
+	// DecryptField opens one sealed field. The caller needs the `decrypt:<field>` (or `decrypt:*`) scope; a
+	// legacy tutorial blob, whose field label is unauthenticated, needs `legacy:decrypt` instead.
 	DecryptField(ctx context.Context, in *DecryptFieldRequest, opts ...grpc.CallOption) (*DecryptFieldResponse, error)
 	// DecryptFields opens many sealed fields; each item gets its own result so one bad item does not fail the
 	// rest. Request-level problems (authentication, a malformed scope) still fail the whole call.
 	DecryptFields(ctx context.Context, in *DecryptFieldsRequest, opts ...grpc.CallOption) (*DecryptFieldsResponse, error)
 	// RewrapFields re-seals values under the primary key version without returning plaintext. Values already
-	// under the primary version, and legacy tutorial blobs, are re-sealed too.
+	// under the primary version are re-sealed too, and legacy tutorial blobs for a caller that also holds
+	// `legacy:rewrap`.
 	RewrapFields(ctx context.Context, in *RewrapFieldsRequest, opts ...grpc.CallOption) (*RewrapFieldsResponse, error)
 	// RotateKey adds a new key version to a keyring and makes it primary. Older versions keep opening
 	// their values until they are retired.
@@ -178,13 +180,15 @@ type FieldsealServiceServer interface {
 	// EncryptFields seals many fields of one scope under the primary version of a keyring. All fields are
 	// sealed or the call fails: a partial answer never leaves plaintext behind.
 	EncryptFields(context.Context, *EncryptFieldsRequest) (*EncryptFieldsResponse, error)
-	// DecryptField opens one sealed field. The caller needs the `decrypt:<field>` (or `decrypt:*`) scope.
+	// DecryptField opens one sealed field. The caller needs the `decrypt:<field>` (or `decrypt:*`) scope; a
+	// legacy tutorial blob, whose field label is unauthenticated, needs `legacy:decrypt` instead.
 	DecryptField(context.Context, *DecryptFieldRequest) (*DecryptFieldResponse, error)
 	// DecryptFields opens many sealed fields; each item gets its own result so one bad item does not fail the
 	// rest. Request-level problems (authentication, a malformed scope) still fail the whole call.
 	DecryptFields(context.Context, *DecryptFieldsRequest) (*DecryptFieldsResponse, error)
 	// RewrapFields re-seals values under the primary key version without returning plaintext. Values already
-	// under the primary version, and legacy tutorial blobs, are re-sealed too.
+	// under the primary version are re-sealed too, and legacy tutorial blobs for a caller that also holds
+	// `legacy:rewrap`.
 	RewrapFields(context.Context, *RewrapFieldsRequest) (*RewrapFieldsResponse, error)
 	// RotateKey adds a new key version to a keyring and makes it primary. Older versions keep opening
 	// their values until they are retired.

@@ -103,7 +103,8 @@ class FieldsealServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DecryptField(self, request, context):
-        """DecryptField opens one sealed field. The caller needs the `decrypt:<field>` (or `decrypt:*`) scope.
+        """DecryptField opens one sealed field. The caller needs the `decrypt:<field>` (or `decrypt:*`) scope; a
+        legacy tutorial blob, whose field label is unauthenticated, needs `legacy:decrypt` instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,7 +120,8 @@ class FieldsealServiceServicer:
 
     def RewrapFields(self, request, context):
         """RewrapFields re-seals values under the primary key version without returning plaintext. Values already
-        under the primary version, and legacy tutorial blobs, are re-sealed too.
+        under the primary version are re-sealed too, and legacy tutorial blobs for a caller that also holds
+        `legacy:rewrap`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,74 @@
+/**
+ * Adopting the tutorial's key. A keyring whose primary is a version taken from the tutorial (it carries a
+ * `legacyLabel`) must not seal anything new under it: the tutorial's middleware still holds that key, it
+ * was handled as ASCII text by that code, and its earlier seals were never counted against the nonce budget.
+ * So the moment such a keyring is read, a fresh version from the CSPRNG is written as primary; the tutorial
+ * version stays behind as a decrypt-only version that opens old blobs (and fs1 values sealed under it by
+ * an earlier Fieldseal) until it is retired.
+ *
+ * This is a KeyStore wrapper, so both stores adopt the same way: on Secrets Manager the first read of the
+ * tutorial's `{"key","version"}` secret writes the whole keyring in Fieldseal's format (v1 = the tutorial
+ * key with its label, v2 = the new primary); on the local store a keyring file whose primary carries a legacy
+ * label gets the same new version. The write is an ordinary compare-and-swap, so replicas adopting at once
+ * converge on one new version.
+ */
+import { FieldsealError } from "../errors.js";
+import { withNewPrimary } from "./keyring-state.js";
+import type { CasResult, KeyringState, KeyStore } from "./types.js";
+
+/** Compare-and-swap attempts before adoption gives up with "conflict". */
+const MAX_ATTEMPTS = 16;
+
+export interface TutorialAdoptionOptions {
+  /** Clock for the new version's creation time. Default Date.now. */
+  now?: () => number;
+  /** Called once per adoption this process wrote: the keyring and its new primary version. Must not throw. */
+  onAdopted?: (keyring: string, primary: number) => void;
+}
+
+/** True when the keyring's primary is a version taken from a tutorial secret. */
+export function hasTutorialPrimary(state: KeyringState): boolean {
+  return state.versions[state.primary - 1]?.legacyLabel !== undefined;
+}
+
+/** `store`, with every keyring whose primary is a tutorial key given a fresh primary as soon as it is read. */
+export function adoptingTutorialKeys(store: KeyStore, options: TutorialAdoptionOptions = {}): KeyStore {
+  const now = options.now ?? Date.now;
+  const adopt = async (state: KeyringState | undefined): Promise<KeyringState | undefined> => {
+    let current = state;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (current === undefined || !hasTutorialPrimary(current)) return current;
+      const result = await store.compareAndSwap(current.revision, withNewPrimary(current, now()));
+      if (result.ok) {
+        try {
+          options.onAdopted?.(result.state.name, result.state.primary);
+        } catch {
+          // An observer's failure must not undo an adoption that is stored.
+        }
+        return result.state;
+      }
+      current = result.current;
+    }
+    throw new FieldsealError(
+      "conflict",
+      `keyring "${state?.name ?? ""}": could not give the adopted tutorial key a successor after ${MAX_ATTEMPTS} attempts`,
+    );
+  };
+  return {
+    kind: store.kind,
+    load: async (name) => adopt(await store.load(name)),
+    list: () => store.list(),
+    async compareAndSwap(expectedRevision, next): Promise<CasResult> {
+      if (hasTutorialPrimary(next)) {
+        throw new FieldsealError(
+          "failed_precondition",
+          `keyring "${next.name}": a version taken from the tutorial's secret may not be primary`,
+        );
+      }
+      const result = await store.compareAndSwap(expectedRevision, next);
+      if (result.ok) return result;
+      return { ok: false, current: await adopt(result.current) };
+    },
+    close: () => store.close(),
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * Adopting the tutorial's key (issue 12, item 4): the tutorial version becomes decrypt-only and a fresh
+ * primary is written at once, on both stores, and replicas adopting at once agree on one new version.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { isFieldsealError } from "../../src/errors.js";
+import { Keyrings } from "../../src/keys/keyrings.js";
+import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
+import { SecretsManagerKeyStore } from "../../src/keys/secrets-manager-store.js";
+import { adoptingTutorialKeys, hasTutorialPrimary } from "../../src/keys/tutorial-adoption.js";
+import type { KeyringState, KeyStore } from "../../src/keys/types.js";
+import { MOTO_CREDENTIALS, MOTO_REGION, motoClient } from "../support/moto.js";
+import { tutorialKeyring } from "../support/tutorial-blob.js";
+
+const endpoint = inject("motoEndpoint");
+const hex = (b: Uint8Array | undefined) => Buffer.from(b ?? new Uint8Array()).toString("hex");
+
+/** What every adopted keyring looks like: v1 = the tutorial key, decrypt-only; v2 = a new key, primary. */
+function expectAdopted(state: KeyringState | undefined, key: Uint8Array, label: string): void {
+  expect(state).toMatchObject({ primary: 2, minDecryptVersion: 1 });
+  expect(state?.versions.map((v) => [v.version, v.legacyLabel])).toEqual([
+    [1, label],
+    [2, undefined],
+  ]);
+  expect(hex(state?.versions[0]?.material)).toBe(hex(key));
+  expect(state?.versions[1]?.material).toHaveLength(32);
+  expect(hex(state?.versions[1]?.material)).not.toBe(hex(key));
+  expect(state?.versions[1]?.sealsReserved).toBe(0);
+}
+
+describe("adopting a tutorial key on the local store", () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const freshDir = () => {
+    const d = mkdtempSync(join(tmpdir(), "fieldseal-adopt-"));
+    dirs.push(d);
+    return d;
+  };
+
+  it("writes a fresh primary the first time the keyring is read; the tutorial version opens only", async () => {
+    const dir = freshDir();
+    const key = randomBytes(32);
+    const raw = new LocalFileKeyStore(dir);
+    expect((await raw.compareAndSwap(0, tutorialKeyring("cognigy", key, "v1"))).ok).toBe(true);
+    const adopted: Array<[string, number]> = [];
+    const store = adoptingTutorialKeys(raw, { onAdopted: (k, v) => adopted.push([k, v]) });
+    const state = await store.load("cognigy");
+    expectAdopted(state, key, "v1");
+    expect(state?.revision).toBe(2);
+    expect(adopted).toEqual([["cognigy", 2]]);
+    // Stored, not only returned: a plain read sees it too, and a second read adopts nothing more.
+    expectAdopted(await new LocalFileKeyStore(dir).load("cognigy"), key, "v1");
+    expect((await store.load("cognigy"))?.revision).toBe(2);
+    expect(adopted).toHaveLength(1);
+
+    const keyrings = new Keyrings(store, { sealBlockSize: 1 });
+    expect((await keyrings.sealingKey("cognigy")).version).toBe(2);
+    expect(hex((await keyrings.openingKeyByLegacyLabel("cognigy", "v1")).material)).toBe(hex(key));
+    await keyrings.close();
+  });
+
+  it("makes one new version when several processes' stores adopt at once", async () => {
+    const dir = freshDir();
+    const key = randomBytes(32);
+    const seed = new LocalFileKeyStore(dir);
+    expect((await seed.compareAndSwap(0, tutorialKeyring("cognigy", key, "v1"))).ok).toBe(true);
+    const stores = Array.from({ length: 6 }, () => adoptingTutorialKeys(new LocalFileKeyStore(dir)));
+    const states = await Promise.all(stores.map((s) => s.load("cognigy")));
+    for (const s of states) expectAdopted(s, key, "v1");
+    expect(new Set(states.map((s) => hex(s?.versions[1]?.material))).size).toBe(1);
+    expect((await seed.load("cognigy"))?.versions).toHaveLength(2);
+  });
+
+  it("refuses a write that would make a tutorial version primary again", async () => {
+    const dir = freshDir();
+    const store = adoptingTutorialKeys(new LocalFileKeyStore(dir));
+    const error = await store
+      .compareAndSwap(0, tutorialKeyring("cognigy", randomBytes(32), "v1"))
+      .catch((e: unknown) => e);
+    expect(isFieldsealError(error, "failed_precondition")).toBe(true);
+    expect(await store.load("cognigy")).toBeUndefined();
+  });
+
+  it("leaves keyrings without a tutorial primary alone", async () => {
+    const dir = freshDir();
+    const raw = new LocalFileKeyStore(dir);
+    const store = adoptingTutorialKeys(raw);
+    const keyrings = new Keyrings(store, { sealBlockSize: 1 });
+    expect((await keyrings.sealingKey("plain")).version).toBe(1);
+    await keyrings.close();
+    const state = (await new LocalFileKeyStore(dir).load("plain")) as KeyringState;
+    expect(hasTutorialPrimary(state)).toBe(false);
+    expect(state.versions).toHaveLength(1);
+  });
+});
+
+describe("adopting the tutorial's secret on Secrets Manager (moto)", () => {
+  const sm = motoClient(endpoint);
+  const opened: KeyStore[] = [];
+  afterAll(async () => {
+    await Promise.all(opened.map((s) => s.close()));
+    sm.destroy();
+  });
+  const storeFor = (secretName: string) => {
+    const store = adoptingTutorialKeys(
+      new SecretsManagerKeyStore({
+        endpoint,
+        region: MOTO_REGION,
+        credentials: MOTO_CREDENTIALS,
+        legacySecretIds: { cognigy: secretName },
+      }),
+    );
+    opened.push(store);
+    return store;
+  };
+
+  it("writes the whole keyring in Fieldseal's format: v1 the tutorial key, v2 a fresh primary", async () => {
+    const secretName = `cognigy-session-key-${randomUUID()}`;
+    const key = randomBytes(32);
+    await sm.send(
+      new CreateSecretCommand({
+        Name: secretName,
+        SecretString: JSON.stringify({ key: key.toString("base64"), version: "v1-2024" }),
+      }),
+    );
+    const state = await storeFor(secretName).load("cognigy");
+    expectAdopted(state, key, "v1-2024");
+    const stored = await sm.send(
+      new GetSecretValueCommand({ SecretId: secretName, VersionStage: "AWSCURRENT" }),
+    );
+    const keyring = JSON.parse(stored.SecretString ?? "{}");
+    expect(keyring).toMatchObject({ format: "fieldseal-keyring/1", primary: 2, minDecryptVersion: 1 });
+    expect(keyring.versions.map((v: { material: string }) => v.material)).toEqual([
+      key.toString("base64"),
+      Buffer.from(state?.versions[1]?.material ?? new Uint8Array()).toString("base64"),
+    ]);
+    expect(keyring.versions[0].legacyLabel).toBe("v1-2024");
+  });
+
+  it("makes one new version when replicas adopt at once", async () => {
+    const secretName = `cognigy-session-key-${randomUUID()}`;
+    const key = randomBytes(32);
+    await sm.send(
+      new CreateSecretCommand({
+        Name: secretName,
+        SecretString: JSON.stringify({ key: key.toString("base64"), version: "v1" }),
+      }),
+    );
+    const states = await Promise.all(Array.from({ length: 4 }, () => storeFor(secretName).load("cognigy")));
+    for (const s of states) expectAdopted(s, key, "v1");
+    expect(new Set(states.map((s) => hex(s?.versions[1]?.material))).size).toBe(1);
+  });
+});

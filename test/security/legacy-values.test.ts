@@ -1,0 +1,275 @@
+/**
+ * Legacy tutorial blobs are unbound: the field they claim (`original_field`) sits outside the GCM tag, so
+ * anyone can relabel one. These tests are the attacks of issue 12 (item 1) against real servers on loopback:
+ * opening or rewrapping a legacy blob takes its own permission, never `decrypt:<field>` nor `rewrap`.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
+import { startTestFieldseal, type TestFieldseal, type TestPrincipalConfig } from "../support/fieldseal.js";
+import { relabel, tutorialKeyring, tutorialSeal } from "../support/tutorial-blob.js";
+
+const KEYRING = "cognigy";
+const SSN = "078-05-1120";
+const CARD = "4111111111111111";
+const scope = create(ScopeSchema, { id: { case: "sessionId", value: "s-legacy" } });
+
+const PRINCIPALS: TestPrincipalConfig[] = [
+  { name: "admin", scopes: ["admin"] },
+  { name: "billing", scopes: ["decrypt:credit_card"] },
+  { name: "reader", scopes: ["decrypt:*"] },
+  { name: "ops", scopes: ["rotate", "rewrap"] },
+  { name: "bot", scopes: ["encrypt"] },
+  // "*" limited to a field list covers every operation except the legacy ones.
+  { name: "wildcard", allow: [{ ops: ["*"], fields: ["credit_card"] }] },
+  { name: "legacy_reader", scopes: ["legacy:decrypt"] },
+  { name: "other_ring", allow: [{ ops: ["legacy_decrypt"], keyrings: ["payments"] }] },
+  { name: "legacy_rewrap_only", scopes: ["legacy:rewrap"] },
+  { name: "migrator", allow: [{ ops: ["rewrap"] }, { ops: ["legacy_rewrap"], keyrings: [KEYRING] }] },
+];
+
+let dir: string;
+let fs: TestFieldseal;
+let off: TestFieldseal;
+const key = randomBytes(32);
+const ssnBlob = tutorialSeal(key, "v1", "ssn", SSN);
+/** The SSN blob claiming to be a card number: made without any key. */
+const relabelled = relabel(ssnBlob, "credit_card");
+const cardBlob = tutorialSeal(key, "v1", "credit_card", CARD);
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "fieldseal-legacy-"));
+  const seed = new LocalFileKeyStore(dir);
+  expect((await seed.compareAndSwap(0, tutorialKeyring(KEYRING, key, "v1"))).ok).toBe(true);
+  await seed.close();
+  fs = await startTestFieldseal({
+    principals: PRINCIPALS,
+    store: new LocalFileKeyStore(dir),
+    settings: { legacyKeyring: KEYRING, defaultKeyring: KEYRING },
+  });
+  off = await startTestFieldseal({
+    principals: PRINCIPALS,
+    store: new LocalFileKeyStore(dir),
+    settings: { legacyKeyring: KEYRING, defaultKeyring: KEYRING, legacyEnabled: false },
+  });
+});
+
+afterAll(async () => {
+  await fs?.close();
+  await off?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function refusal(call: Promise<unknown>): Promise<ConnectError> {
+  const err = await call.then(
+    () => undefined,
+    (e: unknown) => ConnectError.from(e),
+  );
+  if (err === undefined) throw new Error("the call succeeded; it should have been refused");
+  return err;
+}
+
+describe("a relabelled legacy blob", () => {
+  it("is refused to a principal allowed only decrypt:credit_card (PERMISSION_DENIED, audited as legacy)", async () => {
+    const before = fs.audit.events.length;
+    const err = await refusal(
+      fs.client("billing").decryptField({ scope, field: "credit_card", sealed: relabelled }),
+    );
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.metadata.get("fieldseal-reason")).toBe("permission_denied");
+    expect(err.rawMessage).not.toContain(SSN);
+    expect(fs.audit.events.slice(before)).toEqual([
+      expect.objectContaining({
+        action: "decrypt",
+        principal: "billing",
+        outcome: "denied",
+        field: "credit_card",
+        keyring: KEYRING,
+        legacy: true,
+        fieldLabel: "unauthenticated",
+      }),
+    ]);
+  });
+
+  it("is refused to decrypt:*, to a field-limited '*' rule and in batches: only the legacy permission opens it", async () => {
+    for (const principal of ["billing", "reader", "wildcard"]) {
+      const err = await refusal(
+        fs.client(principal).decryptField({ scope, field: "credit_card", sealed: cardBlob }),
+      );
+      expect(err.code, principal).toBe(Code.PermissionDenied);
+      const batch = await fs.client(principal).decryptFields({
+        scope,
+        items: [{ field: "credit_card", sealed: relabelled }],
+      });
+      expect(batch.results[0]?.outcome, principal).toMatchObject({
+        case: "error",
+        value: { reason: "permission_denied" },
+      });
+    }
+  });
+
+  it("cannot be turned into an fs1 credit_card value by a rewrap-only principal", async () => {
+    const before = fs.audit.events.length;
+    const r = await fs.client("ops").rewrapFields({
+      scope,
+      items: [{ field: "credit_card", sealed: relabelled }],
+    });
+    expect(r.results[0]?.outcome).toMatchObject({
+      case: "error",
+      value: { code: "permission_denied", reason: "permission_denied" },
+    });
+    expect(fs.audit.events.slice(before)).toEqual([
+      expect.objectContaining({
+        action: "rewrap",
+        principal: "ops",
+        outcome: "denied",
+        legacy: true,
+        fieldLabel: "unauthenticated",
+      }),
+    ]);
+    // Nor by a principal holding legacy:rewrap without rewrap: it may not write new seals.
+    const err = await refusal(
+      fs.client("legacy_rewrap_only").rewrapFields({
+        scope,
+        items: [{ field: "credit_card", sealed: relabelled }],
+      }),
+    );
+    expect(err.code).toBe(Code.PermissionDenied);
+  });
+});
+
+describe("a malformed value", () => {
+  it("is INVALID_ARGUMENT for anyone, not a question of the legacy permission", async () => {
+    const notJson = Buffer.from("not json").toString("base64");
+    for (const sealed of ["not a sealed value", notJson, relabelled.slice(0, 40)]) {
+      const err = await refusal(fs.client("billing").decryptField({ scope, field: "credit_card", sealed }));
+      expect(err.code, sealed).toBe(Code.InvalidArgument);
+      expect(err.metadata.get("fieldseal-reason"), sealed).toBe("envelope_malformed");
+    }
+  });
+});
+
+describe("the legacy permission", () => {
+  it("opens a legacy blob, and the audit line says its field label was unauthenticated", async () => {
+    const before = fs.audit.events.length;
+    const opened = await fs
+      .client("legacy_reader")
+      .decryptField({ scope, field: "credit_card", sealed: relabelled });
+    // The permission means "every legacy value": a relabelled blob opens as what it really holds.
+    expect(opened.value?.kind).toEqual({ case: "stringValue", value: SSN });
+    expect(opened).toMatchObject({ legacy: true, keyring: KEYRING, keyVersion: 1 });
+    const events = fs.audit.events.slice(before);
+    expect(events).toEqual([
+      expect.objectContaining({
+        action: "decrypt",
+        principal: "legacy_reader",
+        outcome: "ok",
+        keyring: KEYRING,
+        version: 1,
+        field: "credit_card",
+        legacy: true,
+        fieldLabel: "unauthenticated",
+      }),
+    ]);
+    expect(JSON.stringify(events)).not.toContain(SSN);
+  });
+
+  it("follows keyring lists: the legacy keyring must be granted", async () => {
+    const err = await refusal(
+      fs.client("other_ring").decryptField({ scope, field: "credit_card", sealed: cardBlob }),
+    );
+    expect(err.code).toBe(Code.PermissionDenied);
+  });
+
+  it("is implied by admin and opens nothing but legacy values", async () => {
+    const admin = fs.client("admin");
+    const opened = await admin.decryptField({ scope, field: "credit_card", sealed: cardBlob });
+    expect(opened.value?.kind).toEqual({ case: "stringValue", value: CARD });
+    const { sealed } = await fs.client("bot").encryptFields({
+      scope,
+      fields: { ssn: { kind: { case: "stringValue", value: SSN } } },
+    });
+    const err = await refusal(
+      fs.client("legacy_reader").decryptField({ scope, field: "ssn", sealed: sealed.ssn ?? "" }),
+    );
+    expect(err.code).toBe(Code.PermissionDenied);
+  });
+
+  it("legacy:rewrap with rewrap moves a blob to an fs1 value under the fresh primary, bound to its field", async () => {
+    const before = fs.audit.events.length;
+    const r = await fs.client("migrator").rewrapFields({
+      scope,
+      items: [{ field: "credit_card", sealed: cardBlob }],
+    });
+    expect(r.results[0]).toMatchObject({ fromKeyVersion: 1, toKeyVersion: 2 });
+    expect(r.results[0]?.outcome.case).toBe("sealed");
+    const envelope = String(r.results[0]?.outcome.value);
+    expect(envelope.startsWith(`fs1.${KEYRING}.2.`)).toBe(true);
+    expect(fs.audit.events.slice(before)).toEqual([
+      expect.objectContaining({
+        action: "rewrap",
+        principal: "migrator",
+        outcome: "ok",
+        version: 1,
+        toVersion: 2,
+        legacy: true,
+        fieldLabel: "unauthenticated",
+      }),
+    ]);
+    // Now bound: the credit_card principal opens it, and only as credit_card.
+    const opened = await fs.client("billing").decryptField({ scope, field: "credit_card", sealed: envelope });
+    expect(opened.value?.kind).toEqual({ case: "stringValue", value: CARD });
+    expect(opened.legacy).toBe(false);
+    const moved = await refusal(fs.client("admin").decryptField({ scope, field: "ssn", sealed: envelope }));
+    expect(moved.metadata.get("fieldseal-reason")).toBe("envelope_tampered");
+  });
+});
+
+describe("a config that names a legacy operation beside a field list", () => {
+  it("does not start: the list could never limit it", async () => {
+    await expect(
+      startTestFieldseal({
+        principals: [{ name: "x", allow: [{ ops: ["legacy_decrypt"], fields: ["credit_card"] }] }],
+      }),
+    ).rejects.toThrow(/legacy_decrypt.*cannot be limited by fields/);
+  });
+});
+
+describe("with the legacy path turned off", () => {
+  it("answers FAILED_PRECONDITION with reason legacy_disabled, even to a permitted principal", async () => {
+    const err = await refusal(
+      off.client("legacy_reader").decryptField({ scope, field: "credit_card", sealed: cardBlob }),
+    );
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.metadata.get("fieldseal-reason")).toBe("legacy_disabled");
+    expect(err.rawMessage).toMatch(/legacy tutorial values are turned off/);
+    const r = await off.client("migrator").rewrapFields({
+      scope,
+      items: [{ field: "credit_card", sealed: cardBlob }],
+    });
+    expect(r.results[0]?.outcome).toMatchObject({
+      case: "error",
+      value: { code: "failed_precondition", reason: "legacy_disabled" },
+    });
+  });
+
+  it("still opens fs1 values", async () => {
+    const { sealed } = await off.client("bot").encryptFields({
+      scope,
+      fields: { credit_card: { kind: { case: "stringValue", value: CARD } } },
+    });
+    const opened = await off
+      .client("billing")
+      .decryptField({ scope, field: "credit_card", sealed: sealed.credit_card ?? "" });
+    expect(opened.value?.kind).toEqual({ case: "stringValue", value: CARD });
+    const line = off.audit.events.at(-1);
+    expect(line).toMatchObject({ action: "decrypt", outcome: "ok", legacy: false });
+    expect(line).not.toHaveProperty("fieldLabel");
+  });
+});
