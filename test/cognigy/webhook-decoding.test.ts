@@ -4,45 +4,9 @@
  * nesting past the engine's limit are refused with 400 and a specific reason, never sealed as U+FFFD and
  * never a 5xx; the server stays healthy after each.
  */
-import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
-
-interface RawAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  // biome-ignore lint/suspicious/noExplicitAny: asserted field by field
-  json: any;
-}
-
-/** POSTs raw bytes with node:http, which sends header values byte for byte (one char per byte). */
-function postRaw(
-  baseUrl: string,
-  body: Buffer,
-  headers: Record<string, string | string[]>,
-  path = "/webhooks/cognigy",
-): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${baseUrl}${path}`, { method: "POST", headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+import { postRaw, type RawAnswer } from "./raw-http.js";
 
 const CARD = "4111111111111111";
 
