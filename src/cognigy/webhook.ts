@@ -13,7 +13,11 @@
  * Fields to seal: `X-Sensitive-Metadata: field:a,field:b` and/or `sensitive`; every flagged field must be
  * present in the variables.
  *
- * Authentication: a signed request (see webhook-signature.ts) acts as the signing principal through
+ * Bodies, percent-decoded form names and values, and X-Sensitive-Metadata are decoded as strict UTF-8, and
+ * JSON nesting is bounded before parsing (webhook-body.ts): such refusals are 400 with a `reason`.
+ *
+ * Authentication: a signed request (v2 signs method, target, timestamp, X-Sensitive-Metadata and body; see
+ * webhook-signature.ts) acts as the signing principal through
  * `principalHeaders`; otherwise the caller's token (`Authorization: Bearer <token>`, or as Cognigy's HTTP
  * Request node sends a stored API key, `Authorization: ApiKey <token>` or `X-API-Key: <token>`) is forwarded
  * as a bearer token and the service checks it.
