@@ -348,6 +348,11 @@ export function parseWebhook(
   }
   for (const name of sensitive) {
     assertWellFormed(name, "a flagged field name");
+    // Assigning "__proto__" on a plain object (the seal request, the answer) sets its prototype instead of a
+    // field: the value would silently drop out of the request. No Cognigy variable needs that name.
+    if (name === "__proto__") {
+      throw new FieldsealError("invalid_argument", 'a field named "__proto__" cannot be sealed');
+    }
     if (!Object.hasOwn(variables, name)) {
       throw new FieldsealError("invalid_argument", `flagged field "${name}" is not in the variables`);
     }

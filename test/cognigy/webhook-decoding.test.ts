@@ -137,6 +137,19 @@ describe("webhook bodies and headers are decoded strictly", () => {
     );
   });
 
+  it("refuses a field named __proto__ with 400, alone or beside another (it would drop out of the seal)", async () => {
+    for (const flagged of ["field:__proto__", "field:__proto__,field:credit_card"]) {
+      const body = Buffer.from(
+        `{"sessionId":"s-proto","variables":{"__proto__":"x","credit_card":"${CARD}"}}`,
+      );
+      await expectRefused(
+        await postRaw(fs.url, body, jsonHeaders({ "x-sensitive-metadata": flagged })),
+        undefined,
+        /a field named "__proto__" cannot be sealed/,
+      );
+    }
+  });
+
   it("refuses JSON nested 10,000 deep with 400, in a body and in form variables text", async () => {
     const deep = `${"[".repeat(10_000)}${"]".repeat(10_000)}`;
     const body = Buffer.from(`{"sessionId":"s-deep","variables":{"credit_card":${deep}}}`);
