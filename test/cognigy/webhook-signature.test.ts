@@ -171,6 +171,27 @@ describe("webhook signatures v2", () => {
     expect(v.remembered("b")).toBe(50);
   });
 
+  it("steady traffic above capacity per window keeps being served when timestamps are fresh", () => {
+    // 50 remembered over a 300 s window is 1 every 6 s; send 1 per second, 6 times that, for 20 minutes.
+    let now = NOW_SEC;
+    const v = verifier({ capacity: 50, nowSec: () => now });
+    for (let i = 0; i < 1200; i++) {
+      now = NOW_SEC + i;
+      const { headers, body } = request({ body: `{"steady":${i}}`, ts: now });
+      expect(v.verify(headers, body)).toBe("a");
+    }
+    // A request signed 60 s ago is now older than the floor (the window shrank to about 50 s): 429, not 401.
+    const late = request({ body: '{"late":1}', ts: now - 60 });
+    const err = refusal(() => v.verify(late.headers, late.body));
+    expect(err).toBeInstanceOf(SignerOverCapacityError);
+    expect(err.code).toBe("rate_limited");
+    // Every accepted one is still refused as a replay or by the floor.
+    for (const i of [0, 600, 1150, 1199]) {
+      const again = request({ body: `{"steady":${i}}`, ts: NOW_SEC + i });
+      expect(() => v.verify(again.headers, again.body)).toThrow(FieldsealError);
+    }
+  });
+
   it("unknown key ids and forged signatures spend no replay capacity", () => {
     const v = verifier({ capacity: 2 });
     for (let i = 0; i < 100; i++) {
