@@ -423,6 +423,22 @@ describe("Cognigy webhook adapter", () => {
       expect(calls).toHaveLength(0);
     });
 
+    it("accepts one of 20 concurrent copies of a signed request, refusing the rest as replays", async () => {
+      deps = { pushEnabled: false };
+      const body = JSON.stringify(payload({ sessionId: "race" }));
+      const headers = signed(body);
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const res = await post(body, headers);
+          await res.arrayBuffer();
+          return res.status;
+        }),
+      );
+      expect(answers.filter((s) => s === 200)).toHaveLength(1);
+      expect(answers.filter((s) => s === 401)).toHaveLength(19);
+      expect(calls.filter((c) => c.rpc === "encryptFields")).toHaveLength(1);
+    });
+
     it("refuses v1 signatures unless the migration setting accepts them", async () => {
       const body = JSON.stringify(payload({ sessionId: "v1" }));
       const v1 = {
