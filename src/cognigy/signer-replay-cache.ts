@@ -17,11 +17,18 @@ export type Admission =
   /** Timestamp at or before the floor: sign again with a fresh timestamp in `retryAfterSec` seconds. */
   | { readonly kind: "over_capacity"; readonly retryAfterSec: number };
 
+/** The ids of one timestamp second, in arrival order (evicted from `head`), with a set for lookups. */
+interface Bucket {
+  readonly ids: Set<string>;
+  readonly order: string[];
+  head: number;
+}
+
 export class SignerReplayCache {
   readonly #capacity: number;
   readonly #toleranceSec: number;
   /** timestamp (unix seconds) → signature ids with that timestamp. */
-  readonly #buckets = new Map<number, Set<string>>();
+  readonly #buckets = new Map<number, Bucket>();
   #size = 0;
   /** No bucket below this timestamp holds anything. */
   #lowest = Number.POSITIVE_INFINITY;
@@ -46,17 +53,20 @@ export class SignerReplayCache {
     if (tsSec <= this.#floorSec) {
       return { kind: "over_capacity", retryAfterSec: Math.max(1, Math.ceil(this.#floorSec + 1 - nowSec)) };
     }
-    const bucket = this.#buckets.get(tsSec);
-    if (bucket?.has(id)) return { kind: "replayed" };
+    if (this.#buckets.get(tsSec)?.ids.has(id)) return { kind: "replayed" };
     if (this.#size >= this.#capacity) {
       this.#evictOldest();
       // The eviction may have raised the floor to this very timestamp: then this signature is covered by
       // the floor and need not be remembered.
       if (tsSec <= this.#floorSec) return { kind: "accepted" };
     }
-    const into = this.#buckets.get(tsSec) ?? new Set<string>();
-    if (into.size === 0) this.#buckets.set(tsSec, into);
-    into.add(id);
+    let into = this.#buckets.get(tsSec);
+    if (into === undefined) {
+      into = { ids: new Set(), order: [], head: 0 };
+      this.#buckets.set(tsSec, into);
+    }
+    into.ids.add(id);
+    into.order.push(id);
     this.#size += 1;
     if (tsSec < this.#lowest) this.#lowest = tsSec;
     return { kind: "accepted" };
@@ -67,7 +77,7 @@ export class SignerReplayCache {
     while (this.#size > 0 && this.#lowest < cutoffSec) {
       const bucket = this.#buckets.get(this.#lowest);
       if (bucket !== undefined) {
-        this.#size -= bucket.size;
+        this.#size -= bucket.ids.size;
         this.#buckets.delete(this.#lowest);
       }
       this.#lowest = this.#size === 0 ? Number.POSITIVE_INFINITY : this.#lowest + 1;
@@ -77,14 +87,17 @@ export class SignerReplayCache {
   #evictOldest(): void {
     while (this.#size > 0) {
       const bucket = this.#buckets.get(this.#lowest);
-      const first = bucket?.values().next();
-      if (bucket === undefined || first === undefined || first.done === true) {
+      if (bucket === undefined) {
         this.#lowest += 1;
         continue;
       }
-      bucket.delete(first.value);
+      // A queue, not `ids.values().next()`: a Set's iterator walks past every deleted slot from the start,
+      // which made a run of evictions from one large bucket quadratic.
+      const oldest = bucket.order[bucket.head] as string;
+      bucket.head += 1;
+      bucket.ids.delete(oldest);
       this.#size -= 1;
-      if (bucket.size === 0) this.#buckets.delete(this.#lowest);
+      if (bucket.ids.size === 0) this.#buckets.delete(this.#lowest);
       if (this.#lowest > this.#floorSec) this.#floorSec = this.#lowest;
       return;
     }
