@@ -20,7 +20,7 @@ export type Admission =
 /** The ids of one timestamp second, in arrival order (evicted from `head`), with a set for lookups. */
 interface Bucket {
   readonly ids: Set<string>;
-  readonly order: string[];
+  order: string[];
   head: number;
 }
 
@@ -97,6 +97,11 @@ export class SignerReplayCache {
       bucket.head += 1;
       bucket.ids.delete(oldest);
       this.#size -= 1;
+      // Drop the evicted front once it is most of the queue, so evicted ids are not held (amortised O(1)).
+      if (bucket.head >= 1024 && bucket.head * 2 >= bucket.order.length) {
+        bucket.order = bucket.order.slice(bucket.head);
+        bucket.head = 0;
+      }
       if (bucket.ids.size === 0) this.#buckets.delete(this.#lowest);
       if (this.#lowest > this.#floorSec) this.#floorSec = this.#lowest;
       return;
