@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { SignerReplayCache } from "../../src/cognigy/signer-replay-cache.js";
 import {
@@ -239,5 +240,43 @@ describe("SignerReplayCache", () => {
     expect(cache.admit("d", 100, 100)).toEqual({ kind: "over_capacity", retryAfterSec: 1 });
     for (const id of ["a", "b", "c"]) expect(cache.admit(id, 100, 100).kind).not.toBe("accepted");
     expect(cache.admit("e", 101, 101).kind).toBe("accepted");
+  });
+
+  it("never accepts one signature twice inside its window and never holds more than its capacity (property)", () => {
+    const tolerance = 5;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(
+          fc.record({
+            advance: fc.integer({ min: 0, max: 3 }),
+            id: fc.integer({ min: 0, max: 7 }),
+            skew: fc.integer({ min: -tolerance, max: tolerance }),
+          }),
+          { maxLength: 300 },
+        ),
+        (capacity, ops) => {
+          const cache = new SignerReplayCache(capacity, tolerance);
+          const accepted = new Set<string>();
+          let now = 1000;
+          for (const op of ops) {
+            now += op.advance;
+            const ts = now + op.skew;
+            const key = `${op.id}@${ts}`;
+            const admission = cache.admit(key, ts, now);
+            if (admission.kind === "accepted") {
+              expect(accepted.has(key)).toBe(false);
+              accepted.add(key);
+            } else if (admission.kind === "over_capacity") {
+              expect(admission.retryAfterSec).toBeGreaterThanOrEqual(1);
+            } else {
+              expect(accepted.has(key)).toBe(true);
+            }
+            expect(cache.size).toBeLessThanOrEqual(capacity);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
