@@ -135,8 +135,12 @@ export class WebhookSignatureVerifier {
     }
     const secret = this.#secrets.get(keyId);
     if (secret === undefined) throw new FieldsealError("unauthenticated", "unknown signing key id");
-    if (!/^\d{1,12}$/.test(timestamp)) {
-      throw new FieldsealError("unauthenticated", "X-Fieldseal-Timestamp must be unix seconds");
+    // Canonical digits only: the signed text spells the number, so "0123" must not pass as "123".
+    if (!/^(?:0|[1-9]\d{0,11})$/.test(timestamp)) {
+      throw new FieldsealError(
+        "unauthenticated",
+        "X-Fieldseal-Timestamp must be unix seconds (digits, no leading zero)",
+      );
     }
     const nowSec = this.#now() / 1000;
     const ts = Number(timestamp);

@@ -127,6 +127,15 @@ describe("webhook signatures v2", () => {
     );
   });
 
+  it("refuses a timestamp that is not canonical digits, though it would spell the same number", () => {
+    const { headers, body } = request();
+    for (const timestamp of [`0${NOW_SEC}`, ` ${NOW_SEC}`, `${NOW_SEC}.0`, `+${NOW_SEC}`, "1e9", ""]) {
+      expect(refusal(() => verifier().verify({ ...headers, timestamp }, body)).message).toMatch(
+        /X-Fieldseal-Timestamp must be unix seconds/,
+      );
+    }
+  });
+
   it("refuses malformed signature values without comparing anything", () => {
     const { headers, body } = request();
     for (const signature of [
