@@ -48,6 +48,10 @@ export interface Config {
     readonly hmacSecrets: Readonly<Record<string, string>>;
     readonly maxBodyBytes: number;
     readonly hmacToleranceSec: number;
+    /** Signatures each signer key id may have remembered in the window (its own replay cache). */
+    readonly hmacReplayCapacityPerSigner: number;
+    /** Accept body-only v1 signatures (migration only: they leave X-Sensitive-Metadata unsigned). */
+    readonly hmacAcceptV1: boolean;
   };
   readonly cognigy: {
     readonly baseUrl: string | undefined;
@@ -229,6 +233,18 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "webhook.hmacToleranceSec",
     description: "Accepted clock skew of signed webhooks; replays inside it are refused",
     default: "300",
+  },
+  {
+    env: "FIELDSEAL_WEBHOOK_REPLAY_CAPACITY_PER_SIGNER",
+    file: "webhook.hmacReplayCapacityPerSigner",
+    description: "Signed webhooks remembered per signer key id; when full, that signer's window shrinks",
+    default: "100000",
+  },
+  {
+    env: "FIELDSEAL_WEBHOOK_ACCEPT_V1_SIGNATURES",
+    file: "webhook.hmacAcceptV1",
+    description: "Also accept v1 (body-only) webhook signatures; for a migration to v2 only",
+    default: "false",
   },
   {
     env: "-",
@@ -486,6 +502,14 @@ export function parseConfig(
         16 * 1024 * 1024,
       ),
       hmacToleranceSec: int("FIELDSEAL_WEBHOOK_TOLERANCE_SEC", "webhook.hmacToleranceSec", 300, 1, 3600),
+      hmacReplayCapacityPerSigner: int(
+        "FIELDSEAL_WEBHOOK_REPLAY_CAPACITY_PER_SIGNER",
+        "webhook.hmacReplayCapacityPerSigner",
+        100_000,
+        1,
+        10_000_000,
+      ),
+      hmacAcceptV1: bool("FIELDSEAL_WEBHOOK_ACCEPT_V1_SIGNATURES", "webhook.hmacAcceptV1", false),
     },
     cognigy: {
       baseUrl,

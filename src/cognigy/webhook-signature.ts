@@ -4,58 +4,127 @@
  *
  *   X-Fieldseal-Key-Id:    <principal>
  *   X-Fieldseal-Timestamp: <unix seconds>
- *   X-Fieldseal-Signature: v1=<hex of HMAC-SHA256(secret, "<timestamp>.<raw body>")>
+ *   X-Fieldseal-Signature: v2=<hex of HMAC-SHA256(secret, signed text)>
  *
- * The timestamp must be within the tolerance of now, and a signature is accepted once: a replay within
- * the window is refused. Outside the window the timestamp check refuses it, so remembered signatures can
- * be forgotten when their window closes, which bounds the memory.
+ * Version 2's signed text (docs/cognigy.md has a worked example) is the bytes
+ *
+ *   "fieldseal-webhook-v2\n" METHOD "\n" PATH "\n" TIMESTAMP "\n" X-SENSITIVE-METADATA "\n" BODY
+ *
+ * METHOD as sent ("POST"); PATH the request target as sent, query included; X-SENSITIVE-METADATA the header's
+ * value (empty when absent), which decides what gets sealed, so it cannot be swapped on a captured request.
+ * None of the first five parts can contain "\n" (HTTP forbids it in a method, target or header value), so
+ * the text is unambiguous. Version 1 (`v1=`, HMAC over "<timestamp>.<body>") covers the body only; it is
+ * refused unless `acceptV1` is set for a migration.
+ *
+ * The timestamp must be within the tolerance of now, and a signature is accepted once, per signer: each
+ * key id has its own bounded replay cache (signer-replay-cache.ts), so one signer can never lock out another.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { FieldsealError } from "../errors.js";
+import { SignerReplayCache } from "./signer-replay-cache.js";
 
 export const keyIdHeader = "x-fieldseal-key-id";
 export const timestampHeader = "x-fieldseal-timestamp";
 export const signatureHeader = "x-fieldseal-signature";
 
-/** Computes the `v1=<hex>` signature value for a body; for senders and tests. */
+/** What a v2 signature covers besides the secret. Strings are taken as their UTF-8 bytes. */
+export interface SignedRequest {
+  method: string;
+  /** The request target as sent: path and query. */
+  path: string | Uint8Array;
+  timestampSec: number;
+  /** The X-Sensitive-Metadata value; undefined or "" when the header is absent. */
+  sensitiveMetadata: string | Uint8Array | undefined;
+  body: string | Uint8Array;
+}
+
+/** The exact bytes a v2 signature is computed over. */
+export function webhookSignedTextV2(req: SignedRequest): Buffer {
+  const newline = Buffer.from("\n", "utf8");
+  return Buffer.concat([
+    Buffer.from(`fieldseal-webhook-v2\n${req.method}\n`, "utf8"),
+    toBytes(req.path),
+    Buffer.from(`\n${req.timestampSec}\n`, "utf8"),
+    toBytes(req.sensitiveMetadata ?? ""),
+    newline,
+    toBytes(req.body),
+  ]);
+}
+
+/** Computes the `v2=<hex>` signature value of a request; for senders and tests. */
+export function signWebhookV2(secret: string, req: SignedRequest): string {
+  return `v2=${createHmac("sha256", secret).update(webhookSignedTextV2(req)).digest("hex")}`;
+}
+
+/** Computes the legacy `v1=<hex>` value (body only); for senders still migrating, and tests. */
 export function signWebhookBody(secret: string, timestampSec: number, rawBody: Uint8Array | string): string {
   const mac = createHmac("sha256", secret).update(`${timestampSec}.`).update(rawBody).digest("hex");
   return `v1=${mac}`;
 }
 
 export interface WebhookSignatureVerifierOptions {
-  /** Principal name → shared secret. */
+  /** Principal name (the key id) → shared secret. */
   secrets: Record<string, string>;
   /** Default 300 seconds. */
   toleranceSec?: number;
-  /** Remembered signatures at most; when full of live ones, new requests are refused. Default 100_000. */
-  maxRemembered?: number;
+  /** Signatures remembered per signer; when full, that signer's window shrinks. Default 100_000. */
+  replayCapacityPerSigner?: number;
+  /** Accept body-only v1 signatures (for a migration); default false. */
+  acceptV1?: boolean;
   now?: () => number;
 }
 
+/** The headers of a signed request and the parts of the request that are signed besides the body. */
 export interface SignedHeaders {
   keyId: string | undefined;
   timestamp: string | undefined;
   signature: string | undefined;
+  method: string;
+  path: string;
+  /** X-Sensitive-Metadata as Node hands it over (one char per byte), undefined when absent. */
+  sensitiveMetadata: string | undefined;
+}
+
+/** A signer went over its replay capacity: refused with 429 and `Retry-After`, others are unaffected. */
+export class SignerOverCapacityError extends FieldsealError {
+  readonly retryAfterSec: number;
+
+  constructor(retryAfterSec: number) {
+    super(
+      "rate_limited",
+      "this signer sent more signed requests than its replay capacity holds: sign again with a fresh timestamp",
+    );
+    this.retryAfterSec = retryAfterSec;
+  }
 }
 
 /** Verifies signatures and refuses replays; one instance per process (the replay memory is in it). */
 export class WebhookSignatureVerifier {
   readonly #secrets: Map<string, Buffer>;
   readonly #toleranceSec: number;
-  readonly #maxRemembered: number;
+  readonly #capacity: number;
+  readonly #acceptV1: boolean;
   readonly #now: () => number;
-  /** signature id → expiry (ms); insertion order is close to expiry order, so purging scans the front. */
-  readonly #seen = new Map<string, number>();
+  /** One cache per configured signer, made on its first authentic request. */
+  readonly #caches = new Map<string, SignerReplayCache>();
 
   constructor(options: WebhookSignatureVerifierOptions) {
     this.#secrets = new Map(Object.entries(options.secrets).map(([k, v]) => [k, Buffer.from(v, "utf8")]));
     this.#toleranceSec = options.toleranceSec ?? 300;
-    this.#maxRemembered = options.maxRemembered ?? 100_000;
+    this.#capacity = options.replayCapacityPerSigner ?? 100_000;
+    this.#acceptV1 = options.acceptV1 ?? false;
     this.#now = options.now ?? Date.now;
   }
 
-  /** The principal that signed `rawBody`; throws FieldsealError("unauthenticated") otherwise. */
+  /** Signatures remembered for `keyId` now (0 for a signer not seen yet). */
+  remembered(keyId: string): number {
+    return this.#caches.get(keyId)?.size ?? 0;
+  }
+
+  /**
+   * The principal that signed the request; throws FieldsealError("unauthenticated") for anything not
+   * authentic or replayed, SignerOverCapacityError when the signer's cache had to shrink its window.
+   */
   verify(headers: SignedHeaders, rawBody: Uint8Array): string {
     const { keyId, timestamp, signature } = headers;
     if (keyId === undefined || timestamp === undefined || signature === undefined) {
@@ -66,38 +135,65 @@ export class WebhookSignatureVerifier {
     }
     const secret = this.#secrets.get(keyId);
     if (secret === undefined) throw new FieldsealError("unauthenticated", "unknown signing key id");
-    if (!/^\d{1,12}$/.test(timestamp)) {
-      throw new FieldsealError("unauthenticated", "X-Fieldseal-Timestamp must be unix seconds");
+    // Canonical digits only: the signed text spells the number, so "0123" must not pass as "123".
+    if (!/^(?:0|[1-9]\d{0,11})$/.test(timestamp)) {
+      throw new FieldsealError(
+        "unauthenticated",
+        "X-Fieldseal-Timestamp must be unix seconds (digits, no leading zero)",
+      );
     }
-    const nowMs = this.#now();
+    const nowSec = this.#now() / 1000;
     const ts = Number(timestamp);
-    if (Math.abs(nowMs / 1000 - ts) > this.#toleranceSec) {
+    if (Math.abs(nowSec - ts) > this.#toleranceSec) {
       throw new FieldsealError("unauthenticated", "signature timestamp is outside the allowed window");
     }
-    const match = /^v1=([0-9a-f]{64})$/i.exec(signature.trim());
-    if (match?.[1] === undefined) {
-      throw new FieldsealError("unauthenticated", 'X-Fieldseal-Signature must be "v1=<64 hex digits>"');
+    const match = /^(v1|v2)=([0-9a-f]{64})$/i.exec(signature.trim());
+    const version = match?.[1]?.toLowerCase();
+    const hex = match?.[2];
+    if (version === undefined || hex === undefined) {
+      throw new FieldsealError("unauthenticated", 'X-Fieldseal-Signature must be "v2=<64 hex digits>"');
     }
-    const given = Buffer.from(match[1], "hex");
-    const expected = createHmac("sha256", secret).update(`${timestamp}.`).update(rawBody).digest();
+    if (version === "v1" && !this.#acceptV1) {
+      throw new FieldsealError(
+        "unauthenticated",
+        "v1 signatures (body only) are refused: sign with v2 (docs/cognigy.md, Signed webhooks)",
+      );
+    }
+    const given = Buffer.from(hex, "hex");
+    const expected =
+      version === "v2"
+        ? createHmac("sha256", secret)
+            .update(
+              webhookSignedTextV2({
+                method: headers.method,
+                // Node hands the request target and header values over one char per byte: the bytes sent.
+                path: Buffer.from(headers.path, "latin1"),
+                timestampSec: ts,
+                sensitiveMetadata: Buffer.from(headers.sensitiveMetadata ?? "", "latin1"),
+                body: rawBody,
+              }),
+            )
+            .digest()
+        : createHmac("sha256", secret).update(`${timestamp}.`).update(rawBody).digest();
     // Both are 32 bytes here; timingSafeEqual keeps the comparison from leaking how many bytes matched.
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new FieldsealError("unauthenticated", "signature does not match");
     }
-    this.#remember(`${keyId}:${match[1].toLowerCase()}`, (ts + this.#toleranceSec) * 1000, nowMs);
+    let cache = this.#caches.get(keyId);
+    if (cache === undefined) {
+      cache = new SignerReplayCache(this.#capacity, this.#toleranceSec);
+      this.#caches.set(keyId, cache);
+    }
+    // The MAC itself (32 bytes as 32 one-byte chars) is the id; the version keeps v1 and v2 apart.
+    const admission = cache.admit(`${version}${given.toString("latin1")}`, ts, nowSec);
+    if (admission.kind === "replayed") {
+      throw new FieldsealError("unauthenticated", "signature was already used");
+    }
+    if (admission.kind === "over_capacity") throw new SignerOverCapacityError(admission.retryAfterSec);
     return keyId;
   }
+}
 
-  #remember(id: string, expiresAt: number, nowMs: number): void {
-    for (const [key, expiry] of this.#seen) {
-      if (expiry > nowMs) break;
-      this.#seen.delete(key);
-    }
-    if (this.#seen.has(id)) throw new FieldsealError("unauthenticated", "signature was already used");
-    if (this.#seen.size >= this.#maxRemembered) {
-      // Fail closed: forgetting a live signature would let it be replayed.
-      throw new FieldsealError("store_unavailable", "too many signed requests in the replay window");
-    }
-    this.#seen.set(id, expiresAt);
-  }
+function toBytes(part: string | Uint8Array): Buffer {
+  return typeof part === "string" ? Buffer.from(part, "utf8") : Buffer.from(part);
 }

@@ -13,7 +13,11 @@
  * Fields to seal: `X-Sensitive-Metadata: field:a,field:b` and/or `sensitive`; every flagged field must be
  * present in the variables.
  *
- * Authentication: a signed request (see webhook-signature.ts) acts as the signing principal through
+ * Bodies, percent-decoded form names and values, and X-Sensitive-Metadata are decoded as strict UTF-8, and
+ * JSON nesting is bounded before parsing (webhook-body.ts): such refusals are 400 with a `reason`.
+ *
+ * Authentication: a signed request (v2 signs method, target, timestamp, X-Sensitive-Metadata and body; see
+ * webhook-signature.ts) acts as the signing principal through
  * `principalHeaders`; otherwise the caller's token (`Authorization: Bearer <token>`, or as Cognigy's HTTP
  * Request node sends a stored API key, `Authorization: ApiKey <token>` or `X-API-Key: <token>`) is forwarded
  * as a bearer token and the service checks it.
@@ -37,7 +41,16 @@ import { FieldsealError, isFieldsealError } from "../errors.js";
 import { connectCodeName, httpStatusForConnectError } from "../service/error-map.js";
 import { parseSensitiveMetadata } from "./sensitive-fields.js";
 import {
+  decodeHeaderUtf8,
+  decodeUtf8,
+  MAX_VALUE_DEPTH,
+  MalformedWebhookError,
+  parseFormBody,
+  parseJsonText,
+} from "./webhook-body.js";
+import {
   keyIdHeader,
+  SignerOverCapacityError,
   signatureHeader,
   timestampHeader,
   WebhookSignatureVerifier,
@@ -58,6 +71,10 @@ export interface WebhookDeps {
   hmacSecrets?: Record<string, string>;
   /** Default 300. */
   hmacToleranceSec?: number;
+  /** Signatures remembered per signer key id; default 100,000 (see signer-replay-cache.ts). */
+  hmacReplayCapacityPerSigner?: number;
+  /** Accept body-only v1 signatures during a migration; default false. */
+  hmacAcceptV1?: boolean;
   /**
    * Headers that make an RPC act as `principal` (see internal-auth.ts). Required with `hmacSecrets`.
    */
@@ -91,6 +108,10 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       ? new WebhookSignatureVerifier({
           secrets: deps.hmacSecrets,
           toleranceSec: deps.hmacToleranceSec ?? 300,
+          ...(deps.hmacReplayCapacityPerSigner === undefined
+            ? {}
+            : { replayCapacityPerSigner: deps.hmacReplayCapacityPerSigner }),
+          acceptV1: deps.hmacAcceptV1 ?? false,
           now: deps.now ?? Date.now,
         })
       : undefined;
@@ -112,9 +133,10 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       title: string,
       detail: string,
       extra?: Record<string, unknown>,
+      headers?: Record<string, string>,
     ) => {
       deps.onError?.({ status, code, message: detail });
-      sendProblem(res, req, status, code, title, detail, extra);
+      sendProblem(res, req, status, code, title, detail, extra, headers);
     };
     if (req.method !== "POST") {
       return fail(405, "method_not_allowed", "Method Not Allowed", "use POST", undefined);
@@ -133,13 +155,23 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       return fail(413, "too_large", "Payload Too Large", `body exceeds ${maxBody} bytes`);
     }
 
+    // Sent twice, the header's value would depend on how the HTTP version joins repeats; signed and parsed
+    // text must be one and the same.
+    if (headerCount(req, "x-sensitive-metadata") > 1) {
+      const err = new MalformedWebhookError("repeated_header", "send X-Sensitive-Metadata once");
+      return fail(400, err.code, "Bad Request", err.message, { reason: err.reason });
+    }
+    const sensitiveHeader = header(req.headers, "x-sensitive-metadata");
+
     // Authentication comes first after the body (a signature covers the raw bytes).
     let callHeaders: Headers | Record<string, string>;
     try {
-      callHeaders = authenticate(req, body);
+      callHeaders = authenticate(req, body, sensitiveHeader);
     } catch (err) {
-      if (isFieldsealError(err, "store_unavailable")) {
-        return fail(503, err.code, "Service Unavailable", err.message);
+      if (err instanceof SignerOverCapacityError) {
+        return fail(429, err.code, "Too Many Requests", err.message, undefined, {
+          "retry-after": String(err.retryAfterSec),
+        });
       }
       const message = isFieldsealError(err) ? err.message : "authentication failed";
       return fail(401, "unauthenticated", "Unauthorized", message);
@@ -147,8 +179,11 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
 
     let parsed: ParsedWebhook;
     try {
-      parsed = parseWebhook(contentType, body, header(req.headers, "x-sensitive-metadata"));
+      parsed = parseWebhook(contentType, body, sensitiveHeader);
     } catch (err) {
+      if (err instanceof MalformedWebhookError) {
+        return fail(400, err.code, "Bad Request", err.message, { reason: err.reason });
+      }
       if (isFieldsealError(err)) return fail(400, err.code, "Bad Request", err.message);
       throw err;
     }
@@ -230,7 +265,11 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
     }
   }
 
-  function authenticate(req: WebhookRequest, body: Buffer): Headers | Record<string, string> {
+  function authenticate(
+    req: WebhookRequest,
+    body: Buffer,
+    sensitiveHeader: string | undefined,
+  ): Headers | Record<string, string> {
     const signature = header(req.headers, signatureHeader);
     if (signature !== undefined) {
       if (verifier === undefined || deps.principalHeaders === undefined) {
@@ -241,6 +280,9 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
           keyId: header(req.headers, keyIdHeader),
           timestamp: header(req.headers, timestampHeader),
           signature,
+          method: req.method ?? "",
+          path: req.url ?? "",
+          sensitiveMetadata: sensitiveHeader,
         },
         body,
       );
@@ -274,14 +316,18 @@ export function parseWebhook(
   body: Buffer,
   sensitiveHeader: string | undefined,
 ): ParsedWebhook {
-  const headerFields = parseSensitiveMetadata(sensitiveHeader);
+  const headerFields = parseSensitiveMetadata(
+    sensitiveHeader === undefined ? undefined : decodeHeaderUtf8(sensitiveHeader, "X-Sensitive-Metadata"),
+  );
   const payload = contentType === "application/json" ? parseJsonPayload(body) : parseFormPayload(body);
   const sessionId = payload.sessionId;
   if (typeof sessionId !== "string" || sessionId.trim() === "") {
     throw new FieldsealError("invalid_argument", '"sessionId" is required and must be a non-empty string');
   }
+  assertWellFormed(sessionId, '"sessionId"');
   const userId = payload.userId ?? "";
   if (typeof userId !== "string") throw new FieldsealError("invalid_argument", '"userId" must be a string');
+  assertWellFormed(userId, '"userId"');
   if (payload.variables !== undefined && payload.context !== undefined) {
     throw new FieldsealError("invalid_argument", 'send "variables" or "context", not both');
   }
@@ -301,6 +347,12 @@ export function parseWebhook(
     );
   }
   for (const name of sensitive) {
+    assertWellFormed(name, "a flagged field name");
+    // Assigning "__proto__" on a plain object (the seal request, the answer) sets its prototype instead of a
+    // field: the value would silently drop out of the request. No Cognigy variable needs that name.
+    if (name === "__proto__") {
+      throw new FieldsealError("invalid_argument", 'a field named "__proto__" cannot be sealed');
+    }
     if (!Object.hasOwn(variables, name)) {
       throw new FieldsealError("invalid_argument", `flagged field "${name}" is not in the variables`);
     }
@@ -308,19 +360,24 @@ export function parseWebhook(
   return { sessionId, userId, variables, sensitive };
 }
 
+/**
+ * A string the engine would bind or seal must be well-formed UTF-16: a lone surrogate (valid in a JSON
+ * escape) would be encoded as U+FFFD, binding or sealing something other than what was sent.
+ */
+function assertWellFormed(text: string, what: string): void {
+  if (!text.isWellFormed())
+    throw new MalformedWebhookError("lone_surrogate", `${what} contains a lone surrogate`);
+}
+
 function parseJsonPayload(body: Buffer): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString("utf8"));
-  } catch {
-    throw new FieldsealError("invalid_argument", "body is not valid JSON");
-  }
+  // body → variables → value: a value may nest as deep as the engine allows, and no deeper.
+  const parsed = parseJsonText(decodeUtf8(body, "body"), "body", MAX_VALUE_DEPTH + 2);
   if (!isJsonObject(parsed)) throw new FieldsealError("invalid_argument", "body must be a JSON object");
   return parsed;
 }
 
 function parseFormPayload(body: Buffer): Record<string, unknown> {
-  const form = new URLSearchParams(body.toString("utf8"));
+  const form = parseFormBody(body);
   const out: Record<string, unknown> = {};
   const pairs: JsonObject = {};
   let hasPairs = false;
@@ -331,11 +388,7 @@ function parseFormPayload(body: Buffer): Record<string, unknown> {
       pairs[pair[1]] = value;
       hasPairs = true;
     } else if (key === "variables") {
-      try {
-        out.variables = JSON.parse(value);
-      } catch {
-        throw new FieldsealError("invalid_argument", '"variables" form value is not valid JSON');
-      }
+      out.variables = parseJsonText(value, '"variables" form value', MAX_VALUE_DEPTH + 1);
     } else if (key === "sensitive" || key === "sensitive[]") {
       sensitive.push(...value.split(",").map((s) => s.trim()));
     } else if (key === "sessionId" || key === "userId" || key === "context") {
@@ -380,6 +433,14 @@ function isJsonObject(v: unknown): v is JsonObject {
 function header(headers: IncomingHttpHeaders | IncomingHttp2Headers, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value.join(",") : value;
+}
+
+function headerCount(req: WebhookRequest, name: string): number {
+  let count = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]?.toLowerCase() === name) count += 1;
+  }
+  return count;
 }
 
 function mediaType(contentType: string | undefined): string {
@@ -439,10 +500,13 @@ function sendProblem(
   title: string,
   detail: string,
   extra?: Record<string, unknown>,
+  extraHeaders?: Record<string, string>,
 ): void {
   const problem = { type: `urn:fieldseal:problem:${code}`, title, status, detail, code, ...extra };
   const text = JSON.stringify(problem);
   const headers: Record<string, string> = {
+    ...extraHeaders,
+    "fieldseal-reason": code,
     "content-type": "application/problem+json",
     "content-length": String(Buffer.byteLength(text)),
     "cache-control": "no-store",

@@ -9,7 +9,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FieldsealService, PushMode, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
-import { signWebhookBody } from "../../src/cognigy/webhook-signature.js";
+import { signWebhookBody, signWebhookV2 } from "../../src/cognigy/webhook-signature.js";
 import { type CognigySimulator, startCognigySimulator } from "../support/cognigy-simulator.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 import { type grpc, grpcJsClient, unary } from "../support/grpc-js.js";
@@ -43,12 +43,14 @@ interface WebhookCall {
   contentType?: string;
   headers?: Record<string, string>;
   method?: string;
+  /** Request target; default /webhooks/cognigy. */
+  path?: string;
 }
 
 /** POSTs to /webhooks/cognigy over HTTP/1.1 (fetch). */
 async function viaHttp1(baseUrl: string, call: WebhookCall): Promise<Answer> {
   const method = call.method ?? "POST";
-  const res = await fetch(`${baseUrl}/webhooks/cognigy`, {
+  const res = await fetch(`${baseUrl}${call.path ?? "/webhooks/cognigy"}`, {
     method,
     headers: { "content-type": call.contentType ?? "application/json", ...call.headers },
     ...(method === "GET" ? {} : { body: call.body }),
@@ -70,7 +72,7 @@ async function viaHttp2(baseUrl: string, call: WebhookCall): Promise<Answer> {
       client.once("error", reject);
       const req = client.request({
         ":method": call.method ?? "POST",
-        ":path": "/webhooks/cognigy",
+        ":path": call.path ?? "/webhooks/cognigy",
         "content-type": call.contentType ?? "application/json",
         ...call.headers,
       });
@@ -492,15 +494,28 @@ describe("signed webhooks through the real server", () => {
     await sim.close();
   });
 
-  const signed = (sessionId: string, ts = Math.floor(Date.now() / 1000)) => {
+  const signed = (
+    sessionId: string,
+    ts = Math.floor(Date.now() / 1000),
+    opts: { path?: string; flagged?: string } = {},
+  ): WebhookCall => {
     const { body } = jsonCall(sessionId, "");
+    const path = opts.path ?? "/webhooks/cognigy";
+    const flagged = opts.flagged ?? FLAGGED;
     return {
       body,
+      path,
       headers: {
-        "x-sensitive-metadata": FLAGGED,
+        "x-sensitive-metadata": flagged,
         "x-fieldseal-key-id": "flow",
         "x-fieldseal-timestamp": String(ts),
-        "x-fieldseal-signature": signWebhookBody(HMAC_SECRET, ts, body),
+        "x-fieldseal-signature": signWebhookV2(HMAC_SECRET, {
+          method: "POST",
+          path,
+          timestampSec: ts,
+          sensitiveMetadata: flagged,
+          body,
+        }),
       },
     };
   };
@@ -533,6 +548,54 @@ describe("signed webhooks through the real server", () => {
     expect(sim.requests[0]?.path).toBe("/new/v2.0/sessions/signed-1/context/inject");
     expect([...sim.contexts.keys()]).toEqual(["signed-1"]);
     expect(fs.audit.events.filter((e) => e.scopeId !== "signed-1")).toEqual([]);
+  });
+
+  it("refuses a captured request replayed with another X-Sensitive-Metadata, path or method", async () => {
+    sim.reset();
+    // Captured before it was delivered: nothing is in the replay cache, only the signature can refuse it.
+    const captured = signed("captured-1", Math.floor(Date.now() / 1000), { flagged: "field:credit_card" });
+    const headers = captured.headers ?? {};
+    const swaps: WebhookCall[] = [
+      // Seal less than the signer asked for (leave the SSN in plaintext), or more.
+      { ...captured, headers: { ...headers, "x-sensitive-metadata": "field:ssn" } },
+      { ...captured, headers: { ...headers, "x-sensitive-metadata": FLAGGED } },
+      { ...captured, headers: { ...headers, "x-sensitive-metadata": "" } },
+      { ...captured, path: "/webhooks/cognigy?variant=1" },
+    ];
+    for (const swap of swaps) {
+      const answer = await viaHttp1(fs.url, swap);
+      expect(answer.status).toBe(401);
+      expect(answer.json).toMatchObject({ code: "unauthenticated", detail: "signature does not match" });
+    }
+    // Without the header at all (absent signs as empty).
+    const { "x-sensitive-metadata": _, ...withoutHeader } = headers;
+    const absent = await viaHttp1(fs.url, { ...captured, headers: withoutHeader });
+    expect(absent.status).toBe(401);
+    expect(absent.json.detail).toBe("signature does not match");
+    // Another method never reaches the signature check: the adapter takes POST only.
+    const put = await viaHttp1(fs.url, { ...captured, method: "PUT" });
+    expect(put.status).toBe(405);
+    expect(sim.requests).toEqual([]);
+    // The original, unchanged, is still good once: over HTTP/2 this time (:path is the signed target).
+    const original = await viaHttp2(fs.url, captured);
+    expect(original.status).toBe(200);
+    expect(Object.keys(original.json.variables).sort()).toEqual(["__enc_credit_card", "credit_card"]);
+  });
+
+  it("refuses v1 (body-only) signatures by default, naming v2", async () => {
+    const ts = Math.floor(Date.now() / 1000);
+    const { body } = jsonCall("v1-refused", "");
+    const answer = await viaHttp1(fs.url, {
+      body,
+      headers: {
+        "x-sensitive-metadata": FLAGGED,
+        "x-fieldseal-key-id": "flow",
+        "x-fieldseal-timestamp": String(ts),
+        "x-fieldseal-signature": signWebhookBody(HMAC_SECRET, ts, body),
+      },
+    });
+    expect(answer.status).toBe(401);
+    expect(answer.json.detail).toMatch(/v1 signatures .* are refused: sign with v2/);
   });
 });
 

@@ -1,8 +1,12 @@
+import { Agent } from "node:http";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSensitiveMetadata } from "../../src/cognigy/sensitive-fields.js";
 import { parseWebhook } from "../../src/cognigy/webhook.js";
+import { signWebhookV2 } from "../../src/cognigy/webhook-signature.js";
 import { FieldsealError } from "../../src/errors.js";
+import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
+import { postRaw } from "./raw-http.js";
 
 /** Runs `parse` and passes when it returns or throws a FieldsealError; anything else fails the property. */
 function onlyFieldsealErrors(parse: () => unknown): void {
@@ -97,5 +101,185 @@ describe("webhook parsing (property)", () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+/** Bytes node:http lets a client put in a header value (it refuses CR, LF, NUL and other controls). */
+const headerByte = fc.oneof(
+  fc.constant(0x09),
+  fc.integer({ min: 0x20, max: 0x7e }),
+  fc.integer({ min: 0x80, max: 0xff }),
+);
+/** A header value as node:http takes it: one char per byte. */
+const headerBytes = fc.array(headerByte, { maxLength: 80 }).map((b) => Buffer.from(b).toString("latin1"));
+const wireSensitiveHeader = fc.oneof(
+  fc.constant(undefined),
+  fc.constantFrom("field:credit_card", "field:credit_card,field:ssn", "", "field:café"),
+  headerBytes,
+  fc.constantFrom("field:", "field:caf").chain((p) => headerBytes.map((h) => `${p}${h}`)),
+);
+/** A payload that would be accepted, as bytes, to mutate. */
+const goodJson = Buffer.from(
+  JSON.stringify({ sessionId: "fuzz", variables: { credit_card: "4111111111111111", ssn: "1" } }),
+);
+const goodForm = Buffer.from(
+  "sessionId=fuzz&variables%5Bcredit_card%5D=4111111111111111&variables%5Bssn%5D=1",
+);
+/** Inserts, overwrites or deletes a few bytes of `base` anywhere. */
+const mutated = (base: Buffer) =>
+  fc
+    .array(
+      fc.tuple(
+        fc.constantFrom("insert", "set", "delete"),
+        fc.nat(base.length),
+        fc.uint8Array({ minLength: 1, maxLength: 4 }),
+      ),
+      { minLength: 1, maxLength: 4 },
+    )
+    .map((edits) => {
+      let bytes = Buffer.from(base);
+      for (const [op, at, with_] of edits) {
+        const i = Math.min(at, bytes.length);
+        if (op === "insert") bytes = Buffer.concat([bytes.subarray(0, i), with_, bytes.subarray(i)]);
+        else if (op === "set")
+          bytes = Buffer.concat([bytes.subarray(0, i), with_, bytes.subarray(i + with_.length)]);
+        else bytes = Buffer.concat([bytes.subarray(0, i), bytes.subarray(i + with_.length)]);
+      }
+      return bytes;
+    });
+const wireBody = fc.oneof(
+  fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
+  mutated(goodJson),
+  mutated(goodForm),
+  fc.constant(goodJson),
+  fc.constant(goodForm),
+  fc.nat(5000).map((n) => Buffer.from(`{"sessionId":"s","variables":{"credit_card":${"[".repeat(n)}`)),
+  fc
+    .nat(5000)
+    .map((n) =>
+      Buffer.from(`{"sessionId":"s","variables":{"credit_card":${"[".repeat(n)}${"]".repeat(n)}}}`),
+    ),
+  fc.string({ maxLength: 200 }).map((t) => Buffer.from(t, "utf8")),
+);
+const wireContentType = fc.constantFrom(
+  "application/json",
+  "application/x-www-form-urlencoded",
+  "application/json; charset=utf-8",
+);
+
+describe("webhook over HTTP (property, real server)", () => {
+  const SECRET = "fuzz-signing-secret-0123456789-abcdef";
+  let fs: TestFieldseal;
+  const agent = new Agent({ keepAlive: true, maxSockets: 2 });
+  const seen = new Map<number, number>();
+  beforeAll(async () => {
+    fs = await startTestFieldseal({
+      principals: [
+        { name: "bot", scopes: ["encrypt"] },
+        { name: "flow", scopes: ["encrypt"] },
+      ],
+      settings: { webhook: { hmacSecrets: { flow: SECRET } } },
+    });
+  });
+  afterAll(async () => {
+    agent.destroy();
+    await fs.close();
+  });
+
+  async function send(
+    type: string,
+    body: Buffer,
+    sensitive: string | undefined,
+    auth: Record<string, string>,
+  ): Promise<void> {
+    const headers: Record<string, string> = { "content-type": type, ...auth };
+    if (sensitive !== undefined) headers["x-sensitive-metadata"] = sensitive;
+    const answer = await postRaw(fs.url, body, headers, { agent });
+    seen.set(answer.status, (seen.get(answer.status) ?? 0) + 1);
+    expect(answer.status).toBeLessThan(500);
+    expect([200, 400, 401, 403, 413, 429]).toContain(answer.status);
+    if (answer.status !== 200) {
+      expect(answer.headers["content-type"]).toBe("application/problem+json");
+      expect(answer.headers["fieldseal-reason"]).toBe(answer.json.code);
+      expect(answer.text).not.toContain("4111111111111111");
+    }
+  }
+
+  async function expectHealthy(): Promise<void> {
+    expect((await fetch(`${fs.url}/healthz`)).status).toBe(200);
+    const ok = await postRaw(fs.url, goodJson, {
+      "content-type": "application/json",
+      authorization: `Bearer ${fs.tokens.bot}`,
+      "x-sensitive-metadata": "field:credit_card",
+    });
+    expect(ok.status).toBe(200);
+  }
+
+  it("bearer-token webhooks: arbitrary bytes in the body and X-Sensitive-Metadata never answer 5xx", async () => {
+    seen.clear();
+    await fc.assert(
+      fc.asyncProperty(wireContentType, wireBody, wireSensitiveHeader, async (type, body, sensitive) => {
+        await send(type, body, sensitive, { authorization: `Bearer ${fs.tokens.bot}` });
+      }),
+      { numRuns: 300 },
+    );
+    await expectHealthy();
+    // The runs reached the seal as well as the refusals.
+    expect(seen.get(200) ?? 0).toBeGreaterThan(0);
+    expect(seen.get(400) ?? 0).toBeGreaterThan(0);
+  });
+
+  it("signed webhooks: correctly signed arbitrary bytes, and arbitrary signature headers, never answer 5xx", async () => {
+    const signedAuth = fc.oneof(
+      // A correct v2 signature over exactly what goes on the wire, so parsing runs on the fuzzed bytes.
+      fc.constant("correct" as const),
+      fc.record({
+        "x-fieldseal-key-id": fc.oneof(fc.constant("flow"), headerBytes),
+        "x-fieldseal-timestamp": fc.oneof(fc.constant(String(Math.floor(Date.now() / 1000))), headerBytes),
+        "x-fieldseal-signature": fc.oneof(
+          headerBytes,
+          fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => `v2=${Buffer.from(b).toString("hex")}`),
+        ),
+      }),
+    );
+    seen.clear();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.tuple(wireContentType, wireBody, wireSensitiveHeader),
+          // Well-formed requests too, so correctly signed ones get through to the seal (and their repeats
+          // inside one second to the replay check).
+          fc.tuple(
+            fc.constantFrom("application/json", "application/x-www-form-urlencoded"),
+            fc.constant(undefined),
+            fc.constantFrom("field:credit_card", "field:credit_card,field:ssn", " field:ssn\t"),
+          ),
+        ),
+        signedAuth,
+        async ([type, fuzzed, sensitive], auth) => {
+          const body = fuzzed ?? (type === "application/json" ? goodJson : goodForm);
+          if (auth !== "correct") return send(type, body, sensitive, auth);
+          const ts = Math.floor(Date.now() / 1000);
+          // The server sees the header value with leading and trailing spaces and tabs removed (RFC 9110 5.5).
+          const seenValue = sensitive?.replace(/^[ \t]+|[ \t]+$/g, "");
+          const signature = signWebhookV2(SECRET, {
+            method: "POST",
+            path: "/webhooks/cognigy",
+            timestampSec: ts,
+            sensitiveMetadata: seenValue === undefined ? undefined : Buffer.from(seenValue, "latin1"),
+            body,
+          });
+          return send(type, body, sensitive, {
+            "x-fieldseal-key-id": "flow",
+            "x-fieldseal-timestamp": String(ts),
+            "x-fieldseal-signature": signature,
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+    await expectHealthy();
+    expect(seen.get(200) ?? 0).toBeGreaterThan(0);
+    expect(seen.get(401) ?? 0).toBeGreaterThan(0);
   });
 });

@@ -8,7 +8,7 @@ import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { CognigyClient, CognigyPushError } from "../../src/cognigy/client.js";
 import { createInternalPrincipalAuth } from "../../src/cognigy/internal-auth.js";
 import { createWebhookHandler, type WebhookDeps } from "../../src/cognigy/webhook.js";
-import { signWebhookBody } from "../../src/cognigy/webhook-signature.js";
+import { signWebhookBody, signWebhookV2 } from "../../src/cognigy/webhook-signature.js";
 import { type CognigySimulator, startCognigySimulator } from "../support/cognigy-simulator.js";
 
 const CARD = "4111111111111111";
@@ -99,7 +99,7 @@ describe("Cognigy webhook adapter", () => {
         const handler = createWebhookHandler({
           client: rpc,
           pushEnabled: true,
-          hmacSecrets: { "flow-a": "shared-secret-a" },
+          hmacSecrets: { "flow-a": "shared-secret-a", "flow-b": "shared-secret-b" },
           principalHeaders: (p) => internal.headersFor(p),
           now: () => NOW_MS,
           ...deps,
@@ -367,13 +367,20 @@ describe("Cognigy webhook adapter", () => {
   });
 
   describe("HMAC-signed requests", () => {
+    const FLAGGED = "field:credit_card,field:ssn";
     const signed = (body: string, opts: { ts?: number; secret?: string; keyId?: string } = {}) => {
       const ts = opts.ts ?? NOW_SEC;
       return {
         authorization: "",
         "x-fieldseal-key-id": opts.keyId ?? "flow-a",
         "x-fieldseal-timestamp": String(ts),
-        "x-fieldseal-signature": signWebhookBody(opts.secret ?? "shared-secret-a", ts, body),
+        "x-fieldseal-signature": signWebhookV2(opts.secret ?? "shared-secret-a", {
+          method: "POST",
+          path: "/webhooks/cognigy",
+          timestampSec: ts,
+          sensitiveMetadata: FLAGGED,
+          body,
+        }),
       };
     };
 
@@ -414,6 +421,73 @@ describe("Cognigy webhook adapter", () => {
       calls.length = 0;
       await expectRefused(await post(body, headers), 401, /already used/);
       expect(calls).toHaveLength(0);
+    });
+
+    it("accepts one of 20 concurrent copies of a signed request, refusing the rest as replays", async () => {
+      deps = { pushEnabled: false };
+      const body = JSON.stringify(payload({ sessionId: "race" }));
+      const headers = signed(body);
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const res = await post(body, headers);
+          await res.arrayBuffer();
+          return res.status;
+        }),
+      );
+      expect(answers.filter((s) => s === 200)).toHaveLength(1);
+      expect(answers.filter((s) => s === 401)).toHaveLength(19);
+      expect(calls.filter((c) => c.rpc === "encryptFields")).toHaveLength(1);
+    });
+
+    it("refuses v1 signatures unless the migration setting accepts them", async () => {
+      const body = JSON.stringify(payload({ sessionId: "v1" }));
+      const v1 = {
+        ...signed(body),
+        "x-fieldseal-signature": signWebhookBody("shared-secret-a", NOW_SEC, body),
+      };
+      await expectRefused(await post(body, v1), 401, /v1 signatures .* are refused: sign with v2/);
+      deps = { pushEnabled: true, hmacAcceptV1: true };
+      expect((await post(body, v1)).status).toBe(200);
+      sim.reset();
+      await expectRefused(await post(body, v1), 401, /already used/);
+    });
+
+    it("a signer flooding past its replay capacity is refused alone (429), another signer is served", async () => {
+      deps = { pushEnabled: false, hmacReplayCapacityPerSigner: 5 };
+      const statuses: number[] = [];
+      let retryAfter: string | null = null;
+      const firstBody = JSON.stringify(payload({ sessionId: "flood-0" }));
+      const first = signed(firstBody);
+      for (let i = 0; i < 40; i++) {
+        const body = i === 0 ? firstBody : JSON.stringify(payload({ sessionId: `flood-${i}` }));
+        const res = await post(body, i === 0 ? first : signed(body));
+        statuses.push(res.status);
+        if (res.status === 429) {
+          retryAfter = res.headers.get("retry-after");
+          const problem = (await res.json()) as { code: string };
+          expect(problem.code).toBe("rate_limited");
+        } else {
+          await res.arrayBuffer();
+        }
+      }
+      // Capacity 5: five remembered, a sixth accepted by raising flow-a's floor to this second, then 429.
+      expect(statuses.slice(0, 6)).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(new Set(statuses.slice(6))).toEqual(new Set([429]));
+      expect(retryAfter).toBe("1");
+      // The forgotten first signature cannot be replayed: the floor covers it.
+      expect((await post(firstBody, first)).status).toBe(429);
+      // Another signer is unaffected, at the same second and with its own full capacity.
+      for (let i = 0; i < 5; i++) {
+        const body = JSON.stringify(payload({ sessionId: `other-${i}` }));
+        const res = await post(body, signed(body, { keyId: "flow-b", secret: "shared-secret-b" }));
+        expect(res.status).toBe(200);
+        await res.arrayBuffer();
+      }
+      // flow-a itself recovers with a fresh timestamp: its window shrank, it was not shut.
+      const later = JSON.stringify(payload({ sessionId: "flood-later" }));
+      expect((await post(later, signed(later, { ts: NOW_SEC + 1 }))).status).toBe(200);
+      // No signed request ever answered 5xx.
+      expect(statuses.every((s) => s < 500)).toBe(true);
     });
   });
 });
