@@ -171,6 +171,8 @@ export async function startServer(
     defaultKeyring: config.defaultKeyring,
     maxBodyBytes: config.webhook.maxBodyBytes,
     hmacToleranceSec: config.webhook.hmacToleranceSec,
+    hmacReplayCapacityPerSigner: config.webhook.hmacReplayCapacityPerSigner,
+    hmacAcceptV1: config.webhook.hmacAcceptV1,
     ...(Object.keys(config.webhook.hmacSecrets).length === 0
       ? {}
       : {

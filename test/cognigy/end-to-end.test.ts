@@ -599,6 +599,72 @@ describe("signed webhooks through the real server", () => {
   });
 });
 
+describe("webhook signature settings through the real server", () => {
+  let fs: TestFieldseal;
+  beforeAll(async () => {
+    fs = await startTestFieldseal({
+      principals: [...PRINCIPALS, { name: "other", scopes: ["encrypt"] }],
+      settings: {
+        webhook: {
+          hmacSecrets: { flow: HMAC_SECRET, other: `${HMAC_SECRET}-other` },
+          hmacAcceptV1: true,
+          hmacReplayCapacityPerSigner: 3,
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await fs.close();
+  });
+
+  const signedAs = (keyId: string, secret: string, sessionId: string, ts: number): WebhookCall => {
+    const { body } = jsonCall(sessionId, "");
+    return {
+      body,
+      headers: {
+        "x-sensitive-metadata": FLAGGED,
+        "x-fieldseal-key-id": keyId,
+        "x-fieldseal-timestamp": String(ts),
+        "x-fieldseal-signature": signWebhookV2(secret, {
+          method: "POST",
+          path: "/webhooks/cognigy",
+          timestampSec: ts,
+          sensitiveMetadata: FLAGGED,
+          body,
+        }),
+      },
+    };
+  };
+
+  it("accepts v1 signatures once when the setting allows them", async () => {
+    const ts = Math.floor(Date.now() / 1000);
+    const { body } = jsonCall("v1-allowed", "");
+    const call: WebhookCall = {
+      body,
+      headers: {
+        "x-sensitive-metadata": FLAGGED,
+        "x-fieldseal-key-id": "flow",
+        "x-fieldseal-timestamp": String(ts),
+        "x-fieldseal-signature": signWebhookBody(HMAC_SECRET, ts, body),
+      },
+    };
+    expect((await viaHttp1(fs.url, call)).status).toBe(200);
+    expect((await viaHttp1(fs.url, call)).status).toBe(401);
+  });
+
+  it("holds a flooding signer to its configured capacity without refusing another signer", async () => {
+    const ts = Math.floor(Date.now() / 1000) + 1;
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++)
+      statuses.push((await viaHttp1(fs.url, signedAs("flow", HMAC_SECRET, `flood-${i}`, ts))).status);
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(4);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    const other = await viaHttp1(fs.url, signedAs("other", `${HMAC_SECRET}-other`, "other-1", ts));
+    expect(other.status).toBe(200);
+  });
+});
+
 /** PushSession over one transport: resolves with the response or a normalized error. */
 type PushCall = (
   fs: TestFieldseal,
