@@ -1,8 +1,8 @@
 import * as http2 from "node:http2";
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
-import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
+import { parseGrpcTimeout, setGrpcTrailerStatus } from "./grpc-protocol.js";
 
 export interface GrpcUnaryOptions {
   /** Largest request message accepted, in bytes (the same limit the Connect adapter applies). */
@@ -36,7 +36,7 @@ export function grpcUnaryFastPath(invoker: UnaryInvoker, opts: GrpcUnaryOptions)
     // The deadline counts from the request's arrival, as connect-node counts it.
     let deadline: number | undefined;
     if (timeoutHeader !== undefined) {
-      const timeout = parseTimeout(timeoutHeader as string, Number.MAX_SAFE_INTEGER);
+      const timeout = parseGrpcTimeout(timeoutHeader as string, Number.MAX_SAFE_INTEGER);
       if (timeout.error !== undefined || timeout.timeoutMs === undefined) return false;
       deadline = Date.now() + timeout.timeoutMs;
     }
@@ -91,7 +91,7 @@ function serve(
       err instanceof ConnectError
         ? err
         : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-    answer(undefined, undefined, setTrailerStatus(new Headers(), error));
+    answer(undefined, undefined, setGrpcTrailerStatus(new Headers(), error));
   };
 
   readBody(req, opts.readMaxBytes, (err, body) => {
