@@ -109,3 +109,48 @@ function encodeStatus(error: ConnectError): string {
   }
   return encodeBinaryHeader(w.finish());
 }
+
+/**
+ * Why a call stopped when the client reset its HTTP/2 stream with `rstCode`, as connect-node tells a
+ * handler (connect-node's private `connectErrorFromH2ResetCode`, src/node-error.ts): CANCEL is CANCELED,
+ * REFUSED_STREAM UNAVAILABLE, and so on; NO_ERROR and STREAM_CLOSED give no reason (an AbortError).
+ */
+export function abortReasonOfReset(rstCode: number | undefined): ConnectError | undefined {
+  const code = rstCode === undefined ? undefined : RESET_CODES[rstCode];
+  if (code === undefined) return undefined;
+  const name = H2_ERROR_NAMES[rstCode as number] as string;
+  return new ConnectError(
+    `http/2 stream closed with error code ${name} (0x${(rstCode as number).toString(16)})`,
+    code,
+  );
+}
+
+const H2_ERROR_NAMES: Readonly<Record<number, string>> = {
+  1: "PROTOCOL_ERROR",
+  2: "INTERNAL_ERROR",
+  3: "FLOW_CONTROL_ERROR",
+  4: "SETTINGS_TIMEOUT",
+  6: "FRAME_SIZE_ERROR",
+  7: "REFUSED_STREAM",
+  8: "CANCEL",
+  9: "COMPRESSION_ERROR",
+  10: "CONNECT_ERROR",
+  11: "ENHANCE_YOUR_CALM",
+  12: "INADEQUATE_SECURITY",
+  13: "HTTP_1_1_REQUIRED",
+};
+
+const RESET_CODES: Readonly<Record<number, Code>> = {
+  1: Code.Internal,
+  2: Code.Internal,
+  3: Code.Internal,
+  4: Code.Internal,
+  6: Code.Internal,
+  7: Code.Unavailable,
+  8: Code.Canceled,
+  9: Code.Internal,
+  10: Code.Internal,
+  11: Code.ResourceExhausted,
+  12: Code.PermissionDenied,
+  13: Code.PermissionDenied,
+};

@@ -1,15 +1,21 @@
 import * as http2 from "node:http2";
+import type { TLSSocket } from "node:tls";
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
-import { parseGrpcTimeout, setGrpcTrailerStatus } from "./grpc-protocol.js";
+import { abortReasonOfReset, parseGrpcTimeout, setGrpcTrailerStatus } from "./grpc-protocol.js";
 
-export interface GrpcUnaryOptions {
-  /** Largest request message accepted, in bytes (the same limit the Connect adapter applies). */
-  readonly readMaxBytes: number;
-  /** The per-call context values (peer certificate, draining flag), decided as the request arrives. */
-  readonly contextValues: (req: http2.Http2ServerRequest) => ContextValues;
-}
+/**
+ * The options the fast path shares with connect-node. src/server/app.ts builds one object of this type and
+ * hands the same object to `connectNodeAdapter`, to the UnaryInvoker and to the fast path, so a limit, an
+ * interceptor or a context value cannot apply to one pipeline and not the other. It is a subset of
+ * connect-node's options on purpose: an option the fast path does not honour cannot be set here.
+ */
+export type SharedRpcOptions = Required<
+  Pick<ConnectNodeAdapterOptions, "readMaxBytes" | "interceptors" | "contextValues">
+> &
+  Pick<ConnectNodeAdapterOptions, "maxTimeoutMs">;
 
 const FRAME_HEADER = 5;
 
@@ -23,7 +29,9 @@ const FRAME_HEADER = 5;
  * streaming or unknown methods, unparseable timeouts), which the Connect adapter then serves. Error codes
  * and messages for protocol faults are the ones connect-node gives, so a client cannot tell the paths apart.
  */
-export function grpcUnaryFastPath(invoker: UnaryInvoker, opts: GrpcUnaryOptions) {
+export function grpcUnaryFastPath(invoker: UnaryInvoker, opts: SharedRpcOptions) {
+  // connect's default when no maximum is configured (validateUniversalHandlerOptions).
+  const maxTimeoutMs = opts.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
   return (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean => {
     if (req.method !== "POST") return false;
     const contentType = req.headers["content-type"];
@@ -32,11 +40,13 @@ export function grpcUnaryFastPath(invoker: UnaryInvoker, opts: GrpcUnaryOptions)
     if (encoding !== undefined && encoding !== "identity") return false;
     const route = invoker.route(req.url);
     if (route === undefined) return false;
+    // connect-node refuses a request without an authority; let it say so.
+    if (req.authority === undefined || req.authority === "") return false;
     const timeoutHeader = req.headers["grpc-timeout"];
     // The deadline counts from the request's arrival, as connect-node counts it.
     let deadline: number | undefined;
     if (timeoutHeader !== undefined) {
-      const timeout = parseGrpcTimeout(timeoutHeader as string, Number.MAX_SAFE_INTEGER);
+      const timeout = parseGrpcTimeout(timeoutHeader as string, maxTimeoutMs);
       if (timeout.error !== undefined || timeout.timeoutMs === undefined) return false;
       deadline = Date.now() + timeout.timeoutMs;
     }
@@ -50,16 +60,21 @@ function serve(
   route: UnaryRoute,
   req: http2.Http2ServerRequest,
   res: http2.Http2ServerResponse,
-  opts: GrpcUnaryOptions,
+  opts: SharedRpcOptions,
   deadline: number | undefined,
 ): void {
   // Decided as the request arrives, not after its body: whether the server is draining, and the peer.
   const contextValues = opts.contextValues(req);
   const aborter = new AbortController();
+  // What the handler and the interceptors set, kept for the answer even when the call fails (as
+  // connect-node keeps its handler context's headers and trailers).
+  const responseHeader = new Headers();
+  const responseTrailer = new Headers();
   let answered = false;
-  // The client went away (RST_STREAM, connection lost) before the answer: tell whatever is still running.
+  // The client went away (RST_STREAM, connection lost) before the answer: tell whatever is still running,
+  // with the reason connect-node gives for the same reset code.
   res.once("close", () => {
-    if (!answered) aborter.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+    if (!answered) aborter.abort(abortReasonOfReset(res.stream.rstCode));
   });
 
   const answer = (message: Uint8Array | undefined, header: Headers | undefined, trailer: Headers) => {
@@ -91,7 +106,7 @@ function serve(
       err instanceof ConnectError
         ? err
         : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-    answer(undefined, undefined, setGrpcTrailerStatus(new Headers(), error));
+    answer(undefined, responseHeader, setGrpcTrailerStatus(responseTrailer, error));
   };
 
   readBody(req, opts.readMaxBytes, (err, body) => {
@@ -110,7 +125,13 @@ function serve(
         deadline,
         protocolName: "grpc",
         requestMethod: "POST",
-        url: `http://${req.headers[":authority"] ?? "localhost"}${req.url}`,
+        // As connect-node builds it: the scheme from the socket, not from what the client claims.
+        url: new URL(
+          req.url,
+          `${(req.socket as TLSSocket).encrypted ? "https" : "http"}://${req.authority}`,
+        ).toString(),
+        responseHeader,
+        responseTrailer,
       })
       .then(
         (out) => {
@@ -186,6 +207,8 @@ function readBody(
     finish(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
   );
   req.once("error", () => finish(new ConnectError("the request stream failed", Code.Canceled)));
+  // Reset or cut off before its end: nothing is parsed or invoked, and nothing waits for more data.
+  req.once("close", () => finish(new ConnectError("the request stream closed early", Code.Canceled)));
 }
 
 /**

@@ -7,6 +7,7 @@ import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grp
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  abortReasonOfReset,
   mergeNonProtocolHeaders,
   parseGrpcTimeout,
   setGrpcTrailerStatus,
@@ -155,5 +156,20 @@ describe("mergeNonProtocolHeaders agrees with connect's", () => {
     mergeNonProtocolHeaders(ours, from);
     theirMerge(theirs, from);
     expect(entries(ours)).toEqual(entries(theirs));
+  });
+});
+
+describe("abortReasonOfReset agrees with connect-node's connectErrorFromH2ResetCode", () => {
+  it("for every HTTP/2 error code and some that are not", async () => {
+    // Not exported by connect-node's package: read from its build directly, for comparison only.
+    const { connectErrorFromH2ResetCode } = (await import(
+      "../../node_modules/@connectrpc/connect-node/dist/esm/node-error.js" as string
+    )) as { connectErrorFromH2ResetCode(code: number): ConnectError | undefined };
+    for (let code = 0; code <= 0x10; code++) {
+      const ours = abortReasonOfReset(code);
+      const theirs = connectErrorFromH2ResetCode(code);
+      expect([ours?.code, ours?.rawMessage]).toEqual([theirs?.code, theirs?.rawMessage]);
+    }
+    expect(abortReasonOfReset(undefined)).toBeUndefined();
   });
 });

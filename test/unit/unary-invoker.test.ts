@@ -27,7 +27,9 @@ describe("UnaryInvoker", () => {
         res.header.set(`x-${name}`, "1");
         return res;
       };
-    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [tag("outer"), tag("inner")]);
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], {
+      interceptors: [tag("outer"), tag("inner")],
+    });
     const client = createClient(Health, inProcessTransport(invoker));
     let header: Headers | undefined;
     const res = await client.check({}, { onHeader: (h) => (header = h) });
@@ -41,7 +43,7 @@ describe("UnaryInvoker", () => {
       if (req.header.get("authorization") !== "Bearer ok") throw new ConnectError("no", Code.Unauthenticated);
       return next(req);
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [gate]);
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], { interceptors: [gate] });
     const client = createClient(Health, inProcessTransport(invoker));
     await expect(client.check({})).rejects.toMatchObject({ code: Code.Unauthenticated });
     await expect(client.check({}, { headers: { authorization: "Bearer ok" } })).resolves.toMatchObject({
@@ -58,7 +60,7 @@ describe("UnaryInvoker", () => {
         throw reason;
       },
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl: slow }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl: slow }], { interceptors: [] });
     const client = createClient(Health, inProcessTransport(invoker));
     await expect(client.check({}, { timeoutMs: 20 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
     expect(reason).toMatchObject({ code: Code.DeadlineExceeded });
@@ -68,7 +70,7 @@ describe("UnaryInvoker", () => {
     const late = {
       check: () => new Promise((r) => setTimeout(() => r({ status: Status.SERVING }), 40)),
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl: late }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl: late }], { interceptors: [] });
     const client = createClient(Health, inProcessTransport(invoker));
     await expect(client.check({}, { timeoutMs: 10 })).resolves.toMatchObject({ status: Status.SERVING });
     await expect(client.check({}, { timeoutMs: 2 ** 40 })).resolves.toMatchObject({ status: Status.SERVING });
@@ -81,7 +83,7 @@ describe("UnaryInvoker", () => {
       seen = req.contextValues.get(planted);
       return next(req);
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [spy]);
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], { interceptors: [spy] });
     const client = createClient(Health, inProcessTransport(invoker));
     await client.check({}, { contextValues: createContextValues().set(planted, "from the caller") });
     expect(seen).toBe("none");
@@ -95,7 +97,7 @@ describe("UnaryInvoker", () => {
         return { status: Status.SERVING };
       },
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl }], { interceptors: [] });
     await createClient(Health, inProcessTransport(invoker)).check({}, { timeoutMs: 5_000 });
     expect(seen?.protocol).toBe("in-process");
     expect(seen?.remaining).toBeGreaterThan(4_000);
@@ -103,18 +105,18 @@ describe("UnaryInvoker", () => {
   });
 
   it("refuses streaming methods and methods it does not serve", async () => {
-    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], { interceptors: [] });
     expect(invoker.route("/grpc.health.v1.Health/Check")).toBeDefined();
     expect(invoker.route("/grpc.health.v1.Health/Watch")).toBeUndefined();
     const client = createClient(Health, inProcessTransport(invoker));
     const watch = client.watch({});
     await expect(watch[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: Code.Unimplemented });
-    const none = createClient(Health, inProcessTransport(new UnaryInvoker([], [])));
+    const none = createClient(Health, inProcessTransport(new UnaryInvoker([], { interceptors: [] })));
     await expect(none.check({})).rejects.toMatchObject({ code: Code.Unimplemented });
   });
 
   it("answers UNIMPLEMENTED for a method the implementation leaves out", async () => {
-    const invoker = new UnaryInvoker([{ service: Health, impl: {} }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl: {} }], { interceptors: [] });
     await expect(createClient(Health, inProcessTransport(invoker)).check({})).rejects.toMatchObject({
       code: Code.Unimplemented,
     });
