@@ -1,8 +1,18 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type DescMessage, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { StringValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   DecryptFieldRequestSchema,
@@ -11,11 +21,19 @@ import {
   EncryptFieldsRequestSchema,
   EncryptFieldsResponseSchema,
 } from "../../gen/fieldseal/v1/fieldseal_pb.js";
-import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../gen/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  HealthCheckRequestSchema,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus as Status,
+} from "../../gen/grpc/health/v1/health_pb.js";
 import { hashToken } from "../../src/auth/principals.js";
 import { generateToken } from "../../src/bootstrap.js";
 import { parseConfig, SETTINGS } from "../../src/config.js";
 import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
+import { grpcUnaryFastPath, type SharedRpcOptions } from "../../src/server/grpc-unary.js";
+import { UnaryInvoker } from "../../src/service/unary-invoker.js";
+import { createTestPki, type TestPki } from "../support/certs.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 import { type Answer, frame, type Head, rawCall } from "../support/grpc-raw.js";
 
@@ -415,3 +433,247 @@ async function waitFor(ok: () => boolean): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+// Fieldseal's own handlers set no response headers and finish what they start, so the cases that need a
+// handler which does (headers or trailers set before an error, an error from an interceptor after the
+// handler succeeded, a handler that waits for its deadline or for the client) run on a test service. The
+// pipelines are wired as src/server/app.ts wires them, from one SharedRpcOptions object: connect-node
+// alone, or the fast path in front of it, each on a real HTTP/2 server on 127.0.0.1.
+
+interface Seen {
+  urls: string[];
+  abortReasons: unknown[];
+  started: number;
+}
+
+function testService(seen: Seen) {
+  return {
+    async check(req: { service: string }, ctx: HandlerContext) {
+      seen.urls.push(ctx.url);
+      switch (req.service) {
+        case "headers-then-fail":
+          ctx.responseHeader.set("x-handler", "h1");
+          ctx.responseHeader.append("x-multi", "a");
+          ctx.responseHeader.append("x-multi", "b");
+          ctx.responseTrailer.set("x-handler-trailer", "t1");
+          throw new ConnectError("refused after headers were set", Code.PermissionDenied, {
+            "fieldseal-reason": "permission_denied",
+            // Protocol headers in an error's metadata must not reach the answer on either path.
+            "grpc-status": "0",
+            "content-type": "text/html",
+          });
+        case "headers-then-ok":
+          ctx.responseHeader.set("x-handler", "h1");
+          ctx.responseTrailer.set("x-handler-trailer", "t1");
+          return { status: Status.SERVING };
+        case "details":
+          throw new ConnectError("with details", Code.InvalidArgument, undefined, [
+            { desc: StringValueSchema, value: { value: "which field" } },
+          ]);
+        case "unexpected":
+          throw new Error("a bug whose message must not reach the client");
+        case "wait-for-abort": {
+          seen.started++;
+          const reason = await new Promise<unknown>((resolve) => {
+            if (ctx.signal.aborted) resolve(ctx.signal.reason);
+            ctx.signal.addEventListener("abort", () => resolve(ctx.signal.reason), { once: true });
+          });
+          seen.abortReasons.push(reason);
+          throw reason;
+        }
+        default:
+          return { status: Status.SERVING };
+      }
+    },
+  };
+}
+
+const testInterceptor: Interceptor = (next) => async (req) => {
+  const service = (req.message as { service?: string }).service;
+  if (service === "interceptor-fails-before")
+    throw new ConnectError("refused before the handler", Code.Unauthenticated, { "x-why": "no" });
+  const res = await next(req);
+  res.header.set("x-interceptor", "i1");
+  if (service === "interceptor-fails-after") {
+    res.trailer.set("x-interceptor-trailer", "it1");
+    throw new ConnectError("refused after the handler", Code.FailedPrecondition, { "x-why": "late" });
+  }
+  return res;
+};
+
+interface Pipelines {
+  readonly session: http2.ClientHttp2Session;
+  readonly seen: Seen;
+  close(): Promise<void>;
+}
+
+async function startPipelines(
+  withFastPath: boolean,
+  tls?: { key: Buffer; cert: Buffer },
+): Promise<Pipelines> {
+  const seen: Seen = { urls: [], abortReasons: [], started: 0 };
+  const services = [{ service: Health, impl: testService(seen) }];
+  const options: SharedRpcOptions = {
+    readMaxBytes: MAX,
+    interceptors: [testInterceptor],
+    contextValues: () => createContextValues(),
+  };
+  const rpc = connectNodeAdapter({
+    ...options,
+    routes: (router) => {
+      for (const { service, impl } of services) router.service(service, impl);
+    },
+  });
+  const fastPath = withFastPath ? grpcUnaryFastPath(new UnaryInvoker(services, options), options) : undefined;
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (fastPath?.(req, res) === true) return;
+    rpc(req, res);
+  };
+  const server = tls === undefined ? http2.createServer(handler) : http2.createSecureServer(tls, handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const session =
+    tls === undefined
+      ? http2.connect(`http://127.0.0.1:${port}`)
+      : http2.connect(`https://127.0.0.1:${port}`, { ca: pki?.ca.cert });
+  return {
+    session,
+    seen,
+    async close() {
+      session.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+function check(service: string): Buffer {
+  return msg(HealthCheckRequestSchema, { service });
+}
+
+let pki: TestPki | undefined;
+let withFast: Pipelines;
+let withoutFast: Pipelines;
+
+describe("the pipelines, fast path on and off, on a test service", () => {
+  beforeAll(async () => {
+    withFast = await startPipelines(true);
+    withoutFast = await startPipelines(false);
+  });
+  afterAll(async () => {
+    await withFast?.close();
+    await withoutFast?.close();
+  });
+
+  const both = async (service: string, headers: http2.OutgoingHttpHeaders = {}) => {
+    const a = await rawCall(withFast.session, HEALTH, check(service), headers);
+    const b = await rawCall(withoutFast.session, HEALTH, check(service), headers);
+    expect(comparable(a, false)).toEqual(comparable(b, false));
+    return a;
+  };
+
+  it("keeps the headers and trailers a handler set before its error", async () => {
+    const a = await both("headers-then-fail");
+    expect(a.header).toMatchObject({ "x-handler": "h1", "x-multi": "a, b" });
+    expect(a.trailer).toMatchObject({
+      "grpc-status": "7",
+      "x-handler-trailer": "t1",
+      "fieldseal-reason": "permission_denied",
+    });
+    expect(a.header["content-type"]).toBe("application/grpc+proto");
+  });
+
+  it("keeps what an interceptor set after the handler, when it then fails the call", async () => {
+    const a = await both("interceptor-fails-after");
+    expect(a.header).toMatchObject({ "x-interceptor": "i1" });
+    expect(a.trailer).toMatchObject({ "grpc-status": "9", "x-interceptor-trailer": "it1", "x-why": "late" });
+  });
+
+  it("answers an interceptor's refusal before the handler the same way", async () => {
+    const a = await both("interceptor-fails-before");
+    expect(a.trailer).toMatchObject({ "grpc-status": "16", "x-why": "no" });
+  });
+
+  it("sends a handler's headers and trailers on success the same way", async () => {
+    const a = await both("headers-then-ok");
+    expect(a.header).toMatchObject({ "x-handler": "h1", "x-interceptor": "i1" });
+    expect(a.trailer).toMatchObject({ "grpc-status": "0", "x-handler-trailer": "t1" });
+  });
+
+  it("sends error details the same way", async () => {
+    const a = await both("details");
+    expect(a.trailer["grpc-status-details-bin"]).toBeTypeOf("string");
+  });
+
+  it("hides an unexpected error's message the same way", async () => {
+    const a = await both("unexpected");
+    expect(a.trailer).toMatchObject({ "grpc-status": "13", "grpc-message": "internal%20error" });
+  });
+
+  it("answers DEADLINE_EXCEEDED the same way when the handler gives up at its deadline", async () => {
+    const before = [withFast.seen.abortReasons.length, withoutFast.seen.abortReasons.length];
+    const a = await both("wait-for-abort", { "grpc-timeout": "50m" });
+    expect(a.trailer).toMatchObject({ "grpc-status": "4", "grpc-message": "the%20operation%20timed%20out" });
+    for (const [i, p] of [withFast, withoutFast].entries()) {
+      expect(p.seen.abortReasons.slice(before[i])).toEqual([
+        expect.objectContaining({ code: Code.DeadlineExceeded }),
+      ]);
+    }
+  });
+
+  it("tells the handler of a client's RST_STREAM the same way, and serves the next call", async () => {
+    const reasons: unknown[] = [];
+    for (const p of [withFast, withoutFast]) {
+      const started = p.seen.started;
+      const stream = p.session.request({
+        ":method": "POST",
+        ":path": HEALTH,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.on("error", () => {});
+      stream.end(check("wait-for-abort"));
+      await waitFor(() => p.seen.started === started + 1);
+      const count = p.seen.abortReasons.length;
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      await waitFor(() => p.seen.abortReasons.length === count + 1);
+      const reason = p.seen.abortReasons[count] as ConnectError;
+      reasons.push({ code: reason.code, message: reason.rawMessage });
+      const next = await rawCall(p.session, HEALTH, check(""));
+      expect(next.trailer["grpc-status"]).toBe("0");
+    }
+    expect(reasons[0]).toEqual({
+      code: Code.Canceled,
+      message: "http/2 stream closed with error code CANCEL (0x8)",
+    });
+    expect(reasons[0]).toEqual(reasons[1]);
+  });
+
+  it("gives the handler the same URL", async () => {
+    await both("", { ":authority": "Fieldseal.Test:80" });
+    expect(withFast.seen.urls.at(-1)).toBe("http://fieldseal.test/grpc.health.v1.Health/Check");
+    expect(withFast.seen.urls.at(-1)).toBe(withoutFast.seen.urls.at(-1));
+  });
+});
+
+describe("the pipelines under TLS", () => {
+  beforeAll(() => {
+    pki = createTestPki();
+  });
+  afterAll(() => pki?.remove());
+
+  it("give the handler an https:// URL on both paths", async () => {
+    const tls = { key: (pki as TestPki).server.key, cert: (pki as TestPki).server.cert };
+    for (const withFastPath of [true, false]) {
+      const p = await startPipelines(withFastPath, tls);
+      try {
+        const answer = await rawCall(p.session, HEALTH, check(""));
+        expect(answer.trailer["grpc-status"]).toBe("0");
+        expect(p.seen.urls).toEqual([
+          expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+\/grpc\.health\.v1\.Health\/Check$/),
+        ]);
+      } finally {
+        await p.close();
+      }
+    }
+  });
+});
