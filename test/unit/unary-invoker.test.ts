@@ -1,3 +1,4 @@
+import { create } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -7,7 +8,11 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatus as Status,
+} from "../../gen/grpc/health/v1/health_pb.js";
 import { inProcessTransport, UnaryInvoker } from "../../src/service/unary-invoker.js";
 
 const healthy = {
@@ -120,5 +125,55 @@ describe("UnaryInvoker", () => {
     await expect(createClient(Health, inProcessTransport(invoker)).check({})).rejects.toMatchObject({
       code: Code.Unimplemented,
     });
+  });
+});
+
+describe("UnaryInvoker response headers", () => {
+  it("collects what the handler and interceptors set into the caller's objects, even when the call fails", async () => {
+    const impl = {
+      check: (_req: unknown, ctx: { responseHeader: Headers; responseTrailer: Headers }) => {
+        ctx.responseHeader.set("x-handler", "h");
+        ctx.responseTrailer.set("x-handler-trailer", "t");
+        throw new ConnectError("refused", Code.PermissionDenied);
+      },
+    };
+    const invoker = new UnaryInvoker([{ service: Health, impl }], { interceptors: [] });
+    const route = invoker.route("/grpc.health.v1.Health/Check");
+    if (route === undefined) throw new Error("no route");
+    const responseHeader = new Headers();
+    const responseTrailer = new Headers();
+    await expect(
+      invoker.invoke(route, create(HealthCheckRequestSchema), {
+        header: new Headers(),
+        contextValues: createContextValues(),
+        signal: new AbortController().signal,
+        protocolName: "grpc",
+        requestMethod: "POST",
+        url: "http://x/grpc.health.v1.Health/Check",
+        responseHeader,
+        responseTrailer,
+      }),
+    ).rejects.toMatchObject({ code: Code.PermissionDenied });
+    expect(responseHeader.get("x-handler")).toBe("h");
+    expect(responseTrailer.get("x-handler-trailer")).toBe("t");
+  });
+
+  it("gives every call fresh headers when the caller passes none", async () => {
+    const seen: Headers[] = [];
+    const impl = {
+      check: (_req: unknown, ctx: { responseHeader: Headers }) => {
+        seen.push(ctx.responseHeader);
+        ctx.responseHeader.append("x-count", "1");
+        return { status: Status.SERVING };
+      },
+    };
+    const client = createClient(
+      Health,
+      inProcessTransport(new UnaryInvoker([{ service: Health, impl }], {})),
+    );
+    await client.check({});
+    await client.check({});
+    expect(seen[0]).not.toBe(seen[1]);
+    expect(seen[1]?.get("x-count")).toBe("1");
   });
 });
