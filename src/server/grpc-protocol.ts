@@ -83,6 +83,11 @@ export function setGrpcTrailerStatus(target: Headers, error: ConnectError | unde
     target.set("grpc-status", GRPC_STATUS_OK);
     return target;
   }
+  // An error a Connect client parsed from another server's answer carries that server's headers; connect
+  // does not relay them, and neither do we. `isWireError` is a field of the public ConnectError class, but
+  // its doc comment marks it "@private Internal field": the one thing this file still reads of connect's
+  // internals, because nothing public tells a relayed error from a raised one. Were it renamed or removed,
+  // this line would stop compiling, and test/server/grpc-protocol.test.ts compares the outcome with connect's.
   if (!error.isWireError) mergeNonProtocolHeaders(target, error.metadata);
   target.set("grpc-status", error.code.toString(10));
   target.set("grpc-message", encodeURIComponent(error.rawMessage));

@@ -510,6 +510,7 @@ interface Pipelines {
 async function startPipelines(
   withFastPath: boolean,
   tls?: { key: Buffer; cert: Buffer },
+  extra: Pick<SharedRpcOptions, "maxTimeoutMs"> = {},
 ): Promise<Pipelines> {
   const seen: Seen = { urls: [], abortReasons: [], started: 0 };
   const services = [{ service: Health, impl: testService(seen) }];
@@ -517,6 +518,7 @@ async function startPipelines(
     readMaxBytes: MAX,
     interceptors: [testInterceptor],
     contextValues: () => createContextValues(),
+    ...extra,
   };
   const rpc = connectNodeAdapter({
     ...options,
@@ -652,6 +654,32 @@ describe("the pipelines, fast path on and off, on a test service", () => {
     await both("", { ":authority": "Fieldseal.Test:80" });
     expect(withFast.seen.urls.at(-1)).toBe("http://fieldseal.test/grpc.health.v1.Health/Check");
     expect(withFast.seen.urls.at(-1)).toBe(withoutFast.seen.urls.at(-1));
+  });
+});
+
+describe("the pipelines with a maximum timeout", () => {
+  it("refuse a longer grpc-timeout the same way, and serve a shorter one", async () => {
+    const answers: Answer[][] = [];
+    for (const withFastPath of [true, false]) {
+      const p = await startPipelines(withFastPath, undefined, { maxTimeoutMs: 1000 });
+      try {
+        answers.push([
+          await rawCall(p.session, HEALTH, check(""), { "grpc-timeout": "5S" }),
+          await rawCall(p.session, HEALTH, check(""), { "grpc-timeout": "900m" }),
+        ]);
+      } finally {
+        await p.close();
+      }
+    }
+    const [fastAnswers, slowAnswers] = answers as [Answer[], Answer[]];
+    expect(fastAnswers.map((a) => comparable(a, false))).toEqual(
+      slowAnswers.map((a) => comparable(a, false)),
+    );
+    expect(fastAnswers[0]?.trailer).toMatchObject({
+      "grpc-status": "3",
+      "grpc-message": "timeout%205000ms%20must%20be%20%3C%3D%201000",
+    });
+    expect(fastAnswers[1]?.trailer["grpc-status"]).toBe("0");
   });
 });
 
