@@ -153,6 +153,8 @@ function serve(
  * Collects the request body, refusing it as soon as a frame header announces a message larger than `max`
  * (RESOURCE_EXHAUSTED, as connect-node does) rather than after buffering it. Once a second frame is
  * complete nothing more is read: the request is invalid whatever follows, and `decodeUnary` says why.
+ * connect's envelope decoder reads every frame header of a chunk before it hands on the chunk's first
+ * message, so the headers that arrived in the same chunk as the second frame's end are still checked.
  */
 function readBody(
   req: http2.Http2ServerRequest,
@@ -173,13 +175,15 @@ function readBody(
   let frameStart = 0;
   let frameEnd: number | undefined;
   let frames = 0;
+  // Where the second frame ends, once it is complete.
+  let secondEnd: number | undefined;
   const onData = (chunk: Buffer) => {
     chunks.push(chunk);
     length += chunk.length;
-    while (!finished) {
+    const all = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+    for (;;) {
       if (frameEnd === undefined) {
-        if (length < frameStart + FRAME_HEADER) return;
-        const all = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+        if (length < frameStart + FRAME_HEADER) break;
         const announced = all.readUInt32BE(frameStart + 1);
         if (announced > max) {
           finish(
@@ -192,15 +196,13 @@ function readBody(
         }
         frameEnd = frameStart + FRAME_HEADER + announced;
       }
-      if (length < frameEnd) return;
+      if (length < frameEnd) break;
       frames++;
-      if (frames === 2) {
-        finish(undefined, Buffer.concat(chunks).subarray(0, frameEnd));
-        return;
-      }
+      if (frames === 2) secondEnd = frameEnd;
       frameStart = frameEnd;
       frameEnd = undefined;
     }
+    if (secondEnd !== undefined) finish(undefined, all.subarray(0, secondEnd));
   };
   req.on("data", onData);
   req.once("end", () =>
@@ -216,23 +218,34 @@ function readBody(
  * split, decompressed and parsed before the next is looked at, and only a second *valid* frame is "extra".
  */
 function decodeUnary<D extends DescMessage>(schema: D, body: Buffer): MessageShape<D> {
-  if (body.length === 0) {
+  const first = frameAt(body, 0);
+  if (first === undefined) {
     throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
   }
-  const first = frameAt(body, 0);
   const message = parseFrame(schema, first.payload);
-  if (first.end === body.length) return message;
-  parseFrame(schema, frameAt(body, first.end).payload);
+  const second = frameAt(body, first.end);
+  if (second === undefined) return message;
+  parseFrame(schema, second.payload);
   throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
 }
 
-function frameAt(body: Buffer, start: number): { payload: Uint8Array; end: number } {
-  if (body.length < start + FRAME_HEADER) {
+/**
+ * The frame starting at `start`, as connect's envelope decoder (protocol/envelope.ts) sees it: nothing
+ * there, or a frame header with not one byte of its payload after it, is no frame; a header or a payload
+ * cut short is an incomplete envelope. (So a body ending in a bare 5-byte header answers as if the header
+ * were absent; connect-node does the same, and the parity test holds both to it.)
+ */
+function frameAt(body: Buffer, start: number): { payload: Uint8Array; end: number } | undefined {
+  const rest = body.length - start;
+  if (rest === 0) return undefined;
+  if (rest < FRAME_HEADER)
     throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  }
   const flags = body[start] as number;
   const end = start + FRAME_HEADER + body.readUInt32BE(start + 1);
-  if (body.length < end) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+  if (body.length < end) {
+    if (rest === FRAME_HEADER) return undefined;
+    throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+  }
   if ((flags & 0b01) === 0b01) {
     throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
   }

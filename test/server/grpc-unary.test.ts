@@ -13,6 +13,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   DecryptFieldRequestSchema,
@@ -194,6 +195,16 @@ const cases: Record<string, Case> = {
     body: () => frame(Buffer.alloc(10)).subarray(0, 8),
     status: "3",
   },
+  "a bare frame header announcing a payload that never comes": {
+    method: HEALTH,
+    body: () => Buffer.from([0, 0, 0, 0, 1]),
+    status: "12",
+  },
+  "a message followed by a bare frame header": {
+    method: HEALTH,
+    body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), Buffer.from([0, 0, 0, 0, 9])]),
+    status: "0",
+  },
   "two messages for a unary method": {
     method: HEALTH,
     body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), msg(HealthCheckRequestSchema, {})]),
@@ -207,6 +218,16 @@ const cases: Record<string, Case> = {
   "a second frame announcing more than the limit": {
     method: HEALTH,
     body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), frame(Buffer.alloc(MAX + 1))]),
+    status: "8",
+  },
+  "a third frame header announcing more than the limit": {
+    method: HEALTH,
+    body: () =>
+      Buffer.concat([
+        msg(HealthCheckRequestSchema, {}),
+        msg(HealthCheckRequestSchema, {}),
+        frame(Buffer.alloc(0)).fill(0xff, 1, 5),
+      ]),
     status: "8",
   },
   "a second message that is not protobuf": {
@@ -345,6 +366,57 @@ describe("gRPC unary fast path against connect-node (FIELDSEAL_GRPC_FAST_PATH=of
     const health = await call("off", HEALTH, msg(HealthCheckRequestSchema, {}));
     expect(fromBinary(HealthCheckResponseSchema, health.message as Uint8Array).status).toBe(1);
     expect(await fastPathCalls(slow)).toBe(0);
+  });
+});
+
+describe("arbitrary request bodies", () => {
+  it("get the same complete answer from both paths", async () => {
+    const frameLike = fc
+      .tuple(
+        fc.constantFrom(0, 1, 2, 0x80),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.integer({ min: -3, max: 3 }),
+      )
+      .map(([flags, payload, skew]) => {
+        const f = frame(payload, flags);
+        f.writeUInt32BE(Math.max(0, payload.length + skew), 1);
+        return f;
+      });
+    const body = fc.oneof(
+      fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)),
+      frameLike,
+      fc.array(frameLike, { minLength: 1, maxLength: 3 }).map((fs) => Buffer.concat(fs)),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(HEALTH, DECRYPT, DESCRIBE), body, async (method, bytes) => {
+        const a = await call("fast", method, bytes);
+        const b = await call("off", method, bytes);
+        expect(comparable(a, false)).toEqual(comparable(b, false));
+      }),
+      { numRuns: 300 },
+    );
+    const health = await call("fast", HEALTH, msg(HealthCheckRequestSchema, {}));
+    expect(health.trailer["grpc-status"]).toBe("0");
+  });
+});
+
+describe("concurrent calls on one connection", () => {
+  it("each get their own headers and trailers, never another call's", async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        call(
+          "fast",
+          ENCRYPT,
+          msg(EncryptFieldsRequestSchema, { scope, fields: i % 2 === 0 ? { card } : {} }),
+          { "x-request-id": `req-${i}` },
+        ),
+      ),
+    );
+    answers.forEach((a, i) => {
+      const all = { ...a.header, ...a.trailer };
+      expect(all["x-request-id"]).toBe(`req-${i}`);
+      expect(all["grpc-status"]).toBe(i % 2 === 0 ? "0" : "3");
+    });
   });
 });
 
