@@ -144,7 +144,15 @@ export async function startServer(
     peerContextValues(req).set(arrivedWhileDrainingKey, draining);
   // One set of options for every pipeline that serves RPCs: connect-node, the unary invoker and the gRPC
   // fast path take this same object, so a limit or an interceptor cannot apply to one and not another.
-  const rpcOptions: SharedRpcOptions = { readMaxBytes: config.maxRequestBytes, interceptors, contextValues };
+  const rpcOptions: SharedRpcOptions = {
+    readMaxBytes: config.maxRequestBytes,
+    interceptors,
+    contextValues,
+    // Answers are never compressed (compressed requests are still read): sealed values are ciphertext,
+    // which does not compress; compressing plaintext next to bytes a caller chose leaks it through the
+    // length (CRIME/BREACH); and it keeps the fast path's answers identical to connect-node's.
+    compressMinBytes: Number.POSITIVE_INFINITY,
+  };
   const rpc = connectNodeAdapter({
     ...rpcOptions,
     routes: (router: ConnectRouter) => {

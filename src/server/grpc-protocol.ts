@@ -159,3 +159,21 @@ const RESET_CODES: Readonly<Record<number, Code>> = {
   12: Code.PermissionDenied,
   13: Code.PermissionDenied,
 };
+
+/**
+ * The compression a gRPC server picks for its answer from the request's `grpc-accept-encoding`: the first
+ * name in the client's list that the server supports, or none (connect's `compressionNegotiate`, for a
+ * request that is itself uncompressed). connect-node announces its pick in the answer's `grpc-encoding`
+ * even when the message is too small to be compressed.
+ */
+export function negotiateResponseEncoding(
+  available: readonly string[],
+  accepted: string | undefined,
+): string | undefined {
+  if (accepted === undefined || accepted === "") return undefined;
+  for (const name of accepted.split(",")) {
+    const trimmed = name.trim();
+    if (available.includes(trimmed)) return trimmed;
+  }
+  return undefined;
+}

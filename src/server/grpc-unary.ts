@@ -2,9 +2,15 @@ import * as http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { type ConnectNodeAdapterOptions, compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
-import { abortReasonOfReset, parseGrpcTimeout, setGrpcTrailerStatus } from "./grpc-protocol.js";
+import {
+  abortReasonOfReset,
+  GRPC_STATUS_OK,
+  negotiateResponseEncoding,
+  parseGrpcTimeout,
+  setGrpcTrailerStatus,
+} from "./grpc-protocol.js";
 
 /**
  * The options the fast path shares with connect-node. src/server/app.ts builds one object of this type and
@@ -15,7 +21,7 @@ import { abortReasonOfReset, parseGrpcTimeout, setGrpcTrailerStatus } from "./gr
 export type SharedRpcOptions = Required<
   Pick<ConnectNodeAdapterOptions, "readMaxBytes" | "interceptors" | "contextValues">
 > &
-  Pick<ConnectNodeAdapterOptions, "maxTimeoutMs">;
+  Pick<ConnectNodeAdapterOptions, "maxTimeoutMs" | "acceptCompression" | "compressMinBytes">;
 
 const FRAME_HEADER = 5;
 
@@ -26,12 +32,17 @@ const FRAME_HEADER = 5;
  * RPCs themselves, and this is the path every gRPC client in production takes.
  *
  * Returns false, having touched nothing, for everything else (gRPC-Web, JSON, compressed messages,
- * streaming or unknown methods, unparseable timeouts), which the Connect adapter then serves. Error codes
- * and messages for protocol faults are the ones connect-node gives, so a client cannot tell the paths apart.
+ * streaming or unknown methods, unparseable or too long timeouts, a client that accepts a compression
+ * connect-node might apply), which the Connect adapter then serves. Error codes and messages for protocol
+ * faults, and every header and trailer, are the ones connect-node gives, so a client cannot tell the paths
+ * apart (test/server/grpc-unary.test.ts).
  */
 export function grpcUnaryFastPath(invoker: UnaryInvoker, opts: SharedRpcOptions) {
   // connect's default when no maximum is configured (validateUniversalHandlerOptions).
   const maxTimeoutMs = opts.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
+  // connect-node's defaults (connectNodeAdapter, validateReadWriteMaxBytes) when none are configured.
+  const compressions = (opts.acceptCompression ?? [compressionGzip, compressionBrotli]).map((c) => c.name);
+  const compressMinBytes = opts.compressMinBytes ?? 1024;
   return (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean => {
     if (req.method !== "POST") return false;
     const contentType = req.headers["content-type"];
@@ -40,6 +51,15 @@ export function grpcUnaryFastPath(invoker: UnaryInvoker, opts: SharedRpcOptions)
     if (encoding !== undefined && encoding !== "identity") return false;
     const route = invoker.route(req.url);
     if (route === undefined) return false;
+    const accepted = req.headers["grpc-accept-encoding"];
+    const responseEncoding = negotiateResponseEncoding(
+      compressions,
+      Array.isArray(accepted) ? accepted.join(", ") : accepted,
+    );
+    // connect-node names the compression it picked in the answer's header, and compresses an answer of
+    // compressMinBytes or more. This path never compresses: it serves such a client only when no answer
+    // can be that large.
+    if (responseEncoding !== undefined && compressMinBytes !== Number.POSITIVE_INFINITY) return false;
     // connect-node refuses a request without an authority; let it say so.
     if (req.authority === undefined || req.authority === "") return false;
     const timeoutHeader = req.headers["grpc-timeout"];
@@ -50,7 +70,7 @@ export function grpcUnaryFastPath(invoker: UnaryInvoker, opts: SharedRpcOptions)
       if (timeout.error !== undefined || timeout.timeoutMs === undefined) return false;
       deadline = Date.now() + timeout.timeoutMs;
     }
-    serve(invoker, route, req, res, opts, deadline);
+    serve(invoker, route, req, res, opts, deadline, responseEncoding);
     return true;
   };
 }
@@ -62,14 +82,16 @@ function serve(
   res: http2.Http2ServerResponse,
   opts: SharedRpcOptions,
   deadline: number | undefined,
+  responseEncoding: string | undefined,
 ): void {
   // Decided as the request arrives, not after its body: whether the server is draining, and the peer.
   const contextValues = opts.contextValues(req);
   const aborter = new AbortController();
-  // What the handler and the interceptors set, kept for the answer even when the call fails (as
-  // connect-node keeps its handler context's headers and trailers).
-  const responseHeader = new Headers();
-  const responseTrailer = new Headers();
+  // What the handler and the interceptors set, kept for the answer even when the call fails. They start
+  // as connect-node's handler context starts them, so a handler sees the same on either path.
+  const responseHeader = new Headers({ "content-type": "application/grpc+proto" });
+  if (responseEncoding !== undefined) responseHeader.set("grpc-encoding", responseEncoding);
+  const responseTrailer = new Headers({ "grpc-status": GRPC_STATUS_OK });
   let answered = false;
   // The client went away (RST_STREAM, connection lost) before the answer: tell whatever is still running,
   // with the reason connect-node gives for the same reset code.
@@ -77,20 +99,12 @@ function serve(
     if (!answered) aborter.abort(abortReasonOfReset(res.stream.rstCode));
   });
 
-  const answer = (message: Uint8Array | undefined, header: Headers | undefined, trailer: Headers) => {
+  const answer = (message: Uint8Array | undefined, header: Headers, trailer: Headers) => {
     // A stream the client reset takes no answer (Http2ServerResponse has no `destroyed` of its own).
     if (answered || res.stream.destroyed || res.writableEnded) return;
     answered = true;
-    const head: Record<string, string> = { "content-type": "application/grpc+proto" };
-    header?.forEach((value, name) => {
-      head[name] = value;
-    });
-    res.writeHead(200, head);
-    const trailers: Record<string, string> = {};
-    trailer.forEach((value, name) => {
-      trailers[name] = value;
-    });
-    res.addTrailers(trailers);
+    res.writeHead(200, nodeHeaders(header));
+    res.addTrailers(nodeHeaders(trailer));
     if (message === undefined) {
       res.end();
       return;
@@ -135,9 +149,8 @@ function serve(
       })
       .then(
         (out) => {
-          const trailer = new Headers(out.trailer);
-          trailer.set("grpc-status", "0");
-          answer(toBinary(route.method.output, out.message), out.header, trailer);
+          // As connect-node answers: the headers and trailers the interceptors returned, as they are.
+          answer(toBinary(route.method.output, out.message), out.header, out.trailer);
         },
         (e: unknown) => fail(e),
       )
@@ -258,6 +271,21 @@ function parseFrame<D extends DescMessage>(schema: D, payload: Uint8Array): Mess
   } catch (e) {
     throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
   }
+}
+
+/**
+ * Web Headers as Node's header object, as connect-node writes them (webHeaderToNodeHeaders): names in
+ * lowercase, a name given more than once (only `set-cookie` can be) as an array.
+ */
+function nodeHeaders(headers: Headers): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  headers.forEach((value, name) => {
+    const existing = out[name];
+    if (existing === undefined) out[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else out[name] = [existing, value];
+  });
+  return out;
 }
 
 /** Node's header object as web Headers, without HTTP/2 pseudo-headers (which Headers cannot hold). */

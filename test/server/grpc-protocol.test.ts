@@ -2,13 +2,15 @@ import { create } from "@bufbuild/protobuf";
 import { DurationSchema, StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 // connect's own, @private, versions: imported here only to prove ours behave the same.
-import { mergeNonProtocolHeaders as theirMerge } from "@connectrpc/connect/protocol";
+import { compressionNegotiate, mergeNonProtocolHeaders as theirMerge } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   abortReasonOfReset,
   mergeNonProtocolHeaders,
+  negotiateResponseEncoding,
   parseGrpcTimeout,
   setGrpcTrailerStatus,
 } from "../../src/server/grpc-protocol.js";
@@ -171,5 +173,32 @@ describe("abortReasonOfReset agrees with connect-node's connectErrorFromH2ResetC
       expect([ours?.code, ours?.rawMessage]).toEqual([theirs?.code, theirs?.rawMessage]);
     }
     expect(abortReasonOfReset(undefined)).toBeUndefined();
+  });
+});
+
+describe("negotiateResponseEncoding agrees with connect's compressionNegotiate", () => {
+  const available = [compressionGzip, compressionBrotli];
+  it.each([
+    undefined,
+    "",
+    "gzip",
+    "br",
+    "identity",
+    "identity,deflate,gzip",
+    "identity, deflate, gzip",
+    "deflate, br, gzip",
+    " gzip ",
+    "GZIP",
+    "zstd",
+    ",,gzip",
+  ])("for grpc-accept-encoding %j", (accepted) => {
+    for (const offered of [available, [compressionGzip], []]) {
+      const theirs = compressionNegotiate(offered, null, accepted ?? null, "grpc-accept-encoding");
+      const ours = negotiateResponseEncoding(
+        offered.map((c) => c.name),
+        accepted,
+      );
+      expect(ours).toBe(theirs.response?.name);
+    }
   });
 });

@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { create, type DescMessage, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -21,6 +22,8 @@ import {
   DescribeKeyRequestSchema,
   EncryptFieldsRequestSchema,
   EncryptFieldsResponseSchema,
+  FieldsealService,
+  ListKeyringsRequestSchema,
 } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import {
   Health,
@@ -278,6 +281,18 @@ const cases: Record<string, Case> = {
     headers: { "grpc-timeout": "soon" },
     status: "3",
   },
+  "a client that accepts compressed answers (as grpc-go and grpc-js do)": {
+    method: HEALTH,
+    body: () => msg(HealthCheckRequestSchema, {}),
+    headers: { "grpc-accept-encoding": "identity,deflate,gzip" },
+    status: "0",
+  },
+  "a client that accepts compressed answers, on an error": {
+    method: ENCRYPT,
+    body: () => msg(EncryptFieldsRequestSchema, { scope, fields: {} }),
+    headers: { "grpc-accept-encoding": "identity,deflate,gzip" },
+    status: "3",
+  },
   "a caller's request id": {
     method: HEALTH,
     body: () => msg(HealthCheckRequestSchema, {}),
@@ -366,6 +381,31 @@ describe("gRPC unary fast path against connect-node (FIELDSEAL_GRPC_FAST_PATH=of
     const health = await call("off", HEALTH, msg(HealthCheckRequestSchema, {}));
     expect(fromBinary(HealthCheckResponseSchema, health.message as Uint8Array).status).toBe(1);
     expect(await fastPathCalls(slow)).toBe(0);
+  });
+});
+
+describe("compression on the real server", () => {
+  it("never compresses an answer, even a large one to a client that accepts gzip, on either path", async () => {
+    const fields = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`field_${i}`, card]));
+    const body = msg(EncryptFieldsRequestSchema, { scope, fields });
+    const before = await fastPathCalls(fast);
+    const a = await call("fast", ENCRYPT, body, { "grpc-accept-encoding": "identity,deflate,gzip" });
+    const b = await call("off", ENCRYPT, body, { "grpc-accept-encoding": "identity,deflate,gzip" });
+    expect(await fastPathCalls(fast)).toBe(before + 1);
+    expect(comparable(a, true)).toEqual(comparable(b, true));
+    expect(a.header["grpc-encoding"]).toBe("gzip");
+    expect(a.body.length).toBeGreaterThan(1024);
+    expect([a.body[0], b.body[0]]).toEqual([0, 0]);
+  });
+
+  it("still reads a gzip-compressed request (connect-node serves it on both servers)", async () => {
+    const payload = gzipSync(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
+    const before = await fastPathCalls(fast);
+    const a = await call("fast", HEALTH, frame(payload, 1), { "grpc-encoding": "gzip" });
+    const b = await call("off", HEALTH, frame(payload, 1), { "grpc-encoding": "gzip" });
+    expect(await fastPathCalls(fast)).toBe(before);
+    expect(comparable(a, false)).toEqual(comparable(b, false));
+    expect(a.trailer["grpc-status"]).toBe("0");
   });
 });
 
@@ -576,16 +616,25 @@ const testInterceptor: Interceptor = (next) => async (req) => {
 interface Pipelines {
   readonly session: http2.ClientHttp2Session;
   readonly seen: Seen;
+  /** How many requests the fast path took. */
+  taken(): number;
   close(): Promise<void>;
 }
 
 async function startPipelines(
   withFastPath: boolean,
   tls?: { key: Buffer; cert: Buffer },
-  extra: Pick<SharedRpcOptions, "maxTimeoutMs"> = {},
+  extra: Pick<SharedRpcOptions, "maxTimeoutMs" | "acceptCompression" | "compressMinBytes"> = {},
 ): Promise<Pipelines> {
   const seen: Seen = { urls: [], abortReasons: [], started: 0 };
-  const services = [{ service: Health, impl: testService(seen) }];
+  const services = [
+    { service: Health, impl: testService(seen) },
+    // An answer larger than connect's default compressMinBytes (1024), always the same.
+    {
+      service: FieldsealService,
+      impl: { listKeyrings: () => ({ keyrings: Array.from({ length: 200 }, (_, i) => `keyring-${i}`) }) },
+    },
+  ];
   const options: SharedRpcOptions = {
     readMaxBytes: MAX,
     interceptors: [testInterceptor],
@@ -599,8 +648,12 @@ async function startPipelines(
     },
   });
   const fastPath = withFastPath ? grpcUnaryFastPath(new UnaryInvoker(services, options), options) : undefined;
+  let taken = 0;
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-    if (fastPath?.(req, res) === true) return;
+    if (fastPath?.(req, res) === true) {
+      taken++;
+      return;
+    }
     rpc(req, res);
   };
   const server = tls === undefined ? http2.createServer(handler) : http2.createSecureServer(tls, handler);
@@ -613,6 +666,7 @@ async function startPipelines(
   return {
     session,
     seen,
+    taken: () => taken,
     async close() {
       session.close();
       await new Promise((resolve) => server.close(resolve));
@@ -752,6 +806,49 @@ describe("the pipelines with a maximum timeout", () => {
       "grpc-message": "timeout%205000ms%20must%20be%20%3C%3D%201000",
     });
     expect(fastAnswers[1]?.trailer["grpc-status"]).toBe("0");
+  });
+});
+
+describe("the pipelines and compression", () => {
+  const LIST = "/fieldseal.v1.FieldsealService/ListKeyrings";
+  const accepts = { "grpc-accept-encoding": "identity,deflate,gzip" };
+
+  async function compare(extra: Pick<SharedRpcOptions, "acceptCompression" | "compressMinBytes">) {
+    const answers: Answer[] = [];
+    let taken = 0;
+    for (const withFastPath of [true, false]) {
+      const p = await startPipelines(withFastPath, undefined, extra);
+      try {
+        answers.push(await rawCall(p.session, LIST, msg(ListKeyringsRequestSchema, {}), accepts));
+        if (withFastPath) taken = p.taken();
+      } finally {
+        await p.close();
+      }
+    }
+    const [a, b] = answers as [Answer, Answer];
+    expect(comparable(a, false)).toEqual(comparable(b, false));
+    return { answer: a, taken };
+  }
+
+  it("with connect-node's defaults, leave a client that accepts gzip to connect-node, which compresses", async () => {
+    const { answer, taken } = await compare({});
+    expect(taken).toBe(0);
+    expect(answer.header["grpc-encoding"]).toBe("gzip");
+    expect(answer.body[0]).toBe(1);
+  });
+
+  it("when answers are never compressed, serve that client on the fast path with the same header", async () => {
+    const { answer, taken } = await compare({ compressMinBytes: Number.POSITIVE_INFINITY });
+    expect(taken).toBe(1);
+    expect(answer.header["grpc-encoding"]).toBe("gzip");
+    expect(answer.body[0]).toBe(0);
+    expect(answer.body.length).toBeGreaterThan(1024);
+  });
+
+  it("without compressions, serve that client on the fast path", async () => {
+    const { answer, taken } = await compare({ acceptCompression: [] });
+    expect(taken).toBe(1);
+    expect(answer.header["grpc-encoding"]).toBeUndefined();
   });
 });
 
