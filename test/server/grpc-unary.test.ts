@@ -485,6 +485,12 @@ describe("a client that resets its stream mid-call", () => {
       }
       await waitFor(() => server.server.inFlight() === 0);
       expect(server.audit.events.length).toBe(auditBefore);
+      // (A complete call is audited, so the count above would have moved had a handler run.)
+      const whole = await call(path, ENCRYPT, body);
+      expect(whole.trailer["grpc-status"]).toBe("0");
+      expect(server.audit.events.slice(auditBefore)).toContainEqual(
+        expect.objectContaining({ action: "encrypt", outcome: "ok" }),
+      );
       // Reset right after a complete request, while the call runs: each either completes or is dropped;
       // the server neither crashes nor keeps the stream.
       for (let i = 0; i < 20; i++) {
