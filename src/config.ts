@@ -36,6 +36,8 @@ export interface Config {
   readonly rotation: { readonly maxAgeMs: number | undefined; readonly sealBudget: number };
   readonly primaryRefreshMs: number;
   readonly maxRequestBytes: number;
+  /** Whether plain unary gRPC calls take the fast path (src/server/grpc-unary.ts) or go through connect-node. */
+  readonly grpcFastPath: boolean;
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
   readonly principals: readonly PrincipalConfig[];
@@ -178,6 +180,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "maxRequestBytes",
     description: "Largest request body accepted",
     default: "1048576",
+  },
+  {
+    env: "FIELDSEAL_GRPC_FAST_PATH",
+    file: "grpcFastPath",
+    description: "on: plain unary gRPC calls take the fast path; off: connect-node serves every call",
+    default: "on",
   },
   {
     env: "FIELDSEAL_SHUTDOWN_GRACE_MS",
@@ -474,6 +482,7 @@ export function parseConfig(
       1024,
       64 * 1024 * 1024,
     ),
+    grpcFastPath: oneOf("FIELDSEAL_GRPC_FAST_PATH", "grpcFastPath", ["on", "off"] as const, "on") === "on",
     shutdownGraceMs: int("FIELDSEAL_SHUTDOWN_GRACE_MS", "shutdownGraceMs", 10_000, 0, 600_000),
     logLevel: oneOf(
       "FIELDSEAL_LOG_LEVEL",

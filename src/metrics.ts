@@ -80,6 +80,11 @@ export class Metrics {
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
+  readonly #grpcFastPathCalls = new Counter({
+    name: "fieldseal_grpc_fast_path_calls_total",
+    help: "Unary gRPC calls the fast path took (the rest of the RPCs went through connect-node)",
+    registers: [this.registry],
+  });
 
   /**
    * @param primaryUsage read on each scrape; must answer from memory (a scrape must never reach the key
@@ -140,6 +145,11 @@ export class Metrics {
 
   pushFinished(outcome: string): void {
     this.#pushes.inc({ outcome });
+  }
+
+  /** One call taken by the gRPC fast path (FIELDSEAL_GRPC_FAST_PATH). */
+  grpcFastPathCall(): void {
+    this.#grpcFastPathCalls.inc();
   }
 
   /** The exposition text and its content type. */

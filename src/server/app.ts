@@ -25,7 +25,7 @@ import { createHealthService, HealthStatus, ServingStatus } from "../service/hea
 import { fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
 import { inProcessTransport, type ServiceRegistration, UnaryInvoker } from "../service/unary-invoker.js";
-import { grpcUnaryFastPath } from "./grpc-unary.js";
+import { grpcUnaryFastPath, type SharedRpcOptions } from "./grpc-unary.js";
 import { type DualListener, listenDual, listenTls, type RequestHandler } from "./listener.js";
 import { peerContextValues } from "./peer-certificate.js";
 
@@ -152,19 +152,29 @@ export async function startServer(
   // Called as each request arrives, so "arrived while draining" is decided then, not after its body.
   const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
     peerContextValues(req).set(arrivedWhileDrainingKey, draining);
-  const rpc = connectNodeAdapter({
+  // One set of options for every pipeline that serves RPCs: connect-node, the unary invoker and the gRPC
+  // fast path take this same object, so a limit or an interceptor cannot apply to one and not another.
+  const rpcOptions: SharedRpcOptions = {
     readMaxBytes: config.maxRequestBytes,
     interceptors,
+    contextValues,
+    // Answers are never compressed (compressed requests are still read): sealed values are ciphertext,
+    // which does not compress; compressing plaintext next to bytes a caller chose leaks it through the
+    // length (CRIME/BREACH); and it keeps the fast path's answers identical to connect-node's.
+    compressMinBytes: Number.POSITIVE_INFINITY,
+  };
+  const rpc = connectNodeAdapter({
+    ...rpcOptions,
     routes: (router: ConnectRouter) => {
       for (const { service, impl } of services) router.service(service, impl);
     },
-    contextValues,
   });
   // Unary calls also run through one invoker over the very same implementations and interceptors: the gRPC
   // fast path serves plain gRPC calls with it, and the webhook adapter calls it in-process, so
   // authentication, authorization, validation and audit happen in one place for every caller.
-  const invoker = new UnaryInvoker(services, interceptors);
-  const grpcUnary = grpcUnaryFastPath(invoker, { readMaxBytes: config.maxRequestBytes, contextValues });
+  const invoker = new UnaryInvoker(services, rpcOptions);
+  // FIELDSEAL_GRPC_FAST_PATH=off: connect-node serves every call.
+  const grpcUnary = config.grpcFastPath ? grpcUnaryFastPath(invoker, rpcOptions) : undefined;
   const webhook = createWebhookHandler({
     client: createClient(FieldsealService, inProcessTransport(invoker)),
     pushEnabled: config.cognigy.pushEnabled && pusher !== undefined,
@@ -210,9 +220,11 @@ export async function startServer(
     }
     if (
       req.httpVersionMajor === 2 &&
-      grpcUnary(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)
-    )
+      grpcUnary?.(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse) === true
+    ) {
+      metrics.grpcFastPathCall();
       return;
+    }
     rpc(
       req as http.IncomingMessage & http2.Http2ServerRequest,
       res as http.ServerResponse & http2.Http2ServerResponse,

@@ -74,7 +74,11 @@ export function httpStatusFor(code: FieldsealErrorCode): number {
   return HTTP_STATUSES[code];
 }
 
-/** Connect code → HTTP status, as in the Connect protocol specification. */
+/**
+ * Connect code → HTTP status, as in the Connect protocol specification
+ * (https://connectrpc.com/docs/protocol#error-codes). connect has the same table as a private helper
+ * (`codeToHttpStatus`); test/unit/error-map.test.ts checks that the two agree for every code.
+ */
 export function httpStatusForConnectCode(code: Code): number {
   switch (code) {
     case Code.Canceled:
@@ -118,9 +122,14 @@ export function httpStatusForConnectError(err: unknown): number {
   return httpStatusForConnectCode(ce.code);
 }
 
-/** Connect code name as the Connect protocol spells it, e.g. `invalid_argument`. */
+/**
+ * Connect code name as the Connect protocol spells it, e.g. `invalid_argument`; a code this version of
+ * Connect does not know is spelled as its number. Agrees with connect's private `codeToString` (tested).
+ */
 export function connectCodeName(code: Code): string {
-  return Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
+  const name: string | undefined = Code[code];
+  if (name === undefined) return String(code);
+  return name.replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
 }
 
 /**

@@ -47,6 +47,19 @@ export interface UnaryCallInit {
   readonly protocolName: string;
   readonly requestMethod: string;
   readonly url: string;
+  /**
+   * Where the handler's response headers and trailers are collected (fresh ones when not given). A caller
+   * that answers errors itself passes its own, so that what a handler or interceptor set before the error
+   * still reaches the client, as connect-node sends it.
+   */
+  readonly responseHeader?: Headers | undefined;
+  readonly responseTrailer?: Headers | undefined;
+}
+
+/** The options a UnaryInvoker shares with the Connect router it stands beside (see src/server/app.ts). */
+export interface UnaryInvokerOptions {
+  /** The interceptors every call passes, the first one outermost. */
+  readonly interceptors?: readonly Interceptor[] | undefined;
 }
 
 /**
@@ -57,7 +70,8 @@ export interface UnaryCallInit {
 export class UnaryInvoker {
   readonly #routes = new Map<string, UnaryRoute>();
 
-  constructor(services: readonly ServiceRegistration[], interceptors: readonly Interceptor[]) {
+  constructor(services: readonly ServiceRegistration[], options: UnaryInvokerOptions) {
+    const interceptors = options.interceptors ?? [];
     for (const { service, impl } of services) {
       // Connect's own spec: methods bound to their implementation, missing ones answering UNIMPLEMENTED.
       for (const spec of Object.values(createServiceImplSpec(service, impl).methods)) {
@@ -101,7 +115,12 @@ export class UnaryInvoker {
     message: MessageShape<I>,
     init: UnaryCallInit,
   ): Promise<UnaryResponse<I, O>> {
-    init.contextValues.set(callKey, { protocolName: init.protocolName, deadline: init.deadline });
+    init.contextValues.set(callKey, {
+      protocolName: init.protocolName,
+      deadline: init.deadline,
+      responseHeader: init.responseHeader ?? new Headers(),
+      responseTrailer: init.responseTrailer ?? new Headers(),
+    });
     const deadline = deadlineSignal(init.signal, init.deadline);
     try {
       return (await route.call({
@@ -122,8 +141,13 @@ export class UnaryInvoker {
 }
 
 /** Per-call facts the handler context needs that a UnaryRequest does not carry. */
-const callKey = createContextKey<{ protocolName: string; deadline: number | undefined }>(
-  { protocolName: "in-process", deadline: undefined },
+const callKey = createContextKey<{
+  protocolName: string;
+  deadline: number | undefined;
+  responseHeader: Headers | undefined;
+  responseTrailer: Headers | undefined;
+}>(
+  { protocolName: "in-process", deadline: undefined, responseHeader: undefined, responseTrailer: undefined },
   { description: "unary call" },
 );
 
@@ -160,8 +184,8 @@ function handlerContext(req: UnaryRequest): HandlerContext {
     timeoutMs: () => (call.deadline === undefined ? undefined : call.deadline - Date.now()),
     requestMethod: req.requestMethod,
     requestHeader: req.header,
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
+    responseHeader: call.responseHeader ?? new Headers(),
+    responseTrailer: call.responseTrailer ?? new Headers(),
     protocolName: call.protocolName,
     values: req.contextValues,
     url: req.url,

@@ -1,3 +1,4 @@
+import { create } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -7,7 +8,11 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatus as Status,
+} from "../../gen/grpc/health/v1/health_pb.js";
 import { inProcessTransport, UnaryInvoker } from "../../src/service/unary-invoker.js";
 
 const healthy = {
@@ -27,7 +32,9 @@ describe("UnaryInvoker", () => {
         res.header.set(`x-${name}`, "1");
         return res;
       };
-    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [tag("outer"), tag("inner")]);
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], {
+      interceptors: [tag("outer"), tag("inner")],
+    });
     const client = createClient(Health, inProcessTransport(invoker));
     let header: Headers | undefined;
     const res = await client.check({}, { onHeader: (h) => (header = h) });
@@ -41,7 +48,7 @@ describe("UnaryInvoker", () => {
       if (req.header.get("authorization") !== "Bearer ok") throw new ConnectError("no", Code.Unauthenticated);
       return next(req);
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [gate]);
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], { interceptors: [gate] });
     const client = createClient(Health, inProcessTransport(invoker));
     await expect(client.check({})).rejects.toMatchObject({ code: Code.Unauthenticated });
     await expect(client.check({}, { headers: { authorization: "Bearer ok" } })).resolves.toMatchObject({
@@ -58,7 +65,7 @@ describe("UnaryInvoker", () => {
         throw reason;
       },
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl: slow }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl: slow }], { interceptors: [] });
     const client = createClient(Health, inProcessTransport(invoker));
     await expect(client.check({}, { timeoutMs: 20 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
     expect(reason).toMatchObject({ code: Code.DeadlineExceeded });
@@ -68,7 +75,7 @@ describe("UnaryInvoker", () => {
     const late = {
       check: () => new Promise((r) => setTimeout(() => r({ status: Status.SERVING }), 40)),
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl: late }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl: late }], { interceptors: [] });
     const client = createClient(Health, inProcessTransport(invoker));
     await expect(client.check({}, { timeoutMs: 10 })).resolves.toMatchObject({ status: Status.SERVING });
     await expect(client.check({}, { timeoutMs: 2 ** 40 })).resolves.toMatchObject({ status: Status.SERVING });
@@ -81,7 +88,7 @@ describe("UnaryInvoker", () => {
       seen = req.contextValues.get(planted);
       return next(req);
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], [spy]);
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], { interceptors: [spy] });
     const client = createClient(Health, inProcessTransport(invoker));
     await client.check({}, { contextValues: createContextValues().set(planted, "from the caller") });
     expect(seen).toBe("none");
@@ -95,7 +102,7 @@ describe("UnaryInvoker", () => {
         return { status: Status.SERVING };
       },
     };
-    const invoker = new UnaryInvoker([{ service: Health, impl }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl }], { interceptors: [] });
     await createClient(Health, inProcessTransport(invoker)).check({}, { timeoutMs: 5_000 });
     expect(seen?.protocol).toBe("in-process");
     expect(seen?.remaining).toBeGreaterThan(4_000);
@@ -103,20 +110,70 @@ describe("UnaryInvoker", () => {
   });
 
   it("refuses streaming methods and methods it does not serve", async () => {
-    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl: healthy }], { interceptors: [] });
     expect(invoker.route("/grpc.health.v1.Health/Check")).toBeDefined();
     expect(invoker.route("/grpc.health.v1.Health/Watch")).toBeUndefined();
     const client = createClient(Health, inProcessTransport(invoker));
     const watch = client.watch({});
     await expect(watch[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: Code.Unimplemented });
-    const none = createClient(Health, inProcessTransport(new UnaryInvoker([], [])));
+    const none = createClient(Health, inProcessTransport(new UnaryInvoker([], { interceptors: [] })));
     await expect(none.check({})).rejects.toMatchObject({ code: Code.Unimplemented });
   });
 
   it("answers UNIMPLEMENTED for a method the implementation leaves out", async () => {
-    const invoker = new UnaryInvoker([{ service: Health, impl: {} }], []);
+    const invoker = new UnaryInvoker([{ service: Health, impl: {} }], { interceptors: [] });
     await expect(createClient(Health, inProcessTransport(invoker)).check({})).rejects.toMatchObject({
       code: Code.Unimplemented,
     });
+  });
+});
+
+describe("UnaryInvoker response headers", () => {
+  it("collects what the handler and interceptors set into the caller's objects, even when the call fails", async () => {
+    const impl = {
+      check: (_req: unknown, ctx: { responseHeader: Headers; responseTrailer: Headers }) => {
+        ctx.responseHeader.set("x-handler", "h");
+        ctx.responseTrailer.set("x-handler-trailer", "t");
+        throw new ConnectError("refused", Code.PermissionDenied);
+      },
+    };
+    const invoker = new UnaryInvoker([{ service: Health, impl }], { interceptors: [] });
+    const route = invoker.route("/grpc.health.v1.Health/Check");
+    if (route === undefined) throw new Error("no route");
+    const responseHeader = new Headers();
+    const responseTrailer = new Headers();
+    await expect(
+      invoker.invoke(route, create(HealthCheckRequestSchema), {
+        header: new Headers(),
+        contextValues: createContextValues(),
+        signal: new AbortController().signal,
+        protocolName: "grpc",
+        requestMethod: "POST",
+        url: "http://x/grpc.health.v1.Health/Check",
+        responseHeader,
+        responseTrailer,
+      }),
+    ).rejects.toMatchObject({ code: Code.PermissionDenied });
+    expect(responseHeader.get("x-handler")).toBe("h");
+    expect(responseTrailer.get("x-handler-trailer")).toBe("t");
+  });
+
+  it("gives every call fresh headers when the caller passes none", async () => {
+    const seen: Headers[] = [];
+    const impl = {
+      check: (_req: unknown, ctx: { responseHeader: Headers }) => {
+        seen.push(ctx.responseHeader);
+        ctx.responseHeader.append("x-count", "1");
+        return { status: Status.SERVING };
+      },
+    };
+    const client = createClient(
+      Health,
+      inProcessTransport(new UnaryInvoker([{ service: Health, impl }], {})),
+    );
+    await client.check({});
+    await client.check({});
+    expect(seen[0]).not.toBe(seen[1]);
+    expect(seen[1]?.get("x-count")).toBe("1");
   });
 });
