@@ -1,8 +1,17 @@
 import * as http2 from "node:http2";
-import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
+import {
+  COMPRESSED_WITHOUT_ENCODING,
+  EXTRA_MESSAGE,
+  INCOMPLETE_ENVELOPE,
+  MISSING_MESSAGE,
+  malformedRequest,
+  oversizeRequest,
+  parseBinaryRequest,
+} from "./request-decoding.js";
 
 export interface GrpcUnaryOptions {
   /** Largest request message accepted, in bytes (the same limit the Connect adapter applies). */
@@ -161,12 +170,7 @@ function readBody(
         const all = chunks.length === 1 ? chunk : Buffer.concat(chunks);
         const announced = all.readUInt32BE(frameStart + 1);
         if (announced > max) {
-          finish(
-            new ConnectError(
-              `message size ${announced} is larger than configured readMaxBytes ${max}`,
-              Code.ResourceExhausted,
-            ),
-          );
+          finish(oversizeRequest(`message of ${announced} bytes`, max));
           return;
         }
         frameEnd = frameStart + FRAME_HEADER + announced;
@@ -194,34 +198,29 @@ function readBody(
  */
 function decodeUnary<D extends DescMessage>(schema: D, body: Buffer): MessageShape<D> {
   if (body.length === 0) {
-    throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
+    throw malformedRequest(MISSING_MESSAGE);
   }
   const first = frameAt(body, 0);
   const message = parseFrame(schema, first.payload);
   if (first.end === body.length) return message;
   parseFrame(schema, frameAt(body, first.end).payload);
-  throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
+  throw malformedRequest(EXTRA_MESSAGE);
 }
 
 function frameAt(body: Buffer, start: number): { payload: Uint8Array; end: number } {
-  if (body.length < start + FRAME_HEADER) {
-    throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  }
+  if (body.length < start + FRAME_HEADER) throw malformedRequest(INCOMPLETE_ENVELOPE);
   const flags = body[start] as number;
   const end = start + FRAME_HEADER + body.readUInt32BE(start + 1);
-  if (body.length < end) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  if ((flags & 0b01) === 0b01) {
-    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-  }
+  if (body.length < end) throw malformedRequest(INCOMPLETE_ENVELOPE);
+  // Bit 0 is "compressed", which needs a grpc-encoding this path never serves; no other flag is defined.
+  if ((flags & 0b01) === 0b01) throw malformedRequest(COMPRESSED_WITHOUT_ENCODING);
+  if (flags !== 0)
+    throw malformedRequest(`envelope flags 0x${flags.toString(16)} are not valid in a request`);
   return { payload: body.subarray(start + FRAME_HEADER, end), end };
 }
 
 function parseFrame<D extends DescMessage>(schema: D, payload: Uint8Array): MessageShape<D> {
-  try {
-    return fromBinary(schema, payload);
-  } catch (e) {
-    throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
-  }
+  return parseBinaryRequest(schema, payload);
 }
 
 /** Node's header object as web Headers, without HTTP/2 pseudo-headers (which Headers cannot hold). */

@@ -224,7 +224,8 @@ describe("gRPC unary fast path", () => {
       HEALTH,
       frame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)), 1),
     );
-    expect(answer.grpcStatus).toBe("13");
+    expect(answer.grpcStatus).toBe("3");
+    expect(answer.reason).toBe("invalid_argument");
     expect(decodeURIComponent(answer.grpcMessage ?? "")).toBe(
       "received compressed envelope, but do not know how to decompress",
     );

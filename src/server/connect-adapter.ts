@@ -1,0 +1,273 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { DescMessage } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ContextValues,
+  createConnectRouter,
+  createContextKey,
+  type Interceptor,
+} from "@connectrpc/connect";
+import type { Compression, UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
+import { REASON_HEADER } from "../service/error-map.js";
+import {
+  COMPRESSED_WITHOUT_ENCODING,
+  checkJsonRequest,
+  EXTRA_MESSAGE,
+  INCOMPLETE_ENVELOPE,
+  MISSING_MESSAGE,
+  malformedRequest,
+  oversizeRequest,
+  parseBinaryRequest,
+} from "./request-decoding.js";
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+export interface ConnectAdapterOptions {
+  /** Largest request message (and Connect unary body), in bytes. */
+  readonly maxRequestBytes: number;
+  readonly interceptors: Interceptor[];
+  readonly routes: (router: ConnectRouter) => void;
+  /** The per-call context values, decided as the request arrives. */
+  readonly contextValues: (req: NodeRequest) => ContextValues;
+  /** Called with anything connect-node's handler threw past its own error handling (a bug). */
+  readonly onHandlerFailure?: (err: unknown) => void;
+}
+
+/** A refusal decided from the request head, thrown by the request gate so connect encodes it per protocol. */
+const refusalKey = createContextKey<ConnectError | undefined>(undefined, {
+  description: "fieldseal refusal",
+});
+
+const COMPRESSIONS: readonly Compression[] = [compressionGzip, compressionBrotli];
+
+/**
+ * connect-node's adapter with Fieldseal's request checks in front, built from connect's public API only
+ * (createConnectRouter, router.handlers, universalRequestFromNodeRequest, universalResponseToNodeResponse).
+ *
+ * Why: connect-es parses request messages before the interceptor chain runs, so its parse errors never
+ * reach our interceptor, and it reports a binary parse failure as INTERNAL ("parse binary: ..."), decodes
+ * JSON with a replacing UTF-8 decoder, and answers a bad path, verb or content-type with an empty body.
+ * Here each request body is checked, message by message as it streams in, before connect reads it:
+ * framing, size (naming Fieldseal's setting), decompression, strict UTF-8, JSON nesting, and a full parse
+ * against the method's input type. A refusal is thrown from the body connect reads, so connect itself
+ * encodes it correctly for Connect, gRPC and gRPC-Web, with its `fieldseal-reason`. Valid bodies pass
+ * through unchanged (connect parses them once more: this path is not the hot one, see grpc-unary.ts).
+ */
+export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
+  const max = opts.maxRequestBytes;
+  const router = createConnectRouter({
+    interceptors: opts.interceptors,
+    readMaxBytes: max,
+    acceptCompression: [...COMPRESSIONS],
+    requestGate: (context) => {
+      const refusal = context.values.get(refusalKey);
+      if (refusal !== undefined) throw refusal;
+    },
+  });
+  opts.routes(router);
+  const paths = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) paths.set(handler.requestPath, handler);
+  const services = [...new Set(router.handlers.map((h) => h.service.typeName))].join(", ");
+
+  return (req: NodeRequest, res: NodeResponse): void => {
+    const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");
+    if (handler === undefined) {
+      // gRPC clients read a 404 as UNIMPLEMENTED and expect no Connect body; everyone else gets one.
+      const grpc = /^application\/grpc/i.test(req.headers["content-type"] ?? "");
+      answerError(
+        res,
+        404,
+        grpc
+          ? undefined
+          : {
+              code: "unimplemented",
+              message: `no procedure at this path; POST to /<service>/<method> of: ${services}`,
+            },
+      );
+      return;
+    }
+    const values = opts.contextValues(req);
+    const framing = requestFraming(req.headers);
+    // connect checks a Connect unary body's content-length against its limit before reading a byte; decide
+    // that here first so the refusal names our setting.
+    const announced = Number(req.headers["content-length"]);
+    if (framing?.enveloped === false && announced > max)
+      values.set(refusalKey, oversizeRequest("request body", max));
+    const uReq = universalRequestFromNodeRequest(
+      req as http.IncomingMessage,
+      res as http.ServerResponse,
+      undefined,
+      values,
+    );
+    const body =
+      framing === undefined || framing.compression === undefined || !isByteStream(uReq.body)
+        ? uReq.body // a content-type or encoding connect refuses before reading the body
+        : checkedBody(
+            uReq.body,
+            handler.method.input,
+            framing as Framing & { compression: Compression | null },
+            {
+              max,
+              unary: handler.method.methodKind === "unary",
+            },
+          );
+    handler({ ...uReq, body })
+      .then((uRes) => universalResponseToNodeResponse(withErrorBody(uRes), res))
+      .catch((err: unknown) => {
+        // As connect-node: a client that went away mid-answer is not a failure.
+        if (ConnectError.from(err).code !== Code.Aborted) opts.onHandlerFailure?.(err);
+      });
+  };
+}
+
+interface Framing {
+  /** Messages come in 5-byte-headed envelopes (gRPC, gRPC-Web, Connect streaming), else one whole body. */
+  readonly enveloped: boolean;
+  readonly json: boolean;
+  /** null: uncompressed; undefined: an encoding we do not accept (connect refuses it). */
+  readonly compression: Compression | null | undefined;
+}
+
+/** How the body of a request with these headers is framed, as connect-es reads it; undefined if it would not. */
+function requestFraming(headers: http.IncomingHttpHeaders): Framing | undefined {
+  const contentType = (headers["content-type"] ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+  let m = /^application\/(proto|json)$/.exec(contentType);
+  if (m !== null) return framing(false, m[1] === "json", headers["content-encoding"]);
+  m = /^application\/connect\+(proto|json)$/.exec(contentType);
+  if (m !== null) return framing(true, m[1] === "json", headers["connect-content-encoding"]);
+  m = /^application\/grpc(?:-web)?(?:\+(proto|json))?$/.exec(contentType);
+  if (m !== null) return framing(true, m[1] === "json", headers["grpc-encoding"]);
+  return undefined;
+}
+
+function framing(enveloped: boolean, json: boolean, encoding: string | string[] | undefined): Framing {
+  const name = Array.isArray(encoding) ? encoding.join(",") : encoding;
+  const compression =
+    name === undefined || name === "" || name === "identity"
+      ? null
+      : COMPRESSIONS.find((c) => c.name === name.toLowerCase());
+  return { enveloped, json, compression };
+}
+
+function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {
+  return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
+}
+
+/** The request body, passed on as it arrives, each message checked before connect sees it. */
+async function* checkedBody(
+  source: AsyncIterable<Uint8Array>,
+  schema: DescMessage,
+  framing: Framing & { compression: Compression | null },
+  limits: { max: number; unary: boolean },
+): AsyncGenerator<Uint8Array> {
+  const check = async (payload: Uint8Array, compressed: boolean) => {
+    let message = payload;
+    if (compressed) {
+      if (framing.compression === null) throw malformedRequest(COMPRESSED_WITHOUT_ENCODING);
+      message = await decompress(framing.compression, payload, limits.max);
+    }
+    if (framing.json) checkJsonRequest(schema, message);
+    else parseBinaryRequest(schema, message);
+  };
+  if (!framing.enveloped) {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of source) {
+      size += chunk.byteLength;
+      if (size > limits.max) throw oversizeRequest("request body", limits.max);
+      chunks.push(chunk);
+    }
+    const body = Buffer.concat(chunks);
+    await check(body, framing.compression !== null);
+    yield body;
+    return;
+  }
+  let pending = Buffer.alloc(0);
+  let messages = 0;
+  for await (const chunk of source) {
+    pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
+    while (pending.length >= 5) {
+      const flags = pending[0] as number;
+      const size = pending.readUInt32BE(1);
+      if (size > limits.max) throw oversizeRequest(`message of ${size} bytes`, limits.max);
+      if (pending.length < 5 + size) break;
+      const envelope = pending.subarray(0, 5 + size);
+      pending = pending.subarray(5 + size);
+      // Bit 0 is "compressed"; no other flag is defined for a request message.
+      if ((flags & ~1) !== 0)
+        throw malformedRequest(`envelope flags 0x${flags.toString(16)} are not valid in a request`);
+      await check(envelope.subarray(5), (flags & 1) === 1);
+      if (limits.unary && ++messages > 1) throw malformedRequest(EXTRA_MESSAGE);
+      yield envelope;
+    }
+  }
+  if (pending.length > 0) throw malformedRequest(INCOMPLETE_ENVELOPE);
+  if (limits.unary && messages === 0) throw malformedRequest(MISSING_MESSAGE);
+}
+
+async function decompress(compression: Compression, payload: Uint8Array, max: number): Promise<Uint8Array> {
+  try {
+    return await compression.decompress(payload, max);
+  } catch (e) {
+    // connect-node's zlib wrapper says RESOURCE_EXHAUSTED when the output passes the limit.
+    if (e instanceof ConnectError && e.code === Code.ResourceExhausted)
+      throw oversizeRequest(`message after ${compression.name} decompression`, max);
+    throw malformedRequest(`message is not valid ${compression.name} data`);
+  }
+}
+
+const SUPPORTED_TYPES =
+  "application/json or application/proto (Connect), application/grpc[+proto|+json] (gRPC), " +
+  "application/grpc-web[+proto|+json] (gRPC-Web), application/connect+proto|json (Connect streaming)";
+
+/** connect answers a wrong verb or content-type with a bare status; give it a Connect error body. */
+function withErrorBody(uRes: UniversalServerResponse): UniversalServerResponse {
+  if (uRes.body !== undefined) return uRes;
+  if (uRes.status === 415)
+    return errorResponse(415, "invalid_argument", `unsupported content-type; send ${SUPPORTED_TYPES}`);
+  if (uRes.status === 405) return errorResponse(405, "invalid_argument", "method not allowed; use POST");
+  return uRes;
+}
+
+function errorBody(code: string, message: string): Uint8Array {
+  return Buffer.from(JSON.stringify({ code, message }));
+}
+
+function errorResponse(status: number, code: string, message: string): UniversalServerResponse {
+  const body = errorBody(code, message);
+  return {
+    status,
+    header: new Headers({
+      "content-type": "application/json",
+      "content-length": String(body.byteLength),
+      [REASON_HEADER]: "invalid_argument",
+    }),
+    body: (async function* () {
+      yield body;
+    })(),
+  };
+}
+
+function answerError(
+  res: NodeResponse,
+  status: number,
+  error: { code: string; message: string } | undefined,
+): void {
+  const body = error === undefined ? Buffer.alloc(0) : errorBody(error.code, error.message);
+  (res as http.ServerResponse).writeHead(status, {
+    ...(error === undefined ? {} : { "content-type": "application/json" }),
+    "content-length": body.byteLength,
+    [REASON_HEADER]: "invalid_argument",
+  });
+  res.end(body);
+}
