@@ -98,11 +98,8 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
     }
     const values = opts.contextValues(req);
     const framing = requestFraming(req.headers);
-    // connect checks a Connect unary body's content-length against its limit before reading a byte; decide
-    // that here first so the refusal names our setting.
-    const announced = Number(req.headers["content-length"]);
-    if (framing?.enveloped === false && announced > max)
-      values.set(refusalKey, oversizeRequest("request body", max));
+    const refusal = framing === undefined ? undefined : headRefusal(req.headers, framing, max);
+    if (refusal !== undefined) values.set(refusalKey, refusal);
     const uReq = universalRequestFromNodeRequest(
       req as http.IncomingMessage,
       res as http.ServerResponse,
@@ -130,9 +127,48 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
   };
 }
 
+/**
+ * What is wrong with the request head, judged before connect reads the body. connect checks these too, but
+ * without a `fieldseal-reason` and, for size, naming its own option rather than our setting.
+ */
+function headRefusal(
+  headers: http.IncomingHttpHeaders,
+  framing: Framing,
+  max: number,
+): ConnectError | undefined {
+  // connect checks a Connect unary body's content-length against its limit before reading a byte.
+  if (!framing.enveloped && (contentLength(headers) ?? 0) > max) return oversizeRequest("request body", max);
+  if (framing.compression === undefined) {
+    // UNIMPLEMENTED, not INVALID_ARGUMENT: gRPC's compression spec (doc/compression.md) and the Connect
+    // protocol tell clients to expect it, and some retry uncompressed on it.
+    const names = COMPRESSIONS.map((c) => c.name).join(",");
+    return new ConnectError(`unknown compression: supported encodings are ${names}`, Code.Unimplemented, {
+      [REASON_HEADER]: "invalid_argument",
+    });
+  }
+  // The formats connect-es accepts (protocol-grpc/parse-timeout.js, protocol-connect/parse-timeout.js).
+  if (framing.timeout === "grpc") {
+    const value = headers["grpc-timeout"];
+    if (value !== undefined && !/^\d{1,8}[HMSmun]$/.test(String(value)))
+      return malformedRequest("grpc-timeout must be 1 to 8 digits and a unit: H, M, S, m, u or n");
+  } else {
+    const value = headers["connect-timeout-ms"];
+    if (value !== undefined && !/^\d{1,10}$/.test(String(value)))
+      return malformedRequest("connect-timeout-ms must be 1 to 10 digits (milliseconds)");
+  }
+  return undefined;
+}
+
+function contentLength(headers: http.IncomingHttpHeaders): number | undefined {
+  const value = headers["content-length"];
+  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}
+
 interface Framing {
   /** Messages come in 5-byte-headed envelopes (gRPC, gRPC-Web, Connect streaming), else one whole body. */
   readonly enveloped: boolean;
+  /** Which deadline header the protocol reads. */
+  readonly timeout: "grpc" | "connect";
   readonly json: boolean;
   /** null: uncompressed; undefined: an encoding we do not accept (connect refuses it). */
   readonly compression: Compression | null | undefined;
@@ -142,21 +178,25 @@ interface Framing {
 function requestFraming(headers: http.IncomingHttpHeaders): Framing | undefined {
   const contentType = (headers["content-type"] ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
   let m = /^application\/(proto|json)$/.exec(contentType);
-  if (m !== null) return framing(false, m[1] === "json", headers["content-encoding"]);
+  if (m !== null) return framing(false, "connect", m[1] === "json", headers["content-encoding"]);
   m = /^application\/connect\+(proto|json)$/.exec(contentType);
-  if (m !== null) return framing(true, m[1] === "json", headers["connect-content-encoding"]);
+  if (m !== null) return framing(true, "connect", m[1] === "json", headers["connect-content-encoding"]);
   m = /^application\/grpc(?:-web)?(?:\+(proto|json))?$/.exec(contentType);
-  if (m !== null) return framing(true, m[1] === "json", headers["grpc-encoding"]);
+  if (m !== null) return framing(true, "grpc", m[1] === "json", headers["grpc-encoding"]);
   return undefined;
 }
 
-function framing(enveloped: boolean, json: boolean, encoding: string | string[] | undefined): Framing {
+function framing(
+  enveloped: boolean,
+  timeout: Framing["timeout"],
+  json: boolean,
+  encoding: string | string[] | undefined,
+): Framing {
   const name = Array.isArray(encoding) ? encoding.join(",") : encoding;
+  // Matched exactly, as connect matches it.
   const compression =
-    name === undefined || name === "" || name === "identity"
-      ? null
-      : COMPRESSIONS.find((c) => c.name === name.toLowerCase());
-  return { enveloped, json, compression };
+    name === undefined || name === "identity" ? null : COMPRESSIONS.find((c) => c.name === name);
+  return { enveloped, timeout, json, compression };
 }
 
 function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {

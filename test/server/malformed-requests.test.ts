@@ -378,6 +378,39 @@ describe("gRPC through connect-node, compressed", () => {
   });
 });
 
+describe("request heads", () => {
+  const health = Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
+  const head = (name: ProtocolName, headers: Record<string, string>) => {
+    const p: Protocol = PROTOCOLS[name];
+    return send(
+      p.http,
+      "POST",
+      HEALTH,
+      { "content-type": p.contentType, ...(p.http === 2 && p.framed ? { te: "trailers" } : {}), ...headers },
+      p.framed ? frame(health) : health,
+    ).then((a) => outcome(p, a));
+  };
+
+  it("refuses an unparseable gRPC deadline", async () => {
+    for (const name of ["gRPC (fast path)", "gRPC-Web"] as const) {
+      const answer = await head(name, { "grpc-timeout": "soon" });
+      expect(answer, name).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+      expect(answer.message).toMatch(/^grpc-timeout must be/);
+    }
+  });
+
+  it("refuses an unparseable Connect deadline", async () => {
+    const answer = await head("Connect binary, HTTP/1.1", { "connect-timeout-ms": "-1" });
+    expect(answer).toMatchObject({ status: 400, code: "invalid_argument", reason: "invalid_argument" });
+  });
+
+  it("answers an unknown compression as gRPC's compression spec says, with a reason", async () => {
+    const answer = await head("gRPC (fast path)", { "grpc-encoding": "zstd" });
+    expect(answer).toMatchObject({ code: "unimplemented", reason: "invalid_argument" });
+    expect(answer.message).toBe("unknown compression: supported encodings are gzip,br");
+  });
+});
+
 describe("Connect protocol errors", () => {
   const refusal = async (a: Raw, status: number, code: string, says: RegExp) => {
     expect(a.status).toBe(status);
