@@ -232,10 +232,17 @@ async function* checkedBody(
     yield body;
     return;
   }
-  let pending = Buffer.alloc(0);
+  // Chunks are joined only once the bytes they must hold (a header, then a whole envelope) are all in, so a
+  // large message arriving in many chunks is copied once, not once per chunk.
+  let parts: Buffer[] = [];
+  let length = 0;
+  let need = 5;
   let messages = 0;
   for await (const chunk of source) {
-    pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
+    parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    length += chunk.byteLength;
+    if (length < need) continue;
+    let pending = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
     while (pending.length >= 5) {
       const flags = pending[0] as number;
       const size = pending.readUInt32BE(1);
@@ -250,8 +257,11 @@ async function* checkedBody(
       if (limits.unary && ++messages > 1) throw malformedRequest(EXTRA_MESSAGE);
       yield envelope;
     }
+    parts = pending.length === 0 ? [] : [pending];
+    length = pending.length;
+    need = pending.length < 5 ? 5 : 5 + pending.readUInt32BE(1);
   }
-  if (pending.length > 0) throw malformedRequest(INCOMPLETE_ENVELOPE);
+  if (length > 0) throw malformedRequest(INCOMPLETE_ENVELOPE);
   if (limits.unary && messages === 0) throw malformedRequest(MISSING_MESSAGE);
 }
 

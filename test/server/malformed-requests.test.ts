@@ -304,6 +304,11 @@ describe.each(NAMES)("%s", (name) => {
     expect(answer.message).toMatch(/nests deeper|recursion depth/);
   });
 
+  it("accepts a large message that arrives in many chunks", async () => {
+    const answer = await call(name, ENCRYPT, encryptRequest(name, "7".repeat(60_000)));
+    expect(answer.code, answer.message).toBe("ok");
+  });
+
   it("refuses a message over the size limit, naming the setting", async () => {
     const answer = await call(name, ENCRYPT, encryptRequest(name, "x".repeat(MAX)));
     expect(answer).toMatchObject({ code: "resource_exhausted", reason: "too_large" });
