@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptFieldsRequestSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { HealthCheckRequestSchema } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 
 // Every malformed request body, on every protocol, is refused with INVALID_ARGUMENT (RESOURCE_EXHAUSTED
@@ -413,6 +414,72 @@ describe("request heads", () => {
     const answer = await head("gRPC (fast path)", { "grpc-encoding": "zstd" });
     expect(answer).toMatchObject({ code: "unimplemented", reason: "invalid_argument" });
     expect(answer.message).toBe("unknown compression: supported encodings are gzip,br");
+  });
+});
+
+describe("a bidirectional stream (server reflection)", () => {
+  const REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+  const listServices = frame(
+    toBinary(
+      ServerReflectionRequestSchema,
+      create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }),
+    ),
+  );
+
+  /** Writes `first`, waits for its answer, then writes `second` and ends: as grpcurl talks. */
+  function converse(second: Buffer, headers: Record<string, string> = {}): Promise<Outcome> {
+    return new Promise((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": REFLECTION,
+        "content-type": "application/grpc",
+        te: "trailers",
+        ...headers,
+      });
+      let head: Record<string, string> = {};
+      let tail: Record<string, string> = {};
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => {
+        head = flatten(h);
+      });
+      stream.on("trailers", (t) => {
+        tail = flatten(t);
+      });
+      stream.on("data", (c: Buffer) => {
+        if (chunks.length === 0) stream.end(second);
+        chunks.push(c);
+      });
+      stream.on("error", reject);
+      stream.on("end", () =>
+        resolve(
+          outcome(PROTOCOLS["gRPC (fast path)"], {
+            status: Number(head[":status"]),
+            headers: { ...head, ...tail },
+            body: Buffer.concat(chunks),
+          }),
+        ),
+      );
+      stream.write(listServices);
+    });
+  }
+
+  it("is answered message by message, not after the whole body", async () => {
+    // A server that waited for the whole body would never answer the first message: the call would hang.
+    const answer = await converse(listServices);
+    expect(answer.code).toBe("ok");
+  }, 10_000);
+
+  it("refuses a malformed later message with INVALID_ARGUMENT", async () => {
+    const answer = await converse(frame(Buffer.from([0xff, 0xff, 0xff])));
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toMatch(
+      /^request is not a valid binary grpc\.reflection\.v1\.ServerReflectionRequest/,
+    );
+  });
+
+  it("refuses an over-size later message with RESOURCE_EXHAUSTED", async () => {
+    const answer = await converse(frame(Buffer.alloc(MAX + 1)));
+    expect(answer).toMatchObject({ code: "resource_exhausted", reason: "too_large" });
   });
 });
 
