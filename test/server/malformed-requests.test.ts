@@ -483,6 +483,28 @@ describe("a bidirectional stream (server reflection)", () => {
   });
 });
 
+describe("Connect streaming (Health.Watch)", () => {
+  it.each([1, 2] as const)("refuses a malformed message in its end-stream answer (HTTP/%i)", async (v) => {
+    const a = await send(
+      v,
+      "POST",
+      "/grpc.health.v1.Health/Watch",
+      { "content-type": "application/connect+proto" },
+      frame(Buffer.from([0xff, 0xff, 0xff])),
+    );
+    expect(a.status).toBe(200);
+    // The last envelope, flagged 0x02, is the end-stream JSON with the error and its metadata.
+    expect(a.body[0]).toBe(0x02);
+    const end = JSON.parse(a.body.subarray(5).toString()) as {
+      error: { code: string; message: string };
+      metadata: Record<string, string[]>;
+    };
+    expect(end.error.code).toBe("invalid_argument");
+    expect(end.error.message).toMatch(/^request is not a valid binary grpc\.health\.v1\.HealthCheckRequest/);
+    expect(end.metadata["fieldseal-reason"]).toEqual(["invalid_argument"]);
+  });
+});
+
 describe("Connect protocol errors", () => {
   const refusal = async (a: Raw, status: number, code: string, says: RegExp) => {
     expect(a.status).toBe(status);
