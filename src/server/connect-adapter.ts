@@ -280,12 +280,20 @@ const SUPPORTED_TYPES =
   "application/json or application/proto (Connect), application/grpc[+proto|+json] (gRPC), " +
   "application/grpc-web[+proto|+json] (gRPC-Web), application/connect+proto|json (Connect streaming)";
 
-/** connect answers a wrong verb or content-type with a bare status; give it a Connect error body. */
+/**
+ * connect answers a wrong verb, content-type or HTTP version with a bare status; give it a Connect error
+ * body. A bidirectional stream over HTTP/1.1 is the caller's mistake, so 400 rather than connect's 505.
+ */
 function withErrorBody(uRes: UniversalServerResponse): UniversalServerResponse {
   if (uRes.body !== undefined) return uRes;
   if (uRes.status === 415)
     return errorResponse(415, "invalid_argument", `unsupported content-type; send ${SUPPORTED_TYPES}`);
-  if (uRes.status === 405) return errorResponse(405, "invalid_argument", "method not allowed; use POST");
+  if (uRes.status === 405)
+    return errorResponse(405, "invalid_argument", "method not allowed; use POST", { allow: "POST" });
+  if (uRes.status === 505)
+    return errorResponse(400, "invalid_argument", "bidirectional streaming needs HTTP/2", {
+      connection: "close",
+    });
   return uRes;
 }
 
@@ -293,11 +301,17 @@ function errorBody(code: string, message: string): Uint8Array {
   return Buffer.from(JSON.stringify({ code, message }));
 }
 
-function errorResponse(status: number, code: string, message: string): UniversalServerResponse {
+function errorResponse(
+  status: number,
+  code: string,
+  message: string,
+  extra: Record<string, string> = {},
+): UniversalServerResponse {
   const body = errorBody(code, message);
   return {
     status,
     header: new Headers({
+      ...extra,
       "content-type": "application/json",
       "content-length": String(body.byteLength),
       [REASON_HEADER]: "invalid_argument",

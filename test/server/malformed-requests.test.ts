@@ -527,7 +527,20 @@ describe("Connect protocol errors", () => {
   });
 
   it.each([1, 2] as const)("says to use POST (HTTP/%i)", async (v) => {
-    await refusal(await send(v, "GET", ENCRYPT, {}, undefined), 405, "invalid_argument", /use POST/);
+    const a = await send(v, "GET", ENCRYPT, {}, undefined);
+    await refusal(a, 405, "invalid_argument", /use POST/);
+    expect(a.headers.allow).toBe("POST");
+  });
+
+  it("refuses a bidirectional stream over HTTP/1.1 as the caller's mistake, not a 5xx", async () => {
+    const a = await send(
+      1,
+      "POST",
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      { "content-type": "application/connect+json" },
+      Buffer.alloc(0),
+    );
+    await refusal(a, 400, "invalid_argument", /needs HTTP\/2/);
   });
 
   it.each([1, 2] as const)("names the services at an unknown path (HTTP/%i)", async (v) => {
