@@ -575,6 +575,16 @@ describe("arbitrary bytes", () => {
     );
   });
 
+  it("are refused alike in a concurrent burst over every protocol", async () => {
+    const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff]);
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => NAMES.map((name) => call(name, ENCRYPT, garbage))).flat(),
+    );
+    for (const answer of answers) {
+      expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    }
+  });
+
   it("leave the server healthy on every protocol", async () => {
     await expectHealthy();
   });
