@@ -19,6 +19,7 @@ import {
 } from "@connectrpc/connect-node";
 import { REASON_HEADER } from "../service/error-map.js";
 import {
+  badEnvelopeFlags,
   COMPRESSED_WITHOUT_ENCODING,
   checkJsonRequest,
   EXTRA_MESSAGE,
@@ -251,8 +252,7 @@ async function* checkedBody(
       const envelope = pending.subarray(0, 5 + size);
       pending = pending.subarray(5 + size);
       // Bit 0 is "compressed"; no other flag is defined for a request message.
-      if ((flags & ~1) !== 0)
-        throw malformedRequest(`envelope flags 0x${flags.toString(16)} are not valid in a request`);
+      if ((flags & ~1) !== 0) throw badEnvelopeFlags(flags);
       await check(envelope.subarray(5), (flags & 1) === 1);
       if (limits.unary && ++messages > 1) throw malformedRequest(EXTRA_MESSAGE);
       yield envelope;

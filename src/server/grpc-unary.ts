@@ -4,6 +4,7 @@ import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
 import {
+  badEnvelopeFlags,
   COMPRESSED_WITHOUT_ENCODING,
   EXTRA_MESSAGE,
   INCOMPLETE_ENVELOPE,
@@ -214,8 +215,7 @@ function frameAt(body: Buffer, start: number): { payload: Uint8Array; end: numbe
   if (body.length < end) throw malformedRequest(INCOMPLETE_ENVELOPE);
   // Bit 0 is "compressed", which needs a grpc-encoding this path never serves; no other flag is defined.
   if ((flags & 0b01) === 0b01) throw malformedRequest(COMPRESSED_WITHOUT_ENCODING);
-  if (flags !== 0)
-    throw malformedRequest(`envelope flags 0x${flags.toString(16)} are not valid in a request`);
+  if (flags !== 0) throw badEnvelopeFlags(flags);
   return { payload: body.subarray(start + FRAME_HEADER, end), end };
 }
 

@@ -28,6 +28,11 @@ export const MISSING_MESSAGE = "protocol error: missing input message for unary 
 export const EXTRA_MESSAGE = "protocol error: received extra input message for unary method";
 export const COMPRESSED_WITHOUT_ENCODING = "received compressed envelope, but do not know how to decompress";
 
+/** A request envelope with flags other than bit 0 ("compressed"), the only one gRPC and Connect define. */
+export function badEnvelopeFlags(flags: number): ConnectError {
+  return malformedRequest(`envelope flags 0x${flags.toString(16)} are not valid in a request`);
+}
+
 /** INVALID_ARGUMENT with reason `invalid_argument`: the request is malformed. */
 export function malformedRequest(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument, { [REASON_HEADER]: "invalid_argument" });
