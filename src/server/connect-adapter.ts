@@ -55,9 +55,12 @@ const COMPRESSIONS: readonly Compression[] = [compressionGzip, compressionBrotli
  * connect-node's adapter with Fieldseal's request checks in front, built from connect's public API only
  * (createConnectRouter, router.handlers, universalRequestFromNodeRequest, universalResponseToNodeResponse).
  *
- * Why: connect-es parses request messages before the interceptor chain runs, so its parse errors never
- * reach our interceptor, and it reports a binary parse failure as INTERNAL ("parse binary: ..."), decodes
- * JSON with a replacing UTF-8 decoder, and answers a bad path, verb or content-type with an empty body.
+ * Why (read in @connectrpc/connect 2.2.0): each protocol's handler-factory.js parses the request message
+ * before invokeUnaryImplementation applies the interceptors, so parse errors never reach ours;
+ * protocol/serialization.js createBinarySerialization reports a binary parse failure as INTERNAL
+ * ("parse binary: ...") and createJsonSerialization decodes JSON with a replacing `new TextDecoder()`;
+ * protocol/universal.js answers a bad verb or content-type with a bare 405/415, connect-node-adapter.js an
+ * unknown path with a bare 404; and readAllBytes / envelope splitting name the `readMaxBytes` option.
  * Here each request body is checked, message by message as it streams in, before connect reads it:
  * framing, size (naming Fieldseal's setting), decompression, strict UTF-8, JSON nesting, and a full parse
  * against the method's input type. A refusal is thrown from the body connect reads, so connect itself
