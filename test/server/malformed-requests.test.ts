@@ -37,6 +37,7 @@ const PROTOCOLS = {
     headers: { "grpc-encoding": "gzip" },
   },
   "gRPC-Web": { http: 1, contentType: "application/grpc-web+proto", framed: true },
+  "gRPC-Web, HTTP/2": { http: 2, contentType: "application/grpc-web+proto", framed: true },
   "Connect binary, HTTP/1.1": { http: 1, contentType: "application/proto", framed: false },
   "Connect binary, HTTP/2": { http: 2, contentType: "application/proto", framed: false },
   "Connect JSON, HTTP/1.1": { http: 1, contentType: "application/json", framed: false },
@@ -571,7 +572,7 @@ describe("arbitrary bytes", () => {
           if (answer.code !== "ok") expect(answer.reason, answer.message).toBeDefined();
         },
       ),
-      { numRuns: 60, seed: 11 },
+      { numRuns: 50, seed: 11 },
     );
   });
 
