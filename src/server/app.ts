@@ -149,6 +149,10 @@ export async function startServer(
       for (const { service, impl } of services) router.service(service, impl);
     },
     contextValues,
+    onRefused: (rpc, reason, ms) => {
+      log.info("rpc refused", { rpc, code: reason, ms: Math.round(ms) });
+      metrics.rpcFinished(rpc, reason, ms);
+    },
     // Only a bug gets here (connect-node could not write its answer); its name only, as the interceptor logs.
     onHandlerFailure: (err) => log.error("rpc answer failed", { error: (err as Error)?.name ?? "unknown" }),
   });

@@ -40,6 +40,11 @@ export interface ConnectAdapterOptions {
   readonly routes: (router: ConnectRouter) => void;
   /** The per-call context values, decided as the request arrives. */
   readonly contextValues: (req: NodeRequest) => ContextValues;
+  /**
+   * Called for each request refused here, before any handler or interceptor ran (so the interceptor's call
+   * log and metrics never see it), with its Fieldseal reason and how long it took.
+   */
+  readonly onRefused?: (rpc: string, reason: string, ms: number) => void;
   /** Called with anything connect-node's handler threw past its own error handling (a bug). */
   readonly onHandlerFailure?: (err: unknown) => void;
 }
@@ -100,10 +105,17 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
       );
       return;
     }
+    const started = performance.now();
+    const rpc = `${handler.service.typeName}/${handler.method.name}`;
+    const refused = (err: ConnectError) =>
+      opts.onRefused?.(rpc, err.metadata.get(REASON_HEADER) ?? "", performance.now() - started);
     const values = opts.contextValues(req);
     const framing = requestFraming(req.headers);
     const refusal = framing === undefined ? undefined : headRefusal(req.headers, framing, max);
-    if (refusal !== undefined) values.set(refusalKey, refusal);
+    if (refusal !== undefined) {
+      values.set(refusalKey, refusal);
+      refused(refusal);
+    }
     const uReq = universalRequestFromNodeRequest(
       req as http.IncomingMessage,
       res as http.ServerResponse,
@@ -113,14 +125,14 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
     const body =
       framing === undefined || framing.compression === undefined || !isByteStream(uReq.body)
         ? uReq.body // a content-type or encoding connect refuses before reading the body
-        : checkedBody(
-            uReq.body,
-            handler.method.input,
-            framing as Framing & { compression: Compression | null },
-            {
-              max,
-              unary: handler.method.methodKind === "unary",
-            },
+        : reportRefusal(
+            checkedBody(
+              uReq.body,
+              handler.method.input,
+              framing as Framing & { compression: Compression | null },
+              { max, unary: handler.method.methodKind === "unary" },
+            ),
+            refused,
           );
     handler({ ...uReq, body })
       .then((uRes) => universalResponseToNodeResponse(withErrorBody(uRes), res))
@@ -205,6 +217,19 @@ function framing(
 
 function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {
   return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
+}
+
+/** `body`, telling `refused` when it ends in one of our refusals (not a client that went away). */
+async function* reportRefusal(
+  body: AsyncIterable<Uint8Array>,
+  refused: (err: ConnectError) => void,
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* body;
+  } catch (e) {
+    if (e instanceof ConnectError && e.metadata.has(REASON_HEADER)) refused(e);
+    throw e;
+  }
 }
 
 /** The request body, passed on as it arrives, each message checked before connect sees it. */

@@ -506,6 +506,36 @@ describe("Connect streaming (Health.Watch)", () => {
   });
 });
 
+describe("refusals before any handler", () => {
+  const refusedCount = async () => {
+    const { text } = await fs.server.metrics.scrape();
+    const m =
+      /fieldseal_rpc_calls_total\{rpc="fieldseal\.v1\.FieldsealService\/EncryptFields",code="invalid_argument"\} (\d+)/.exec(
+        text,
+      );
+    return Number(m?.[1] ?? 0);
+  };
+
+  it("are logged and counted like any other call, without the request's bytes", async () => {
+    const before = fs.logs.length;
+    const counted = await refusedCount();
+    const answer = await call(
+      "Connect JSON, HTTP/1.1",
+      ENCRYPT,
+      Buffer.from('{"fields":{"card":"4111111111111111"'),
+    );
+    expect(answer.code).toBe("invalid_argument");
+    const lines = fs.logs.slice(before).filter((l) => l.includes("rpc refused"));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] as string)).toMatchObject({
+      rpc: "fieldseal.v1.FieldsealService/EncryptFields",
+      code: "invalid_argument",
+    });
+    expect(fs.logs.join("\n")).not.toContain("4111111111111111");
+    expect(await refusedCount()).toBe(counted + 1);
+  });
+});
+
 describe("Connect protocol errors", () => {
   const refusal = async (a: Raw, status: number, code: string, says: RegExp) => {
     expect(a.status).toBe(status);
