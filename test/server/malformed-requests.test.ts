@@ -618,5 +618,7 @@ describe("arbitrary bytes", () => {
 
   it("leave the server healthy on every protocol", async () => {
     await expectHealthy();
+    // Nothing above was a bug: no unexpected failure was logged.
+    expect(fs.logs.filter((l) => /rpc answer failed|rpc failed unexpectedly/.test(l))).toEqual([]);
   });
 });
