@@ -1,7 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { type ConnectRouter, createClient } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { FieldsealService, file_fieldseal_v1_fieldseal } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
@@ -25,6 +24,7 @@ import { createHealthService, HealthStatus, ServingStatus } from "../service/hea
 import { fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
 import { inProcessTransport, type ServiceRegistration, UnaryInvoker } from "../service/unary-invoker.js";
+import { guardedConnectAdapter } from "./connect-adapter.js";
 import { grpcUnaryFastPath, type SharedRpcOptions } from "./grpc-unary.js";
 import { type DualListener, listenDual, listenTls, type RequestHandler } from "./listener.js";
 import { peerContextValues } from "./peer-certificate.js";
@@ -163,11 +163,17 @@ export async function startServer(
     // length (CRIME/BREACH); and it keeps the fast path's answers identical to connect-node's.
     compressMinBytes: Number.POSITIVE_INFINITY,
   };
-  const rpc = connectNodeAdapter({
+  const rpc = guardedConnectAdapter({
     ...rpcOptions,
     routes: (router: ConnectRouter) => {
       for (const { service, impl } of services) router.service(service, impl);
     },
+    onRefused: (rpc, reason, ms) => {
+      log.info("rpc refused", { rpc, code: reason, ms: Math.round(ms) });
+      metrics.rpcFinished(rpc, reason, ms);
+    },
+    // Only a bug gets here (connect-node could not write its answer); its name only, as the interceptor logs.
+    onHandlerFailure: (err) => log.error("rpc answer failed", { error: (err as Error)?.name ?? "unknown" }),
   });
   // Unary calls also run through one invoker over the very same implementations and interceptors: the gRPC
   // fast path serves plain gRPC calls with it, and the webhook adapter calls it in-process, so

@@ -1,6 +1,6 @@
 import * as http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
@@ -11,6 +11,16 @@ import {
   parseGrpcTimeout,
   setGrpcTrailerStatus,
 } from "./grpc-protocol.js";
+import {
+  badEnvelopeFlags,
+  COMPRESSED_WITHOUT_ENCODING,
+  EXTRA_MESSAGE,
+  INCOMPLETE_ENVELOPE,
+  MISSING_MESSAGE,
+  malformedRequest,
+  oversizeRequest,
+  parseBinaryRequest,
+} from "./request-decoding.js";
 
 /**
  * The options the fast path shares with connect-node. src/server/app.ts builds one object of this type and
@@ -123,14 +133,8 @@ function serve(
     answer(undefined, responseHeader, setGrpcTrailerStatus(responseTrailer, error));
   };
 
-  readBody(req, opts.readMaxBytes, (err, body) => {
-    if (err !== undefined) return fail(err);
-    let input: MessageShape<DescMessage>;
-    try {
-      input = decodeUnary(route.method.input, body as Buffer);
-    } catch (e) {
-      return fail(e);
-    }
+  readUnaryMessage(req, route.method.input, opts.readMaxBytes, (err, input) => {
+    if (err !== undefined || input === undefined) return fail(err);
     invoker
       .invoke(route, input, {
         header: webHeaders(req.headers),
@@ -163,114 +167,62 @@ function serve(
 }
 
 /**
- * Collects the request body, refusing it as soon as a frame header announces a message larger than `max`
- * (RESOURCE_EXHAUSTED, as connect-node does) rather than after buffering it. Once a second frame is
- * complete nothing more is read: the request is invalid whatever follows, and `decodeUnary` says why.
- * connect's envelope decoder reads every frame header of a chunk before it hands on the chunk's first
- * message, so the headers that arrived in the same chunk as the second frame's end are still checked.
+ * Reads the one message of a unary request, checking it frame by frame as it arrives, in the order the
+ * guarded connect adapter (connect-adapter.ts, checkedBody) checks it, so both paths refuse the same body
+ * with the same answer: a frame header announcing more than `max` is RESOURCE_EXHAUSTED before its payload
+ * is buffered; a complete frame's flags, then its payload, are checked before the next frame is looked at;
+ * a second valid frame is "extra"; bytes left at the end that are no whole frame are an incomplete envelope.
+ * At most two frames (and a header) are ever held: whatever follows a second frame cannot make it valid.
  */
-function readBody(
+function readUnaryMessage<D extends DescMessage>(
   req: http2.Http2ServerRequest,
+  schema: D,
   max: number,
-  done: (err: ConnectError | undefined, body?: Buffer) => void,
+  done: (err: ConnectError | undefined, message?: MessageShape<D>) => void,
 ): void {
-  const chunks: Buffer[] = [];
-  let length = 0;
+  let buffered: Buffer = Buffer.alloc(0);
   let finished = false;
-  const finish = (err: ConnectError | undefined, body?: Buffer) => {
+  const finish = (err: ConnectError | undefined, message?: MessageShape<D>) => {
     if (finished) return;
     finished = true;
     req.off("data", onData);
-    if (err !== undefined || body !== undefined) req.resume();
-    done(err, body);
+    req.resume();
+    done(err, message);
   };
-  // Where the frame being read starts, and where it ends once its header is in.
+  // Where the next frame starts, and the message of the first frame once it is parsed.
   let frameStart = 0;
-  let frameEnd: number | undefined;
-  let frames = 0;
-  // Where the second frame ends, once it is complete.
-  let secondEnd: number | undefined;
+  let message: MessageShape<D> | undefined;
   const onData = (chunk: Buffer) => {
-    chunks.push(chunk);
-    length += chunk.length;
-    const all = chunks.length === 1 ? chunk : Buffer.concat(chunks);
-    for (;;) {
-      if (frameEnd === undefined) {
-        if (length < frameStart + FRAME_HEADER) break;
-        const announced = all.readUInt32BE(frameStart + 1);
-        if (announced > max) {
-          finish(
-            new ConnectError(
-              `message size ${announced} is larger than configured readMaxBytes ${max}`,
-              Code.ResourceExhausted,
-            ),
-          );
-          return;
-        }
-        frameEnd = frameStart + FRAME_HEADER + announced;
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    try {
+      for (;;) {
+        if (buffered.length < frameStart + FRAME_HEADER) break;
+        const announced = buffered.readUInt32BE(frameStart + 1);
+        if (announced > max) throw oversizeRequest(`message of ${announced} bytes`, max);
+        const end = frameStart + FRAME_HEADER + announced;
+        if (buffered.length < end) break;
+        const flags = buffered[frameStart] as number;
+        // Bit 0 is "compressed", which needs a grpc-encoding this path never serves; no other flag is defined.
+        if ((flags & ~0b01) !== 0) throw badEnvelopeFlags(flags);
+        if ((flags & 0b01) === 0b01) throw malformedRequest(COMPRESSED_WITHOUT_ENCODING);
+        const parsed = parseBinaryRequest(schema, buffered.subarray(frameStart + FRAME_HEADER, end));
+        if (message !== undefined) throw malformedRequest(EXTRA_MESSAGE);
+        message = parsed;
+        frameStart = end;
       }
-      if (length < frameEnd) break;
-      frames++;
-      if (frames === 2) secondEnd = frameEnd;
-      frameStart = frameEnd;
-      frameEnd = undefined;
+    } catch (e) {
+      finish(e as ConnectError);
     }
-    if (secondEnd !== undefined) finish(undefined, all.subarray(0, secondEnd));
   };
   req.on("data", onData);
-  req.once("end", () =>
-    finish(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
-  );
+  req.once("end", () => {
+    if (buffered.length > frameStart) finish(malformedRequest(INCOMPLETE_ENVELOPE));
+    else if (message === undefined) finish(malformedRequest(MISSING_MESSAGE));
+    else finish(undefined, message);
+  });
   req.once("error", () => finish(new ConnectError("the request stream failed", Code.Canceled)));
   // Reset or cut off before its end: nothing is parsed or invoked, and nothing waits for more data.
   req.once("close", () => finish(new ConnectError("the request stream closed early", Code.Canceled)));
-}
-
-/**
- * The one message of a unary request body, checked in the order connect-node checks it: each frame is
- * split, decompressed and parsed before the next is looked at, and only a second *valid* frame is "extra".
- */
-function decodeUnary<D extends DescMessage>(schema: D, body: Buffer): MessageShape<D> {
-  const first = frameAt(body, 0);
-  if (first === undefined) {
-    throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
-  }
-  const message = parseFrame(schema, first.payload);
-  const second = frameAt(body, first.end);
-  if (second === undefined) return message;
-  parseFrame(schema, second.payload);
-  throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
-}
-
-/**
- * The frame starting at `start`, as connect's envelope decoder (protocol/envelope.ts) sees it: nothing
- * there, or a frame header with not one byte of its payload after it, is no frame; a header or a payload
- * cut short is an incomplete envelope. (So a body ending in a bare 5-byte header answers as if the header
- * were absent; connect-node does the same, and the parity test holds both to it.)
- */
-function frameAt(body: Buffer, start: number): { payload: Uint8Array; end: number } | undefined {
-  const rest = body.length - start;
-  if (rest === 0) return undefined;
-  if (rest < FRAME_HEADER)
-    throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  const flags = body[start] as number;
-  const end = start + FRAME_HEADER + body.readUInt32BE(start + 1);
-  if (body.length < end) {
-    if (rest === FRAME_HEADER) return undefined;
-    throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  }
-  if ((flags & 0b01) === 0b01) {
-    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-  }
-  return { payload: body.subarray(start + FRAME_HEADER, end), end };
-}
-
-function parseFrame<D extends DescMessage>(schema: D, payload: Uint8Array): MessageShape<D> {
-  try {
-    return fromBinary(schema, payload);
-  } catch (e) {
-    throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
-  }
 }
 
 /**

@@ -191,7 +191,7 @@ const cases: Record<string, Case> = {
     body: () => msg(DescribeKeyRequestSchema, { keyring: "no-such-keyring" }),
     status: "5",
   },
-  "an empty body": { method: ENCRYPT, body: () => Buffer.alloc(0), status: "12" },
+  "an empty body": { method: ENCRYPT, body: () => Buffer.alloc(0), status: "3" },
   "a truncated frame header": { method: ENCRYPT, body: () => Buffer.from([0, 0, 0]), status: "3" },
   "a frame shorter than it announces": {
     method: ENCRYPT,
@@ -201,17 +201,17 @@ const cases: Record<string, Case> = {
   "a bare frame header announcing a payload that never comes": {
     method: HEALTH,
     body: () => Buffer.from([0, 0, 0, 0, 1]),
-    status: "12",
+    status: "3",
   },
   "a message followed by a bare frame header": {
     method: HEALTH,
     body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), Buffer.from([0, 0, 0, 0, 9])]),
-    status: "0",
+    status: "3",
   },
   "two messages for a unary method": {
     method: HEALTH,
     body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), msg(HealthCheckRequestSchema, {})]),
-    status: "12",
+    status: "3",
   },
   "a message followed by stray bytes": {
     method: HEALTH,
@@ -231,17 +231,17 @@ const cases: Record<string, Case> = {
         msg(HealthCheckRequestSchema, {}),
         frame(Buffer.alloc(0)).fill(0xff, 1, 5),
       ]),
-    status: "8",
+    status: "3",
   },
   "a second message that is not protobuf": {
     method: HEALTH,
     body: () => Buffer.concat([msg(HealthCheckRequestSchema, {}), frame(Buffer.from([0xff, 0xff]))]),
-    status: "13",
+    status: "3",
   },
   "bytes that are not protobuf": {
     method: ENCRYPT,
     body: () => frame(Buffer.from([0xff, 0xff, 0xff, 0xff])),
-    status: "13",
+    status: "3",
   },
   "a message over the size limit (RESOURCE_EXHAUSTED)": {
     method: ENCRYPT,
@@ -251,7 +251,7 @@ const cases: Record<string, Case> = {
   "a compressed frame without a declared encoding": {
     method: HEALTH,
     body: () => frame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)), 1),
-    status: "13",
+    status: "3",
   },
   "a call with a deadline": {
     method: HEALTH,
@@ -360,6 +360,19 @@ describe("gRPC unary fast path against connect-node (FIELDSEAL_GRPC_FAST_PATH=of
       const plain = fromBinary(DecryptFieldResponseSchema, opened.message as Uint8Array).value;
       expect(plain?.kind).toEqual({ case: "stringValue", value: "4111111111111111" });
     }
+  });
+
+  it("refuses a compressed frame without a declared encoding", async () => {
+    const answer = await call(
+      "fast",
+      HEALTH,
+      frame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)), 1),
+    );
+    expect(answer.trailer["grpc-status"] ?? answer.header["grpc-status"]).toBe("3");
+    expect(answer.trailer["fieldseal-reason"] ?? answer.header["fieldseal-reason"]).toBe("invalid_argument");
+    expect(decodeURIComponent(String(answer.trailer["grpc-message"] ?? answer.header["grpc-message"]))).toBe(
+      "received compressed envelope, but do not know how to decompress",
+    );
   });
 
   it("audits and authorizes fast-path calls like any other", async () => {

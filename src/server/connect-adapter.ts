@@ -1,0 +1,365 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { DescMessage } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createConnectRouter,
+  createContextKey,
+} from "@connectrpc/connect";
+import type { Compression, UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
+import { REASON_HEADER } from "../service/error-map.js";
+import type { SharedRpcOptions } from "./grpc-unary.js";
+import {
+  badEnvelopeFlags,
+  COMPRESSED_WITHOUT_ENCODING,
+  checkJsonRequest,
+  EXTRA_MESSAGE,
+  INCOMPLETE_ENVELOPE,
+  MISSING_MESSAGE,
+  malformedRequest,
+  oversizeRequest,
+  parseBinaryRequest,
+} from "./request-decoding.js";
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/**
+ * The options shared with the gRPC fast path and the unary invoker (`SharedRpcOptions`: the request size
+ * limit, interceptors, context values, deadline cap, compression), plus this adapter's own.
+ */
+export interface ConnectAdapterOptions extends SharedRpcOptions {
+  readonly routes: (router: ConnectRouter) => void;
+  /**
+   * Called for each request refused here, before any handler or interceptor ran (so the interceptor's call
+   * log and metrics never see it), with its Fieldseal reason and how long it took.
+   */
+  readonly onRefused?: (rpc: string, reason: string, ms: number) => void;
+  /** Called with anything connect-node's handler threw past its own error handling (a bug). */
+  readonly onHandlerFailure?: (err: unknown) => void;
+}
+
+/** A refusal decided from the request head, thrown by the request gate so connect encodes it per protocol. */
+const refusalKey = createContextKey<ConnectError | undefined>(undefined, {
+  description: "fieldseal refusal",
+});
+
+const COMPRESSIONS: readonly Compression[] = [compressionGzip, compressionBrotli];
+
+/**
+ * connect-node's adapter with Fieldseal's request checks in front, built from connect's public API only
+ * (createConnectRouter, router.handlers, universalRequestFromNodeRequest, universalResponseToNodeResponse).
+ *
+ * Why (read in @connectrpc/connect 2.2.0): each protocol's handler-factory.js parses the request message
+ * before invokeUnaryImplementation applies the interceptors, so parse errors never reach ours;
+ * protocol/serialization.js createBinarySerialization reports a binary parse failure as INTERNAL
+ * ("parse binary: ...") and createJsonSerialization decodes JSON with a replacing `new TextDecoder()`;
+ * protocol/universal.js answers a bad verb or content-type with a bare 405/415, connect-node-adapter.js an
+ * unknown path with a bare 404; and readAllBytes / envelope splitting name the `readMaxBytes` option.
+ * Here each request body is checked, message by message as it streams in, before connect reads it:
+ * framing, size (naming Fieldseal's setting), decompression, strict UTF-8, JSON nesting, and a full parse
+ * against the method's input type. A refusal is thrown from the body connect reads, so connect itself
+ * encodes it correctly for Connect, gRPC and gRPC-Web, with its `fieldseal-reason`. Valid bodies pass
+ * through unchanged (connect parses them once more: this path is not the hot one, see grpc-unary.ts).
+ */
+export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
+  const max = opts.readMaxBytes;
+  const router = createConnectRouter({
+    interceptors: opts.interceptors,
+    readMaxBytes: max,
+    acceptCompression: [...COMPRESSIONS],
+    ...(opts.maxTimeoutMs === undefined ? {} : { maxTimeoutMs: opts.maxTimeoutMs }),
+    ...(opts.compressMinBytes === undefined ? {} : { compressMinBytes: opts.compressMinBytes }),
+    requestGate: (context) => {
+      const refusal = context.values.get(refusalKey);
+      if (refusal !== undefined) throw refusal;
+    },
+  });
+  opts.routes(router);
+  const paths = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) paths.set(handler.requestPath, handler);
+  const services = [...new Set(router.handlers.map((h) => h.service.typeName))].join(", ");
+
+  return (req: NodeRequest, res: NodeResponse): void => {
+    const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");
+    if (handler === undefined) {
+      // gRPC clients read a 404 as UNIMPLEMENTED and expect no Connect body; everyone else gets one.
+      const grpc = /^application\/grpc/i.test(req.headers["content-type"] ?? "");
+      answerError(
+        res,
+        404,
+        grpc
+          ? undefined
+          : {
+              code: "unimplemented",
+              message: `no procedure at this path; POST to /<service>/<method> of: ${services}`,
+            },
+      );
+      return;
+    }
+    const started = performance.now();
+    const rpc = `${handler.service.typeName}/${handler.method.name}`;
+    const refused = (err: ConnectError) =>
+      opts.onRefused?.(rpc, err.metadata.get(REASON_HEADER) ?? "", performance.now() - started);
+    const values = opts.contextValues(req);
+    const framing = requestFraming(req.headers);
+    const refusal = framing === undefined ? undefined : headRefusal(req.headers, framing, max);
+    if (refusal !== undefined) {
+      values.set(refusalKey, refusal);
+      refused(refusal);
+    }
+    const uReq = universalRequestFromNodeRequest(
+      req as http.IncomingMessage,
+      res as http.ServerResponse,
+      undefined,
+      values,
+    );
+    const body =
+      framing === undefined || framing.compression === undefined || !isByteStream(uReq.body)
+        ? uReq.body // a content-type or encoding connect refuses before reading the body
+        : reportRefusal(
+            checkedBody(
+              uReq.body,
+              handler.method.input,
+              framing as Framing & { compression: Compression | null },
+              { max, unary: handler.method.methodKind === "unary" },
+            ),
+            refused,
+          );
+    handler({ ...uReq, body })
+      .then((uRes) => universalResponseToNodeResponse(withErrorBody(uRes), res))
+      .catch((err: unknown) => {
+        // As connect-node: a client that went away mid-answer is not a failure.
+        if (ConnectError.from(err).code !== Code.Aborted) opts.onHandlerFailure?.(err);
+      });
+  };
+}
+
+/**
+ * What is wrong with the request head, judged before connect reads the body. connect checks these too, but
+ * without a `fieldseal-reason` and, for size, naming its own option rather than our setting.
+ */
+function headRefusal(
+  headers: http.IncomingHttpHeaders,
+  framing: Framing,
+  max: number,
+): ConnectError | undefined {
+  // connect checks a Connect unary body's content-length against its limit before reading a byte.
+  if (!framing.enveloped && (contentLength(headers) ?? 0) > max) return oversizeRequest("request body", max);
+  if (framing.compression === undefined) {
+    // UNIMPLEMENTED, not INVALID_ARGUMENT: gRPC's compression spec (doc/compression.md) and the Connect
+    // protocol tell clients to expect it, and some retry uncompressed on it.
+    const names = COMPRESSIONS.map((c) => c.name).join(",");
+    return new ConnectError(`unknown compression: supported encodings are ${names}`, Code.Unimplemented, {
+      [REASON_HEADER]: "invalid_argument",
+    });
+  }
+  // The formats connect-es accepts (protocol-grpc/parse-timeout.js, protocol-connect/parse-timeout.js).
+  if (framing.timeout === "grpc") {
+    const value = headers["grpc-timeout"];
+    if (value !== undefined && !/^\d{1,8}[HMSmun]$/.test(String(value)))
+      return malformedRequest("grpc-timeout must be 1 to 8 digits and a unit: H, M, S, m, u or n");
+  } else {
+    const value = headers["connect-timeout-ms"];
+    if (value !== undefined && !/^\d{1,10}$/.test(String(value)))
+      return malformedRequest("connect-timeout-ms must be 1 to 10 digits (milliseconds)");
+  }
+  return undefined;
+}
+
+function contentLength(headers: http.IncomingHttpHeaders): number | undefined {
+  const value = headers["content-length"];
+  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}
+
+interface Framing {
+  /** Messages come in 5-byte-headed envelopes (gRPC, gRPC-Web, Connect streaming), else one whole body. */
+  readonly enveloped: boolean;
+  /** Which deadline header the protocol reads. */
+  readonly timeout: "grpc" | "connect";
+  readonly json: boolean;
+  /** null: uncompressed; undefined: an encoding we do not accept (connect refuses it). */
+  readonly compression: Compression | null | undefined;
+}
+
+/** How the body of a request with these headers is framed, as connect-es reads it; undefined if it would not. */
+function requestFraming(headers: http.IncomingHttpHeaders): Framing | undefined {
+  const contentType = (headers["content-type"] ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+  let m = /^application\/(proto|json)$/.exec(contentType);
+  if (m !== null) return framing(false, "connect", m[1] === "json", headers["content-encoding"]);
+  m = /^application\/connect\+(proto|json)$/.exec(contentType);
+  if (m !== null) return framing(true, "connect", m[1] === "json", headers["connect-content-encoding"]);
+  m = /^application\/grpc(?:-web)?(?:\+(proto|json))?$/.exec(contentType);
+  if (m !== null) return framing(true, "grpc", m[1] === "json", headers["grpc-encoding"]);
+  return undefined;
+}
+
+function framing(
+  enveloped: boolean,
+  timeout: Framing["timeout"],
+  json: boolean,
+  encoding: string | string[] | undefined,
+): Framing {
+  const name = Array.isArray(encoding) ? encoding.join(",") : encoding;
+  // Matched exactly, as connect matches it.
+  const compression =
+    name === undefined || name === "identity" ? null : COMPRESSIONS.find((c) => c.name === name);
+  return { enveloped, timeout, json, compression };
+}
+
+function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {
+  return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
+}
+
+/** `body`, telling `refused` when it ends in one of our refusals (not a client that went away). */
+async function* reportRefusal(
+  body: AsyncIterable<Uint8Array>,
+  refused: (err: ConnectError) => void,
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* body;
+  } catch (e) {
+    if (e instanceof ConnectError && e.metadata.has(REASON_HEADER)) refused(e);
+    throw e;
+  }
+}
+
+/** The request body, passed on as it arrives, each message checked before connect sees it. */
+async function* checkedBody(
+  source: AsyncIterable<Uint8Array>,
+  schema: DescMessage,
+  framing: Framing & { compression: Compression | null },
+  limits: { max: number; unary: boolean },
+): AsyncGenerator<Uint8Array> {
+  const check = async (payload: Uint8Array, compressed: boolean) => {
+    let message = payload;
+    if (compressed) {
+      if (framing.compression === null) throw malformedRequest(COMPRESSED_WITHOUT_ENCODING);
+      message = await decompress(framing.compression, payload, limits.max);
+    }
+    if (framing.json) checkJsonRequest(schema, message);
+    else parseBinaryRequest(schema, message);
+  };
+  if (!framing.enveloped) {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of source) {
+      size += chunk.byteLength;
+      if (size > limits.max) throw oversizeRequest("request body", limits.max);
+      chunks.push(chunk);
+    }
+    const body = Buffer.concat(chunks);
+    await check(body, framing.compression !== null);
+    yield body;
+    return;
+  }
+  // Chunks are joined only once the bytes they must hold (a header, then a whole envelope) are all in, so a
+  // large message arriving in many chunks is copied once, not once per chunk.
+  let parts: Buffer[] = [];
+  let length = 0;
+  let need = 5;
+  let messages = 0;
+  for await (const chunk of source) {
+    parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    length += chunk.byteLength;
+    if (length < need) continue;
+    let pending = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
+    while (pending.length >= 5) {
+      const flags = pending[0] as number;
+      const size = pending.readUInt32BE(1);
+      if (size > limits.max) throw oversizeRequest(`message of ${size} bytes`, limits.max);
+      if (pending.length < 5 + size) break;
+      const envelope = pending.subarray(0, 5 + size);
+      pending = pending.subarray(5 + size);
+      // Bit 0 is "compressed"; no other flag is defined for a request message.
+      if ((flags & ~1) !== 0) throw badEnvelopeFlags(flags);
+      await check(envelope.subarray(5), (flags & 1) === 1);
+      if (limits.unary && ++messages > 1) throw malformedRequest(EXTRA_MESSAGE);
+      yield envelope;
+    }
+    parts = pending.length === 0 ? [] : [pending];
+    length = pending.length;
+    need = pending.length < 5 ? 5 : 5 + pending.readUInt32BE(1);
+  }
+  if (length > 0) throw malformedRequest(INCOMPLETE_ENVELOPE);
+  if (limits.unary && messages === 0) throw malformedRequest(MISSING_MESSAGE);
+}
+
+async function decompress(compression: Compression, payload: Uint8Array, max: number): Promise<Uint8Array> {
+  try {
+    return await compression.decompress(payload, max);
+  } catch (e) {
+    // connect-node's zlib wrapper says RESOURCE_EXHAUSTED when the output passes the limit.
+    if (e instanceof ConnectError && e.code === Code.ResourceExhausted)
+      throw oversizeRequest(`message after ${compression.name} decompression`, max);
+    throw malformedRequest(`message is not valid ${compression.name} data`);
+  }
+}
+
+const SUPPORTED_TYPES =
+  "application/json or application/proto (Connect), application/grpc[+proto|+json] (gRPC), " +
+  "application/grpc-web[+proto|+json] (gRPC-Web), application/connect+proto|json (Connect streaming)";
+
+/**
+ * connect answers a wrong verb, content-type or HTTP version with a bare status; give it a Connect error
+ * body. A bidirectional stream over HTTP/1.1 is the caller's mistake, so 400 rather than connect's 505.
+ */
+function withErrorBody(uRes: UniversalServerResponse): UniversalServerResponse {
+  if (uRes.body !== undefined) return uRes;
+  if (uRes.status === 415)
+    return errorResponse(415, "invalid_argument", `unsupported content-type; send ${SUPPORTED_TYPES}`);
+  if (uRes.status === 405)
+    return errorResponse(405, "invalid_argument", "method not allowed; use POST", { allow: "POST" });
+  if (uRes.status === 505)
+    return errorResponse(400, "invalid_argument", "bidirectional streaming needs HTTP/2", {
+      connection: "close",
+    });
+  return uRes;
+}
+
+function errorBody(code: string, message: string): Uint8Array {
+  return Buffer.from(JSON.stringify({ code, message }));
+}
+
+function errorResponse(
+  status: number,
+  code: string,
+  message: string,
+  extra: Record<string, string> = {},
+): UniversalServerResponse {
+  const body = errorBody(code, message);
+  return {
+    status,
+    header: new Headers({
+      ...extra,
+      "content-type": "application/json",
+      "content-length": String(body.byteLength),
+      [REASON_HEADER]: "invalid_argument",
+    }),
+    body: (async function* () {
+      yield body;
+    })(),
+  };
+}
+
+function answerError(
+  res: NodeResponse,
+  status: number,
+  error: { code: string; message: string } | undefined,
+): void {
+  const body = error === undefined ? Buffer.alloc(0) : errorBody(error.code, error.message);
+  (res as http.ServerResponse).writeHead(status, {
+    ...(error === undefined ? {} : { "content-type": "application/json" }),
+    "content-length": body.byteLength,
+    [REASON_HEADER]: "invalid_argument",
+  });
+  res.end(body);
+}

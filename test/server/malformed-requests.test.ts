@@ -1,0 +1,624 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { create, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EncryptFieldsRequestSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { HealthCheckRequestSchema } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
+
+// Every malformed request body, on every protocol, is refused with INVALID_ARGUMENT (RESOURCE_EXHAUSTED
+// for sizes) and a fieldseal-reason, never INTERNAL or a 5xx, and the server keeps serving.
+
+const MAX = 256 * 1024;
+const ENCRYPT = "/fieldseal.v1.FieldsealService/EncryptFields";
+const HEALTH = "/grpc.health.v1.Health/Check";
+
+let fs: TestFieldseal;
+let session: http2.ClientHttp2Session;
+beforeAll(async () => {
+  fs = await startTestFieldseal({ settings: { maxRequestBytes: MAX } });
+  session = http2.connect(fs.url);
+});
+afterAll(async () => {
+  session.close();
+  await fs.close();
+});
+
+/** The ways a request body reaches the server. */
+const PROTOCOLS = {
+  "gRPC (fast path)": { http: 2, contentType: "application/grpc", framed: true },
+  "gRPC (connect-node, gzip declared)": {
+    http: 2,
+    contentType: "application/grpc",
+    framed: true,
+    headers: { "grpc-encoding": "gzip" },
+  },
+  "gRPC-Web": { http: 1, contentType: "application/grpc-web+proto", framed: true },
+  "gRPC-Web, HTTP/2": { http: 2, contentType: "application/grpc-web+proto", framed: true },
+  "Connect binary, HTTP/1.1": { http: 1, contentType: "application/proto", framed: false },
+  "Connect binary, HTTP/2": { http: 2, contentType: "application/proto", framed: false },
+  "Connect JSON, HTTP/1.1": { http: 1, contentType: "application/json", framed: false },
+  "Connect JSON, HTTP/2": { http: 2, contentType: "application/json", framed: false },
+} as const satisfies Record<string, Protocol>;
+type ProtocolName = keyof typeof PROTOCOLS;
+
+interface Protocol {
+  readonly http: 1 | 2;
+  readonly contentType: string;
+  readonly framed: boolean;
+  readonly headers?: Record<string, string>;
+}
+
+interface Raw {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** What a client learns from an answer, whatever the protocol. */
+interface Outcome {
+  status: number;
+  code: string;
+  message: string;
+  reason: string | undefined;
+  body: Buffer;
+}
+
+const GRPC_CODES = [
+  "ok",
+  "canceled",
+  "unknown",
+  "invalid_argument",
+  "deadline_exceeded",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "resource_exhausted",
+  "failed_precondition",
+  "aborted",
+  "out_of_range",
+  "unimplemented",
+  "internal",
+  "unavailable",
+  "data_loss",
+  "unauthenticated",
+];
+
+function flatten(h: http.IncomingHttpHeaders | http2.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h))
+    if (v !== undefined) out[k] = Array.isArray(v) ? v.join(",") : String(v);
+  return out;
+}
+
+function send(
+  version: 1 | 2,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+): Promise<Raw> {
+  if (version === 2) {
+    return new Promise((resolve, reject) => {
+      const stream = session.request({ ":method": method, ":path": path, ...headers });
+      let head: Record<string, string> = {};
+      let tail: Record<string, string> = {};
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => {
+        head = flatten(h);
+      });
+      stream.on("trailers", (t) => {
+        tail = flatten(t);
+      });
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("error", reject);
+      stream.on("end", () =>
+        resolve({
+          status: Number(head[":status"]),
+          headers: { ...head, ...tail },
+          body: Buffer.concat(chunks),
+        }),
+      );
+      stream.end(body);
+    });
+  }
+  return new Promise((resolve, reject) => {
+    const url = new URL(path, fs.url);
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: { ...flatten(res.headers), ...flatten(res.trailers) },
+          body: Buffer.concat(chunks),
+        }),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function frame(payload: Uint8Array, flags = 0): Buffer {
+  const out = Buffer.alloc(5 + payload.length);
+  out[0] = flags;
+  out.writeUInt32BE(payload.length, 1);
+  out.set(payload, 5);
+  return out;
+}
+
+/** Sends `message` (one message's bytes; framed and, for the gzip variant, compressed as the protocol needs). */
+async function call(name: ProtocolName, path: string, message: Buffer, raw = false): Promise<Outcome> {
+  const p: Protocol = PROTOCOLS[name];
+  const gzip = p.headers?.["grpc-encoding"] === "gzip";
+  const body = raw || !p.framed ? message : gzip ? frame(gzipSync(message), 1) : frame(message);
+  const answer = await send(
+    p.http,
+    "POST",
+    path,
+    {
+      "content-type": p.contentType,
+      authorization: `Bearer ${fs.tokens.admin}`,
+      ...(p.http === 2 && p.framed ? { te: "trailers" } : {}),
+      ...p.headers,
+    },
+    body,
+  );
+  return outcome(p, answer);
+}
+
+function outcome(p: Protocol, a: Raw): Outcome {
+  const reason = a.headers["fieldseal-reason"];
+  if (!p.framed) {
+    if (a.status === 200) return { status: 200, code: "ok", message: "", reason, body: a.body };
+    const json = JSON.parse(a.body.toString("utf8")) as { code: string; message: string };
+    return { status: a.status, code: json.code, message: json.message, reason, body: a.body };
+  }
+  let fields = a.headers;
+  const messages: Buffer[] = [];
+  // gRPC-Web carries its trailers as a last frame flagged 0x80.
+  for (let at = 0; at + 5 <= a.body.length; ) {
+    const flags = a.body[at] as number;
+    const end = at + 5 + a.body.readUInt32BE(at + 1);
+    const data = a.body.subarray(at + 5, end);
+    if (flags & 0x80) {
+      const lines = data.toString("utf8").split("\r\n").filter(Boolean);
+      fields = { ...fields };
+      for (const line of lines) {
+        const i = line.indexOf(":");
+        fields[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+      }
+    } else messages.push(flags & 1 ? gunzipSync(data) : data);
+    at = end;
+  }
+  const status = Number(fields["grpc-status"] ?? Number.NaN);
+  return {
+    status: a.status,
+    code: GRPC_CODES[status] ?? `http ${a.status}`,
+    message: decodeURIComponent(fields["grpc-message"] ?? ""),
+    reason: fields["fieldseal-reason"],
+    body: messages[0] ?? Buffer.alloc(0),
+  };
+}
+
+const scope = { id: { case: "sessionId" as const, value: "s-malformed" } };
+
+function encryptRequest(name: ProtocolName, value: unknown): Buffer {
+  if (PROTOCOLS[name].contentType === "application/json") {
+    return Buffer.from(JSON.stringify({ scope: { sessionId: "s-malformed" }, fields: { card: value } }));
+  }
+  return Buffer.from(
+    toBinary(
+      EncryptFieldsRequestSchema,
+      create(EncryptFieldsRequestSchema, {
+        scope,
+        fields: { card: { kind: { case: "stringValue", value: value as string } } },
+      }),
+    ),
+  );
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+function lengthDelimited(fieldNo: number, payload: Buffer): Buffer {
+  return Buffer.concat([varint((fieldNo << 3) | 2), varint(payload.length), payload]);
+}
+
+/** An EncryptFieldsRequest whose value is a google.protobuf.Value list nested `depth` deep. */
+function deepBinary(depth: number): Buffer {
+  let value: Buffer = Buffer.alloc(0);
+  // Value.list_value = 6; ListValue.values = 1.
+  for (let i = 0; i < depth; i++) value = lengthDelimited(6, lengthDelimited(1, value));
+  const entry = Buffer.concat([lengthDelimited(1, Buffer.from("card")), lengthDelimited(2, value)]);
+  return Buffer.concat([lengthDelimited(2, lengthDelimited(1, Buffer.from("s"))), lengthDelimited(3, entry)]);
+}
+
+function deepRequest(name: ProtocolName, depth: number): Buffer {
+  if (PROTOCOLS[name].contentType === "application/json") {
+    return Buffer.from(
+      `{"scope":{"sessionId":"s"},"fields":{"card":${"[".repeat(depth)}${"]".repeat(depth)}}}`,
+    );
+  }
+  return deepBinary(depth);
+}
+
+/** An EncryptFieldsRequest whose value holds the bytes `x FF FE` where UTF-8 text belongs. */
+function invalidUtf8(name: ProtocolName): Buffer {
+  const good = encryptRequest(name, "xQQ");
+  const at = good.indexOf("xQQ");
+  good[at + 1] = 0xff;
+  good[at + 2] = 0xfe;
+  return good;
+}
+
+const NAMES = Object.keys(PROTOCOLS) as ProtocolName[];
+
+async function expectHealthy(): Promise<void> {
+  for (const name of NAMES) {
+    const health = await call(
+      name,
+      HEALTH,
+      PROTOCOLS[name].contentType === "application/json"
+        ? Buffer.from("{}")
+        : Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema))),
+    );
+    expect(health.code, name).toBe("ok");
+    const sealed = await call(name, ENCRYPT, encryptRequest(name, "4111111111111111"));
+    expect(sealed.code, name).toBe("ok");
+  }
+}
+
+describe.each(NAMES)("%s", (name) => {
+  it("refuses bytes that are not a message", async () => {
+    const body =
+      PROTOCOLS[name].contentType === "application/json"
+        ? Buffer.from("{not json")
+        : Buffer.from([0xff, 0xff, 0xff, 0xff]);
+    const answer = await call(name, ENCRYPT, body);
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toMatch(/^request (body )?is not (a )?valid/);
+    if (!PROTOCOLS[name].framed) expect(answer.status).toBe(400);
+  });
+
+  it("refuses invalid UTF-8 where text belongs, and seals nothing", async () => {
+    const answer = await call(name, ENCRYPT, invalidUtf8(name));
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toMatch(/UTF-8|utf-8/);
+    expect(answer.body.includes("fs1.")).toBe(false);
+  });
+
+  it("refuses a value nested 10,000 deep", async () => {
+    const answer = await call(name, ENCRYPT, deepRequest(name, 10_000));
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toMatch(/nests deeper|recursion depth/);
+  });
+
+  it("accepts a large message that arrives in many chunks", async () => {
+    const answer = await call(name, ENCRYPT, encryptRequest(name, "7".repeat(60_000)));
+    expect(answer.code, answer.message).toBe("ok");
+  });
+
+  it("refuses a message over the size limit, naming the setting", async () => {
+    const answer = await call(name, ENCRYPT, encryptRequest(name, "x".repeat(MAX)));
+    expect(answer).toMatchObject({ code: "resource_exhausted", reason: "too_large" });
+    expect(answer.message).toContain("FIELDSEAL_MAX_REQUEST_BYTES");
+    expect(answer.message).not.toContain("readMaxBytes");
+  });
+});
+
+describe.each(NAMES.filter((n) => PROTOCOLS[n].framed))("%s framing", (name) => {
+  // A Connect unary body is the message itself; these are faults of the 5-byte message envelopes.
+  it.each([
+    ["no message", Buffer.alloc(0)],
+    ["a truncated envelope", Buffer.from([0, 0, 0])],
+    ["two messages for a unary method", Buffer.concat([frame(Buffer.alloc(0)), frame(Buffer.alloc(0))])],
+    ["an undefined envelope flag", frame(Buffer.alloc(0), 0x40)],
+  ])("refuses %s", async (_what, body) => {
+    const answer = await call(name, HEALTH, body, true);
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+  });
+});
+
+describe("Connect JSON", () => {
+  it("refuses invalid UTF-8 rather than sealing replacement characters", async () => {
+    const body = Buffer.concat([
+      Buffer.from('{"scope":{"sessionId":"s"},"fields":{"card":"x'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}}'),
+    ]);
+    const answer = await call("Connect JSON, HTTP/1.1", ENCRYPT, body);
+    expect(answer).toMatchObject({
+      status: 400,
+      code: "invalid_argument",
+      reason: "invalid_argument",
+      message: "request body is not valid UTF-8",
+    });
+  });
+
+  it("never echoes a value that failed to decode", async () => {
+    const body = Buffer.from('{"scope":{"sessionId":"s"},"keyring":{"secret":"4111111111111111"}}');
+    const answer = await call("Connect JSON, HTTP/1.1", ENCRYPT, body);
+    expect(answer).toMatchObject({ status: 400, code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toContain("EncryptFieldsRequest");
+    expect(answer.body.toString()).not.toContain("4111");
+  });
+
+  it("accepts the deepest value the engine seals", async () => {
+    const value = JSON.parse(`${"[".repeat(40)}1${"]".repeat(40)}`);
+    const answer = await call("Connect JSON, HTTP/2", ENCRYPT, encryptRequest("Connect JSON, HTTP/2", value));
+    expect(answer.code).toBe("ok");
+  });
+});
+
+describe("gRPC through connect-node, compressed", () => {
+  const send = (payload: Buffer) =>
+    call("gRPC (connect-node, gzip declared)", ENCRYPT, frame(payload, 1), true);
+
+  it("refuses gzip data that does not inflate", async () => {
+    const answer = await send(Buffer.from("not gzip at all"));
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toBe("message is not valid gzip data");
+  });
+
+  it("refuses a gzip bomb by its inflated size", async () => {
+    const answer = await send(gzipSync(Buffer.alloc(MAX * 4)));
+    expect(answer).toMatchObject({ code: "resource_exhausted", reason: "too_large" });
+    expect(answer.message).toContain("FIELDSEAL_MAX_REQUEST_BYTES");
+  });
+
+  it("refuses garbage inside valid gzip", async () => {
+    const answer = await send(gzipSync(Buffer.from([0xff, 0xff, 0xff])));
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+  });
+});
+
+describe("request heads", () => {
+  const health = Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
+  const head = (name: ProtocolName, headers: Record<string, string>) => {
+    const p: Protocol = PROTOCOLS[name];
+    return send(
+      p.http,
+      "POST",
+      HEALTH,
+      { "content-type": p.contentType, ...(p.http === 2 && p.framed ? { te: "trailers" } : {}), ...headers },
+      p.framed ? frame(health) : health,
+    ).then((a) => outcome(p, a));
+  };
+
+  it("refuses an unparseable gRPC deadline", async () => {
+    for (const name of ["gRPC (fast path)", "gRPC-Web"] as const) {
+      const answer = await head(name, { "grpc-timeout": "soon" });
+      expect(answer, name).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+      expect(answer.message).toMatch(/^grpc-timeout must be/);
+    }
+  });
+
+  it("refuses an unparseable Connect deadline", async () => {
+    const answer = await head("Connect binary, HTTP/1.1", { "connect-timeout-ms": "-1" });
+    expect(answer).toMatchObject({ status: 400, code: "invalid_argument", reason: "invalid_argument" });
+  });
+
+  it("answers an unknown compression as gRPC's compression spec says, with a reason", async () => {
+    const answer = await head("gRPC (fast path)", { "grpc-encoding": "zstd" });
+    expect(answer).toMatchObject({ code: "unimplemented", reason: "invalid_argument" });
+    expect(answer.message).toBe("unknown compression: supported encodings are gzip,br");
+  });
+});
+
+describe("a bidirectional stream (server reflection)", () => {
+  const REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+  const listServices = frame(
+    toBinary(
+      ServerReflectionRequestSchema,
+      create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }),
+    ),
+  );
+
+  /** Writes `first`, waits for its answer, then writes `second` and ends: as grpcurl talks. */
+  function converse(second: Buffer, headers: Record<string, string> = {}): Promise<Outcome> {
+    return new Promise((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": REFLECTION,
+        "content-type": "application/grpc",
+        te: "trailers",
+        ...headers,
+      });
+      let head: Record<string, string> = {};
+      let tail: Record<string, string> = {};
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => {
+        head = flatten(h);
+      });
+      stream.on("trailers", (t) => {
+        tail = flatten(t);
+      });
+      stream.on("data", (c: Buffer) => {
+        if (chunks.length === 0) stream.end(second);
+        chunks.push(c);
+      });
+      stream.on("error", reject);
+      stream.on("end", () =>
+        resolve(
+          outcome(PROTOCOLS["gRPC (fast path)"], {
+            status: Number(head[":status"]),
+            headers: { ...head, ...tail },
+            body: Buffer.concat(chunks),
+          }),
+        ),
+      );
+      stream.write(listServices);
+    });
+  }
+
+  it("is answered message by message, not after the whole body", async () => {
+    // A server that waited for the whole body would never answer the first message: the call would hang.
+    const answer = await converse(listServices);
+    expect(answer.code).toBe("ok");
+  }, 10_000);
+
+  it("refuses a malformed later message with INVALID_ARGUMENT", async () => {
+    const answer = await converse(frame(Buffer.from([0xff, 0xff, 0xff])));
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toMatch(
+      /^request is not a valid binary grpc\.reflection\.v1\.ServerReflectionRequest/,
+    );
+  });
+
+  it("refuses an over-size later message with RESOURCE_EXHAUSTED", async () => {
+    const answer = await converse(frame(Buffer.alloc(MAX + 1)));
+    expect(answer).toMatchObject({ code: "resource_exhausted", reason: "too_large" });
+  });
+});
+
+describe("Connect streaming (Health.Watch)", () => {
+  it.each([1, 2] as const)("refuses a malformed message in its end-stream answer (HTTP/%i)", async (v) => {
+    const a = await send(
+      v,
+      "POST",
+      "/grpc.health.v1.Health/Watch",
+      { "content-type": "application/connect+proto" },
+      frame(Buffer.from([0xff, 0xff, 0xff])),
+    );
+    expect(a.status).toBe(200);
+    // The last envelope, flagged 0x02, is the end-stream JSON with the error and its metadata.
+    expect(a.body[0]).toBe(0x02);
+    const end = JSON.parse(a.body.subarray(5).toString()) as {
+      error: { code: string; message: string };
+      metadata: Record<string, string[]>;
+    };
+    expect(end.error.code).toBe("invalid_argument");
+    expect(end.error.message).toMatch(/^request is not a valid binary grpc\.health\.v1\.HealthCheckRequest/);
+    expect(end.metadata["fieldseal-reason"]).toEqual(["invalid_argument"]);
+  });
+});
+
+describe("refusals before any handler", () => {
+  const refusedCount = async () => {
+    const { text } = await fs.server.metrics.scrape();
+    const m =
+      /fieldseal_rpc_calls_total\{rpc="fieldseal\.v1\.FieldsealService\/EncryptFields",code="invalid_argument"\} (\d+)/.exec(
+        text,
+      );
+    return Number(m?.[1] ?? 0);
+  };
+
+  it("are logged and counted like any other call, without the request's bytes", async () => {
+    const before = fs.logs.length;
+    const counted = await refusedCount();
+    const answer = await call(
+      "Connect JSON, HTTP/1.1",
+      ENCRYPT,
+      Buffer.from('{"fields":{"card":"4111111111111111"'),
+    );
+    expect(answer.code).toBe("invalid_argument");
+    const lines = fs.logs.slice(before).filter((l) => l.includes("rpc refused"));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] as string)).toMatchObject({
+      rpc: "fieldseal.v1.FieldsealService/EncryptFields",
+      code: "invalid_argument",
+    });
+    expect(fs.logs.join("\n")).not.toContain("4111111111111111");
+    expect(await refusedCount()).toBe(counted + 1);
+  });
+});
+
+describe("Connect protocol errors", () => {
+  const refusal = async (a: Raw, status: number, code: string, says: RegExp) => {
+    expect(a.status).toBe(status);
+    expect(a.headers["fieldseal-reason"]).toBe("invalid_argument");
+    expect(a.headers["content-type"]).toMatch(/^application\/json/);
+    const json = JSON.parse(a.body.toString()) as { code: string; message: string };
+    expect(json.code).toBe(code);
+    expect(json.message).toMatch(says);
+  };
+
+  it.each([1, 2] as const)("says which content-types to send (HTTP/%i)", async (v) => {
+    const body = Buffer.from("{}");
+    await refusal(await send(v, "POST", ENCRYPT, {}, body), 415, "invalid_argument", /application\/json/);
+    await refusal(
+      await send(v, "POST", ENCRYPT, { "content-type": "application/x-www-form-urlencoded" }, body),
+      415,
+      "invalid_argument",
+      /application\/proto/,
+    );
+  });
+
+  it.each([1, 2] as const)("says to use POST (HTTP/%i)", async (v) => {
+    const a = await send(v, "GET", ENCRYPT, {}, undefined);
+    await refusal(a, 405, "invalid_argument", /use POST/);
+    expect(a.headers.allow).toBe("POST");
+  });
+
+  it("refuses a bidirectional stream over HTTP/1.1 as the caller's mistake, not a 5xx", async () => {
+    const a = await send(
+      1,
+      "POST",
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      { "content-type": "application/connect+json" },
+      Buffer.alloc(0),
+    );
+    await refusal(a, 400, "invalid_argument", /needs HTTP\/2/);
+  });
+
+  it.each([1, 2] as const)("names the services at an unknown path (HTTP/%i)", async (v) => {
+    const a = await send(
+      v,
+      "POST",
+      "/fieldseal.v1.FieldsealService/Nope",
+      { "content-type": "application/json" },
+      Buffer.from("{}"),
+    );
+    await refusal(a, 404, "unimplemented", /fieldseal\.v1\.FieldsealService/);
+  });
+});
+
+describe("arbitrary bytes", () => {
+  it.each(NAMES)("never get INTERNAL or a 5xx over %s", async (name) => {
+    const framed = PROTOCOLS[name].framed;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 256 }),
+        fc.boolean(),
+        fc.constantFrom(ENCRYPT, HEALTH),
+        async (bytes, wrap, path) => {
+          // Framed protocols get the bytes both as a whole body and as one well-framed message.
+          const answer = await call(name, path, Buffer.from(bytes), !(framed && wrap));
+          expect(answer.status).toBeLessThan(500);
+          expect(["internal", "unknown", "data_loss"]).not.toContain(answer.code);
+          if (answer.code !== "ok") expect(answer.reason, answer.message).toBeDefined();
+        },
+      ),
+      { numRuns: 50, seed: 11 },
+    );
+  });
+
+  it("are refused alike in a concurrent burst over every protocol", async () => {
+    const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff]);
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => NAMES.map((name) => call(name, ENCRYPT, garbage))).flat(),
+    );
+    for (const answer of answers) {
+      expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    }
+  });
+
+  it("leave the server healthy on every protocol", async () => {
+    await expectHealthy();
+    // Nothing above was a bug: no unexpected failure was logged.
+    expect(fs.logs.filter((l) => /rpc answer failed|rpc failed unexpectedly/.test(l))).toEqual([]);
+  });
+});
