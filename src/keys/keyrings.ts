@@ -10,7 +10,9 @@
  *
  * Caching. Versions are immutable, so every version ever seen stays in memory. Which version is primary, and
  * the minimum decryption version, are re-read in the background at most every `primaryRefreshMs`, triggered
- * by use (no timers). A version not yet seen causes one store load shared by every concurrent caller. When
+ * by use (no timers). Where the store can tell its revision cheaply (the local store), sealing also checks
+ * it at most every `revisionCheckMs` (250 ms) and loads on a change, so another process's rotation is in
+ * force within a second. A version not yet seen causes one store load shared by every concurrent caller. When
  * the store is down, everything cached keeps working.
  *
  * Nonce budget. AES-GCM with random 96-bit nonces must not seal more than 2^32 values under one key
@@ -42,6 +44,11 @@ export interface KeyringsOptions {
   policy?: Partial<RotationPolicy>;
   /** How often the primary and minimum decryption version are re-read. Default 30 s. */
   primaryRefreshMs?: number;
+  /**
+   * For stores with a cheap revision check (the local store): how often sealing first checks whether
+   * another process changed the keyring, so a rotation elsewhere is in force within this. Default 250 ms.
+   */
+  revisionCheckMs?: number;
   /** Seals reserved per store write. Default 65,536. */
   sealBlockSize?: number;
   /** Create a missing keyring with version 1 on first sealing use. Default true. */
@@ -76,8 +83,16 @@ export interface SealingKey {
   material: Uint8Array;
 }
 
-/** What DescribeKey reports: the stored state plus the policy that applies to it. */
-export type KeyringDescription = KeyringState & { rotateBy?: string; sealBudget: number };
+/**
+ * What DescribeKey reports: the stored state plus the policy that applies to it, and the version this
+ * process was sealing with when asked (absent if it had not loaded the keyring), which differs from the
+ * stored primary only until it notices another process's rotation.
+ */
+export type KeyringDescription = KeyringState & {
+  rotateBy?: string;
+  sealBudget: number;
+  sealingVersion?: number;
+};
 
 /** The default seal budget per key version: 2^28, far below the 2^32 limit for random 96-bit nonces. */
 export const DEFAULT_SEAL_BUDGET = 2 ** 28;
@@ -99,6 +114,9 @@ interface Entry {
   state: KeyringState | undefined;
   primaryCreatedMs: number;
   refreshAfter: number;
+  /** When sealing next checks the store's revision (stores with `revision` only). */
+  revisionCheckAfter: number;
+  revisionCheck: Promise<void> | undefined;
   ageRetryAfter: number;
   /** Seals this process reserved and is handing out. */
   block: SealBlock | undefined;
@@ -117,6 +135,7 @@ export class Keyrings {
   readonly #store: KeyStore;
   readonly #policy: RotationPolicy;
   readonly #refreshMs: number;
+  readonly #revisionCheckMs: number;
   readonly #blockSize: number;
   readonly #autoCreate: boolean;
   readonly #now: () => number;
@@ -131,6 +150,7 @@ export class Keyrings {
     this.#policy = { sealBudget: options.policy?.sealBudget ?? DEFAULT_SEAL_BUDGET };
     if (options.policy?.maxAgeMs !== undefined) this.#policy.maxAgeMs = options.policy.maxAgeMs;
     this.#refreshMs = options.primaryRefreshMs ?? 30_000;
+    this.#revisionCheckMs = options.revisionCheckMs ?? 250;
     this.#blockSize = options.sealBlockSize ?? 65_536;
     this.#autoCreate = options.autoCreate ?? true;
     this.#now = options.now ?? Date.now;
@@ -150,6 +170,8 @@ export class Keyrings {
     }
     if (!(this.#refreshMs >= 0))
       throw new FieldsealError("invalid_argument", "primaryRefreshMs must be >= 0");
+    if (!(this.#revisionCheckMs >= 0))
+      throw new FieldsealError("invalid_argument", "revisionCheckMs must be >= 0");
   }
 
   /**
@@ -165,6 +187,7 @@ export class Keyrings {
       );
     }
     const entry = this.#entry(name);
+    if (entry.state && this.#now() >= entry.revisionCheckAfter) await this.#checkRevision(entry);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const key = this.#takeSeals(entry, count);
       if (key) {
@@ -306,6 +329,7 @@ export class Keyrings {
   async describe(name: string): Promise<KeyringDescription> {
     assertKeyringName(name);
     const entry = this.#entry(name);
+    const sealingVersion = entry.state?.primary;
     let state: KeyringState | undefined;
     try {
       state = await this.#loadFresh(entry);
@@ -315,6 +339,7 @@ export class Keyrings {
     }
     if (!state) throw keyringNotFound(name);
     const description: KeyringDescription = { ...state, sealBudget: this.#policy.sealBudget };
+    if (sealingVersion !== undefined) description.sealingVersion = sealingVersion;
     const primary = versionOf(state, state.primary);
     if (this.#policy.maxAgeMs !== undefined && primary) {
       description.rotateBy = new Date(Date.parse(primary.createdAt) + this.#policy.maxAgeMs).toISOString();
@@ -533,6 +558,8 @@ export class Keyrings {
         state: undefined,
         primaryCreatedMs: 0,
         refreshAfter: 0,
+        revisionCheckAfter: 0,
+        revisionCheck: undefined,
         ageRetryAfter: 0,
         block: undefined,
         pending: undefined,
@@ -598,6 +625,32 @@ export class Keyrings {
     }
     if (!state) throw keyringNotFound(entry.name);
     return state;
+  }
+
+  /**
+   * Before sealing, at most every `revisionCheckMs`: asks a store that can tell cheaply whether the keyring's
+   * revision moved past the cached one, and if so loads it, so a rotation by another process (the CLI, a
+   * second server) is sealed under within a fraction of a second rather than at the next refresh. Shared by
+   * concurrent callers; when the check fails, the cached state keeps serving.
+   */
+  #checkRevision(entry: Entry): Promise<void> {
+    const revisionOf = this.#store.revision?.bind(this.#store);
+    if (revisionOf === undefined) {
+      entry.revisionCheckAfter = Number.POSITIVE_INFINITY;
+      return Promise.resolve();
+    }
+    entry.revisionCheck ??= (async () => {
+      entry.revisionCheckAfter = this.#now() + this.#revisionCheckMs;
+      try {
+        const stored = await revisionOf(entry.name);
+        if (entry.state && stored > entry.state.revision) await this.#load(entry);
+      } catch {
+        // Store trouble surfaces on the refresh and on writes; sealing keeps going with what is cached.
+      }
+    })().finally(() => {
+      entry.revisionCheck = undefined;
+    });
+    return entry.revisionCheck;
   }
 
   /** Starts a background refresh when the cached primary is older than `primaryRefreshMs`. Never blocks. */
