@@ -608,6 +608,8 @@ export class Keyrings {
   async #loadFresh(entry: Entry): Promise<KeyringState | undefined> {
     const state = await this.#call("load", entry.name, () => this.#store.load(entry.name));
     entry.refreshAfter = this.#now() + this.#refreshMs;
+    // A load is a revision check too.
+    entry.revisionCheckAfter = this.#now() + this.#revisionCheckMs;
     return state ? this.#absorb(entry, state) : undefined;
   }
 
