@@ -323,15 +323,18 @@ export class LocalFileKeyStore implements KeyStore {
     return true;
   }
 
-  /** A complete, fsynced 0600 temp file holding `text`, named so that its writer's pid can be checked. */
-  async #writeTemp(name: string, text: string): Promise<string> {
+  /**
+   * A complete 0600 temp file holding `text`, named so that its writer's pid can be checked; fsynced when
+   * `durable` (a keyring revision must survive a crash; a lock need not).
+   */
+  async #writeTemp(name: string, text: string, durable = true): Promise<string> {
     const temp = join(this.directory, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
     try {
       const handle = await open(temp, "wx", 0o600);
       try {
         await handle.chmod(0o600);
         await handle.writeFile(text, "utf8");
-        await handle.sync();
+        if (durable) await handle.sync();
       } finally {
         await handle.close();
       }
@@ -399,7 +402,7 @@ export class LocalFileKeyStore implements KeyStore {
     const token = randomUUID();
     const owner = JSON.stringify({ pid: process.pid, host: hostname(), start: ownStart(), token });
     // The lock is linked into place from a complete temp file: it never exists without its owner in it.
-    const temp = await this.#writeTemp(name, owner);
+    const temp = await this.#writeTemp(name, owner, false);
     const deadline = Date.now() + this.#lockTimeoutMs;
     let delay = 2;
     try {
