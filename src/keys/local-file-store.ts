@@ -195,6 +195,9 @@ export class LocalFileKeyStore implements KeyStore {
     if (!info.isDirectory()) {
       throw new FieldsealError("store_unavailable", `local key store: ${this.directory} is not a directory`);
     }
+    // Windows has no POSIX owner or mode bits to check (stat reports a synthetic mode); ACLs are the
+    // operator's there.
+    if (process.platform === "win32") return;
     const uid = process.getuid?.();
     if (uid !== undefined && info.uid !== uid) {
       throw new FieldsealError(
@@ -314,7 +317,8 @@ export class LocalFileKeyStore implements KeyStore {
     await this.#syncDirectory();
     // Revision numbers below the highest are pruned, so a writer that stalled for long could create a number
     // that was pruned after a higher one was written. The highest never goes away, so such a file is never
-    // read as current; remove it and report the loss.
+    // read as current; remove it and report the loss. (Should a later write have been built on ours, which
+    // needs a lost lock as well, reporting a loss is still the safe side: the caller re-reads and redoes.)
     const newest = (await this.#scan(name)).revisions.at(-1) ?? 0;
     if (newest > state.revision) {
       await unlink(target).catch(() => {});
