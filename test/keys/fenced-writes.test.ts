@@ -213,6 +213,34 @@ describe("LocalFileKeyStore with a writer stalled or killed mid-write", () => {
     });
   }
 
+  it("refuses a stopped writer's commit even after its revision number was pruned", async () => {
+    const a = await stoppedWriter();
+    await unlink(join(dir, `${NAME}.lock`));
+    const b = otherProcess({ staleLockMs: STALE_MS, lockTimeoutMs: 30_000 });
+    // Four rotations: revisions 2 to 5; only the last three revision files are kept, so `shared.2.json`,
+    // the name the stopped writer is about to create, is free again.
+    for (let i = 0; i < 4; i++) await b.keyrings.rotate(NAME);
+    expect(b.rotated).toEqual([2, 3, 4, 5]);
+    expect(await readdir(dir)).not.toContain(`${NAME}.2.json`);
+    const before = await Promise.all([1, 2, 3, 4, 5].map(materialOf));
+    const bSealed = await b.sealer.sealFields(NAME, SCOPE, [["card", "sealed by b"]]);
+
+    a.child.kill("SIGCONT");
+    a.send("resume");
+    const aDone = await a.next("done");
+
+    expect(aDone.rotated).toEqual([]);
+    expect(aDone.version).toBe(5);
+    expect(await Promise.all([1, 2, 3, 4, 5].map(materialOf))).toEqual(before);
+    expect(await readdir(dir)).not.toContain(`${NAME}.2.json`);
+    await openAll([
+      { sealed: bSealed.sealed.get("card") as string, value: "sealed by b" },
+      { sealed: aDone.sealed as string, value: `sealed by ${a.pid}` },
+    ]);
+    a.send("exit");
+    expect(await a.exited).toBe(0);
+  });
+
   it("recovers at once from a writer killed with SIGKILL between its temp file and its commit", async () => {
     const a = await stoppedWriter();
     a.child.kill("SIGKILL");
