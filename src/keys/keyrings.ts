@@ -27,6 +27,7 @@
  * key instead, so the count that matters for nonce safety can never pass the budget.
  */
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { assertKeyringName } from "../engine/names.js";
 import { FieldsealError, type FieldsealErrorCode, isFieldsealError } from "../errors.js";
 import { keyringStateProblem, withNewPrimary } from "./keyring-state.js";
@@ -100,6 +101,8 @@ export const DEFAULT_SEAL_BUDGET = 2 ** 28;
 const PREFETCH_AT = 0.75;
 /** Compare-and-swap attempts before an operation gives up with "conflict". */
 const MAX_ATTEMPTS = 64;
+/** Longest a seal waits for a revision check: a slow or hung disk must not stall sealing from the cache. */
+const REVISION_CHECK_WAIT_MS = 200;
 
 interface SealBlock {
   readonly version: number;
@@ -116,7 +119,7 @@ interface Entry {
   refreshAfter: number;
   /** When sealing next checks the store's revision (stores with `revision` only). */
   revisionCheckAfter: number;
-  revisionCheck: Promise<void> | undefined;
+  revisionCheck: { readonly done: Promise<void>; readonly startedMs: number } | undefined;
   ageRetryAfter: number;
   /** Seals this process reserved and is handing out. */
   block: SealBlock | undefined;
@@ -187,7 +190,9 @@ export class Keyrings {
       );
     }
     const entry = this.#entry(name);
-    if (entry.state && this.#now() >= entry.revisionCheckAfter) await this.#checkRevision(entry);
+    if (entry.state && (entry.revisionCheck || this.#now() >= entry.revisionCheckAfter)) {
+      await this.#checkRevision(entry);
+    }
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const key = this.#takeSeals(entry, count);
       if (key) {
@@ -633,26 +638,35 @@ export class Keyrings {
    * Before sealing, at most every `revisionCheckMs`: asks a store that can tell cheaply whether the keyring's
    * revision moved past the cached one, and if so loads it, so a rotation by another process (the CLI, a
    * second server) is sealed under within a fraction of a second rather than at the next refresh. Shared by
-   * concurrent callers; when the check fails, the cached state keeps serving.
+   * concurrent callers, who wait for it at most REVISION_CHECK_WAIT_MS after it began; when the check fails
+   * or hangs, the cached state keeps serving.
    */
-  #checkRevision(entry: Entry): Promise<void> {
+  async #checkRevision(entry: Entry): Promise<void> {
     const revisionOf = this.#store.revision?.bind(this.#store);
     if (revisionOf === undefined) {
       entry.revisionCheckAfter = Number.POSITIVE_INFINITY;
-      return Promise.resolve();
+      return;
     }
-    entry.revisionCheck ??= (async () => {
+    if (!entry.revisionCheck) {
       entry.revisionCheckAfter = this.#now() + this.#revisionCheckMs;
-      try {
-        const stored = await revisionOf(entry.name);
-        if (entry.state && stored > entry.state.revision) await this.#load(entry);
-      } catch {
-        // Store trouble surfaces on the refresh and on writes; sealing keeps going with what is cached.
-      }
-    })().finally(() => {
-      entry.revisionCheck = undefined;
-    });
-    return entry.revisionCheck;
+      const done = (async () => {
+        try {
+          const stored = await revisionOf(entry.name);
+          if (entry.state && stored > entry.state.revision) await this.#load(entry);
+        } catch {
+          // Store trouble surfaces on the refresh and on writes; sealing keeps going with what is cached.
+        }
+      })().finally(() => {
+        entry.revisionCheck = undefined;
+      });
+      entry.revisionCheck = { done, startedMs: performance.now() };
+    }
+    const waitMs = entry.revisionCheck.startedMs + REVISION_CHECK_WAIT_MS - performance.now();
+    if (waitMs <= 0) return;
+    const timer = new AbortController();
+    const waited = sleep(waitMs, undefined, { signal: timer.signal, ref: false }).catch(() => {});
+    await Promise.race([entry.revisionCheck.done, waited]);
+    timer.abort();
   }
 
   /** Starts a background refresh when the cached primary is older than `primaryRefreshMs`. Never blocks. */

@@ -377,5 +377,20 @@ describe("Keyrings", () => {
       clock += 1_000;
       expect((await server.sealingKey("payments")).version).toBe(1);
     });
+
+    it("waits at most a moment for a revision check that hangs, then seals from its cache", async () => {
+      const hanging = new LocalFileKeyStore(store.directory);
+      const server = keyrings({ now, revisionCheckMs: 250 }, hanging);
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      let release: (n: number) => void = () => {};
+      hanging.revision = () => new Promise<number>((resolve) => (release = resolve));
+      clock += 1_000;
+      const started = performance.now();
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      // The second seal does not wait again for the same hung check.
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      expect(performance.now() - started).toBeLessThan(5_000);
+      release(1);
+    });
   });
 });
