@@ -10,7 +10,9 @@
  *
  * Caching. Versions are immutable, so every version ever seen stays in memory. Which version is primary, and
  * the minimum decryption version, are re-read in the background at most every `primaryRefreshMs`, triggered
- * by use (no timers). A version not yet seen causes one store load shared by every concurrent caller. When
+ * by use (no timers). Where the store can tell its revision cheaply (the local store), sealing also checks
+ * it at most every `revisionCheckMs` (250 ms) and loads on a change, so another process's rotation is in
+ * force within a second. A version not yet seen causes one store load shared by every concurrent caller. When
  * the store is down, everything cached keeps working.
  *
  * Nonce budget. AES-GCM with random 96-bit nonces must not seal more than 2^32 values under one key
@@ -25,6 +27,7 @@
  * key instead, so the count that matters for nonce safety can never pass the budget.
  */
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { assertKeyringName } from "../engine/names.js";
 import { FieldsealError, type FieldsealErrorCode, isFieldsealError } from "../errors.js";
 import { keyringStateProblem, withNewPrimary } from "./keyring-state.js";
@@ -42,6 +45,11 @@ export interface KeyringsOptions {
   policy?: Partial<RotationPolicy>;
   /** How often the primary and minimum decryption version are re-read. Default 30 s. */
   primaryRefreshMs?: number;
+  /**
+   * For stores with a cheap revision check (the local store): how often sealing first checks whether
+   * another process changed the keyring, so a rotation elsewhere is in force within this. Default 250 ms.
+   */
+  revisionCheckMs?: number;
   /** Seals reserved per store write. Default 65,536. */
   sealBlockSize?: number;
   /** Create a missing keyring with version 1 on first sealing use. Default true. */
@@ -76,8 +84,16 @@ export interface SealingKey {
   material: Uint8Array;
 }
 
-/** What DescribeKey reports: the stored state plus the policy that applies to it. */
-export type KeyringDescription = KeyringState & { rotateBy?: string; sealBudget: number };
+/**
+ * What DescribeKey reports: the stored state plus the policy that applies to it, and the version this
+ * process was sealing with when asked (absent if it had not loaded the keyring), which differs from the
+ * stored primary only until it notices another process's rotation.
+ */
+export type KeyringDescription = KeyringState & {
+  rotateBy?: string;
+  sealBudget: number;
+  sealingVersion?: number;
+};
 
 /** The default seal budget per key version: 2^28, far below the 2^32 limit for random 96-bit nonces. */
 export const DEFAULT_SEAL_BUDGET = 2 ** 28;
@@ -85,6 +101,8 @@ export const DEFAULT_SEAL_BUDGET = 2 ** 28;
 const PREFETCH_AT = 0.75;
 /** Compare-and-swap attempts before an operation gives up with "conflict". */
 const MAX_ATTEMPTS = 64;
+/** Longest a seal waits for a revision check: a slow or hung disk must not stall sealing from the cache. */
+const REVISION_CHECK_WAIT_MS = 200;
 
 interface SealBlock {
   readonly version: number;
@@ -99,6 +117,9 @@ interface Entry {
   state: KeyringState | undefined;
   primaryCreatedMs: number;
   refreshAfter: number;
+  /** When sealing next checks the store's revision (stores with `revision` only). */
+  revisionCheckAfter: number;
+  revisionCheck: { readonly done: Promise<void>; readonly startedMs: number } | undefined;
   ageRetryAfter: number;
   /** Seals this process reserved and is handing out. */
   block: SealBlock | undefined;
@@ -117,6 +138,7 @@ export class Keyrings {
   readonly #store: KeyStore;
   readonly #policy: RotationPolicy;
   readonly #refreshMs: number;
+  readonly #revisionCheckMs: number;
   readonly #blockSize: number;
   readonly #autoCreate: boolean;
   readonly #now: () => number;
@@ -131,6 +153,7 @@ export class Keyrings {
     this.#policy = { sealBudget: options.policy?.sealBudget ?? DEFAULT_SEAL_BUDGET };
     if (options.policy?.maxAgeMs !== undefined) this.#policy.maxAgeMs = options.policy.maxAgeMs;
     this.#refreshMs = options.primaryRefreshMs ?? 30_000;
+    this.#revisionCheckMs = options.revisionCheckMs ?? 250;
     this.#blockSize = options.sealBlockSize ?? 65_536;
     this.#autoCreate = options.autoCreate ?? true;
     this.#now = options.now ?? Date.now;
@@ -150,6 +173,8 @@ export class Keyrings {
     }
     if (!(this.#refreshMs >= 0))
       throw new FieldsealError("invalid_argument", "primaryRefreshMs must be >= 0");
+    if (!(this.#revisionCheckMs >= 0))
+      throw new FieldsealError("invalid_argument", "revisionCheckMs must be >= 0");
   }
 
   /**
@@ -165,6 +190,9 @@ export class Keyrings {
       );
     }
     const entry = this.#entry(name);
+    if (entry.state && (entry.revisionCheck || this.#now() >= entry.revisionCheckAfter)) {
+      await this.#checkRevision(entry);
+    }
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const key = this.#takeSeals(entry, count);
       if (key) {
@@ -306,6 +334,7 @@ export class Keyrings {
   async describe(name: string): Promise<KeyringDescription> {
     assertKeyringName(name);
     const entry = this.#entry(name);
+    const sealingVersion = entry.state?.primary;
     let state: KeyringState | undefined;
     try {
       state = await this.#loadFresh(entry);
@@ -315,6 +344,7 @@ export class Keyrings {
     }
     if (!state) throw keyringNotFound(name);
     const description: KeyringDescription = { ...state, sealBudget: this.#policy.sealBudget };
+    if (sealingVersion !== undefined) description.sealingVersion = sealingVersion;
     const primary = versionOf(state, state.primary);
     if (this.#policy.maxAgeMs !== undefined && primary) {
       description.rotateBy = new Date(Date.parse(primary.createdAt) + this.#policy.maxAgeMs).toISOString();
@@ -533,6 +563,8 @@ export class Keyrings {
         state: undefined,
         primaryCreatedMs: 0,
         refreshAfter: 0,
+        revisionCheckAfter: 0,
+        revisionCheck: undefined,
         ageRetryAfter: 0,
         block: undefined,
         pending: undefined,
@@ -581,6 +613,8 @@ export class Keyrings {
   async #loadFresh(entry: Entry): Promise<KeyringState | undefined> {
     const state = await this.#call("load", entry.name, () => this.#store.load(entry.name));
     entry.refreshAfter = this.#now() + this.#refreshMs;
+    // A load is a revision check too.
+    entry.revisionCheckAfter = this.#now() + this.#revisionCheckMs;
     return state ? this.#absorb(entry, state) : undefined;
   }
 
@@ -598,6 +632,41 @@ export class Keyrings {
     }
     if (!state) throw keyringNotFound(entry.name);
     return state;
+  }
+
+  /**
+   * Before sealing, at most every `revisionCheckMs`: asks a store that can tell cheaply whether the keyring's
+   * revision moved past the cached one, and if so loads it, so a rotation by another process (the CLI, a
+   * second server) is sealed under within a fraction of a second rather than at the next refresh. Shared by
+   * concurrent callers, who wait for it at most REVISION_CHECK_WAIT_MS after it began; when the check fails
+   * or hangs, the cached state keeps serving.
+   */
+  async #checkRevision(entry: Entry): Promise<void> {
+    const revisionOf = this.#store.revision?.bind(this.#store);
+    if (revisionOf === undefined) {
+      entry.revisionCheckAfter = Number.POSITIVE_INFINITY;
+      return;
+    }
+    if (!entry.revisionCheck) {
+      entry.revisionCheckAfter = this.#now() + this.#revisionCheckMs;
+      const done = (async () => {
+        try {
+          const stored = await revisionOf(entry.name);
+          if (entry.state && stored > entry.state.revision) await this.#load(entry);
+        } catch {
+          // Store trouble surfaces on the refresh and on writes; sealing keeps going with what is cached.
+        }
+      })().finally(() => {
+        entry.revisionCheck = undefined;
+      });
+      entry.revisionCheck = { done, startedMs: performance.now() };
+    }
+    const waitMs = entry.revisionCheck.startedMs + REVISION_CHECK_WAIT_MS - performance.now();
+    if (waitMs <= 0) return;
+    const timer = new AbortController();
+    const waited = sleep(waitMs, undefined, { signal: timer.signal, ref: false }).catch(() => {});
+    await Promise.race([entry.revisionCheck.done, waited]);
+    timer.abort();
   }
 
   /** Starts a background refresh when the cached primary is older than `primaryRefreshMs`. Never blocks. */

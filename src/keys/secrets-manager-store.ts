@@ -18,6 +18,7 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { FieldsealError } from "../errors.js";
 import { decodeKeyring, encodeKeyring } from "./keyring-codec.js";
+import { successorProblem } from "./keyring-state.js";
 import { isTutorialSecret, keyringFromTutorialSecret } from "./tutorial-secret.js";
 import type { CasResult, KeyringState, KeyStore } from "./types.js";
 
@@ -155,6 +156,12 @@ export class SecretsManagerKeyStore implements KeyStore {
       // A retry of a write that already landed is a success, not a conflict.
       if (current.versionId === token && current.text === text) return { ok: true, state: next };
       return { ok: false, current: currentState };
+    }
+    // A key version's material never changes once it exists: a write that would drop or alter one is a bug
+    // in the writer, refused and raised rather than stored.
+    const problem = successorProblem(currentState, next);
+    if (problem) {
+      throw new FieldsealError("internal", `refusing to write keyring "${name}": ${problem}`);
     }
 
     const written = await this.#putPending(name, text, token);

@@ -61,6 +61,11 @@ export interface KeyStore {
    * `next.revision` must be `expectedRevision + 1`. Never overwrites a newer state.
    */
   compareAndSwap(expectedRevision: number, next: KeyringState): Promise<CasResult>;
+  /**
+   * The keyring's stored revision (0 when it does not exist), for stores that can tell it much more cheaply
+   * than `load`: Keyrings checks it before sealing to notice another process's rotation within a second.
+   */
+  revision?(name: string): Promise<number>;
   /** Releases connections, timers and locks. */
   close(): Promise<void>;
 }

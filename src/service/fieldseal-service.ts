@@ -25,7 +25,9 @@ import { connectCodeFor, connectCodeName } from "./error-map.js";
 export interface KeyAdmin {
   rotate(name: string, opts?: { expectedPrimary?: number }): Promise<KeyringState>;
   retire(name: string, minDecryptVersion: number): Promise<KeyringState>;
-  describe(name: string): Promise<KeyringState & { rotateBy?: string; sealBudget: number }>;
+  describe(
+    name: string,
+  ): Promise<KeyringState & { rotateBy?: string; sealBudget: number; sealingVersion?: number }>;
   list(): Promise<string[]>;
 }
 
@@ -362,7 +364,8 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const principal = callerOf(ctx);
       const keyring = keyringOrDefault(req.keyring);
       allow(ctx, principal, "describe", { keyring });
-      return { key: keyInfo(await deps.keys.describe(keyring), deps.storeKind) };
+      const described = await deps.keys.describe(keyring);
+      return { key: keyInfo(described, deps.storeKind), sealingVersion: described.sealingVersion ?? 0 };
     },
 
     async listKeyrings(_req, ctx) {

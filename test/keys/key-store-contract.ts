@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FieldsealError } from "../../src/errors.js";
 import type { KeyringState, KeyStore, KeyVersion } from "../../src/keys/types.js";
 
 /** A valid keyring state with `count` versions; `material(v)` gives version v's bytes (random by default). */
@@ -86,6 +87,25 @@ export function keyStoreContract(
       const stale = await store.compareAndSwap(1, withNewVersion(v1));
       expect(stale).toEqual({ ok: false, current: v2 });
       expect(await store.load("payments")).toEqual(v2);
+    });
+
+    it("refuses and raises a write that would change an existing version's material", async () => {
+      const v2 = keyringState("immutable", 1, 2);
+      await store.compareAndSwap(0, v2);
+      const replaced = new Uint8Array(randomBytes(32));
+      const next = withNewVersion(v2);
+      const changed: KeyringState = {
+        ...next,
+        versions: next.versions.map((v) => (v.version === 2 ? { ...v, material: replaced } : v)),
+      };
+      const err = await store.compareAndSwap(1, changed).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FieldsealError);
+      expect((err as Error).message).toContain("version 2");
+      // The message names versions, never material.
+      expect((err as Error).message).not.toContain(Buffer.from(replaced).toString("base64"));
+      const dropped: KeyringState = { ...next, primary: 1, versions: next.versions.slice(0, 1) };
+      await expect(store.compareAndSwap(1, dropped)).rejects.toBeInstanceOf(FieldsealError);
+      expect(await store.load("immutable")).toEqual(v2);
     });
 
     it("reports a missing keyring as current when a write expects one to exist", async () => {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { isFieldsealError } from "../../src/errors.js";
 import { type KeyEvent, Keyrings, type KeyringsOptions } from "../../src/keys/keyrings.js";
-import type { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
+import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
 import type { KeyringState } from "../../src/keys/types.js";
 import { keyringState } from "./key-store-contract.js";
 import { ObservedStore, tempStore } from "./support.js";
@@ -334,5 +334,63 @@ describe("Keyrings", () => {
       expect(text).not.toContain(hex(material));
       expect(text).not.toContain(Buffer.from(material).toString("base64"));
     }
+  });
+
+  describe("with a store that tells its revision cheaply (another process's rotation)", () => {
+    let clock: number;
+    const now = () => clock;
+    beforeEach(() => {
+      clock = Date.parse("2026-12-04T12:00:00Z");
+    });
+
+    it("checks at most every revisionCheckMs before sealing, and seals under the new primary after", async () => {
+      const server = keyrings({ now, revisionCheckMs: 250 });
+      const cli = keyrings({}, new LocalFileKeyStore(store.directory));
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      await cli.rotate("payments");
+      clock += 100;
+      // Within the interval: the cached primary, no store access.
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      clock += 200;
+      expect((await server.sealingKey("payments")).version).toBe(2);
+      const described = await server.describe("payments");
+      expect(described.sealingVersion).toBe(2);
+      expect(described.primary).toBe(2);
+    });
+
+    it("describes the sealing version beside the store's primary while they differ", async () => {
+      const server = keyrings({ now });
+      const cli = keyrings({}, new LocalFileKeyStore(store.directory));
+      expect((await server.describe("payments").catch((e: unknown) => e)) instanceof Error).toBe(true);
+      await server.sealingKey("payments");
+      await cli.rotate("payments");
+      const described = await server.describe("payments");
+      expect(described.primary).toBe(2);
+      expect(described.sealingVersion).toBe(1);
+    });
+
+    it("keeps sealing from its cache when the revision check fails", async () => {
+      const failing = new LocalFileKeyStore(store.directory);
+      const server = keyrings({ now, revisionCheckMs: 250 }, failing);
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      failing.revision = () => Promise.reject(new Error("disk gone"));
+      clock += 1_000;
+      expect((await server.sealingKey("payments")).version).toBe(1);
+    });
+
+    it("waits at most a moment for a revision check that hangs, then seals from its cache", async () => {
+      const hanging = new LocalFileKeyStore(store.directory);
+      const server = keyrings({ now, revisionCheckMs: 250 }, hanging);
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      let release: (n: number) => void = () => {};
+      hanging.revision = () => new Promise<number>((resolve) => (release = resolve));
+      clock += 1_000;
+      const started = performance.now();
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      // The second seal does not wait again for the same hung check.
+      expect((await server.sealingKey("payments")).version).toBe(1);
+      expect(performance.now() - started).toBeLessThan(5_000);
+      release(1);
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -68,7 +68,13 @@ describe("fieldseal CLI", () => {
     const described = await cli(["keys", "describe"]);
     expect(described.out).toMatch(/v1 +decrypt-only/);
     expect(described.out).toMatch(/v2 +primary/);
-    const file = JSON.parse(readFileSync(join(dir, "keys", "default.json"), "utf8")) as {
+    // The keyring's current state is its highest revision file (docs/keys.md).
+    const revisions = readdirSync(join(dir, "keys"))
+      .map((f) => /^default\.([0-9]+)\.json$/.exec(f)?.[1])
+      .filter((r) => r !== undefined)
+      .map(Number);
+    const current = `default.${Math.max(...revisions)}.json`;
+    const file = JSON.parse(readFileSync(join(dir, "keys", current), "utf8")) as {
       versions: { material: string }[];
     };
     expect(file.versions).toHaveLength(2);

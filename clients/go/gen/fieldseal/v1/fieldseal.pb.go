@@ -1472,10 +1472,14 @@ func (x *DescribeKeyRequest) GetKeyring() string {
 // DescribeKeyResponse describes a keyring.
 type DescribeKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The keyring.
-	Key           *KeyInfo `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The keyring as the key store holds it now.
+	Key *KeyInfo `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The version this server was sealing new values with when asked; 0 if it had not used the keyring yet.
+	// It differs from key.primary_version only for the moment after another process rotated the keyring
+	// (the local store notices within a second; Secrets Manager within the primary refresh interval).
+	SealingVersion uint32 `protobuf:"varint,2,opt,name=sealing_version,json=sealingVersion,proto3" json:"sealing_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DescribeKeyResponse) Reset() {
@@ -1513,6 +1517,13 @@ func (x *DescribeKeyResponse) GetKey() *KeyInfo {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *DescribeKeyResponse) GetSealingVersion() uint32 {
+	if x != nil {
+		return x.SealingVersion
+	}
+	return 0
 }
 
 // ListKeyringsRequest has no parameters.
@@ -1850,9 +1861,10 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x19RetireKeyVersionsResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\".\n" +
 	"\x12DescribeKeyRequest\x12\x18\n" +
-	"\akeyring\x18\x01 \x01(\tR\akeyring\">\n" +
+	"\akeyring\x18\x01 \x01(\tR\akeyring\"g\n" +
 	"\x13DescribeKeyResponse\x12'\n" +
-	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\"\x15\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\x12'\n" +
+	"\x0fsealing_version\x18\x02 \x01(\rR\x0esealingVersion\"\x15\n" +
 	"\x13ListKeyringsRequest\"2\n" +
 	"\x14ListKeyringsResponse\x12\x1a\n" +
 	"\bkeyrings\x18\x01 \x03(\tR\bkeyrings\"\xbe\x02\n" +

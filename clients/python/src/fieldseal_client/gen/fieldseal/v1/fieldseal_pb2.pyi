@@ -236,10 +236,12 @@ class DescribeKeyRequest(_message.Message):
     def __init__(self, keyring: _Optional[str] = ...) -> None: ...
 
 class DescribeKeyResponse(_message.Message):
-    __slots__ = ("key",)
+    __slots__ = ("key", "sealing_version")
     KEY_FIELD_NUMBER: _ClassVar[int]
+    SEALING_VERSION_FIELD_NUMBER: _ClassVar[int]
     key: KeyInfo
-    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ...) -> None: ...
+    sealing_version: int
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., sealing_version: _Optional[int] = ...) -> None: ...
 
 class ListKeyringsRequest(_message.Message):
     __slots__ = ()
