@@ -58,6 +58,9 @@ export function adoptingTutorialKeys(store: KeyStore, options: TutorialAdoptionO
     kind: store.kind,
     load: async (name) => adopt(await store.load(name)),
     list: () => store.list(),
+    // A wrapper must keep the store's cheap revision check, or Keyrings falls back to its slow refresh. A
+    // moved revision makes Keyrings load the keyring, and that load adopts.
+    ...(store.revision === undefined ? {} : { revision: store.revision.bind(store) }),
     async compareAndSwap(expectedRevision, next): Promise<CasResult> {
       if (hasTutorialPrimary(next)) {
         throw new FieldsealError(
