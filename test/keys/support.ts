@@ -27,6 +27,7 @@ export class ObservedStore implements KeyStore {
   readonly #inner: KeyStore;
   loads = 0;
   cases = 0;
+  lists = 0;
   down = false;
   #barrier: { size: number; waiting: Array<() => void> } | undefined;
 
@@ -63,6 +64,7 @@ export class ObservedStore implements KeyStore {
   }
 
   async list(): Promise<string[]> {
+    this.lists++;
     this.#failIfDown();
     return this.#inner.list();
   }
