@@ -2,7 +2,16 @@ import { KEYRING_NAME } from "../engine/names.js";
 import { FieldsealError } from "../errors.js";
 
 /** Everything a principal can be allowed to do; each RPC needs exactly one of these. */
-export const OPERATIONS = ["encrypt", "decrypt", "rewrap", "rotate", "retire", "describe", "push"] as const;
+export const OPERATIONS = [
+  "encrypt",
+  "decrypt",
+  "rewrap",
+  "rotate",
+  "retire",
+  "destroy",
+  "describe",
+  "push",
+] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 /**
@@ -42,7 +51,8 @@ const ALL: Grant = { ops: new Set(OPERATIONS), fields: undefined, keyrings: unde
 
 /**
  * The grant a shorthand scope string stands for; the strings configs have always used keep their meaning.
- * `rotate` has always covered retiring versions and describing keyrings, so it still does.
+ * `rotate` has always covered retiring versions and describing keyrings, so it still does; it never covers
+ * `destroy` (irreversible: its own scope, or `admin`).
  */
 export function grantForScope(scope: string): Grant | undefined {
   const only = (...ops: Operation[]): Grant => ({
@@ -59,6 +69,8 @@ export function grantForScope(scope: string): Grant | undefined {
       return only("rewrap");
     case "rotate":
       return only("rotate", "retire", "describe");
+    case "destroy":
+      return only("destroy", "describe");
     case "push":
       return only("push");
   }
@@ -83,7 +95,7 @@ export function parseGrants(scopes: unknown, allow: unknown, at: string): Grant[
       if (grant === undefined) {
         throw invalid(
           `${at}.scopes[${i}]`,
-          `unknown scope ${quote(scope)} (expected encrypt, rewrap, rotate, push, admin or decrypt:<field|*>)`,
+          `unknown scope ${quote(scope)} (expected encrypt, rewrap, rotate, destroy, push, admin or decrypt:<field|*>)`,
         );
       }
       out.push(grant);
