@@ -26,7 +26,8 @@ Usage:
   fieldseal keys create KEYRING         Create a keyring with version 1
   fieldseal keys rotate [KEYRING]       Add a key version and make it primary
   fieldseal keys retire KEYRING MIN     Refuse values sealed under versions below MIN
-  fieldseal keys destroy KEYRING BELOW  Irreversibly destroy the material of retired versions below BELOW
+  fieldseal keys destroy KEYRING BELOW [--retire]
+                                        Irreversibly destroy the material of retired versions below BELOW
   fieldseal seal --field F (--session S | --user U) [--keyring K] [--json] VALUE|-
   fieldseal open --field F (--session S | --user U) SEALED|-
   fieldseal token create --name N --scopes S1,S2
@@ -77,7 +78,9 @@ const KEYS_HELP = `fieldseal keys: manage keyrings in the configured key store (
   keys destroy KEYRING BELOW   Destroys the key material of versions below BELOW, which must be retired
                                already (BELOW <= the minimum decryption version). IRREVERSIBLE: values
                                sealed under them can never be opened again (key_version_destroyed).
-                               Only a tombstone (version number, destruction time) is kept.`;
+                               Only a tombstone (version number, destruction time) is kept.
+    --retire                   Also retire versions below BELOW in the same write (for a keyring at
+                               its store's size limit, where a separate retire no longer fits).`;
 
 const TOKEN_HELP = `fieldseal token create: generate a bearer token for a calling service.
 
@@ -241,12 +244,17 @@ async function keys(args: string[], env: Env): Promise<number> {
         return 0;
       }
       case "destroy": {
-        const [name, below] = rest;
+        const { values, positionals } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { retire: { type: "boolean" } },
+        });
+        const [name, below] = positionals;
         if (name === undefined || below === undefined || !/^[1-9][0-9]*$/.test(below)) {
-          err("usage: fieldseal keys destroy KEYRING BELOW_VERSION");
+          err("usage: fieldseal keys destroy KEYRING BELOW_VERSION [--retire]");
           return 2;
         }
-        const state = await keyrings.destroy(name, Number(below));
+        const state = await keyrings.destroy(name, Number(below), { retire: values.retire === true });
         const through = destroyedThrough(state);
         out(
           through === 0

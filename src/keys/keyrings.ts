@@ -369,8 +369,12 @@ export class Keyrings {
    * and answer key_version_destroyed. Each version keeps a tombstone (its number and when it was
    * destroyed), no material. Versions already destroyed stay so; when nothing below `below` still holds
    * material, nothing is written. Resolves to the keyring as it is afterwards.
+   *
+   * With `retire`, a `below` above the minimum decryption version (up to the primary) first raises the
+   * minimum to `below`, in the same write. That is the way out for a keyring at its store's size limit,
+   * where a separate retirement (a longer number) can no longer be written.
    */
-  async destroy(name: string, below: number): Promise<KeyringState> {
+  async destroy(name: string, below: number, opts: { retire?: boolean } = {}): Promise<KeyringState> {
     assertKeyringName(name);
     if (!isCount(below, 1)) {
       throw new FieldsealError("invalid_argument", "the version to destroy below must be an integer >= 1");
@@ -379,13 +383,25 @@ export class Keyrings {
       let state = await this.#loadFresh(entry);
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         if (!state) throw keyringNotFound(name);
+        let base = state;
         if (below > state.minDecryptVersion) {
-          throw new FieldsealError(
-            "failed_precondition",
-            `keyring "${name}": only retired versions can be destroyed; the minimum decryption version is ${state.minDecryptVersion}, so retire versions below ${below} first`,
-          );
+          if (!opts.retire) {
+            throw new FieldsealError(
+              "failed_precondition",
+              `keyring "${name}": only retired versions can be destroyed; the minimum decryption version is ${state.minDecryptVersion}, so retire versions below ${below} first`,
+            );
+          }
+          if (below > state.primary) {
+            throw new FieldsealError(
+              "failed_precondition",
+              `keyring "${name}": cannot retire and destroy versions up to ${below - 1}; the primary is version ${state.primary}`,
+            );
+          }
+          base = { ...state, minDecryptVersion: below };
         }
-        const next = withVersionsDestroyed(state, below, this.#now());
+        const next =
+          withVersionsDestroyed(base, below, this.#now()) ??
+          (base === state ? undefined : { ...base, revision: state.revision + 1 });
         if (!next) return state;
         const result = await this.#cas(entry, state.revision, next);
         if (result.ok) {

@@ -30,7 +30,7 @@ export interface KeyAdmin {
   create(name: string): Promise<KeyringState>;
   retire(name: string, minDecryptVersion: number): Promise<KeyringState>;
   /** Destroys the material of versions below `below` (at most the minimum decryption version). */
-  destroy(name: string, below: number): Promise<KeyringState>;
+  destroy(name: string, below: number, opts?: { retire?: boolean }): Promise<KeyringState>;
   describe(name: string): Promise<KeyringState & { rotateBy?: string; sealBudget: number }>;
   list(): Promise<string[]>;
 }
@@ -357,8 +357,9 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
             "below_version is required and must be at least 2 (versions below it are destroyed)",
           );
         }
+        if (req.retire) allow(ctx, callerOf(ctx), "retire", { keyring });
         const before = await deps.keys.describe(keyring);
-        const after = await deps.keys.destroy(keyring, req.belowVersion);
+        const after = await deps.keys.destroy(keyring, req.belowVersion, { retire: req.retire });
         // This call's own work: versions live before and destroyed after (a concurrent destroy's are not ours).
         destroyed = before.versions
           .filter((v) => v.version <= destroyedThrough(after) && liveVersion(after, v.version) === undefined)

@@ -6,15 +6,20 @@ import {
   PutSecretValueCommand,
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, describe, expect, inject, it, vi } from "vitest";
+import { KeyVersionState, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { isFieldsealError } from "../../src/errors.js";
 import { withNewPrimary } from "../../src/keys/keyring-state.js";
 import { type KeyEvent, Keyrings } from "../../src/keys/keyrings.js";
 import { MAX_SECRET_BYTES, SecretsManagerKeyStore } from "../../src/keys/secrets-manager-store.js";
+import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 import { MOTO_CREDENTIALS, MOTO_REGION, motoClient } from "../support/moto.js";
 
 const endpoint = inject("motoEndpoint");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const scope = create(ScopeSchema, { id: { case: "sessionId", value: "wall-session" } });
 
 describe("Secrets Manager keyrings on moto", () => {
   const sm = motoClient(endpoint);
@@ -34,8 +39,10 @@ describe("Secrets Manager keyrings on moto", () => {
     open.push(k);
     return k;
   };
+  const servers: TestFieldseal[] = [];
   afterEach(async () => {
     for (const k of open.splice(0)) await k.close();
+    for (const s of servers.splice(0)) await s.close();
   });
   afterAll(() => sm.destroy());
 
@@ -188,6 +195,25 @@ describe("Secrets Manager keyrings on moto", () => {
     expect((await seeder.compareAndSwap(0, seed)).ok).toBe(true);
     await seeder.close();
 
+    // A running server on the same keyring seals a value. The seeded primary's seal budget is spent, so the
+    // server rotates by usage first and seals under version 441.
+    const server = await startTestFieldseal({
+      store: new SecretsManagerKeyStore({
+        endpoint,
+        region: MOTO_REGION,
+        credentials: MOTO_CREDENTIALS,
+        secretPrefix: prefix,
+      }),
+      settings: { primaryRefreshMs: 100 },
+    });
+    servers.push(server);
+    const sealedEarly = await server.client("bot").encryptFields({
+      keyring: "busy",
+      scope,
+      fields: { pan: { kind: { case: "stringValue", value: "4111" } } },
+    });
+    expect(sealedEarly.keyVersion).toBe(441);
+
     const k = keyrings(prefix, { sealBlockSize: 1 });
     const v1 = hex((await k.openingKey("busy", 1)).material);
     // Without destroying: rotations stop with too_large once the whole keyring would pass 65,536 bytes.
@@ -204,7 +230,7 @@ describe("Secrets Manager keyrings on moto", () => {
       break;
     }
     console.info(`a Secrets Manager keyring stops rotating at ${wall} versions`);
-    expect(wall).toBeGreaterThan(440);
+    expect(wall).toBeGreaterThan(441);
     expect(wall).toBeLessThan(500);
     expect(hex((await k.openingKey("busy", 1)).material)).toBe(v1);
 
@@ -212,11 +238,11 @@ describe("Secrets Manager keyrings on moto", () => {
     // every 40 rotations.
     let primary = wall;
     const target = wall + 120;
+    // At the wall even a retirement no longer fits (a longer minimum version number); it must go in the
+    // same write as the destruction.
+    await expect(k.retire("busy", wall - 20)).rejects.toMatchObject({ code: "too_large" });
     while (primary < target) {
-      if ((primary - wall) % 40 === 0) {
-        await k.retire("busy", primary - 20);
-        await k.destroy("busy", primary - 20);
-      }
+      if ((primary - wall) % 40 === 0) await k.destroy("busy", primary - 20, { retire: true });
       primary = (await k.rotate("busy")).primary;
     }
     const fresh = keyrings(prefix);
@@ -231,6 +257,27 @@ describe("Secrets Manager keyrings on moto", () => {
       new GetSecretValueCommand({ SecretId: `${prefix}busy`, VersionStage: "AWSCURRENT" }),
     );
     expect(stored.SecretString).not.toContain(Buffer.from(v1, "hex").toString("base64"));
+
+    // Over the RPC, the value sealed under destroyed version 441 answers key_version_destroyed once the
+    // server's cache has caught up (it re-reads the keyring every primaryRefreshMs, here 100 ms).
+    const admin = server.client("admin");
+    await vi.waitFor(
+      async () => {
+        const err = await admin
+          .decryptField({ scope, field: "pan", sealed: sealedEarly.sealed.pan ?? "" })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        expect(err).toBeInstanceOf(ConnectError);
+        expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
+        expect((err as ConnectError).metadata.get("fieldseal-reason")).toBe("key_version_destroyed");
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    const info = await admin.describeKey({ keyring: "busy" });
+    expect(info.key?.versions[440]?.state).toBe(KeyVersionState.DESTROYED);
+    expect(info.key?.primaryVersion).toBe(target);
     console.info(
       `${target} versions with destroys in between: ${Buffer.byteLength(stored.SecretString ?? "")} bytes stored`,
     );

@@ -82,6 +82,12 @@ describe("fieldseal keys create / destroy", () => {
     };
     expect(stored.versions).toHaveLength(1);
     expect((await cli(["keys", "--help"])).out).toContain("IRREVERSIBLE");
+    // --retire: retire and destroy in one write.
+    await cli(["keys", "rotate", "cards"]);
+    expect((await cli(["keys", "destroy", "cards", "4", "--retire"])).out).toContain(
+      "versions 1 to 3 is destroyed",
+    );
+    expect((await cli(["keys", "describe", "cards"])).out).toContain("minimum decryption version 4");
   });
 });
 

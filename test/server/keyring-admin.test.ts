@@ -159,6 +159,23 @@ describe("keyring administration over the API", () => {
     expect((await ops.rotateKey({ keyring: "loyalty" })).key?.primaryVersion).toBe(4);
   });
 
+  it("retires and destroys in one write only for a caller who may do both", async () => {
+    const denied = await failure(
+      fs.client("shredder").destroyKeyVersions({ keyring: "payments", belowVersion: 2, retire: true }),
+    );
+    expect(denied.code).toBe(Code.PermissionDenied);
+    expect(
+      await failure(
+        fs.client("admin").destroyKeyVersions({ keyring: "payments", belowVersion: 9, retire: true }),
+      ),
+    ).toMatchObject({ code: Code.FailedPrecondition });
+    const done = await fs
+      .client("admin")
+      .destroyKeyVersions({ keyring: "payments", belowVersion: 2, retire: true });
+    expect(done.destroyedVersions).toEqual([1]);
+    expect(done.key?.minDecryptVersion).toBe(2);
+  });
+
   it("fails readiness while the store holds changed key material, and recovers once it is repaired", async () => {
     const file = join(fs.dataDir, "keys", "cards.json");
     const good = decodeKeyring(await readFile(file, "utf8"), "cards");

@@ -1452,8 +1452,12 @@ type DestroyKeyVersionsRequest struct {
 	// Keyring to change; empty means the server's default keyring.
 	Keyring string `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
 	// Destroy the material of every version below this one. Required; it cannot exceed the minimum
-	// decryption version (retire first). Versions already destroyed stay destroyed.
-	BelowVersion  uint32 `protobuf:"varint,2,opt,name=below_version,json=belowVersion,proto3" json:"below_version,omitempty"`
+	// decryption version (retire first) unless `retire` is set. Versions already destroyed stay destroyed.
+	BelowVersion uint32 `protobuf:"varint,2,opt,name=below_version,json=belowVersion,proto3" json:"below_version,omitempty"`
+	// Also raise the minimum decryption version to `below_version` (at most the primary) in the same write.
+	// Needs the retire permission as well. The way out for a keyring at its store's size limit, where a
+	// separate RetireKeyVersions can no longer be written.
+	Retire        bool `protobuf:"varint,3,opt,name=retire,proto3" json:"retire,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1500,6 +1504,13 @@ func (x *DestroyKeyVersionsRequest) GetBelowVersion() uint32 {
 		return x.BelowVersion
 	}
 	return 0
+}
+
+func (x *DestroyKeyVersionsRequest) GetRetire() bool {
+	if x != nil {
+		return x.Retire
+	}
+	return false
 }
 
 // DestroyKeyVersionsResponse describes the keyring after the change.
@@ -1984,10 +1995,11 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\x12.\n" +
 	"\x13min_decrypt_version\x18\x02 \x01(\rR\x11minDecryptVersion\"D\n" +
 	"\x19RetireKeyVersionsResponse\x12'\n" +
-	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\"Z\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\"r\n" +
 	"\x19DestroyKeyVersionsRequest\x12\x18\n" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\x12#\n" +
-	"\rbelow_version\x18\x02 \x01(\rR\fbelowVersion\"t\n" +
+	"\rbelow_version\x18\x02 \x01(\rR\fbelowVersion\x12\x16\n" +
+	"\x06retire\x18\x03 \x01(\bR\x06retire\"t\n" +
 	"\x1aDestroyKeyVersionsResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\x12-\n" +
 	"\x12destroyed_versions\x18\x02 \x03(\rR\x11destroyedVersions\".\n" +

@@ -236,12 +236,14 @@ class RetireKeyVersionsResponse(_message.Message):
     def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ...) -> None: ...
 
 class DestroyKeyVersionsRequest(_message.Message):
-    __slots__ = ("keyring", "below_version")
+    __slots__ = ("keyring", "below_version", "retire")
     KEYRING_FIELD_NUMBER: _ClassVar[int]
     BELOW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RETIRE_FIELD_NUMBER: _ClassVar[int]
     keyring: str
     below_version: int
-    def __init__(self, keyring: _Optional[str] = ..., below_version: _Optional[int] = ...) -> None: ...
+    retire: bool
+    def __init__(self, keyring: _Optional[str] = ..., below_version: _Optional[int] = ..., retire: _Optional[bool] = ...) -> None: ...
 
 class DestroyKeyVersionsResponse(_message.Message):
     __slots__ = ("key", "destroyed_versions")
