@@ -182,11 +182,13 @@ export class Keyrings {
   readonly #misses = new Map<string, number>();
   /** Lookups of uncached names in flight, so concurrent callers share one. */
   readonly #finding = new Map<string, Promise<Entry | undefined>>();
-  #names: { set: Set<string> | undefined; until: number; loading: Promise<Set<string>> | undefined } = {
-    set: undefined,
-    until: 0,
-    loading: undefined,
-  };
+  /** The store's keyring names as last listed, or the failure to list them, until `until`. */
+  #names: {
+    set: Set<string> | undefined;
+    failure: unknown;
+    until: number;
+    loading: Promise<Set<string>> | undefined;
+  } = { set: undefined, failure: undefined, until: 0, loading: undefined };
   #unlisted = { until: 0, left: UNLISTED_LOADS };
   readonly #conflicts = new Map<string, StoreConflict & { recheckAfter: number }>();
   readonly #background = new Set<Promise<unknown>>();
@@ -778,14 +780,27 @@ export class Keyrings {
 
   #keyringNames(): Promise<Set<string>> {
     const names = this.#names;
-    if (names.set && this.#now() < names.until) return Promise.resolve(names.set);
+    if (this.#now() < names.until) {
+      // A failure is remembered as long as a list: a store that may not list (e.g. no ListSecrets grant)
+      // costs one refused call per `missTtlMs`, not one per lookup.
+      if (names.set) return Promise.resolve(names.set);
+      if (names.failure !== undefined) return Promise.reject(names.failure);
+    }
     names.loading ??= this.#call("list", undefined, () => this.#store.list())
-      .then((list) => {
-        names.set = new Set(list);
-        names.until = this.#now() + this.#missTtlMs;
-        return names.set;
-      })
+      .then(
+        (list) => {
+          names.set = new Set(list);
+          names.failure = undefined;
+          return names.set;
+        },
+        (err: unknown) => {
+          names.set = undefined;
+          names.failure = err;
+          throw err;
+        },
+      )
       .finally(() => {
+        names.until = this.#now() + this.#missTtlMs;
         names.loading = undefined;
       });
     return names.loading;

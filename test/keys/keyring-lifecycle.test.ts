@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { isFieldsealError } from "../../src/errors.js";
+import { FieldsealError, isFieldsealError } from "../../src/errors.js";
 import { encodeKeyring } from "../../src/keys/keyring-codec.js";
 import { type KeyEvent, Keyrings, type KeyringsOptions } from "../../src/keys/keyrings.js";
 import type { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
@@ -85,6 +85,39 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
     await keyrings().create("second");
     // "second" is not on a's list of names yet, but is loaded directly and found.
     expect((await a.sealingKey("second")).version).toBe(1);
+  });
+
+  it("works without the right to list keyrings: bounded direct loads, then UNAVAILABLE rather than a wrong NOT_FOUND", async () => {
+    /** A store that may not list (as without secretsmanager:ListSecrets). */
+    class NoListing extends ObservedStore {
+      override async list(): Promise<string[]> {
+        this.lists++;
+        throw new FieldsealError("store_unavailable", "Secrets Manager denied permission for ListSecrets");
+      }
+    }
+    for (let i = 0; i < 20; i++) await keyrings().create(`real-${i}`);
+    const observed = new NoListing(store);
+    let now = 1_800_000_000_000;
+    const k = keyrings({ now: () => now }, observed);
+    expect((await k.sealingKey("real-0")).version).toBe(1);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      outcomes.push(
+        await k.sealingKey(`unknown-${i}`).then(
+          () => "ok",
+          (e: FieldsealError) => e.code,
+        ),
+      );
+    }
+    expect(outcomes.filter((c) => c === "keyring_not_found")).toHaveLength(15);
+    expect(outcomes.filter((c) => c === "store_unavailable")).toHaveLength(85);
+    expect(observed.lists).toBe(1);
+    expect(observed.loads).toBeLessThanOrEqual(16);
+    // A real keyring is never called missing; past the window it is found again.
+    await expect(k.sealingKey("real-1")).rejects.toMatchObject({ code: "store_unavailable" });
+    now += 5_000;
+    expect((await k.sealingKey("real-1")).version).toBe(1);
+    expect(observed.lists).toBe(2);
   });
 
   it("keeps at most maxCachedKeyrings keyrings in memory and reloads the ones it dropped", async () => {
