@@ -142,9 +142,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     env: "FIELDSEAL_KEYRINGS",
     file: "keyrings",
-    description:
-      "More keyrings created at start-up when missing (comma-separated); sealing never creates one",
-    default: "- (only the default keyring)",
+    description: "More keyrings to create at start-up when missing (comma-separated)",
+    default: "-",
   },
   {
     env: "FIELDSEAL_LEGACY_KEYRING",
