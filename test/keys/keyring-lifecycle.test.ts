@@ -132,6 +132,27 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
     expect(k.cacheSize().keyrings).toBeLessThanOrEqual(10);
   });
 
+  it("lets exactly one of several concurrent creates of one name win; the others are told it exists", async () => {
+    const creators = [keyrings(), keyrings(), keyrings(), keyrings()];
+    const outcomes = await Promise.all(
+      creators.map((k) =>
+        k.create("race").then(
+          (state) => `created r${state.revision}`,
+          (e: FieldsealError) => e.code,
+        ),
+      ),
+    );
+    expect(outcomes.filter((o) => o === "created r1")).toHaveLength(1);
+    expect(outcomes.filter((o) => o === "failed_precondition")).toHaveLength(3);
+    const stored = (await store.load("race")) as KeyringState;
+    expect(stored.versions).toHaveLength(1);
+    // Every creator now seals with the one winning version 1.
+    const materials = await Promise.all(
+      creators.map(async (k) => hex((await k.sealingKey("race")).material)),
+    );
+    expect(new Set(materials).size).toBe(1);
+  });
+
   it("never creates a keyring by rotating, retiring, destroying or describing an unknown name", async () => {
     const k = keyrings();
     await expect(k.rotate("nope")).rejects.toMatchObject({ code: "keyring_not_found" });
