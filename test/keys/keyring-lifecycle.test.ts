@@ -287,6 +287,26 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
       expect((await k.rotate("payments")).primary).toBe(7);
     });
 
+    it("is the one change of material the local store accepts: it refuses destroying an unretired version", async () => {
+      const k = keyrings();
+      await k.create("payments");
+      await k.rotate("payments");
+      const state = (await store.load("payments")) as KeyringState;
+      // Version 1 is not retired (the minimum is 1): dropping its material is refused, nothing is written.
+      const illegal: KeyringState = {
+        ...state,
+        revision: state.revision + 1,
+        destroyed: [{ from: 1, through: 1, destroyedAt: new Date().toISOString() }],
+        versions: state.versions.filter((v) => v.version > 1),
+      };
+      await expect(store.compareAndSwap(state.revision, illegal)).rejects.toThrow(
+        /refusing to write keyring "payments"/,
+      );
+      expect((await store.load("payments"))?.revision).toBe(state.revision);
+      const legal: KeyringState = { ...illegal, minDecryptVersion: 2 };
+      expect((await store.compareAndSwap(state.revision, legal)).ok).toBe(true);
+    });
+
     it("lets exactly one of several concurrent destroys write, and loses no live version", async () => {
       const k = keyrings();
       await k.create("payments");
