@@ -301,7 +301,8 @@ export class Keyrings {
     this.#emit({ type: "cache_miss", keyring: name });
     const what = `legacy label ${JSON.stringify(label.slice(0, 64))}`;
     const entry = hit ?? (await this.#findForOpening(name, what));
-    const state = await this.#loadForOpening(entry, what);
+    // A keyring just found was just loaded; a cached one that lacks the label is re-read.
+    const state = (hit ? undefined : entry.state) ?? (await this.#loadForOpening(entry, what));
     const found = state.versions.find((v) => v.legacyLabel === label);
     if (!found) {
       throw new FieldsealError(
