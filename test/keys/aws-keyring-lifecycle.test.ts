@@ -161,6 +161,19 @@ describe("Secrets Manager keyrings on moto", () => {
     expect(hex((await recovered.openingKey("cards", 1)).material)).toBe(materials[0]);
   });
 
+  it("knows a keyring Fieldseal only created (no write since) by its CreateSecret version id", async () => {
+    const prefix = `created-${randomUUID()}/`;
+    await keyrings(prefix).create("fresh");
+    const listed = await sm.send(
+      new ListSecretVersionIdsCommand({ SecretId: `${prefix}fresh`, IncludeDeprecated: true }),
+    );
+    expect(listed.Versions?.some((v) => v.VersionStages?.includes("FIELDSEAL_PENDING"))).toBe(false);
+    await writeTutorialShape(`${prefix}fresh`);
+    await expect(keyrings(prefix).openingKey("fresh", 1)).rejects.toMatchObject({
+      code: "key_store_conflict",
+    });
+  });
+
   it("still adopts a tutorial secret Fieldseal has never written as version 1", async () => {
     const prefix = `adopt-${randomUUID()}/`;
     const key = randomBytes(32);
