@@ -12,6 +12,8 @@ export interface AuditEvent {
     | "rewrap"
     | "rotate"
     | "retire"
+    | "create"
+    | "destroy"
     | "push"
     | "describe"
     /** A call refused before any handler ran: no, unknown or untrusted credentials. */

@@ -8,6 +8,7 @@ import type { Scope } from "./engine/aad.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { assertKeyringName } from "./engine/names.js";
 import { isFieldsealError } from "./errors.js";
+import { destroyedThrough } from "./keys/keyring-state.js";
 import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
 import { adoptingTutorialKeys } from "./keys/tutorial-adoption.js";
@@ -26,8 +27,11 @@ Usage:
   fieldseal serve                       Start the server (gRPC, gRPC-Web, Connect, webhooks, health)
   fieldseal keys list                   List keyrings
   fieldseal keys describe [KEYRING]     Show a keyring's versions (never key material)
+  fieldseal keys create KEYRING         Create a keyring with version 1
   fieldseal keys rotate [KEYRING]       Add a key version and make it primary
   fieldseal keys retire KEYRING MIN     Refuse values sealed under versions below MIN
+  fieldseal keys destroy KEYRING BELOW [--retire]
+                                        Irreversibly destroy the material of retired versions below BELOW
   fieldseal seal --field F (--session S | --user U) [--keyring K] [--json] VALUE|-
   fieldseal open --field F (--session S | --user U) SEALED|-
   fieldseal token create --name N --scopes S1,S2
@@ -74,8 +78,15 @@ const KEYS_HELP = `fieldseal keys: manage keyrings in the configured key store (
 
   keys list                    Keyring names
   keys describe [KEYRING]      Versions, primary, minimum decryption version, creation times, seal counts
+  keys create KEYRING          New keyring with version 1 (sealing never creates keyrings)
   keys rotate [KEYRING]        New primary version; older versions keep opening their values
-  keys retire KEYRING MIN      Versions below MIN stop opening values (key material is kept)`;
+  keys retire KEYRING MIN      Versions below MIN stop opening values (key material is kept)
+  keys destroy KEYRING BELOW   Destroys the key material of versions below BELOW, which must be retired
+                               already (BELOW <= the minimum decryption version). IRREVERSIBLE: values
+                               sealed under them can never be opened again (key_version_destroyed).
+                               Only a tombstone (version number, destruction time) is kept.
+    --retire                   Also retire versions below BELOW in the same write (for a keyring at
+                               its store's size limit, where a separate retire no longer fits).`;
 
 const LEGACY_HELP = `fieldseal legacy migrate: rewrap a stream of sealed values to fs1 envelopes under the
 primary version, as an operator's bulk job with the key store's own credentials (same config as serve).
@@ -100,7 +111,7 @@ const TOKEN_HELP = `fieldseal token create: generate a bearer token for a callin
 
 Options:
   --name N        Principal name. Required.
-  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, push, admin, decrypt:<field>, decrypt:*,
+  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field>, decrypt:*,
                   legacy:decrypt, legacy:rewrap
 Prints the token (give it to the service; it is not stored) and the JSON entry to add to the config
 file's "principals" array (it holds only the token's SHA-256).`;
@@ -237,9 +248,19 @@ async function keys(args: string[], env: Env): Promise<number> {
       case "describe":
         out(describe(await keyrings.describe(rest[0] ?? config.defaultKeyring)));
         return 0;
+      case "create": {
+        const [name] = rest;
+        if (name === undefined) {
+          err("usage: fieldseal keys create KEYRING");
+          return 2;
+        }
+        await keyrings.create(name);
+        out(`${name}: created with version 1 as primary`);
+        return 0;
+      }
       case "rotate": {
         const name = rest[0] ?? config.defaultKeyring;
-        await keyrings.ensure(name);
+        if (name === config.defaultKeyring) await keyrings.ensure(name);
         const state = await keyrings.rotate(name);
         out(`${name}: version ${state.primary} is now primary`);
         return 0;
@@ -254,6 +275,26 @@ async function keys(args: string[], env: Env): Promise<number> {
         out(`${name}: versions below ${state.minDecryptVersion} no longer open values`);
         return 0;
       }
+      case "destroy": {
+        const { values, positionals } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { retire: { type: "boolean" } },
+        });
+        const [name, below] = positionals;
+        if (name === undefined || below === undefined || !/^[1-9][0-9]*$/.test(below)) {
+          err("usage: fieldseal keys destroy KEYRING BELOW_VERSION [--retire]");
+          return 2;
+        }
+        const state = await keyrings.destroy(name, Number(below), { retire: values.retire === true });
+        const through = destroyedThrough(state);
+        out(
+          through === 0
+            ? `${name}: no version was destroyed`
+            : `${name}: the key material of versions 1 to ${through} is destroyed; their values can never be opened again`,
+        );
+        return 0;
+      }
       default:
         err(`fieldseal keys: unknown subcommand "${sub}"\n\n${KEYS_HELP}`);
         return 2;
@@ -266,6 +307,10 @@ function describe(state: KeyringState & { rotateBy?: string; sealBudget: number 
     `keyring ${state.name}: primary ${state.primary}, minimum decryption version ${state.minDecryptVersion}`,
     `seal budget per version ${state.sealBudget}${state.rotateBy === undefined ? "" : `, rotate by ${state.rotateBy}`}`,
   ];
+  for (const range of state.destroyed ?? []) {
+    const which = range.from === range.through ? `v${range.from}` : `v${range.from}-v${range.through}`;
+    lines.push(`  ${which}  destroyed    at ${range.destroyedAt} (no key material)`);
+  }
   for (const v of state.versions) {
     const role =
       v.version === state.primary
@@ -322,7 +367,8 @@ async function seal(args: string[], env: Env): Promise<number> {
   return withKeys(env, async (keyrings, config) => {
     const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
     const keyring = values.keyring ?? config.defaultKeyring;
-    await keyrings.ensure(keyring);
+    // Like EncryptFields: only the default keyring is created on first use; others need `keys create`.
+    if (keyring === config.defaultKeyring) await keyrings.ensure(keyring);
     const result = await sealer.sealFields(keyring, scope, [[field, value]]);
     out(result.sealed.get(field) ?? "");
     return 0;

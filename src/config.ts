@@ -26,6 +26,11 @@ export interface Config {
         readonly legacySecretIds: Readonly<Record<string, string>>;
       };
   readonly defaultKeyring: string;
+  /**
+   * Keyrings created at start-up when missing, besides the default keyring. Sealing never creates a
+   * keyring: these, `fieldseal keys create` and RotateKey with `create` do.
+   */
+  readonly keyrings: readonly string[];
   /** Keyring whose versions open legacy tutorial blobs (matched by the tutorial secret's version label). */
   readonly legacyKeyring: string;
   /**
@@ -144,6 +149,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "defaultKeyring",
     description: "Keyring used when a request names none",
     default: "default",
+  },
+  {
+    env: "FIELDSEAL_KEYRINGS",
+    file: "keyrings",
+    description: "More keyrings to create at start-up when missing (comma-separated)",
+    default: "-",
   },
   {
     env: "FIELDSEAL_LEGACY_KEYRING",
@@ -432,6 +443,9 @@ export function parseConfig(
       throw bad(envName, path, (err as Error).message);
     }
   }
+  const keyrings = nameList(pick("FIELDSEAL_KEYRINGS", "keyrings"), (why) =>
+    bad("FIELDSEAL_KEYRINGS", "keyrings", why),
+  );
   const certFile = str("FIELDSEAL_TLS_CERT_FILE", "tls.certFile");
   const keyFile = str("FIELDSEAL_TLS_KEY_FILE", "tls.keyFile");
   const clientCaFile = str("FIELDSEAL_TLS_CLIENT_CA_FILE", "tls.clientCaFile");
@@ -468,6 +482,7 @@ export function parseConfig(
             legacySecretIds: parseLegacySecretIds(file.keyStore),
           },
     defaultKeyring,
+    keyrings,
     legacyKeyring,
     legacyEnabled: bool("FIELDSEAL_LEGACY_ENABLED", "legacyEnabled", true),
     rotation: {
@@ -674,6 +689,26 @@ function parseLegacySecretIds(keyStore: unknown): Record<string, string> {
     out[name] = secretId;
   }
   return out;
+}
+
+/** Keyring names from a comma-separated string or an array of strings; each checked, duplicates dropped. */
+function nameList(raw: unknown, bad: (why: string) => FieldsealError): string[] {
+  if (raw === undefined || raw === null) return [];
+  const items =
+    typeof raw === "string" ? raw.split(",").map((s) => s.trim()) : Array.isArray(raw) ? raw : undefined;
+  if (items === undefined) throw bad("must be a comma-separated string or an array of keyring names");
+  const names = new Set<string>();
+  for (const item of items) {
+    if (item === "") continue;
+    if (typeof item !== "string") throw bad("must hold keyring names (strings)");
+    try {
+      assertKeyringName(item);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+    names.add(item);
+  }
+  return [...names];
 }
 
 function bad(envName: string, path: string, why: string): FieldsealError {

@@ -18,6 +18,13 @@ export type FieldsealErrorCode =
   | "key_version_not_found"
   /** The key version is below the keyring's minimum decryption version. */
   | "key_version_retired"
+  /** The key version's material was destroyed (DestroyKeyVersions): its values can never open again. */
+  | "key_version_destroyed"
+  /**
+   * The key store holds a keyring state that contradicts keys already in use (a version's material changed,
+   * or a migrated keyring's secret was overwritten with the tutorial's shape); refused, never absorbed.
+   */
+  | "key_store_conflict"
   /** A compare-and-swap on key state lost to another writer, or an expected primary version did not match. */
   | "conflict"
   /** A precondition of the operation does not hold (other than a retired version). */

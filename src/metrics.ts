@@ -68,6 +68,14 @@ export class Metrics {
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
+  readonly #storeConflicts = new Counter({
+    name: "fieldseal_key_material_conflicts_total",
+    help:
+      "Keyring states read from the key store and refused: kind=material (a version's material would change) " +
+      "or kind=store (the store refused the stored value, e.g. a tutorial-shaped secret over a Fieldseal keyring)",
+    labelNames: ["keyring", "kind"] as const,
+    registers: [this.registry],
+  });
   readonly #pushAttempts = new Counter({
     name: "fieldseal_push_attempts_total",
     help: "HTTP attempts to push into a Cognigy.AI session, by status class (2xx, 4xx, 5xx) or 'error'",
@@ -132,8 +140,16 @@ export class Metrics {
       case "rotated":
         this.#rotations.inc({ reason: e.reason });
         return;
+      case "store_conflict":
+        this.#storeConflicts.inc({ keyring: e.keyring, kind: e.kind });
+        return;
       case "seal_block_reserved":
         // The ratio gauge reads Keyrings' cached state on scrape; nothing to count here.
+        return;
+      case "created":
+      case "destroyed":
+      case "store_conflict_cleared":
+        // Logged and audited; rare operator events, not worth a series of their own.
         return;
     }
   };

@@ -11,6 +11,7 @@ export {
   type RotationPolicy,
   type RotationReason,
   type SealingKey,
+  type StoreConflict,
 } from "./keyrings.js";
 export { LocalFileKeyStore, type LocalFileKeyStoreOptions } from "./local-file-store.js";
-export type { CasResult, KeyringState, KeyStore, KeyVersion } from "./types.js";
+export type { CasResult, DestroyedVersions, KeyringState, KeyStore, KeyVersion } from "./types.js";

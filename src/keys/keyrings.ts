@@ -8,12 +8,26 @@
  * to replace adopts the winner instead of rotating again, so N concurrent rotations of one primary make
  * exactly one new version, and since every write starts from the stored state, no version is ever lost.
  *
- * Caching. Versions are immutable, so every version ever seen stays in memory. Which version is primary, and
+ * Caching. Versions are immutable, so every version ever seen stays in memory while its keyring is cached. Which version is primary, and
  * the minimum decryption version, are re-read in the background at most every `primaryRefreshMs`, triggered
  * by use (no timers). Where the store can tell its revision cheaply (the local store), sealing also checks
  * it at most every `revisionCheckMs` (250 ms) and loads on a change, so another process's rotation is in
  * force within a second. A version not yet seen causes one store load shared by every concurrent caller. When
  * the store is down, everything cached keeps working.
+ *
+ * Keyrings exist only when an operator created them (`create`, `ensure`, RotateKey with `create`); sealing
+ * never creates one. A name that is not a keyring answers keyring_not_found, and the answer is cached for
+ * `missTtlMs`. Whether a keyring may exist is decided from the store's list of keyring names (re-read at most
+ * once per `missTtlMs`), plus a few direct loads per `missTtlMs` for names not on the list (a keyring just
+ * created elsewhere, or a store whose listing lags), so any number of unknown names costs a bounded number
+ * of store calls. At most `maxCachedKeyrings` keyrings are cached, least recently used first out.
+ *
+ * Immutability. A key version's material never changes once it exists. Every state taken in from the store
+ * is checked against the cached one; a state that would change (or resurrect, or drop) a version's material
+ * is refused, never absorbed: the cached keys keep serving, the operation that read it fails with
+ * key_store_conflict, a `store_conflict` event is emitted, and `storeConflicts()` reports it (readiness)
+ * until the store holds a consistent state again. The one legal change is the destruction of the material
+ * of versions below the minimum decryption version (`destroy`).
  *
  * Nonce budget. AES-GCM with random 96-bit nonces must not seal more than 2^32 values under one key
  * (NIST SP 800-38D, 8.3); past that, the chance of a repeated nonce, which breaks confidentiality and
@@ -30,7 +44,15 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { assertKeyringName } from "../engine/names.js";
 import { FieldsealError, type FieldsealErrorCode, isFieldsealError } from "../errors.js";
-import { keyringStateProblem, withNewPrimary } from "./keyring-state.js";
+import {
+  destroyedRange,
+  keyringStateProblem,
+  latestVersion,
+  liveVersion,
+  versionChangeProblem,
+  withNewPrimary,
+  withVersionsDestroyed,
+} from "./keyring-state.js";
 import type { CasResult, KeyringState, KeyStore, KeyVersion } from "./types.js";
 
 /** When the primary version must be replaced. */
@@ -52,8 +74,15 @@ export interface KeyringsOptions {
   revisionCheckMs?: number;
   /** Seals reserved per store write. Default 65,536. */
   sealBlockSize?: number;
-  /** Create a missing keyring with version 1 on first sealing use. Default true. */
+  /**
+   * Create a missing keyring with version 1 on first sealing use. Default false: keyrings are created by
+   * operators, and sealing under an unknown name answers keyring_not_found.
+   */
   autoCreate?: boolean;
+  /** How long "no such keyring" and the store's list of keyring names are trusted. Default 5 s. */
+  missTtlMs?: number;
+  /** Most keyrings kept in memory (least recently used out first). Default 10,000. */
+  maxCachedKeyrings?: number;
   /** Clock for key ages and refresh intervals. Default Date.now. */
   now?: () => number;
   /** Observability hook; must not throw (exceptions are ignored). */
@@ -75,6 +104,16 @@ export type KeyEvent =
       code?: FieldsealErrorCode;
     }
   | { type: "rotated"; keyring: string; version: number; reason: RotationReason }
+  | { type: "created"; keyring: string }
+  | { type: "destroyed"; keyring: string; from: number; through: number }
+  /**
+   * The store holds a state that contradicts cached keys (`material`: a version's material would change)
+   * or that the store itself refused to read (`store`: e.g. a tutorial-shaped value over a Fieldseal
+   * keyring). `detail` names versions and rules only, never material.
+   */
+  | { type: "store_conflict"; keyring: string; kind: "material" | "store"; detail: string }
+  /** The keyring's stored state is consistent with the cache again. */
+  | { type: "store_conflict_cleared"; keyring: string }
   | { type: "seal_block_reserved"; keyring: string; version: number; count: number };
 
 /** A key version ready for use. `material` is the cached array: read-only for every caller. */
@@ -104,6 +143,19 @@ const MAX_ATTEMPTS = 64;
 /** Longest a seal waits for a revision check: a slow or hung disk must not stall sealing from the cache. */
 const REVISION_CHECK_WAIT_MS = 200;
 
+/** Direct loads of names missing from the store's keyring list, per `missTtlMs`. */
+const UNLISTED_LOADS = 16;
+
+/** A keyring whose stored state is refused, as `storeConflicts()` reports it. */
+export interface StoreConflict {
+  readonly keyring: string;
+  readonly kind: "material" | "store";
+  /** What is wrong, in versions and rules; never material. */
+  readonly detail: string;
+  /** When it was first seen (ISO 8601). */
+  readonly since: string;
+}
+
 interface SealBlock {
   readonly version: number;
   readonly size: number;
@@ -128,6 +180,8 @@ interface Entry {
   loading: Promise<KeyringState | undefined> | undefined;
   reserving: Promise<void> | undefined;
   creating: Promise<KeyringState> | undefined;
+  /** The state this process wrote when it created the keyring, if it did. */
+  createdHere: KeyringState | undefined;
   onDemand: Promise<KeyringState> | undefined;
   /** In-flight rotations, by the version they replace. */
   readonly rotations: Map<number, Promise<KeyringState>>;
@@ -143,7 +197,23 @@ export class Keyrings {
   readonly #autoCreate: boolean;
   readonly #now: () => number;
   readonly #onEvent: ((e: KeyEvent) => void) | undefined;
+  readonly #missTtlMs: number;
+  readonly #maxEntries: number;
+  /** Cached keyrings in least-recently-used order (oldest first). */
   readonly #entries = new Map<string, Entry>();
+  /** Names known not to be keyrings, until when (insertion order is expiry order). */
+  readonly #misses = new Map<string, number>();
+  /** Lookups of uncached names in flight, so concurrent callers share one. */
+  readonly #finding = new Map<string, Promise<Entry | undefined>>();
+  /** The store's keyring names as last listed, or the failure to list them, until `until`. */
+  #names: {
+    set: Set<string> | undefined;
+    failure: unknown;
+    until: number;
+    loading: Promise<Set<string>> | undefined;
+  } = { set: undefined, failure: undefined, until: 0, loading: undefined };
+  #unlisted = { until: 0, left: UNLISTED_LOADS };
+  readonly #conflicts = new Map<string, StoreConflict & { recheckAfter: number }>();
   readonly #background = new Set<Promise<unknown>>();
   #closed = false;
 
@@ -155,7 +225,12 @@ export class Keyrings {
     this.#refreshMs = options.primaryRefreshMs ?? 30_000;
     this.#revisionCheckMs = options.revisionCheckMs ?? 250;
     this.#blockSize = options.sealBlockSize ?? 65_536;
-    this.#autoCreate = options.autoCreate ?? true;
+    this.#autoCreate = options.autoCreate ?? false;
+    this.#missTtlMs = options.missTtlMs ?? 5_000;
+    this.#maxEntries = options.maxCachedKeyrings ?? 10_000;
+    if (!(this.#missTtlMs >= 0)) throw new FieldsealError("invalid_argument", "missTtlMs must be >= 0");
+    if (!isCount(this.#maxEntries, 1))
+      throw new FieldsealError("invalid_argument", "maxCachedKeyrings must be an integer >= 1");
     this.#now = options.now ?? Date.now;
     this.#onEvent = options.onEvent;
     const { sealBudget, maxAgeMs } = this.#policy;
@@ -189,7 +264,12 @@ export class Keyrings {
         `seal count must be an integer from 1 to ${this.#blockSize}`,
       );
     }
-    const entry = this.#entry(name);
+    let entry = this.#cached(name) ?? (await this.#find(name));
+    if (!entry) {
+      if (!this.#autoCreate) throw keyringNotFound(name);
+      entry = this.#entry(name);
+      await this.#create(entry);
+    }
     if (entry.state && (entry.revisionCheck || this.#now() >= entry.revisionCheckAfter)) {
       await this.#checkRevision(entry);
     }
@@ -213,23 +293,25 @@ export class Keyrings {
     assertKeyringName(name);
     if (!isCount(version, 1))
       throw new FieldsealError("invalid_argument", "key version must be an integer >= 1");
-    const entry = this.#entry(name);
-    const cached = entry.state && versionOf(entry.state, version);
-    if (entry.state && cached) {
+    const hit = this.#cached(name);
+    if (hit?.state && version <= latestVersion(hit.state)) {
       this.#emit({ type: "cache_hit", keyring: name });
-      this.#refreshIfDue(entry);
-      return this.#openable(entry.state, cached);
+      this.#refreshIfDue(hit);
+      return this.#openable(hit.state, version);
     }
     this.#emit({ type: "cache_miss", keyring: name });
-    const state = await this.#loadForOpening(entry, `version ${version}`);
-    const found = versionOf(state, version);
-    if (!found) {
+    const entry = hit ?? (await this.#findForOpening(name, `version ${version}`));
+    const state =
+      entry.state && version <= latestVersion(entry.state)
+        ? entry.state
+        : await this.#loadForOpening(entry, `version ${version}`);
+    if (version > latestVersion(state)) {
       throw new FieldsealError(
         "key_version_not_found",
-        `keyring "${name}" has no version ${version} (its latest is ${state.versions.length})`,
+        `keyring "${name}" has no version ${version} (its latest is ${latestVersion(state)})`,
       );
     }
-    return this.#openable(state, found);
+    return this.#openable(state, version);
   }
 
   /** The version adopted from a tutorial-shaped secret whose `version` label was `label`. */
@@ -238,23 +320,26 @@ export class Keyrings {
     if (typeof label !== "string" || label.length === 0 || label.length > 256) {
       throw new FieldsealError("invalid_argument", "legacy key label must be 1 to 256 characters");
     }
-    const entry = this.#entry(name);
-    const cached = entry.state?.versions.find((v) => v.legacyLabel === label);
-    if (entry.state && cached) {
+    const hit = this.#cached(name);
+    const cached = hit?.state?.versions.find((v) => v.legacyLabel === label);
+    if (hit?.state && cached) {
       this.#emit({ type: "cache_hit", keyring: name });
-      this.#refreshIfDue(entry);
-      return this.#openable(entry.state, cached);
+      this.#refreshIfDue(hit);
+      return this.#openable(hit.state, cached.version);
     }
     this.#emit({ type: "cache_miss", keyring: name });
-    const state = await this.#loadForOpening(entry, `legacy label ${JSON.stringify(label.slice(0, 64))}`);
+    const what = `legacy label ${JSON.stringify(label.slice(0, 64))}`;
+    const entry = hit ?? (await this.#findForOpening(name, what));
+    // A keyring just found was just loaded; a cached one that lacks the label is re-read.
+    const state = (hit ? undefined : entry.state) ?? (await this.#loadForOpening(entry, what));
     const found = state.versions.find((v) => v.legacyLabel === label);
     if (!found) {
       throw new FieldsealError(
         "key_version_not_found",
-        `keyring "${name}" has no version adopted from a legacy secret labelled ${JSON.stringify(label.slice(0, 64))}`,
+        `keyring "${name}" has no version adopted from a legacy secret labelled ${JSON.stringify(label.slice(0, 64))} (or its material was destroyed)`,
       );
     }
-    return this.#openable(state, found);
+    return this.#openable(state, found.version);
   }
 
   /**
@@ -273,21 +358,95 @@ export class Keyrings {
   ): Promise<KeyringState> {
     assertKeyringName(name);
     const reason = opts.reason ?? "on_demand";
-    const entry = this.#entry(name);
-    if (opts.expectedPrimary !== undefined) {
-      if (!isCount(opts.expectedPrimary, 1)) {
-        throw new FieldsealError("invalid_argument", "expected primary must be an integer >= 1");
-      }
-      return this.#rotateExpected(entry, opts.expectedPrimary, reason);
+    if (opts.expectedPrimary !== undefined && !isCount(opts.expectedPrimary, 1)) {
+      throw new FieldsealError("invalid_argument", "expected primary must be an integer >= 1");
     }
-    entry.onDemand ??= (async () => {
-      const state = await this.#loadFresh(entry);
-      if (!state) throw keyringNotFound(name);
-      return this.#rotateFrom(entry, state.primary, reason, state);
-    })().finally(() => {
-      entry.onDemand = undefined;
+    return this.#withEntry(name, (entry) => {
+      if (opts.expectedPrimary !== undefined) {
+        return this.#rotateExpected(entry, opts.expectedPrimary, reason);
+      }
+      entry.onDemand ??= (async () => {
+        const state = await this.#loadFresh(entry);
+        if (!state) throw keyringNotFound(name);
+        return this.#rotateFrom(entry, state.primary, reason, state);
+      })().finally(() => {
+        entry.onDemand = undefined;
+      });
+      return entry.onDemand;
     });
-    return entry.onDemand;
+  }
+
+  /**
+   * Creates keyring `name` with version 1 as primary. Fails with failed_precondition when it exists
+   * already (a keyring is created once; `ensure` is the idempotent form).
+   */
+  async create(name: string): Promise<KeyringState> {
+    assertKeyringName(name);
+    return this.#withEntry(name, async (entry) => {
+      if ((await this.#loadFresh(entry)) !== undefined) {
+        throw new FieldsealError("failed_precondition", `keyring "${name}" already exists`);
+      }
+      const state = await this.#create(entry);
+      if (entry.createdHere !== state) {
+        // Another writer created it between our load and our write: theirs is the keyring.
+        throw new FieldsealError("failed_precondition", `keyring "${name}" already exists`);
+      }
+      return state;
+    });
+  }
+
+  /**
+   * Destroys the material of every version below `below`, which must not pass the minimum decryption
+   * version (retire first). Irreversible: values sealed under those versions can never be opened again,
+   * and answer key_version_destroyed. Each version keeps a tombstone (its number and when it was
+   * destroyed), no material. Versions already destroyed stay so; when nothing below `below` still holds
+   * material, nothing is written. Resolves to the keyring as it is afterwards.
+   *
+   * With `retire`, a `below` above the minimum decryption version (up to the primary) first raises the
+   * minimum to `below`, in the same write. That is the way out for a keyring at its store's size limit,
+   * where a separate retirement (a longer number) can no longer be written.
+   */
+  async destroy(name: string, below: number, opts: { retire?: boolean } = {}): Promise<KeyringState> {
+    assertKeyringName(name);
+    if (!isCount(below, 1)) {
+      throw new FieldsealError("invalid_argument", "the version to destroy below must be an integer >= 1");
+    }
+    return this.#withEntry(name, async (entry) => {
+      let state = await this.#loadFresh(entry);
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (!state) throw keyringNotFound(name);
+        let base = state;
+        if (below > state.minDecryptVersion) {
+          if (!opts.retire) {
+            throw new FieldsealError(
+              "failed_precondition",
+              `keyring "${name}": only retired versions can be destroyed; the minimum decryption version is ${state.minDecryptVersion}, so retire versions below ${below} first`,
+            );
+          }
+          if (below > state.primary) {
+            throw new FieldsealError(
+              "failed_precondition",
+              `keyring "${name}": cannot retire and destroy versions up to ${below - 1}; the primary is version ${state.primary}`,
+            );
+          }
+          base = { ...state, minDecryptVersion: below };
+        }
+        const next =
+          withVersionsDestroyed(base, below, this.#now()) ??
+          (base === state ? undefined : { ...base, revision: state.revision + 1 });
+        if (!next) return state;
+        const result = await this.#cas(entry, state.revision, next);
+        if (result.ok) {
+          const range = next.destroyed?.[next.destroyed.length - 1];
+          if (range) {
+            this.#emit({ type: "destroyed", keyring: name, from: range.from, through: range.through });
+          }
+          return result.state;
+        }
+        state = result.current;
+      }
+      throw tooContended(name, "destroy versions");
+    });
   }
 
   /**
@@ -299,7 +458,11 @@ export class Keyrings {
     if (!isCount(minDecryptVersion, 1)) {
       throw new FieldsealError("invalid_argument", "minimum decryption version must be an integer >= 1");
     }
-    const entry = this.#entry(name);
+    return this.#withEntry(name, (entry) => this.#retire(entry, minDecryptVersion));
+  }
+
+  async #retire(entry: Entry, minDecryptVersion: number): Promise<KeyringState> {
+    const name = entry.name;
     let state = await this.#loadFresh(entry);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (!state) throw keyringNotFound(name);
@@ -333,7 +496,8 @@ export class Keyrings {
    */
   async describe(name: string): Promise<KeyringDescription> {
     assertKeyringName(name);
-    const entry = this.#entry(name);
+    const entry = this.#cached(name) ?? (await this.#find(name));
+    if (!entry) throw keyringNotFound(name);
     const sealingVersion = entry.state?.primary;
     let state: KeyringState | undefined;
     try {
@@ -345,7 +509,7 @@ export class Keyrings {
     if (!state) throw keyringNotFound(name);
     const description: KeyringDescription = { ...state, sealBudget: this.#policy.sealBudget };
     if (sealingVersion !== undefined) description.sealingVersion = sealingVersion;
-    const primary = versionOf(state, state.primary);
+    const primary = liveVersion(state, state.primary);
     if (this.#policy.maxAgeMs !== undefined && primary) {
       description.rotateBy = new Date(Date.parse(primary.createdAt) + this.#policy.maxAgeMs).toISOString();
     }
@@ -359,7 +523,7 @@ export class Keyrings {
   primaryUsage(): Array<{ keyring: string; sealsReserved: number; sealBudget: number }> {
     const usage = [];
     for (const entry of this.#entries.values()) {
-      const primary = entry.state && versionOf(entry.state, entry.state.primary);
+      const primary = entry.state && liveVersion(entry.state, entry.state.primary);
       if (primary === undefined) continue;
       usage.push({
         keyring: entry.name,
@@ -370,11 +534,33 @@ export class Keyrings {
     return usage;
   }
 
-  /** The keyring, created with version 1 if it does not exist yet. */
+  /** The keyring, created with version 1 if it does not exist yet (start-up, configured keyrings). */
   async ensure(name: string): Promise<KeyringState> {
     assertKeyringName(name);
-    const entry = this.#entry(name);
-    return (await this.#load(entry)) ?? (await this.#create(entry));
+    return this.#withEntry(name, async (entry) => (await this.#load(entry)) ?? (await this.#create(entry)));
+  }
+
+  /**
+   * Keyrings whose stored state is refused (see "Immutability" above). Non-empty means this process must not
+   * report ready. Answered from memory; each call also re-checks a conflicted keyring in the background, at
+   * most once per `primaryRefreshMs`, so the report clears once the store is repaired.
+   */
+  storeConflicts(): StoreConflict[] {
+    const now = this.#now();
+    const out: StoreConflict[] = [];
+    for (const c of this.#conflicts.values()) {
+      out.push({ keyring: c.keyring, kind: c.kind, detail: c.detail, since: c.since });
+      if (now >= c.recheckAfter && !this.#closed) {
+        c.recheckAfter = now + this.#refreshMs;
+        this.#inBackground(this.#withEntry(c.keyring, (entry) => this.#load(entry)));
+      }
+    }
+    return out;
+  }
+
+  /** How many keyrings are cached, and how many names are cached as "no such keyring". */
+  cacheSize(): { keyrings: number; misses: number } {
+    return { keyrings: this.#entries.size, misses: this.#misses.size };
   }
 
   /** Names of all keyrings, sorted. */
@@ -404,7 +590,7 @@ export class Keyrings {
       entry.block = block = pending;
       entry.pending = undefined;
     }
-    const version = versionOf(state, block.version);
+    const version = liveVersion(state, block.version);
     if (!version) return undefined;
     block.used += count;
     if (block.used >= block.size * PREFETCH_AT && !entry.pending) this.#inBackground(this.#reserve(entry));
@@ -445,7 +631,7 @@ export class Keyrings {
     let state = entry.state ?? (await this.#load(entry));
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (!state) throw keyringNotFound(entry.name);
-      const primary = versionOf(state, state.primary);
+      const primary = liveVersion(state, state.primary);
       if (!primary) throw corrupt(entry.name);
       if (primary.sealsReserved + this.#blockSize > this.#policy.sealBudget) {
         state = await this.#rotateFrom(entry, primary.version, "usage");
@@ -543,7 +729,11 @@ export class Keyrings {
         this.#now(),
       );
       const result = await this.#cas(entry, 0, initial);
-      if (result.ok) return result.state;
+      if (result.ok) {
+        entry.createdHere = result.state;
+        this.#emit({ type: "created", keyring: entry.name });
+        return result.state;
+      }
       // Someone else created it first; theirs is the keyring.
       if (result.current) return result.current;
       throw new FieldsealError("internal", `keyring "${entry.name}" could not be created`);
@@ -555,7 +745,125 @@ export class Keyrings {
 
   // ---- cache and store -----------------------------------------------------------------------------------
 
-  #entry(name: string): Entry {
+  /** The cached entry of an existing keyring, marked as most recently used. No store call. */
+  #cached(name: string): Entry | undefined {
+    const entry = this.#entries.get(name);
+    if (entry?.state === undefined) return undefined;
+    this.#entries.delete(name);
+    this.#entries.set(name, entry);
+    return entry;
+  }
+
+  /**
+   * The entry of keyring `name`, loaded, or undefined when there is no such keyring. Concurrent lookups
+   * of one name share one; "no such keyring" is cached for `missTtlMs`.
+   */
+  #find(name: string): Promise<Entry | undefined> {
+    let finding = this.#finding.get(name);
+    if (!finding) {
+      finding = this.#lookUp(name).finally(() => this.#finding.delete(name));
+      this.#finding.set(name, finding);
+    }
+    return finding;
+  }
+
+  async #lookUp(name: string): Promise<Entry | undefined> {
+    const missUntil = this.#misses.get(name);
+    if (missUntil !== undefined) {
+      if (this.#now() < missUntil) return undefined;
+      this.#misses.delete(name);
+    }
+    if (!(await this.#mayExist(name))) {
+      this.#recordMiss(name);
+      return undefined;
+    }
+    const state = await this.#withEntry(name, (entry) => this.#load(entry));
+    if (state === undefined) {
+      this.#recordMiss(name);
+      return undefined;
+    }
+    return this.#entries.get(name) ?? this.#entry(name, state);
+  }
+
+  /**
+   * Whether `name` may be a keyring, from the store's list of names (re-read at most once per `missTtlMs`).
+   * A name not on the list may still have been created since (elsewhere, or behind a lagging listing): up
+   * to UNLISTED_LOADS such names per `missTtlMs` are loaded directly, the rest answer "no". When the list
+   * cannot be read, the same budget applies and past it the store counts as unavailable.
+   */
+  async #mayExist(name: string): Promise<boolean> {
+    let names: Set<string> | undefined;
+    let failure: unknown;
+    try {
+      names = await this.#keyringNames();
+    } catch (err) {
+      failure = err;
+    }
+    if (names?.has(name)) return true;
+    const now = this.#now();
+    if (now >= this.#unlisted.until) this.#unlisted = { until: now + this.#missTtlMs, left: UNLISTED_LOADS };
+    if (this.#unlisted.left > 0) {
+      this.#unlisted.left--;
+      return true;
+    }
+    if (failure !== undefined) throw failure;
+    return false;
+  }
+
+  #keyringNames(): Promise<Set<string>> {
+    const names = this.#names;
+    if (this.#now() < names.until) {
+      // A failure is remembered as long as a list: a store that may not list (e.g. no ListSecrets grant)
+      // costs one refused call per `missTtlMs`, not one per lookup.
+      if (names.set) return Promise.resolve(names.set);
+      if (names.failure !== undefined) return Promise.reject(names.failure);
+    }
+    names.loading ??= this.#call("list", undefined, () => this.#store.list())
+      .then(
+        (list) => {
+          names.set = new Set(list);
+          names.failure = undefined;
+          return names.set;
+        },
+        (err: unknown) => {
+          names.set = undefined;
+          names.failure = err;
+          throw err;
+        },
+      )
+      .finally(() => {
+        names.until = this.#now() + this.#missTtlMs;
+        names.loading = undefined;
+      });
+    return names.loading;
+  }
+
+  #recordMiss(name: string): void {
+    this.#misses.delete(name);
+    this.#misses.set(name, this.#now() + this.#missTtlMs);
+    // Bounded: the oldest (soonest expiring) go first; a dropped miss only costs a lookup later.
+    for (const old of this.#misses.keys()) {
+      if (this.#misses.size <= this.#maxEntries) break;
+      this.#misses.delete(old);
+    }
+  }
+
+  /**
+   * Runs `work` on the entry for `name` (creating one if needed), then drops the entry again if it ended
+   * up holding nothing: operations on names that are not keyrings must not grow the cache.
+   */
+  async #withEntry<T>(name: string, work: (entry: Entry) => Promise<T>): Promise<T> {
+    const entry = this.#entries.get(name) ?? this.#entry(name);
+    try {
+      return await work(entry);
+    } finally {
+      if (entry.state === undefined && isIdle(entry) && this.#entries.get(name) === entry) {
+        this.#entries.delete(name);
+      }
+    }
+  }
+
+  #entry(name: string, state?: KeyringState): Entry {
     let entry = this.#entries.get(name);
     if (!entry) {
       entry = {
@@ -571,27 +879,59 @@ export class Keyrings {
         loading: undefined,
         reserving: undefined,
         creating: undefined,
+        createdHere: undefined,
         onDemand: undefined,
         rotations: new Map(),
       };
       this.#entries.set(name, entry);
+      if (state) this.#absorb(entry, state);
+      this.#evict();
     }
     return entry;
+  }
+
+  /** Drops the least recently used idle keyrings while more than `maxCachedKeyrings` are cached. */
+  #evict(): void {
+    if (this.#entries.size <= this.#maxEntries) return;
+    for (const [name, entry] of this.#entries) {
+      if (this.#entries.size <= this.#maxEntries) return;
+      // Seals reserved in a dropped entry's blocks are abandoned, never reused: safe, like a restart.
+      if (isIdle(entry)) this.#entries.delete(name);
+    }
   }
 
   /** Takes in a state read from or written to the store, unless a newer one is already known. */
   #absorb(entry: Entry, state: KeyringState): KeyringState {
     const known = entry.state;
-    if (known && state.revision <= known.revision) return known;
     const problem = state.name === entry.name ? keyringStateProblem(state) : "it names another keyring";
     if (problem)
       throw new FieldsealError(
         "internal",
         `key store returned an invalid keyring "${entry.name}": ${problem}`,
       );
+    if (known) {
+      // Older states (a lagging read) must agree too: every version either holds the same material in
+      // both, or is destroyed in the newer one.
+      const conflict =
+        state.revision >= known.revision
+          ? versionChangeProblem(known, state)
+          : versionChangeProblem(state, known);
+      if (conflict) {
+        this.#conflict(entry.name, "material", `revision ${state.revision}: ${conflict}`);
+        throw new FieldsealError(
+          "key_store_conflict",
+          `keyring "${entry.name}": the key store holds revision ${state.revision}, which contradicts the cached revision ${known.revision} (${conflict}); refused, the cached keys keep serving`,
+        );
+      }
+    }
+    if (this.#conflicts.delete(entry.name))
+      this.#emit({ type: "store_conflict_cleared", keyring: entry.name });
+    if (known && state.revision <= known.revision) return known;
     entry.state = state;
+    this.#names.set?.add(entry.name);
+    this.#misses.delete(entry.name);
     if (known?.primary !== state.primary) {
-      const primary = versionOf(state, state.primary);
+      const primary = liveVersion(state, state.primary);
       entry.primaryCreatedMs = primary ? Date.parse(primary.createdAt) : 0;
       entry.ageRetryAfter = 0;
       // Seals reserved under a replaced primary are abandoned, never used: sealing follows the primary.
@@ -618,17 +958,47 @@ export class Keyrings {
     return state ? this.#absorb(entry, state) : undefined;
   }
 
+  /** The loaded entry of keyring `name`, for opening: keyring_not_found, or store_unavailable saying so. */
+  async #findForOpening(name: string, what: string): Promise<Entry> {
+    let entry: Entry | undefined;
+    try {
+      entry = await this.#find(name);
+    } catch (err) {
+      throw this.#unavailableForOpening(name, what, err);
+    }
+    if (!entry) throw keyringNotFound(name);
+    return entry;
+  }
+
+  #unavailableForOpening(name: string, what: string, err: unknown): unknown {
+    if (!isFieldsealError(err, "store_unavailable")) return err;
+    return new FieldsealError(
+      "store_unavailable",
+      `keyring "${name}" ${what} is not cached and the key store (${this.#store.kind}) is unavailable`,
+      { cause: err },
+    );
+  }
+
+  /** Records a refused store state and raises it (event, metric, readiness). */
+  #conflict(keyring: string, kind: "material" | "store", detail: string): void {
+    const now = this.#now();
+    const known = this.#conflicts.get(keyring);
+    this.#conflicts.set(keyring, {
+      keyring,
+      kind,
+      detail,
+      since: known?.since ?? new Date(now).toISOString(),
+      recheckAfter: known?.recheckAfter ?? now + this.#refreshMs,
+    });
+    this.#emit({ type: "store_conflict", keyring, kind, detail });
+  }
+
   async #loadForOpening(entry: Entry, what: string): Promise<KeyringState> {
     let state: KeyringState | undefined;
     try {
       state = await this.#load(entry);
     } catch (err) {
-      if (!isFieldsealError(err, "store_unavailable")) throw err;
-      throw new FieldsealError(
-        "store_unavailable",
-        `keyring "${entry.name}" ${what} is not cached and the key store (${this.#store.kind}) is unavailable`,
-        { cause: err },
-      );
+      throw this.#unavailableForOpening(entry.name, what, err);
     }
     if (!state) throw keyringNotFound(entry.name);
     return state;
@@ -715,18 +1085,30 @@ export class Keyrings {
         ok: false,
         code: failure.code,
       });
+      if (failure.code === "key_store_conflict" && keyring !== undefined)
+        this.#conflict(keyring, "store", failure.message);
       throw failure;
     }
   }
 
-  #openable(state: KeyringState, version: KeyVersion): SealingKey {
-    if (version.version < state.minDecryptVersion) {
+  /** Version `version` of `state` (at most its latest), for opening, or why it cannot open. */
+  #openable(state: KeyringState, version: number): SealingKey {
+    const destroyed = destroyedRange(state, version);
+    if (destroyed) {
       throw new FieldsealError(
-        "key_version_retired",
-        `keyring "${state.name}" version ${version.version} is retired (minimum decryption version is ${state.minDecryptVersion})`,
+        "key_version_destroyed",
+        `keyring "${state.name}" version ${version} was destroyed at ${destroyed.destroyedAt}; values sealed under it can never be opened again`,
       );
     }
-    return keyFor(state.name, version);
+    const found = liveVersion(state, version);
+    if (!found) throw corrupt(state.name);
+    if (version < state.minDecryptVersion) {
+      throw new FieldsealError(
+        "key_version_retired",
+        `keyring "${state.name}" version ${version} is retired (minimum decryption version is ${state.minDecryptVersion})`,
+      );
+    }
+    return keyFor(state.name, found);
   }
 
   #inBackground(work: Promise<unknown>): void {
@@ -749,9 +1131,15 @@ function isCount(n: unknown, min: number): n is number {
   return typeof n === "number" && Number.isSafeInteger(n) && n >= min;
 }
 
-function versionOf(state: KeyringState, version: number): KeyVersion | undefined {
-  const found = state.versions[version - 1];
-  return found?.version === version ? found : undefined;
+/** True when no operation is under way on the entry, so dropping it from the cache loses nothing. */
+function isIdle(entry: Entry): boolean {
+  return (
+    entry.loading === undefined &&
+    entry.reserving === undefined &&
+    entry.creating === undefined &&
+    entry.onDemand === undefined &&
+    entry.rotations.size === 0
+  );
 }
 
 function keyFor(keyring: string, version: KeyVersion): SealingKey {
@@ -765,7 +1153,7 @@ function keyringNotFound(name: string): FieldsealError {
 }
 
 function corrupt(name: string): FieldsealError {
-  return new FieldsealError("internal", `keyring "${name}" has no primary version`);
+  return new FieldsealError("internal", `keyring "${name}" is missing a version it should hold`);
 }
 
 function tooContended(name: string, what: string): FieldsealError {

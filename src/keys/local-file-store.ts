@@ -142,7 +142,7 @@ export class LocalFileKeyStore implements KeyStore {
           // Another writer created this revision first (its lock was lost, or it ignored locks): the fence.
           return { ok: false, current: await this.#readCurrent(name) };
         }
-        await this.#tidy(name, next.revision);
+        await this.#tidy(name, next);
         return { ok: true, state: next };
       }),
     );
@@ -350,14 +350,19 @@ export class LocalFileKeyStore implements KeyStore {
   }
 
   /**
-   * After a write (under the lock): removes revision files older than the last few, the file of an earlier
-   * release once revision files replace it, and temp files whose writer is gone. Best effort.
+   * After a write (under the lock): removes revision files older than the last few (all of them once the
+   * keyring has destroyed versions), the file of an earlier release once revision files replace it, and temp
+   * files whose writer is gone. Best effort.
    */
-  async #tidy(name: string, written: number): Promise<void> {
+  async #tidy(name: string, written: KeyringState): Promise<void> {
     const stored = await this.#scan(name).catch(() => undefined);
     if (!stored) return;
+    // Once versions are destroyed, no older revision may keep their material on disk: destruction would
+    // otherwise be undone by anyone who reads the directory. Then every older revision goes at once
+    // (a reader that listed one just before retries on the new highest).
+    const keep = (written.destroyed?.length ?? 0) > 0 ? 0 : KEEP_OLD_REVISIONS;
     const doomed = stored.revisions
-      .filter((r) => r < written - KEEP_OLD_REVISIONS)
+      .filter((r) => r < written.revision - keep)
       .map((r) => this.#revisionFile(name, r));
     // Revision `written` holds every version the earlier release's file held: that file is superseded.
     if (stored.legacy) doomed.push(this.#legacyFile(name));

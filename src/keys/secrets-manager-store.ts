@@ -11,6 +11,7 @@ import {
   GetSecretValueCommand,
   type GetSecretValueCommandOutput,
   ListSecretsCommand,
+  ListSecretVersionIdsCommand,
   PutSecretValueCommand,
   SecretsManagerClient,
   type SecretsManagerClientConfig,
@@ -18,7 +19,7 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { FieldsealError } from "../errors.js";
 import { decodeKeyring, encodeKeyring } from "./keyring-codec.js";
-import { successorProblem } from "./keyring-state.js";
+import { liveVersion, successorProblem, versionChangeProblem } from "./keyring-state.js";
 import { isTutorialSecret, keyringFromTutorialSecret } from "./tutorial-secret.js";
 import type { CasResult, KeyringState, KeyStore } from "./types.js";
 
@@ -74,6 +75,8 @@ export class SecretsManagerKeyStore implements KeyStore {
   readonly #prefix: string;
   readonly #legacy: ReadonlyMap<string, string>;
   readonly #onStoreCall: ((e: StoreCallEvent) => void) | undefined;
+  /** Keyrings whose secret is known to have held Fieldseal's format (see #heldFieldsealFormat). */
+  readonly #fieldsealFormat = new Set<string>();
 
   constructor(options: SecretsManagerKeyStoreOptions = {}) {
     this.#prefix = options.secretPrefix ?? "fieldseal/";
@@ -96,7 +99,7 @@ export class SecretsManagerKeyStore implements KeyStore {
   async load(name: string): Promise<KeyringState | undefined> {
     checkName(name);
     const current = await this.#readCurrent(name);
-    return current && this.#parse(current, name);
+    return current && this.#stateOf(current, name);
   }
 
   async list(): Promise<string[]> {
@@ -151,7 +154,7 @@ export class SecretsManagerKeyStore implements KeyStore {
 
     const current = await this.#readCurrent(name);
     if (!current) return { ok: false, current: undefined };
-    const currentState = this.#parse(current, name);
+    const currentState = await this.#stateOf(current, name);
     if (currentState.revision !== expectedRevision) {
       // A retry of a write that already landed is a success, not a conflict.
       if (current.versionId === token && current.text === text) return { ok: true, state: next };
@@ -213,7 +216,7 @@ export class SecretsManagerKeyStore implements KeyStore {
     }
     const current = await this.#readCurrent(name);
     if (current?.versionId === token && current.text === text) return { ok: true, state: next };
-    return { ok: false, current: current && this.#parse(current, name) };
+    return { ok: false, current: current && (await this.#stateOf(current, name)) };
   }
 
   /** Stores `text` as version `token` without moving AWSCURRENT. False when the token holds another value. */
@@ -316,15 +319,70 @@ export class SecretsManagerKeyStore implements KeyStore {
     };
   }
 
-  #parse(stored: StoredVersion, name: string): KeyringState {
-    let value: unknown;
-    try {
-      value = JSON.parse(stored.text);
-    } catch {
-      throw new FieldsealError("internal", `stored keyring "${name}" is malformed: not JSON`);
+  /**
+   * The keyring a stored version holds. A tutorial-shaped value is read as revision 1 only while the
+   * secret has never held Fieldseal's format: once it has, a tutorial-shaped AWSCURRENT was written behind
+   * Fieldseal's back (the old middleware's rotation, a runbook), and reading it as revision 1 would hide
+   * every later version and make each write collide forever. Refused with key_store_conflict instead.
+   */
+  async #stateOf(stored: StoredVersion, name: string): Promise<KeyringState> {
+    const value = parseJson(stored.text, name);
+    if (!isTutorialSecret(value)) {
+      const state = decodeKeyring(stored.text, name);
+      this.#fieldsealFormat.add(name);
+      return state;
     }
+    if (await this.#heldFieldsealFormat(name, Date.parse(stored.createdAt))) {
+      throw new FieldsealError(
+        "key_store_conflict",
+        `keyring "${name}": the secret's AWSCURRENT version has the tutorial's {"key","version"} shape, but ` +
+          "the secret has held Fieldseal's keyring format; refusing to read it as version 1. Move AWSCURRENT " +
+          `back to the newest version in Fieldseal's format (normally the one labelled ${PENDING_STAGE}); see docs/keys.md`,
+      );
+    }
+    return keyringFromTutorialSecret(value, name, stored.createdAt);
+  }
+
+  /** Parses a stored version whose shape the caller checks itself (a pending successor). */
+  #parse(stored: StoredVersion, name: string): KeyringState {
+    const value = parseJson(stored.text, name);
     if (isTutorialSecret(value)) return keyringFromTutorialSecret(value, name, stored.createdAt);
     return decodeKeyring(stored.text, name);
+  }
+
+  /**
+   * True once the secret holds a version Fieldseal wrote: one labelled FIELDSEAL_PENDING (every
+   * compare-and-swap write puts that label on the version it writes, and Secrets Manager moves a label
+   * rather than copying it, so the newest Fieldseal write keeps it, and a labelled version is never pruned),
+   * or the version Fieldseal's CreateSecret made (its id is `versionToken(name, 1)`). Versions marked
+   * deprecated are included. Remembered per process: a secret that held the format always has.
+   */
+  async #heldFieldsealFormat(name: string, tutorialCreatedMs: number): Promise<boolean> {
+    if (this.#fieldsealFormat.has(name)) return true;
+    const created = versionToken(name, 1);
+    let nextToken: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const out = await this.#call("ListSecretVersionIds", name, () =>
+        this.#client.send(
+          new ListSecretVersionIdsCommand({
+            SecretId: this.secretIdFor(name),
+            IncludeDeprecated: true,
+            MaxResults: 100,
+            NextToken: nextToken,
+          }),
+        ),
+      );
+      for (const version of out.Versions ?? []) {
+        if (version.VersionId === created || wasWrittenOver(version, tutorialCreatedMs)) {
+          this.#fieldsealFormat.add(name);
+          return true;
+        }
+      }
+      // Emulators may ignore paging and repeat the same page: stop on a repeated token too.
+      if (!out.NextToken || out.NextToken === nextToken) break;
+      nextToken = out.NextToken;
+    }
+    return false;
   }
 
   async #exists(name: string, secretId: string): Promise<boolean> {
@@ -406,27 +464,29 @@ function writerIdFor(state: KeyringState): string {
 function descendsFrom(later: KeyringState, state: KeyringState): boolean {
   if (later.revision < state.revision || later.primary < state.primary) return false;
   if (later.minDecryptVersion < state.minDecryptVersion) return false;
-  return state.versions.every((v, i) => {
-    const w = later.versions[i];
-    return (
-      w !== undefined &&
-      w.version === v.version &&
-      w.sealsReserved >= v.sealsReserved &&
-      Buffer.from(w.material).equals(Buffer.from(v.material))
-    );
+  if (versionChangeProblem(state, later) !== undefined) return false;
+  return state.versions.every((v) => {
+    const w = liveVersion(later, v.version);
+    return w === undefined || w.sealsReserved >= v.sealsReserved;
   });
 }
 
-/** True when `next` is `prev` plus one revision and keeps every version of `prev` byte for byte. */
+/**
+ * True when `next` is `prev` plus one revision and keeps every version of `prev` byte for byte, except
+ * versions below its minimum decryption version whose material it destroyed.
+ */
 export function isSuccessor(prev: KeyringState, next: KeyringState): boolean {
   if (next.name !== prev.name || next.revision !== prev.revision + 1) return false;
-  if (next.versions.length < prev.versions.length) return false;
-  return prev.versions.every((v, i) => {
-    const w = next.versions[i];
-    return (
-      w !== undefined && w.version === v.version && Buffer.from(w.material).equals(Buffer.from(v.material))
-    );
-  });
+  return versionChangeProblem(prev, next) === undefined;
+}
+
+function parseJson(text: string, name: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    // No cause and no quote: the text holds key material.
+    throw new FieldsealError("internal", `stored keyring "${name}" is malformed: not JSON`);
+  }
 }
 
 function checkName(name: string): void {
@@ -482,4 +542,22 @@ function translateError(err: unknown, op: string, keyring: string): unknown {
   return new FieldsealError("store_unavailable", `Secrets Manager ${op} failed (${target}): ${name}`, {
     cause: err,
   });
+}
+
+/**
+ * Whether a version listed beside a tutorial-shaped AWSCURRENT shows that Fieldseal's format was current
+ * before it: a Fieldseal write (labelled FIELDSEAL_PENDING) that was promoted and then replaced (Secrets
+ * Manager moves AWSPREVIOUS to the version AWSCURRENT leaves), or one written before the tutorial value.
+ * A FIELDSEAL_PENDING version newer than the tutorial value and never promoted is a write in progress (a
+ * replica adopting the tutorial's secret right now), not a write-back: refusing it would fail every
+ * replica that adopts concurrently.
+ */
+function wasWrittenOver(
+  version: { VersionStages?: string[] | undefined; CreatedDate?: Date | undefined },
+  tutorialCreatedMs: number,
+): boolean {
+  const stages = version.VersionStages ?? [];
+  if (!stages.includes(PENDING_STAGE)) return false;
+  if (stages.includes("AWSPREVIOUS")) return true;
+  return version.CreatedDate !== undefined && version.CreatedDate.getTime() < tutorialCreatedMs;
 }

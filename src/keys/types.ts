@@ -22,6 +22,17 @@ export interface KeyVersion {
   readonly legacyLabel?: string;
 }
 
+/**
+ * Versions `from` through `through` whose material was destroyed at `destroyedAt` (DestroyKeyVersions): a
+ * tombstone with no material, so their values answer `key_version_destroyed` rather than "not found".
+ */
+export interface DestroyedVersions {
+  readonly from: number;
+  readonly through: number;
+  /** ISO 8601 time of the destruction. */
+  readonly destroyedAt: string;
+}
+
 /** A whole keyring as stored. */
 export interface KeyringState {
   readonly name: string;
@@ -31,8 +42,16 @@ export interface KeyringState {
   readonly primary: number;
   /** Versions below this one refuse to open values. At least 1. */
   readonly minDecryptVersion: number;
-  /** All versions, ascending, contiguous from 1. */
+  /**
+   * Versions that still hold material, ascending and contiguous: from 1, or from the version after the last
+   * destroyed one.
+   */
   readonly versions: readonly KeyVersion[];
+  /**
+   * Tombstones of destroyed versions, ascending and contiguous from version 1; every one is below
+   * `minDecryptVersion`. Absent or empty: nothing was ever destroyed.
+   */
+  readonly destroyed?: readonly DestroyedVersions[];
 }
 
 /** The result of a compare-and-swap write. */

@@ -94,6 +94,18 @@ export async function startServer(
       metrics.keyEvent(e);
       if (e.type === "rotated")
         log.info("key rotated", { keyring: e.keyring, version: e.version, reason: e.reason });
+      if (e.type === "created") log.info("keyring created", { keyring: e.keyring });
+      if (e.type === "destroyed")
+        log.warn("key versions destroyed", { keyring: e.keyring, from: e.from, through: e.through });
+      // Versions and rules only: Keyrings never puts material into a conflict's detail.
+      if (e.type === "store_conflict") {
+        log.error("key store state refused", { keyring: e.keyring, kind: e.kind, detail: e.detail });
+        updateReadiness();
+      }
+      if (e.type === "store_conflict_cleared") {
+        log.info("key store state consistent again", { keyring: e.keyring });
+        updateReadiness();
+      }
       // Names and codes only: a store error's cause may hold request details, never logged here.
       if (e.type === "store_call" && !e.ok)
         log.warn("key store call failed", {
@@ -105,6 +117,13 @@ export async function startServer(
     },
   });
   const health = new HealthStatus(SERVICES);
+  let serving = false;
+  // Not ready while the key store holds a keyring state Keyrings refused (see Keyrings.storeConflicts).
+  const updateReadiness = () => {
+    if (!serving || draining) return;
+    const ok = keyrings.storeConflicts().length === 0;
+    health.setAll(ok ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+  };
   const sealer = new Sealer(keyrings, {
     legacyKeyring: config.legacyKeyring,
     legacyEnabled: config.legacyEnabled,
@@ -205,6 +224,7 @@ export async function startServer(
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") return plain(res, 200, { status: "ok" });
     if (path === "/readyz") {
+      updateReadiness();
       const ready = !draining && health.get("") === ServingStatus.SERVING;
       return plain(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" });
     }
@@ -240,12 +260,15 @@ export async function startServer(
   // Fail fast on a broken store or config: the default keyring must exist (or be creatable) before we
   // report ready.
   await keyrings.ensure(config.defaultKeyring);
+  for (const name of config.keyrings) await keyrings.ensure(name);
   const where = { host: config.host, port: config.port };
   const listener: DualListener =
     config.tls === undefined
       ? await listenDual(handler, where)
       : await listenTls(handler, { ...where, tls: config.tls });
+  serving = true;
   health.setAll(ServingStatus.SERVING);
+  updateReadiness();
   const url = `${config.tls === undefined ? "http" : "https"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
   log.info("fieldseal listening", { url, store: store.kind });
 

@@ -11,6 +11,9 @@ const CONNECT_CODES: Record<FieldsealErrorCode, Code> = {
   keyring_not_found: Code.NotFound,
   key_version_not_found: Code.NotFound,
   key_version_retired: Code.FailedPrecondition,
+  key_version_destroyed: Code.FailedPrecondition,
+  // The store must be repaired by an operator before the operation can run: a precondition of the system.
+  key_store_conflict: Code.FailedPrecondition,
   conflict: Code.Aborted,
   failed_precondition: Code.FailedPrecondition,
   legacy_disabled: Code.FailedPrecondition,
@@ -34,6 +37,8 @@ const HTTP_STATUSES: Record<FieldsealErrorCode, number> = {
   keyring_not_found: 404,
   key_version_not_found: 404,
   key_version_retired: 409,
+  key_version_destroyed: 409,
+  key_store_conflict: 409,
   conflict: 409,
   failed_precondition: 409,
   legacy_disabled: 409,

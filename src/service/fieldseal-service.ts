@@ -6,6 +6,7 @@ import {
   type FieldError,
   type FieldsealService,
   type KeyInfo,
+  type KeyVersionInfo,
   KeyVersionState,
   type Scope as PbScope,
   PushMode,
@@ -16,6 +17,7 @@ import type { Scope } from "../engine/aad.js";
 import type { JsonValue } from "../engine/json-value.js";
 import { assertAadPart, assertKeyringName } from "../engine/names.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
+import { destroyedThrough, latestVersion, liveVersion } from "../keys/keyring-state.js";
 import type { KeyringState } from "../keys/types.js";
 import type { Sealer } from "../sealer.js";
 import { principalKey, requestIdKey } from "./context.js";
@@ -24,7 +26,11 @@ import { connectCodeFor, connectCodeName } from "./error-map.js";
 /** Key administration the service needs; `Keyrings` is the implementation. */
 export interface KeyAdmin {
   rotate(name: string, opts?: { expectedPrimary?: number }): Promise<KeyringState>;
+  /** Creates a keyring with version 1; failed_precondition when it exists. */
+  create(name: string): Promise<KeyringState>;
   retire(name: string, minDecryptVersion: number): Promise<KeyringState>;
+  /** Destroys the material of versions below `below` (at most the minimum decryption version). */
+  destroy(name: string, below: number, opts?: { retire?: boolean }): Promise<KeyringState>;
   describe(
     name: string,
   ): Promise<KeyringState & { rotateBy?: string; sealBudget: number; sealingVersion?: number }>;
@@ -166,21 +172,22 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
    */
   const changeKeyring = async (
     ctx: HandlerContext,
-    op: "rotate" | "retire",
+    op: "rotate" | "retire" | "destroy",
     requested: string,
-    apply: (keyring: string) => Promise<number>,
+    apply: (keyring: string) => Promise<{ version: number; action?: "create" }>,
   ) => {
     const principal = callerOf(ctx);
     const keyring = keyringOrDefault(requested);
     allow(ctx, principal, op, { keyring });
-    let version: number;
+    let applied: { version: number; action?: "create" };
     try {
-      version = await apply(keyring);
+      applied = await apply(keyring);
     } catch (err) {
       audit(ctx, { action: op, principal: principal.name, outcome: "error", code: codeOf(err), keyring });
       throw err;
     }
-    audit(ctx, { action: op, principal: principal.name, outcome: "ok", keyring, version });
+    const action = applied.action ?? op;
+    audit(ctx, { action, principal: principal.name, outcome: "ok", keyring, version: applied.version });
     return { key: keyInfo(await deps.keys.describe(keyring), deps.storeKind) };
   };
   /** Authorizes `op` on the field(s) and keyring in `details`, or records the denial and throws. */
@@ -345,8 +352,26 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
     async rotateKey(req, ctx) {
       const opts = req.expectedPrimaryVersion === 0 ? {} : { expectedPrimary: req.expectedPrimaryVersion };
       return changeKeyring(ctx, "rotate", req.keyring, async (keyring) => {
-        const state = await deps.keys.rotate(keyring, opts);
-        return state.primary;
+        try {
+          const state = await deps.keys.rotate(keyring, opts);
+          return { version: state.primary };
+        } catch (err) {
+          if (!req.create || !isFieldsealError(err, "keyring_not_found")) throw err;
+        }
+        if (req.expectedPrimaryVersion !== 0) {
+          throw new FieldsealError(
+            "failed_precondition",
+            `keyring "${keyring}" does not exist, so its primary is not version ${req.expectedPrimaryVersion}`,
+          );
+        }
+        try {
+          const created = await deps.keys.create(keyring);
+          return { version: created.primary, action: "create" };
+        } catch (err) {
+          // Created by someone else since our rotation found none: rotate it, as for any existing keyring.
+          if (!isFieldsealError(err, "failed_precondition")) throw err;
+          return { version: (await deps.keys.rotate(keyring)).primary };
+        }
       });
     },
 
@@ -356,8 +381,29 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
           throw new FieldsealError("invalid_argument", "min_decrypt_version must be at least 1");
         }
         await deps.keys.retire(keyring, req.minDecryptVersion);
-        return req.minDecryptVersion;
+        return { version: req.minDecryptVersion };
       });
+    },
+
+    async destroyKeyVersions(req, ctx) {
+      let destroyed: number[] = [];
+      const answer = await changeKeyring(ctx, "destroy", req.keyring, async (keyring) => {
+        if (req.belowVersion < 2) {
+          throw new FieldsealError(
+            "invalid_argument",
+            "below_version is required and must be at least 2 (versions below it are destroyed)",
+          );
+        }
+        if (req.retire) allow(ctx, callerOf(ctx), "retire", { keyring });
+        const before = await deps.keys.describe(keyring);
+        const after = await deps.keys.destroy(keyring, req.belowVersion, { retire: req.retire });
+        // This call's own work: versions live before and destroyed after (a concurrent destroy's are not ours).
+        destroyed = before.versions
+          .filter((v) => v.version <= destroyedThrough(after) && liveVersion(after, v.version) === undefined)
+          .map((v) => v.version);
+        return { version: req.belowVersion };
+      });
+      return { ...answer, destroyedVersions: destroyed };
     },
 
     async describeKey(req, ctx) {
@@ -521,6 +567,22 @@ function derivedIdempotencyKey(
 }
 
 function keyInfo(state: KeyringState & { rotateBy?: string; sealBudget: number }, store: string): KeyInfo {
+  const tombstones = (state.destroyed ?? []).flatMap((range) =>
+    Array.from(
+      { length: range.through - range.from + 1 },
+      (_, i): KeyVersionInfo => ({
+        $typeName: "fieldseal.v1.KeyVersionInfo",
+        version: range.from + i,
+        state: KeyVersionState.DESTROYED,
+        sealsReserved: 0n,
+        legacyLabel: "",
+        destroyedAt: timestampFromMs(Date.parse(range.destroyedAt)),
+      }),
+    ),
+  );
+  if (tombstones.length + state.versions.length !== latestVersion(state)) {
+    throw new FieldsealError("internal", `keyring "${state.name}" lists the wrong number of versions`);
+  }
   return {
     $typeName: "fieldseal.v1.KeyInfo",
     name: state.name,
@@ -529,18 +591,23 @@ function keyInfo(state: KeyringState & { rotateBy?: string; sealBudget: number }
     store,
     sealBudget: BigInt(state.sealBudget),
     ...(state.rotateBy === undefined ? {} : { rotateBy: timestampFromMs(Date.parse(state.rotateBy)) }),
-    versions: state.versions.map((v) => ({
-      $typeName: "fieldseal.v1.KeyVersionInfo",
-      version: v.version,
-      state:
-        v.version === state.primary
-          ? KeyVersionState.PRIMARY
-          : v.version < state.minDecryptVersion
-            ? KeyVersionState.RETIRED
-            : KeyVersionState.DECRYPT_ONLY,
-      createdAt: timestampFromMs(Date.parse(v.createdAt)),
-      sealsReserved: BigInt(v.sealsReserved),
-      legacyLabel: v.legacyLabel ?? "",
-    })),
+    versions: [
+      ...tombstones,
+      ...state.versions.map(
+        (v): KeyVersionInfo => ({
+          $typeName: "fieldseal.v1.KeyVersionInfo",
+          version: v.version,
+          state:
+            v.version === state.primary
+              ? KeyVersionState.PRIMARY
+              : v.version < state.minDecryptVersion
+                ? KeyVersionState.RETIRED
+                : KeyVersionState.DECRYPT_ONLY,
+          createdAt: timestampFromMs(Date.parse(v.createdAt)),
+          sealsReserved: BigInt(v.sealsReserved),
+          legacyLabel: v.legacyLabel ?? "",
+        }),
+      ),
+    ],
   };
 }

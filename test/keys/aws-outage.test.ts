@@ -30,8 +30,13 @@ describe("a Fieldseal process when Secrets Manager becomes unreachable", () => {
     const secretPrefix = `outage-${randomUUID()}/`;
     // The replica under test re-reads the primary rarely, so it cannot learn version 2 before the outage.
     const [cut, other] = await Promise.all([
-      startAwsReplica({ awsEndpoint: proxy.url, secretPrefix, primaryRefreshMs: 600_000 }),
-      startAwsReplica({ awsEndpoint: moto.endpoint, secretPrefix }),
+      startAwsReplica({
+        awsEndpoint: proxy.url,
+        secretPrefix,
+        primaryRefreshMs: 600_000,
+        env: { FIELDSEAL_KEYRINGS: KEYRING },
+      }),
+      startAwsReplica({ awsEndpoint: moto.endpoint, secretPrefix, env: { FIELDSEAL_KEYRINGS: KEYRING } }),
     ]);
     if (!cut || !other) throw new Error("replicas did not start");
     replicas.push(cut, other);

@@ -38,7 +38,9 @@ describe("three Fieldseal processes on one Secrets Manager", () => {
     const secretPrefix = `replicas-${randomUUID()}/`;
     replicas.push(
       ...(await Promise.all(
-        Array.from({ length: REPLICAS }, () => startAwsReplica({ awsEndpoint: endpoint, secretPrefix })),
+        Array.from({ length: REPLICAS }, () =>
+          startAwsReplica({ awsEndpoint: endpoint, secretPrefix, env: { FIELDSEAL_KEYRINGS: KEYRING } }),
+        ),
       )),
     );
     // Version 1 exists before the race starts; the race is about rotations, not creation.

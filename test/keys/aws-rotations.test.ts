@@ -15,7 +15,11 @@ describe("Fieldseal processes on Secrets Manager: many rotations", () => {
 
   it(`keeps every version opening after ${ROTATIONS} rotations through RotateKey, here and on a fresh replica`, async () => {
     const secretPrefix = `rot-${randomUUID()}/`;
-    const first = await startAwsReplica({ awsEndpoint: endpoint, secretPrefix });
+    const first = await startAwsReplica({
+      awsEndpoint: endpoint,
+      secretPrefix,
+      env: { FIELDSEAL_KEYRINGS: "cards" },
+    });
     started.push(first);
     const bot = first.client("bot");
     const ops = first.client("ops");

@@ -32,19 +32,24 @@ describe("Keyrings", () => {
     await cleanup();
   });
 
-  it("creates a keyring with version 1 on first sealing use and opens with the same key", async () => {
+  it("creates a keyring only when asked, with version 1, and opens with the same key", async () => {
     const k = keyrings();
+    await expect(k.sealingKey("payments")).rejects.toMatchObject({ code: "keyring_not_found" });
+    expect(await store.list()).toEqual([]);
+    expect((await k.create("payments")).primary).toBe(1);
     const sealing = await k.sealingKey("payments");
     expect(sealing.version).toBe(1);
     expect(sealing.material).toHaveLength(32);
     expect(hex((await k.openingKey("payments", 1)).material)).toBe(hex(sealing.material));
     expectContiguous(await store.load("payments"), 1);
+    await expect(keyrings().create("payments")).rejects.toMatchObject({ code: "failed_precondition" });
+    expectContiguous(await store.load("payments"), 1);
   });
 
-  it("does not create keyrings when autoCreate is off", async () => {
-    const k = keyrings({ autoCreate: false });
-    await expect(k.sealingKey("payments")).rejects.toMatchObject({ code: "keyring_not_found" });
-    expect(await store.list()).toEqual([]);
+  it("creates on first sealing use only when autoCreate is on", async () => {
+    const k = keyrings({ autoCreate: true });
+    expect((await k.sealingKey("payments")).version).toBe(1);
+    expect(await store.list()).toEqual(["payments"]);
   });
 
   it("refuses invalid keyring names, versions and counts", async () => {
@@ -67,6 +72,7 @@ describe("Keyrings", () => {
 
   it("keeps every old version opening after rotations", async () => {
     const k = keyrings();
+    await k.ensure("payments");
     const materials = [hex((await k.sealingKey("payments")).material)];
     for (let i = 0; i < 5; i++) {
       const state = await k.rotate("payments");
@@ -84,6 +90,7 @@ describe("Keyrings", () => {
 
   it("hands out the one cached copy of a version's material, never a scattered duplicate", async () => {
     const k = keyrings();
+    await k.ensure("payments");
     const first = await k.sealingKey("payments");
     const again = await k.openingKey("payments", 1);
     expect(again.material).toBe(first.material);
@@ -173,6 +180,7 @@ describe("Keyrings", () => {
     const observed = new ObservedStore(store);
     const events: KeyEvent[] = [];
     const k = keyrings({ onEvent: (e) => events.push(e) }, observed);
+    await k.ensure("payments");
     await k.sealingKey("payments");
     observed.loads = 0;
     observed.cases = 0;
@@ -185,6 +193,7 @@ describe("Keyrings", () => {
   it("keeps serving cached keys while the store is down, fails uncached ones clearly, and heals", async () => {
     const observed = new ObservedStore(store);
     const a = keyrings({}, observed);
+    await a.ensure("payments");
     const first = await a.sealingKey("payments");
     await keyrings().rotate("payments");
     observed.down = true;
@@ -203,6 +212,7 @@ describe("Keyrings", () => {
     let now = Date.parse("2026-03-01T00:00:00Z");
     const observed = new ObservedStore(store);
     const a = keyrings({ now: () => now, primaryRefreshMs: 10_000 }, observed);
+    await a.ensure("payments");
     expect((await a.sealingKey("payments")).version).toBe(1);
     await keyrings().rotate("payments");
     now += 10_000;
@@ -223,6 +233,7 @@ describe("Keyrings", () => {
     let now = Date.parse("2026-03-01T00:00:00Z");
     const events: KeyEvent[] = [];
     const k = keyrings({ now: () => now, policy: { maxAgeMs: 3_600_000 }, onEvent: (e) => events.push(e) });
+    await k.ensure("payments");
     const first = await k.sealingKey("payments");
     expect((await k.describe("payments")).rotateBy).toBe("2026-03-01T01:00:00.000Z");
     now += 3_599_999;
@@ -238,6 +249,7 @@ describe("Keyrings", () => {
     let now = Date.parse("2026-03-01T00:00:00Z");
     const observed = new ObservedStore(store);
     const k = keyrings({ now: () => now, policy: { maxAgeMs: 1_000 } }, observed);
+    await k.ensure("payments");
     await k.sealingKey("payments");
     now += 5_000;
     observed.down = true;
@@ -250,6 +262,7 @@ describe("Keyrings", () => {
   it("rotates before the reserved seals would pass the budget, and never hands out more than reserved", async () => {
     const events: KeyEvent[] = [];
     const k = keyrings({ policy: { sealBudget: 10 }, sealBlockSize: 4, onEvent: (e) => events.push(e) });
+    await k.ensure("payments");
     const used = new Map<number, number>();
     for (let i = 0; i < 30; i++) {
       const { version } = await k.sealingKey("payments");
@@ -271,6 +284,7 @@ describe("Keyrings", () => {
 
   it("keeps the seals of all replicas together within each version's budget", async () => {
     const replicas = [0, 1, 2].map(() => keyrings({ policy: { sealBudget: 12 }, sealBlockSize: 4 }));
+    await replicas[0]?.ensure("payments");
     const used = new Map<number, number>();
     for (let round = 0; round < 20; round++) {
       const keys = await Promise.all(
@@ -321,6 +335,7 @@ describe("Keyrings", () => {
 
   it("never puts key material into error messages", async () => {
     const k = keyrings();
+    await k.ensure("payments");
     const { material } = await k.sealingKey("payments");
     await k.retire("payments", 1);
     const errors = await Promise.all([
@@ -346,6 +361,7 @@ describe("Keyrings", () => {
     it("checks at most every revisionCheckMs before sealing, and seals under the new primary after", async () => {
       const server = keyrings({ now, revisionCheckMs: 250 });
       const cli = keyrings({}, new LocalFileKeyStore(store.directory));
+      await cli.ensure("payments");
       expect((await server.sealingKey("payments")).version).toBe(1);
       await cli.rotate("payments");
       clock += 100;
@@ -362,6 +378,9 @@ describe("Keyrings", () => {
       const server = keyrings({ now });
       const cli = keyrings({}, new LocalFileKeyStore(store.directory));
       expect((await server.describe("payments").catch((e: unknown) => e)) instanceof Error).toBe(true);
+      await cli.ensure("payments");
+      // The server's miss for "payments" is trusted for its TTL (5 s).
+      clock += 5_001;
       await server.sealingKey("payments");
       await cli.rotate("payments");
       const described = await server.describe("payments");
@@ -372,6 +391,7 @@ describe("Keyrings", () => {
     it("keeps sealing from its cache when the revision check fails", async () => {
       const failing = new LocalFileKeyStore(store.directory);
       const server = keyrings({ now, revisionCheckMs: 250 }, failing);
+      await server.ensure("payments");
       expect((await server.sealingKey("payments")).version).toBe(1);
       failing.revision = () => Promise.reject(new Error("disk gone"));
       clock += 1_000;
@@ -381,6 +401,7 @@ describe("Keyrings", () => {
     it("waits at most a moment for a revision check that hangs, then seals from its cache", async () => {
       const hanging = new LocalFileKeyStore(store.directory);
       const server = keyrings({ now, revisionCheckMs: 250 }, hanging);
+      await server.ensure("payments");
       expect((await server.sealingKey("payments")).version).toBe(1);
       let release: (n: number) => void = () => {};
       hanging.revision = () => new Promise<number>((resolve) => (release = resolve));

@@ -1,5 +1,6 @@
 /** Test doubles around a real KeyStore: call counting, an outage switch and a barrier for loads. */
-import { mkdtemp, rm } from "node:fs/promises";
+import { readdirSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FieldsealError } from "../../src/errors.js";
@@ -27,6 +28,7 @@ export class ObservedStore implements KeyStore {
   readonly #inner: KeyStore;
   loads = 0;
   cases = 0;
+  lists = 0;
   down = false;
   #barrier: { size: number; waiting: Array<() => void> } | undefined;
 
@@ -63,6 +65,7 @@ export class ObservedStore implements KeyStore {
   }
 
   async list(): Promise<string[]> {
+    this.lists++;
     this.#failIfDown();
     return this.#inner.list();
   }
@@ -80,4 +83,29 @@ export class ObservedStore implements KeyStore {
   #failIfDown(): void {
     if (this.down) throw new FieldsealError("store_unavailable", "simulated outage");
   }
+}
+
+/**
+ * The file that holds a local keyring's current state: its highest revision file (`<name>.<revision>.json`,
+ * see src/keys/local-file-store.ts).
+ */
+export function currentKeyringFile(dir: string, name: string): string {
+  const revisions = readdirSync(dir)
+    .map((f) => new RegExp(`^${name}\\.([0-9]+)\\.json$`).exec(f)?.[1])
+    .filter((r) => r !== undefined)
+    .map(Number);
+  if (revisions.length === 0) throw new Error(`no revision file of keyring ${name} in ${dir}`);
+  return join(dir, `${name}.${Math.max(...revisions)}.json`);
+}
+
+/** Every revision file of a local keyring, as the store left them on disk. */
+export function keyringRevisionFiles(dir: string, name: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => new RegExp(`^${name}\\.[0-9]+\\.json$`).test(f))
+    .map((f) => join(dir, f));
+}
+
+/** Writes `state` as its own revision file behind the store's back, as a buggy tool or a restore would. */
+export function writeKeyringRevision(dir: string, state: KeyringState, text: string): Promise<void> {
+  return writeFile(join(dir, `${state.name}.${state.revision}.json`), text, { mode: 0o600 });
 }

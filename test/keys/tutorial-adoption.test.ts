@@ -93,6 +93,7 @@ describe("adopting a tutorial key on the local store", () => {
     const raw = new LocalFileKeyStore(dir);
     const store = adoptingTutorialKeys(raw);
     const keyrings = new Keyrings(store, { sealBlockSize: 1 });
+    await keyrings.create("plain");
     expect((await keyrings.sealingKey("plain")).version).toBe(1);
     await keyrings.close();
     const state = (await new LocalFileKeyStore(dir).load("plain")) as KeyringState;

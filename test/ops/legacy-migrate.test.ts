@@ -174,6 +174,11 @@ describe("fieldseal legacy migrate", () => {
       );
       lines.push(line({ scope: { userId: `u${i}` }, field: "credit_card", sealed: blob, id: i }));
     }
+    // Migrating never creates a keyring: an operator creates it first.
+    const unknown = await fieldseal(["legacy", "migrate", "--keyring", "cards"], lines[0] ?? "");
+    expect(unknown.code).toBe(1);
+    expect(results(unknown.stdout)[0]).toMatchObject({ ok: false, code: "keyring_not_found" });
+    expect((await fieldseal(["keys", "create", "cards"], "")).code).toBe(0);
     const started = performance.now();
     const run = await fieldseal(["legacy", "migrate", "--keyring", "cards"], lines.join(""));
     const ms = performance.now() - started;

@@ -17,7 +17,7 @@ const CARD = "4111111111111111";
 
 let fs: TestFieldseal;
 beforeAll(async () => {
-  fs = await startTestFieldseal({ settings: { maxRequestBytes: 64 * 1024 } });
+  fs = await startTestFieldseal({ settings: { maxRequestBytes: 64 * 1024, keyrings: ["rot", "ret"] } });
 });
 afterAll(async () => {
   await fs.close();

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fieldseal/v1/fieldseal.proto.
  */
 export const file_fieldseal_v1_fieldseal: GenFile = /*@__PURE__*/
-  fileDesc("ChxmaWVsZHNlYWwvdjEvZmllbGRzZWFsLnByb3RvEgxmaWVsZHNlYWwudjEiNgoFU2NvcGUSFAoKc2Vzc2lvbl9pZBgBIAEoCUgAEhEKB3VzZXJfaWQYAiABKAlIAEIECgJpZCLSAQoURW5jcnlwdEZpZWxkc1JlcXVlc3QSDwoHa2V5cmluZxgBIAEoCRIiCgVzY29wZRgCIAEoCzITLmZpZWxkc2VhbC52MS5TY29wZRI+CgZmaWVsZHMYAyADKAsyLi5maWVsZHNlYWwudjEuRW5jcnlwdEZpZWxkc1JlcXVlc3QuRmllbGRzRW50cnkaRQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ASKtAQoVRW5jcnlwdEZpZWxkc1Jlc3BvbnNlEj8KBnNlYWxlZBgBIAMoCzIvLmZpZWxkc2VhbC52MS5FbmNyeXB0RmllbGRzUmVzcG9uc2UuU2VhbGVkRW50cnkSDwoHa2V5cmluZxgCIAEoCRITCgtrZXlfdmVyc2lvbhgDIAEoDRotCgtTZWFsZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKE0RlY3J5cHRGaWVsZFJlcXVlc3QSIgoFc2NvcGUYASABKAsyEy5maWVsZHNlYWwudjEuU2NvcGUSDQoFZmllbGQYAiABKAkSDgoGc2VhbGVkGAMgASgJInMKFERlY3J5cHRGaWVsZFJlc3BvbnNlEiUKBXZhbHVlGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEg8KB2tleXJpbmcYAiABKAkSEwoLa2V5X3ZlcnNpb24YAyABKA0SDgoGbGVnYWN5GAQgASgIIiwKC1NlYWxlZEZpZWxkEg0KBWZpZWxkGAEgASgJEg4KBnNlYWxlZBgCIAEoCSI7CgpGaWVsZEVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZyZWFzb24YAyABKAkiZAoURGVjcnlwdEZpZWxkc1JlcXVlc3QSIgoFc2NvcGUYASABKAsyEy5maWVsZHNlYWwudjEuU2NvcGUSKAoFaXRlbXMYAiADKAsyGS5maWVsZHNlYWwudjEuU2VhbGVkRmllbGQilwEKEkRlY3J5cHRGaWVsZFJlc3VsdBINCgVmaWVsZBgBIAEoCRInCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEikKBWVycm9yGAMgASgLMhguZmllbGRzZWFsLnYxLkZpZWxkRXJyb3JIABITCgtrZXlfdmVyc2lvbhgEIAEoDUIJCgdvdXRjb21lIkoKFURlY3J5cHRGaWVsZHNSZXNwb25zZRIxCgdyZXN1bHRzGAEgAygLMiAuZmllbGRzZWFsLnYxLkRlY3J5cHRGaWVsZFJlc3VsdCJ0ChNSZXdyYXBGaWVsZHNSZXF1ZXN0EiIKBXNjb3BlGAEgASgLMhMuZmllbGRzZWFsLnYxLlNjb3BlEigKBWl0ZW1zGAIgAygLMhkuZmllbGRzZWFsLnYxLlNlYWxlZEZpZWxkEg8KB2tleXJpbmcYAyABKAkinAEKEVJld3JhcEZpZWxkUmVzdWx0Eg0KBWZpZWxkGAEgASgJEhAKBnNlYWxlZBgCIAEoCUgAEikKBWVycm9yGAMgASgLMhguZmllbGRzZWFsLnYxLkZpZWxkRXJyb3JIABIYChBmcm9tX2tleV92ZXJzaW9uGAQgASgNEhYKDnRvX2tleV92ZXJzaW9uGAUgASgNQgkKB291dGNvbWUiSAoUUmV3cmFwRmllbGRzUmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLmZpZWxkc2VhbC52MS5SZXdyYXBGaWVsZFJlc3VsdCKtAQoOS2V5VmVyc2lvbkluZm8SDwoHdmVyc2lvbhgBIAEoDRIsCgVzdGF0ZRgCIAEoDjIdLmZpZWxkc2VhbC52MS5LZXlWZXJzaW9uU3RhdGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOc2VhbHNfcmVzZXJ2ZWQYBCABKAQSFAoMbGVnYWN5X2xhYmVsGAUgASgJItABCgdLZXlJbmZvEgwKBG5hbWUYASABKAkSFwoPcHJpbWFyeV92ZXJzaW9uGAIgASgNEhsKE21pbl9kZWNyeXB0X3ZlcnNpb24YAyABKA0SLgoIdmVyc2lvbnMYBCADKAsyHC5maWVsZHNlYWwudjEuS2V5VmVyc2lvbkluZm8SDQoFc3RvcmUYBSABKAkSLQoJcm90YXRlX2J5GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtzZWFsX2J1ZGdldBgHIAEoBCJFChBSb3RhdGVLZXlSZXF1ZXN0Eg8KB2tleXJpbmcYASABKAkSIAoYZXhwZWN0ZWRfcHJpbWFyeV92ZXJzaW9uGAIgASgNIjcKEVJvdGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmZpZWxkc2VhbC52MS5LZXlJbmZvIkgKGFJldGlyZUtleVZlcnNpb25zUmVxdWVzdBIPCgdrZXlyaW5nGAEgASgJEhsKE21pbl9kZWNyeXB0X3ZlcnNpb24YAiABKA0iPwoZUmV0aXJlS2V5VmVyc2lvbnNSZXNwb25zZRIiCgNrZXkYASABKAsyFS5maWVsZHNlYWwudjEuS2V5SW5mbyIlChJEZXNjcmliZUtleVJlcXVlc3QSDwoHa2V5cmluZxgBIAEoCSJSChNEZXNjcmliZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmZpZWxkc2VhbC52MS5LZXlJbmZvEhcKD3NlYWxpbmdfdmVyc2lvbhgCIAEoDSIVChNMaXN0S2V5cmluZ3NSZXF1ZXN0IigKFExpc3RLZXlyaW5nc1Jlc3BvbnNlEhAKCGtleXJpbmdzGAEgAygJIoACChJQdXNoU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEj4KB2NvbnRleHQYAyADKAsyLS5maWVsZHNlYWwudjEuUHVzaFNlc3Npb25SZXF1ZXN0LkNvbnRleHRFbnRyeRIkCgRtb2RlGAQgASgOMhYuZmllbGRzZWFsLnYxLlB1c2hNb2RlEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCRpGCgxDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ASJkChNQdXNoU2Vzc2lvblJlc3BvbnNlEhAKCGF0dGVtcHRzGAEgASgNEhMKC2h0dHBfc3RhdHVzGAIgASgNEhQKDGRlZHVwbGljYXRlZBgDIAEoCBIQCgh0cmFjZV9pZBgEIAEoCSqWAQoPS2V5VmVyc2lvblN0YXRlEiEKHUtFWV9WRVJTSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHQoZS0VZX1ZFUlNJT05fU1RBVEVfUFJJTUFSWRABEiIKHktFWV9WRVJTSU9OX1NUQVRFX0RFQ1JZUFRfT05MWRACEh0KGUtFWV9WRVJTSU9OX1NUQVRFX1JFVElSRUQQAypgCghQdXNoTW9kZRIZChVQVVNIX01PREVfVU5TUEVDSUZJRUQQABIcChhQVVNIX01PREVfQ09OVEVYVF9JTkpFQ1QQARIbChdQVVNIX01PREVfVkFSSUFCTEVTX1BVVBACMqcGChBGaWVsZHNlYWxTZXJ2aWNlElgKDUVuY3J5cHRGaWVsZHMSIi5maWVsZHNlYWwudjEuRW5jcnlwdEZpZWxkc1JlcXVlc3QaIy5maWVsZHNlYWwudjEuRW5jcnlwdEZpZWxkc1Jlc3BvbnNlElUKDERlY3J5cHRGaWVsZBIhLmZpZWxkc2VhbC52MS5EZWNyeXB0RmllbGRSZXF1ZXN0GiIuZmllbGRzZWFsLnYxLkRlY3J5cHRGaWVsZFJlc3BvbnNlElgKDURlY3J5cHRGaWVsZHMSIi5maWVsZHNlYWwudjEuRGVjcnlwdEZpZWxkc1JlcXVlc3QaIy5maWVsZHNlYWwudjEuRGVjcnlwdEZpZWxkc1Jlc3BvbnNlElUKDFJld3JhcEZpZWxkcxIhLmZpZWxkc2VhbC52MS5SZXdyYXBGaWVsZHNSZXF1ZXN0GiIuZmllbGRzZWFsLnYxLlJld3JhcEZpZWxkc1Jlc3BvbnNlEkwKCVJvdGF0ZUtleRIeLmZpZWxkc2VhbC52MS5Sb3RhdGVLZXlSZXF1ZXN0Gh8uZmllbGRzZWFsLnYxLlJvdGF0ZUtleVJlc3BvbnNlEmQKEVJldGlyZUtleVZlcnNpb25zEiYuZmllbGRzZWFsLnYxLlJldGlyZUtleVZlcnNpb25zUmVxdWVzdBonLmZpZWxkc2VhbC52MS5SZXRpcmVLZXlWZXJzaW9uc1Jlc3BvbnNlElIKC0Rlc2NyaWJlS2V5EiAuZmllbGRzZWFsLnYxLkRlc2NyaWJlS2V5UmVxdWVzdBohLmZpZWxkc2VhbC52MS5EZXNjcmliZUtleVJlc3BvbnNlElUKDExpc3RLZXlyaW5ncxIhLmZpZWxkc2VhbC52MS5MaXN0S2V5cmluZ3NSZXF1ZXN0GiIuZmllbGRzZWFsLnYxLkxpc3RLZXlyaW5nc1Jlc3BvbnNlElIKC1B1c2hTZXNzaW9uEiAuZmllbGRzZWFsLnYxLlB1c2hTZXNzaW9uUmVxdWVzdBohLmZpZWxkc2VhbC52MS5QdXNoU2Vzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxmaWVsZHNlYWwvdjEvZmllbGRzZWFsLnByb3RvEgxmaWVsZHNlYWwudjEiNgoFU2NvcGUSFAoKc2Vzc2lvbl9pZBgBIAEoCUgAEhEKB3VzZXJfaWQYAiABKAlIAEIECgJpZCLSAQoURW5jcnlwdEZpZWxkc1JlcXVlc3QSDwoHa2V5cmluZxgBIAEoCRIiCgVzY29wZRgCIAEoCzITLmZpZWxkc2VhbC52MS5TY29wZRI+CgZmaWVsZHMYAyADKAsyLi5maWVsZHNlYWwudjEuRW5jcnlwdEZpZWxkc1JlcXVlc3QuRmllbGRzRW50cnkaRQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ASKtAQoVRW5jcnlwdEZpZWxkc1Jlc3BvbnNlEj8KBnNlYWxlZBgBIAMoCzIvLmZpZWxkc2VhbC52MS5FbmNyeXB0RmllbGRzUmVzcG9uc2UuU2VhbGVkRW50cnkSDwoHa2V5cmluZxgCIAEoCRITCgtrZXlfdmVyc2lvbhgDIAEoDRotCgtTZWFsZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKE0RlY3J5cHRGaWVsZFJlcXVlc3QSIgoFc2NvcGUYASABKAsyEy5maWVsZHNlYWwudjEuU2NvcGUSDQoFZmllbGQYAiABKAkSDgoGc2VhbGVkGAMgASgJInMKFERlY3J5cHRGaWVsZFJlc3BvbnNlEiUKBXZhbHVlGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEg8KB2tleXJpbmcYAiABKAkSEwoLa2V5X3ZlcnNpb24YAyABKA0SDgoGbGVnYWN5GAQgASgIIiwKC1NlYWxlZEZpZWxkEg0KBWZpZWxkGAEgASgJEg4KBnNlYWxlZBgCIAEoCSI7CgpGaWVsZEVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZyZWFzb24YAyABKAkiZAoURGVjcnlwdEZpZWxkc1JlcXVlc3QSIgoFc2NvcGUYASABKAsyEy5maWVsZHNlYWwudjEuU2NvcGUSKAoFaXRlbXMYAiADKAsyGS5maWVsZHNlYWwudjEuU2VhbGVkRmllbGQilwEKEkRlY3J5cHRGaWVsZFJlc3VsdBINCgVmaWVsZBgBIAEoCRInCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEikKBWVycm9yGAMgASgLMhguZmllbGRzZWFsLnYxLkZpZWxkRXJyb3JIABITCgtrZXlfdmVyc2lvbhgEIAEoDUIJCgdvdXRjb21lIkoKFURlY3J5cHRGaWVsZHNSZXNwb25zZRIxCgdyZXN1bHRzGAEgAygLMiAuZmllbGRzZWFsLnYxLkRlY3J5cHRGaWVsZFJlc3VsdCJ0ChNSZXdyYXBGaWVsZHNSZXF1ZXN0EiIKBXNjb3BlGAEgASgLMhMuZmllbGRzZWFsLnYxLlNjb3BlEigKBWl0ZW1zGAIgAygLMhkuZmllbGRzZWFsLnYxLlNlYWxlZEZpZWxkEg8KB2tleXJpbmcYAyABKAkinAEKEVJld3JhcEZpZWxkUmVzdWx0Eg0KBWZpZWxkGAEgASgJEhAKBnNlYWxlZBgCIAEoCUgAEikKBWVycm9yGAMgASgLMhguZmllbGRzZWFsLnYxLkZpZWxkRXJyb3JIABIYChBmcm9tX2tleV92ZXJzaW9uGAQgASgNEhYKDnRvX2tleV92ZXJzaW9uGAUgASgNQgkKB291dGNvbWUiSAoUUmV3cmFwRmllbGRzUmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLmZpZWxkc2VhbC52MS5SZXdyYXBGaWVsZFJlc3VsdCLfAQoOS2V5VmVyc2lvbkluZm8SDwoHdmVyc2lvbhgBIAEoDRIsCgVzdGF0ZRgCIAEoDjIdLmZpZWxkc2VhbC52MS5LZXlWZXJzaW9uU3RhdGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOc2VhbHNfcmVzZXJ2ZWQYBCABKAQSFAoMbGVnYWN5X2xhYmVsGAUgASgJEjAKDGRlc3Ryb3llZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0AEKB0tleUluZm8SDAoEbmFtZRgBIAEoCRIXCg9wcmltYXJ5X3ZlcnNpb24YAiABKA0SGwoTbWluX2RlY3J5cHRfdmVyc2lvbhgDIAEoDRIuCgh2ZXJzaW9ucxgEIAMoCzIcLmZpZWxkc2VhbC52MS5LZXlWZXJzaW9uSW5mbxINCgVzdG9yZRgFIAEoCRItCglyb3RhdGVfYnkYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3NlYWxfYnVkZ2V0GAcgASgEIlUKEFJvdGF0ZUtleVJlcXVlc3QSDwoHa2V5cmluZxgBIAEoCRIgChhleHBlY3RlZF9wcmltYXJ5X3ZlcnNpb24YAiABKA0SDgoGY3JlYXRlGAMgASgIIjcKEVJvdGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmZpZWxkc2VhbC52MS5LZXlJbmZvIkgKGFJldGlyZUtleVZlcnNpb25zUmVxdWVzdBIPCgdrZXlyaW5nGAEgASgJEhsKE21pbl9kZWNyeXB0X3ZlcnNpb24YAiABKA0iPwoZUmV0aXJlS2V5VmVyc2lvbnNSZXNwb25zZRIiCgNrZXkYASABKAsyFS5maWVsZHNlYWwudjEuS2V5SW5mbyJTChlEZXN0cm95S2V5VmVyc2lvbnNSZXF1ZXN0Eg8KB2tleXJpbmcYASABKAkSFQoNYmVsb3dfdmVyc2lvbhgCIAEoDRIOCgZyZXRpcmUYAyABKAgiXAoaRGVzdHJveUtleVZlcnNpb25zUmVzcG9uc2USIgoDa2V5GAEgASgLMhUuZmllbGRzZWFsLnYxLktleUluZm8SGgoSZGVzdHJveWVkX3ZlcnNpb25zGAIgAygNIiUKEkRlc2NyaWJlS2V5UmVxdWVzdBIPCgdrZXlyaW5nGAEgASgJIlIKE0Rlc2NyaWJlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUuZmllbGRzZWFsLnYxLktleUluZm8SFwoPc2VhbGluZ192ZXJzaW9uGAIgASgNIhUKE0xpc3RLZXlyaW5nc1JlcXVlc3QiKAoUTGlzdEtleXJpbmdzUmVzcG9uc2USEAoIa2V5cmluZ3MYASADKAkigAIKElB1c2hTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSPgoHY29udGV4dBgDIAMoCzItLmZpZWxkc2VhbC52MS5QdXNoU2Vzc2lvblJlcXVlc3QuQ29udGV4dEVudHJ5EiQKBG1vZGUYBCABKA4yFi5maWVsZHNlYWwudjEuUHVzaE1vZGUSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJGkYKDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBImQKE1B1c2hTZXNzaW9uUmVzcG9uc2USEAoIYXR0ZW1wdHMYASABKA0SEwoLaHR0cF9zdGF0dXMYAiABKA0SFAoMZGVkdXBsaWNhdGVkGAMgASgIEhAKCHRyYWNlX2lkGAQgASgJKrcBCg9LZXlWZXJzaW9uU3RhdGUSIQodS0VZX1ZFUlNJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIdChlLRVlfVkVSU0lPTl9TVEFURV9QUklNQVJZEAESIgoeS0VZX1ZFUlNJT05fU1RBVEVfREVDUllQVF9PTkxZEAISHQoZS0VZX1ZFUlNJT05fU1RBVEVfUkVUSVJFRBADEh8KG0tFWV9WRVJTSU9OX1NUQVRFX0RFU1RST1lFRBAEKmAKCFB1c2hNb2RlEhkKFVBVU0hfTU9ERV9VTlNQRUNJRklFRBAAEhwKGFBVU0hfTU9ERV9DT05URVhUX0lOSkVDVBABEhsKF1BVU0hfTU9ERV9WQVJJQUJMRVNfUFVUEAIykAcKEEZpZWxkc2VhbFNlcnZpY2USWAoNRW5jcnlwdEZpZWxkcxIiLmZpZWxkc2VhbC52MS5FbmNyeXB0RmllbGRzUmVxdWVzdBojLmZpZWxkc2VhbC52MS5FbmNyeXB0RmllbGRzUmVzcG9uc2USVQoMRGVjcnlwdEZpZWxkEiEuZmllbGRzZWFsLnYxLkRlY3J5cHRGaWVsZFJlcXVlc3QaIi5maWVsZHNlYWwudjEuRGVjcnlwdEZpZWxkUmVzcG9uc2USWAoNRGVjcnlwdEZpZWxkcxIiLmZpZWxkc2VhbC52MS5EZWNyeXB0RmllbGRzUmVxdWVzdBojLmZpZWxkc2VhbC52MS5EZWNyeXB0RmllbGRzUmVzcG9uc2USVQoMUmV3cmFwRmllbGRzEiEuZmllbGRzZWFsLnYxLlJld3JhcEZpZWxkc1JlcXVlc3QaIi5maWVsZHNlYWwudjEuUmV3cmFwRmllbGRzUmVzcG9uc2USTAoJUm90YXRlS2V5Eh4uZmllbGRzZWFsLnYxLlJvdGF0ZUtleVJlcXVlc3QaHy5maWVsZHNlYWwudjEuUm90YXRlS2V5UmVzcG9uc2USZAoRUmV0aXJlS2V5VmVyc2lvbnMSJi5maWVsZHNlYWwudjEuUmV0aXJlS2V5VmVyc2lvbnNSZXF1ZXN0GicuZmllbGRzZWFsLnYxLlJldGlyZUtleVZlcnNpb25zUmVzcG9uc2USZwoSRGVzdHJveUtleVZlcnNpb25zEicuZmllbGRzZWFsLnYxLkRlc3Ryb3lLZXlWZXJzaW9uc1JlcXVlc3QaKC5maWVsZHNlYWwudjEuRGVzdHJveUtleVZlcnNpb25zUmVzcG9uc2USUgoLRGVzY3JpYmVLZXkSIC5maWVsZHNlYWwudjEuRGVzY3JpYmVLZXlSZXF1ZXN0GiEuZmllbGRzZWFsLnYxLkRlc2NyaWJlS2V5UmVzcG9uc2USVQoMTGlzdEtleXJpbmdzEiEuZmllbGRzZWFsLnYxLkxpc3RLZXlyaW5nc1JlcXVlc3QaIi5maWVsZHNlYWwudjEuTGlzdEtleXJpbmdzUmVzcG9uc2USUgoLUHVzaFNlc3Npb24SIC5maWVsZHNlYWwudjEuUHVzaFNlc3Npb25SZXF1ZXN0GiEuZmllbGRzZWFsLnYxLlB1c2hTZXNzaW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Scope binds a sealed value to where it belongs. A value sealed for one scope does not open in another.
@@ -497,7 +497,7 @@ export type KeyVersionInfo = Message<"fieldseal.v1.KeyVersionInfo"> & {
   state: KeyVersionState;
 
   /**
-   * When the version was created.
+   * When the version was created. Unset for a destroyed version.
    *
    * @generated from field: google.protobuf.Timestamp created_at = 3;
    */
@@ -517,6 +517,13 @@ export type KeyVersionInfo = Message<"fieldseal.v1.KeyVersionInfo"> & {
    * @generated from field: string legacy_label = 5;
    */
   legacyLabel: string;
+
+  /**
+   * When the version's material was destroyed; set only for destroyed versions.
+   *
+   * @generated from field: google.protobuf.Timestamp destroyed_at = 6;
+   */
+  destroyedAt?: Timestamp | undefined;
 };
 
 /**
@@ -554,7 +561,7 @@ export type KeyInfo = Message<"fieldseal.v1.KeyInfo"> & {
   minDecryptVersion: number;
 
   /**
-   * Every version, oldest first.
+   * Every version, oldest first, destroyed ones included.
    *
    * @generated from field: repeated fieldseal.v1.KeyVersionInfo versions = 4;
    */
@@ -609,6 +616,14 @@ export type RotateKeyRequest = Message<"fieldseal.v1.RotateKeyRequest"> & {
    * @generated from field: uint32 expected_primary_version = 2;
    */
   expectedPrimaryVersion: number;
+
+  /**
+   * When the keyring does not exist: create it with version 1 as primary (no further rotation) instead of
+   * failing with NOT_FOUND. An existing keyring is rotated as usual. Needs the rotate permission.
+   *
+   * @generated from field: bool create = 3;
+   */
+  create: boolean;
 };
 
 /**
@@ -690,6 +705,72 @@ export const RetireKeyVersionsResponseSchema: GenMessage<RetireKeyVersionsRespon
   messageDesc(file_fieldseal_v1_fieldseal, 18);
 
 /**
+ * DestroyKeyVersionsRequest asks to destroy the key material of retired versions.
+ *
+ * @generated from message fieldseal.v1.DestroyKeyVersionsRequest
+ */
+export type DestroyKeyVersionsRequest = Message<"fieldseal.v1.DestroyKeyVersionsRequest"> & {
+  /**
+   * Keyring to change; empty means the server's default keyring.
+   *
+   * @generated from field: string keyring = 1;
+   */
+  keyring: string;
+
+  /**
+   * Destroy the material of every version below this one. Required; it cannot exceed the minimum
+   * decryption version (retire first) unless `retire` is set. Versions already destroyed stay destroyed.
+   *
+   * @generated from field: uint32 below_version = 2;
+   */
+  belowVersion: number;
+
+  /**
+   * Also raise the minimum decryption version to `below_version` (at most the primary) in the same write.
+   * Needs the retire permission as well. The way out for a keyring at its store's size limit, where a
+   * separate RetireKeyVersions can no longer be written.
+   *
+   * @generated from field: bool retire = 3;
+   */
+  retire: boolean;
+};
+
+/**
+ * Describes the message fieldseal.v1.DestroyKeyVersionsRequest.
+ * Use `create(DestroyKeyVersionsRequestSchema)` to create a new message.
+ */
+export const DestroyKeyVersionsRequestSchema: GenMessage<DestroyKeyVersionsRequest> = /*@__PURE__*/
+  messageDesc(file_fieldseal_v1_fieldseal, 19);
+
+/**
+ * DestroyKeyVersionsResponse describes the keyring after the change.
+ *
+ * @generated from message fieldseal.v1.DestroyKeyVersionsResponse
+ */
+export type DestroyKeyVersionsResponse = Message<"fieldseal.v1.DestroyKeyVersionsResponse"> & {
+  /**
+   * The keyring after the change.
+   *
+   * @generated from field: fieldseal.v1.KeyInfo key = 1;
+   */
+  key?: KeyInfo | undefined;
+
+  /**
+   * Versions whose material this call destroyed (none when they all were already).
+   *
+   * @generated from field: repeated uint32 destroyed_versions = 2;
+   */
+  destroyedVersions: number[];
+};
+
+/**
+ * Describes the message fieldseal.v1.DestroyKeyVersionsResponse.
+ * Use `create(DestroyKeyVersionsResponseSchema)` to create a new message.
+ */
+export const DestroyKeyVersionsResponseSchema: GenMessage<DestroyKeyVersionsResponse> = /*@__PURE__*/
+  messageDesc(file_fieldseal_v1_fieldseal, 20);
+
+/**
  * DescribeKeyRequest names a keyring.
  *
  * @generated from message fieldseal.v1.DescribeKeyRequest
@@ -708,7 +789,7 @@ export type DescribeKeyRequest = Message<"fieldseal.v1.DescribeKeyRequest"> & {
  * Use `create(DescribeKeyRequestSchema)` to create a new message.
  */
 export const DescribeKeyRequestSchema: GenMessage<DescribeKeyRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 19);
+  messageDesc(file_fieldseal_v1_fieldseal, 21);
 
 /**
  * DescribeKeyResponse describes a keyring.
@@ -738,7 +819,7 @@ export type DescribeKeyResponse = Message<"fieldseal.v1.DescribeKeyResponse"> & 
  * Use `create(DescribeKeyResponseSchema)` to create a new message.
  */
 export const DescribeKeyResponseSchema: GenMessage<DescribeKeyResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 20);
+  messageDesc(file_fieldseal_v1_fieldseal, 22);
 
 /**
  * ListKeyringsRequest has no parameters.
@@ -753,7 +834,7 @@ export type ListKeyringsRequest = Message<"fieldseal.v1.ListKeyringsRequest"> & 
  * Use `create(ListKeyringsRequestSchema)` to create a new message.
  */
 export const ListKeyringsRequestSchema: GenMessage<ListKeyringsRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 21);
+  messageDesc(file_fieldseal_v1_fieldseal, 23);
 
 /**
  * ListKeyringsResponse names the keyrings.
@@ -774,7 +855,7 @@ export type ListKeyringsResponse = Message<"fieldseal.v1.ListKeyringsResponse"> 
  * Use `create(ListKeyringsResponseSchema)` to create a new message.
  */
 export const ListKeyringsResponseSchema: GenMessage<ListKeyringsResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 22);
+  messageDesc(file_fieldseal_v1_fieldseal, 24);
 
 /**
  * PushSessionRequest asks to write values into a Cognigy.AI session.
@@ -825,7 +906,7 @@ export type PushSessionRequest = Message<"fieldseal.v1.PushSessionRequest"> & {
  * Use `create(PushSessionRequestSchema)` to create a new message.
  */
 export const PushSessionRequestSchema: GenMessage<PushSessionRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 23);
+  messageDesc(file_fieldseal_v1_fieldseal, 25);
 
 /**
  * PushSessionResponse reports how the push went.
@@ -867,7 +948,7 @@ export type PushSessionResponse = Message<"fieldseal.v1.PushSessionResponse"> & 
  * Use `create(PushSessionResponseSchema)` to create a new message.
  */
 export const PushSessionResponseSchema: GenMessage<PushSessionResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 24);
+  messageDesc(file_fieldseal_v1_fieldseal, 26);
 
 /**
  * KeyVersionState says what a key version may do.
@@ -902,6 +983,13 @@ export enum KeyVersionState {
    * @generated from enum value: KEY_VERSION_STATE_RETIRED = 3;
    */
   RETIRED = 3,
+
+  /**
+   * A retired version whose key material was destroyed: only its number and destruction time remain.
+   *
+   * @generated from enum value: KEY_VERSION_STATE_DESTROYED = 4;
+   */
+  DESTROYED = 4,
 }
 
 /**
@@ -1002,7 +1090,8 @@ export const FieldsealService: GenService<{
   },
   /**
    * RotateKey adds a new key version to a keyring and makes it primary. Older versions keep opening
-   * their values until they are retired.
+   * their values until they are retired. With `create`, a keyring that does not exist yet is created with
+   * version 1 (the only way to create one over the API; sealing never creates keyrings).
    *
    * @generated from rpc fieldseal.v1.FieldsealService.RotateKey
    */
@@ -1021,6 +1110,19 @@ export const FieldsealService: GenService<{
     methodKind: "unary";
     input: typeof RetireKeyVersionsRequestSchema;
     output: typeof RetireKeyVersionsResponseSchema;
+  },
+  /**
+   * DestroyKeyVersions irreversibly removes the key material of retired versions (below the minimum
+   * decryption version), keeping a tombstone of each: values sealed under them then fail with
+   * FAILED_PRECONDITION and reason `key_version_destroyed`, and can never be opened again. It needs the
+   * `destroy` permission, which no other scope implies except `admin`.
+   *
+   * @generated from rpc fieldseal.v1.FieldsealService.DestroyKeyVersions
+   */
+  destroyKeyVersions: {
+    methodKind: "unary";
+    input: typeof DestroyKeyVersionsRequestSchema;
+    output: typeof DestroyKeyVersionsResponseSchema;
   },
   /**
    * DescribeKey reports a keyring's versions, primary and minimum decryption version. It never returns key

@@ -35,6 +35,8 @@ const (
 	KeyVersionState_KEY_VERSION_STATE_DECRYPT_ONLY KeyVersionState = 2
 	// A version below the minimum decryption version: kept, but refuses to open values.
 	KeyVersionState_KEY_VERSION_STATE_RETIRED KeyVersionState = 3
+	// A retired version whose key material was destroyed: only its number and destruction time remain.
+	KeyVersionState_KEY_VERSION_STATE_DESTROYED KeyVersionState = 4
 )
 
 // Enum value maps for KeyVersionState.
@@ -44,12 +46,14 @@ var (
 		1: "KEY_VERSION_STATE_PRIMARY",
 		2: "KEY_VERSION_STATE_DECRYPT_ONLY",
 		3: "KEY_VERSION_STATE_RETIRED",
+		4: "KEY_VERSION_STATE_DESTROYED",
 	}
 	KeyVersionState_value = map[string]int32{
 		"KEY_VERSION_STATE_UNSPECIFIED":  0,
 		"KEY_VERSION_STATE_PRIMARY":      1,
 		"KEY_VERSION_STATE_DECRYPT_ONLY": 2,
 		"KEY_VERSION_STATE_RETIRED":      3,
+		"KEY_VERSION_STATE_DESTROYED":    4,
 	}
 )
 
@@ -1043,13 +1047,15 @@ type KeyVersionInfo struct {
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// What the version may do.
 	State KeyVersionState `protobuf:"varint,2,opt,name=state,proto3,enum=fieldseal.v1.KeyVersionState" json:"state,omitempty"`
-	// When the version was created.
+	// When the version was created. Unset for a destroyed version.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// How many seals have been reserved under this version across all replicas (an upper bound of the
 	// nonces it has used).
 	SealsReserved uint64 `protobuf:"varint,4,opt,name=seals_reserved,json=sealsReserved,proto3" json:"seals_reserved,omitempty"`
 	// The tutorial secret's version label when this version was adopted from a tutorial-shaped secret.
-	LegacyLabel   string `protobuf:"bytes,5,opt,name=legacy_label,json=legacyLabel,proto3" json:"legacy_label,omitempty"`
+	LegacyLabel string `protobuf:"bytes,5,opt,name=legacy_label,json=legacyLabel,proto3" json:"legacy_label,omitempty"`
+	// When the version's material was destroyed; set only for destroyed versions.
+	DestroyedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=destroyed_at,json=destroyedAt,proto3" json:"destroyed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1119,6 +1125,13 @@ func (x *KeyVersionInfo) GetLegacyLabel() string {
 	return ""
 }
 
+func (x *KeyVersionInfo) GetDestroyedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DestroyedAt
+	}
+	return nil
+}
+
 // KeyInfo describes a keyring.
 type KeyInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1128,7 +1141,7 @@ type KeyInfo struct {
 	PrimaryVersion uint32 `protobuf:"varint,2,opt,name=primary_version,json=primaryVersion,proto3" json:"primary_version,omitempty"`
 	// The lowest version that still opens values.
 	MinDecryptVersion uint32 `protobuf:"varint,3,opt,name=min_decrypt_version,json=minDecryptVersion,proto3" json:"min_decrypt_version,omitempty"`
-	// Every version, oldest first.
+	// Every version, oldest first, destroyed ones included.
 	Versions []*KeyVersionInfo `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`
 	// Where the keyring is kept: `local` or `aws`.
 	Store string `protobuf:"bytes,5,opt,name=store,proto3" json:"store,omitempty"`
@@ -1227,8 +1240,11 @@ type RotateKeyRequest struct {
 	// When set, rotate only if this is still the primary version (compare-and-swap); otherwise the call
 	// fails with ABORTED.
 	ExpectedPrimaryVersion uint32 `protobuf:"varint,2,opt,name=expected_primary_version,json=expectedPrimaryVersion,proto3" json:"expected_primary_version,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// When the keyring does not exist: create it with version 1 as primary (no further rotation) instead of
+	// failing with NOT_FOUND. An existing keyring is rotated as usual. Needs the rotate permission.
+	Create        bool `protobuf:"varint,3,opt,name=create,proto3" json:"create,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateKeyRequest) Reset() {
@@ -1273,6 +1289,13 @@ func (x *RotateKeyRequest) GetExpectedPrimaryVersion() uint32 {
 		return x.ExpectedPrimaryVersion
 	}
 	return 0
+}
+
+func (x *RotateKeyRequest) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
 }
 
 // RotateKeyResponse describes the keyring after the rotation.
@@ -1423,6 +1446,128 @@ func (x *RetireKeyVersionsResponse) GetKey() *KeyInfo {
 	return nil
 }
 
+// DestroyKeyVersionsRequest asks to destroy the key material of retired versions.
+type DestroyKeyVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keyring to change; empty means the server's default keyring.
+	Keyring string `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	// Destroy the material of every version below this one. Required; it cannot exceed the minimum
+	// decryption version (retire first) unless `retire` is set. Versions already destroyed stay destroyed.
+	BelowVersion uint32 `protobuf:"varint,2,opt,name=below_version,json=belowVersion,proto3" json:"below_version,omitempty"`
+	// Also raise the minimum decryption version to `below_version` (at most the primary) in the same write.
+	// Needs the retire permission as well. The way out for a keyring at its store's size limit, where a
+	// separate RetireKeyVersions can no longer be written.
+	Retire        bool `protobuf:"varint,3,opt,name=retire,proto3" json:"retire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestroyKeyVersionsRequest) Reset() {
+	*x = DestroyKeyVersionsRequest{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestroyKeyVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestroyKeyVersionsRequest) ProtoMessage() {}
+
+func (x *DestroyKeyVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestroyKeyVersionsRequest.ProtoReflect.Descriptor instead.
+func (*DestroyKeyVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DestroyKeyVersionsRequest) GetKeyring() string {
+	if x != nil {
+		return x.Keyring
+	}
+	return ""
+}
+
+func (x *DestroyKeyVersionsRequest) GetBelowVersion() uint32 {
+	if x != nil {
+		return x.BelowVersion
+	}
+	return 0
+}
+
+func (x *DestroyKeyVersionsRequest) GetRetire() bool {
+	if x != nil {
+		return x.Retire
+	}
+	return false
+}
+
+// DestroyKeyVersionsResponse describes the keyring after the change.
+type DestroyKeyVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keyring after the change.
+	Key *KeyInfo `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Versions whose material this call destroyed (none when they all were already).
+	DestroyedVersions []uint32 `protobuf:"varint,2,rep,packed,name=destroyed_versions,json=destroyedVersions,proto3" json:"destroyed_versions,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *DestroyKeyVersionsResponse) Reset() {
+	*x = DestroyKeyVersionsResponse{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestroyKeyVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestroyKeyVersionsResponse) ProtoMessage() {}
+
+func (x *DestroyKeyVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestroyKeyVersionsResponse.ProtoReflect.Descriptor instead.
+func (*DestroyKeyVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DestroyKeyVersionsResponse) GetKey() *KeyInfo {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *DestroyKeyVersionsResponse) GetDestroyedVersions() []uint32 {
+	if x != nil {
+		return x.DestroyedVersions
+	}
+	return nil
+}
+
 // DescribeKeyRequest names a keyring.
 type DescribeKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1434,7 +1579,7 @@ type DescribeKeyRequest struct {
 
 func (x *DescribeKeyRequest) Reset() {
 	*x = DescribeKeyRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[19]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1591,7 @@ func (x *DescribeKeyRequest) String() string {
 func (*DescribeKeyRequest) ProtoMessage() {}
 
 func (x *DescribeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[19]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1604,7 @@ func (x *DescribeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeKeyRequest.ProtoReflect.Descriptor instead.
 func (*DescribeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{19}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DescribeKeyRequest) GetKeyring() string {
@@ -1484,7 +1629,7 @@ type DescribeKeyResponse struct {
 
 func (x *DescribeKeyResponse) Reset() {
 	*x = DescribeKeyResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[20]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1641,7 @@ func (x *DescribeKeyResponse) String() string {
 func (*DescribeKeyResponse) ProtoMessage() {}
 
 func (x *DescribeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[20]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1654,7 @@ func (x *DescribeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeKeyResponse.ProtoReflect.Descriptor instead.
 func (*DescribeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{20}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DescribeKeyResponse) GetKey() *KeyInfo {
@@ -1535,7 +1680,7 @@ type ListKeyringsRequest struct {
 
 func (x *ListKeyringsRequest) Reset() {
 	*x = ListKeyringsRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[21]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1692,7 @@ func (x *ListKeyringsRequest) String() string {
 func (*ListKeyringsRequest) ProtoMessage() {}
 
 func (x *ListKeyringsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[21]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1705,7 @@ func (x *ListKeyringsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyringsRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyringsRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{21}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{23}
 }
 
 // ListKeyringsResponse names the keyrings.
@@ -1574,7 +1719,7 @@ type ListKeyringsResponse struct {
 
 func (x *ListKeyringsResponse) Reset() {
 	*x = ListKeyringsResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[22]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1731,7 @@ func (x *ListKeyringsResponse) String() string {
 func (*ListKeyringsResponse) ProtoMessage() {}
 
 func (x *ListKeyringsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[22]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1744,7 @@ func (x *ListKeyringsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyringsResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyringsResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{22}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListKeyringsResponse) GetKeyrings() []string {
@@ -1630,7 +1775,7 @@ type PushSessionRequest struct {
 
 func (x *PushSessionRequest) Reset() {
 	*x = PushSessionRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[23]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +1787,7 @@ func (x *PushSessionRequest) String() string {
 func (*PushSessionRequest) ProtoMessage() {}
 
 func (x *PushSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[23]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +1800,7 @@ func (x *PushSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSessionRequest.ProtoReflect.Descriptor instead.
 func (*PushSessionRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{23}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PushSessionRequest) GetSessionId() string {
@@ -1710,7 +1855,7 @@ type PushSessionResponse struct {
 
 func (x *PushSessionResponse) Reset() {
 	*x = PushSessionResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1867,7 @@ func (x *PushSessionResponse) String() string {
 func (*PushSessionResponse) ProtoMessage() {}
 
 func (x *PushSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1880,7 @@ func (x *PushSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSessionResponse.ProtoReflect.Descriptor instead.
 func (*PushSessionResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{24}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PushSessionResponse) GetAttempts() uint32 {
@@ -1833,14 +1978,15 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x0eto_key_version\x18\x05 \x01(\rR\ftoKeyVersionB\t\n" +
 	"\aoutcome\"Q\n" +
 	"\x14RewrapFieldsResponse\x129\n" +
-	"\aresults\x18\x01 \x03(\v2\x1f.fieldseal.v1.RewrapFieldResultR\aresults\"\xe4\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.fieldseal.v1.RewrapFieldResultR\aresults\"\xa3\x02\n" +
 	"\x0eKeyVersionInfo\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x123\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1d.fieldseal.v1.KeyVersionStateR\x05state\x129\n" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12%\n" +
 	"\x0eseals_reserved\x18\x04 \x01(\x04R\rsealsReserved\x12!\n" +
-	"\flegacy_label\x18\x05 \x01(\tR\vlegacyLabel\"\xa0\x02\n" +
+	"\flegacy_label\x18\x05 \x01(\tR\vlegacyLabel\x12=\n" +
+	"\fdestroyed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyedAt\"\xa0\x02\n" +
 	"\aKeyInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fprimary_version\x18\x02 \x01(\rR\x0eprimaryVersion\x12.\n" +
@@ -1849,17 +1995,25 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x05store\x18\x05 \x01(\tR\x05store\x127\n" +
 	"\trotate_by\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\brotateBy\x12\x1f\n" +
 	"\vseal_budget\x18\a \x01(\x04R\n" +
-	"sealBudget\"f\n" +
+	"sealBudget\"~\n" +
 	"\x10RotateKeyRequest\x12\x18\n" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\x128\n" +
-	"\x18expected_primary_version\x18\x02 \x01(\rR\x16expectedPrimaryVersion\"<\n" +
+	"\x18expected_primary_version\x18\x02 \x01(\rR\x16expectedPrimaryVersion\x12\x16\n" +
+	"\x06create\x18\x03 \x01(\bR\x06create\"<\n" +
 	"\x11RotateKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\"d\n" +
 	"\x18RetireKeyVersionsRequest\x12\x18\n" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\x12.\n" +
 	"\x13min_decrypt_version\x18\x02 \x01(\rR\x11minDecryptVersion\"D\n" +
 	"\x19RetireKeyVersionsResponse\x12'\n" +
-	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\".\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\"r\n" +
+	"\x19DestroyKeyVersionsRequest\x12\x18\n" +
+	"\akeyring\x18\x01 \x01(\tR\akeyring\x12#\n" +
+	"\rbelow_version\x18\x02 \x01(\rR\fbelowVersion\x12\x16\n" +
+	"\x06retire\x18\x03 \x01(\bR\x06retire\"t\n" +
+	"\x1aDestroyKeyVersionsResponse\x12'\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\x12-\n" +
+	"\x12destroyed_versions\x18\x02 \x03(\rR\x11destroyedVersions\".\n" +
 	"\x12DescribeKeyRequest\x12\x18\n" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\"g\n" +
 	"\x13DescribeKeyResponse\x12'\n" +
@@ -1883,23 +2037,25 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\vhttp_status\x18\x02 \x01(\rR\n" +
 	"httpStatus\x12\"\n" +
 	"\fdeduplicated\x18\x03 \x01(\bR\fdeduplicated\x12\x19\n" +
-	"\btrace_id\x18\x04 \x01(\tR\atraceId*\x96\x01\n" +
+	"\btrace_id\x18\x04 \x01(\tR\atraceId*\xb7\x01\n" +
 	"\x0fKeyVersionState\x12!\n" +
 	"\x1dKEY_VERSION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19KEY_VERSION_STATE_PRIMARY\x10\x01\x12\"\n" +
 	"\x1eKEY_VERSION_STATE_DECRYPT_ONLY\x10\x02\x12\x1d\n" +
-	"\x19KEY_VERSION_STATE_RETIRED\x10\x03*`\n" +
+	"\x19KEY_VERSION_STATE_RETIRED\x10\x03\x12\x1f\n" +
+	"\x1bKEY_VERSION_STATE_DESTROYED\x10\x04*`\n" +
 	"\bPushMode\x12\x19\n" +
 	"\x15PUSH_MODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PUSH_MODE_CONTEXT_INJECT\x10\x01\x12\x1b\n" +
-	"\x17PUSH_MODE_VARIABLES_PUT\x10\x022\xa7\x06\n" +
+	"\x17PUSH_MODE_VARIABLES_PUT\x10\x022\x90\a\n" +
 	"\x10FieldsealService\x12X\n" +
 	"\rEncryptFields\x12\".fieldseal.v1.EncryptFieldsRequest\x1a#.fieldseal.v1.EncryptFieldsResponse\x12U\n" +
 	"\fDecryptField\x12!.fieldseal.v1.DecryptFieldRequest\x1a\".fieldseal.v1.DecryptFieldResponse\x12X\n" +
 	"\rDecryptFields\x12\".fieldseal.v1.DecryptFieldsRequest\x1a#.fieldseal.v1.DecryptFieldsResponse\x12U\n" +
 	"\fRewrapFields\x12!.fieldseal.v1.RewrapFieldsRequest\x1a\".fieldseal.v1.RewrapFieldsResponse\x12L\n" +
 	"\tRotateKey\x12\x1e.fieldseal.v1.RotateKeyRequest\x1a\x1f.fieldseal.v1.RotateKeyResponse\x12d\n" +
-	"\x11RetireKeyVersions\x12&.fieldseal.v1.RetireKeyVersionsRequest\x1a'.fieldseal.v1.RetireKeyVersionsResponse\x12R\n" +
+	"\x11RetireKeyVersions\x12&.fieldseal.v1.RetireKeyVersionsRequest\x1a'.fieldseal.v1.RetireKeyVersionsResponse\x12g\n" +
+	"\x12DestroyKeyVersions\x12'.fieldseal.v1.DestroyKeyVersionsRequest\x1a(.fieldseal.v1.DestroyKeyVersionsResponse\x12R\n" +
 	"\vDescribeKey\x12 .fieldseal.v1.DescribeKeyRequest\x1a!.fieldseal.v1.DescribeKeyResponse\x12U\n" +
 	"\fListKeyrings\x12!.fieldseal.v1.ListKeyringsRequest\x1a\".fieldseal.v1.ListKeyringsResponse\x12R\n" +
 	"\vPushSession\x12 .fieldseal.v1.PushSessionRequest\x1a!.fieldseal.v1.PushSessionResponseB\xbb\x01\n" +
@@ -1918,50 +2074,52 @@ func file_fieldseal_v1_fieldseal_proto_rawDescGZIP() []byte {
 }
 
 var file_fieldseal_v1_fieldseal_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_fieldseal_v1_fieldseal_proto_goTypes = []any{
-	(KeyVersionState)(0),              // 0: fieldseal.v1.KeyVersionState
-	(PushMode)(0),                     // 1: fieldseal.v1.PushMode
-	(*Scope)(nil),                     // 2: fieldseal.v1.Scope
-	(*EncryptFieldsRequest)(nil),      // 3: fieldseal.v1.EncryptFieldsRequest
-	(*EncryptFieldsResponse)(nil),     // 4: fieldseal.v1.EncryptFieldsResponse
-	(*DecryptFieldRequest)(nil),       // 5: fieldseal.v1.DecryptFieldRequest
-	(*DecryptFieldResponse)(nil),      // 6: fieldseal.v1.DecryptFieldResponse
-	(*SealedField)(nil),               // 7: fieldseal.v1.SealedField
-	(*FieldError)(nil),                // 8: fieldseal.v1.FieldError
-	(*DecryptFieldsRequest)(nil),      // 9: fieldseal.v1.DecryptFieldsRequest
-	(*DecryptFieldResult)(nil),        // 10: fieldseal.v1.DecryptFieldResult
-	(*DecryptFieldsResponse)(nil),     // 11: fieldseal.v1.DecryptFieldsResponse
-	(*RewrapFieldsRequest)(nil),       // 12: fieldseal.v1.RewrapFieldsRequest
-	(*RewrapFieldResult)(nil),         // 13: fieldseal.v1.RewrapFieldResult
-	(*RewrapFieldsResponse)(nil),      // 14: fieldseal.v1.RewrapFieldsResponse
-	(*KeyVersionInfo)(nil),            // 15: fieldseal.v1.KeyVersionInfo
-	(*KeyInfo)(nil),                   // 16: fieldseal.v1.KeyInfo
-	(*RotateKeyRequest)(nil),          // 17: fieldseal.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),         // 18: fieldseal.v1.RotateKeyResponse
-	(*RetireKeyVersionsRequest)(nil),  // 19: fieldseal.v1.RetireKeyVersionsRequest
-	(*RetireKeyVersionsResponse)(nil), // 20: fieldseal.v1.RetireKeyVersionsResponse
-	(*DescribeKeyRequest)(nil),        // 21: fieldseal.v1.DescribeKeyRequest
-	(*DescribeKeyResponse)(nil),       // 22: fieldseal.v1.DescribeKeyResponse
-	(*ListKeyringsRequest)(nil),       // 23: fieldseal.v1.ListKeyringsRequest
-	(*ListKeyringsResponse)(nil),      // 24: fieldseal.v1.ListKeyringsResponse
-	(*PushSessionRequest)(nil),        // 25: fieldseal.v1.PushSessionRequest
-	(*PushSessionResponse)(nil),       // 26: fieldseal.v1.PushSessionResponse
-	nil,                               // 27: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	nil,                               // 28: fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	nil,                               // 29: fieldseal.v1.PushSessionRequest.ContextEntry
-	(*structpb.Value)(nil),            // 30: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
+	(KeyVersionState)(0),               // 0: fieldseal.v1.KeyVersionState
+	(PushMode)(0),                      // 1: fieldseal.v1.PushMode
+	(*Scope)(nil),                      // 2: fieldseal.v1.Scope
+	(*EncryptFieldsRequest)(nil),       // 3: fieldseal.v1.EncryptFieldsRequest
+	(*EncryptFieldsResponse)(nil),      // 4: fieldseal.v1.EncryptFieldsResponse
+	(*DecryptFieldRequest)(nil),        // 5: fieldseal.v1.DecryptFieldRequest
+	(*DecryptFieldResponse)(nil),       // 6: fieldseal.v1.DecryptFieldResponse
+	(*SealedField)(nil),                // 7: fieldseal.v1.SealedField
+	(*FieldError)(nil),                 // 8: fieldseal.v1.FieldError
+	(*DecryptFieldsRequest)(nil),       // 9: fieldseal.v1.DecryptFieldsRequest
+	(*DecryptFieldResult)(nil),         // 10: fieldseal.v1.DecryptFieldResult
+	(*DecryptFieldsResponse)(nil),      // 11: fieldseal.v1.DecryptFieldsResponse
+	(*RewrapFieldsRequest)(nil),        // 12: fieldseal.v1.RewrapFieldsRequest
+	(*RewrapFieldResult)(nil),          // 13: fieldseal.v1.RewrapFieldResult
+	(*RewrapFieldsResponse)(nil),       // 14: fieldseal.v1.RewrapFieldsResponse
+	(*KeyVersionInfo)(nil),             // 15: fieldseal.v1.KeyVersionInfo
+	(*KeyInfo)(nil),                    // 16: fieldseal.v1.KeyInfo
+	(*RotateKeyRequest)(nil),           // 17: fieldseal.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 18: fieldseal.v1.RotateKeyResponse
+	(*RetireKeyVersionsRequest)(nil),   // 19: fieldseal.v1.RetireKeyVersionsRequest
+	(*RetireKeyVersionsResponse)(nil),  // 20: fieldseal.v1.RetireKeyVersionsResponse
+	(*DestroyKeyVersionsRequest)(nil),  // 21: fieldseal.v1.DestroyKeyVersionsRequest
+	(*DestroyKeyVersionsResponse)(nil), // 22: fieldseal.v1.DestroyKeyVersionsResponse
+	(*DescribeKeyRequest)(nil),         // 23: fieldseal.v1.DescribeKeyRequest
+	(*DescribeKeyResponse)(nil),        // 24: fieldseal.v1.DescribeKeyResponse
+	(*ListKeyringsRequest)(nil),        // 25: fieldseal.v1.ListKeyringsRequest
+	(*ListKeyringsResponse)(nil),       // 26: fieldseal.v1.ListKeyringsResponse
+	(*PushSessionRequest)(nil),         // 27: fieldseal.v1.PushSessionRequest
+	(*PushSessionResponse)(nil),        // 28: fieldseal.v1.PushSessionResponse
+	nil,                                // 29: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	nil,                                // 30: fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	nil,                                // 31: fieldseal.v1.PushSessionRequest.ContextEntry
+	(*structpb.Value)(nil),             // 32: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),      // 33: google.protobuf.Timestamp
 }
 var file_fieldseal_v1_fieldseal_proto_depIdxs = []int32{
 	2,  // 0: fieldseal.v1.EncryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	27, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	28, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	29, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	30, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
 	2,  // 3: fieldseal.v1.DecryptFieldRequest.scope:type_name -> fieldseal.v1.Scope
-	30, // 4: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
+	32, // 4: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
 	2,  // 5: fieldseal.v1.DecryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
 	7,  // 6: fieldseal.v1.DecryptFieldsRequest.items:type_name -> fieldseal.v1.SealedField
-	30, // 7: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
+	32, // 7: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
 	8,  // 8: fieldseal.v1.DecryptFieldResult.error:type_name -> fieldseal.v1.FieldError
 	10, // 9: fieldseal.v1.DecryptFieldsResponse.results:type_name -> fieldseal.v1.DecryptFieldResult
 	2,  // 10: fieldseal.v1.RewrapFieldsRequest.scope:type_name -> fieldseal.v1.Scope
@@ -1969,39 +2127,43 @@ var file_fieldseal_v1_fieldseal_proto_depIdxs = []int32{
 	8,  // 12: fieldseal.v1.RewrapFieldResult.error:type_name -> fieldseal.v1.FieldError
 	13, // 13: fieldseal.v1.RewrapFieldsResponse.results:type_name -> fieldseal.v1.RewrapFieldResult
 	0,  // 14: fieldseal.v1.KeyVersionInfo.state:type_name -> fieldseal.v1.KeyVersionState
-	31, // 15: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
-	15, // 16: fieldseal.v1.KeyInfo.versions:type_name -> fieldseal.v1.KeyVersionInfo
-	31, // 17: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
-	16, // 18: fieldseal.v1.RotateKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
-	16, // 19: fieldseal.v1.RetireKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
-	16, // 20: fieldseal.v1.DescribeKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
-	29, // 21: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
-	1,  // 22: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
-	30, // 23: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
-	30, // 24: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
-	3,  // 25: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
-	5,  // 26: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
-	9,  // 27: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
-	12, // 28: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
-	17, // 29: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
-	19, // 30: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
-	21, // 31: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
-	23, // 32: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
-	25, // 33: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
-	4,  // 34: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
-	6,  // 35: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
-	11, // 36: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
-	14, // 37: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
-	18, // 38: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
-	20, // 39: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
-	22, // 40: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
-	24, // 41: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
-	26, // 42: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	33, // 15: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	33, // 16: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
+	15, // 17: fieldseal.v1.KeyInfo.versions:type_name -> fieldseal.v1.KeyVersionInfo
+	33, // 18: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
+	16, // 19: fieldseal.v1.RotateKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
+	16, // 20: fieldseal.v1.RetireKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
+	16, // 21: fieldseal.v1.DestroyKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
+	16, // 22: fieldseal.v1.DescribeKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
+	31, // 23: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
+	1,  // 24: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
+	32, // 25: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
+	32, // 26: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
+	3,  // 27: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
+	5,  // 28: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
+	9,  // 29: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
+	12, // 30: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
+	17, // 31: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
+	19, // 32: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
+	21, // 33: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
+	23, // 34: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
+	25, // 35: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
+	27, // 36: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
+	4,  // 37: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
+	6,  // 38: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
+	11, // 39: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
+	14, // 40: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
+	18, // 41: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
+	20, // 42: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
+	22, // 43: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
+	24, // 44: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
+	26, // 45: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
+	28, // 46: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_fieldseal_v1_fieldseal_proto_init() }
@@ -2027,7 +2189,7 @@ func file_fieldseal_v1_fieldseal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fieldseal_v1_fieldseal_proto_rawDesc), len(file_fieldseal_v1_fieldseal_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

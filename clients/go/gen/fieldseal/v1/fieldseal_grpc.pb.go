@@ -19,15 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FieldsealService_EncryptFields_FullMethodName     = "/fieldseal.v1.FieldsealService/EncryptFields"
-	FieldsealService_DecryptField_FullMethodName      = "/fieldseal.v1.FieldsealService/DecryptField"
-	FieldsealService_DecryptFields_FullMethodName     = "/fieldseal.v1.FieldsealService/DecryptFields"
-	FieldsealService_RewrapFields_FullMethodName      = "/fieldseal.v1.FieldsealService/RewrapFields"
-	FieldsealService_RotateKey_FullMethodName         = "/fieldseal.v1.FieldsealService/RotateKey"
-	FieldsealService_RetireKeyVersions_FullMethodName = "/fieldseal.v1.FieldsealService/RetireKeyVersions"
-	FieldsealService_DescribeKey_FullMethodName       = "/fieldseal.v1.FieldsealService/DescribeKey"
-	FieldsealService_ListKeyrings_FullMethodName      = "/fieldseal.v1.FieldsealService/ListKeyrings"
-	FieldsealService_PushSession_FullMethodName       = "/fieldseal.v1.FieldsealService/PushSession"
+	FieldsealService_EncryptFields_FullMethodName      = "/fieldseal.v1.FieldsealService/EncryptFields"
+	FieldsealService_DecryptField_FullMethodName       = "/fieldseal.v1.FieldsealService/DecryptField"
+	FieldsealService_DecryptFields_FullMethodName      = "/fieldseal.v1.FieldsealService/DecryptFields"
+	FieldsealService_RewrapFields_FullMethodName       = "/fieldseal.v1.FieldsealService/RewrapFields"
+	FieldsealService_RotateKey_FullMethodName          = "/fieldseal.v1.FieldsealService/RotateKey"
+	FieldsealService_RetireKeyVersions_FullMethodName  = "/fieldseal.v1.FieldsealService/RetireKeyVersions"
+	FieldsealService_DestroyKeyVersions_FullMethodName = "/fieldseal.v1.FieldsealService/DestroyKeyVersions"
+	FieldsealService_DescribeKey_FullMethodName        = "/fieldseal.v1.FieldsealService/DescribeKey"
+	FieldsealService_ListKeyrings_FullMethodName       = "/fieldseal.v1.FieldsealService/ListKeyrings"
+	FieldsealService_PushSession_FullMethodName        = "/fieldseal.v1.FieldsealService/PushSession"
 )
 
 // FieldsealServiceClient is the client API for FieldsealService service.
@@ -54,11 +55,17 @@ type FieldsealServiceClient interface {
 	// `legacy:rewrap`.
 	RewrapFields(ctx context.Context, in *RewrapFieldsRequest, opts ...grpc.CallOption) (*RewrapFieldsResponse, error)
 	// RotateKey adds a new key version to a keyring and makes it primary. Older versions keep opening
-	// their values until they are retired.
+	// their values until they are retired. With `create`, a keyring that does not exist yet is created with
+	// version 1 (the only way to create one over the API; sealing never creates keyrings).
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
 	// RetireKeyVersions raises a keyring's minimum decryption version: values sealed under older versions
 	// then fail with FAILED_PRECONDITION. It never deletes key material.
 	RetireKeyVersions(ctx context.Context, in *RetireKeyVersionsRequest, opts ...grpc.CallOption) (*RetireKeyVersionsResponse, error)
+	// DestroyKeyVersions irreversibly removes the key material of retired versions (below the minimum
+	// decryption version), keeping a tombstone of each: values sealed under them then fail with
+	// FAILED_PRECONDITION and reason `key_version_destroyed`, and can never be opened again. It needs the
+	// `destroy` permission, which no other scope implies except `admin`.
+	DestroyKeyVersions(ctx context.Context, in *DestroyKeyVersionsRequest, opts ...grpc.CallOption) (*DestroyKeyVersionsResponse, error)
 	// DescribeKey reports a keyring's versions, primary and minimum decryption version. It never returns key
 	// material.
 	DescribeKey(ctx context.Context, in *DescribeKeyRequest, opts ...grpc.CallOption) (*DescribeKeyResponse, error)
@@ -137,6 +144,16 @@ func (c *fieldsealServiceClient) RetireKeyVersions(ctx context.Context, in *Reti
 	return out, nil
 }
 
+func (c *fieldsealServiceClient) DestroyKeyVersions(ctx context.Context, in *DestroyKeyVersionsRequest, opts ...grpc.CallOption) (*DestroyKeyVersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DestroyKeyVersionsResponse)
+	err := c.cc.Invoke(ctx, FieldsealService_DestroyKeyVersions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *fieldsealServiceClient) DescribeKey(ctx context.Context, in *DescribeKeyRequest, opts ...grpc.CallOption) (*DescribeKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DescribeKeyResponse)
@@ -191,11 +208,17 @@ type FieldsealServiceServer interface {
 	// `legacy:rewrap`.
 	RewrapFields(context.Context, *RewrapFieldsRequest) (*RewrapFieldsResponse, error)
 	// RotateKey adds a new key version to a keyring and makes it primary. Older versions keep opening
-	// their values until they are retired.
+	// their values until they are retired. With `create`, a keyring that does not exist yet is created with
+	// version 1 (the only way to create one over the API; sealing never creates keyrings).
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
 	// RetireKeyVersions raises a keyring's minimum decryption version: values sealed under older versions
 	// then fail with FAILED_PRECONDITION. It never deletes key material.
 	RetireKeyVersions(context.Context, *RetireKeyVersionsRequest) (*RetireKeyVersionsResponse, error)
+	// DestroyKeyVersions irreversibly removes the key material of retired versions (below the minimum
+	// decryption version), keeping a tombstone of each: values sealed under them then fail with
+	// FAILED_PRECONDITION and reason `key_version_destroyed`, and can never be opened again. It needs the
+	// `destroy` permission, which no other scope implies except `admin`.
+	DestroyKeyVersions(context.Context, *DestroyKeyVersionsRequest) (*DestroyKeyVersionsResponse, error)
 	// DescribeKey reports a keyring's versions, primary and minimum decryption version. It never returns key
 	// material.
 	DescribeKey(context.Context, *DescribeKeyRequest) (*DescribeKeyResponse, error)
@@ -231,6 +254,9 @@ func (UnimplementedFieldsealServiceServer) RotateKey(context.Context, *RotateKey
 }
 func (UnimplementedFieldsealServiceServer) RetireKeyVersions(context.Context, *RetireKeyVersionsRequest) (*RetireKeyVersionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetireKeyVersions not implemented")
+}
+func (UnimplementedFieldsealServiceServer) DestroyKeyVersions(context.Context, *DestroyKeyVersionsRequest) (*DestroyKeyVersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DestroyKeyVersions not implemented")
 }
 func (UnimplementedFieldsealServiceServer) DescribeKey(context.Context, *DescribeKeyRequest) (*DescribeKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeKey not implemented")
@@ -370,6 +396,24 @@ func _FieldsealService_RetireKeyVersions_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FieldsealService_DestroyKeyVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestroyKeyVersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FieldsealServiceServer).DestroyKeyVersions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FieldsealService_DestroyKeyVersions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FieldsealServiceServer).DestroyKeyVersions(ctx, req.(*DestroyKeyVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FieldsealService_DescribeKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DescribeKeyRequest)
 	if err := dec(in); err != nil {
@@ -454,6 +498,10 @@ var FieldsealService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetireKeyVersions",
 			Handler:    _FieldsealService_RetireKeyVersions_Handler,
+		},
+		{
+			MethodName: "DestroyKeyVersions",
+			Handler:    _FieldsealService_DestroyKeyVersions_Handler,
 		},
 		{
 			MethodName: "DescribeKey",

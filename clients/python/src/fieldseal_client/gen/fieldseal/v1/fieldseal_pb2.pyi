@@ -17,6 +17,7 @@ class KeyVersionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEY_VERSION_STATE_PRIMARY: _ClassVar[KeyVersionState]
     KEY_VERSION_STATE_DECRYPT_ONLY: _ClassVar[KeyVersionState]
     KEY_VERSION_STATE_RETIRED: _ClassVar[KeyVersionState]
+    KEY_VERSION_STATE_DESTROYED: _ClassVar[KeyVersionState]
 
 class PushMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,6 +28,7 @@ KEY_VERSION_STATE_UNSPECIFIED: KeyVersionState
 KEY_VERSION_STATE_PRIMARY: KeyVersionState
 KEY_VERSION_STATE_DECRYPT_ONLY: KeyVersionState
 KEY_VERSION_STATE_RETIRED: KeyVersionState
+KEY_VERSION_STATE_DESTROYED: KeyVersionState
 PUSH_MODE_UNSPECIFIED: PushMode
 PUSH_MODE_CONTEXT_INJECT: PushMode
 PUSH_MODE_VARIABLES_PUT: PushMode
@@ -170,18 +172,20 @@ class RewrapFieldsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RewrapFieldResult, _Mapping]]] = ...) -> None: ...
 
 class KeyVersionInfo(_message.Message):
-    __slots__ = ("version", "state", "created_at", "seals_reserved", "legacy_label")
+    __slots__ = ("version", "state", "created_at", "seals_reserved", "legacy_label", "destroyed_at")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SEALS_RESERVED_FIELD_NUMBER: _ClassVar[int]
     LEGACY_LABEL_FIELD_NUMBER: _ClassVar[int]
+    DESTROYED_AT_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: KeyVersionState
     created_at: _timestamp_pb2.Timestamp
     seals_reserved: int
     legacy_label: str
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[KeyVersionState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seals_reserved: _Optional[int] = ..., legacy_label: _Optional[str] = ...) -> None: ...
+    destroyed_at: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[KeyVersionState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seals_reserved: _Optional[int] = ..., legacy_label: _Optional[str] = ..., destroyed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class KeyInfo(_message.Message):
     __slots__ = ("name", "primary_version", "min_decrypt_version", "versions", "store", "rotate_by", "seal_budget")
@@ -202,12 +206,14 @@ class KeyInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., primary_version: _Optional[int] = ..., min_decrypt_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[KeyVersionInfo, _Mapping]]] = ..., store: _Optional[str] = ..., rotate_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seal_budget: _Optional[int] = ...) -> None: ...
 
 class RotateKeyRequest(_message.Message):
-    __slots__ = ("keyring", "expected_primary_version")
+    __slots__ = ("keyring", "expected_primary_version", "create")
     KEYRING_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_PRIMARY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_FIELD_NUMBER: _ClassVar[int]
     keyring: str
     expected_primary_version: int
-    def __init__(self, keyring: _Optional[str] = ..., expected_primary_version: _Optional[int] = ...) -> None: ...
+    create: bool
+    def __init__(self, keyring: _Optional[str] = ..., expected_primary_version: _Optional[int] = ..., create: _Optional[bool] = ...) -> None: ...
 
 class RotateKeyResponse(_message.Message):
     __slots__ = ("key",)
@@ -228,6 +234,24 @@ class RetireKeyVersionsResponse(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     key: KeyInfo
     def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ...) -> None: ...
+
+class DestroyKeyVersionsRequest(_message.Message):
+    __slots__ = ("keyring", "below_version", "retire")
+    KEYRING_FIELD_NUMBER: _ClassVar[int]
+    BELOW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RETIRE_FIELD_NUMBER: _ClassVar[int]
+    keyring: str
+    below_version: int
+    retire: bool
+    def __init__(self, keyring: _Optional[str] = ..., below_version: _Optional[int] = ..., retire: _Optional[bool] = ...) -> None: ...
+
+class DestroyKeyVersionsResponse(_message.Message):
+    __slots__ = ("key", "destroyed_versions")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    DESTROYED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    key: KeyInfo
+    destroyed_versions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., destroyed_versions: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DescribeKeyRequest(_message.Message):
     __slots__ = ("keyring",)

@@ -69,6 +69,11 @@ class FieldsealServiceStub:
                 request_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.RetireKeyVersionsRequest.SerializeToString,
                 response_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.RetireKeyVersionsResponse.FromString,
                 _registered_method=True)
+        self.DestroyKeyVersions = channel.unary_unary(
+                '/fieldseal.v1.FieldsealService/DestroyKeyVersions',
+                request_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.DestroyKeyVersionsRequest.SerializeToString,
+                response_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.DestroyKeyVersionsResponse.FromString,
+                _registered_method=True)
         self.DescribeKey = channel.unary_unary(
                 '/fieldseal.v1.FieldsealService/DescribeKey',
                 request_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.DescribeKeyRequest.SerializeToString,
@@ -129,7 +134,8 @@ class FieldsealServiceServicer:
 
     def RotateKey(self, request, context):
         """RotateKey adds a new key version to a keyring and makes it primary. Older versions keep opening
-        their values until they are retired.
+        their values until they are retired. With `create`, a keyring that does not exist yet is created with
+        version 1 (the only way to create one over the API; sealing never creates keyrings).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +144,16 @@ class FieldsealServiceServicer:
     def RetireKeyVersions(self, request, context):
         """RetireKeyVersions raises a keyring's minimum decryption version: values sealed under older versions
         then fail with FAILED_PRECONDITION. It never deletes key material.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DestroyKeyVersions(self, request, context):
+        """DestroyKeyVersions irreversibly removes the key material of retired versions (below the minimum
+        decryption version), keeping a tombstone of each: values sealed under them then fail with
+        FAILED_PRECONDITION and reason `key_version_destroyed`, and can never be opened again. It needs the
+        `destroy` permission, which no other scope implies except `admin`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -198,6 +214,11 @@ def add_FieldsealServiceServicer_to_server(servicer, server):
                     servicer.RetireKeyVersions,
                     request_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.RetireKeyVersionsRequest.FromString,
                     response_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.RetireKeyVersionsResponse.SerializeToString,
+            ),
+            'DestroyKeyVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DestroyKeyVersions,
+                    request_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.DestroyKeyVersionsRequest.FromString,
+                    response_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.DestroyKeyVersionsResponse.SerializeToString,
             ),
             'DescribeKey': grpc.unary_unary_rpc_method_handler(
                     servicer.DescribeKey,
@@ -382,6 +403,33 @@ class FieldsealService:
             '/fieldseal.v1.FieldsealService/RetireKeyVersions',
             fieldseal_dot_v1_dot_fieldseal__pb2.RetireKeyVersionsRequest.SerializeToString,
             fieldseal_dot_v1_dot_fieldseal__pb2.RetireKeyVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DestroyKeyVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fieldseal.v1.FieldsealService/DestroyKeyVersions',
+            fieldseal_dot_v1_dot_fieldseal__pb2.DestroyKeyVersionsRequest.SerializeToString,
+            fieldseal_dot_v1_dot_fieldseal__pb2.DestroyKeyVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
