@@ -210,7 +210,7 @@ export async function startServer(
   // Fail fast on a broken store or config: the default keyring must exist (or be creatable) before we
   // report ready.
   await keyrings.ensure(config.defaultKeyring);
-  const where = { host: config.host, port: config.port };
+  const where = { host: config.host, port: config.port, limits: config.limits };
   const listener: DualListener =
     config.tls === undefined
       ? await listenDual(handler, where)

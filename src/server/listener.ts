@@ -2,6 +2,15 @@ import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import type * as tls from "node:tls";
+import {
+  boundHttp2,
+  type ConnectionLimits,
+  firstBytesDeadline,
+  Http1Deadlines,
+  http2Settings,
+  peerAdmission,
+} from "./connection-limits.js";
 
 /** The HTTP/2 connection preface every h2c client sends first (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -41,13 +50,22 @@ export interface DualListener {
  */
 export async function listenDual(
   handler: RequestHandler,
-  opts: { host: string; port: number; maxHeaderBytes?: number },
+  opts: { host: string; port: number; maxHeaderBytes?: number; limits: ConnectionLimits },
 ): Promise<DualListener> {
-  const h1 = http.createServer({ maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024 }, handler);
-  const h2 = http2.createServer({ maxSessionMemory: 64 }, handler);
-  h1.keepAliveTimeout = 65_000;
-  h1.headersTimeout = 30_000;
-  h1.requestTimeout = 120_000;
+  const { limits } = opts;
+  const maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
+  const h1 = http.createServer({ maxHeaderSize: maxHeaderBytes }, handler);
+  const h2 = http2.createServer(
+    { maxSessionMemory: 64, settings: http2Settings(limits, maxHeaderBytes) },
+    handler,
+  );
+  h1.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // Node checks these only on a server that listens itself (h1 never does): Http1Deadlines keeps them.
+  h1.headersTimeout = limits.headTimeoutMs;
+  h1.requestTimeout = 0;
+  const h1Deadlines = new Http1Deadlines(h1, limits);
+  boundHttp2(h2, limits);
+  const admit = peerAdmission(limits);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   let accepting = true;
@@ -67,11 +85,15 @@ export async function listenDual(
   // noDelay: without it Nagle's algorithm holds small responses back until the peer's delayed ACK (up to
   // 40 ms), which Node's own HTTP servers avoid by default.
   const tcp = net.createServer({ noDelay: true }, (socket) => {
+    socket.on("error", () => socket.destroy());
+    if (!admit(socket)) return;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
     undecided.add(socket);
     socket.once("close", () => undecided.delete(socket));
+    // Until the preface decides, neither server's own timeouts cover the connection.
+    const decided = firstBytesDeadline(socket, limits);
+    socket.once("close", decided);
     let head = Buffer.alloc(0);
     const sniff = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -79,6 +101,7 @@ export async function listenDual(
       const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       // Decide once we have the whole preface, or as soon as the bytes cannot be one.
       if (isH2 && head.length < H2_PREFACE.length) return;
+      decided();
       socket.removeListener("data", sniff);
       undecided.delete(socket);
       socket.pause();
@@ -87,12 +110,15 @@ export async function listenDual(
         // Node's HTTP/2 session reads the bytes already buffered on the socket (the preface) itself.
         h2.emit("connection", socket);
       } else {
+        h1Deadlines.connection(socket);
         h1.emit("connection", socket);
         socket.resume();
       }
     };
     socket.on("data", sniff);
   });
+  // Node closes connections past this before creating a socket for them.
+  tcp.maxConnections = limits.maxConnections;
 
   const address = await listenOn(tcp, opts.port, opts.host);
 
@@ -139,8 +165,10 @@ export interface TlsFiles {
  */
 export async function listenTls(
   handler: RequestHandler,
-  opts: { host: string; port: number; tls: TlsFiles },
+  opts: { host: string; port: number; tls: TlsFiles; maxHeaderBytes?: number; limits: ConnectionLimits },
 ): Promise<DualListener> {
+  const { limits } = opts;
+  const maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
   const ca = opts.tls.clientCaFile === undefined ? undefined : readFileSync(opts.tls.clientCaFile);
   const server = http2.createSecureServer(
     {
@@ -150,6 +178,17 @@ export async function listenTls(
       allowHTTP1: true,
       ALPNProtocols: ["h2", "http/1.1"],
       maxSessionMemory: 64,
+      settings: http2Settings(limits, maxHeaderBytes),
+      // The first bytes of a TLS connection are its handshake.
+      handshakeTimeout: limits.firstBytesTimeoutMs,
+      // HTTP/1.1 over TLS (allowHTTP1): Node reads these as for http.createServer (storeHTTPOptions in
+      // internal/http2/core.js), though @types/node does not declare them here. Http1Deadlines applies too.
+      ...({
+        maxHeaderSize: maxHeaderBytes,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        headersTimeout: limits.headTimeoutMs,
+        requestTimeout: 0,
+      } as object),
       // `ca` here is only the trust anchor for client certificates; it does not change the server's chain.
       ...(ca === undefined ? {} : { ca, requestCert: true, rejectUnauthorized: opts.tls.requireClientCert }),
     },
@@ -158,9 +197,18 @@ export async function listenTls(
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   const h1Conns = trackHttp1(server);
-  server.on("secureConnection", (socket: net.Socket) => {
+  const h1Deadlines = new Http1Deadlines(server, limits);
+  boundHttp2(server, limits);
+  const admit = peerAdmission(limits);
+  server.maxConnections = limits.maxConnections;
+  // 'connection' is the TCP connection, before the handshake: refuse it before spending a handshake on it.
+  server.on("connection", (socket: net.Socket) => {
+    if (!admit(socket)) return;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
+    if (socket.alpnProtocol !== "h2") h1Deadlines.connection(socket);
   });
   server.on("session", (session) => {
     sessions.add(session);
