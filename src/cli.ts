@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { assertScopes, hashToken } from "./auth/principals.js";
 import { bootstrapAdmin, generateToken } from "./bootstrap.js";
-import { type Config, loadConfig, SETTINGS } from "./config.js";
+import { type Config, describeFsError, loadConfig, SETTINGS } from "./config.js";
 import type { Scope } from "./engine/aad.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { isFieldsealError } from "./errors.js";
@@ -117,8 +117,34 @@ export async function main(argv: string[], env: Env): Promise<number> {
       err(`fieldseal: ${e.message}`);
       return 2;
     }
+    const system = systemErrorLine(e);
+    if (system !== undefined) {
+      err(`fieldseal: ${system}`);
+      return 1;
+    }
     throw e;
   }
+}
+
+/**
+ * One line a person can act on for an operating-system error met at start-up (a port that cannot be
+ * bound, a directory that cannot be written), or undefined for anything else.
+ */
+function systemErrorLine(e: unknown): string | undefined {
+  const x = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (!(e instanceof Error) || typeof x.code !== "string" || typeof x.syscall !== "string") return undefined;
+  if (x.syscall === "listen" || x.syscall === "bind") {
+    const where = `${x.address ?? "?"} port ${x.port ?? "?"}`;
+    if (x.code === "EADDRINUSE")
+      return `cannot listen on ${where}: another process is using it; stop it, or choose another port with FIELDSEAL_PORT or --port (${x.code})`;
+    if (x.code === "EACCES")
+      return `cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose another port with FIELDSEAL_PORT or --port (${x.code})`;
+    if (x.code === "EADDRNOTAVAIL")
+      return `cannot listen on ${where}: no such address on this machine; set FIELDSEAL_HOST or --host (${x.code})`;
+    return `cannot listen on ${where} (${x.code}); check FIELDSEAL_HOST/--host and FIELDSEAL_PORT/--port`;
+  }
+  if (typeof x.path === "string") return `cannot ${x.syscall} ${x.path}: ${describeFsError(x.code)}`;
+  return undefined;
 }
 
 async function serve(args: string[], env: Env): Promise<number> {

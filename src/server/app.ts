@@ -211,10 +211,20 @@ export async function startServer(
   // report ready.
   await keyrings.ensure(config.defaultKeyring);
   const where = { host: config.host, port: config.port, limits: config.limits };
-  const listener: DualListener =
-    config.tls === undefined
-      ? await listenDual(handler, where)
-      : await listenTls(handler, { ...where, tls: config.tls });
+  let listener: DualListener;
+  try {
+    listener =
+      config.tls === undefined
+        ? await listenDual(handler, where)
+        : await listenTls(handler, { ...where, tls: config.tls });
+  } catch (err) {
+    // A port that cannot be bound or TLS files that cannot be used: release what started, so the
+    // process can exit with the error.
+    await keyrings.close();
+    await store.close();
+    audit.close?.();
+    throw err;
+  }
   health.setAll(ServingStatus.SERVING);
   const url = `${config.tls === undefined ? "http" : "https"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
   log.info("fieldseal listening", { url, store: store.kind });

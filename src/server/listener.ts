@@ -3,6 +3,8 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type * as tls from "node:tls";
+import { describeFsError } from "../config.js";
+import { FieldsealError } from "../errors.js";
 import {
   boundHttp2,
   type ConnectionLimits,
@@ -169,30 +171,37 @@ export async function listenTls(
 ): Promise<DualListener> {
   const { limits } = opts;
   const maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
-  const ca = opts.tls.clientCaFile === undefined ? undefined : readFileSync(opts.tls.clientCaFile);
-  const server = http2.createSecureServer(
-    {
-      cert: readFileSync(opts.tls.certFile),
-      key: readFileSync(opts.tls.keyFile),
-      minVersion: "TLSv1.2",
-      allowHTTP1: true,
-      ALPNProtocols: ["h2", "http/1.1"],
-      maxSessionMemory: 64,
-      settings: http2Settings(limits, maxHeaderBytes),
-      // The first bytes of a TLS connection are its handshake.
-      handshakeTimeout: limits.firstBytesTimeoutMs,
-      // HTTP/1.1 over TLS (allowHTTP1): Node reads these as for http.createServer (storeHTTPOptions in
-      // internal/http2/core.js), though @types/node does not declare them here. Http1Deadlines applies too.
-      ...({
-        maxHeaderSize: maxHeaderBytes,
-        keepAliveTimeout: limits.keepAliveTimeoutMs,
-        headersTimeout: limits.headTimeoutMs,
-        requestTimeout: 0,
-      } as object),
-      // `ca` here is only the trust anchor for client certificates; it does not change the server's chain.
-      ...(ca === undefined ? {} : { ca, requestCert: true, rejectUnauthorized: opts.tls.requireClientCert }),
-    },
-    handler,
+  const ca =
+    opts.tls.clientCaFile === undefined ? undefined : readTlsFile(opts.tls.clientCaFile, "client CA file");
+  const cert = readTlsFile(opts.tls.certFile, "certificate file");
+  const key = readTlsFile(opts.tls.keyFile, "private key file");
+  const server = usableTls(opts.tls, () =>
+    http2.createSecureServer(
+      {
+        cert,
+        key,
+        minVersion: "TLSv1.2",
+        allowHTTP1: true,
+        ALPNProtocols: ["h2", "http/1.1"],
+        maxSessionMemory: 64,
+        settings: http2Settings(limits, maxHeaderBytes),
+        // The first bytes of a TLS connection are its handshake.
+        handshakeTimeout: limits.firstBytesTimeoutMs,
+        // HTTP/1.1 over TLS (allowHTTP1): Node reads these as for http.createServer (storeHTTPOptions in
+        // internal/http2/core.js), though @types/node does not declare them here. Http1Deadlines applies too.
+        ...({
+          maxHeaderSize: maxHeaderBytes,
+          keepAliveTimeout: limits.keepAliveTimeoutMs,
+          headersTimeout: limits.headTimeoutMs,
+          requestTimeout: 0,
+        } as object),
+        // `ca` here is only the trust anchor for client certificates; it does not change the server's chain.
+        ...(ca === undefined
+          ? {}
+          : { ca, requestCert: true, rejectUnauthorized: opts.tls.requireClientCert }),
+      },
+      handler,
+    ),
   );
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -236,6 +245,36 @@ export async function listenTls(
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/** Reads one of the TLS files, or says which one cannot be read and why. */
+function readTlsFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new FieldsealError(
+      "failed_precondition",
+      `cannot read the TLS ${what} ${path}: ${describeFsError((err as NodeJS.ErrnoException).code)}`,
+    );
+  }
+}
+
+/**
+ * Builds the TLS server, turning OpenSSL's refusal of the files (not PEM, key not matching the
+ * certificate) into one line naming them. OpenSSL's reason names no key material.
+ */
+function usableTls<T>(files: TlsFiles, build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    const reason = (err as { reason?: unknown }).reason;
+    const why = typeof reason === "string" ? reason : (err as Error).message.split("\n")[0];
+    const ca = files.clientCaFile === undefined ? "" : `, client CA ${files.clientCaFile}`;
+    throw new FieldsealError(
+      "failed_precondition",
+      `the TLS files cannot be used (certificate ${files.certFile}, key ${files.keyFile}${ca}): ${why}`,
+    );
+  }
 }
 
 /** Per HTTP/1.1 connection of `server`: requests being served, and requests answered. */
