@@ -325,7 +325,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     env: "-",
     file: "webhook.hmacSecrets",
-    description: "Principal name to HMAC-SHA256 secret (>= 32 chars) for signed webhooks",
+    description:
+      "Principal name to HMAC-SHA256 secret (>= 32 chars) for signed webhooks (the file must then be 0600 or 0400)",
     default: "{}",
   },
   {
