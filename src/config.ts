@@ -148,7 +148,7 @@ const LIMIT_SETTINGS: { readonly [K in keyof ConnectionLimits]: IntSetting } = {
   maxConnectionsPerPeer: {
     env: "FIELDSEAL_MAX_CONNECTIONS_PER_PEER",
     description: "Open connections from one client address (raise it behind a proxy or NAT)",
-    default: 64,
+    default: 128,
     min: 1,
     max: 1_000_000,
   },

@@ -16,7 +16,7 @@ import { type RawH2Connection, rawH2 } from "../support/raw-h2.js";
 
 const ATTEMPTS = 100_000;
 /** The default per-peer cap and stream limit: the most one peer can hold open. */
-const CONNECTIONS = 64;
+const CONNECTIONS = 128;
 const STREAMS_PER_CONNECTION = 100;
 /**
  * docs/security.md, "Connection limits": what one held connection and one held header-only stream may

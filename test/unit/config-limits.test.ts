@@ -31,7 +31,7 @@ describe("connection limits", () => {
       h2IdleTimeoutMs: 120_000,
       h2MaxConcurrentStreams: 100,
       maxConnections: 1000,
-      maxConnectionsPerPeer: 64,
+      maxConnectionsPerPeer: 128,
     });
   });
 
