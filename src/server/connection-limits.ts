@@ -43,74 +43,137 @@ export function boundHttp2(server: http2.Http2Server | http2.Http2SecureServer, 
   server.on("session", (session: http2.ServerHttp2Session) => {
     session.setTimeout(limits.h2IdleTimeoutMs, () => session.close());
   });
-  server.on("stream", (stream: http2.ServerHttp2Stream, _headers, flags: number) => {
+  server.on("stream", (stream: TimedStream, _headers, flags: number) => {
     // END_STREAM on the HEADERS frame: there is no body to wait for.
     if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0) return;
-    const timer = setTimeout(() => {
-      if (!stream.closed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
-    }, limits.bodyTimeoutMs);
-    timer.unref();
-    stream.once("close", () => clearTimeout(timer));
+    // Module-level callbacks: a stream costs one timer and no closure.
+    stream[kBodyTimer] = setTimeout(resetUnended, limits.bodyTimeoutMs, stream).unref();
+    stream.once("close", clearBodyTimer);
   });
 }
 
+const kBodyTimer = Symbol("fieldseal.bodyTimer");
+type TimedStream = http2.ServerHttp2Stream & { [kBodyTimer]?: NodeJS.Timeout };
+
+function resetUnended(stream: http2.ServerHttp2Stream): void {
+  if (!stream.closed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
+}
+
+function clearBodyTimer(this: TimedStream): void {
+  clearTimeout(this[kBodyTimer]);
+}
+
+/** What an HTTP/1.1 connection is waiting for, and so which deadline applies. */
+enum Phase {
+  /** A request head: due `headTimeoutMs` after the connection started or went idle (plus keep-alive). */
+  Head,
+  /** The body of `request`: due `bodyTimeoutMs` after its head. */
+  Body,
+  /** The server's answer: no deadline here (the call's own deadline applies). */
+  Answer,
+}
+
+interface Http1Connection {
+  phase: Phase;
+  /** Date.now() by which the phase must end. */
+  due: number;
+  request: http.IncomingMessage | undefined;
+  /** Requests being answered, and requests answered (for closeIdle). */
+  active: number;
+  answered: number;
+}
+
 /**
- * Deadlines for HTTP/1.1 connections, kept by one timer per connection. Node's own `headersTimeout` and
- * `requestTimeout` are checked by a timer that only a listening `http.Server` starts (`_http_server.js`,
- * setupConnectionsTracking on 'listening'); the cleartext HTTP/1.1 server here is handed sockets and never
- * listens, so these deadlines are kept here, alike for both listeners.
+ * The HTTP/1.1 connections of one server, with their deadlines:
  *
  * - the request head must be complete `headTimeoutMs` after the connection was handed over, or after the
- *   previous response plus the keep-alive time (Node closes an idle keep-alive connection itself, but stops
- *   counting at the next request's first byte);
+ *   previous response plus the keep-alive time (Node closes an idle keep-alive connection itself, but
+ *   stops counting at the next request's first byte, so a head trickled after that is bounded here);
  * - the request body must end `bodyTimeoutMs` after its head.
  *
  * A head that misses its deadline is answered 408 and the connection closed; a body that misses its
  * deadline has its connection destroyed (a response may already be under way).
+ *
+ * Node's own `headersTimeout` and `requestTimeout` are checked by a timer that only a listening
+ * `http.Server` starts (setupConnectionsTracking on 'listening', lib/_http_server.js); the cleartext
+ * HTTP/1.1 server here is handed sockets and never listens. As in Node, one sweep checks every connection
+ * (here every quarter of the shortest deadline, at most once a second), so a request costs no timer of its
+ * own, only two numbers written.
  */
-export class Http1Deadlines {
+export class Http1Connections {
   readonly #limits: ConnectionLimits;
-  readonly #conns = new WeakMap<net.Socket, { timer: NodeJS.Timeout | undefined; active: number }>();
+  readonly #conns = new Map<net.Socket, Http1Connection>();
+  readonly #sweepMs: number;
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(server: http.Server | http2.Http2SecureServer, limits: ConnectionLimits) {
     this.#limits = limits;
+    this.#sweepMs = Math.max(
+      10,
+      Math.min(1000, Math.floor(Math.min(limits.headTimeoutMs, limits.bodyTimeoutMs) / 4)),
+    );
     server.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse) => {
+      // HTTP/2 streams share a session, which GOAWAY drains and boundHttp2 bounds.
       if (req.httpVersionMajor !== 1) return;
-      const socket = req.socket as net.Socket;
-      const conn = this.#conns.get(socket);
+      const conn = this.#conns.get(req.socket as net.Socket);
       if (conn === undefined) return;
-      const r = req as http.IncomingMessage;
       conn.active++;
-      clearTimeout(conn.timer);
-      conn.timer = r.complete
-        ? undefined
-        : deadline(limits.bodyTimeoutMs, () => !r.complete && socket.destroy());
+      conn.phase = Phase.Body;
+      conn.due = Date.now() + limits.bodyTimeoutMs;
+      conn.request = req as http.IncomingMessage;
       res.once("close", () => {
         conn.active--;
-        if (conn.active > 0 || socket.destroyed) return;
-        clearTimeout(conn.timer);
-        conn.timer = deadline(limits.keepAliveTimeoutMs + 1000 + limits.headTimeoutMs, () =>
-          requestTimeout(socket),
-        );
+        conn.answered++;
+        if (conn.active > 0) return;
+        conn.request = undefined;
+        conn.phase = Phase.Head;
+        conn.due = Date.now() + limits.keepAliveTimeoutMs + 1000 + limits.headTimeoutMs;
       });
     });
   }
 
   /** A connection handed to the HTTP/1.1 parser: its first request head is due within `headTimeoutMs`. */
   connection(socket: net.Socket): void {
-    const conn = {
-      timer: deadline(this.#limits.headTimeoutMs, () => requestTimeout(socket)),
+    const conn: Http1Connection = {
+      phase: Phase.Head,
+      due: Date.now() + this.#limits.headTimeoutMs,
+      request: undefined,
       active: 0,
+      answered: 0,
     };
     this.#conns.set(socket, conn);
-    socket.once("close", () => clearTimeout(conn.timer));
+    socket.once("close", () => {
+      this.#conns.delete(socket);
+      if (this.#conns.size === 0) this.#stopSweeping();
+    });
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => this.#sweep(), this.#sweepMs);
+      this.#sweeper.unref();
+    }
   }
-}
 
-function deadline(ms: number, expire: () => void): NodeJS.Timeout {
-  const timer = setTimeout(expire, ms);
-  timer.unref();
-  return timer;
+  /**
+   * Ends the connections with nothing in flight. A connection not answered yet has sent bytes (its first
+   * request is on its way to the parser), so it is not idle.
+   */
+  endIdle(): void {
+    for (const [socket, c] of this.#conns) if (c.active === 0 && c.answered > 0) socket.end();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [socket, c] of this.#conns) {
+      if (c.phase === Phase.Answer || now < c.due) continue;
+      if (c.phase === Phase.Head) requestTimeout(socket);
+      else if (!c.request?.complete) socket.destroy();
+      c.phase = Phase.Answer;
+    }
+  }
+
+  #stopSweeping(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
 }
 
 const REQUEST_TIMEOUT = Buffer.from(

@@ -9,7 +9,7 @@ import {
   boundHttp2,
   type ConnectionLimits,
   firstBytesDeadline,
-  Http1Deadlines,
+  Http1Connections,
   http2Settings,
   peerAdmission,
 } from "./connection-limits.js";
@@ -62,10 +62,10 @@ export async function listenDual(
     handler,
   );
   h1.keepAliveTimeout = limits.keepAliveTimeoutMs;
-  // Node checks these only on a server that listens itself (h1 never does): Http1Deadlines keeps them.
+  // Node checks these only on a server that listens itself (h1 never does): Http1Connections keeps them.
   h1.headersTimeout = limits.headTimeoutMs;
   h1.requestTimeout = 0;
-  const h1Deadlines = new Http1Deadlines(h1, limits);
+  const h1Conns = new Http1Connections(h1, limits);
   boundHttp2(h2, limits);
   const admit = peerAdmission(limits);
   const sockets = new Set<net.Socket>();
@@ -81,8 +81,7 @@ export async function listenDual(
   /** Connections whose first bytes have not been seen yet, so neither server owns them. */
   const undecided = new Set<net.Socket>();
   // Node's own idle tracking (closeIdleConnections) only works for a server that listens itself, which h1
-  // never does here.
-  const h1Conns = trackHttp1(h1);
+  // never does here: Http1Connections keeps it.
 
   // noDelay: without it Nagle's algorithm holds small responses back until the peer's delayed ACK (up to
   // 40 ms), which Node's own HTTP servers avoid by default.
@@ -112,7 +111,7 @@ export async function listenDual(
         // Node's HTTP/2 session reads the bytes already buffered on the socket (the preface) itself.
         h2.emit("connection", socket);
       } else {
-        h1Deadlines.connection(socket);
+        h1Conns.connection(socket);
         h1.emit("connection", socket);
         socket.resume();
       }
@@ -138,7 +137,7 @@ export async function listenDual(
       if (tcp.listening) tcp.close();
       // A connection that has not been answered yet sent bytes (that is how it was sniffed): its first
       // request is on its way to the parser, so it is not idle.
-      endIdleHttp1(h1Conns);
+      h1Conns.endIdle();
       for (const socket of undecided) if (socket.bytesRead === 0) socket.destroy();
     },
     connections: () => sockets.size,
@@ -188,7 +187,7 @@ export async function listenTls(
         // The first bytes of a TLS connection are its handshake.
         handshakeTimeout: limits.firstBytesTimeoutMs,
         // HTTP/1.1 over TLS (allowHTTP1): Node reads these as for http.createServer (storeHTTPOptions in
-        // internal/http2/core.js), though @types/node does not declare them here. Http1Deadlines applies too.
+        // internal/http2/core.js), though @types/node does not declare them here. Http1Connections applies too.
         ...({
           maxHeaderSize: maxHeaderBytes,
           keepAliveTimeout: limits.keepAliveTimeoutMs,
@@ -205,8 +204,7 @@ export async function listenTls(
   );
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  const h1Conns = trackHttp1(server);
-  const h1Deadlines = new Http1Deadlines(server, limits);
+  const h1Conns = new Http1Connections(server, limits);
   boundHttp2(server, limits);
   const admit = peerAdmission(limits);
   server.maxConnections = limits.maxConnections;
@@ -217,7 +215,7 @@ export async function listenTls(
     socket.once("close", () => sockets.delete(socket));
   });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
-    if (socket.alpnProtocol !== "h2") h1Deadlines.connection(socket);
+    if (socket.alpnProtocol !== "h2") h1Conns.connection(socket);
   });
   server.on("session", (session) => {
     sessions.add(session);
@@ -236,7 +234,7 @@ export async function listenTls(
     },
     closeIdle() {
       if (server.listening) server.close();
-      endIdleHttp1(h1Conns);
+      h1Conns.endIdle();
     },
     connections: () => sockets.size,
     destroyAll() {
@@ -275,39 +273,6 @@ function usableTls<T>(files: TlsFiles, build: () => T): T {
       `the TLS files cannot be used (certificate ${files.certFile}, key ${files.keyFile}${ca}): ${why}`,
     );
   }
-}
-
-/** Per HTTP/1.1 connection of `server`: requests being served, and requests answered. */
-type Http1Connections = Map<net.Socket, { active: number; answered: number }>;
-
-function trackHttp1(server: http.Server | http2.Http2SecureServer): Http1Connections {
-  const conns: Http1Connections = new Map();
-  server.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse) => {
-    // HTTP/2 streams share a session, which GOAWAY drains; only HTTP/1.1 sockets are tracked here.
-    if (req.httpVersionMajor !== 1) return;
-    const socket = req.socket as net.Socket;
-    let conn = conns.get(socket);
-    if (conn === undefined) {
-      conn = { active: 0, answered: 0 };
-      conns.set(socket, conn);
-      socket.once("close", () => conns.delete(socket));
-    }
-    const c = conn;
-    c.active++;
-    res.once("close", () => {
-      c.active--;
-      c.answered++;
-    });
-  });
-  return conns;
-}
-
-/**
- * Ends HTTP/1.1 connections with nothing in flight. A connection not answered yet has sent bytes (its first
- * request is on its way to the parser), so it is not idle.
- */
-function endIdleHttp1(conns: Http1Connections): void {
-  for (const [socket, c] of conns) if (c.active === 0 && c.answered > 0) socket.end();
 }
 
 /** Starts listening and resolves with the bound address; rejects if the port cannot be bound. */
