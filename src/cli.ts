@@ -182,14 +182,15 @@ async function serve(args: string[], env: Env): Promise<number> {
   } else if (config.principals.length === 0) {
     err(`fieldseal: warning: ${config.configFile} names no principals, so every call will be refused`);
   }
-  out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
   const log = createLogger(config.logLevel);
   const reload = () => {
     reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log);
     server.reopenAudit();
   };
   process.on("SIGHUP", reload);
-  await new Promise<void>((resolve) => {
+  // The signal handlers are in place before the listening line, which supervisors and tests wait for:
+  // a SIGTERM sent right after it could otherwise meet the default action and kill the process.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       out(`fieldseal: ${signal}: finishing in-flight calls (up to ${config.shutdownGraceMs} ms)`);
       void server.shutdown().then(resolve);
@@ -197,6 +198,8 @@ async function serve(args: string[], env: Env): Promise<number> {
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
+  out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
+  await stopped;
   process.removeListener("SIGHUP", reload);
   return 0;
 }

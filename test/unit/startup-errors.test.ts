@@ -148,6 +148,17 @@ describe("start-up errors", () => {
     }
   });
 
+  it("stops gracefully on a SIGTERM sent the moment the listening line appears", async () => {
+    // The handlers used to be installed just after that line: a supervisor quick enough met the
+    // default action (killed by SIGTERM) about four times in five.
+    const config = configFile("sigterm.json", JSON.stringify({ principals: PRINCIPALS }));
+    for (let i = 0; i < 5; i++) {
+      const proc = await startFieldsealProcess({ env: { FIELDSEAL_CONFIG: config } });
+      expect(await proc.stop()).toBe(0);
+      expect(proc.stdout()).toMatch(/SIGTERM: finishing in-flight calls/);
+    }
+  });
+
   it("refuses a seal budget below one seal block at start-up, before anything else", async () => {
     const config = configFile("budget.json", JSON.stringify({ principals: PRINCIPALS }));
     expectOneLine(
