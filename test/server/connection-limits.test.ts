@@ -269,6 +269,38 @@ describe("per-peer connection cap (cleartext)", () => {
   });
 });
 
+describe("connection cap in all", () => {
+  let proc: FieldsealProcess;
+  beforeAll(async () => {
+    proc = await startFieldsealProcess({
+      env: { FIELDSEAL_MAX_CONNECTIONS: "6", FIELDSEAL_LOG_LEVEL: "warn" },
+    });
+  });
+  afterAll(async () => {
+    await proc?.stop(2000);
+  });
+
+  it("closes connections past the total as they arrive, and takes new ones once others close", async () => {
+    const held = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => probe(proc.port, { localAddress: `127.0.0.${2 + (i % 3)}` })),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const healthz = async () => {
+      const p = await probe(proc.port, { localAddress: "127.0.0.5" });
+      p.socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+      return (await within(p.closed, SLACK_MS)).received;
+    };
+    // From a peer with no connection at all: the total, not a per-peer cap, refuses it.
+    expect(await healthz()).toBe("");
+    for (const p of held) expect(p.socket.destroyed).toBe(false);
+    for (const p of held.slice(0, 2)) p.socket.destroy();
+    await Promise.all(held.slice(0, 2).map((p) => p.closed));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await healthz()).toMatch(/^HTTP\/1\.1 200 /);
+    for (const p of held) p.socket.destroy();
+  });
+});
+
 describe("TLS listener", () => {
   let pki: TestPki;
   let proc: FieldsealProcess;
