@@ -177,6 +177,16 @@ describe("cleartext listener deadlines", () => {
     }
   });
 
+  it("answers pipelined requests in full, with no 408 between them", async () => {
+    const p = await probe(proc.port);
+    const body = '{"scope":{"sessionId":"s-pipe"},"fields":{"a":"x"}}';
+    const call = `POST /fieldseal.v1.FieldsealService/EncryptFields HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${proc.tokens.admin}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    p.socket.write(`${call}${call}GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
+    const c = await within(p.closed, SLACK_MS);
+    expect(c.received.match(/HTTP\/1\.1 200 /g)).toHaveLength(3);
+    expect(c.received).not.toMatch(/ 408 /);
+  });
+
   it("resets an HTTP/2 stream that sends headers but never a body, after the body deadline", async () => {
     const h2 = await rawH2({ port: proc.port });
     h2.openStreams(5);
