@@ -208,13 +208,17 @@ export async function listenTls(
   boundHttp2(server, limits);
   const admit = peerAdmission(limits);
   server.maxConnections = limits.maxConnections;
+  /** Admitted TCP connections, handshake done or not (`sockets` holds those whose handshake ended). */
+  const tcpSockets = new Set<net.Socket>();
   // 'connection' is the TCP connection, before the handshake: refuse it before spending a handshake on it.
   server.on("connection", (socket: net.Socket) => {
     if (!admit(socket)) return;
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    tcpSockets.add(socket);
+    socket.once("close", () => tcpSockets.delete(socket));
   });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
     if (socket.alpnProtocol !== "h2") h1Conns.connection(socket);
   });
   server.on("session", (session) => {
@@ -241,6 +245,8 @@ export async function listenTls(
       if (server.listening) server.close();
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
+      // Connections still in their handshake, which would otherwise linger until the handshake timeout.
+      for (const socket of tcpSockets) socket.destroy();
     },
   };
 }

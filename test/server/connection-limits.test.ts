@@ -377,6 +377,36 @@ describe("TLS listener", () => {
     for (const p of held) expect(p.socket.destroyed).toBe(false);
     expect(await encryptOnce(proc, { httpVersion: "2", ca: pki.ca.cert })).toMatch(/^fs1\./);
     expect(await encryptOnce(proc, { httpVersion: "1.1", ca: pki.ca.cert })).toMatch(/^fs1\./);
+    // A slot freed is a slot for the same peer again.
+    held[0]?.socket.destroy();
+    await held[0]?.closed;
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await probe(proc.port, { localAddress: "127.0.0.2", tls: { ca: pki.ca.cert } });
+    again.socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    expect((await within(again.closed, SLACK_MS)).received).toMatch(/^HTTP\/1\.1 200 /);
     for (const p of held) p.socket.destroy();
+  });
+});
+
+describe("TLS shutdown", () => {
+  let pki: TestPki;
+  beforeAll(() => {
+    pki = createTestPki();
+  });
+  afterAll(() => pki?.remove());
+
+  it("exits promptly on SIGTERM while a connection is stuck in its TLS handshake", async () => {
+    const proc = await startFieldsealProcess({
+      env: { FIELDSEAL_FIRST_BYTES_TIMEOUT_MS: "120000", FIELDSEAL_LOG_LEVEL: "warn" },
+      settings: { tls: { certFile: pki.server.certFile, keyFile: pki.server.keyFile } },
+    });
+    const stuck = await probe(proc.port);
+    stuck.socket.write(Buffer.from([0x16]));
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    // Killed (SIGKILL) after 20 s if it hangs on the half-done handshake.
+    expect(await proc.stop(20_000)).toBe(0);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    await within(stuck.closed, SLACK_MS);
   });
 });
