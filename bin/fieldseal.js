@@ -2,4 +2,14 @@
 // The fieldseal command. The TypeScript sources are compiled to dist/ by `npm run build`.
 import { main } from "../dist/src/cli.js";
 
-process.exitCode = await main(process.argv.slice(2), process.env);
+try {
+  process.exitCode = await main(process.argv.slice(2), process.env);
+} catch (err) {
+  // main() turns every error a person can act on into one line; anything else is a bug. Its message
+  // still goes out as one line (the stack only with FIELDSEAL_LOG_LEVEL=debug), with a non-zero exit.
+  const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  process.stderr.write(`fieldseal: unexpected error: ${message}\n`);
+  if (process.env.FIELDSEAL_LOG_LEVEL === "debug" && err instanceof Error)
+    process.stderr.write(`${err.stack}\n`);
+  process.exitCode = 70;
+}

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { assertScopes, hashToken } from "./auth/principals.js";
 import { bootstrapAdmin, generateToken } from "./bootstrap.js";
-import { type Config, loadConfig, SETTINGS } from "./config.js";
+import { type Config, describeFsError, loadConfig, SETTINGS } from "./config.js";
 import type { Scope } from "./engine/aad.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { assertKeyringName } from "./engine/names.js";
@@ -156,8 +156,34 @@ export async function main(argv: string[], env: Env): Promise<number> {
       err(`fieldseal: ${e.message}`);
       return 2;
     }
+    const system = systemErrorLine(e);
+    if (system !== undefined) {
+      err(`fieldseal: ${system}`);
+      return 1;
+    }
     throw e;
   }
+}
+
+/**
+ * One line a person can act on for an operating-system error met at start-up (a port that cannot be
+ * bound, a directory that cannot be written), or undefined for anything else.
+ */
+function systemErrorLine(e: unknown): string | undefined {
+  const x = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (!(e instanceof Error) || typeof x.code !== "string" || typeof x.syscall !== "string") return undefined;
+  if (x.syscall === "listen" || x.syscall === "bind") {
+    const where = `${x.address ?? "?"} port ${x.port ?? "?"}`;
+    if (x.code === "EADDRINUSE")
+      return `cannot listen on ${where}: another process is using it; stop it, or choose another port with FIELDSEAL_PORT or --port (${x.code})`;
+    if (x.code === "EACCES")
+      return `cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose another port with FIELDSEAL_PORT or --port (${x.code})`;
+    if (x.code === "EADDRNOTAVAIL")
+      return `cannot listen on ${where}: no such address on this machine; set FIELDSEAL_HOST or --host (${x.code})`;
+    return `cannot listen on ${where} (${x.code}); check FIELDSEAL_HOST/--host and FIELDSEAL_PORT/--port`;
+  }
+  if (typeof x.path === "string") return `cannot ${x.syscall} ${x.path}: ${describeFsError(x.code)}`;
+  return undefined;
 }
 
 async function serve(args: string[], env: Env): Promise<number> {
@@ -195,14 +221,15 @@ async function serve(args: string[], env: Env): Promise<number> {
   } else if (config.principals.length === 0) {
     err(`fieldseal: warning: ${config.configFile} names no principals, so every call will be refused`);
   }
-  out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
   const log = createLogger(config.logLevel);
   const reload = () => {
     reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log);
     server.reopenAudit();
   };
   process.on("SIGHUP", reload);
-  await new Promise<void>((resolve) => {
+  // The signal handlers are in place before the listening line, which supervisors and tests wait for:
+  // a SIGTERM sent right after it could otherwise meet the default action and kill the process.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       out(`fieldseal: ${signal}: finishing in-flight calls (up to ${config.shutdownGraceMs} ms)`);
       void server.shutdown().then(resolve);
@@ -210,6 +237,8 @@ async function serve(args: string[], env: Env): Promise<number> {
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
+  out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
+  await stopped;
   process.removeListener("SIGHUP", reload);
   return 0;
 }

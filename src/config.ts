@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseGrants } from "./auth/policy.js";
 import type { CertificateMatch, PrincipalConfig } from "./auth/principals.js";
@@ -74,6 +74,109 @@ export interface Config {
   };
   /** Prometheus text at GET /metrics on the service port. */
   readonly metrics: { readonly enabled: boolean };
+  /** What one connection, and one peer address, may hold before its request is complete. */
+  readonly limits: ConnectionLimits;
+}
+
+/**
+ * Bounds on every listener, cleartext and TLS, so that an unauthenticated client holds little for long.
+ * docs/security.md ("Connection limits") gives the worst-case memory they allow.
+ */
+export interface ConnectionLimits {
+  /** From accept until the first bytes decide the protocol (cleartext) or the TLS handshake ends. */
+  readonly firstBytesTimeoutMs: number;
+  /** From accept (or the end of the previous response plus the keep-alive time) until a complete HTTP/1.1 request head. */
+  readonly headTimeoutMs: number;
+  /** From a complete request head until the request body has ended (HTTP/1.1 request or HTTP/2 stream). */
+  readonly bodyTimeoutMs: number;
+  /** An HTTP/1.1 connection with no request is closed after this long. */
+  readonly keepAliveTimeoutMs: number;
+  /** An HTTP/2 session with no traffic at all is closed (GOAWAY) after this long. */
+  readonly h2IdleTimeoutMs: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS: streams past it are refused. */
+  readonly h2MaxConcurrentStreams: number;
+  /** Open connections in all; further ones are closed as they arrive. */
+  readonly maxConnections: number;
+  /** Open connections from one peer address; further ones from it are closed as they arrive. */
+  readonly maxConnectionsPerPeer: number;
+}
+
+/** A whole-number setting declared once: parsing, bounds, default and help all come from here. */
+interface IntSetting {
+  readonly env: string;
+  readonly description: string;
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** The connection limits; their config-file keys are `limits.<name>`. */
+const LIMIT_SETTINGS: { readonly [K in keyof ConnectionLimits]: IntSetting } = {
+  firstBytesTimeoutMs: {
+    env: "FIELDSEAL_FIRST_BYTES_TIMEOUT_MS",
+    description: "A new connection must send its first bytes (or finish the TLS handshake) within this",
+    default: 10_000,
+    min: 50,
+    max: 600_000,
+  },
+  headTimeoutMs: {
+    env: "FIELDSEAL_HEAD_TIMEOUT_MS",
+    description: "An HTTP/1.1 request head must be complete within this of the connection's start",
+    default: 20_000,
+    min: 50,
+    max: 600_000,
+  },
+  bodyTimeoutMs: {
+    env: "FIELDSEAL_BODY_TIMEOUT_MS",
+    description: "A request body must end within this of its head (else the request or stream is reset)",
+    default: 30_000,
+    min: 50,
+    max: 3_600_000,
+  },
+  keepAliveTimeoutMs: {
+    env: "FIELDSEAL_KEEP_ALIVE_TIMEOUT_MS",
+    description: "An idle HTTP/1.1 keep-alive connection is closed after this",
+    default: 65_000,
+    min: 50,
+    max: 3_600_000,
+  },
+  h2IdleTimeoutMs: {
+    env: "FIELDSEAL_H2_IDLE_TIMEOUT_MS",
+    description: "An HTTP/2 connection with no traffic is closed (GOAWAY) after this",
+    default: 120_000,
+    min: 50,
+    max: 3_600_000,
+  },
+  h2MaxConcurrentStreams: {
+    env: "FIELDSEAL_H2_MAX_STREAMS",
+    description: "Concurrent HTTP/2 streams per connection; further ones are refused",
+    default: 100,
+    min: 1,
+    max: 10_000,
+  },
+  maxConnections: {
+    env: "FIELDSEAL_MAX_CONNECTIONS",
+    description: "Open connections in all (keep it below the process's file descriptor limit)",
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+  },
+  maxConnectionsPerPeer: {
+    env: "FIELDSEAL_MAX_CONNECTIONS_PER_PEER",
+    description: "Open connections from one client address (raise it behind a proxy or NAT)",
+    default: 128,
+    min: 1,
+    max: 1_000_000,
+  },
+};
+
+function intSettingDocs(prefix: string, settings: Readonly<Record<string, IntSetting>>): SettingDoc[] {
+  return Object.entries(settings).map(([name, s]) => ({
+    env: s.env,
+    file: `${prefix}.${name}`,
+    description: s.description,
+    default: String(s.default),
+  }));
 }
 
 /** Certificate files for TLS, and the CA that client certificates must chain to for mTLS. */
@@ -268,7 +371,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     env: "-",
     file: "webhook.hmacSecrets",
-    description: "Principal name to HMAC-SHA256 secret (>= 32 chars) for signed webhooks",
+    description:
+      "Principal name to HMAC-SHA256 secret (>= 32 chars) for signed webhooks (the file must then be 0600 or 0400)",
     default: "{}",
   },
   {
@@ -337,6 +441,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "Serve Prometheus metrics at GET /metrics on the same port",
     default: "true",
   },
+  ...intSettingDocs("limits", LIMIT_SETTINGS),
 ];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -348,17 +453,69 @@ export function loadConfig(env: Env, cwd: string): Config {
   const configFile = resolve(cwd, env.FIELDSEAL_CONFIG ?? `${dataDir}/config.json`);
   let file: FileConfig = {};
   let text = "";
+  let found = false;
   try {
     text = readFileSync(configFile, "utf8");
-    file = parseFile(text, configFile);
+    found = true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT" || env.FIELDSEAL_CONFIG !== undefined) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" || env.FIELDSEAL_CONFIG !== undefined) {
+      throw new FieldsealError(
+        "failed_precondition",
+        `cannot read config file ${configFile}: ${describeFsError(code)} (set FIELDSEAL_CONFIG to another file, or fix this one)`,
+      );
+    }
   }
+  if (found) file = parseFile(text, configFile);
+  let config: Config;
   try {
-    return parseConfig(file, env, { dataDir: String(file.dataDir ?? dataDir), configFile, cwd });
+    config = parseConfig(file, env, { dataDir: String(file.dataDir ?? dataDir), configFile, cwd });
   } catch (err) {
     throw withLine(err, text, configFile);
   }
+  if (found) assertPrivateIfSecret(file, configFile);
+  return config;
+}
+
+/** Words for the errors reading a file can raise; the code is kept for searching. */
+export function describeFsError(code: string | undefined): string {
+  const words: Record<string, string> = {
+    ENOENT: "no such file",
+    EACCES: "permission denied",
+    EPERM: "operation not permitted",
+    EISDIR: "it is a directory",
+    ENOTDIR: "a part of the path is not a directory",
+    ELOOP: "too many symbolic links",
+  };
+  return `${(code !== undefined && words[code]) || "cannot be read"}${code === undefined ? "" : ` (${code})`}`;
+}
+
+/**
+ * Refuses a config file that holds secrets (webhook HMAC secrets, Cognigy credentials) while group or
+ * others may read it. Token hashes alone are not secrets, so the generated default config passes either way.
+ */
+function assertPrivateIfSecret(file: FileConfig, configFile: string): void {
+  if (process.platform === "win32") return;
+  const webhook = file.webhook as Record<string, unknown> | undefined;
+  const cognigy = file.cognigy as Record<string, unknown> | undefined;
+  const secrets = [
+    typeof webhook === "object" && webhook !== null && webhook.hmacSecrets !== undefined
+      ? "webhook.hmacSecrets"
+      : undefined,
+    typeof cognigy === "object" && cognigy !== null && cognigy.apiKey !== undefined
+      ? "cognigy.apiKey"
+      : undefined,
+    typeof cognigy === "object" && cognigy !== null && cognigy.bearerToken !== undefined
+      ? "cognigy.bearerToken"
+      : undefined,
+  ].filter((s) => s !== undefined);
+  if (secrets.length === 0) return;
+  const mode = statSync(configFile).mode & 0o777;
+  if ((mode & 0o077) === 0) return;
+  throw new FieldsealError(
+    "failed_precondition",
+    `config file ${configFile} holds ${secrets.join(", ")} but its mode ${mode.toString(8).padStart(4, "0")} lets group or others access it: chmod 600 it (in Kubernetes, mount it with defaultMode 0400)`,
+  );
 }
 
 /** Adds the config file's name and line to an error that names a key path (`config: principals[1].x: ...`). */
@@ -375,15 +532,29 @@ function parseFile(text: string, path: string): FileConfig {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
+    // JSON.parse's message quotes the text around the error, which may be part of a secret: only the
+    // position is kept.
     throw new FieldsealError(
       "invalid_argument",
-      `config file ${path} is not valid JSON: ${(err as Error).message}`,
+      `config file ${path} is not valid JSON${jsonErrorWhere(text, (err as Error).message)}`,
     );
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new FieldsealError("invalid_argument", `config file ${path} must hold a JSON object`);
   }
   return parsed as FileConfig;
+}
+
+/** " at line L column C" for a JSON.parse error message that gives a position, else "". */
+function jsonErrorWhere(text: string, message: string): string {
+  const m = /at position (\d+)/.exec(message);
+  const position =
+    m?.[1] !== undefined ? Number(m[1]) : /end of JSON input/.test(message) ? text.length : undefined;
+  if (position === undefined) return "";
+  const before = text.slice(0, position);
+  const line = before.split("\n").length;
+  const column = position - before.lastIndexOf("\n");
+  return ` at line ${line} column ${column}`;
 }
 
 /** Builds a Config from a parsed config file and the environment; exported for tests. */
@@ -487,7 +658,7 @@ export function parseConfig(
     legacyEnabled: bool("FIELDSEAL_LEGACY_ENABLED", "legacyEnabled", true),
     rotation: {
       maxAgeMs: maxAgeDays === 0 ? undefined : maxAgeDays * 86_400_000,
-      sealBudget: int("FIELDSEAL_SEAL_BUDGET", "rotation.sealBudget", 2 ** 28, 1, 2 ** 32),
+      sealBudget: sealBudget(int("FIELDSEAL_SEAL_BUDGET", "rotation.sealBudget", 2 ** 28, 1, 2 ** 32)),
     },
     primaryRefreshMs: int("FIELDSEAL_PRIMARY_REFRESH_MS", "primaryRefreshMs", 30_000, 100, 86_400_000),
     maxRequestBytes: int(
@@ -559,6 +730,12 @@ export function parseConfig(
       ),
     },
     metrics: { enabled: bool("FIELDSEAL_METRICS_ENABLED", "metrics.enabled", true) },
+    limits: Object.fromEntries(
+      Object.entries(LIMIT_SETTINGS).map(([name, d]) => [
+        name,
+        int(d.env, `limits.${name}`, d.default, d.min, d.max),
+      ]),
+    ) as unknown as ConnectionLimits,
   };
 }
 
@@ -709,6 +886,23 @@ function nameList(raw: unknown, bad: (why: string) => FieldsealError): string[] 
     names.add(item);
   }
   return [...names];
+}
+
+/**
+ * A server reserves seals in blocks of SEAL_BLOCK (src/keys/keyrings.ts), and a block never spans two key
+ * versions, so a smaller budget would let the server validate its config and then refuse to start.
+ */
+const SEAL_BLOCK = 65_536;
+
+function sealBudget(n: number): number {
+  if (n < SEAL_BLOCK) {
+    throw bad(
+      "FIELDSEAL_SEAL_BUDGET",
+      "rotation.sealBudget",
+      `must be at least ${SEAL_BLOCK} (the seals a server reserves at a time), got ${n}`,
+    );
+  }
+  return n;
 }
 
 function bad(envName: string, path: string, why: string): FieldsealError {

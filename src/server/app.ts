@@ -261,11 +261,21 @@ export async function startServer(
   // report ready.
   await keyrings.ensure(config.defaultKeyring);
   for (const name of config.keyrings) await keyrings.ensure(name);
-  const where = { host: config.host, port: config.port };
-  const listener: DualListener =
-    config.tls === undefined
-      ? await listenDual(handler, where)
-      : await listenTls(handler, { ...where, tls: config.tls });
+  const where = { host: config.host, port: config.port, limits: config.limits };
+  let listener: DualListener;
+  try {
+    listener =
+      config.tls === undefined
+        ? await listenDual(handler, where)
+        : await listenTls(handler, { ...where, tls: config.tls });
+  } catch (err) {
+    // A port that cannot be bound or TLS files that cannot be used: release what started, so the
+    // process can exit with the error.
+    await keyrings.close();
+    await store.close();
+    audit.close?.();
+    throw err;
+  }
   serving = true;
   health.setAll(ServingStatus.SERVING);
   updateReadiness();

@@ -2,6 +2,17 @@ import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import type * as tls from "node:tls";
+import { describeFsError } from "../config.js";
+import { FieldsealError } from "../errors.js";
+import {
+  boundHttp2,
+  type ConnectionLimits,
+  firstBytesDeadline,
+  Http1Connections,
+  http2Settings,
+  peerAdmission,
+} from "./connection-limits.js";
 
 /** The HTTP/2 connection preface every h2c client sends first (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -41,13 +52,22 @@ export interface DualListener {
  */
 export async function listenDual(
   handler: RequestHandler,
-  opts: { host: string; port: number; maxHeaderBytes?: number },
+  opts: { host: string; port: number; maxHeaderBytes?: number; limits: ConnectionLimits },
 ): Promise<DualListener> {
-  const h1 = http.createServer({ maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024 }, handler);
-  const h2 = http2.createServer({ maxSessionMemory: 64 }, handler);
-  h1.keepAliveTimeout = 65_000;
-  h1.headersTimeout = 30_000;
-  h1.requestTimeout = 120_000;
+  const { limits } = opts;
+  const maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
+  const h1 = http.createServer({ maxHeaderSize: maxHeaderBytes }, handler);
+  const h2 = http2.createServer(
+    { maxSessionMemory: 64, settings: http2Settings(limits, maxHeaderBytes) },
+    handler,
+  );
+  h1.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // Node checks these only on a server that listens itself (h1 never does): Http1Connections keeps them.
+  h1.headersTimeout = limits.headTimeoutMs;
+  h1.requestTimeout = 0;
+  const h1Conns = new Http1Connections(h1, limits);
+  boundHttp2(h2, limits);
+  const admit = peerAdmission(limits);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   let accepting = true;
@@ -61,17 +81,20 @@ export async function listenDual(
   /** Connections whose first bytes have not been seen yet, so neither server owns them. */
   const undecided = new Set<net.Socket>();
   // Node's own idle tracking (closeIdleConnections) only works for a server that listens itself, which h1
-  // never does here.
-  const h1Conns = trackHttp1(h1);
+  // never does here: Http1Connections keeps it.
 
   // noDelay: without it Nagle's algorithm holds small responses back until the peer's delayed ACK (up to
   // 40 ms), which Node's own HTTP servers avoid by default.
   const tcp = net.createServer({ noDelay: true }, (socket) => {
+    socket.on("error", () => socket.destroy());
+    if (!admit(socket)) return;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
     undecided.add(socket);
     socket.once("close", () => undecided.delete(socket));
+    // Until the preface decides, neither server's own timeouts cover the connection.
+    const decided = firstBytesDeadline(socket, limits);
+    socket.once("close", decided);
     let head = Buffer.alloc(0);
     const sniff = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -79,6 +102,7 @@ export async function listenDual(
       const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       // Decide once we have the whole preface, or as soon as the bytes cannot be one.
       if (isH2 && head.length < H2_PREFACE.length) return;
+      decided();
       socket.removeListener("data", sniff);
       undecided.delete(socket);
       socket.pause();
@@ -87,12 +111,15 @@ export async function listenDual(
         // Node's HTTP/2 session reads the bytes already buffered on the socket (the preface) itself.
         h2.emit("connection", socket);
       } else {
+        h1Conns.connection(socket);
         h1.emit("connection", socket);
         socket.resume();
       }
     };
     socket.on("data", sniff);
   });
+  // Node closes connections past this before creating a socket for them.
+  tcp.maxConnections = limits.maxConnections;
 
   const address = await listenOn(tcp, opts.port, opts.host);
 
@@ -110,7 +137,7 @@ export async function listenDual(
       if (tcp.listening) tcp.close();
       // A connection that has not been answered yet sent bytes (that is how it was sniffed): its first
       // request is on its way to the parser, so it is not idle.
-      endIdleHttp1(h1Conns);
+      h1Conns.endIdle();
       for (const socket of undecided) if (socket.bytesRead === 0) socket.destroy();
     },
     connections: () => sockets.size,
@@ -139,28 +166,60 @@ export interface TlsFiles {
  */
 export async function listenTls(
   handler: RequestHandler,
-  opts: { host: string; port: number; tls: TlsFiles },
+  opts: { host: string; port: number; tls: TlsFiles; maxHeaderBytes?: number; limits: ConnectionLimits },
 ): Promise<DualListener> {
-  const ca = opts.tls.clientCaFile === undefined ? undefined : readFileSync(opts.tls.clientCaFile);
-  const server = http2.createSecureServer(
-    {
-      cert: readFileSync(opts.tls.certFile),
-      key: readFileSync(opts.tls.keyFile),
-      minVersion: "TLSv1.2",
-      allowHTTP1: true,
-      ALPNProtocols: ["h2", "http/1.1"],
-      maxSessionMemory: 64,
-      // `ca` here is only the trust anchor for client certificates; it does not change the server's chain.
-      ...(ca === undefined ? {} : { ca, requestCert: true, rejectUnauthorized: opts.tls.requireClientCert }),
-    },
-    handler,
+  const { limits } = opts;
+  const maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
+  const ca =
+    opts.tls.clientCaFile === undefined ? undefined : readTlsFile(opts.tls.clientCaFile, "client CA file");
+  const cert = readTlsFile(opts.tls.certFile, "certificate file");
+  const key = readTlsFile(opts.tls.keyFile, "private key file");
+  const server = usableTls(opts.tls, () =>
+    http2.createSecureServer(
+      {
+        cert,
+        key,
+        minVersion: "TLSv1.2",
+        allowHTTP1: true,
+        ALPNProtocols: ["h2", "http/1.1"],
+        maxSessionMemory: 64,
+        settings: http2Settings(limits, maxHeaderBytes),
+        // The first bytes of a TLS connection are its handshake.
+        handshakeTimeout: limits.firstBytesTimeoutMs,
+        // HTTP/1.1 over TLS (allowHTTP1): Node reads these as for http.createServer (storeHTTPOptions in
+        // internal/http2/core.js), though @types/node does not declare them here. Http1Connections applies too.
+        ...({
+          maxHeaderSize: maxHeaderBytes,
+          keepAliveTimeout: limits.keepAliveTimeoutMs,
+          headersTimeout: limits.headTimeoutMs,
+          requestTimeout: 0,
+        } as object),
+        // `ca` here is only the trust anchor for client certificates; it does not change the server's chain.
+        ...(ca === undefined
+          ? {}
+          : { ca, requestCert: true, rejectUnauthorized: opts.tls.requireClientCert }),
+      },
+      handler,
+    ),
   );
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  const h1Conns = trackHttp1(server);
-  server.on("secureConnection", (socket: net.Socket) => {
+  const h1Conns = new Http1Connections(server, limits);
+  boundHttp2(server, limits);
+  const admit = peerAdmission(limits);
+  server.maxConnections = limits.maxConnections;
+  /** Admitted TCP connections, handshake done or not (`sockets` holds those whose handshake ended). */
+  const tcpSockets = new Set<net.Socket>();
+  // 'connection' is the TCP connection, before the handshake: refuse it before spending a handshake on it.
+  server.on("connection", (socket: net.Socket) => {
+    if (!admit(socket)) return;
+    tcpSockets.add(socket);
+    socket.once("close", () => tcpSockets.delete(socket));
+  });
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    if (socket.alpnProtocol !== "h2") h1Conns.connection(socket);
   });
   server.on("session", (session) => {
     sessions.add(session);
@@ -179,48 +238,47 @@ export async function listenTls(
     },
     closeIdle() {
       if (server.listening) server.close();
-      endIdleHttp1(h1Conns);
+      h1Conns.endIdle();
     },
     connections: () => sockets.size,
     destroyAll() {
       if (server.listening) server.close();
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
+      // Connections still in their handshake, which would otherwise linger until the handshake timeout.
+      for (const socket of tcpSockets) socket.destroy();
     },
   };
 }
 
-/** Per HTTP/1.1 connection of `server`: requests being served, and requests answered. */
-type Http1Connections = Map<net.Socket, { active: number; answered: number }>;
-
-function trackHttp1(server: http.Server | http2.Http2SecureServer): Http1Connections {
-  const conns: Http1Connections = new Map();
-  server.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse) => {
-    // HTTP/2 streams share a session, which GOAWAY drains; only HTTP/1.1 sockets are tracked here.
-    if (req.httpVersionMajor !== 1) return;
-    const socket = req.socket as net.Socket;
-    let conn = conns.get(socket);
-    if (conn === undefined) {
-      conn = { active: 0, answered: 0 };
-      conns.set(socket, conn);
-      socket.once("close", () => conns.delete(socket));
-    }
-    const c = conn;
-    c.active++;
-    res.once("close", () => {
-      c.active--;
-      c.answered++;
-    });
-  });
-  return conns;
+/** Reads one of the TLS files, or says which one cannot be read and why. */
+function readTlsFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new FieldsealError(
+      "failed_precondition",
+      `cannot read the TLS ${what} ${path}: ${describeFsError((err as NodeJS.ErrnoException).code)}`,
+    );
+  }
 }
 
 /**
- * Ends HTTP/1.1 connections with nothing in flight. A connection not answered yet has sent bytes (its first
- * request is on its way to the parser), so it is not idle.
+ * Builds the TLS server, turning OpenSSL's refusal of the files (not PEM, key not matching the
+ * certificate) into one line naming them. OpenSSL's reason names no key material.
  */
-function endIdleHttp1(conns: Http1Connections): void {
-  for (const [socket, c] of conns) if (c.active === 0 && c.answered > 0) socket.end();
+function usableTls<T>(files: TlsFiles, build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    const reason = (err as { reason?: unknown }).reason;
+    const why = typeof reason === "string" ? reason : (err as Error).message.split("\n")[0];
+    const ca = files.clientCaFile === undefined ? "" : `, client CA ${files.clientCaFile}`;
+    throw new FieldsealError(
+      "failed_precondition",
+      `the TLS files cannot be used (certificate ${files.certFile}, key ${files.keyFile}${ca}): ${why}`,
+    );
+  }
 }
 
 /** Starts listening and resolves with the bound address; rejects if the port cannot be bound. */

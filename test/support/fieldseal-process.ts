@@ -86,7 +86,7 @@ export async function startFieldsealProcess(
       options.startTimeoutMs ?? 15_000,
     );
     const check = () => {
-      const m = /fieldseal listening on (http:\/\/\S+)/.exec(out);
+      const m = /fieldseal listening on (https?:\/\/\S+)/.exec(out);
       if (m?.[1] === undefined) return;
       clearTimeout(timer);
       child.stdout?.off("data", check);

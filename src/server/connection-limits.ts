@@ -1,0 +1,197 @@
+import type * as http from "node:http";
+import * as http2 from "node:http2";
+import type * as net from "node:net";
+import type { ConnectionLimits } from "../config.js";
+
+export type { ConnectionLimits };
+
+/**
+ * Admits a new connection only while its peer address holds fewer than `maxConnectionsPerPeer`; the
+ * total is bounded by `net.Server.maxConnections`, which Node enforces before a socket is even created.
+ * Returns false (after closing the socket) when the connection is refused.
+ */
+export function peerAdmission(limits: ConnectionLimits): (socket: net.Socket) => boolean {
+  const perPeer = new Map<string, number>();
+  return (socket) => {
+    const peer = socket.remoteAddress ?? "";
+    const n = perPeer.get(peer) ?? 0;
+    if (n >= limits.maxConnectionsPerPeer) {
+      socket.destroy();
+      return false;
+    }
+    perPeer.set(peer, n + 1);
+    socket.once("close", () => {
+      const left = (perPeer.get(peer) ?? 1) - 1;
+      if (left === 0) perPeer.delete(peer);
+      else perPeer.set(peer, left);
+    });
+    return true;
+  };
+}
+
+/** Node's HTTP/2 options that carry the limits: concurrent streams and the header list size. */
+export function http2Settings(limits: ConnectionLimits, maxHeaderBytes: number): http2.Settings {
+  return { maxConcurrentStreams: limits.h2MaxConcurrentStreams, maxHeaderListSize: maxHeaderBytes };
+}
+
+/**
+ * Closes (GOAWAY) an HTTP/2 session after `h2IdleTimeoutMs` without traffic, and resets each stream whose
+ * request has not ended `bodyTimeoutMs` after its headers, so a client cannot hold streams open by never
+ * sending a body. Streams whose request has ended are left alone however long their answer takes.
+ */
+export function boundHttp2(server: http2.Http2Server | http2.Http2SecureServer, limits: ConnectionLimits) {
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    session.setTimeout(limits.h2IdleTimeoutMs, () => session.close());
+  });
+  server.on("stream", (stream: TimedStream, _headers, flags: number) => {
+    // END_STREAM on the HEADERS frame: there is no body to wait for.
+    if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0) return;
+    // Module-level callbacks: a stream costs one timer and no closure.
+    stream[kBodyTimer] = setTimeout(resetUnended, limits.bodyTimeoutMs, stream).unref();
+    stream.once("close", clearBodyTimer);
+  });
+}
+
+const kBodyTimer = Symbol("fieldseal.bodyTimer");
+type TimedStream = http2.ServerHttp2Stream & { [kBodyTimer]?: NodeJS.Timeout };
+
+function resetUnended(stream: http2.ServerHttp2Stream): void {
+  if (!stream.closed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
+}
+
+function clearBodyTimer(this: TimedStream): void {
+  clearTimeout(this[kBodyTimer]);
+}
+
+/** What an HTTP/1.1 connection is waiting for, and so which deadline applies. */
+enum Phase {
+  /** A request head: due `headTimeoutMs` after the connection started or went idle (plus keep-alive). */
+  Head,
+  /** The body of `request`: due `bodyTimeoutMs` after its head. */
+  Body,
+  /** The server's answer: no deadline here (the call's own deadline applies). */
+  Answer,
+}
+
+interface Http1Connection {
+  phase: Phase;
+  /** Date.now() by which the phase must end. */
+  due: number;
+  request: http.IncomingMessage | undefined;
+  /** Requests being answered, and requests answered (for closeIdle). */
+  active: number;
+  answered: number;
+}
+
+/**
+ * The HTTP/1.1 connections of one server, with their deadlines:
+ *
+ * - the request head must be complete `headTimeoutMs` after the connection was handed over, or after the
+ *   previous response plus the keep-alive time (Node closes an idle keep-alive connection itself, but
+ *   stops counting at the next request's first byte, so a head trickled after that is bounded here);
+ * - the request body must end `bodyTimeoutMs` after its head.
+ *
+ * A head that misses its deadline is answered 408 and the connection closed; a body that misses its
+ * deadline has its connection destroyed (a response may already be under way).
+ *
+ * Node's own `headersTimeout` and `requestTimeout` are checked by a timer that only a listening
+ * `http.Server` starts (setupConnectionsTracking on 'listening', lib/_http_server.js); the cleartext
+ * HTTP/1.1 server here is handed sockets and never listens. As in Node, one sweep checks every connection
+ * (here every quarter of the shortest deadline, at most once a second), so a request costs no timer of its
+ * own, only two numbers written.
+ */
+export class Http1Connections {
+  readonly #limits: ConnectionLimits;
+  readonly #conns = new Map<net.Socket, Http1Connection>();
+  readonly #sweepMs: number;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(server: http.Server | http2.Http2SecureServer, limits: ConnectionLimits) {
+    this.#limits = limits;
+    this.#sweepMs = Math.max(
+      10,
+      Math.min(1000, Math.floor(Math.min(limits.headTimeoutMs, limits.bodyTimeoutMs) / 4)),
+    );
+    server.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse) => {
+      // HTTP/2 streams share a session, which GOAWAY drains and boundHttp2 bounds.
+      if (req.httpVersionMajor !== 1) return;
+      const conn = this.#conns.get(req.socket as net.Socket);
+      if (conn === undefined) return;
+      conn.active++;
+      conn.phase = Phase.Body;
+      conn.due = Date.now() + limits.bodyTimeoutMs;
+      conn.request = req as http.IncomingMessage;
+      res.once("close", () => {
+        conn.active--;
+        conn.answered++;
+        if (conn.active > 0) return;
+        conn.request = undefined;
+        conn.phase = Phase.Head;
+        conn.due = Date.now() + limits.keepAliveTimeoutMs + 1000 + limits.headTimeoutMs;
+      });
+    });
+  }
+
+  /** A connection handed to the HTTP/1.1 parser: its first request head is due within `headTimeoutMs`. */
+  connection(socket: net.Socket): void {
+    const conn: Http1Connection = {
+      phase: Phase.Head,
+      due: Date.now() + this.#limits.headTimeoutMs,
+      request: undefined,
+      active: 0,
+      answered: 0,
+    };
+    this.#conns.set(socket, conn);
+    socket.once("close", () => {
+      this.#conns.delete(socket);
+      if (this.#conns.size === 0) this.#stopSweeping();
+    });
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => this.#sweep(), this.#sweepMs);
+      this.#sweeper.unref();
+    }
+  }
+
+  /**
+   * Ends the connections with nothing in flight. A connection not answered yet has sent bytes (its first
+   * request is on its way to the parser), so it is not idle.
+   */
+  endIdle(): void {
+    for (const [socket, c] of this.#conns) if (c.active === 0 && c.answered > 0) socket.end();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [socket, c] of this.#conns) {
+      if (c.phase === Phase.Answer || now < c.due) continue;
+      if (c.phase === Phase.Head) requestTimeout(socket);
+      else if (!c.request?.complete) socket.destroy();
+      c.phase = Phase.Answer;
+    }
+  }
+
+  #stopSweeping(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+}
+
+const REQUEST_TIMEOUT = Buffer.from(
+  "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\nfieldseal-reason: request_head_timeout\r\n\r\n",
+);
+
+/** Answers 408 to a request head that did not arrive in time and closes, without waiting for the peer. */
+function requestTimeout(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) return void socket.destroy();
+  socket.end(REQUEST_TIMEOUT, () => socket.destroy());
+  // A peer that does not read must not keep the socket either.
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/** Closes a connection that has not sent its first bytes `firstBytesTimeoutMs` after it was accepted. */
+export function firstBytesDeadline(socket: net.Socket, limits: ConnectionLimits): () => void {
+  const timer = setTimeout(() => socket.destroy(), limits.firstBytesTimeoutMs);
+  timer.unref();
+  return () => clearTimeout(timer);
+}
