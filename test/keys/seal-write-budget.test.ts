@@ -1,0 +1,135 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isFieldsealError } from "../../src/errors.js";
+import {
+  DEFAULT_SEAL_BUDGET,
+  DEFAULT_STORE_WRITES_PER_DAY,
+  type KeyEvent,
+  Keyrings,
+  type KeyringsOptions,
+} from "../../src/keys/keyrings.js";
+import type { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
+import { manualClock, sealLoad } from "./seal-load.js";
+import { tempStore } from "./support.js";
+
+const DAY_S = 86_400;
+const HOUR_S = 3_600;
+
+describe("seal blocks within the store's daily write budget", () => {
+  let store: LocalFileKeyStore;
+  let cleanup: () => Promise<void>;
+  const open: Keyrings[] = [];
+  const keyrings = (options: KeyringsOptions) => {
+    const k = new Keyrings(store, options);
+    open.push(k);
+    return k;
+  };
+  /** Store writes so far: every successful compare-and-swap moves the revision by exactly one. */
+  const writes = async () => (await store.load("busy"))?.revision ?? 0;
+
+  beforeEach(async () => {
+    ({ store, cleanup } = await tempStore());
+  });
+  afterEach(async () => {
+    for (const k of open.splice(0)) await k.close();
+    await cleanup();
+  });
+
+  it("writes at most the daily budget at 2,000 seals/s for a day, an on-demand rotation included", async () => {
+    const time = manualClock();
+    const events: KeyEvent[] = [];
+    const k = keyrings({ now: time.now, onEvent: (e) => events.push(e) });
+    const used = await sealLoad([k], time, { keyring: "busy", perSecond: [2_000], seconds: DAY_S / 2 });
+    await k.rotate("busy");
+    await sealLoad([k], time, { keyring: "busy", perSecond: [2_000], seconds: DAY_S / 2, used });
+    const w = await writes();
+    // A fixed block of 65,536 would have written 2,637 times (172.8 million seals).
+    expect(w).toBeLessThanOrEqual(DEFAULT_STORE_WRITES_PER_DAY);
+    // With headroom 2 the steady state is one reservation an hour: about half the budget, plus start-up.
+    expect(w).toBeGreaterThanOrEqual(20);
+    const state = await store.load("busy");
+    for (const [version, count] of used) {
+      expect(count).toBeLessThanOrEqual(state?.versions[version - 1]?.sealsReserved ?? 0);
+    }
+    const blocks = events.flatMap((e) => (e.type === "seal_block_reserved" ? [e.count] : []));
+    expect(blocks[0]).toBe(65_536);
+    // Sized for an hour at 2,000/s (7.2 million seals); twice that right after the rotation, which counted as a
+    // second write in the interval.
+    const hour = blocks.filter((b) => b > 7_000_000 && b < 8_000_000);
+    expect(hour.length).toBeGreaterThan(15);
+    expect(Math.max(...blocks)).toBeLessThan(16_000_000);
+  });
+
+  it("stays within the budget when the rate jumps 200-fold and falls back, usage rotations included", async () => {
+    const time = manualClock();
+    const events: KeyEvent[] = [];
+    const k = keyrings({ now: time.now, onEvent: (e) => events.push(e) });
+    const used = await sealLoad([k], time, { keyring: "busy", perSecond: [100], seconds: 6 * HOUR_S });
+    // An encrypt-only caller sending 1,000-field batches as fast as a replica seals (bench: ~72,000 fields/s
+    // at 100 fields per call), then quiet again.
+    await sealLoad([k], time, { keyring: "busy", perSecond: [20_000], seconds: 6 * HOUR_S, used });
+    await sealLoad([k], time, { keyring: "busy", perSecond: [100], seconds: 12 * HOUR_S, used });
+    expect(await writes()).toBeLessThanOrEqual(DEFAULT_STORE_WRITES_PER_DAY);
+    // 432 million seals in the burst: more than one version's budget, so it rotated by usage.
+    const rotations = events.filter((e) => e.type === "rotated" && e.reason === "usage");
+    expect(rotations.length).toBeGreaterThanOrEqual(1);
+    const state = await store.load("busy");
+    for (const v of state?.versions ?? []) expect(v.sealsReserved).toBeLessThanOrEqual(DEFAULT_SEAL_BUDGET);
+    for (const [version, count] of used) {
+      expect(count).toBeLessThanOrEqual(state?.versions[version - 1]?.sealsReserved ?? 0);
+    }
+    // After the burst, blocks shrink by at most half per reservation.
+    const blocks = events.flatMap((e) => (e.type === "seal_block_reserved" ? [e.count] : []));
+    for (let i = 1; i < blocks.length; i++) {
+      expect(blocks[i]).toBeGreaterThanOrEqual(Math.min(65_536, (blocks[i - 1] ?? 0) / 2) - 1);
+    }
+  });
+
+  it("shares the budget: three replicas sealing 1,000/s each write at most the budget together", async () => {
+    const time = manualClock();
+    const replicas = [0, 1, 2].map(() => keyrings({ now: time.now }));
+    await sealLoad(replicas, time, { keyring: "busy", perSecond: [1_000, 1_000, 1_000], seconds: DAY_S });
+    expect(await writes()).toBeLessThanOrEqual(DEFAULT_STORE_WRITES_PER_DAY);
+  });
+
+  it("follows a configured budget: 12 writes a day", async () => {
+    const time = manualClock();
+    const k = keyrings({ now: time.now, storeWritesPerDay: 12 });
+    await sealLoad([k], time, { keyring: "busy", perSecond: [500], seconds: DAY_S });
+    expect(await writes()).toBeLessThanOrEqual(12);
+  });
+
+  it("never reserves more than a quarter of the seal budget, nor more than the version has left", async () => {
+    const time = manualClock();
+    const events: KeyEvent[] = [];
+    const budget = 2 ** 20;
+    const k = keyrings({
+      now: time.now,
+      policy: { sealBudget: budget },
+      sealBlockSize: 1_000,
+      onEvent: (e) => events.push(e),
+    });
+    const used = await sealLoad([k], time, { keyring: "busy", perSecond: [5_000], seconds: 2 * HOUR_S });
+    const blocks = events.flatMap((e) => (e.type === "seal_block_reserved" ? [e.count] : []));
+    expect(Math.max(...blocks)).toBe(budget / 4);
+    const state = await store.load("busy");
+    expect(state?.versions.length).toBeGreaterThan(30);
+    for (const v of state?.versions ?? []) expect(v.sealsReserved).toBeLessThanOrEqual(budget);
+    for (const [version, count] of used) {
+      expect(count).toBeLessThanOrEqual(state?.versions[version - 1]?.sealsReserved ?? 0);
+    }
+    // The remainder of a version is reserved when it is at least the smallest block: some blocks are odd sizes.
+    expect(blocks.some((b) => b !== budget / 4 && b !== 1_000 && b < budget / 4)).toBe(true);
+  });
+
+  it("refuses a write budget that is not a positive whole number", () => {
+    for (const storeWritesPerDay of [0, -1, 1.5, Number.NaN]) {
+      let caught: unknown;
+      try {
+        new Keyrings(store, { storeWritesPerDay });
+      } catch (err) {
+        caught = err;
+      }
+      expect(isFieldsealError(caught, "invalid_argument")).toBe(true);
+    }
+  });
+});
