@@ -39,6 +39,23 @@ const cases = [
   ["array", "cards-eu", 1, user("profile-42"), "ids", ["A-1", "B-2"]],
   ["long field and scope names", "default", 3, session("x".repeat(200)), "f".repeat(256), "v"],
   ["string starting with a byte-order mark", "default", 1, session("s-1"), "note", "\uFEFFabc"],
+  // The exact JSON text of a `j` value (docs/envelope.md, "JSON text"): integer-like keys first in ascending
+  // order, then insertion order; shortest round-trip numbers with exponents past 1e21 and below 1e-6; only `"`,
+  // `\` and control characters escaped, everything else raw UTF-8. See plaintext_hex.
+  [
+    "JSON text of numbers, key order and escapes",
+    "default",
+    2,
+    session("s-1"),
+    "profile",
+    {
+      z: 1,
+      10: "ten",
+      a: [1e21, 1.5e-7, 0.1, -0, 123456789012, -2.5e300],
+      2: "two",
+      s: 'q" b\\ n\n t\t c\u0001 d\u007f ls\u2028 é 😀 </',
+    },
+  ],
 ];
 
 const valid = cases.map(([name, keyring, version, scope, field, value], i) => {
