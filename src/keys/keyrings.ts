@@ -27,7 +27,7 @@
  * Write budget. Every reservation is a store write, and Secrets Manager keeps every secret version younger
  * than 24 hours: more than about one write per 10 minutes, sustained, runs a secret into its version quota and
  * then every write fails (docs/keys.md, "Seal blocks and the store's write budget"). So a block is sized for
- * the seal rate this process observed: big enough to last `2 × writers × 24 h / storeWritesPerDay`, where
+ * the seal rate this process observed: big enough to last `3 × writers × 24 h / storeWritesPerDay`, where
  * `writers` is how many writes (by every replica, rotations included: each one moves the revision) landed on
  * the keyring per write of ours. It is never smaller than `sealBlockSize`, never more than a quarter of the
  * seal budget (so replicas share a version instead of one taking it whole) and never more than the version
@@ -94,8 +94,12 @@ export type KeyringDescription = KeyringState & { rotateBy?: string; sealBudget:
 export const DEFAULT_SEAL_BUDGET = 2 ** 28;
 /** The default daily write budget per keyring: a third of Secrets Manager's sustainable one per 10 minutes. */
 export const DEFAULT_STORE_WRITES_PER_DAY = 48;
-/** A block is sized to last this many times its share of the day, so rate changes and rotations fit. */
-const WRITE_HEADROOM = 2;
+/**
+ * A block is sized to last this many times its share of the day: a third of the budget for steady
+ * reservations, the rest for start-ups, rate changes and rotations (each usage rotation also makes every
+ * replica re-reserve on the new version).
+ */
+const WRITE_HEADROOM = 3;
 /** No block is larger than this share of the seal budget. */
 const MAX_BLOCK_SHARE = 4;
 const DAY_MS = 86_400_000;
