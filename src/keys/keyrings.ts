@@ -29,8 +29,9 @@
  * then every write fails (docs/keys.md, "Seal blocks and the store's write budget"). So a block is sized for
  * the seal rate this process observed: big enough to last `3 × writers × 24 h / storeWritesPerDay`, where
  * `writers` is how many writes (by every replica, rotations included: each one moves the revision) landed on
- * the keyring per write of ours. It is never smaller than `sealBlockSize`, never more than a quarter of the
- * seal budget (so replicas share a version instead of one taking it whole) and never more than the version
+ * the keyring per write of ours. It is never smaller than `sealBlockSize`, never more than half the
+ * seal budget divided by `writers` (so all replicas' blocks fit in one version together: otherwise they
+ * would exhaust it, rotate, abandon each other's blocks and reserve again) and never more than the version
  * has left. Seals of a block this process does not use are lost when it stops: the count stays an upper bound.
  */
 import { performance } from "node:perf_hooks";
@@ -100,8 +101,8 @@ export const DEFAULT_STORE_WRITES_PER_DAY = 48;
  * replica re-reserve on the new version).
  */
 const WRITE_HEADROOM = 3;
-/** No block is larger than this share of the seal budget. */
-const MAX_BLOCK_SHARE = 4;
+/** No block is larger than this share of the seal budget, divided by the number of writers. */
+const MAX_BLOCK_SHARE = 2;
 const DAY_MS = 86_400_000;
 /** Start reserving the next block when this share of the current one is used. */
 const PREFETCH_AT = 0.75;
@@ -519,7 +520,12 @@ export class Keyrings {
     pace.taken = entry.sealsTaken;
     // Sharing the budget with the keyring's other writers means spacing our own writes that much further.
     const intervalMs = (WRITE_HEADROOM * pace.writers * DAY_MS) / this.#writesPerDay;
-    const largest = Math.max(this.#blockSize, Math.floor(this.#policy.sealBudget / MAX_BLOCK_SHARE));
+    // All replicas' blocks together must fit well inside one version: if they did not, their reservations
+    // would exhaust it, rotate it, abandon each other's blocks and reserve again, a storm of writes.
+    const largest = Math.max(
+      this.#blockSize,
+      Math.floor(this.#policy.sealBudget / (MAX_BLOCK_SHARE * pace.writers)),
+    );
     return clamp(Math.ceil(pace.rate * intervalMs), this.#blockSize, largest);
   }
 
