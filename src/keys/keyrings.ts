@@ -104,6 +104,12 @@ const WRITE_HEADROOM = 3;
 /** No block is larger than this share of the seal budget, divided by the number of writers. */
 const MAX_BLOCK_SHARE = 2;
 const DAY_MS = 86_400_000;
+/**
+ * A block is at most this many times the seals actually taken since the last reservation: a rate measured
+ * over a few milliseconds (a one-shot command's single seal, the first call of a burst) must not reserve
+ * hours of seals that will never be used.
+ */
+const MAX_BLOCK_GROWTH = 64;
 /** Start reserving the next block when this share of the current one is used. */
 const PREFETCH_AT = 0.75;
 /** Compare-and-swap attempts before an operation gives up with "conflict". */
@@ -520,13 +526,14 @@ export class Keyrings {
     pace.taken = entry.sealsTaken;
     // Sharing the budget with the keyring's other writers means spacing our own writes that much further.
     const intervalMs = (WRITE_HEADROOM * pace.writers * DAY_MS) / this.#writesPerDay;
+    const evidence = Math.max(this.#blockSize, MAX_BLOCK_GROWTH * taken);
     // All replicas' blocks together must fit well inside one version: if they did not, their reservations
     // would exhaust it, rotate it, abandon each other's blocks and reserve again, a storm of writes.
     const largest = Math.max(
       this.#blockSize,
       Math.floor(this.#policy.sealBudget / (MAX_BLOCK_SHARE * pace.writers)),
     );
-    return clamp(Math.ceil(pace.rate * intervalMs), this.#blockSize, largest);
+    return clamp(Math.ceil(pace.rate * intervalMs), this.#blockSize, Math.min(largest, evidence));
   }
 
   #ageDue(entry: Entry): boolean {

@@ -146,6 +146,23 @@ describe("seal blocks within the store's daily write budget", () => {
     }
   });
 
+  it("reserves hardly more than a one-shot command seals, however fast it sealed", async () => {
+    // `fieldseal seal` reserves with blocks of 1. Its one seal a millisecond after start reads as 1,000 seals/s;
+    // without a bound on growth, the block reserved ahead would be 1.5 hours of that: 5.4 million seals lost.
+    const time = manualClock();
+    for (let run = 0; run < 3; run++) {
+      const k = new Keyrings(store, { now: time.now, sealBlockSize: 1 });
+      await k.sealingKey("busy");
+      time.set(time.now() + 1);
+      await k.sealingKey("busy");
+      await k.close();
+    }
+    // Per run: a block of 1, then blocks of at most 64 times the seals taken.
+    const reserved = (await store.load("busy"))?.versions[0]?.sealsReserved ?? 0;
+    expect(reserved).toBeGreaterThanOrEqual(6);
+    expect(reserved).toBeLessThanOrEqual(3 * (1 + 64 + 64));
+  });
+
   it("refuses a write budget that is not a positive whole number", () => {
     for (const storeWritesPerDay of [0, -1, 1.5, Number.NaN]) {
       let caught: unknown;
