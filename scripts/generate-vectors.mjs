@@ -39,6 +39,23 @@ const cases = [
   ["array", "cards-eu", 1, user("profile-42"), "ids", ["A-1", "B-2"]],
   ["long field and scope names", "default", 3, session("x".repeat(200)), "f".repeat(256), "v"],
   ["string starting with a byte-order mark", "default", 1, session("s-1"), "note", "\uFEFFabc"],
+  // The exact JSON text of a `j` value (docs/envelope.md, "JSON text"): integer-like keys first in ascending
+  // order, then insertion order; shortest round-trip numbers with exponents past 1e21 and below 1e-6; only `"`,
+  // `\` and control characters escaped, everything else raw UTF-8. See plaintext_hex.
+  [
+    "JSON text of numbers, key order and escapes",
+    "default",
+    2,
+    session("s-1"),
+    "profile",
+    {
+      z: 1,
+      10: "ten",
+      a: [1e21, 1.5e-7, 0.1, -0, 123456789012, -2.5e300],
+      2: "two",
+      s: 'q" b\\ n\n t\t c\u0001 d\u007f ls\u2028 é 😀 </',
+    },
+  ],
 ];
 
 const valid = cases.map(([name, keyring, version, scope, field, value], i) => {
@@ -123,12 +140,6 @@ const invalid = [
     error: "envelope_malformed",
   },
   {
-    name: "non-canonical base64url",
-    ...ctx,
-    envelope: `${base.envelope.slice(0, -1)}${base.envelope.endsWith("A") ? "B" : "A"}`,
-    error: null,
-  },
-  {
     name: "wrong format tag",
     ...ctx,
     envelope: base.envelope.replace("fs1.", "fs2."),
@@ -148,16 +159,92 @@ const invalid = [
   },
   { name: "padding characters", ...ctx, envelope: `${base.envelope}=`, error: "envelope_malformed" },
 ];
-// The non-canonical case's expected error depends on whether the last character carries only padding bits;
-// record what the engine must answer by checking the bytes: same bytes -> malformed, else tampered.
-{
-  const c = invalid.find((v) => v.name === "non-canonical base64url");
-  const payload = (s) => s.split(".")[3];
-  const same = Buffer.from(payload(c.envelope), "base64url").equals(
-    Buffer.from(payload(base.envelope), "base64url"),
+// Non-canonical spellings of valid payloads. Each one decodes, with a lenient decoder (Node's Buffer, Python's
+// urlsafe_b64decode, Go's non-Strict decoders), to exactly the bytes of a valid envelope, so an opener that
+// does not insist on the canonical text opens it; a conforming opener must answer envelope_malformed.
+// Payload lengths 2 and 3 mod 4 are the only ones with unused (padding) bits in the last character.
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const payloadOf = (envelope) => envelope.slice(envelope.lastIndexOf(".") + 1);
+const headerOf = (envelope) => envelope.slice(0, envelope.lastIndexOf(".") + 1);
+const withPartialGroup = (charsMod4) => {
+  const v = valid.find((c) => payloadOf(c.envelope).length % 4 === charsMod4);
+  if (!v) throw new Error(`no valid vector has a payload of length ${charsMod4} mod 4`);
+  return v;
+};
+const nonCanonical = [];
+/** Each non-canonical case's valid original, for the check below (not written to the file). */
+const originalOf = new Map();
+for (const [charsMod4, unusedBits] of [
+  [2, 4],
+  [3, 2],
+]) {
+  const v = withPartialGroup(charsMod4);
+  const payload = payloadOf(v.envelope);
+  const last = ALPHABET.indexOf(payload.at(-1));
+  if (last % 2 ** unusedBits !== 0) throw new Error("a canonical payload has zero unused bits");
+  const header = headerOf(v.envelope);
+  const body = payload.slice(0, -1);
+  const at = (p) => {
+    const c = { scope: v.scope, field: v.field, envelope: header + p, error: "envelope_malformed" };
+    originalOf.set(c.envelope, v);
+    return c;
+  };
+  nonCanonical.push(
+    {
+      name: `non-zero padding bits (length ${charsMod4} mod 4, lowest unused bit set)`,
+      ...at(body + ALPHABET[last + 1]),
+    },
+    {
+      name: `non-zero padding bits (length ${charsMod4} mod 4, all ${unusedBits} unused bits set)`,
+      ...at(body + ALPHABET[last + 2 ** unusedBits - 1]),
+    },
+    { name: `= padding (length ${charsMod4} mod 4)`, ...at(payload + "=".repeat(4 - charsMod4)) },
   );
-  c.error = same ? "envelope_malformed" : "envelope_tampered";
 }
+{
+  const v = withPartialGroup(3);
+  const payload = payloadOf(v.envelope);
+  const header = headerOf(v.envelope);
+  const at = (p) => {
+    const c = { scope: v.scope, field: v.field, envelope: header + p, error: "envelope_malformed" };
+    originalOf.set(c.envelope, v);
+    return c;
+  };
+  nonCanonical.push(
+    { name: "trailing newline", ...at(`${payload}\n`) },
+    { name: "trailing CR LF", ...at(`${payload}\r\n`) },
+    { name: "line break inside the payload", ...at(`${payload.slice(0, 20)}\n${payload.slice(20)}`) },
+    { name: "space inside the payload", ...at(`${payload.slice(0, 20)} ${payload.slice(20)}`) },
+    { name: "tab inside the payload", ...at(`${payload.slice(0, 20)}\t${payload.slice(20)}`) },
+    { name: "standard base64 with = padding", ...at(Buffer.from(payload, "base64url").toString("base64")) },
+  );
+}
+{
+  // The base payload holds both "-" and "_": spelled in the standard alphabet it is the same bytes.
+  const payload = payloadOf(base.envelope);
+  if (!payload.includes("-") || !payload.includes("_")) throw new Error("base payload lacks - or _");
+  const at = (p) => {
+    const c = { ...ctx, envelope: headerOf(base.envelope) + p, error: "envelope_malformed" };
+    originalOf.set(c.envelope, base);
+    return c;
+  };
+  nonCanonical.push(
+    { name: "standard alphabet + for -", ...at(payload.replaceAll("-", "+")) },
+    { name: "standard alphabet / for _", ...at(payload.replaceAll("_", "/")) },
+    { name: "dangling character (length 1 mod 4)", ...at(`${payload}A`) },
+  );
+}
+for (const c of nonCanonical) {
+  // Proof that each case is the bytes of a valid envelope to a lenient decoder (it ignores stray bits,
+  // whitespace, "=", a lone last character and mixes both alphabets).
+  const original = originalOf.get(c.envelope);
+  const lenient = Buffer.from(payloadOf(c.envelope), "base64url");
+  if (!original || !lenient.equals(Buffer.from(payloadOf(original.envelope), "base64url"))) {
+    throw new Error(`non-canonical case "${c.name}" does not decode leniently to a valid payload`);
+  }
+  if (c.envelope === original.envelope) throw new Error(`non-canonical case "${c.name}" is canonical`);
+}
+invalid.push(...nonCanonical);
 
 // A tutorial blob, made exactly as the tutorial's Python does (AESGCM(key).encrypt(nonce, utf8, None)).
 const legacyKey = Buffer.from("0123456789abcdef0123456789abcdef", "utf8");

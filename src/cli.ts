@@ -255,6 +255,7 @@ async function withKeys<T>(
       sealBudget: config.rotation.sealBudget,
       ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),
     },
+    storeWritesPerDay: config.rotation.storeWritesPerDay,
     // A one-shot command reserves only what it uses; a bulk job reserves in blocks (one store write each).
     sealBlockSize: Math.min(sealBlockSize, config.rotation.sealBudget),
   });

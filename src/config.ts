@@ -38,7 +38,12 @@ export interface Config {
    * it off once every blob is migrated: legacy blobs then fail with `legacy_disabled`.
    */
   readonly legacyEnabled: boolean;
-  readonly rotation: { readonly maxAgeMs: number | undefined; readonly sealBudget: number };
+  readonly rotation: {
+    readonly maxAgeMs: number | undefined;
+    readonly sealBudget: number;
+    /** Store writes per keyring per day that seal reservations are sized to stay under. */
+    readonly storeWritesPerDay: number;
+  };
   readonly primaryRefreshMs: number;
   readonly maxRequestBytes: number;
   /** Whether plain unary gRPC calls take the fast path (src/server/grpc-unary.ts) or go through connect-node. */
@@ -282,6 +287,13 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "rotation.sealBudget",
     description: "Rotate the primary key after this many seals (NIST SP 800-38D allows 2^32)",
     default: "268435456 (2^28)",
+  },
+  {
+    env: "FIELDSEAL_STORE_WRITES_PER_DAY",
+    file: "rotation.storeWritesPerDay",
+    description:
+      "Key store writes per keyring per day that seal reservations are sized for (Secrets Manager sustains about 144)",
+    default: "48",
   },
   {
     env: "FIELDSEAL_PRIMARY_REFRESH_MS",
@@ -659,6 +671,7 @@ export function parseConfig(
     rotation: {
       maxAgeMs: maxAgeDays === 0 ? undefined : maxAgeDays * 86_400_000,
       sealBudget: sealBudget(int("FIELDSEAL_SEAL_BUDGET", "rotation.sealBudget", 2 ** 28, 1, 2 ** 32)),
+      storeWritesPerDay: int("FIELDSEAL_STORE_WRITES_PER_DAY", "rotation.storeWritesPerDay", 48, 1, 86_400),
     },
     primaryRefreshMs: int("FIELDSEAL_PRIMARY_REFRESH_MS", "primaryRefreshMs", 30_000, 100, 86_400_000),
     maxRequestBytes: int(

@@ -39,6 +39,16 @@
  * has made or ever can make under that version, including replicas that crashed with part of a block unused
  * (those seals are simply never used). A reservation that would push the total past the budget rotates the
  * key instead, so the count that matters for nonce safety can never pass the budget.
+ *
+ * Write budget. Every reservation is a store write, and Secrets Manager keeps every secret version younger
+ * than 24 hours: more than about one write per 10 minutes, sustained, runs a secret into its version quota and
+ * then every write fails (docs/keys.md, "Seal blocks and the store's write budget"). So a block is sized for
+ * the seal rate this process observed: big enough to last `3 × writers × 24 h / storeWritesPerDay`, where
+ * `writers` is how many writes (by every replica, rotations included: each one moves the revision) landed on
+ * the keyring per write of ours. It is never smaller than `sealBlockSize`, never more than half the
+ * seal budget divided by `writers` (so all replicas' blocks fit in one version together: otherwise they
+ * would exhaust it, rotate, abandon each other's blocks and reserve again) and never more than the version
+ * has left. Seals of a block this process does not use are lost when it stops: the count stays an upper bound.
  */
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -72,8 +82,10 @@ export interface KeyringsOptions {
    * another process changed the keyring, so a rotation elsewhere is in force within this. Default 250 ms.
    */
   revisionCheckMs?: number;
-  /** Seals reserved per store write. Default 65,536. */
+  /** The smallest reservation, and the most seals one `sealingKey` call may take. Default 65,536. */
   sealBlockSize?: number;
+  /** Store writes per keyring per day that reservations are sized to stay under. Default 48. */
+  storeWritesPerDay?: number;
   /**
    * Create a missing keyring with version 1 on first sealing use. Default false: keyrings are created by
    * operators, and sealing under an unknown name answers keyring_not_found.
@@ -136,6 +148,23 @@ export type KeyringDescription = KeyringState & {
 
 /** The default seal budget per key version: 2^28, far below the 2^32 limit for random 96-bit nonces. */
 export const DEFAULT_SEAL_BUDGET = 2 ** 28;
+/** The default daily write budget per keyring: a third of Secrets Manager's sustainable one per 10 minutes. */
+export const DEFAULT_STORE_WRITES_PER_DAY = 48;
+/**
+ * A block is sized to last this many times its share of the day: a third of the budget for steady
+ * reservations, the rest for start-ups, rate changes and rotations (each usage rotation also makes every
+ * replica re-reserve on the new version).
+ */
+const WRITE_HEADROOM = 3;
+/** No block is larger than this share of the seal budget, divided by the number of writers. */
+const MAX_BLOCK_SHARE = 2;
+const DAY_MS = 86_400_000;
+/**
+ * A block is at most this many times the seals actually taken since the last reservation: a rate measured
+ * over a few milliseconds (a one-shot command's single seal, the first call of a burst) must not reserve
+ * hours of seals that will never be used.
+ */
+const MAX_BLOCK_GROWTH = 64;
 /** Start reserving the next block when this share of the current one is used. */
 const PREFETCH_AT = 0.75;
 /** Compare-and-swap attempts before an operation gives up with "conflict". */
@@ -162,6 +191,20 @@ interface SealBlock {
   used: number;
 }
 
+/** The seal rate and write share this process saw up to its last reservation. */
+interface Pace {
+  /** Clock time of the last reservation; undefined before the first. */
+  at: number | undefined;
+  /** `sealsTaken` at that time. */
+  taken: number;
+  /** Seals per millisecond estimated then. */
+  rate: number;
+  /** The keyring revision that reservation wrote. */
+  revision: number | undefined;
+  /** Writes to the keyring per write of ours (at least 1), averaged over our recent reservations. */
+  writers: number;
+}
+
 /** What this process knows about one keyring. */
 interface Entry {
   readonly name: string;
@@ -177,6 +220,10 @@ interface Entry {
   block: SealBlock | undefined;
   /** The next block, reserved ahead of need. */
   pending: SealBlock | undefined;
+  /** Seals this process handed out under any version, ever: the seal rate's numerator. */
+  sealsTaken: number;
+  /** This process's last reservation, for sizing the next one. */
+  pace: Pace;
   loading: Promise<KeyringState | undefined> | undefined;
   reserving: Promise<void> | undefined;
   creating: Promise<KeyringState> | undefined;
@@ -194,6 +241,7 @@ export class Keyrings {
   readonly #refreshMs: number;
   readonly #revisionCheckMs: number;
   readonly #blockSize: number;
+  readonly #writesPerDay: number;
   readonly #autoCreate: boolean;
   readonly #now: () => number;
   readonly #onEvent: ((e: KeyEvent) => void) | undefined;
@@ -225,6 +273,7 @@ export class Keyrings {
     this.#refreshMs = options.primaryRefreshMs ?? 30_000;
     this.#revisionCheckMs = options.revisionCheckMs ?? 250;
     this.#blockSize = options.sealBlockSize ?? 65_536;
+    this.#writesPerDay = options.storeWritesPerDay ?? DEFAULT_STORE_WRITES_PER_DAY;
     this.#autoCreate = options.autoCreate ?? false;
     this.#missTtlMs = options.missTtlMs ?? 5_000;
     this.#maxEntries = options.maxCachedKeyrings ?? 10_000;
@@ -241,6 +290,12 @@ export class Keyrings {
       throw new FieldsealError(
         "invalid_argument",
         "sealBlockSize must be an integer from 1 to policy.sealBudget",
+      );
+    }
+    if (!isCount(this.#writesPerDay, 1) || this.#writesPerDay > DAY_MS) {
+      throw new FieldsealError(
+        "invalid_argument",
+        "storeWritesPerDay must be an integer from 1 to 86,400,000",
       );
     }
     if (maxAgeMs !== undefined && !(maxAgeMs > 0)) {
@@ -593,6 +648,7 @@ export class Keyrings {
     const version = liveVersion(state, block.version);
     if (!version) return undefined;
     block.used += count;
+    entry.sealsTaken += count;
     if (block.used >= block.size * PREFETCH_AT && !entry.pending) this.#inBackground(this.#reserve(entry));
     return keyFor(state.name, version);
   }
@@ -629,33 +685,71 @@ export class Keyrings {
 
   async #reserveBlock(entry: Entry): Promise<void> {
     let state = entry.state ?? (await this.#load(entry));
+    const wanted = this.#wantedBlock(entry, this.#now());
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (!state) throw keyringNotFound(entry.name);
       const primary = liveVersion(state, state.primary);
       if (!primary) throw corrupt(entry.name);
-      if (primary.sealsReserved + this.#blockSize > this.#policy.sealBudget) {
+      // The version's remaining budget bounds the block; if not even the smallest block fits, rotate.
+      const size = Math.min(wanted, this.#policy.sealBudget - primary.sealsReserved);
+      if (size < this.#blockSize) {
         state = await this.#rotateFrom(entry, primary.version, "usage");
         continue;
       }
-      const reserved: KeyVersion = { ...primary, sealsReserved: primary.sealsReserved + this.#blockSize };
+      const reserved: KeyVersion = { ...primary, sealsReserved: primary.sealsReserved + size };
       const result = await this.#cas(entry, state.revision, {
         ...state,
         revision: state.revision + 1,
         versions: state.versions.map((v) => (v.version === primary.version ? reserved : v)),
       });
       if (result.ok) {
-        entry.pending = { version: primary.version, size: this.#blockSize, used: 0 };
+        entry.pending = { version: primary.version, size, used: 0 };
+        const { pace } = entry;
+        if (pace.revision !== undefined) {
+          // Other replicas' reservations and anyone's rotations moved the revision too. Averaged, because
+          // replicas' writes interleave unevenly: one interval sees two others, the next none.
+          const writes = clamp(result.state.revision - pace.revision, 1, 1024);
+          pace.writers = (pace.writers + writes) / 2;
+        }
+        pace.revision = result.state.revision;
         this.#emit({
           type: "seal_block_reserved",
           keyring: entry.name,
           version: primary.version,
-          count: this.#blockSize,
+          count: size,
         });
         return;
       }
       state = result.current;
     }
     throw tooContended(entry.name, "reserve seals");
+  }
+
+  /**
+   * The block size that makes this process's next reservation come no sooner than its share of the daily
+   * write budget allows, at the seal rate seen since its last one. Records that rate for the next call.
+   */
+  #wantedBlock(entry: Entry, now: number): number {
+    const pace = entry.pace;
+    const taken = entry.sealsTaken - pace.taken;
+    if (pace.at !== undefined) {
+      // A clock that did not move (or moved back) still saw those seals: count them as one millisecond's.
+      const measured = taken / Math.max(now - pace.at, 1);
+      // Halving at most per block: a short lull after a burst does not shrink blocks to the minimum at once.
+      pace.rate = Math.max(measured, pace.rate / 2);
+    }
+    pace.at = now;
+    pace.taken = entry.sealsTaken;
+    // Sharing the budget with the keyring's other writers means spacing our own writes that much further.
+    const intervalMs = (WRITE_HEADROOM * pace.writers * DAY_MS) / this.#writesPerDay;
+    const evidence = Math.max(this.#blockSize, MAX_BLOCK_GROWTH * taken);
+    // All replicas' blocks together must fit well inside one version: if they did not, their reservations
+    // would exhaust it, rotate it, abandon each other's blocks and reserve again, a storm of writes.
+    const largest = Math.max(
+      this.#blockSize,
+      Math.floor(this.#policy.sealBudget / (MAX_BLOCK_SHARE * pace.writers)),
+    );
+    return clamp(Math.ceil(pace.rate * intervalMs), this.#blockSize, Math.min(largest, evidence));
   }
 
   #ageDue(entry: Entry): boolean {
@@ -876,6 +970,8 @@ export class Keyrings {
         ageRetryAfter: 0,
         block: undefined,
         pending: undefined,
+        sealsTaken: 0,
+        pace: { at: undefined, taken: 0, rate: 0, revision: undefined, writers: 1 },
         loading: undefined,
         reserving: undefined,
         creating: undefined,
@@ -1140,6 +1236,10 @@ function isIdle(entry: Entry): boolean {
     entry.onDemand === undefined &&
     entry.rotations.size === 0
   );
+}
+
+function clamp(n: number, min: number, max: number): number {
+  return Math.min(Math.max(n, min), max);
 }
 
 function keyFor(keyring: string, version: KeyVersion): SealingKey {

@@ -89,6 +89,7 @@ export async function startServer(
       sealBudget: config.rotation.sealBudget,
       ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),
     },
+    storeWritesPerDay: config.rotation.storeWritesPerDay,
     primaryRefreshMs: config.primaryRefreshMs,
     onEvent: (e) => {
       metrics.keyEvent(e);
