@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { assertScopes, hashToken } from "./auth/principals.js";
@@ -12,7 +11,8 @@ import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
 import { adoptingTutorialKeys } from "./keys/tutorial-adoption.js";
 import type { KeyringState } from "./keys/types.js";
-import { migrateLegacyLines } from "./legacy-migration.js";
+import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js";
+import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
 import { Sealer } from "./sealer.js";
 import { startServer } from "./server/app.js";
@@ -88,7 +88,8 @@ output, in order:
   {"line": N, "id": ..., "ok": true, "sealed": "fs1...", "keyring": K, "fromVersion": 1, "toVersion": 2, "legacy": true}
   {"line": N, "id": ..., "ok": false, "code": "envelope_tampered", "error": "..."}
 A bad line is reported and the job goes on; blank lines are skipped. A summary goes to standard error.
-Exit code 0 when every line was rewrapped, 1 when any failed.
+Exit code 0 when every line was rewrapped, 1 when any failed or standard output closed early (the job
+then stops and says after how many lines).
 
 A legacy blob's field label is unauthenticated: the field given here is the one the new envelope is bound
 to, so take it from where the blob was stored (its __enc_<field> variable), not from inside the blob.
@@ -371,14 +372,21 @@ async function legacy(args: string[], env: Env): Promise<number> {
         legacyKeyring: config.legacyKeyring,
         legacyEnabled: config.legacyEnabled,
       });
-      const summary = await migrateLegacyLines(
-        process.stdin,
-        async (line) => {
-          if (!process.stdout.write(line)) await once(process.stdout, "drain");
-        },
-        // The operator's own tool: legacy blobs need no grant here, only the key store's credentials.
-        (ctx, sealed) => sealer.rewrap(ctx, sealed, target, { allowLegacy: true }),
-      );
+      const output = lineOutput(process.stdout);
+      let summary: MigrationSummary;
+      try {
+        summary = await migrateLegacyLines(
+          process.stdin,
+          (line) => output.write(line),
+          // The operator's own tool: legacy blobs need no grant here, only the key store's credentials.
+          (ctx, sealed) => sealer.rewrap(ctx, sealed, target, { allowLegacy: true }),
+        );
+      } catch (e) {
+        // `| head`, a closed pipe: stop reading, and say so rather than die with a stack trace.
+        if (!(e instanceof OutputClosedError)) throw e;
+        err(`fieldseal legacy migrate: ${e.message}; stopped, later lines were not migrated`);
+        return 1;
+      }
       err(`fieldseal legacy migrate: ${summary.rewrapped} rewrapped, ${summary.failed} failed`);
       return summary.failed === 0 ? 0 : 1;
     },

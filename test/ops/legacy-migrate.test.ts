@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -208,6 +209,50 @@ describe("fieldseal legacy migrate", () => {
     expect(results(run.stdout)).toEqual([
       expect.objectContaining({ line: 1, ok: false, code: "legacy_disabled" }),
     ]);
+  });
+
+  it("stops cleanly when standard output closes (| head): exit 1, a one-line reason, no stack, no plaintext", async () => {
+    const lines = [];
+    for (let i = 0; i < 20_000; i++) {
+      const blob = tutorialSeal(key, "v1", "credit_card", CANARY);
+      lines.push(line({ scope: { sessionId: `s${i}` }, field: "credit_card", sealed: blob }));
+    }
+    const child = spawn(process.execPath, [FIELDSEAL_BIN, "legacy", "migrate"], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: dir,
+        FIELDSEAL_DATA_DIR: dir,
+        FIELDSEAL_LEGACY_KEYRING: KEYRING,
+        FIELDSEAL_DEFAULT_KEYRING: KEYRING,
+        FIELDSEAL_LOG_LEVEL: "silent",
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    let firstLine = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    // The job stops reading once its output is gone: our end of stdin may see EPIPE too.
+    child.stdin.on("error", () => {});
+    child.stdin.end(lines.join(""));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    // As `| head -1` does: read the first line, then close the pipe.
+    child.stdout.setEncoding("utf8").once("data", (d: string) => {
+      firstLine = d.split("\n")[0] ?? "";
+      child.stdout.destroy();
+    });
+    const [code, signal] = (await once(child, "close")) as [number | null, string | null];
+    clearTimeout(timer);
+    expect(signal).toBeNull();
+    expect(code).toBe(1);
+    expect(JSON.parse(firstLine)).toMatchObject({ line: 1, ok: true, legacy: true });
+    expect(stderr).toMatch(
+      /^fieldseal legacy migrate: standard output closed after \d+ result lines; stopped, later lines were not migrated\n$/,
+    );
+    expect(stderr).not.toContain("EPIPE");
+    expect(stderr).not.toContain(CANARY);
   });
 
   it("answers usage errors with exit code 2 and explains itself with --help", async () => {
