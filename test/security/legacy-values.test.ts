@@ -32,6 +32,15 @@ const PRINCIPALS: TestPrincipalConfig[] = [
   { name: "other_ring", allow: [{ ops: ["legacy_decrypt"], keyrings: ["payments"] }] },
   { name: "legacy_rewrap_only", scopes: ["legacy:rewrap"] },
   { name: "migrator", allow: [{ ops: ["rewrap"] }, { ops: ["legacy_rewrap"], keyrings: [KEYRING] }] },
+  // Legacy rewrap everywhere, but new seals only for credit_card, or only in another keyring.
+  {
+    name: "card_migrator",
+    allow: [{ ops: ["rewrap"], fields: ["credit_card"] }, { ops: ["legacy_rewrap"] }],
+  },
+  {
+    name: "payments_migrator",
+    allow: [{ ops: ["rewrap"], keyrings: ["payments"] }, { ops: ["legacy_rewrap"] }],
+  },
 ];
 
 let dir: string;
@@ -228,6 +237,56 @@ describe("the legacy permission", () => {
     expect(opened.legacy).toBe(false);
     const moved = await refusal(fs.client("admin").decryptField({ scope, field: "ssn", sealed: envelope }));
     expect(moved.metadata.get("fieldseal-reason")).toBe("envelope_tampered");
+  });
+});
+
+describe("rewrapping a legacy blob", () => {
+  it("needs rewrap on the field and keyring of the new seal, not only legacy:rewrap", async () => {
+    const before = fs.audit.events.length;
+    // rewrap limited to credit_card: the SSN blob may not become an fs1 ssn value.
+    const byField = await fs.client("card_migrator").rewrapFields({
+      scope,
+      items: [{ field: "ssn", sealed: ssnBlob }],
+    });
+    expect(byField.results[0]?.outcome).toMatchObject({
+      case: "error",
+      value: { code: "permission_denied", reason: "permission_denied" },
+    });
+    // rewrap limited to "payments": the new seal would land in the legacy keyring.
+    const byKeyring = await fs.client("payments_migrator").rewrapFields({
+      scope,
+      items: [{ field: "credit_card", sealed: cardBlob }],
+    });
+    expect(byKeyring.results[0]?.outcome).toMatchObject({
+      case: "error",
+      value: { code: "permission_denied", reason: "permission_denied" },
+    });
+    expect(fs.audit.events.slice(before)).toEqual([
+      expect.objectContaining({
+        action: "rewrap",
+        principal: "card_migrator",
+        outcome: "denied",
+        field: "ssn",
+      }),
+      expect.objectContaining({
+        action: "rewrap",
+        principal: "payments_migrator",
+        outcome: "denied",
+        keyring: KEYRING,
+      }),
+    ]);
+    // Within its grants each one migrates: the card blob as credit_card, into "payments" by name.
+    const ok = await fs.client("card_migrator").rewrapFields({
+      scope,
+      items: [{ field: "credit_card", sealed: cardBlob }],
+    });
+    expect(ok.results[0]?.outcome.case).toBe("sealed");
+    const moved = await fs.client("payments_migrator").rewrapFields({
+      scope,
+      keyring: "payments",
+      items: [{ field: "credit_card", sealed: cardBlob }],
+    });
+    expect(String(moved.results[0]?.outcome.value)).toMatch(/^fs1\.payments\./);
   });
 });
 
