@@ -10,7 +10,8 @@
  * tutorial's `{"key","version"}` secret writes the whole keyring in Fieldseal's format (v1 = the tutorial
  * key with its label, v2 = the new primary); on the local store a keyring file whose primary carries a legacy
  * label gets the same new version. The write is an ordinary compare-and-swap, so replicas adopting at once
- * converge on one new version.
+ * converge on one new version. If the store refuses the write, the keyring is served as read (its versions
+ * open their values) and nothing is sealed until a later read adopts it.
  */
 import { FieldsealError } from "../errors.js";
 import { withNewPrimary } from "./keyring-state.js";
@@ -24,6 +25,12 @@ export interface TutorialAdoptionOptions {
   now?: () => number;
   /** Called once per adoption this process wrote: the keyring and its new primary version. Must not throw. */
   onAdopted?: (keyring: string, primary: number) => void;
+  /**
+   * Called when the store refused the adoption's write (a role without write permission, a full disk). The
+   * keyring is then served as read, so the tutorial version keeps opening its values, and nothing seals
+   * under it (every write that keeps it primary is refused); the next read tries again. Must not throw.
+   */
+  onAdoptionFailed?: (keyring: string, err: unknown) => void;
 }
 
 /** True when the keyring's primary is a version taken from a tutorial secret. */
@@ -38,7 +45,19 @@ export function adoptingTutorialKeys(store: KeyStore, options: TutorialAdoptionO
     let current = state;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (current === undefined || !hasTutorialPrimary(current)) return current;
-      const result = await store.compareAndSwap(current.revision, withNewPrimary(current, now()));
+      let result: CasResult;
+      try {
+        result = await store.compareAndSwap(current.revision, withNewPrimary(current, now()));
+      } catch (err) {
+        // Opening must not depend on a write: a read-only role opened these values before adoption
+        // existed. Sealing stays fenced by compareAndSwap below, which refuses a tutorial primary.
+        try {
+          options.onAdoptionFailed?.(current.name, err);
+        } catch {
+          // An observer's failure changes nothing here.
+        }
+        return current;
+      }
       if (result.ok) {
         try {
           options.onAdopted?.(result.state.name, result.state.primary);
@@ -60,9 +79,16 @@ export function adoptingTutorialKeys(store: KeyStore, options: TutorialAdoptionO
     list: () => store.list(),
     async compareAndSwap(expectedRevision, next): Promise<CasResult> {
       if (hasTutorialPrimary(next)) {
+        // A writer still holding the tutorial primary (a seal reservation made while adoption could not be
+        // written): adopt now, so it retries on the fresh primary. A rollback to the tutorial version, or a
+        // store that still refuses the write, is refused.
+        const current = await adopt(await store.load(next.name));
+        if (current !== undefined && current.revision !== expectedRevision && !hasTutorialPrimary(current)) {
+          return { ok: false, current };
+        }
         throw new FieldsealError(
           "failed_precondition",
-          `keyring "${next.name}": a version taken from the tutorial's secret may not be primary`,
+          `keyring "${next.name}": a version taken from the tutorial's secret may not be primary, and its successor could not be written yet (does the key store allow writes?)`,
         );
       }
       const result = await store.compareAndSwap(expectedRevision, next);

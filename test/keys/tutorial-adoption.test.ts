@@ -7,15 +7,20 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { isFieldsealError } from "../../src/errors.js";
 import { Keyrings } from "../../src/keys/keyrings.js";
 import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
 import { SecretsManagerKeyStore } from "../../src/keys/secrets-manager-store.js";
 import { adoptingTutorialKeys, hasTutorialPrimary } from "../../src/keys/tutorial-adoption.js";
 import type { KeyringState, KeyStore } from "../../src/keys/types.js";
+import { type AwsReplica, startAwsReplica, stopAll } from "../support/aws-replica.js";
 import { MOTO_CREDENTIALS, MOTO_REGION, motoClient } from "../support/moto.js";
-import { tutorialKeyring } from "../support/tutorial-blob.js";
+import { tutorialKeyring, tutorialSeal } from "../support/tutorial-blob.js";
+import { startWriteRefusingProxy, type WriteRefusingProxy } from "../support/write-refusing-proxy.js";
 
 const endpoint = inject("motoEndpoint");
 const hex = (b: Uint8Array | undefined) => Buffer.from(b ?? new Uint8Array()).toString("hex");
@@ -156,5 +161,82 @@ describe("adopting the tutorial's secret on Secrets Manager (moto)", () => {
     const states = await Promise.all(Array.from({ length: 4 }, () => storeFor(secretName).load("cognigy")));
     for (const s of states) expectAdopted(s, key, "v1");
     expect(new Set(states.map((s) => hex(s?.versions[1]?.material))).size).toBe(1);
+  });
+});
+
+describe("adopting the tutorial's secret with a role that may not write it (real process, moto)", () => {
+  const sm = motoClient(endpoint);
+  const replicas: AwsReplica[] = [];
+  let proxy: WriteRefusingProxy | undefined;
+  afterAll(async () => {
+    await stopAll(replicas);
+    await proxy?.close();
+    sm.destroy();
+  });
+
+  it("still opens what the tutorial key sealed, seals nothing under it, and adopts once writes are allowed", async () => {
+    const secretPrefix = `adopt-readonly-${randomUUID()}/`;
+    const key = randomBytes(32);
+    const tutorialSecret = JSON.stringify({ key: key.toString("base64"), version: "v1" });
+    await sm.send(new CreateSecretCommand({ Name: `${secretPrefix}cognigy`, SecretString: tutorialSecret }));
+    proxy = await startWriteRefusingProxy(endpoint);
+    const fieldseal = await startAwsReplica({
+      awsEndpoint: proxy.url,
+      secretPrefix,
+      env: { FIELDSEAL_LEGACY_KEYRING: "cognigy", FIELDSEAL_DEFAULT_KEYRING: "cognigy" },
+    });
+    replicas.push(fieldseal);
+    const scope = create(ScopeSchema, { id: { case: "sessionId", value: "s-readonly" } });
+    const card = "4111111111111111";
+    const blob = tutorialSeal(key, "v1", "credit_card", card);
+
+    // Adoption cannot be written: the tutorial version still opens its blobs...
+    const opened = await fieldseal
+      .client("migrator")
+      .decryptField({ scope, field: "credit_card", sealed: blob });
+    expect(opened.value?.kind).toEqual({ case: "stringValue", value: card });
+    expect(opened).toMatchObject({ legacy: true, keyVersion: 1 });
+    expect(proxy.refused).toBeGreaterThan(0);
+    // ...and nothing new is sealed under it: a clear refusal, not INTERNAL.
+    const sealing = await fieldseal
+      .client("bot")
+      .encryptFields({ scope, fields: { credit_card: { kind: { case: "stringValue", value: card } } } })
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+    expect(sealing?.code).not.toBe(Code.Internal);
+    expect([Code.Unavailable, Code.FailedPrecondition]).toContain(sealing?.code);
+    const untouched = await sm.send(
+      new GetSecretValueCommand({ SecretId: `${secretPrefix}cognigy`, VersionStage: "AWSCURRENT" }),
+    );
+    expect(untouched.SecretString).toBe(tutorialSecret);
+
+    // The operator grants the write: the next read adopts, and new values go under a fresh version.
+    proxy.refuseWrites = false;
+    let version = 0;
+    for (let i = 0; i < 50 && version === 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      version = await fieldseal
+        .client("bot")
+        .encryptFields({ scope, fields: { credit_card: { kind: { case: "stringValue", value: card } } } })
+        .then(
+          (r) => r.keyVersion,
+          () => 0,
+        );
+    }
+    expect(version).toBe(2);
+    // The operator was told why, without key material.
+    expect(fieldseal.logs()).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        msg: expect.stringContaining("tutorial key not adopted"),
+        keyring: "cognigy",
+        code: "store_unavailable",
+      }),
+    );
+    const output = fieldseal.output();
+    expect(output).not.toContain(card);
+    expect(output).not.toContain(key.toString("base64"));
   });
 });
