@@ -164,6 +164,100 @@ describe("a malformed value", () => {
   });
 });
 
+describe("variants of a blob's text", () => {
+  /** The card blob's JSON text, edited, in base64 as the tutorial writes it. */
+  const json = JSON.stringify(JSON.parse(Buffer.from(cardBlob, "base64").toString("utf8")));
+  const variant = (edit: (text: string) => string) => Buffer.from(edit(json)).toString("base64");
+  const edited = (edit: (blob: Record<string, unknown>) => unknown) =>
+    variant((text) => JSON.stringify(edit(JSON.parse(text))));
+  /** A card blob whose standard base64 holds "+" or "/" (JSON text rarely does), so URL-safe differs. */
+  const withSymbols =
+    ["~~~??", "x~~~??", "xx~~~??"]
+      .map((note) => edited((b) => ({ ...b, note })))
+      .find((text) => /[+/]/.test(text)) ?? "";
+  // What a field grant and the legacy permission get: never a value for the first, and never INTERNAL. A
+  // malformed value is a plain decrypt, which legacy:decrypt alone does not cover.
+  const CASES: Array<
+    [string, string, "malformed" | "legacy", "denied" | "opens" | "not_found" | "tampered"]
+  > = [
+    ["URL-safe alphabet", withSymbols.replaceAll("+", "-").replaceAll("/", "_"), "malformed", "denied"],
+    ["MIME line breaks", cardBlob.replace(/(.{76})/g, "$1\n"), "malformed", "denied"],
+    ["surrounding spaces", ` ${cardBlob} `, "malformed", "denied"],
+    ["an fs1 prefix", `fs1.${cardBlob}`, "malformed", "denied"],
+    ["no padding", cardBlob.replace(/=+$/, ""), "legacy", "opens"],
+    ["extra keys", edited((b) => ({ ...b, note: "x", original_field_2: "ssn" })), "legacy", "opens"],
+    [
+      "a duplicate original_field (the last wins, as in Python)",
+      variant((t) =>
+        t.replace('"original_field":"credit_card"', '"original_field":"ssn","original_field":"credit_card"'),
+      ),
+      "legacy",
+      "opens",
+    ],
+    [
+      "a duplicate original_field naming another field last",
+      variant((t) =>
+        t.replace('"original_field":"credit_card"', '"original_field":"credit_card","original_field":"ssn"'),
+      ),
+      "legacy",
+      "tampered",
+    ],
+    ["original_field missing", edited(({ original_field: _, ...b }) => b), "malformed", "denied"],
+    ["a JSON array", edited((b) => [b]), "malformed", "denied"],
+    [
+      "a numeric key_version naming no label",
+      edited((b) => ({ ...b, key_version: 1 })),
+      "legacy",
+      "not_found",
+    ],
+  ];
+  const WANT = {
+    malformed: { code: Code.InvalidArgument, reason: "envelope_malformed" },
+    legacy: { code: Code.PermissionDenied, reason: "permission_denied" },
+    denied: { code: Code.PermissionDenied, reason: "permission_denied" },
+    not_found: { code: Code.NotFound, reason: "key_version_not_found" },
+    tampered: { code: Code.InvalidArgument, reason: "envelope_tampered" },
+  } as const;
+
+  it.each(CASES)(
+    "%s: a field grant never opens it; the legacy permission opens only a well-formed blob",
+    async (_name, sealed, forField, forLegacy) => {
+      for (const principal of ["billing", "reader", "wildcard"]) {
+        const err = await refusal(fs.client(principal).decryptField({ scope, field: "credit_card", sealed }));
+        expect([err.code, err.metadata.get("fieldseal-reason")], principal).toEqual([
+          WANT[forField].code,
+          WANT[forField].reason,
+        ]);
+        const batch = await fs
+          .client(principal)
+          .decryptFields({ scope, items: [{ field: "credit_card", sealed }] });
+        expect(batch.results[0]?.outcome, principal).toMatchObject({
+          case: "error",
+          value: { reason: WANT[forField].reason },
+        });
+      }
+      const rewrap = await fs
+        .client("ops")
+        .rewrapFields({ scope, items: [{ field: "credit_card", sealed }] });
+      expect(rewrap.results[0]?.outcome).toMatchObject({
+        case: "error",
+        value: { reason: WANT[forField].reason },
+      });
+      const legacy = fs.client("legacy_reader").decryptField({ scope, field: "credit_card", sealed });
+      if (forLegacy === "opens") {
+        expect((await legacy).value?.kind).toEqual({ case: "stringValue", value: CARD });
+      } else {
+        const err = await refusal(legacy);
+        expect([err.code, err.metadata.get("fieldseal-reason")]).toEqual([
+          WANT[forLegacy].code,
+          WANT[forLegacy].reason,
+        ]);
+        expect(err.rawMessage).not.toContain(CARD);
+      }
+    },
+  );
+});
+
 describe("the legacy permission", () => {
   it("opens a legacy blob, and the audit line says its field label was unauthenticated", async () => {
     const before = fs.audit.events.length;
