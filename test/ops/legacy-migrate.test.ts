@@ -116,6 +116,8 @@ describe("fieldseal legacy migrate", () => {
       Buffer.from(`{"scope": {"sessionId": "s1"}, "field": "credit_card", "sealed": "${CANARY}"\n`),
       Buffer.from(line({ scope: { sessionId: "s1" }, field: "credit_card", sealed: tampered })),
       Buffer.from(line({ scope: { sessionId: "s1" }, field: "credit_card", sealed: card, extra: CANARY })),
+      // A value where a key belongs (an export gone wrong): reported, never quoted.
+      Buffer.from(line({ scope: { sessionId: "s1" }, field: "credit_card", sealed: card, [CANARY]: 1 })),
       Buffer.from(line({ scope: { sessionId: "s1", userId: "u" }, field: "credit_card", sealed: card })),
       Buffer.from([0xff, 0xfe, 0x0a]),
       Buffer.from(line({ scope: { sessionId: "s1" }, field: "credit_card", sealed: "x".repeat(300_000) })),
@@ -136,10 +138,12 @@ describe("fieldseal legacy migrate", () => {
       [7, false, "invalid_argument"],
       [8, false, "invalid_argument"],
       [9, false, "invalid_argument"],
-      [10, false, "too_large"],
-      [11, true, "last"],
+      [10, false, "invalid_argument"],
+      [11, false, "too_large"],
+      [12, true, "last"],
     ]);
-    expect(run.stderr).toContain("fieldseal legacy migrate: 3 rewrapped, 7 failed");
+    expect(out[6]?.error).toBe("key 4 of the line is not one of scope, field, sealed, id");
+    expect(run.stderr).toContain("fieldseal legacy migrate: 3 rewrapped, 8 failed");
     for (const r of out.filter((r) => r.ok)) {
       // Adoption gave the keyring a fresh primary: nothing is rewrapped under the tutorial's key.
       expect(r).toMatchObject({ keyring: KEYRING, fromVersion: 1, toVersion: 2, legacy: true });
