@@ -8,9 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { FieldsealService, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { isFieldsealError } from "../../src/errors.js";
 import { Keyrings } from "../../src/keys/keyrings.js";
 import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
@@ -18,6 +19,8 @@ import { SecretsManagerKeyStore } from "../../src/keys/secrets-manager-store.js"
 import { adoptingTutorialKeys, hasTutorialPrimary } from "../../src/keys/tutorial-adoption.js";
 import type { KeyringState, KeyStore } from "../../src/keys/types.js";
 import { type AwsReplica, startAwsReplica, stopAll } from "../support/aws-replica.js";
+import { bearer } from "../support/bearer.js";
+import { type FieldsealProcess, startFieldsealProcess } from "../support/fieldseal-process.js";
 import { MOTO_CREDENTIALS, MOTO_REGION, motoClient } from "../support/moto.js";
 import { tutorialKeyring, tutorialSeal } from "../support/tutorial-blob.js";
 import { startWriteRefusingProxy, type WriteRefusingProxy } from "../support/write-refusing-proxy.js";
@@ -238,5 +241,71 @@ describe("adopting the tutorial's secret with a role that may not write it (real
     const output = fieldseal.output();
     expect(output).not.toContain(card);
     expect(output).not.toContain(key.toString("base64"));
+  });
+});
+
+describe("adopting a tutorial key on one local store from several real processes at once", () => {
+  const procs: FieldsealProcess[] = [];
+  let shared: string | undefined;
+  afterAll(async () => {
+    await Promise.allSettled(procs.map((p) => p.stop()));
+    if (shared !== undefined) rmSync(shared, { recursive: true, force: true });
+  });
+
+  it("writes one fresh primary that every process seals under and every process opens", async () => {
+    shared = mkdtempSync(join(tmpdir(), "fieldseal-adopt-procs-"));
+    const key = randomBytes(32);
+    const seed = new LocalFileKeyStore(join(shared, "keys"));
+    expect((await seed.compareAndSwap(0, tutorialKeyring("cognigy", key, "v1"))).ok).toBe(true);
+    await seed.close();
+    const env = {
+      FIELDSEAL_DATA_DIR: shared,
+      FIELDSEAL_DEFAULT_KEYRING: "cognigy",
+      FIELDSEAL_LEGACY_KEYRING: "cognigy",
+      FIELDSEAL_LOG_LEVEL: "warn",
+    };
+    const started = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        startFieldsealProcess({ principals: [{ name: "admin", scopes: ["admin"] }], env }),
+      ),
+    );
+    procs.push(...started);
+    const clients = started.map((p) =>
+      createClient(
+        FieldsealService,
+        createConnectTransport({
+          baseUrl: p.url,
+          httpVersion: "1.1",
+          interceptors: [bearer(p.tokens.admin ?? "")],
+        }),
+      ),
+    );
+    // Every process reads the tutorial keyring for the first time at once.
+    const described = await Promise.all(clients.map((c) => c.describeKey({ keyring: "cognigy" })));
+    for (const d of described) {
+      expect(d.key?.primaryVersion).toBe(2);
+      expect(d.key?.versions.map((v) => v.version)).toEqual([1, 2]);
+    }
+    const stored = await new LocalFileKeyStore(join(shared, "keys")).load("cognigy");
+    expectAdopted(stored, key, "v1");
+    // One v2 for all: what each process seals, every other process opens; the tutorial blob opens too.
+    const scope = create(ScopeSchema, { id: { case: "sessionId", value: "s-procs" } });
+    const blob = tutorialSeal(key, "v1", "credit_card", "4111111111111111");
+    for (const [i, client] of clients.entries()) {
+      const { sealed, keyVersion } = await client.encryptFields({
+        scope,
+        fields: { credit_card: { kind: { case: "stringValue", value: `card-${i}` } } },
+      });
+      expect(keyVersion).toBe(2);
+      const other = clients[(i + 1) % clients.length];
+      const opened = await other?.decryptField({
+        scope,
+        field: "credit_card",
+        sealed: sealed.credit_card ?? "",
+      });
+      expect(opened?.value?.kind).toEqual({ case: "stringValue", value: `card-${i}` });
+      const legacy = await client.decryptField({ scope, field: "credit_card", sealed: blob });
+      expect(legacy).toMatchObject({ legacy: true, keyVersion: 1 });
+    }
   });
 });
