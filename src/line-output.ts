@@ -11,7 +11,10 @@ export class OutputClosedError extends Error {
   readonly written: number;
 
   constructor(written: number, cause: unknown) {
-    super(`standard output closed after ${written} result lines`, { cause });
+    // The error code only (EPIPE, ENOSPC...): never the error's text or the line.
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    const why = typeof code === "string" && /^[A-Z_]{1,32}$/.test(code) ? ` (${code})` : "";
+    super(`standard output closed${why} after ${written} result lines`, { cause });
     this.name = "OutputClosedError";
     this.written = written;
   }

@@ -253,10 +253,41 @@ describe("fieldseal legacy migrate", () => {
     expect(code).toBe(1);
     expect(JSON.parse(firstLine)).toMatchObject({ line: 1, ok: true, legacy: true });
     expect(stderr).toMatch(
-      /^fieldseal legacy migrate: standard output closed after \d+ result lines; stopped, later lines were not migrated\n$/,
+      /^fieldseal legacy migrate: standard output closed \(EPIPE\) after \d+ result lines; stopped, later lines were not migrated\n$/,
     );
-    expect(stderr).not.toContain("EPIPE");
+    // No stack trace, no uncaught error.
+    expect(stderr).not.toMatch(/\n\s+at |Error:|triggerUncaughtException/);
     expect(stderr).not.toContain(CANARY);
+  });
+
+  it("reports key_version_retired for blobs once the tutorial version is retired (a separate store)", async () => {
+    const own = mkdtempSync(join(tmpdir(), "fieldseal-migrate-retired-"));
+    try {
+      const ownKey = randomBytes(32);
+      const store = new LocalFileKeyStore(join(own, "keys"));
+      expect((await store.compareAndSwap(0, tutorialKeyring(KEYRING, ownKey, "v1"))).ok).toBe(true);
+      await store.close();
+      const env = { FIELDSEAL_DATA_DIR: own };
+      // Adoption makes v2; retiring below it closes the tutorial version.
+      const retire = await fieldseal(["keys", "retire", KEYRING, "2"], "", env);
+      expect(retire.code).toBe(0);
+      const run = await fieldseal(
+        ["legacy", "migrate"],
+        line({
+          scope: { sessionId: "s" },
+          field: "credit_card",
+          sealed: tutorialSeal(ownKey, "v1", "credit_card", CANARY),
+        }),
+        env,
+      );
+      expect(run.code).toBe(1);
+      expect(results(run.stdout)).toEqual([
+        expect.objectContaining({ line: 1, ok: false, code: "key_version_retired" }),
+      ]);
+      expect(run.stdout + run.stderr).not.toContain(CANARY);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it("answers usage errors with exit code 2 and explains itself with --help", async () => {
