@@ -309,3 +309,20 @@ describe("adopting a tutorial key on one local store from several real processes
     }
   });
 });
+
+describe("two keyrings mapped to one tutorial secret (real process, moto)", () => {
+  it("refuses to start, naming both: once one adopts the secret, the other could never load", async () => {
+    const secretPrefix = `adopt-twice-${randomUUID()}/`;
+    const started = startAwsReplica({
+      awsEndpoint: endpoint,
+      secretPrefix,
+      config: { keyStore: { legacySecretIds: { cognigy: "session-key", cards: "session-key" } } },
+    });
+    // Should it start after all, stop it rather than leave it running.
+    void started.then(
+      (replica) => replica.stop(),
+      () => undefined,
+    );
+    await expect(started).rejects.toThrow(/keyrings "cognigy" and "cards" name the same secret/);
+  });
+});
