@@ -211,7 +211,19 @@ async function withKeys<T>(
 ): Promise<T> {
   const config = loadConfig(env, process.cwd());
   const store = await keyStoreFromConfig(config);
-  const keyrings = new Keyrings(adoptingTutorialKeys(store), {
+  // Any command that reads a tutorial keyring adopts it (a store write the old middleware will notice):
+  // say so on standard error rather than do it silently.
+  const adopting = adoptingTutorialKeys(store, {
+    onAdopted: (keyring, version) =>
+      err(
+        `fieldseal: adopted the tutorial key of keyring "${keyring}": it is decrypt-only now, version ${version} is the new primary`,
+      ),
+    onAdoptionFailed: (keyring, e) =>
+      err(
+        `fieldseal: warning: keyring "${keyring}" holds the tutorial key and the store refused its successor (${isFieldsealError(e) ? e.code : "internal"}): it opens values, nothing seals`,
+      ),
+  });
+  const keyrings = new Keyrings(adopting, {
     policy: {
       sealBudget: config.rotation.sealBudget,
       ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),

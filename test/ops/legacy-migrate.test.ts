@@ -253,7 +253,7 @@ describe("fieldseal legacy migrate", () => {
     expect(code).toBe(1);
     expect(JSON.parse(firstLine)).toMatchObject({ line: 1, ok: true, legacy: true });
     expect(stderr).toMatch(
-      /^fieldseal legacy migrate: standard output closed \(EPIPE\) after \d+ result lines; stopped, later lines were not migrated\n$/,
+      /^fieldseal legacy migrate: standard output closed \(EPIPE\) after \d+ result lines; stopped, later lines were not migrated$/m,
     );
     // No stack trace, no uncaught error.
     expect(stderr).not.toMatch(/\n\s+at |Error:|triggerUncaughtException/);
@@ -285,6 +285,29 @@ describe("fieldseal legacy migrate", () => {
         expect.objectContaining({ line: 1, ok: false, code: "key_version_retired" }),
       ]);
       expect(run.stdout + run.stderr).not.toContain(CANARY);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
+  it("says on standard error when a command adopts the tutorial key, once", async () => {
+    const own = mkdtempSync(join(tmpdir(), "fieldseal-migrate-adopt-"));
+    try {
+      const ownKey = randomBytes(32);
+      const store = new LocalFileKeyStore(join(own, "keys"));
+      expect((await store.compareAndSwap(0, tutorialKeyring(KEYRING, ownKey, "v1"))).ok).toBe(true);
+      await store.close();
+      const env = { FIELDSEAL_DATA_DIR: own };
+      const blob = tutorialSeal(ownKey, "v1", "credit_card", CANARY);
+      const args = ["open", "--field", "credit_card", "--session", "s", "-"];
+      const first = await fieldseal(args, blob, env);
+      expect(first.code).toBe(0);
+      expect(first.stdout).toBe(`${JSON.stringify(CANARY)}\n`);
+      expect(first.stderr).toBe(
+        `fieldseal: adopted the tutorial key of keyring "${KEYRING}": it is decrypt-only now, version 2 is the new primary\n`,
+      );
+      const second = await fieldseal(args, blob, env);
+      expect(second.stderr).toBe("");
     } finally {
       rmSync(own, { recursive: true, force: true });
     }
