@@ -44,7 +44,7 @@ On first start with no config file, it creates one holding a new admin token's S
 the token once. SIGTERM or SIGINT stops it gracefully: in-flight calls finish, new ones get UNAVAILABLE.
 SIGHUP re-reads the config file's principals and their grants without dropping calls (a config that
 does not validate is logged and the previous rules stay in force), and reopens the audit file, so log
-rotation can move it away.
+rotation can move it away. Other settings take effect on restart; a SIGHUP logs which ones changed.
 
 Options:
   --host HOST   Overrides FIELDSEAL_HOST
@@ -188,7 +188,7 @@ async function serve(args: string[], env: Env): Promise<number> {
   out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
   const log = createLogger(config.logLevel);
   const reload = () => {
-    reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log);
+    reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
     server.reopenAudit();
   };
   process.on("SIGHUP", reload);
