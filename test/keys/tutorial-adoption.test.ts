@@ -210,6 +210,17 @@ describe("adopting the tutorial's secret with a role that may not write it (real
       );
     expect(sealing?.code).toBe(Code.FailedPrecondition);
     expect(sealing?.rawMessage).toMatch(/successor could not be written yet/);
+    // A stream of seals does not become a stream of refused writes: at most one try per second.
+    const refusedBefore = proxy.refused;
+    const burstStarted = performance.now();
+    for (let i = 0; i < 20; i++) {
+      await fieldseal
+        .client("bot")
+        .encryptFields({ scope, fields: { credit_card: { kind: { case: "stringValue", value: card } } } })
+        .catch(() => undefined);
+    }
+    const burstMs = performance.now() - burstStarted;
+    expect(proxy.refused - refusedBefore).toBeLessThanOrEqual(1 + Math.ceil(burstMs / 1000));
     const untouched = await sm.send(
       new GetSecretValueCommand({ SecretId: `${secretPrefix}cognigy`, VersionStage: "AWSCURRENT" }),
     );
