@@ -42,8 +42,12 @@ export interface TutorialAdoptionOptions {
   retryAfterMs?: number;
 }
 
-/** True when the keyring's primary is a version taken from a tutorial secret. */
+/**
+ * True when the keyring's primary is a version taken from a tutorial secret: one that carries its label, or
+ * version 1 of state read from a tutorial secret that had no label.
+ */
 export function hasTutorialPrimary(state: KeyringState): boolean {
+  if (state.fromTutorialSecret === true && state.primary === 1) return true;
   return state.versions[state.primary - 1]?.legacyLabel !== undefined;
 }
 

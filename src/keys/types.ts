@@ -33,6 +33,11 @@ export interface KeyringState {
   readonly minDecryptVersion: number;
   /** All versions, ascending, contiguous from 1. */
   readonly versions: readonly KeyVersion[];
+  /**
+   * Set on state read from a tutorial-shaped secret, whose version 1 is the tutorial's key with or without a
+   * `version` label. Never stored: adoption replaces that state with a Fieldseal keyring.
+   */
+  readonly fromTutorialSecret?: true;
 }
 
 /** The result of a compare-and-swap write. */

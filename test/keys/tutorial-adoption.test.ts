@@ -337,3 +337,43 @@ describe("two keyrings mapped to one tutorial secret (real process, moto)", () =
     await expect(started).rejects.toThrow(/keyrings "cognigy" and "cards" name the same secret/);
   });
 });
+
+describe("a tutorial secret without a version label (real process, moto)", () => {
+  const sm = motoClient(endpoint);
+  const replicas: AwsReplica[] = [];
+  afterAll(async () => {
+    await stopAll(replicas);
+    sm.destroy();
+  });
+
+  it("is adopted too: its key never seals, whatever label it lacks", async () => {
+    const secretPrefix = `adopt-unlabelled-${randomUUID()}/`;
+    const key = randomBytes(32);
+    await sm.send(
+      new CreateSecretCommand({
+        Name: `${secretPrefix}cognigy`,
+        SecretString: JSON.stringify({ key: key.toString("base64") }),
+      }),
+    );
+    const fieldseal = await startAwsReplica({
+      awsEndpoint: endpoint,
+      secretPrefix,
+      env: { FIELDSEAL_DEFAULT_KEYRING: "cognigy" },
+    });
+    replicas.push(fieldseal);
+    const scope = create(ScopeSchema, { id: { case: "sessionId", value: "s-unlabelled" } });
+    const sealed = await fieldseal.client("bot").encryptFields({
+      scope,
+      fields: { credit_card: { kind: { case: "stringValue", value: "4111111111111111" } } },
+    });
+    expect(sealed.keyVersion).toBe(2);
+    const described = await fieldseal.client("admin").describeKey({ keyring: "cognigy" });
+    expect(described.key?.primaryVersion).toBe(2);
+    const stored = await sm.send(
+      new GetSecretValueCommand({ SecretId: `${secretPrefix}cognigy`, VersionStage: "AWSCURRENT" }),
+    );
+    const keyring = JSON.parse(stored.SecretString ?? "{}");
+    expect(keyring.versions[0].material).toBe(key.toString("base64"));
+    expect(keyring.versions[1].material).not.toBe(key.toString("base64"));
+  });
+});
