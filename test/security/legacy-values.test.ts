@@ -384,6 +384,29 @@ describe("rewrapping a legacy blob", () => {
   });
 });
 
+describe("with the legacy keyring pointing at a keyring the tutorial key is not in", () => {
+  it("opens nothing: the grant follows that keyring, and the blob's label is not found there", async () => {
+    const elsewhere = await startTestFieldseal({
+      principals: PRINCIPALS,
+      store: new LocalFileKeyStore(dir),
+      settings: { legacyKeyring: "payments", defaultKeyring: KEYRING },
+    });
+    try {
+      // The grant follows the configured keyring: legacy_decrypt on "payments" now passes the check...
+      for (const principal of ["other_ring", "legacy_reader"]) {
+        const err = await refusal(
+          elsewhere.client(principal).decryptField({ scope, field: "credit_card", sealed: cardBlob }),
+        );
+        // ...and finds no version with the blob's label there: NOT_FOUND, never a value.
+        expect(err.code, principal).toBe(Code.NotFound);
+        expect(err.rawMessage).not.toContain(CARD);
+      }
+    } finally {
+      await elsewhere.close();
+    }
+  });
+});
+
 describe("a config that names a legacy operation beside a field list", () => {
   it("does not start: the list could never limit it", async () => {
     await expect(
