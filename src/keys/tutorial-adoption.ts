@@ -23,7 +23,7 @@ const MAX_ATTEMPTS = 16;
 const RETRY_AFTER_MS = 1000;
 
 export interface TutorialAdoptionOptions {
-  /** Clock for the new version's creation time. Default Date.now. */
+  /** Clock for the new version's creation time and for `retryAfterMs`. Default Date.now. */
   now?: () => number;
   /** Called once per adoption this process wrote: the keyring and its new primary version. Must not throw. */
   onAdopted?: (keyring: string, primary: number) => void;
