@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { assertScopes, hashToken } from "./auth/principals.js";
@@ -13,7 +12,8 @@ import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
 import { adoptingTutorialKeys } from "./keys/tutorial-adoption.js";
 import type { KeyringState } from "./keys/types.js";
-import { migrateLegacyLines } from "./legacy-migration.js";
+import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js";
+import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
 import { Sealer } from "./sealer.js";
 import { startServer } from "./server/app.js";
@@ -48,7 +48,7 @@ On first start with no config file, it creates one holding a new admin token's S
 the token once. SIGTERM or SIGINT stops it gracefully: in-flight calls finish, new ones get UNAVAILABLE.
 SIGHUP re-reads the config file's principals and their grants without dropping calls (a config that
 does not validate is logged and the previous rules stay in force), and reopens the audit file, so log
-rotation can move it away.
+rotation can move it away. Other settings take effect on restart; a SIGHUP logs which ones changed.
 
 Options:
   --host HOST   Overrides FIELDSEAL_HOST
@@ -99,7 +99,8 @@ output, in order:
   {"line": N, "id": ..., "ok": true, "sealed": "fs1...", "keyring": K, "fromVersion": 1, "toVersion": 2, "legacy": true}
   {"line": N, "id": ..., "ok": false, "code": "envelope_tampered", "error": "..."}
 A bad line is reported and the job goes on; blank lines are skipped. A summary goes to standard error.
-Exit code 0 when every line was rewrapped, 1 when any failed.
+Exit code 0 when every line was rewrapped, 1 when any failed or standard output closed early (the job
+then stops and says after how many lines).
 
 A legacy blob's field label is unauthenticated: the field given here is the one the new envelope is bound
 to, so take it from where the blob was stored (its __enc_<field> variable), not from inside the blob.
@@ -223,7 +224,7 @@ async function serve(args: string[], env: Env): Promise<number> {
   }
   const log = createLogger(config.logLevel);
   const reload = () => {
-    reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log);
+    reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
     server.reopenAudit();
   };
   process.on("SIGHUP", reload);
@@ -250,7 +251,19 @@ async function withKeys<T>(
 ): Promise<T> {
   const config = loadConfig(env, process.cwd());
   const store = await keyStoreFromConfig(config);
-  const keyrings = new Keyrings(adoptingTutorialKeys(store), {
+  // Any command that reads a tutorial keyring adopts it (a store write the old middleware will notice):
+  // say so on standard error rather than do it silently.
+  const adopting = adoptingTutorialKeys(store, {
+    onAdopted: (keyring, version) =>
+      err(
+        `fieldseal: adopted the tutorial key of keyring "${keyring}": it is decrypt-only now, version ${version} is the new primary`,
+      ),
+    onAdoptionFailed: (keyring, e) =>
+      err(
+        `fieldseal: warning: keyring "${keyring}" holds the tutorial key and the store refused its successor (${isFieldsealError(e) ? e.code : "internal"}): it opens values, nothing seals`,
+      ),
+  });
+  const keyrings = new Keyrings(adopting, {
     policy: {
       sealBudget: config.rotation.sealBudget,
       ...(config.rotation.maxAgeMs === undefined ? {} : { maxAgeMs: config.rotation.maxAgeMs }),
@@ -447,14 +460,21 @@ async function legacy(args: string[], env: Env): Promise<number> {
         legacyKeyring: config.legacyKeyring,
         legacyEnabled: config.legacyEnabled,
       });
-      const summary = await migrateLegacyLines(
-        process.stdin,
-        async (line) => {
-          if (!process.stdout.write(line)) await once(process.stdout, "drain");
-        },
-        // The operator's own tool: legacy blobs need no grant here, only the key store's credentials.
-        (ctx, sealed) => sealer.rewrap(ctx, sealed, target, { allowLegacy: true }),
-      );
+      const output = lineOutput(process.stdout);
+      let summary: MigrationSummary;
+      try {
+        summary = await migrateLegacyLines(
+          process.stdin,
+          (line) => output.write(line),
+          // The operator's own tool: legacy blobs need no grant here, only the key store's credentials.
+          (ctx, sealed) => sealer.rewrap(ctx, sealed, target, { allowLegacy: true }),
+        );
+      } catch (e) {
+        // `| head`, a closed pipe: stop reading, and say so rather than die with a stack trace.
+        if (!(e instanceof OutputClosedError)) throw e;
+        err(`fieldseal legacy migrate: ${e.message}; stopped, later lines were not migrated`);
+        return 1;
+      }
       err(`fieldseal legacy migrate: ${summary.rewrapped} rewrapped, ${summary.failed} failed`);
       return summary.failed === 0 ? 0 : 1;
     },

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseGrants } from "./auth/policy.js";
 import type { CertificateMatch, PrincipalConfig } from "./auth/principals.js";
-import { assertKeyringName } from "./engine/names.js";
+import { assertKeyringName, KEYRING_NAME } from "./engine/names.js";
 import { FieldsealError, isFieldsealError } from "./errors.js";
 import { lineOfJsonPath } from "./json-lines-of.js";
 import type { LogLevel } from "./log.js";
@@ -643,6 +643,7 @@ export function parseConfig(
     throw bad("FIELDSEAL_TLS_REQUIRE_CLIENT_CERT", "tls.requireClientCert", "needs tls.clientCaFile");
   }
   const auditFile = str("FIELDSEAL_AUDIT_FILE", "audit.file");
+  const secretPrefix = str("FIELDSEAL_AWS_SECRET_PREFIX", "keyStore.secretPrefix") ?? "fieldseal/";
   const maxAgeDays = int("FIELDSEAL_ROTATE_MAX_AGE_DAYS", "rotation.maxAgeDays", 90, 0, 3650);
   const baseUrl = str("FIELDSEAL_COGNIGY_BASE_URL", "cognigy.baseUrl");
   if (baseUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(baseUrl)) {
@@ -661,8 +662,8 @@ export function parseConfig(
             kind: "aws",
             region: str("FIELDSEAL_AWS_REGION", "keyStore.region"),
             endpoint: str("FIELDSEAL_AWS_ENDPOINT", "keyStore.endpoint"),
-            secretPrefix: str("FIELDSEAL_AWS_SECRET_PREFIX", "keyStore.secretPrefix") ?? "fieldseal/",
-            legacySecretIds: parseLegacySecretIds(file.keyStore),
+            secretPrefix,
+            legacySecretIds: parseLegacySecretIds(file.keyStore, secretPrefix),
           },
     defaultKeyring,
     keyrings,
@@ -848,7 +849,13 @@ function parseHmacSecrets(webhook: unknown): Record<string, string> {
   return out;
 }
 
-function parseLegacySecretIds(keyStore: unknown): Record<string, string> {
+/**
+ * `keyStore.legacySecretIds`. Each keyring is one secret, and adoption writes the keyring into it: of two
+ * keyrings naming one secret (or a secret that is another keyring's own, `<prefix><name>`), the first read
+ * takes the secret and the other then finds a keyring of another name there and fails for good, so that is
+ * refused here. (A name and an ARN of the same secret cannot be told apart here.)
+ */
+function parseLegacySecretIds(keyStore: unknown, secretPrefix: string): Record<string, string> {
   const raw =
     typeof keyStore === "object" && keyStore !== null
       ? (keyStore as Record<string, unknown>).legacySecretIds
@@ -877,6 +884,24 @@ function parseLegacySecretIds(keyStore: unknown): Record<string, string> {
       );
     }
     out[name] = secretId;
+  }
+  const firstNaming = new Map<string, string>();
+  for (const [name, secretId] of Object.entries(out)) {
+    const first = firstNaming.get(secretId);
+    if (first !== undefined) {
+      throw new FieldsealError(
+        "invalid_argument",
+        `config: keyStore.legacySecretIds: keyrings "${first}" and "${name}" name the same secret; each keyring needs its own`,
+      );
+    }
+    firstNaming.set(secretId, name);
+    const other = secretId.startsWith(secretPrefix) ? secretId.slice(secretPrefix.length) : undefined;
+    if (other !== undefined && other !== name && KEYRING_NAME.test(other)) {
+      throw new FieldsealError(
+        "invalid_argument",
+        `config: keyStore.legacySecretIds["${name}"] names keyring "${other}"'s own secret; each keyring needs its own`,
+      );
+    }
   }
   return out;
 }

@@ -147,9 +147,11 @@ function parseItem(raw: unknown): { item: Item; id: string | number | undefined 
     throw invalid("line must be a JSON object with scope, field and sealed");
   }
   const obj = raw as Record<string, unknown>;
-  for (const key of Object.keys(obj)) {
-    if (!KEYS.has(key))
-      throw invalid(`unknown key ${JSON.stringify(key.slice(0, 64))} (expected scope, field, sealed, id)`);
+  const keys = Object.keys(obj);
+  const unknown = keys.findIndex((key) => !KEYS.has(key));
+  if (unknown >= 0) {
+    // Not quoted: a key is part of the line, and an export may have put a value (a card number) there.
+    throw invalid(`key ${unknown + 1} of the line is not one of scope, field, sealed, id`);
   }
   const { scope, field, sealed, id } = obj;
   if (

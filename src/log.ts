@@ -51,6 +51,8 @@ const SAFE_FIELDS = new Set([
   "traceId",
   "delayMs",
   "outcome",
+  // Names of configuration settings (never their values).
+  "settings",
 ]);
 
 export type LogFields = Record<string, string | number | boolean | null | undefined | string[] | number[]>;

@@ -1,7 +1,8 @@
 /**
  * Reads the tutorial's secret shape, `{"key": "<base64 of 32 bytes>", "version": "<label>"}`, as revision 1
- * of a keyring whose only version is 1 (until `adoptingTutorialKeys` gives it a fresh primary). The material is the decoded bytes exactly: the tutorial's own code
- * UTF-8-decoded them, which is a bug Fieldseal does not repeat.
+ * of a keyring whose only version is 1 (until `adoptingTutorialKeys` gives it a fresh primary). The material
+ * is the decoded bytes exactly: the tutorial's own code UTF-8-decoded them, which is a bug Fieldseal does not
+ * repeat.
  */
 import { FieldsealError } from "../errors.js";
 import type { KeyringState } from "./types.js";
@@ -45,6 +46,8 @@ export function keyringFromTutorialSecret(
     revision: 1,
     primary: 1,
     minDecryptVersion: 1,
+    // Marks version 1 as the tutorial's key even when the secret has no label to carry.
+    fromTutorialSecret: true,
     versions: [
       {
         version: 1,

@@ -52,6 +52,11 @@ export interface KeyringState {
    * `minDecryptVersion`. Absent or empty: nothing was ever destroyed.
    */
   readonly destroyed?: readonly DestroyedVersions[];
+  /**
+   * Set on state read from a tutorial-shaped secret, whose version 1 is the tutorial's key with or without a
+   * `version` label. Never stored: adoption replaces that state with a Fieldseal keyring.
+   */
+  readonly fromTutorialSecret?: true;
 }
 
 /** The result of a compare-and-swap write. */

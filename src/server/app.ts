@@ -83,6 +83,12 @@ export async function startServer(
   const adopting = adoptingTutorialKeys(store, {
     onAdopted: (keyring, version) =>
       log.info("tutorial key adopted: decrypt-only, fresh primary written", { keyring, version }),
+    onAdoptionFailed: (keyring, err) =>
+      log.warn("tutorial key not adopted: the store refused the write; it opens values, nothing seals", {
+        keyring,
+        code: isFieldsealError(err) ? err.code : "internal",
+        ...(isFieldsealError(err) ? { reason: err.message } : {}),
+      }),
   });
   const keyrings = new Keyrings(adopting, {
     policy: {

@@ -7,11 +7,22 @@ import type { Logger } from "../log.js";
  * not load or validate changes nothing: the old rules stay in force and the error is logged. Returns
  * whether the new rules were taken.
  */
-export function reloadAccess(access: AccessControl, load: () => Config, log: Logger): boolean {
+export function reloadAccess(
+  access: AccessControl,
+  load: () => Config,
+  log: Logger,
+  running?: Config,
+): boolean {
   try {
     const config = load();
     access.replace(config.principals);
     log.info("access rules reloaded", { count: config.principals.length });
+    // Only principals and grants are reloaded. Say which other settings changed, so that an operator who
+    // turned the legacy path off (legacyEnabled) and sent SIGHUP does not believe it is off.
+    const changed = running === undefined ? [] : settingsChanged(running, config);
+    if (changed.length > 0) {
+      log.warn("settings changed in the config take effect only on restart", { settings: changed });
+    }
     return true;
   } catch (err) {
     // Config errors name key paths and lines, never secrets (token hashes and HMAC secrets are not quoted).
@@ -20,4 +31,11 @@ export function reloadAccess(access: AccessControl, load: () => Config, log: Log
     });
     return false;
   }
+}
+
+/** The top-level settings, other than principals, that differ between two configs (names only, no values). */
+function settingsChanged(running: Config, next: Config): string[] {
+  return (Object.keys(next) as Array<keyof Config>).filter(
+    (key) => key !== "principals" && JSON.stringify(running[key]) !== JSON.stringify(next[key]),
+  );
 }

@@ -320,8 +320,17 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
           // (legacy_rewrap for a legacy blob, which would otherwise come out as a value bound to whatever
           // field its unauthenticated label claims).
           marks = allowValue(ctx, principal, "rewrap", scope, field, item.sealed);
-          if (target !== undefined)
-            allow(ctx, principal, "rewrap", { field, keyring: target, ...scopeAudit(scope) });
+          // The new seal needs rewrap on its field and keyring. For an fs1 value going back to its own
+          // keyring allowValue checked just that; legacy_rewrap has no field list, so a legacy blob needs
+          // this check even then, or rewrap's field and keyring lists would never limit it.
+          if (target !== undefined || marks.legacy === true) {
+            allow(ctx, principal, "rewrap", {
+              field,
+              keyring: target ?? keyringIn(item.sealed),
+              ...marks,
+              ...scopeAudit(scope),
+            });
+          }
           const r = await deps.sealer.rewrap({ scope, field }, item.sealed, target, {
             allowLegacy: marks.legacy === true,
           });

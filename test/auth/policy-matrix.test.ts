@@ -23,6 +23,8 @@ const EXPECTED: Record<string, (op: Op, field: string, keyring: string) => boole
   bot: (op, field) => (op === "encrypt" || op === "push") && field !== "notes",
   // Explicit rules restricted to one keyring (push names no keyring, so it is never granted here).
   payments_ops: (op, _field, keyring) => keyring === "payments" && op !== "encrypt" && op !== "push",
+  // The legacy permissions open and rewrap tutorial blobs only: nothing on fs1 values, no key operation.
+  legacy_only: () => false,
 };
 
 const pushed: string[][] = [];
@@ -50,6 +52,7 @@ beforeAll(async () => {
           { ops: ["rotate", "retire", "describe"], keyrings: ["payments"] },
         ],
       },
+      { name: "legacy_only", scopes: ["legacy:decrypt", "legacy:rewrap"] },
     ],
     overrides: { pusher },
   });

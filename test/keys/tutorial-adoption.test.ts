@@ -7,15 +7,23 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { FieldsealService, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { isFieldsealError } from "../../src/errors.js";
 import { Keyrings } from "../../src/keys/keyrings.js";
 import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
 import { SecretsManagerKeyStore } from "../../src/keys/secrets-manager-store.js";
 import { adoptingTutorialKeys, hasTutorialPrimary } from "../../src/keys/tutorial-adoption.js";
 import type { KeyringState, KeyStore } from "../../src/keys/types.js";
+import { type AwsReplica, startAwsReplica, stopAll } from "../support/aws-replica.js";
+import { bearer } from "../support/bearer.js";
+import { type FieldsealProcess, startFieldsealProcess } from "../support/fieldseal-process.js";
 import { MOTO_CREDENTIALS, MOTO_REGION, motoClient } from "../support/moto.js";
-import { tutorialKeyring } from "../support/tutorial-blob.js";
+import { tutorialKeyring, tutorialSeal } from "../support/tutorial-blob.js";
+import { startWriteRefusingProxy, type WriteRefusingProxy } from "../support/write-refusing-proxy.js";
 
 const endpoint = inject("motoEndpoint");
 const hex = (b: Uint8Array | undefined) => Buffer.from(b ?? new Uint8Array()).toString("hex");
@@ -157,5 +165,216 @@ describe("adopting the tutorial's secret on Secrets Manager (moto)", () => {
     const states = await Promise.all(Array.from({ length: 4 }, () => storeFor(secretName).load("cognigy")));
     for (const s of states) expectAdopted(s, key, "v1");
     expect(new Set(states.map((s) => hex(s?.versions[1]?.material))).size).toBe(1);
+  });
+});
+
+describe("adopting the tutorial's secret with a role that may not write it (real process, moto)", () => {
+  const sm = motoClient(endpoint);
+  const replicas: AwsReplica[] = [];
+  let proxy: WriteRefusingProxy | undefined;
+  afterAll(async () => {
+    await stopAll(replicas);
+    await proxy?.close();
+    sm.destroy();
+  });
+
+  it("still opens what the tutorial key sealed, seals nothing under it, and adopts once writes are allowed", async () => {
+    const secretPrefix = `adopt-readonly-${randomUUID()}/`;
+    const key = randomBytes(32);
+    const tutorialSecret = JSON.stringify({ key: key.toString("base64"), version: "v1" });
+    await sm.send(new CreateSecretCommand({ Name: `${secretPrefix}cognigy`, SecretString: tutorialSecret }));
+    proxy = await startWriteRefusingProxy(endpoint);
+    const fieldseal = await startAwsReplica({
+      awsEndpoint: proxy.url,
+      secretPrefix,
+      env: { FIELDSEAL_LEGACY_KEYRING: "cognigy", FIELDSEAL_DEFAULT_KEYRING: "cognigy" },
+    });
+    replicas.push(fieldseal);
+    const scope = create(ScopeSchema, { id: { case: "sessionId", value: "s-readonly" } });
+    const card = "4111111111111111";
+    const blob = tutorialSeal(key, "v1", "credit_card", card);
+
+    // Adoption cannot be written: the tutorial version still opens its blobs...
+    const opened = await fieldseal
+      .client("migrator")
+      .decryptField({ scope, field: "credit_card", sealed: blob });
+    expect(opened.value?.kind).toEqual({ case: "stringValue", value: card });
+    expect(opened).toMatchObject({ legacy: true, keyVersion: 1 });
+    expect(proxy.refused).toBeGreaterThan(0);
+    // ...and nothing new is sealed under it: a clear refusal, not INTERNAL.
+    const sealing = await fieldseal
+      .client("bot")
+      .encryptFields({ scope, fields: { credit_card: { kind: { case: "stringValue", value: card } } } })
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+    expect(sealing?.code).toBe(Code.FailedPrecondition);
+    expect(sealing?.rawMessage).toMatch(/successor could not be written yet/);
+    // A stream of seals does not become a stream of refused writes: at most one try per second.
+    const refusedBefore = proxy.refused;
+    const burstStarted = performance.now();
+    for (let i = 0; i < 20; i++) {
+      await fieldseal
+        .client("bot")
+        .encryptFields({ scope, fields: { credit_card: { kind: { case: "stringValue", value: card } } } })
+        .catch(() => undefined);
+    }
+    const burstMs = performance.now() - burstStarted;
+    expect(proxy.refused - refusedBefore).toBeLessThanOrEqual(1 + Math.ceil(burstMs / 1000));
+    const untouched = await sm.send(
+      new GetSecretValueCommand({ SecretId: `${secretPrefix}cognigy`, VersionStage: "AWSCURRENT" }),
+    );
+    expect(untouched.SecretString).toBe(tutorialSecret);
+
+    // The operator grants the write: the next read adopts, and new values go under a fresh version.
+    proxy.refuseWrites = false;
+    let version = 0;
+    for (let i = 0; i < 50 && version === 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      version = await fieldseal
+        .client("bot")
+        .encryptFields({ scope, fields: { credit_card: { kind: { case: "stringValue", value: card } } } })
+        .then(
+          (r) => r.keyVersion,
+          () => 0,
+        );
+    }
+    expect(version).toBe(2);
+    // The operator was told why, without key material.
+    expect(fieldseal.logs()).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        msg: expect.stringContaining("tutorial key not adopted"),
+        keyring: "cognigy",
+        code: "store_unavailable",
+      }),
+    );
+    const output = fieldseal.output();
+    expect(output).not.toContain(card);
+    expect(output).not.toContain(key.toString("base64"));
+  });
+});
+
+describe("adopting a tutorial key on one local store from several real processes at once", () => {
+  const procs: FieldsealProcess[] = [];
+  let shared: string | undefined;
+  afterAll(async () => {
+    await Promise.allSettled(procs.map((p) => p.stop()));
+    if (shared !== undefined) rmSync(shared, { recursive: true, force: true });
+  });
+
+  it("writes one fresh primary that every process seals under and every process opens", async () => {
+    shared = mkdtempSync(join(tmpdir(), "fieldseal-adopt-procs-"));
+    const key = randomBytes(32);
+    const seed = new LocalFileKeyStore(join(shared, "keys"));
+    expect((await seed.compareAndSwap(0, tutorialKeyring("cognigy", key, "v1"))).ok).toBe(true);
+    await seed.close();
+    const env = {
+      FIELDSEAL_DATA_DIR: shared,
+      FIELDSEAL_DEFAULT_KEYRING: "cognigy",
+      FIELDSEAL_LEGACY_KEYRING: "cognigy",
+      FIELDSEAL_LOG_LEVEL: "warn",
+    };
+    const started = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        startFieldsealProcess({ principals: [{ name: "admin", scopes: ["admin"] }], env }),
+      ),
+    );
+    procs.push(...started);
+    const clients = started.map((p) =>
+      createClient(
+        FieldsealService,
+        createConnectTransport({
+          baseUrl: p.url,
+          httpVersion: "1.1",
+          interceptors: [bearer(p.tokens.admin ?? "")],
+        }),
+      ),
+    );
+    // Every process reads the tutorial keyring for the first time at once.
+    const described = await Promise.all(clients.map((c) => c.describeKey({ keyring: "cognigy" })));
+    for (const d of described) {
+      expect(d.key?.primaryVersion).toBe(2);
+      expect(d.key?.versions.map((v) => v.version)).toEqual([1, 2]);
+    }
+    const stored = await new LocalFileKeyStore(join(shared, "keys")).load("cognigy");
+    expectAdopted(stored, key, "v1");
+    // One v2 for all: what each process seals, every other process opens; the tutorial blob opens too.
+    const scope = create(ScopeSchema, { id: { case: "sessionId", value: "s-procs" } });
+    const blob = tutorialSeal(key, "v1", "credit_card", "4111111111111111");
+    for (const [i, client] of clients.entries()) {
+      const { sealed, keyVersion } = await client.encryptFields({
+        scope,
+        fields: { credit_card: { kind: { case: "stringValue", value: `card-${i}` } } },
+      });
+      expect(keyVersion).toBe(2);
+      const other = clients[(i + 1) % clients.length];
+      const opened = await other?.decryptField({
+        scope,
+        field: "credit_card",
+        sealed: sealed.credit_card ?? "",
+      });
+      expect(opened?.value?.kind).toEqual({ case: "stringValue", value: `card-${i}` });
+      const legacy = await client.decryptField({ scope, field: "credit_card", sealed: blob });
+      expect(legacy).toMatchObject({ legacy: true, keyVersion: 1 });
+    }
+  });
+});
+
+describe("two keyrings mapped to one tutorial secret (real process, moto)", () => {
+  it("refuses to start, naming both: once one adopts the secret, the other could never load", async () => {
+    const secretPrefix = `adopt-twice-${randomUUID()}/`;
+    const started = startAwsReplica({
+      awsEndpoint: endpoint,
+      secretPrefix,
+      config: { keyStore: { legacySecretIds: { cognigy: "session-key", cards: "session-key" } } },
+    });
+    // Should it start after all, stop it rather than leave it running.
+    void started.then(
+      (replica) => replica.stop(),
+      () => undefined,
+    );
+    await expect(started).rejects.toThrow(/keyrings "cognigy" and "cards" name the same secret/);
+  });
+});
+
+describe("a tutorial secret without a version label (real process, moto)", () => {
+  const sm = motoClient(endpoint);
+  const replicas: AwsReplica[] = [];
+  afterAll(async () => {
+    await stopAll(replicas);
+    sm.destroy();
+  });
+
+  it("is adopted too: its key never seals, whatever label it lacks", async () => {
+    const secretPrefix = `adopt-unlabelled-${randomUUID()}/`;
+    const key = randomBytes(32);
+    await sm.send(
+      new CreateSecretCommand({
+        Name: `${secretPrefix}cognigy`,
+        SecretString: JSON.stringify({ key: key.toString("base64") }),
+      }),
+    );
+    const fieldseal = await startAwsReplica({
+      awsEndpoint: endpoint,
+      secretPrefix,
+      env: { FIELDSEAL_DEFAULT_KEYRING: "cognigy" },
+    });
+    replicas.push(fieldseal);
+    const scope = create(ScopeSchema, { id: { case: "sessionId", value: "s-unlabelled" } });
+    const sealed = await fieldseal.client("bot").encryptFields({
+      scope,
+      fields: { credit_card: { kind: { case: "stringValue", value: "4111111111111111" } } },
+    });
+    expect(sealed.keyVersion).toBe(2);
+    const described = await fieldseal.client("admin").describeKey({ keyring: "cognigy" });
+    expect(described.key?.primaryVersion).toBe(2);
+    const stored = await sm.send(
+      new GetSecretValueCommand({ SecretId: `${secretPrefix}cognigy`, VersionStage: "AWSCURRENT" }),
+    );
+    const keyring = JSON.parse(stored.SecretString ?? "{}");
+    expect(keyring.versions[0].material).toBe(key.toString("base64"));
+    expect(keyring.versions[1].material).not.toBe(key.toString("base64"));
   });
 });

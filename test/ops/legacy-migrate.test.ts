@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -115,6 +116,8 @@ describe("fieldseal legacy migrate", () => {
       Buffer.from(`{"scope": {"sessionId": "s1"}, "field": "credit_card", "sealed": "${CANARY}"\n`),
       Buffer.from(line({ scope: { sessionId: "s1" }, field: "credit_card", sealed: tampered })),
       Buffer.from(line({ scope: { sessionId: "s1" }, field: "credit_card", sealed: card, extra: CANARY })),
+      // A value where a key belongs (an export gone wrong): reported, never quoted.
+      Buffer.from(line({ scope: { sessionId: "s1" }, field: "credit_card", sealed: card, [CANARY]: 1 })),
       Buffer.from(line({ scope: { sessionId: "s1", userId: "u" }, field: "credit_card", sealed: card })),
       Buffer.from([0xff, 0xfe, 0x0a]),
       Buffer.from(line({ scope: { sessionId: "s1" }, field: "credit_card", sealed: "x".repeat(300_000) })),
@@ -135,10 +138,12 @@ describe("fieldseal legacy migrate", () => {
       [7, false, "invalid_argument"],
       [8, false, "invalid_argument"],
       [9, false, "invalid_argument"],
-      [10, false, "too_large"],
-      [11, true, "last"],
+      [10, false, "invalid_argument"],
+      [11, false, "too_large"],
+      [12, true, "last"],
     ]);
-    expect(run.stderr).toContain("fieldseal legacy migrate: 3 rewrapped, 7 failed");
+    expect(out[6]?.error).toBe("key 4 of the line is not one of scope, field, sealed, id");
+    expect(run.stderr).toContain("fieldseal legacy migrate: 3 rewrapped, 8 failed");
     for (const r of out.filter((r) => r.ok)) {
       // Adoption gave the keyring a fresh primary: nothing is rewrapped under the tutorial's key.
       expect(r).toMatchObject({ keyring: KEYRING, fromVersion: 1, toVersion: 2, legacy: true });
@@ -213,6 +218,104 @@ describe("fieldseal legacy migrate", () => {
     expect(results(run.stdout)).toEqual([
       expect.objectContaining({ line: 1, ok: false, code: "legacy_disabled" }),
     ]);
+  });
+
+  it("stops cleanly when standard output closes (| head): exit 1, a one-line reason, no stack, no plaintext", async () => {
+    const lines = [];
+    for (let i = 0; i < 20_000; i++) {
+      const blob = tutorialSeal(key, "v1", "credit_card", CANARY);
+      lines.push(line({ scope: { sessionId: `s${i}` }, field: "credit_card", sealed: blob }));
+    }
+    const child = spawn(process.execPath, [FIELDSEAL_BIN, "legacy", "migrate"], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: dir,
+        FIELDSEAL_DATA_DIR: dir,
+        FIELDSEAL_LEGACY_KEYRING: KEYRING,
+        FIELDSEAL_DEFAULT_KEYRING: KEYRING,
+        FIELDSEAL_LOG_LEVEL: "silent",
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    let firstLine = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    // The job stops reading once its output is gone: our end of stdin may see EPIPE too.
+    child.stdin.on("error", () => {});
+    child.stdin.end(lines.join(""));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    // As `| head -1` does: read the first line, then close the pipe.
+    child.stdout.setEncoding("utf8").once("data", (d: string) => {
+      firstLine = d.split("\n")[0] ?? "";
+      child.stdout.destroy();
+    });
+    const [code, signal] = (await once(child, "close")) as [number | null, string | null];
+    clearTimeout(timer);
+    expect(signal).toBeNull();
+    expect(code).toBe(1);
+    expect(JSON.parse(firstLine)).toMatchObject({ line: 1, ok: true, legacy: true });
+    expect(stderr).toMatch(
+      /^fieldseal legacy migrate: standard output closed \(EPIPE\) after \d+ result lines; stopped, later lines were not migrated$/m,
+    );
+    // No stack trace, no uncaught error.
+    expect(stderr).not.toMatch(/\n\s+at |Error:|triggerUncaughtException/);
+    expect(stderr).not.toContain(CANARY);
+  });
+
+  it("reports key_version_retired for blobs once the tutorial version is retired (a separate store)", async () => {
+    const own = mkdtempSync(join(tmpdir(), "fieldseal-migrate-retired-"));
+    try {
+      const ownKey = randomBytes(32);
+      const store = new LocalFileKeyStore(join(own, "keys"));
+      expect((await store.compareAndSwap(0, tutorialKeyring(KEYRING, ownKey, "v1"))).ok).toBe(true);
+      await store.close();
+      const env = { FIELDSEAL_DATA_DIR: own };
+      // Adoption makes v2; retiring below it closes the tutorial version.
+      const retire = await fieldseal(["keys", "retire", KEYRING, "2"], "", env);
+      expect(retire.code).toBe(0);
+      const run = await fieldseal(
+        ["legacy", "migrate"],
+        line({
+          scope: { sessionId: "s" },
+          field: "credit_card",
+          sealed: tutorialSeal(ownKey, "v1", "credit_card", CANARY),
+        }),
+        env,
+      );
+      expect(run.code).toBe(1);
+      expect(results(run.stdout)).toEqual([
+        expect.objectContaining({ line: 1, ok: false, code: "key_version_retired" }),
+      ]);
+      expect(run.stdout + run.stderr).not.toContain(CANARY);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
+  it("says on standard error when a command adopts the tutorial key, once", async () => {
+    const own = mkdtempSync(join(tmpdir(), "fieldseal-migrate-adopt-"));
+    try {
+      const ownKey = randomBytes(32);
+      const store = new LocalFileKeyStore(join(own, "keys"));
+      expect((await store.compareAndSwap(0, tutorialKeyring(KEYRING, ownKey, "v1"))).ok).toBe(true);
+      await store.close();
+      const env = { FIELDSEAL_DATA_DIR: own };
+      const blob = tutorialSeal(ownKey, "v1", "credit_card", CANARY);
+      const args = ["open", "--field", "credit_card", "--session", "s", "-"];
+      const first = await fieldseal(args, blob, env);
+      expect(first.code).toBe(0);
+      expect(first.stdout).toBe(`${JSON.stringify(CANARY)}\n`);
+      expect(first.stderr).toBe(
+        `fieldseal: adopted the tutorial key of keyring "${KEYRING}": it is decrypt-only now, version 2 is the new primary\n`,
+      );
+      const second = await fieldseal(args, blob, env);
+      expect(second.stderr).toBe("");
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it("answers usage errors with exit code 2 and explains itself with --help", async () => {

@@ -32,6 +32,15 @@ const PRINCIPALS: TestPrincipalConfig[] = [
   { name: "other_ring", allow: [{ ops: ["legacy_decrypt"], keyrings: ["payments"] }] },
   { name: "legacy_rewrap_only", scopes: ["legacy:rewrap"] },
   { name: "migrator", allow: [{ ops: ["rewrap"] }, { ops: ["legacy_rewrap"], keyrings: [KEYRING] }] },
+  // Legacy rewrap everywhere, but new seals only for credit_card, or only in another keyring.
+  {
+    name: "card_migrator",
+    allow: [{ ops: ["rewrap"], fields: ["credit_card"] }, { ops: ["legacy_rewrap"] }],
+  },
+  {
+    name: "payments_migrator",
+    allow: [{ ops: ["rewrap"], keyrings: ["payments"] }, { ops: ["legacy_rewrap"] }],
+  },
 ];
 
 let dir: string;
@@ -51,7 +60,8 @@ beforeAll(async () => {
   fs = await startTestFieldseal({
     principals: PRINCIPALS,
     store: new LocalFileKeyStore(dir),
-    settings: { legacyKeyring: KEYRING, defaultKeyring: KEYRING },
+    // "payments": a second keyring an operator created, the target of a rewrap by name.
+    settings: { legacyKeyring: KEYRING, defaultKeyring: KEYRING, keyrings: ["payments"] },
   });
   off = await startTestFieldseal({
     principals: PRINCIPALS,
@@ -155,6 +165,100 @@ describe("a malformed value", () => {
   });
 });
 
+describe("variants of a blob's text", () => {
+  /** The card blob's JSON text, edited, in base64 as the tutorial writes it. */
+  const json = JSON.stringify(JSON.parse(Buffer.from(cardBlob, "base64").toString("utf8")));
+  const variant = (edit: (text: string) => string) => Buffer.from(edit(json)).toString("base64");
+  const edited = (edit: (blob: Record<string, unknown>) => unknown) =>
+    variant((text) => JSON.stringify(edit(JSON.parse(text))));
+  /** A card blob whose standard base64 holds "+" or "/" (JSON text rarely does), so URL-safe differs. */
+  const withSymbols =
+    ["~~~??", "x~~~??", "xx~~~??"]
+      .map((note) => edited((b) => ({ ...b, note })))
+      .find((text) => /[+/]/.test(text)) ?? "";
+  // What a field grant and the legacy permission get: never a value for the first, and never INTERNAL. A
+  // malformed value is a plain decrypt, which legacy:decrypt alone does not cover.
+  const CASES: Array<
+    [string, string, "malformed" | "legacy", "denied" | "opens" | "not_found" | "tampered"]
+  > = [
+    ["URL-safe alphabet", withSymbols.replaceAll("+", "-").replaceAll("/", "_"), "malformed", "denied"],
+    ["MIME line breaks", cardBlob.replace(/(.{76})/g, "$1\n"), "malformed", "denied"],
+    ["surrounding spaces", ` ${cardBlob} `, "malformed", "denied"],
+    ["an fs1 prefix", `fs1.${cardBlob}`, "malformed", "denied"],
+    ["no padding", cardBlob.replace(/=+$/, ""), "legacy", "opens"],
+    ["extra keys", edited((b) => ({ ...b, note: "x", original_field_2: "ssn" })), "legacy", "opens"],
+    [
+      "a duplicate original_field (the last wins, as in Python)",
+      variant((t) =>
+        t.replace('"original_field":"credit_card"', '"original_field":"ssn","original_field":"credit_card"'),
+      ),
+      "legacy",
+      "opens",
+    ],
+    [
+      "a duplicate original_field naming another field last",
+      variant((t) =>
+        t.replace('"original_field":"credit_card"', '"original_field":"credit_card","original_field":"ssn"'),
+      ),
+      "legacy",
+      "tampered",
+    ],
+    ["original_field missing", edited(({ original_field: _, ...b }) => b), "malformed", "denied"],
+    ["a JSON array", edited((b) => [b]), "malformed", "denied"],
+    [
+      "a numeric key_version naming no label",
+      edited((b) => ({ ...b, key_version: 1 })),
+      "legacy",
+      "not_found",
+    ],
+  ];
+  const WANT = {
+    malformed: { code: Code.InvalidArgument, reason: "envelope_malformed" },
+    legacy: { code: Code.PermissionDenied, reason: "permission_denied" },
+    denied: { code: Code.PermissionDenied, reason: "permission_denied" },
+    not_found: { code: Code.NotFound, reason: "key_version_not_found" },
+    tampered: { code: Code.InvalidArgument, reason: "envelope_tampered" },
+  } as const;
+
+  it.each(CASES)(
+    "%s: a field grant never opens it; the legacy permission opens only a well-formed blob",
+    async (_name, sealed, forField, forLegacy) => {
+      for (const principal of ["billing", "reader", "wildcard"]) {
+        const err = await refusal(fs.client(principal).decryptField({ scope, field: "credit_card", sealed }));
+        expect([err.code, err.metadata.get("fieldseal-reason")], principal).toEqual([
+          WANT[forField].code,
+          WANT[forField].reason,
+        ]);
+        const batch = await fs
+          .client(principal)
+          .decryptFields({ scope, items: [{ field: "credit_card", sealed }] });
+        expect(batch.results[0]?.outcome, principal).toMatchObject({
+          case: "error",
+          value: { reason: WANT[forField].reason },
+        });
+      }
+      const rewrap = await fs
+        .client("ops")
+        .rewrapFields({ scope, items: [{ field: "credit_card", sealed }] });
+      expect(rewrap.results[0]?.outcome).toMatchObject({
+        case: "error",
+        value: { reason: WANT[forField].reason },
+      });
+      const legacy = fs.client("legacy_reader").decryptField({ scope, field: "credit_card", sealed });
+      if (forLegacy === "opens") {
+        expect((await legacy).value?.kind).toEqual({ case: "stringValue", value: CARD });
+      } else {
+        const err = await refusal(legacy);
+        expect([err.code, err.metadata.get("fieldseal-reason")]).toEqual([
+          WANT[forLegacy].code,
+          WANT[forLegacy].reason,
+        ]);
+        expect(err.rawMessage).not.toContain(CARD);
+      }
+    },
+  );
+});
+
 describe("the legacy permission", () => {
   it("opens a legacy blob, and the audit line says its field label was unauthenticated", async () => {
     const before = fs.audit.events.length;
@@ -228,6 +332,79 @@ describe("the legacy permission", () => {
     expect(opened.legacy).toBe(false);
     const moved = await refusal(fs.client("admin").decryptField({ scope, field: "ssn", sealed: envelope }));
     expect(moved.metadata.get("fieldseal-reason")).toBe("envelope_tampered");
+  });
+});
+
+describe("rewrapping a legacy blob", () => {
+  it("needs rewrap on the field and keyring of the new seal, not only legacy:rewrap", async () => {
+    const before = fs.audit.events.length;
+    // rewrap limited to credit_card: the SSN blob may not become an fs1 ssn value.
+    const byField = await fs.client("card_migrator").rewrapFields({
+      scope,
+      items: [{ field: "ssn", sealed: ssnBlob }],
+    });
+    expect(byField.results[0]?.outcome).toMatchObject({
+      case: "error",
+      value: { code: "permission_denied", reason: "permission_denied" },
+    });
+    // rewrap limited to "payments": the new seal would land in the legacy keyring.
+    const byKeyring = await fs.client("payments_migrator").rewrapFields({
+      scope,
+      items: [{ field: "credit_card", sealed: cardBlob }],
+    });
+    expect(byKeyring.results[0]?.outcome).toMatchObject({
+      case: "error",
+      value: { code: "permission_denied", reason: "permission_denied" },
+    });
+    expect(fs.audit.events.slice(before)).toEqual([
+      expect.objectContaining({
+        action: "rewrap",
+        principal: "card_migrator",
+        outcome: "denied",
+        field: "ssn",
+      }),
+      expect.objectContaining({
+        action: "rewrap",
+        principal: "payments_migrator",
+        outcome: "denied",
+        keyring: KEYRING,
+      }),
+    ]);
+    // Within its grants each one migrates: the card blob as credit_card, into "payments" by name.
+    const ok = await fs.client("card_migrator").rewrapFields({
+      scope,
+      items: [{ field: "credit_card", sealed: cardBlob }],
+    });
+    expect(ok.results[0]?.outcome.case).toBe("sealed");
+    const moved = await fs.client("payments_migrator").rewrapFields({
+      scope,
+      keyring: "payments",
+      items: [{ field: "credit_card", sealed: cardBlob }],
+    });
+    expect(String(moved.results[0]?.outcome.value)).toMatch(/^fs1\.payments\./);
+  });
+});
+
+describe("with the legacy keyring pointing at a keyring the tutorial key is not in", () => {
+  it("opens nothing: the grant follows that keyring, and the blob's label is not found there", async () => {
+    const elsewhere = await startTestFieldseal({
+      principals: PRINCIPALS,
+      store: new LocalFileKeyStore(dir),
+      settings: { legacyKeyring: "payments", defaultKeyring: KEYRING },
+    });
+    try {
+      // The grant follows the configured keyring: legacy_decrypt on "payments" now passes the check...
+      for (const principal of ["other_ring", "legacy_reader"]) {
+        const err = await refusal(
+          elsewhere.client(principal).decryptField({ scope, field: "credit_card", sealed: cardBlob }),
+        );
+        // ...and finds no version with the blob's label there: NOT_FOUND, never a value.
+        expect(err.code, principal).toBe(Code.NotFound);
+        expect(err.rawMessage).not.toContain(CARD);
+      }
+    } finally {
+      await elsewhere.close();
+    }
   });
 });
 

@@ -188,4 +188,15 @@ describe("SIGHUP to a real fieldseal serve process", () => {
     expect((await client.listKeyrings({})).keyrings).toEqual(["default"]);
     expect(child?.exitCode).toBeNull();
   });
+
+  it("says which settings a SIGHUP did not apply: legacyEnabled needs a restart", async () => {
+    const next = JSON.parse(configWith({ allow: [{ ops: ["describe"] }] }));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...next, legacyEnabled: false }));
+    const warned = nextLine(/"msg":"settings changed in the config take effect only on restart"/);
+    child?.kill("SIGHUP");
+    const line = JSON.parse((await warned).input) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: "warn", settings: ["legacyEnabled"] });
+    // Principals were still taken.
+    expect((await clientAt(url).listKeyrings({})).keyrings).toEqual(["default"]);
+  });
 });

@@ -126,6 +126,37 @@ describe("keyStore.legacySecretIds", () => {
   });
 });
 
+describe("keyStore.legacySecretIds naming one secret twice", () => {
+  it("refuses two keyrings on one secret, and a keyring on another keyring's own secret", () => {
+    // Adoption writes each keyring into its secret: two keyrings there would overwrite each other.
+    expect(() =>
+      parseConfig(
+        { keyStore: { legacySecretIds: { cognigy: "session-key", cards: "session-key" } } },
+        aws,
+        where,
+      ),
+    ).toThrow(/keyrings "cognigy" and "cards" name the same secret/);
+    expect(() =>
+      parseConfig({ keyStore: { legacySecretIds: { cognigy: "fieldseal/cards" } } }, aws, where),
+    ).toThrow(/legacySecretIds\["cognigy"\] names keyring "cards"'s own secret/);
+    expect(() =>
+      parseConfig(
+        { keyStore: { secretPrefix: "prod/", legacySecretIds: { cognigy: "prod/cards" } } },
+        aws,
+        where,
+      ),
+    ).toThrow(/names keyring "cards"'s own secret/);
+    // Its own secret, or a secret outside the prefix, is fine.
+    expect(
+      parseConfig(
+        { keyStore: { legacySecretIds: { cognigy: "fieldseal/cognigy", cards: "legacy/cards-key" } } },
+        aws,
+        where,
+      ).keyStore,
+    ).toMatchObject({ legacySecretIds: { cognigy: "fieldseal/cognigy", cards: "legacy/cards-key" } });
+  });
+});
+
 describe("legacyEnabled", () => {
   it("is on by default, and turned off by file or environment", () => {
     expect(parseConfig({}, {}, where).legacyEnabled).toBe(true);
