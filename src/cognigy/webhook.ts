@@ -13,8 +13,10 @@
  * Fields to seal: `X-Sensitive-Metadata: field:a,field:b` and/or `sensitive`; every flagged field must be
  * present in the variables.
  *
- * Bodies, percent-decoded form names and values, and X-Sensitive-Metadata are decoded as strict UTF-8, and
- * JSON nesting is bounded before parsing (webhook-body.ts): such refusals are 400 with a `reason`.
+ * Bodies, percent-decoded form names and values, and X-Sensitive-Metadata are decoded as strict UTF-8 (a
+ * `charset` other than UTF-8 is 415), and JSON is scanned before parsing for nesting past the limit, numbers a
+ * double cannot hold exactly and names repeated in an object (webhook-body.ts): such refusals are 400 with a
+ * `reason`.
  *
  * Authentication: a signed request (v2 signs method, target, timestamp, X-Sensitive-Metadata and body; see
  * webhook-signature.ts) acts as the signing principal through
@@ -141,13 +143,24 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
     if (req.method !== "POST") {
       return fail(405, "method_not_allowed", "Method Not Allowed", "use POST", undefined);
     }
-    const contentType = mediaType(header(req.headers, "content-type"));
+    const rawContentType = header(req.headers, "content-type");
+    const contentType = mediaType(rawContentType);
     if (contentType !== "application/json" && contentType !== "application/x-www-form-urlencoded") {
       return fail(
         415,
         "unsupported_media_type",
         "Unsupported Media Type",
         "send application/json or application/x-www-form-urlencoded",
+      );
+    }
+    // Bodies are read as UTF-8 whatever the header says; a sender that declares another charset means other
+    // characters than those bytes spell in UTF-8, and would have them sealed.
+    if (!charsetIsUtf8(rawContentType)) {
+      return fail(
+        415,
+        "unsupported_media_type",
+        "Unsupported Media Type",
+        "send the body as UTF-8: charset=utf-8 or no charset parameter",
       );
     }
     const body = await readBody(req, maxBody);
@@ -445,6 +458,21 @@ function headerCount(req: WebhookRequest, name: string): number {
 
 function mediaType(contentType: string | undefined): string {
   return (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+}
+
+/** True unless a `charset` parameter names something other than UTF-8 (RFC 9110 §8.3.1: case-insensitive). */
+function charsetIsUtf8(contentType: string | undefined): boolean {
+  for (const param of (contentType ?? "").split(";").slice(1)) {
+    const eq = param.indexOf("=");
+    if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    const value = param
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, "$1")
+      .toLowerCase();
+    if (value !== "utf-8" && value !== "utf8") return false;
+  }
+  return true;
 }
 
 /** Reads the body, stopping at `max` bytes: the rest is never read, and the connection is closed after. */

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSensitiveMetadata } from "../../src/cognigy/sensitive-fields.js";
 import { parseWebhook } from "../../src/cognigy/webhook.js";
+import { MalformedWebhookError, parseJsonText } from "../../src/cognigy/webhook-body.js";
 import { signWebhookV2 } from "../../src/cognigy/webhook-signature.js";
 import { FieldsealError } from "../../src/errors.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
@@ -103,6 +104,61 @@ describe("webhook parsing (property)", () => {
     );
   });
 });
+
+describe("strict JSON text (property)", () => {
+  it("accepts whatever JSON.stringify writes and parses it as JSON.parse does", () => {
+    // JSON.stringify writes each double in its shortest exact spelling and no name twice: nothing to refuse.
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), (value) => {
+        const text = JSON.stringify(value);
+        expect(parseJsonText(text, "body", 1000)).toEqual(JSON.parse(text));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("refuses a number exactly when it does not survive a round trip through a double", () => {
+    const digits = fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: 1, maxLength: 25 });
+    const number = fc
+      .tuple(fc.boolean(), digits, fc.option(digits), fc.option(fc.integer({ min: -400, max: 400 })))
+      .map(([minus, int, frac, exp]) => {
+        const whole = int.replace(/^0+(?=\d)/, "");
+        return `${minus ? "-" : ""}${whole}${frac === null ? "" : `.${frac}`}${exp === null ? "" : `e${exp}`}`;
+      });
+    fc.assert(
+      fc.property(number, (token) => {
+        // Exact by BigInt arithmetic on the decimal: value * 10^k, compared with the double's own decimal.
+        const exact = sameDecimal(token, String(Number(token)));
+        try {
+          expect(parseJsonText(`[${token}]`, "body", 10)).toEqual([Number(token)]);
+          expect(exact).toBe(true);
+        } catch (err) {
+          if (!(err instanceof MalformedWebhookError)) throw err;
+          expect(err.reason).toBe("inexact_number");
+          expect(exact).toBe(false);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+/** True when two decimal spellings (JSON or JS number text) name the same rational number. */
+function sameDecimal(a: string, b: string): boolean {
+  if (!Number.isFinite(Number(b))) return false;
+  const parse = (t: string) => {
+    const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i.exec(t);
+    if (m === null) throw new Error(`not a number: ${t}`);
+    const frac = m[3] ?? "";
+    const mantissa = BigInt(`${m[2]}${frac}`) * (m[1] === "-" ? -1n : 1n);
+    return { mantissa, exp: Number(m[4] ?? "0") - frac.length };
+  };
+  const x = parse(a);
+  const y = parse(b);
+  if (x.mantissa === 0n || y.mantissa === 0n) return x.mantissa === 0n && y.mantissa === 0n;
+  const e = Math.min(x.exp, y.exp);
+  return x.mantissa * 10n ** BigInt(x.exp - e) === y.mantissa * 10n ** BigInt(y.exp - e);
+}
 
 /** Bytes node:http lets a client put in a header value (it refuses CR, LF, NUL and other controls). */
 const headerByte = fc.oneof(
