@@ -34,7 +34,11 @@
  */
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import type { Http2ServerRequest, IncomingHttpHeaders as IncomingHttp2Headers } from "node:http2";
+import {
+  constants as h2constants,
+  type Http2ServerRequest,
+  type IncomingHttpHeaders as IncomingHttp2Headers,
+} from "node:http2";
 import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
@@ -164,8 +168,21 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       );
     }
     const body = await readBody(req, maxBody);
+    if (body === "aborted") {
+      // Nobody is left to answer; what arrived is a prefix of the body, never to be sealed. 499 as nginx logs it.
+      deps.onError?.({
+        status: 499,
+        code: "client_closed_request",
+        message: "the client reset the request before its body ended",
+      });
+      return;
+    }
     if (body === "too_large") {
-      return fail(413, "too_large", "Payload Too Large", `body exceeds ${maxBody} bytes`);
+      fail(413, "too_large", "Payload Too Large", `body exceeds ${maxBody} bytes`);
+      // The rest of the body is not read: HTTP/1.1 closes the connection (sendProblem); on HTTP/2 the stream
+      // is reset with NO_ERROR once the answer is written (RFC 9113 §8.1), or the client could hold it open.
+      if (req.httpVersionMajor === 2) (req as Http2ServerRequest).stream.close(h2constants.NGHTTP2_NO_ERROR);
+      return;
     }
 
     // Sent twice, the header's value would depend on how the HTTP version joins repeats; signed and parsed
@@ -475,11 +492,16 @@ function charsetIsUtf8(contentType: string | undefined): boolean {
   return true;
 }
 
-/** Reads the body, stopping at `max` bytes: the rest is never read, and the connection is closed after. */
-function readBody(req: WebhookRequest, max: number): Promise<Buffer | "too_large"> {
+/**
+ * Reads the body, stopping at `max` bytes: the rest is never read, and the connection is closed after.
+ * "aborted" when the client reset the request before its body ended (an HTTP/2 RST_STREAM without
+ * END_STREAM, an HTTP/1.1 connection closed early): Node's HTTP/2 compatibility layer then still emits 'end'
+ * for the bytes so far, after 'aborted', so `req.aborted` is what tells a prefix from a whole body.
+ */
+function readBody(req: WebhookRequest, max: number): Promise<Buffer | "too_large" | "aborted"> {
   const declared = Number(header(req.headers, "content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared > max) return Promise.resolve("too_large");
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -495,12 +517,19 @@ function readBody(req: WebhookRequest, max: number): Promise<Buffer | "too_large
       }
       chunks.push(chunk);
     };
+    const aborted = () => {
+      if (done) return;
+      done = true;
+      resolve("aborted");
+    };
     req.on("data", onData);
+    req.on("aborted", aborted);
+    req.on("error", aborted);
     req.on("end", () => {
-      if (!done) resolve(Buffer.concat(chunks));
-    });
-    req.on("error", (err) => {
-      if (!done) reject(err);
+      if (req.aborted) return aborted();
+      if (done) return;
+      done = true;
+      resolve(Buffer.concat(chunks));
     });
   });
 }
