@@ -412,16 +412,21 @@ function parseFormPayload(body: Buffer): Record<string, unknown> {
   const pairs: JsonObject = {};
   let hasPairs = false;
   const sensitive: string[] = [];
+  // As in JSON, a name given twice is refused: which of two values a reader takes is a guess.
+  const repeated = () => new MalformedWebhookError("duplicate_name", "the form names a field twice");
   for (const [key, value] of form) {
     const pair = /^variables\[([^\]]+)\]$/.exec(key);
     if (pair?.[1] !== undefined) {
+      if (Object.hasOwn(pairs, pair[1])) throw repeated();
       pairs[pair[1]] = value;
       hasPairs = true;
     } else if (key === "variables") {
+      if (out.variables !== undefined) throw repeated();
       out.variables = parseJsonText(value, '"variables" form value', MAX_VALUE_DEPTH + 1);
     } else if (key === "sensitive" || key === "sensitive[]") {
       sensitive.push(...value.split(",").map((s) => s.trim()));
     } else if (key === "sessionId" || key === "userId" || key === "context") {
+      if (Object.hasOwn(out, key)) throw repeated();
       out[key] = value;
     }
   }

@@ -263,6 +263,19 @@ describe("webhook bodies and headers are decoded strictly", () => {
       `sessionId=s-dup&variables=${encodeURIComponent('{"credit_card":"first","credit_card":"second"}')}`,
     );
     await expectRefused(await postRaw(fs.url, form, formHeaders()), "duplicate_name", /twice/);
+    for (const text of [
+      "sessionId=s-dup&variables[credit_card]=first&variables[credit_card]=second",
+      "sessionId=s-dup&variables%5Bcredit_card%5D=first&variables[credit_card]=second",
+      "sessionId=s-dup&sessionId=s-other&variables[credit_card]=x",
+      "sessionId=s-dup&userId=a&userId=b&variables[credit_card]=x",
+      `sessionId=s-dup&variables=${encodeURIComponent('{"credit_card":"x"}')}&variables=${encodeURIComponent('{"credit_card":"y"}')}`,
+    ]) {
+      await expectRefused(
+        await postRaw(fs.url, Buffer.from(text), formHeaders()),
+        "duplicate_name",
+        /^the form names a field twice$/,
+      );
+    }
     // The same name in different objects, or as a value, is fine.
     const fine = Buffer.from(
       '{"sessionId":"credit_card","variables":{"credit_card":[{"a":"a"},{"a":{"a":"a"}}],"a":"credit_card"}}',
