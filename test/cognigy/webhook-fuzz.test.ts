@@ -1,4 +1,5 @@
 import { Agent } from "node:http";
+import * as http2 from "node:http2";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSensitiveMetadata } from "../../src/cognigy/sensitive-fields.js";
@@ -216,6 +217,10 @@ const wireBody = fc.oneof(
       Buffer.from(`{"sessionId":"s","variables":{"credit_card":${"[".repeat(n)}${"]".repeat(n)}}}`),
     ),
   fc.string({ maxLength: 200 }).map((t) => Buffer.from(t, "utf8")),
+  // Number-like tokens as the value: huge, tiny, long, malformed (1e400 once answered 500).
+  fc
+    .string({ unit: fc.constantFrom(..."0123456789.eE+-"), minLength: 1, maxLength: 30 })
+    .map((n) => Buffer.from(`{"sessionId":"s","variables":{"credit_card":${n}}}`)),
 );
 const wireContentType = fc.constantFrom(
   "application/json",
@@ -283,6 +288,68 @@ describe("webhook over HTTP (property, real server)", () => {
     // The runs reached the seal as well as the refusals.
     expect(seen.get(200) ?? 0).toBeGreaterThan(0);
     expect(seen.get(400) ?? 0).toBeGreaterThan(0);
+  });
+
+  it("bearer-token webhooks over HTTP/2: arbitrary bytes never answer 5xx", async () => {
+    seen.clear();
+    const session = http2.connect(fs.url);
+    session.on("error", () => {});
+    let refusedByClient = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(wireContentType, wireBody, wireSensitiveHeader, async (type, body, sensitive) => {
+          const headers: http2.OutgoingHttpHeaders = {
+            ":method": "POST",
+            ":path": "/webhooks/cognigy",
+            "content-type": type,
+            authorization: `Bearer ${fs.tokens.bot}`,
+          };
+          if (sensitive !== undefined) headers["x-sensitive-metadata"] = sensitive;
+          let stream: http2.ClientHttp2Stream;
+          try {
+            stream = session.request(headers);
+          } catch {
+            refusedByClient += 1; // node:http2 refuses some header bytes before sending: nothing to ask
+            return;
+          }
+          const answer = await new Promise<{ status: number; reason: unknown; text: string } | undefined>(
+            (resolve) => {
+              let status = 0;
+              let reason: unknown;
+              let text = "";
+              stream.on("response", (h) => {
+                status = Number(h[":status"]);
+                reason = h["fieldseal-reason"];
+              });
+              stream.on("data", (c: Buffer) => {
+                text += c.toString("utf8");
+              });
+              stream.on("end", () => resolve({ status, reason, text }));
+              // A header nghttp2 itself refuses resets the stream before the server's handler sees it.
+              stream.on("error", () => resolve(undefined));
+              stream.end(body);
+            },
+          );
+          if (answer === undefined) {
+            refusedByClient += 1;
+            return;
+          }
+          seen.set(answer.status, (seen.get(answer.status) ?? 0) + 1);
+          expect([200, 400, 401, 403, 413, 429]).toContain(answer.status);
+          if (answer.status !== 200) {
+            expect(answer.reason).toBe(JSON.parse(answer.text).code);
+            expect(answer.text).not.toContain("4111111111111111");
+          }
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      session.close();
+    }
+    await expectHealthy();
+    expect(seen.get(200) ?? 0).toBeGreaterThan(0);
+    expect(seen.get(400) ?? 0).toBeGreaterThan(0);
+    expect(refusedByClient).toBeLessThan(150);
   });
 
   it("signed webhooks: correctly signed arbitrary bytes, and arbitrary signature headers, never answer 5xx", async () => {
