@@ -174,11 +174,15 @@ function decimalKey(text: string): string | undefined {
   const m = JSON_NUMBER.exec(text);
   if (m === null) return undefined;
   const fraction = m[3] ?? "";
-  const digits = `${m[2]}${fraction}`.replace(/^0+/, "");
-  if (digits === "") return "0";
-  const significant = digits.replace(/0+$/, "");
-  const exponent = Number(m[4] ?? "0") - fraction.length + (digits.length - significant.length);
-  return `${m[1]}${significant}e${exponent}`;
+  const all = `${m[2]}${fraction}`;
+  // Index loops, not /0+$/: that regex retries from every zero of a long run, quadratic in a 64 KiB token.
+  let first = 0;
+  while (first < all.length && all.charCodeAt(first) === 0x30) first += 1;
+  if (first === all.length) return "0";
+  let end = all.length;
+  while (all.charCodeAt(end - 1) === 0x30) end -= 1;
+  const exponent = Number(m[4] ?? "0") - fraction.length + (all.length - end);
+  return `${m[1]}${all.slice(first, end)}e${exponent}`;
 }
 
 /**
