@@ -407,6 +407,16 @@ function parseJsonPayload(body: Buffer): Record<string, unknown> {
 }
 
 function parseFormPayload(body: Buffer): Record<string, unknown> {
+  // Content-Type is not in the signed text, so no body may be readable both ways: a JSON body (an object,
+  // after optional whitespace) read as a form would take names and values from inside its strings, which a
+  // chat user may have typed ("x&sessionId=other&variables[card]=..."). A form never starts that way.
+  const first = body.find((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+  if (first === 0x7b || first === 0x5b) {
+    throw new FieldsealError(
+      "invalid_argument",
+      "a form body cannot start with { or [: send it as application/json",
+    );
+  }
   const form = parseFormBody(body);
   const out: Record<string, unknown> = {};
   const pairs: JsonObject = {};

@@ -44,7 +44,12 @@ describe("signed webhooks on the wire", () => {
     });
 
   /** One HTTP/1.1 request written byte for byte; the answer read until the server closes (at most 10 s). */
-  function rawHttp1(target: string, headerLines: string[], text: string): Promise<Answer> {
+  function rawHttp1(
+    target: string,
+    headerLines: string[],
+    text: string,
+    contentType = "application/json",
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const socket = netConnect(fs.port, "127.0.0.1");
       const chunks: Buffer[] = [];
@@ -62,7 +67,7 @@ describe("signed webhooks on the wire", () => {
         });
       });
       socket.write(
-        `POST ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-type: application/json\r\n` +
+        `POST ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-type: ${contentType}\r\n` +
           `${headerLines.map((l) => `${l}\r\n`).join("")}content-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
       );
     });
@@ -204,6 +209,26 @@ describe("signed webhooks on the wire", () => {
     expect(moved.status).toBe(401);
     expect(JSON.parse(moved.text).detail).toBe("signature does not match");
     expect((await rawHttp1("/webhooks/cognigy?flow=a", signedLines(ts, signedForA), text)).status).toBe(200);
+  });
+
+  it("does not let a captured JSON request be read as a form by changing its unsigned Content-Type", async () => {
+    // The body is the signer's, with a value the chat user typed; read as a form it names another session and
+    // another card. Content-Type is not in the signed text, so the body alone must decide how it is read.
+    const ts = nowSec();
+    const typed = "x&sessionId=wire-victim&variables[credit_card]=6666666666666666&z=";
+    const text = JSON.stringify({ sessionId: "wire-original", variables: { credit_card: typed } });
+    const lines = signedLines(ts, sign("/webhooks/cognigy", ts, text));
+    // Captured before delivery and sent first, as a form.
+    const swapped = await rawHttp1("/webhooks/cognigy", lines, text, "application/x-www-form-urlencoded");
+    expect(fs.audit.events.filter((e) => e.scopeId === "wire-victim")).toEqual([]);
+    expect(swapped.status).toBe(400);
+    expect(swapped.reason).toBe("invalid_argument");
+    expect(JSON.parse(swapped.text).detail).toBe(
+      "a form body cannot start with { or [: send it as application/json",
+    );
+    // (The refusal came after the signature was checked, so this copy is spent; a fresh one goes through.)
+    const fresh = signedLines(ts - 1, sign("/webhooks/cognigy", ts - 1, text));
+    expect((await rawHttp1("/webhooks/cognigy", fresh, text)).status).toBe(200);
   });
 
   it("takes the timestamp window at its edges and refuses what lies past them", async () => {
