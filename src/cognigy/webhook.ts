@@ -35,8 +35,8 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import {
-  constants as h2constants,
   type Http2ServerRequest,
+  constants as h2constants,
   type IncomingHttpHeaders as IncomingHttp2Headers,
 } from "node:http2";
 import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
