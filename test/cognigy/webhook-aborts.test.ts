@@ -76,6 +76,90 @@ describe("webhook requests cut off or over the limit", () => {
     expect(logs.some((l) => l.includes('"status":500'))).toBe(false);
   });
 
+  it("takes a body of exactly the limit and refuses one byte more, on both protocols, declared or not", async () => {
+    const LIMIT = 64 * 1024;
+    /** A JSON body of exactly `size` bytes that seals (the padding is an unflagged variable). */
+    const sized = (size: number) => {
+      const head = '{"sessionId":"s-limit","variables":{"credit_card":"4111","pad":"';
+      return Buffer.from(`${head}${"p".repeat(size - head.length - 3)}"}}`);
+    };
+    expect(sized(LIMIT).length).toBe(LIMIT);
+    const session = http2.connect(fs.url);
+    session.on("error", () => {});
+    try {
+      for (const [size, expected] of [
+        [LIMIT, 200],
+        [LIMIT + 1, 413],
+      ] as const) {
+        for (const declared of [true, false]) {
+          const body = sized(size);
+          const h2 = await new Promise<number>((resolve, reject) => {
+            const stream = session.request(
+              h2Headers({
+                "content-type": "application/json",
+                ...(declared ? { "content-length": String(body.length) } : {}),
+              }),
+            );
+            let status = 0;
+            stream.on("response", (h) => {
+              status = Number(h[":status"]);
+            });
+            stream.on("data", () => {});
+            stream.on("close", () => resolve(status));
+            stream.on("error", reject);
+            stream.end(body);
+          });
+          expect(h2, `HTTP/2 ${size} declared=${declared}`).toBe(expected);
+          const h1 = await fetch(`${fs.url}/webhooks/cognigy`, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              authorization: `Bearer ${fs.tokens.bot}`,
+              "x-sensitive-metadata": "field:credit_card",
+            },
+            // A stream body goes out chunked, without content-length.
+            body: declared ? body : new Blob([body]).stream(),
+            ...(declared ? {} : { duplex: "half" }),
+          } as RequestInit);
+          await h1.arrayBuffer();
+          expect(h1.status, `HTTP/1.1 ${size} declared=${declared}`).toBe(expected);
+        }
+      }
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it("does not seal an HTTP/2 body longer or shorter than its content-length", async () => {
+    fs.audit.events.length = 0;
+    const session = http2.connect(fs.url);
+    session.on("error", () => {});
+    try {
+      const body = Buffer.from(`sessionId=s-lie&variables[credit_card]=${CARD}`);
+      for (const declared of [body.length - 4, body.length + 4]) {
+        const status = await new Promise<number>((resolve) => {
+          const stream = session.request(h2Headers({ "content-length": String(declared) }));
+          let answered = 0;
+          stream.on("response", (h) => {
+            answered = Number(h[":status"]);
+          });
+          stream.on("data", () => {});
+          stream.on("close", () => resolve(answered));
+          stream.on("error", () => {});
+          stream.end(body);
+        });
+        // nghttp2 resets a stream whose DATA does not add up to its content-length (RFC 9113 8.1.1): no
+        // answer at all, and in any case never a seal or a 5xx.
+        expect(status === 0 || (status >= 400 && status < 500), `declared ${declared}: ${status}`).toBe(true);
+      }
+      for (let i = 0; i < 100 && fs.server.inFlight() > 0; i++) await sleep(50);
+      expect(fs.audit.events.filter((e) => e.action === "encrypt")).toEqual([]);
+      expect(fs.logs.some((l) => l.includes('"status":500'))).toBe(false);
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("answers an HTTP/2 body over the limit with 413, then closes the stream the client left open", async () => {
     const session = http2.connect(fs.url);
     session.on("error", () => {});
