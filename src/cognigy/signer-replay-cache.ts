@@ -8,12 +8,18 @@
  * and nobody else is affected, because every signer has its own cache.
  *
  * Invariant: every signature accepted with a timestamp above the floor and inside the window is remembered.
+ *
+ * The window's lower edge never moves back, even when the clock does: buckets are dropped at the highest
+ * cutoff ever applied, and a timestamp below that cutoff is refused as expired, so a clock stepped back (an
+ * NTP correction, a VM resumed) cannot bring a forgotten signature back inside the window.
  */
 
 /** What `admit` decided. */
 export type Admission =
   | { readonly kind: "accepted" }
   | { readonly kind: "replayed" }
+  /** Timestamp below a cutoff already applied (the clock went back since): outside the window. */
+  | { readonly kind: "expired" }
   /** Timestamp at or before the floor: sign again with a fresh timestamp in `retryAfterSec` seconds. */
   | { readonly kind: "over_capacity"; readonly retryAfterSec: number };
 
@@ -33,6 +39,8 @@ export class SignerReplayCache {
   /** No bucket below this timestamp holds anything. */
   #lowest = Number.POSITIVE_INFINITY;
   #floorSec = Number.NEGATIVE_INFINITY;
+  /** The highest cutoff applied: buckets below it are gone, so timestamps below it are refused. */
+  #cutoffSec = Number.NEGATIVE_INFINITY;
 
   constructor(capacity: number, toleranceSec: number) {
     this.#capacity = capacity;
@@ -49,7 +57,9 @@ export class SignerReplayCache {
    * Only authentic signatures may be admitted: admitting is what spends capacity.
    */
   admit(id: string, tsSec: number, nowSec: number): Admission {
-    this.#forgetBefore(Math.floor(nowSec) - this.#toleranceSec);
+    this.#cutoffSec = Math.max(this.#cutoffSec, Math.floor(nowSec) - this.#toleranceSec);
+    this.#forgetBefore(this.#cutoffSec);
+    if (tsSec < this.#cutoffSec) return { kind: "expired" };
     if (tsSec <= this.#floorSec) {
       return { kind: "over_capacity", retryAfterSec: Math.max(1, Math.ceil(this.#floorSec + 1 - nowSec)) };
     }

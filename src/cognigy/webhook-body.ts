@@ -7,7 +7,13 @@
 import { FieldsealError } from "../errors.js";
 
 /** Why a webhook's bytes were refused; stable, for the problem document's `reason`. */
-export type MalformedReason = "invalid_utf8" | "lone_surrogate" | "too_deep" | "repeated_header";
+export type MalformedReason =
+  | "invalid_utf8"
+  | "lone_surrogate"
+  | "too_deep"
+  | "repeated_header"
+  | "inexact_number"
+  | "duplicate_name";
 
 /** A body or header that cannot be decoded; answered 400 with `reason`. */
 export class MalformedWebhookError extends FieldsealError {
@@ -54,13 +60,13 @@ export function decodeHeaderUtf8(value: string, what: string): string {
 }
 
 /**
- * Parses JSON text after checking its nesting with a linear scan, so text nested past `maxDepth` is
- * refused before JSON.parse or anything after it recurses into it.
+ * Parses JSON text after a linear scan refuses what JSON.parse would accept silently but wrongly: nesting past
+ * `maxDepth` (refused before anything recurses into it), a number a double cannot hold exactly (JSON.parse
+ * rounds `4111111111111111111` to `4111111111111111000` and turns `1e400` into Infinity), and a name twice in
+ * one object (JSON.parse keeps the last; another reader of the same bytes may take the first).
  */
 export function parseJsonText(text: string, what: string, maxDepth: number): unknown {
-  if (nestingExceeds(text, maxDepth)) {
-    throw new MalformedWebhookError("too_deep", `${what} nests deeper than ${maxDepth} levels`);
-  }
+  scanJson(text, what, maxDepth);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -70,27 +76,113 @@ export function parseJsonText(text: string, what: string, maxDepth: number): unk
   return parsed;
 }
 
-/** True when arrays and objects in `text` (strings skipped) open more than `max` levels deep. */
-function nestingExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
-  for (let i = 0; i < text.length; i++) {
+/**
+ * One pass over `text` (strings skipped, except object member names, which are compared unescaped) that
+ * throws MalformedWebhookError for the three cases above. Text that is not JSON passes through to JSON.parse.
+ */
+function scanJson(text: string, what: string, maxDepth: number): void {
+  // One entry per open container: the names seen so far in an object, null for an array.
+  const open: Array<Set<string> | null> = [];
+  let expectName = false;
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c === 0x5c) escaped = true;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
+    if (c === 0x22) {
+      const start = i;
+      let escapes = false;
+      i += 1;
+      while (i < n && text.charCodeAt(i) !== 0x22) {
+        if (text.charCodeAt(i) === 0x5c) {
+          escapes = true;
+          i += 1;
+        }
+        i += 1;
+      }
+      const names = open[open.length - 1];
+      if (expectName && names) {
+        const name = escapes ? unescapeName(text.slice(start, i + 1)) : text.slice(start + 1, i);
+        if (name !== undefined) {
+          if (names.has(name)) {
+            throw new MalformedWebhookError("duplicate_name", `${what} names a member twice in one object`);
+          }
+          names.add(name);
+        }
+      }
+      expectName = false;
+      i += 1;
     } else if (c === 0x7b || c === 0x5b) {
-      depth += 1;
-      if (depth > max) return true;
+      open.push(c === 0x7b ? new Set() : null);
+      if (open.length > maxDepth) {
+        throw new MalformedWebhookError("too_deep", `${what} nests deeper than ${maxDepth} levels`);
+      }
+      expectName = c === 0x7b;
+      i += 1;
     } else if (c === 0x7d || c === 0x5d) {
-      depth -= 1;
+      open.pop();
+      expectName = false;
+      i += 1;
+    } else if (c === 0x2c) {
+      expectName = open[open.length - 1] instanceof Set;
+      i += 1;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let end = i + 1;
+      while (end < n && isNumberChar(text.charCodeAt(end))) end += 1;
+      if (!isExactNumber(text.slice(i, end))) {
+        throw new MalformedWebhookError(
+          "inexact_number",
+          `${what} holds a number that a double cannot hold exactly (over 2^53, too many digits, or out of range): send it as a string`,
+        );
+      }
+      i = end;
+    } else {
+      i += 1;
     }
   }
-  return false;
+}
+
+function unescapeName(quoted: string): string | undefined {
+  try {
+    const name: unknown = JSON.parse(quoted);
+    return typeof name === "string" ? name : undefined;
+  } catch {
+    return undefined; // not a JSON string: JSON.parse refuses the whole text afterwards
+  }
+}
+
+function isNumberChar(c: number): boolean {
+  // digits . + - e E
+  return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2b || c === 0x2d || c === 0x65 || c === 0x45;
+}
+
+const JSON_NUMBER = /^(-?)(0|[1-9]\d*)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
+
+/**
+ * True when the JSON number `token` is the value of the double JSON.parse makes of it (or is not a JSON
+ * number at all, which JSON.parse refuses). Fifteen or fewer characters without an exponent are always exact.
+ */
+function isExactNumber(token: string): boolean {
+  if (token.length <= 15 && !/[eE]/.test(token)) return true;
+  const wanted = decimalKey(token);
+  if (wanted === undefined) return true;
+  const value = Number(token);
+  return Number.isFinite(value) && decimalKey(String(value)) === wanted;
+}
+
+/** A number's decimal value as `<sign><digits without leading or trailing zeros>e<exponent>`, or "0". */
+function decimalKey(text: string): string | undefined {
+  const m = JSON_NUMBER.exec(text);
+  if (m === null) return undefined;
+  const fraction = m[3] ?? "";
+  const all = `${m[2]}${fraction}`;
+  // Index loops, not /0+$/: that regex retries from every zero of a long run, quadratic in a 64 KiB token.
+  let first = 0;
+  while (first < all.length && all.charCodeAt(first) === 0x30) first += 1;
+  if (first === all.length) return "0";
+  let end = all.length;
+  while (all.charCodeAt(end - 1) === 0x30) end -= 1;
+  const exponent = Number(m[4] ?? "0") - fraction.length + (all.length - end);
+  return `${m[1]}${all.slice(first, end)}e${exponent}`;
 }
 
 /**

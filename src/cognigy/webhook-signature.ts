@@ -4,7 +4,7 @@
  *
  *   X-Fieldseal-Key-Id:    <principal>
  *   X-Fieldseal-Timestamp: <unix seconds>
- *   X-Fieldseal-Signature: v2=<hex of HMAC-SHA256(secret, signed text)>
+ *   X-Fieldseal-Signature: v2=<lower-case hex of HMAC-SHA256(secret, signed text)>
  *
  * Version 2's signed text (docs/cognigy.md has a worked example) is the bytes
  *
@@ -147,11 +147,17 @@ export class WebhookSignatureVerifier {
     if (Math.abs(nowSec - ts) > this.#toleranceSec) {
       throw new FieldsealError("unauthenticated", "signature timestamp is outside the allowed window");
     }
-    const match = /^(v1|v2)=([0-9a-f]{64})$/i.exec(signature.trim());
-    const version = match?.[1]?.toLowerCase();
+    // One spelling per signature (lower-case hex, nothing around it): a load balancer that routes by this
+    // header's value (docs/security.md) must see every copy of a signature as the same string, or a replay
+    // re-spelt in upper case would reach another replica's cache.
+    const match = /^(v1|v2)=([0-9a-f]{64})$/.exec(signature);
+    const version = match?.[1];
     const hex = match?.[2];
     if (version === undefined || hex === undefined) {
-      throw new FieldsealError("unauthenticated", 'X-Fieldseal-Signature must be "v2=<64 hex digits>"');
+      throw new FieldsealError(
+        "unauthenticated",
+        'X-Fieldseal-Signature must be "v2=<64 lower-case hex digits>"',
+      );
     }
     if (version === "v1" && !this.#acceptV1) {
       throw new FieldsealError(
@@ -186,6 +192,10 @@ export class WebhookSignatureVerifier {
     }
     // The MAC itself (32 bytes as 32 one-byte chars) is the id; the version keeps v1 and v2 apart.
     const admission = cache.admit(`${version}${given.toString("latin1")}`, ts, nowSec);
+    if (admission.kind === "expired") {
+      // The clock went back since this signer's cache moved its window on: still outside that window.
+      throw new FieldsealError("unauthenticated", "signature timestamp is outside the allowed window");
+    }
     if (admission.kind === "replayed") {
       throw new FieldsealError("unauthenticated", "signature was already used");
     }

@@ -13,8 +13,10 @@
  * Fields to seal: `X-Sensitive-Metadata: field:a,field:b` and/or `sensitive`; every flagged field must be
  * present in the variables.
  *
- * Bodies, percent-decoded form names and values, and X-Sensitive-Metadata are decoded as strict UTF-8, and
- * JSON nesting is bounded before parsing (webhook-body.ts): such refusals are 400 with a `reason`.
+ * Bodies, percent-decoded form names and values, and X-Sensitive-Metadata are decoded as strict UTF-8 (a
+ * `charset` other than UTF-8 is 415), and JSON is scanned before parsing for nesting past the limit, numbers a
+ * double cannot hold exactly and names repeated in an object (webhook-body.ts): such refusals are 400 with a
+ * `reason`.
  *
  * Authentication: a signed request (v2 signs method, target, timestamp, X-Sensitive-Metadata and body; see
  * webhook-signature.ts) acts as the signing principal through
@@ -32,7 +34,11 @@
  */
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import type { Http2ServerRequest, IncomingHttpHeaders as IncomingHttp2Headers } from "node:http2";
+import {
+  type Http2ServerRequest,
+  constants as h2constants,
+  type IncomingHttpHeaders as IncomingHttp2Headers,
+} from "node:http2";
 import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
@@ -141,7 +147,8 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
     if (req.method !== "POST") {
       return fail(405, "method_not_allowed", "Method Not Allowed", "use POST", undefined);
     }
-    const contentType = mediaType(header(req.headers, "content-type"));
+    const rawContentType = header(req.headers, "content-type");
+    const contentType = mediaType(rawContentType);
     if (contentType !== "application/json" && contentType !== "application/x-www-form-urlencoded") {
       return fail(
         415,
@@ -150,9 +157,32 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         "send application/json or application/x-www-form-urlencoded",
       );
     }
+    // Bodies are read as UTF-8 whatever the header says; a sender that declares another charset means other
+    // characters than those bytes spell in UTF-8, and would have them sealed.
+    if (!charsetIsUtf8(rawContentType)) {
+      return fail(
+        415,
+        "unsupported_media_type",
+        "Unsupported Media Type",
+        "send the body as UTF-8: charset=utf-8 or no charset parameter",
+      );
+    }
     const body = await readBody(req, maxBody);
+    if (body === "aborted") {
+      // Nobody is left to answer; what arrived is a prefix of the body, never to be sealed. 499 as nginx logs it.
+      deps.onError?.({
+        status: 499,
+        code: "client_closed_request",
+        message: "the client reset the request before its body ended",
+      });
+      return;
+    }
     if (body === "too_large") {
-      return fail(413, "too_large", "Payload Too Large", `body exceeds ${maxBody} bytes`);
+      fail(413, "too_large", "Payload Too Large", `body exceeds ${maxBody} bytes`);
+      // The rest of the body is not read: HTTP/1.1 closes the connection (sendProblem); on HTTP/2 the stream
+      // is reset with NO_ERROR once the answer is written (RFC 9113 §8.1), or the client could hold it open.
+      if (req.httpVersionMajor === 2) (req as Http2ServerRequest).stream.close(h2constants.NGHTTP2_NO_ERROR);
+      return;
     }
 
     // Sent twice, the header's value would depend on how the HTTP version joins repeats; signed and parsed
@@ -377,21 +407,36 @@ function parseJsonPayload(body: Buffer): Record<string, unknown> {
 }
 
 function parseFormPayload(body: Buffer): Record<string, unknown> {
+  // Content-Type is not in the signed text, so no body may be readable both ways: a JSON body (an object,
+  // after optional whitespace) read as a form would take names and values from inside its strings, which a
+  // chat user may have typed ("x&sessionId=other&variables[card]=..."). A form never starts that way.
+  const first = body.find((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+  if (first === 0x7b || first === 0x5b) {
+    throw new FieldsealError(
+      "invalid_argument",
+      "a form body cannot start with { or [: send it as application/json",
+    );
+  }
   const form = parseFormBody(body);
   const out: Record<string, unknown> = {};
   const pairs: JsonObject = {};
   let hasPairs = false;
   const sensitive: string[] = [];
+  // As in JSON, a name given twice is refused: which of two values a reader takes is a guess.
+  const repeated = () => new MalformedWebhookError("duplicate_name", "the form names a field twice");
   for (const [key, value] of form) {
     const pair = /^variables\[([^\]]+)\]$/.exec(key);
     if (pair?.[1] !== undefined) {
+      if (Object.hasOwn(pairs, pair[1])) throw repeated();
       pairs[pair[1]] = value;
       hasPairs = true;
     } else if (key === "variables") {
+      if (out.variables !== undefined) throw repeated();
       out.variables = parseJsonText(value, '"variables" form value', MAX_VALUE_DEPTH + 1);
     } else if (key === "sensitive" || key === "sensitive[]") {
       sensitive.push(...value.split(",").map((s) => s.trim()));
     } else if (key === "sessionId" || key === "userId" || key === "context") {
+      if (Object.hasOwn(out, key)) throw repeated();
       out[key] = value;
     }
   }
@@ -447,11 +492,31 @@ function mediaType(contentType: string | undefined): string {
   return (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
 }
 
-/** Reads the body, stopping at `max` bytes: the rest is never read, and the connection is closed after. */
-function readBody(req: WebhookRequest, max: number): Promise<Buffer | "too_large"> {
+/** True unless a `charset` parameter names something other than UTF-8 (RFC 9110 §8.3.1: case-insensitive). */
+function charsetIsUtf8(contentType: string | undefined): boolean {
+  for (const param of (contentType ?? "").split(";").slice(1)) {
+    const eq = param.indexOf("=");
+    if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    const value = param
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, "$1")
+      .toLowerCase();
+    if (value !== "utf-8" && value !== "utf8") return false;
+  }
+  return true;
+}
+
+/**
+ * Reads the body, stopping at `max` bytes: the rest is never read, and the connection is closed after.
+ * "aborted" when the client reset the request before its body ended (an HTTP/2 RST_STREAM without
+ * END_STREAM, an HTTP/1.1 connection closed early): Node's HTTP/2 compatibility layer then still emits 'end'
+ * for the bytes so far, after 'aborted', so `req.aborted` is what tells a prefix from a whole body.
+ */
+function readBody(req: WebhookRequest, max: number): Promise<Buffer | "too_large" | "aborted"> {
   const declared = Number(header(req.headers, "content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared > max) return Promise.resolve("too_large");
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -467,12 +532,19 @@ function readBody(req: WebhookRequest, max: number): Promise<Buffer | "too_large
       }
       chunks.push(chunk);
     };
+    const aborted = () => {
+      if (done) return;
+      done = true;
+      resolve("aborted");
+    };
     req.on("data", onData);
+    req.on("aborted", aborted);
+    req.on("error", aborted);
     req.on("end", () => {
-      if (!done) resolve(Buffer.concat(chunks));
-    });
-    req.on("error", (err) => {
-      if (!done) reject(err);
+      if (req.aborted) return aborted();
+      if (done) return;
+      done = true;
+      resolve(Buffer.concat(chunks));
     });
   });
 }

@@ -189,6 +189,125 @@ describe("webhook bodies and headers are decoded strictly", () => {
     );
   });
 
+  it("refuses a number a double cannot hold exactly (no 500 for 1e400, no rounded card number)", async () => {
+    fs.audit.events.length = 0;
+    for (const number of [
+      "1e400",
+      "-1e400",
+      "1e-400",
+      "4111111111111111111",
+      "9007199254740993",
+      "12345678901234567",
+      "1.00000000000000001",
+      "-4111111111111111111.0",
+    ]) {
+      const body = Buffer.from(`{"sessionId":"s-num","variables":{"credit_card":${number}}}`);
+      await expectRefused(
+        await postRaw(fs.url, body, jsonHeaders()),
+        "inexact_number",
+        /^body holds a number that a double cannot hold exactly .*: send it as a string$/,
+      );
+      const form = Buffer.from(
+        `sessionId=s-num&variables=${encodeURIComponent(`{"credit_card":${number}}`)}`,
+      );
+      await expectRefused(
+        await postRaw(fs.url, form, formHeaders()),
+        "inexact_number",
+        /cannot hold exactly/,
+      );
+    }
+  });
+
+  it("seals numbers a double holds exactly and opens them as sent", async () => {
+    for (const [number, opened] of [
+      ["9007199254740991", 9007199254740991],
+      ["-9007199254740991", -9007199254740991],
+      ["4111111111111111", 4111111111111111],
+      ["0.1", 0.1],
+      ["1e21", 1e21],
+      ["1.5E-7", 1.5e-7],
+      ["5e-324", 5e-324],
+      ["1.7976931348623157e308", 1.7976931348623157e308],
+      ["100000000000000000000", 1e20],
+      ["0.000000000000000000000000000001", 1e-30],
+    ] as const) {
+      const body = Buffer.from(`{"sessionId":"s-exact","variables":{"credit_card":${number}}}`);
+      const answer = await postRaw(fs.url, body, jsonHeaders());
+      expect(answer.status, number).toBe(200);
+      const value = await fs.client("billing").decryptField({
+        scope: { id: { case: "sessionId", value: "s-exact" } },
+        field: "credit_card",
+        sealed: answer.json.variables.__enc_credit_card,
+      });
+      expect(value.value?.kind, number).toEqual({ case: "numberValue", value: opened });
+    }
+  });
+
+  it("refuses a name twice in one object, at any level, however it is escaped", async () => {
+    fs.audit.events.length = 0;
+    for (const text of [
+      '{"sessionId":"s-dup","variables":{"credit_card":"first","credit_card":"second"}}',
+      '{"sessionId":"s-dup","variables":{"credit_card":"first","credit_\u0063ard":"second"}}',
+      '{"sessionId":"s-dup","sessionId":"s-other","variables":{"credit_card":"x"}}',
+      '{"sessionId":"s-dup","variables":{"credit_card":"x"},"variables":{"credit_card":"y"}}',
+      '{"sessionId":"s-dup","variables":{"credit_card":{"pan":"1","exp":"2","pan":"3"}}}',
+      '{"sessionId":"s-dup","variables":{"credit_card":[{"a":1},{"b":[{"c":1,"c":2}]}]}}',
+    ]) {
+      await expectRefused(
+        await postRaw(fs.url, Buffer.from(text), jsonHeaders()),
+        "duplicate_name",
+        /^body names a member twice in one object$/,
+      );
+    }
+    const form = Buffer.from(
+      `sessionId=s-dup&variables=${encodeURIComponent('{"credit_card":"first","credit_card":"second"}')}`,
+    );
+    await expectRefused(await postRaw(fs.url, form, formHeaders()), "duplicate_name", /twice/);
+    for (const text of [
+      "sessionId=s-dup&variables[credit_card]=first&variables[credit_card]=second",
+      "sessionId=s-dup&variables%5Bcredit_card%5D=first&variables[credit_card]=second",
+      "sessionId=s-dup&sessionId=s-other&variables[credit_card]=x",
+      "sessionId=s-dup&userId=a&userId=b&variables[credit_card]=x",
+      `sessionId=s-dup&variables=${encodeURIComponent('{"credit_card":"x"}')}&variables=${encodeURIComponent('{"credit_card":"y"}')}`,
+    ]) {
+      await expectRefused(
+        await postRaw(fs.url, Buffer.from(text), formHeaders()),
+        "duplicate_name",
+        /^the form names a field twice$/,
+      );
+    }
+    // The same name in different objects, or as a value, is fine.
+    const fine = Buffer.from(
+      '{"sessionId":"credit_card","variables":{"credit_card":[{"a":"a"},{"a":{"a":"a"}}],"a":"credit_card"}}',
+    );
+    expect((await postRaw(fs.url, fine, jsonHeaders())).status).toBe(200);
+  });
+
+  it("refuses a charset other than UTF-8 with 415 instead of reading the bytes as UTF-8", async () => {
+    const body = Buffer.from(JSON.stringify({ sessionId: "s-cs", variables: { credit_card: CARD } }));
+    for (const type of [
+      "application/json; charset=latin1",
+      "application/json; charset=ISO-8859-1",
+      'application/json;charset="utf-16"',
+      "application/json; charset=utf-8; charset=windows-1252",
+    ]) {
+      const answer = await postRaw(fs.url, body, jsonHeaders({ "content-type": type }));
+      expect(answer.status, type).toBe(415);
+      expect(answer.headers["fieldseal-reason"]).toBe("unsupported_media_type");
+      expect(answer.json.detail).toBe("send the body as UTF-8: charset=utf-8 or no charset parameter");
+    }
+    for (const type of ["application/json; charset=utf-8", 'application/json; Charset="UTF-8"']) {
+      expect((await postRaw(fs.url, body, jsonHeaders({ "content-type": type }))).status, type).toBe(200);
+    }
+    const form = Buffer.from(`sessionId=s-cs&variables[credit_card]=${CARD}`);
+    const answer = await postRaw(
+      fs.url,
+      form,
+      formHeaders({ "content-type": "application/x-www-form-urlencoded; charset=iso-8859-1" }),
+    );
+    expect(answer.status).toBe(415);
+  });
+
   it("after all of it still seals a well-formed request with non-ASCII text intact", async () => {
     const body = Buffer.from(
       JSON.stringify({ sessionId: "s-fine", variables: { credit_card: "x ÿþ ✓ 😀" } }),

@@ -1,8 +1,10 @@
 import { Agent } from "node:http";
+import * as http2 from "node:http2";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSensitiveMetadata } from "../../src/cognigy/sensitive-fields.js";
 import { parseWebhook } from "../../src/cognigy/webhook.js";
+import { MalformedWebhookError, parseJsonText } from "../../src/cognigy/webhook-body.js";
 import { signWebhookV2 } from "../../src/cognigy/webhook-signature.js";
 import { FieldsealError } from "../../src/errors.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
@@ -104,6 +106,74 @@ describe("webhook parsing (property)", () => {
   });
 });
 
+describe("strict JSON text (property)", () => {
+  it("accepts whatever JSON.stringify writes and parses it as JSON.parse does", () => {
+    // JSON.stringify writes each double in its shortest exact spelling and no name twice: nothing to refuse.
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), (value) => {
+        const text = JSON.stringify(value);
+        expect(parseJsonText(text, "body", 1000)).toEqual(JSON.parse(text));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("checks a number token of 200,000 digits in linear time (a run of zeros once cost quadratic time)", () => {
+    // Quadratic, this took about 20 s on a 2-core machine; linear, a few milliseconds.
+    for (const token of [
+      `1${"0".repeat(200_000)}1`,
+      `0.${"0".repeat(200_000)}1`,
+      `1${"0".repeat(200_000)}`,
+    ]) {
+      const started = performance.now();
+      expect(() => parseJsonText(`[${token}]`, "body", 10)).toThrow(MalformedWebhookError);
+      expect(performance.now() - started).toBeLessThan(2000);
+    }
+  });
+
+  it("refuses a number exactly when it does not survive a round trip through a double", () => {
+    const digits = fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: 1, maxLength: 25 });
+    const number = fc
+      .tuple(fc.boolean(), digits, fc.option(digits), fc.option(fc.integer({ min: -400, max: 400 })))
+      .map(([minus, int, frac, exp]) => {
+        const whole = int.replace(/^0+(?=\d)/, "");
+        return `${minus ? "-" : ""}${whole}${frac === null ? "" : `.${frac}`}${exp === null ? "" : `e${exp}`}`;
+      });
+    fc.assert(
+      fc.property(number, (token) => {
+        // Exact by BigInt arithmetic on the decimal: value * 10^k, compared with the double's own decimal.
+        const exact = sameDecimal(token, String(Number(token)));
+        try {
+          expect(parseJsonText(`[${token}]`, "body", 10)).toEqual([Number(token)]);
+          expect(exact).toBe(true);
+        } catch (err) {
+          if (!(err instanceof MalformedWebhookError)) throw err;
+          expect(err.reason).toBe("inexact_number");
+          expect(exact).toBe(false);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+/** True when two decimal spellings (JSON or JS number text) name the same rational number. */
+function sameDecimal(a: string, b: string): boolean {
+  if (!Number.isFinite(Number(b))) return false;
+  const parse = (t: string) => {
+    const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i.exec(t);
+    if (m === null) throw new Error(`not a number: ${t}`);
+    const frac = m[3] ?? "";
+    const mantissa = BigInt(`${m[2]}${frac}`) * (m[1] === "-" ? -1n : 1n);
+    return { mantissa, exp: Number(m[4] ?? "0") - frac.length };
+  };
+  const x = parse(a);
+  const y = parse(b);
+  if (x.mantissa === 0n || y.mantissa === 0n) return x.mantissa === 0n && y.mantissa === 0n;
+  const e = Math.min(x.exp, y.exp);
+  return x.mantissa * 10n ** BigInt(x.exp - e) === y.mantissa * 10n ** BigInt(y.exp - e);
+}
+
 /** Bytes node:http lets a client put in a header value (it refuses CR, LF, NUL and other controls). */
 const headerByte = fc.oneof(
   fc.constant(0x09),
@@ -160,6 +230,10 @@ const wireBody = fc.oneof(
       Buffer.from(`{"sessionId":"s","variables":{"credit_card":${"[".repeat(n)}${"]".repeat(n)}}}`),
     ),
   fc.string({ maxLength: 200 }).map((t) => Buffer.from(t, "utf8")),
+  // Number-like tokens as the value: huge, tiny, long, malformed (1e400 once answered 500).
+  fc
+    .string({ unit: fc.constantFrom(..."0123456789.eE+-"), minLength: 1, maxLength: 30 })
+    .map((n) => Buffer.from(`{"sessionId":"s","variables":{"credit_card":${n}}}`)),
 );
 const wireContentType = fc.constantFrom(
   "application/json",
@@ -227,6 +301,68 @@ describe("webhook over HTTP (property, real server)", () => {
     // The runs reached the seal as well as the refusals.
     expect(seen.get(200) ?? 0).toBeGreaterThan(0);
     expect(seen.get(400) ?? 0).toBeGreaterThan(0);
+  });
+
+  it("bearer-token webhooks over HTTP/2: arbitrary bytes never answer 5xx", async () => {
+    seen.clear();
+    const session = http2.connect(fs.url);
+    session.on("error", () => {});
+    let refusedByClient = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(wireContentType, wireBody, wireSensitiveHeader, async (type, body, sensitive) => {
+          const headers: http2.OutgoingHttpHeaders = {
+            ":method": "POST",
+            ":path": "/webhooks/cognigy",
+            "content-type": type,
+            authorization: `Bearer ${fs.tokens.bot}`,
+          };
+          if (sensitive !== undefined) headers["x-sensitive-metadata"] = sensitive;
+          let stream: http2.ClientHttp2Stream;
+          try {
+            stream = session.request(headers);
+          } catch {
+            refusedByClient += 1; // node:http2 refuses some header bytes before sending: nothing to ask
+            return;
+          }
+          const answer = await new Promise<{ status: number; reason: unknown; text: string } | undefined>(
+            (resolve) => {
+              let status = 0;
+              let reason: unknown;
+              let text = "";
+              stream.on("response", (h) => {
+                status = Number(h[":status"]);
+                reason = h["fieldseal-reason"];
+              });
+              stream.on("data", (c: Buffer) => {
+                text += c.toString("utf8");
+              });
+              stream.on("end", () => resolve({ status, reason, text }));
+              // A header nghttp2 itself refuses resets the stream before the server's handler sees it.
+              stream.on("error", () => resolve(undefined));
+              stream.end(body);
+            },
+          );
+          if (answer === undefined) {
+            refusedByClient += 1;
+            return;
+          }
+          seen.set(answer.status, (seen.get(answer.status) ?? 0) + 1);
+          expect([200, 400, 401, 403, 413, 429]).toContain(answer.status);
+          if (answer.status !== 200) {
+            expect(answer.reason).toBe(JSON.parse(answer.text).code);
+            expect(answer.text).not.toContain("4111111111111111");
+          }
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      session.close();
+    }
+    await expectHealthy();
+    expect(seen.get(200) ?? 0).toBeGreaterThan(0);
+    expect(seen.get(400) ?? 0).toBeGreaterThan(0);
+    expect(refusedByClient).toBeLessThan(150);
   });
 
   it("signed webhooks: correctly signed arbitrary bytes, and arbitrary signature headers, never answer 5xx", async () => {

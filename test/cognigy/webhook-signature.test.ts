@@ -147,9 +147,44 @@ describe("webhook signatures v2", () => {
       "sha256=00",
     ]) {
       expect(refusal(() => verifier().verify({ ...headers, signature }, body)).message).toMatch(
-        /must be "v2=<64 hex digits>"/,
+        /must be "v2=<64 lower-case hex digits>"/,
       );
     }
+  });
+
+  it("accepts one spelling of a signature only, so a replay cannot be re-spelt past a cache", () => {
+    // A load balancer routing by X-Fieldseal-Signature (docs/security.md) sends equal strings to one replica;
+    // an upper-case or padded copy of a captured signature would be another string, routed elsewhere.
+    const { headers, body } = request();
+    const hex = (headers.signature as string).slice(3);
+    for (const signature of [
+      `v2=${hex.toUpperCase()}`,
+      `V2=${hex}`,
+      `v2=${hex.slice(0, 10).toUpperCase()}${hex.slice(10)}`,
+      ` v2=${hex}`,
+      `v2=${hex} `,
+      `v2=${hex}\t`,
+    ]) {
+      expect(refusal(() => verifier().verify({ ...headers, signature }, body)).message).toMatch(
+        /must be "v2=<64 lower-case hex digits>"/,
+      );
+    }
+    expect(verifier().verify(headers, body)).toBe("a");
+  });
+
+  it("refuses a captured request again after the clock steps back past the window's edge", () => {
+    let now = NOW_SEC;
+    const v = verifier({ nowSec: () => now });
+    const captured = request({ body: '{"captured":1}', ts: NOW_SEC });
+    expect(v.verify(captured.headers, captured.body)).toBe("a");
+    now = NOW_SEC + 301.5;
+    const later = request({ body: '{"later":1}', ts: NOW_SEC + 301 });
+    expect(v.verify(later.headers, later.body)).toBe("a");
+    now = NOW_SEC + 299.5; // an NTP step of 2 s back: the captured timestamp is inside the window again
+    expect(refusal(() => v.verify(captured.headers, captured.body)).message).toBe(
+      "signature timestamp is outside the allowed window",
+    );
+    expect(refusal(() => v.verify(later.headers, later.body)).message).toBe("signature was already used");
   });
 
   it("keeps one bounded cache per signer: a flood by one leaves the other untouched", () => {
@@ -241,6 +276,17 @@ describe("SignerReplayCache", () => {
     expect(cache.size).toBe(1);
   });
 
+  it("a clock stepped back cannot bring a forgotten signature back inside the window", () => {
+    const cache = new SignerReplayCache(10, 300);
+    expect(cache.admit("a", 1000, 1000).kind).toBe("accepted");
+    // 301.5 s later another request moves the window on: second 1000 is forgotten.
+    expect(cache.admit("b", 1301, 1301.5).kind).toBe("accepted");
+    // The clock steps back 2 s: 1000 is inside 299.5 - 300 of now again, but its bucket is gone.
+    expect(cache.admit("a", 1000, 1299.5).kind).toBe("expired");
+    expect(cache.admit("b", 1301, 1299.5).kind).toBe("replayed");
+    expect(cache.admit("c", 1001, 1299.5).kind).toBe("accepted");
+  });
+
   it("refuses the rest of a second once that second alone overflows the capacity", () => {
     const cache = new SignerReplayCache(2, 300);
     expect(cache.admit("a", 100, 100).kind).toBe("accepted");
@@ -258,7 +304,8 @@ describe("SignerReplayCache", () => {
         fc.integer({ min: 1, max: 6 }),
         fc.array(
           fc.record({
-            advance: fc.integer({ min: 0, max: 3 }),
+            // Mostly forward, sometimes back: a stepped clock must not reopen anything.
+            advance: fc.integer({ min: -3, max: 3 }),
             id: fc.integer({ min: 0, max: 7 }),
             skew: fc.integer({ min: -tolerance, max: tolerance }),
           }),
@@ -268,8 +315,10 @@ describe("SignerReplayCache", () => {
           const cache = new SignerReplayCache(capacity, tolerance);
           const accepted = new Set<string>();
           let now = 1000;
+          let latest = now;
           for (const op of ops) {
             now += op.advance;
+            latest = Math.max(latest, now);
             const ts = now + op.skew;
             const key = `${op.id}@${ts}`;
             const admission = cache.admit(key, ts, now);
@@ -278,6 +327,9 @@ describe("SignerReplayCache", () => {
               accepted.add(key);
             } else if (admission.kind === "over_capacity") {
               expect(admission.retryAfterSec).toBeGreaterThanOrEqual(1);
+            } else if (admission.kind === "expired") {
+              // Only below the window's edge at the latest clock reading (the clock went back since).
+              expect(ts).toBeLessThan(latest - tolerance);
             } else {
               expect(accepted.has(key)).toBe(true);
             }
