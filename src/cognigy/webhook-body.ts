@@ -29,7 +29,7 @@ export class MalformedWebhookError extends FieldsealError {
  * The deepest nesting of a sealed value the engine accepts (src/engine/value-codec.ts); a webhook body
  * holds values two levels down (body → variables → value), a form's `variables` text one level down.
  */
-export const MAX_VALUE_DEPTH = 64;
+export { MAX_VALUE_DEPTH } from "../engine/value-codec.js";
 
 // fatal: refuse instead of replacing; ignoreBOM: a leading U+FEFF stays in the text (and JSON refuses it).
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

@@ -60,7 +60,15 @@ export function decodeValue(bytes: Uint8Array): JsonValue {
   throw new FieldsealError("envelope_malformed", "sealed value holds plaintext of an unknown type");
 }
 
-const MAX_DEPTH = 64;
+/**
+ * The deepest nesting of a sealed value (a scalar at the top is depth 0). Bound by what every client can
+ * read back, not by JSON: over protobuf each JSON level is two messages (Value, then Struct or ListValue),
+ * and protobuf runtimes stop at 100 nested messages (protobuf-es, C++, Java, Go by default), so a value
+ * nested deeper than about 48 levels would seal and then never open over gRPC. 32 leaves room for the
+ * response messages around it, and is far past any session variable.
+ */
+export const MAX_VALUE_DEPTH = 32;
+const MAX_DEPTH = MAX_VALUE_DEPTH;
 const ownProperty = Object.prototype.hasOwnProperty;
 
 function assertJson(value: unknown, depth: number): asserts value is JsonValue {

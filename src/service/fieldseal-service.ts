@@ -540,7 +540,16 @@ function checkBatch(count: number, max: number): void {
 }
 
 function valueToJson(value: Value): JsonValue {
-  return toJson(ValueSchema, value) as JsonValue;
+  try {
+    return toJson(ValueSchema, value) as JsonValue;
+  } catch {
+    // protobuf-es refuses what JSON cannot hold: a number_value that is NaN or infinite (also what a
+    // Connect JSON number like 1e400 becomes), or a Value with no kind set.
+    throw new FieldsealError(
+      "invalid_argument",
+      "a value is not representable as JSON: number_value must be finite, and every Value needs a kind",
+    );
+  }
 }
 
 function jsonToValue(value: JsonValue): Value {

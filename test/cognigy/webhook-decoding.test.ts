@@ -156,24 +156,24 @@ describe("webhook bodies and headers are decoded strictly", () => {
     await expectRefused(
       await postRaw(fs.url, body, jsonHeaders()),
       "too_deep",
-      /^body nests deeper than 66 levels$/,
+      /^body nests deeper than 34 levels$/,
     );
     const form = Buffer.from(`sessionId=s-deep&variables=${encodeURIComponent(`{"credit_card":${deep}}`)}`);
     await expectRefused(
       await postRaw(fs.url, form, formHeaders()),
       "too_deep",
-      /nests deeper than 65 levels/,
+      /nests deeper than 33 levels/,
     );
     // Unbalanced and unterminated too: the scan refuses before JSON.parse is asked.
     const open = Buffer.from(`{"sessionId":"s","variables":{"credit_card":${"{".repeat(20_000)}`);
     await expectRefused(await postRaw(fs.url, open, jsonHeaders()), "too_deep", /nests deeper/);
   });
 
-  it("seals a value nested as deep as the engine allows (64) and refuses one level more", async () => {
+  it("seals a value nested as deep as the engine allows (32) and refuses one level more", async () => {
     const nested = (n: number) => `${"[".repeat(n)}1${"]".repeat(n)}`;
     const ok = await postRaw(
       fs.url,
-      Buffer.from(`{"sessionId":"s-64","variables":{"credit_card":${nested(64)}}}`),
+      Buffer.from(`{"sessionId":"s-32","variables":{"credit_card":${nested(32)}}}`),
       jsonHeaders(),
     );
     expect(ok.status).toBe(200);
@@ -181,11 +181,11 @@ describe("webhook bodies and headers are decoded strictly", () => {
     await expectRefused(
       await postRaw(
         fs.url,
-        Buffer.from(`{"sessionId":"s-65","variables":{"credit_card":${nested(65)}}}`),
+        Buffer.from(`{"sessionId":"s-33","variables":{"credit_card":${nested(33)}}}`),
         jsonHeaders(),
       ),
       "too_deep",
-      /nests deeper than 66 levels/,
+      /nests deeper than 34 levels/,
     );
   });
 

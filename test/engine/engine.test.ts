@@ -11,6 +11,7 @@ import {
   type SealContext,
   sealField,
 } from "../../src/engine/index.js";
+import { MAX_VALUE_DEPTH } from "../../src/engine/value-codec.js";
 import { FieldsealError } from "../../src/errors.js";
 
 const key = { keyring: "default", version: 3, material: randomBytes(32) };
@@ -167,7 +168,7 @@ describe("sealField / openField", () => {
     const bad = [Number.NaN, undefined, () => 1, new Date(), new Map(), Object.create(null), 1n, Symbol()];
     for (const inner of bad) expectCode(() => sealField(key, ctx, nested(inner)), "invalid_argument");
     let deep: JsonValue = "x";
-    for (let i = 0; i < 64; i++) deep = [deep];
+    for (let i = 0; i < MAX_VALUE_DEPTH; i++) deep = [deep];
     expect(roundTrip(deep)).toStrictEqual(deep);
     expectCode(() => sealField(key, ctx, { deep }), "invalid_argument");
   });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EncryptFieldsRequestSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { HealthCheckRequestSchema } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { MAX_VALUE_DEPTH } from "../../src/engine/value-codec.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 
 // Every malformed request body, on every protocol, is refused with INVALID_ARGUMENT (RESOURCE_EXHAUSTED
@@ -357,7 +358,7 @@ describe("Connect JSON", () => {
   });
 
   it("accepts the deepest value the engine seals", async () => {
-    const value = JSON.parse(`${"[".repeat(40)}1${"]".repeat(40)}`);
+    const value = JSON.parse(`${"[".repeat(MAX_VALUE_DEPTH)}1${"]".repeat(MAX_VALUE_DEPTH)}`);
     const answer = await call("Connect JSON, HTTP/2", ENCRYPT, encryptRequest("Connect JSON, HTTP/2", value));
     expect(answer.code).toBe("ok");
   });
