@@ -225,7 +225,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       allow(ctx, principal, "encrypt", { keyring, fields: fieldNames, ...scopeAudit(scope) });
       const values = entries.map(([field, value]) => {
         assertAadPart("field name", field);
-        return [field, valueToJson(value)] as const;
+        return [field, valueToJson(value, `field "${field}"`)] as const;
       });
       const result = await deps.sealer.sealFields(keyring, scope, values);
       audit(ctx, {
@@ -391,7 +391,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       if (keys.length === 0)
         throw new FieldsealError("invalid_argument", "context is empty: give at least one key");
       const context: Record<string, JsonValue> = {};
-      for (const [k, v] of Object.entries(req.context)) context[k] = valueToJson(v);
+      for (const [k, v] of Object.entries(req.context)) context[k] = valueToJson(v, `context key "${k}"`);
       const mode =
         req.mode === PushMode.VARIABLES_PUT
           ? "variables_put"
@@ -484,8 +484,20 @@ function checkBatch(count: number, max: number): void {
   if (count > max) throw new FieldsealError("too_large", `${count} items in one call; the limit is ${max}`);
 }
 
-function valueToJson(value: Value): JsonValue {
-  return toJson(ValueSchema, value) as JsonValue;
+/**
+ * The JSON a google.protobuf.Value stands for. A Value JSON has no form of (a number that is NaN or
+ * infinite, which binary carries and JSON's `1e400` parses to, or a Value with no kind set, anywhere inside)
+ * is the caller's mistake: INVALID_ARGUMENT naming `what`, not the plain Error protobuf-es throws.
+ */
+function valueToJson(value: Value, what: string): JsonValue {
+  try {
+    return toJson(ValueSchema, value) as JsonValue;
+  } catch {
+    throw new FieldsealError(
+      "invalid_argument",
+      `${what}: the value has no JSON form (a number that is NaN or infinite, or a Value with no kind set)`,
+    );
+  }
 }
 
 function jsonToValue(value: JsonValue): Value {

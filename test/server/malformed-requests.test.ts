@@ -622,3 +622,47 @@ describe("arbitrary bytes", () => {
     expect(fs.logs.filter((l) => /rpc answer failed|rpc failed unexpectedly/.test(l))).toEqual([]);
   });
 });
+
+describe("a value JSON has no form of", () => {
+  /** EncryptFields of one field `card` holding `value` (a google.protobuf.Value init), in binary. */
+  const binary = (value: object) =>
+    Buffer.from(
+      toBinary(
+        EncryptFieldsRequestSchema,
+        create(EncryptFieldsRequestSchema, { scope, fields: { card: value } }),
+      ),
+    );
+  // JSON cannot leave a Value's kind unset: its variants put an infinite number at other depths instead.
+  const shapes: Record<string, { binary: Buffer; json: string }> = {
+    "an infinite number": {
+      binary: binary({ kind: { case: "numberValue", value: Number.POSITIVE_INFINITY } }),
+      json: "1e400",
+    },
+    "a negative infinite number": {
+      binary: binary({ kind: { case: "numberValue", value: Number.NEGATIVE_INFINITY } }),
+      json: "-1e400",
+    },
+    NaN: { binary: binary({ kind: { case: "numberValue", value: Number.NaN } }), json: "[1e400]" },
+    "a Value with no kind": { binary: binary({}), json: '{"a":[-1e999]}' },
+    "a Value with no kind inside a list": {
+      binary: binary({ kind: { case: "listValue", value: { values: [{}] } } }),
+      json: '{"a":{"b":1e309}}',
+    },
+  };
+
+  describe.each(NAMES)("over %s", (name) => {
+    it.each(Object.keys(shapes))("refuses %s with INVALID_ARGUMENT, never INTERNAL", async (shape) => {
+      const s = shapes[shape] as { binary: Buffer; json: string };
+      const body =
+        PROTOCOLS[name].contentType === "application/json"
+          ? Buffer.from(`{"scope":{"sessionId":"s"},"fields":{"card":${s.json}}}`)
+          : s.binary;
+      const answer = await call(name, ENCRYPT, body);
+      expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+      expect(answer.message).toBe(
+        'field "card": the value has no JSON form (a number that is NaN or infinite, or a Value with no kind set)',
+      );
+      if (!PROTOCOLS[name].framed) expect(answer.status).toBe(400);
+    });
+  });
+});
