@@ -1,5 +1,6 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
@@ -356,6 +357,40 @@ describe("Connect JSON", () => {
     expect(answer.body.toString()).not.toContain("4111");
   });
 
+  it.each(["Connect JSON, HTTP/1.1", "Connect JSON, HTTP/2"] as const)(
+    "refuses an object with a key twice, with a reason and without quoting it (%s)",
+    async (name) => {
+      // connect's own decoder refuses it too, but without a fieldseal-reason and quoting the key.
+      for (const body of [
+        '{"scope":{"sessionId":"s"},"fields":{"card4111":"x","card4111":"y"}}',
+        '{"scope":{"sessionId":"s"},"scope":{"userId":"card4111"},"fields":{"c":"x"}}',
+        '{"scope":{"sessionId":"s"},"fields":{"c":{"card4111":1,"card4111":2}}}',
+      ]) {
+        const answer = await call(name, ENCRYPT, Buffer.from(body));
+        expect(answer).toMatchObject({
+          status: 400,
+          code: "invalid_argument",
+          reason: "invalid_argument",
+          message: "request is not a valid JSON fieldseal.v1.EncryptFieldsRequest: an object has a key twice",
+        });
+        expect(answer.body.toString()).not.toContain("4111");
+      }
+    },
+  );
+
+  it.each([
+    [1, "application/grpc-web+json"],
+    [2, "application/grpc+json"],
+  ] as const)("refuses a key twice in a +json message too (HTTP/%i, %s)", async (v, contentType) => {
+    const body = frame(Buffer.from('{"scope":{"sessionId":"s"},"fields":{"card4111":"x","card4111":"y"}}'));
+    const headers = { "content-type": contentType, authorization: `Bearer ${fs.tokens.admin}` };
+    const a = await send(v, "POST", ENCRYPT, v === 2 ? { ...headers, te: "trailers" } : headers, body);
+    const answer = outcome({ http: v, contentType, framed: true }, a);
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toMatch(/an object has a key twice$/);
+    expect(a.body.toString() + JSON.stringify(a.headers)).not.toContain("4111");
+  });
+
   it("accepts the deepest value the engine seals", async () => {
     const value = JSON.parse(`${"[".repeat(40)}1${"]".repeat(40)}`);
     const answer = await call("Connect JSON, HTTP/2", ENCRYPT, encryptRequest("Connect JSON, HTTP/2", value));
@@ -405,6 +440,35 @@ describe("request heads", () => {
       expect(answer.message).toMatch(/^grpc-timeout must be/);
     }
   });
+
+  it.each([
+    ["10 digits", "1000000000"],
+    ["16 digits, the most connect reads", "9007199254740991"],
+  ])(
+    "refuses a Connect body announced over the limit (HTTP/1.1, %s) with a reason",
+    async (_what, length) => {
+      // Node's HTTP/1.1 server hands the request over with its head, so the refusal comes before the body.
+      const answer = await new Promise<string>((resolve) => {
+        const socket = net.connect(fs.port, "127.0.0.1");
+        let text = "";
+        socket.setEncoding("latin1");
+        socket.on("data", (d: string) => {
+          text += d;
+          if (text.includes("}")) socket.destroy();
+        });
+        socket.on("error", () => {});
+        socket.on("close", () => resolve(text));
+        socket.end(
+          `POST ${ENCRYPT} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+            `content-length: ${length}\r\n\r\n{}`,
+        );
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 429 /);
+      expect(answer).toMatch(/\r\nfieldseal-reason: too_large\r\n/);
+      expect(answer).toContain("FIELDSEAL_MAX_REQUEST_BYTES");
+      expect(answer).not.toContain("readMaxBytes");
+    },
+  );
 
   it("refuses an unparseable Connect deadline", async () => {
     const answer = await head("Connect binary, HTTP/1.1", { "connect-timeout-ms": "-1" });
