@@ -4,6 +4,7 @@ import { type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobu
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
+import { ByteAccumulator } from "./byte-accumulator.js";
 import {
   abortReasonOfReset,
   GRPC_STATUS_OK,
@@ -173,6 +174,7 @@ function serve(
  * is buffered; a complete frame's flags, then its payload, are checked before the next frame is looked at;
  * a second valid frame is "extra"; bytes left at the end that are no whole frame are an incomplete envelope.
  * At most two frames (and a header) are ever held: whatever follows a second frame cannot make it valid.
+ * Chunks are gathered in a ByteAccumulator: a body sent one byte per DATA frame costs what a whole one does.
  */
 function readUnaryMessage<D extends DescMessage>(
   req: http2.Http2ServerRequest,
@@ -180,18 +182,11 @@ function readUnaryMessage<D extends DescMessage>(
   max: number,
   done: (err: ConnectError | undefined, message?: MessageShape<D>) => void,
 ): void {
-  // The bytes received and not yet consumed are `held[0, length)`. A hostile client can send its body one
-  // byte per DATA frame: joining on every chunk copies the body once per byte (quadratic; 13 s of CPU for
-  // 256 KiB), and keeping the chunks costs a Buffer object per byte (hundreds of MB for 1 MiB). So chunks
-  // are copied into one buffer that at most doubles as it grows: each byte is copied a bounded number of
-  // times, and what is held stays under twice what arrived.
-  let held = Buffer.alloc(0);
-  let length = 0;
+  const held = new ByteAccumulator();
   let finished = false;
   const finish = (err: ConnectError | undefined, message?: MessageShape<D>) => {
     if (finished) return;
     finished = true;
-    held = Buffer.alloc(0);
     req.off("data", onData);
     req.resume();
     done(err, message);
@@ -199,43 +194,31 @@ function readUnaryMessage<D extends DescMessage>(
   // The message of the first frame once it is parsed.
   let message: MessageShape<D> | undefined;
   const onData = (chunk: Buffer) => {
-    if (length + chunk.length > held.length) {
-      const grown = Buffer.allocUnsafe(Math.max(length + chunk.length, 2 * held.length, 256));
-      held.copy(grown, 0, 0, length);
-      held = grown;
-    }
-    chunk.copy(held, length);
-    length += chunk.length;
-    let start = 0;
+    held.append(chunk);
     try {
-      while (length - start >= FRAME_HEADER) {
-        const announced = held.readUInt32BE(start + 1);
+      for (;;) {
+        const pending = held.view();
+        if (pending.length < FRAME_HEADER) break;
+        const announced = pending.readUInt32BE(1);
         if (announced > max) throw oversizeRequest(`message of ${announced} bytes`, max);
-        const end = start + FRAME_HEADER + announced;
-        if (length < end) break;
-        const flags = held[start] as number;
+        const end = FRAME_HEADER + announced;
+        if (pending.length < end) break;
+        const flags = pending[0] as number;
         // Bit 0 is "compressed", which needs a grpc-encoding this path never serves; no other flag is defined.
         if ((flags & ~0b01) !== 0) throw badEnvelopeFlags(flags);
         if ((flags & 0b01) === 0b01) throw malformedRequest(COMPRESSED_WITHOUT_ENCODING);
-        const parsed = parseBinaryRequest(schema, held.subarray(start + FRAME_HEADER, end));
+        const parsed = parseBinaryRequest(schema, pending.subarray(FRAME_HEADER, end));
         if (message !== undefined) throw malformedRequest(EXTRA_MESSAGE);
         message = parsed;
-        start = end;
+        held.consume(end);
       }
     } catch (e) {
       finish(e as ConnectError);
-      return;
-    }
-    // Never moved down over: a parsed message's `bytes` fields are views of `held` (protobuf-es does not
-    // copy them), so new chunks only ever go past what was consumed, or into a fresh buffer.
-    if (start > 0) {
-      held = held.subarray(start);
-      length -= start;
     }
   };
   req.on("data", onData);
   req.once("end", () => {
-    if (length > 0) finish(malformedRequest(INCOMPLETE_ENVELOPE));
+    if (held.length > 0) finish(malformedRequest(INCOMPLETE_ENVELOPE));
     else if (message === undefined) finish(malformedRequest(MISSING_MESSAGE));
     else finish(undefined, message);
   });
