@@ -1,6 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import type { DescMessage } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -23,8 +23,10 @@ import {
   COMPRESSED_WITHOUT_ENCODING,
   checkJsonRequest,
   EXTRA_MESSAGE,
+  EXTRA_SERVER_STREAMING_MESSAGE,
   INCOMPLETE_ENVELOPE,
   MISSING_MESSAGE,
+  MISSING_SERVER_STREAMING_MESSAGE,
   malformedRequest,
   oversizeRequest,
   parseBinaryRequest,
@@ -131,7 +133,7 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
               uReq.body,
               handler.method.input,
               framing as Framing & { compression: Compression | null },
-              { max, unary: handler.method.methodKind === "unary" },
+              { max, kind: handler.method.methodKind },
             ),
             refused,
           );
@@ -240,7 +242,7 @@ async function* checkedBody(
   source: AsyncIterable<Uint8Array>,
   schema: DescMessage,
   framing: Framing & { compression: Compression | null },
-  limits: { max: number; unary: boolean },
+  limits: { max: number; kind: DescMethod["methodKind"] },
 ): AsyncGenerator<Uint8Array> {
   const check = async (payload: Uint8Array, compressed: boolean) => {
     let message = payload;
@@ -263,6 +265,14 @@ async function* checkedBody(
     yield body;
     return;
   }
+  // Unary and server-streaming methods take exactly one message (connect answers UNIMPLEMENTED, without a
+  // reason, to none or two for a server-streaming one).
+  const single =
+    limits.kind === "unary"
+      ? { extra: EXTRA_MESSAGE, missing: MISSING_MESSAGE }
+      : limits.kind === "server_streaming"
+        ? { extra: EXTRA_SERVER_STREAMING_MESSAGE, missing: MISSING_SERVER_STREAMING_MESSAGE }
+        : undefined;
   let messages = 0;
   for await (const chunk of source) {
     held.append(chunk);
@@ -278,12 +288,12 @@ async function* checkedBody(
       // Bit 0 is "compressed"; no other flag is defined for a request message.
       if ((flags & ~1) !== 0) throw badEnvelopeFlags(flags);
       await check(envelope.subarray(5), (flags & 1) === 1);
-      if (limits.unary && ++messages > 1) throw malformedRequest(EXTRA_MESSAGE);
+      if (single !== undefined && ++messages > 1) throw malformedRequest(single.extra);
       yield envelope;
     }
   }
   if (held.length > 0) throw malformedRequest(INCOMPLETE_ENVELOPE);
-  if (limits.unary && messages === 0) throw malformedRequest(MISSING_MESSAGE);
+  if (single !== undefined && messages === 0) throw malformedRequest(single.missing);
 }
 
 async function decompress(compression: Compression, payload: Uint8Array, max: number): Promise<Uint8Array> {

@@ -26,6 +26,10 @@ export const MAX_JSON_NESTING = 100;
 export const INCOMPLETE_ENVELOPE = "protocol error: incomplete envelope";
 export const MISSING_MESSAGE = "protocol error: missing input message for unary method";
 export const EXTRA_MESSAGE = "protocol error: received extra input message for unary method";
+export const MISSING_SERVER_STREAMING_MESSAGE =
+  "protocol error: missing input message for server-streaming method";
+export const EXTRA_SERVER_STREAMING_MESSAGE =
+  "protocol error: received extra input message for server-streaming method";
 export const COMPRESSED_WITHOUT_ENCODING = "received compressed envelope, but do not know how to decompress";
 
 /** A request envelope with flags other than bit 0 ("compressed"), the only one gRPC and Connect define. */

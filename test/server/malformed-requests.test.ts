@@ -570,6 +570,45 @@ describe("Connect streaming (Health.Watch)", () => {
   });
 });
 
+describe("a server-streaming method (Health.Watch) given no message or two", () => {
+  const WATCH = "/grpc.health.v1.Health/Watch";
+  const empty = frame(Buffer.alloc(0));
+  it.each([
+    ["gRPC", 2, "application/grpc"],
+    ["gRPC-Web", 1, "application/grpc-web+proto"],
+    ["Connect streaming", 2, "application/connect+proto"],
+  ] as const)("is refused with INVALID_ARGUMENT and a reason over %s", async (_name, v, contentType) => {
+    for (const [body, says] of [
+      [Buffer.alloc(0), "protocol error: missing input message for server-streaming method"],
+      [
+        Buffer.concat([empty, empty]),
+        "protocol error: received extra input message for server-streaming method",
+      ],
+    ] as const) {
+      const a = await send(
+        v,
+        "POST",
+        WATCH,
+        { "content-type": contentType, ...(v === 2 ? { te: "trailers" } : {}) },
+        body,
+      );
+      if (contentType === "application/connect+proto") {
+        // No message comes before it: the only envelope is the end-stream one, flagged 0x02.
+        expect(a.body[0]).toBe(0x02);
+        const end = JSON.parse(a.body.subarray(5).toString()) as {
+          error: { code: string; message: string };
+          metadata: Record<string, string[]>;
+        };
+        expect(end.error).toEqual({ code: "invalid_argument", message: says });
+        expect(end.metadata["fieldseal-reason"]).toEqual(["invalid_argument"]);
+      } else {
+        const answer = outcome({ http: v, contentType, framed: true }, a);
+        expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument", message: says });
+      }
+    }
+  });
+});
+
 describe("refusals before any handler", () => {
   const refusedCount = async () => {
     const { text } = await fs.server.metrics.scrape();
