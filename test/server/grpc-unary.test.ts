@@ -530,7 +530,16 @@ describe("arbitrary request heads, chunking and client trailers", () => {
     );
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom(HEALTH, ENCRYPT, DESCRIBE),
+        fc.constantFrom(
+          HEALTH,
+          ENCRYPT,
+          DESCRIBE,
+          `${HEALTH}?x=1`,
+          `${HEALTH}/`,
+          "/grpc.health.v1.Health%2FCheck",
+          `/${HEALTH}`,
+          HEALTH.toLowerCase(),
+        ),
         head,
         body,
         fc.integer({ min: 1, max: 12 }),
