@@ -125,18 +125,19 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
       undefined,
       values,
     );
-    const body =
-      framing === undefined || framing.compression === undefined || !isByteStream(uReq.body)
-        ? uReq.body // a content-type or encoding connect refuses before reading the body
-        : reportRefusal(
-            checkedBody(
-              uReq.body,
-              handler.method.input,
-              framing as Framing & { compression: Compression | null },
-              { max, kind: handler.method.methodKind },
-            ),
-            refused,
-          );
+    let body = uReq.body; // unless checked: a content-type or encoding connect refuses before reading it
+    if (framing !== undefined && framing.compression !== undefined && isByteStream(uReq.body)) {
+      const checked = checkedBody(
+        uReq.body,
+        handler.method.input,
+        framing as Framing & { compression: Compression | null },
+        { max, kind: handler.method.methodKind },
+      );
+      // connect reads a unary body before any interceptor runs, so its refusal is reported here. A
+      // streaming method's messages are read once the interceptor has seen the call: it logs and counts
+      // the outcome itself, and reporting here too would count one call twice.
+      body = handler.method.methodKind === "unary" ? reportRefusal(checked, refused) : checked;
+    }
     handler({ ...uReq, body })
       .then((uRes) => universalResponseToNodeResponse(withErrorBody(uRes), res))
       .catch((err: unknown) => {

@@ -639,6 +639,33 @@ describe("refusals before any handler", () => {
   });
 });
 
+describe("a malformed message to a streaming method", () => {
+  /** Every fieldseal_rpc_calls_total line for `rpc`, by code. */
+  const counts = async (rpc: string) => {
+    const { text } = await fs.server.metrics.scrape();
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^fieldseal_rpc_calls_total\{rpc="([^"]+)",code="([^"]+)"\} (\d+)$/gm))
+      if (m[1] === rpc) out[m[2] as string] = Number(m[3]);
+    return out;
+  };
+
+  it("is counted once, with its reason (server-streaming Health.Watch)", async () => {
+    const before = await counts("grpc.health.v1.Health/Watch");
+    const a = await send(
+      2,
+      "POST",
+      "/grpc.health.v1.Health/Watch",
+      { "content-type": "application/grpc", te: "trailers" },
+      frame(Buffer.from([0xff, 0xff])),
+    );
+    expect(outcome(PROTOCOLS["gRPC (fast path)"], a).code).toBe("invalid_argument");
+    const after = await counts("grpc.health.v1.Health/Watch");
+    const total = (c: Record<string, number>) => Object.values(c).reduce((x, y) => x + y, 0);
+    expect(total(after) - total(before)).toBe(1);
+    expect((after.invalid_argument ?? 0) - (before.invalid_argument ?? 0)).toBe(1);
+  });
+});
+
 describe("Connect protocol errors", () => {
   const refusal = async (a: Raw, status: number, code: string, says: RegExp) => {
     expect(a.status).toBe(status);
