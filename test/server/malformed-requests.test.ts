@@ -736,6 +736,93 @@ describe("arbitrary bytes", () => {
     );
   });
 
+  it.each([
+    ["Health.Watch over gRPC", "/grpc.health.v1.Health/Watch", "application/grpc"],
+    ["Health.Watch over Connect streaming", "/grpc.health.v1.Health/Watch", "application/connect+proto"],
+    ["Health.Watch over Connect streaming JSON", "/grpc.health.v1.Health/Watch", "application/connect+json"],
+    ["Health.Watch over gRPC-Web", "/grpc.health.v1.Health/Watch", "application/grpc-web+proto"],
+    [
+      "server reflection over gRPC",
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "application/grpc",
+    ],
+    [
+      "server reflection over gRPC +json",
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "application/grpc+json",
+    ],
+  ])(
+    "never get INTERNAL or a 5xx on streaming %s",
+    async (_name, path, contentType) => {
+      // A valid Watch stays open: its first answer is all this needs, then the stream is cancelled.
+      const stream = (body: Buffer) =>
+        new Promise<Raw>((resolve, reject) => {
+          const s = session.request({
+            ":method": "POST",
+            ":path": path,
+            "content-type": contentType,
+            te: "trailers",
+          });
+          let head: Record<string, string> = {};
+          let tail: Record<string, string> = {};
+          const chunks: Buffer[] = [];
+          const done = () => {
+            clearTimeout(timer);
+            resolve({
+              status: Number(head[":status"]),
+              headers: { ...head, ...tail },
+              body: Buffer.concat(chunks),
+            });
+          };
+          const timer = setTimeout(() => {
+            s.close(http2.constants.NGHTTP2_CANCEL);
+            done();
+          }, 2000);
+          s.on("response", (h) => {
+            head = flatten(h);
+          });
+          s.on("trailers", (t) => {
+            tail = flatten(t);
+          });
+          s.on("data", (c: Buffer) => chunks.push(c));
+          s.on("error", reject);
+          s.on("end", done);
+          s.end(body);
+        });
+      const json = contentType.endsWith("json");
+      const envelope = fc
+        .tuple(
+          fc.constantFrom(0, 0, 1, 2, 0x80),
+          json ? fc.json().map((t) => Buffer.from(t)) : fc.uint8Array({ maxLength: 64 }),
+        )
+        .map(([flags, payload]) => frame(Buffer.from(payload), flags));
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            fc.array(envelope, { maxLength: 3 }).map((e) => Buffer.concat(e)),
+            fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)),
+          ),
+          async (body) => {
+            const a = await stream(body);
+            expect(a.status).toBeLessThan(500);
+            const fields: Record<string, string> = { ...a.headers };
+            // gRPC-Web's trailers and Connect's end-stream message come in the body.
+            const text = a.body.toString("latin1");
+            for (const m of text.matchAll(/(grpc-status|fieldseal-reason): ?([\w]+)/g))
+              fields[m[1] as string] = m[2] as string;
+            const end = /\{"error":\{"code":"(\w+)"/.exec(text);
+            const code = end?.[1] ?? GRPC_CODES[Number(fields["grpc-status"] ?? 0)];
+            expect(["internal", "unknown", "data_loss"]).not.toContain(code);
+            if (code !== "ok")
+              expect(fields["fieldseal-reason"] ?? /"fieldseal-reason"/.exec(text)?.[0], code).toBeDefined();
+          },
+        ),
+        { numRuns: 40, seed: 12 },
+      );
+    },
+    60_000,
+  );
+
   it("are refused alike in a concurrent burst over every protocol", async () => {
     const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff]);
     const answers = await Promise.all(
