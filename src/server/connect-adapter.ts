@@ -17,6 +17,7 @@ import {
 } from "@connectrpc/connect-node";
 import { REASON_HEADER } from "../service/error-map.js";
 import { ByteAccumulator } from "./byte-accumulator.js";
+import { parseGrpcTimeout } from "./grpc-protocol.js";
 import type { SharedRpcOptions } from "./grpc-unary.js";
 import {
   badEnvelopeFlags,
@@ -125,6 +126,8 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
       undefined,
       values,
     );
+    if (framing !== undefined && refusal === undefined)
+      dropUnreachableDeadline(uReq.header, framing.timeout, opts.maxTimeoutMs);
     let body = uReq.body; // unless checked: a content-type or encoding connect refuses before reading it
     if (framing !== undefined && framing.compression !== undefined && isByteStream(uReq.body)) {
       const checked = checkedBody(
@@ -181,6 +184,29 @@ function headRefusal(
 
 // Any number of digits: connect reads up to 2^53 - 1 (16 digits) and refuses one over its limit itself,
 // naming its own option and without a reason. Node's parsers let no other form through.
+/** The longest delay Node's timers take; a longer one fires after 1 ms, with a TimeoutOverflowWarning. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Removes a deadline more than MAX_TIMER_MS (24.8 days) away from the request head. connect arms a timer
+ * for the deadline as given, and Node fires such a timer after 1 ms: the call's signal would abort at
+ * once with DEADLINE_EXCEEDED, and each such request printed a warning line to stderr. A deadline that far
+ * away is as good as none, as the fast path's UnaryInvoker treats it; one over a configured maximum is
+ * left for connect to refuse.
+ */
+function dropUnreachableDeadline(
+  headers: Headers,
+  timeout: Framing["timeout"],
+  maxTimeoutMs: number | undefined,
+): void {
+  const name = timeout === "grpc" ? "grpc-timeout" : "connect-timeout-ms";
+  const value = headers.get(name);
+  if (value === null) return;
+  const ms = timeout === "grpc" ? parseGrpcTimeout(value, Number.POSITIVE_INFINITY).timeoutMs : Number(value);
+  if (ms !== undefined && ms > MAX_TIMER_MS && (maxTimeoutMs === undefined || ms <= maxTimeoutMs))
+    headers.delete(name);
+}
+
 function contentLength(headers: http.IncomingHttpHeaders): number | undefined {
   const value = headers["content-length"];
   return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;

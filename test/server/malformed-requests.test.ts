@@ -475,6 +475,42 @@ describe("request heads", () => {
     expect(answer).toMatchObject({ status: 400, code: "invalid_argument", reason: "invalid_argument" });
   });
 
+  it.each([
+    ["gRPC-Web", { "grpc-timeout": "99999999H" }],
+    ["gRPC (connect-node, gzip declared)", { "grpc-timeout": "99999999S" }],
+    ["Connect binary, HTTP/2", { "connect-timeout-ms": "9999999999" }],
+  ] as const)("treats a deadline too far away for a timer as none over %s", async (name, headers) => {
+    // Node fires a timer longer than 2^31-1 ms after 1 ms, warning on stderr; the call must not expire.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const p: Protocol = PROTOCOLS[name];
+      const a = await send(
+        p.http,
+        "POST",
+        ENCRYPT,
+        {
+          "content-type": p.contentType,
+          authorization: `Bearer ${fs.tokens.admin}`,
+          ...(p.http === 2 && p.framed ? { te: "trailers" } : {}),
+          ...p.headers,
+          ...headers,
+        },
+        p.framed
+          ? p.headers?.["grpc-encoding"] === "gzip"
+            ? frame(gzipSync(encryptRequest(name, "4111111111111111")), 1)
+            : frame(encryptRequest(name, "4111111111111111"))
+          : encryptRequest(name, "4111111111111111"),
+      );
+      expect(outcome(p, a).code).toBe("ok");
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain("TimeoutOverflowWarning");
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("answers an unknown compression as gRPC's compression spec says, with a reason", async () => {
     const answer = await head("gRPC (fast path)", { "grpc-encoding": "zstd" });
     expect(answer).toMatchObject({ code: "unimplemented", reason: "invalid_argument" });
