@@ -20,6 +20,14 @@ export class ByteAccumulator {
 
   /** Adds `chunk` after the bytes held. */
   append(chunk: Uint8Array): void {
+    if (this.start === this.end) {
+      // Nothing held: take the chunk as it is, uncopied (the common case of a body in one chunk). It is
+      // exactly full, so the next append moves to a buffer of our own and never writes into it.
+      this.held = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      this.start = 0;
+      this.end = chunk.byteLength;
+      return;
+    }
     if (this.end + chunk.byteLength > this.held.length) {
       const kept = this.end - this.start;
       const grown = Buffer.allocUnsafe(Math.max(kept + chunk.byteLength, 2 * kept, 256));
