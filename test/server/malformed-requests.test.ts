@@ -1,7 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { brotliCompressSync, gunzipSync, gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -417,6 +417,69 @@ describe("gRPC through connect-node, compressed", () => {
   it("refuses garbage inside valid gzip", async () => {
     const answer = await send(gzipSync(Buffer.from([0xff, 0xff, 0xff])));
     expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+  });
+});
+
+describe("compressed Connect and gRPC bodies", () => {
+  const big = Buffer.alloc(MAX * 4, 0x20);
+  it.each([
+    ["Connect JSON unary, gzip", "application/json", { "content-encoding": "gzip" }, gzipSync(big), false],
+    [
+      "Connect binary unary, br",
+      "application/proto",
+      { "content-encoding": "br" },
+      brotliCompressSync(big),
+      false,
+    ],
+    [
+      "gRPC, br",
+      "application/grpc",
+      { "grpc-encoding": "br", te: "trailers" },
+      brotliCompressSync(big),
+      true,
+    ],
+    [
+      "Connect streaming, gzip",
+      "application/connect+proto",
+      { "connect-content-encoding": "gzip" },
+      gzipSync(big),
+      true,
+    ],
+  ] as const)(
+    "refuse a decompression bomb by its inflated size (%s)",
+    async (_name, contentType, headers, bomb, framed) => {
+      const path = contentType === "application/connect+proto" ? "/grpc.health.v1.Health/Watch" : ENCRYPT;
+      const a = await send(
+        2,
+        "POST",
+        path,
+        { "content-type": contentType, authorization: `Bearer ${fs.tokens.admin}`, ...headers },
+        framed ? frame(bomb, 1) : bomb,
+      );
+      const text = a.body.toString("latin1") + JSON.stringify(a.headers);
+      expect(a.status).toBe(framed ? 200 : 429);
+      expect(text).toMatch(/resource_exhausted|"grpc-status":"8"|grpc-status.{0,3}8/);
+      expect(text).toContain("too_large");
+      expect(text).toContain("FIELDSEAL_MAX_REQUEST_BYTES");
+    },
+  );
+});
+
+describe("content-types connect does not serve", () => {
+  it.each([
+    "application/grpc-web-text",
+    "application/grpc-web-text+proto",
+    "application/json; charset=latin1",
+    "application/json; charset=utf-16",
+    "application/connectproto",
+    "text/plain",
+  ])("%s gets 415 with a JSON body and a reason, its body unread", async (contentType) => {
+    const a = await send(2, "POST", ENCRYPT, { "content-type": contentType }, Buffer.from("AAAAAAA="));
+    expect(a.status).toBe(415);
+    expect(a.headers["fieldseal-reason"]).toBe("invalid_argument");
+    expect((JSON.parse(a.body.toString()) as { message: string }).message).toMatch(
+      /^unsupported content-type/,
+    );
   });
 });
 
