@@ -3,7 +3,9 @@
  * HTTP/2 DATA frame: joining all chunks on every chunk copies the body once per byte (quadratic: 12.6 s of
  * CPU for 256 KiB), and keeping the chunks costs a Buffer object per byte (140 MB per 1 MiB stream). Here
  * each chunk is copied in once; the buffer at most doubles as it grows, so each byte is copied a bounded
- * number of times and what is held stays within about twice the bytes not yet consumed.
+ * number of times, and it never grows past `ceiling` (the most a caller needs at once, e.g. one whole
+ * message at the size limit) unless the bytes not yet consumed already take more: a client cannot make it
+ * hold more than that by stopping just short of a doubling.
  *
  * Bytes once written are never overwritten: a view handed out (a message connect keeps, or the `bytes`
  * fields protobuf-es parses as views) stays valid after later appends.
@@ -12,6 +14,9 @@ export class ByteAccumulator {
   private held: Buffer = Buffer.alloc(0);
   private start = 0;
   private end = 0;
+
+  /** `ceiling`: the largest size growth alone may reach (see above). */
+  constructor(private readonly ceiling: number) {}
 
   /** How many bytes are held and not consumed. */
   get length(): number {
@@ -30,7 +35,9 @@ export class ByteAccumulator {
     }
     if (this.end + chunk.byteLength > this.held.length) {
       const kept = this.end - this.start;
-      const grown = Buffer.allocUnsafe(Math.max(kept + chunk.byteLength, 2 * kept, 256));
+      const grown = Buffer.allocUnsafe(
+        Math.max(kept + chunk.byteLength, Math.min(Math.max(2 * kept, 256), this.ceiling)),
+      );
       this.held.copy(grown, 0, this.start, this.end);
       this.held = grown;
       this.start = 0;

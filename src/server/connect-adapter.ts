@@ -281,7 +281,7 @@ async function* checkedBody(
     else parseBinaryRequest(schema, message);
   };
   // One buffer, not a list of chunks: a body sent one byte per DATA frame costs what a whole one does.
-  const held = new ByteAccumulator();
+  const held = new ByteAccumulator(framing.enveloped ? 5 + limits.max : limits.max);
   if (!framing.enveloped) {
     for await (const chunk of source) {
       if (held.length + chunk.byteLength > limits.max) throw oversizeRequest("request body", limits.max);

@@ -182,7 +182,7 @@ function readUnaryMessage<D extends DescMessage>(
   max: number,
   done: (err: ConnectError | undefined, message?: MessageShape<D>) => void,
 ): void {
-  const held = new ByteAccumulator();
+  const held = new ByteAccumulator(FRAME_HEADER + max);
   let finished = false;
   const finish = (err: ConnectError | undefined, message?: MessageShape<D>) => {
     if (finished) return;

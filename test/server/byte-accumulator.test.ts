@@ -8,7 +8,7 @@ describe("ByteAccumulator", () => {
       fc.property(
         fc.array(fc.tuple(fc.uint8Array({ maxLength: 600 }), fc.nat({ max: 700 })), { maxLength: 40 }),
         (steps) => {
-          const acc = new ByteAccumulator();
+          const acc = new ByteAccumulator(1000);
           let model = Buffer.alloc(0);
           for (const [chunk, take] of steps) {
             acc.append(chunk);
@@ -26,7 +26,7 @@ describe("ByteAccumulator", () => {
   });
 
   it("never changes a view taken earlier, whatever is appended or consumed after it", () => {
-    const acc = new ByteAccumulator();
+    const acc = new ByteAccumulator(64);
     acc.append(Buffer.from("first message"));
     const first = acc.view();
     acc.consume(first.length);
