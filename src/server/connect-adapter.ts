@@ -1,6 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import type { DescMessage } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -16,14 +16,18 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import { REASON_HEADER } from "../service/error-map.js";
+import { ByteAccumulator } from "./byte-accumulator.js";
+import { parseGrpcTimeout } from "./grpc-protocol.js";
 import type { SharedRpcOptions } from "./grpc-unary.js";
 import {
   badEnvelopeFlags,
   COMPRESSED_WITHOUT_ENCODING,
   checkJsonRequest,
   EXTRA_MESSAGE,
+  EXTRA_SERVER_STREAMING_MESSAGE,
   INCOMPLETE_ENVELOPE,
   MISSING_MESSAGE,
+  MISSING_SERVER_STREAMING_MESSAGE,
   malformedRequest,
   oversizeRequest,
   parseBinaryRequest,
@@ -122,18 +126,21 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
       undefined,
       values,
     );
-    const body =
-      framing === undefined || framing.compression === undefined || !isByteStream(uReq.body)
-        ? uReq.body // a content-type or encoding connect refuses before reading the body
-        : reportRefusal(
-            checkedBody(
-              uReq.body,
-              handler.method.input,
-              framing as Framing & { compression: Compression | null },
-              { max, unary: handler.method.methodKind === "unary" },
-            ),
-            refused,
-          );
+    if (framing !== undefined && refusal === undefined)
+      dropUnreachableDeadline(uReq.header, framing.timeout, opts.maxTimeoutMs);
+    let body = uReq.body; // unless checked: a content-type or encoding connect refuses before reading it
+    if (framing !== undefined && framing.compression !== undefined && isByteStream(uReq.body)) {
+      const checked = checkedBody(
+        uReq.body,
+        handler.method.input,
+        framing as Framing & { compression: Compression | null },
+        { max, kind: handler.method.methodKind },
+      );
+      // connect reads a unary body before any interceptor runs, so its refusal is reported here. A
+      // streaming method's messages are read once the interceptor has seen the call: it logs and counts
+      // the outcome itself, and reporting here too would count one call twice.
+      body = handler.method.methodKind === "unary" ? reportRefusal(checked, refused) : checked;
+    }
     handler({ ...uReq, body })
       .then((uRes) => universalResponseToNodeResponse(withErrorBody(uRes), res))
       .catch((err: unknown) => {
@@ -175,9 +182,34 @@ function headRefusal(
   return undefined;
 }
 
+// Any number of digits: connect reads up to 2^53 - 1 (16 digits) and refuses one over its limit itself,
+// naming its own option and without a reason. Node's parsers let no other form through.
+/** The longest delay Node's timers take; a longer one fires after 1 ms, with a TimeoutOverflowWarning. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Removes a deadline more than MAX_TIMER_MS (24.8 days) away from the request head. connect arms a timer
+ * for the deadline as given, and Node fires such a timer after 1 ms: the call's signal would abort at
+ * once with DEADLINE_EXCEEDED, and each such request printed a warning line to stderr. A deadline that far
+ * away is as good as none, as the fast path's UnaryInvoker treats it; one over a configured maximum is
+ * left for connect to refuse.
+ */
+function dropUnreachableDeadline(
+  headers: Headers,
+  timeout: Framing["timeout"],
+  maxTimeoutMs: number | undefined,
+): void {
+  const name = timeout === "grpc" ? "grpc-timeout" : "connect-timeout-ms";
+  const value = headers.get(name);
+  if (value === null) return;
+  const ms = timeout === "grpc" ? parseGrpcTimeout(value, Number.POSITIVE_INFINITY).timeoutMs : Number(value);
+  if (ms !== undefined && ms > MAX_TIMER_MS && (maxTimeoutMs === undefined || ms <= maxTimeoutMs))
+    headers.delete(name);
+}
+
 function contentLength(headers: http.IncomingHttpHeaders): number | undefined {
   const value = headers["content-length"];
-  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
 interface Framing {
@@ -237,7 +269,7 @@ async function* checkedBody(
   source: AsyncIterable<Uint8Array>,
   schema: DescMessage,
   framing: Framing & { compression: Compression | null },
-  limits: { max: number; unary: boolean },
+  limits: { max: number; kind: DescMethod["methodKind"] },
 ): AsyncGenerator<Uint8Array> {
   const check = async (payload: Uint8Array, compressed: boolean) => {
     let message = payload;
@@ -248,49 +280,47 @@ async function* checkedBody(
     if (framing.json) checkJsonRequest(schema, message);
     else parseBinaryRequest(schema, message);
   };
+  // One buffer, not a list of chunks: a body sent one byte per DATA frame costs what a whole one does.
+  const held = new ByteAccumulator(framing.enveloped ? 5 + limits.max : limits.max);
   if (!framing.enveloped) {
-    const chunks: Uint8Array[] = [];
-    let size = 0;
     for await (const chunk of source) {
-      size += chunk.byteLength;
-      if (size > limits.max) throw oversizeRequest("request body", limits.max);
-      chunks.push(chunk);
+      if (held.length + chunk.byteLength > limits.max) throw oversizeRequest("request body", limits.max);
+      held.append(chunk);
     }
-    const body = Buffer.concat(chunks);
+    const body = held.view();
     await check(body, framing.compression !== null);
     yield body;
     return;
   }
-  // Chunks are joined only once the bytes they must hold (a header, then a whole envelope) are all in, so a
-  // large message arriving in many chunks is copied once, not once per chunk.
-  let parts: Buffer[] = [];
-  let length = 0;
-  let need = 5;
+  // Unary and server-streaming methods take exactly one message (connect answers UNIMPLEMENTED, without a
+  // reason, to none or two for a server-streaming one).
+  const single =
+    limits.kind === "unary"
+      ? { extra: EXTRA_MESSAGE, missing: MISSING_MESSAGE }
+      : limits.kind === "server_streaming"
+        ? { extra: EXTRA_SERVER_STREAMING_MESSAGE, missing: MISSING_SERVER_STREAMING_MESSAGE }
+        : undefined;
   let messages = 0;
   for await (const chunk of source) {
-    parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    length += chunk.byteLength;
-    if (length < need) continue;
-    let pending = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
-    while (pending.length >= 5) {
+    held.append(chunk);
+    for (;;) {
+      const pending = held.view();
+      if (pending.length < 5) break;
       const flags = pending[0] as number;
       const size = pending.readUInt32BE(1);
       if (size > limits.max) throw oversizeRequest(`message of ${size} bytes`, limits.max);
       if (pending.length < 5 + size) break;
       const envelope = pending.subarray(0, 5 + size);
-      pending = pending.subarray(5 + size);
+      held.consume(5 + size);
       // Bit 0 is "compressed"; no other flag is defined for a request message.
       if ((flags & ~1) !== 0) throw badEnvelopeFlags(flags);
       await check(envelope.subarray(5), (flags & 1) === 1);
-      if (limits.unary && ++messages > 1) throw malformedRequest(EXTRA_MESSAGE);
+      if (single !== undefined && ++messages > 1) throw malformedRequest(single.extra);
       yield envelope;
     }
-    parts = pending.length === 0 ? [] : [pending];
-    length = pending.length;
-    need = pending.length < 5 ? 5 : 5 + pending.readUInt32BE(1);
   }
-  if (length > 0) throw malformedRequest(INCOMPLETE_ENVELOPE);
-  if (limits.unary && messages === 0) throw malformedRequest(MISSING_MESSAGE);
+  if (held.length > 0) throw malformedRequest(INCOMPLETE_ENVELOPE);
+  if (single !== undefined && messages === 0) throw malformedRequest(single.missing);
 }
 
 async function decompress(compression: Compression, payload: Uint8Array, max: number): Promise<Uint8Array> {

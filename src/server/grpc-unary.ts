@@ -4,6 +4,7 @@ import { type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobu
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
+import { ByteAccumulator } from "./byte-accumulator.js";
 import {
   abortReasonOfReset,
   GRPC_STATUS_OK,
@@ -173,6 +174,7 @@ function serve(
  * is buffered; a complete frame's flags, then its payload, are checked before the next frame is looked at;
  * a second valid frame is "extra"; bytes left at the end that are no whole frame are an incomplete envelope.
  * At most two frames (and a header) are ever held: whatever follows a second frame cannot make it valid.
+ * Chunks are gathered in a ByteAccumulator: a body sent one byte per DATA frame costs what a whole one does.
  */
 function readUnaryMessage<D extends DescMessage>(
   req: http2.Http2ServerRequest,
@@ -180,7 +182,7 @@ function readUnaryMessage<D extends DescMessage>(
   max: number,
   done: (err: ConnectError | undefined, message?: MessageShape<D>) => void,
 ): void {
-  let buffered: Buffer = Buffer.alloc(0);
+  const held = new ByteAccumulator(FRAME_HEADER + max);
   let finished = false;
   const finish = (err: ConnectError | undefined, message?: MessageShape<D>) => {
     if (finished) return;
@@ -189,26 +191,26 @@ function readUnaryMessage<D extends DescMessage>(
     req.resume();
     done(err, message);
   };
-  // Where the next frame starts, and the message of the first frame once it is parsed.
-  let frameStart = 0;
+  // The message of the first frame once it is parsed.
   let message: MessageShape<D> | undefined;
   const onData = (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    held.append(chunk);
     try {
       for (;;) {
-        if (buffered.length < frameStart + FRAME_HEADER) break;
-        const announced = buffered.readUInt32BE(frameStart + 1);
+        const pending = held.view();
+        if (pending.length < FRAME_HEADER) break;
+        const announced = pending.readUInt32BE(1);
         if (announced > max) throw oversizeRequest(`message of ${announced} bytes`, max);
-        const end = frameStart + FRAME_HEADER + announced;
-        if (buffered.length < end) break;
-        const flags = buffered[frameStart] as number;
+        const end = FRAME_HEADER + announced;
+        if (pending.length < end) break;
+        const flags = pending[0] as number;
         // Bit 0 is "compressed", which needs a grpc-encoding this path never serves; no other flag is defined.
         if ((flags & ~0b01) !== 0) throw badEnvelopeFlags(flags);
         if ((flags & 0b01) === 0b01) throw malformedRequest(COMPRESSED_WITHOUT_ENCODING);
-        const parsed = parseBinaryRequest(schema, buffered.subarray(frameStart + FRAME_HEADER, end));
+        const parsed = parseBinaryRequest(schema, pending.subarray(FRAME_HEADER, end));
         if (message !== undefined) throw malformedRequest(EXTRA_MESSAGE);
         message = parsed;
-        frameStart = end;
+        held.consume(end);
       }
     } catch (e) {
       finish(e as ConnectError);
@@ -216,7 +218,7 @@ function readUnaryMessage<D extends DescMessage>(
   };
   req.on("data", onData);
   req.once("end", () => {
-    if (buffered.length > frameStart) finish(malformedRequest(INCOMPLETE_ENVELOPE));
+    if (held.length > 0) finish(malformedRequest(INCOMPLETE_ENVELOPE));
     else if (message === undefined) finish(malformedRequest(MISSING_MESSAGE));
     else finish(undefined, message);
   });

@@ -1,4 +1,4 @@
-import { type DescMessage, fromBinary, fromJson } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { REASON_HEADER } from "../service/error-map.js";
 
@@ -26,6 +26,10 @@ export const MAX_JSON_NESTING = 100;
 export const INCOMPLETE_ENVELOPE = "protocol error: incomplete envelope";
 export const MISSING_MESSAGE = "protocol error: missing input message for unary method";
 export const EXTRA_MESSAGE = "protocol error: received extra input message for unary method";
+export const MISSING_SERVER_STREAMING_MESSAGE =
+  "protocol error: missing input message for server-streaming method";
+export const EXTRA_SERVER_STREAMING_MESSAGE =
+  "protocol error: received extra input message for server-streaming method";
 export const COMPRESSED_WITHOUT_ENCODING = "received compressed envelope, but do not know how to decompress";
 
 /** A request envelope with flags other than bit 0 ("compressed"), the only one gRPC and Connect define. */
@@ -78,18 +82,18 @@ export function checkJsonRequest(schema: DescMessage, bytes: Uint8Array): void {
   if (jsonNesting(text) > MAX_JSON_NESTING) {
     throw malformedRequest(`request JSON nests deeper than ${MAX_JSON_NESTING} levels`);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
-  } catch {
-    // V8's SyntaxError quotes the text around the fault: never sent back.
-    throw malformedRequest("request body is not valid JSON");
-  }
-  try {
-    fromJson(schema, json as Parameters<typeof fromJson>[1], { ignoreUnknownFields: true });
+    // fromJsonString, as connect decodes it: it also refuses duplicate object keys, which JSON.parse would
+    // silently merge (two parsers could then read different values from one body).
+    fromJsonString(schema, text, { ignoreUnknownFields: true });
   } catch (e) {
-    // protobuf-es names the field, then may quote the offending value after "from JSON:"; keep the name only.
+    // V8's SyntaxError quotes the text around the fault: never sent back.
+    if ((e as Error)?.cause instanceof SyntaxError) throw malformedRequest("request body is not valid JSON");
+    // protobuf-es names the field, then may quote the offending value (or key) after "from JSON:"; keep
+    // the name only.
     const message = (e as Error)?.message ?? "";
+    if (/^cannot decode message \S+ from JSON: duplicate object key /.test(message))
+      throw malformedRequest(`request is not a valid JSON ${schema.typeName}: an object has a key twice`);
     const at = message.indexOf(" from JSON");
     const where = at < 0 ? "" : `: ${message.slice(0, at + " from JSON".length)}`;
     throw malformedRequest(`request is not a valid JSON ${schema.typeName}${where}`);

@@ -232,7 +232,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       allow(ctx, principal, "encrypt", { keyring, fields: fieldNames, ...scopeAudit(scope) });
       const values = entries.map(([field, value]) => {
         assertAadPart("field name", field);
-        return [field, valueToJson(value)] as const;
+        return [field, valueToJson(value, `field "${field}"`)] as const;
       });
       const result = await deps.sealer.sealFields(keyring, scope, values);
       audit(ctx, {
@@ -446,7 +446,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       if (keys.length === 0)
         throw new FieldsealError("invalid_argument", "context is empty: give at least one key");
       const context: Record<string, JsonValue> = {};
-      for (const [k, v] of Object.entries(req.context)) context[k] = valueToJson(v);
+      for (const [k, v] of Object.entries(req.context)) context[k] = valueToJson(v, `context key "${k}"`);
       const mode =
         req.mode === PushMode.VARIABLES_PUT
           ? "variables_put"
@@ -539,15 +539,18 @@ function checkBatch(count: number, max: number): void {
   if (count > max) throw new FieldsealError("too_large", `${count} items in one call; the limit is ${max}`);
 }
 
-function valueToJson(value: Value): JsonValue {
+/**
+ * The JSON a google.protobuf.Value stands for. A Value JSON has no form of (a number that is NaN or
+ * infinite, which binary carries and JSON's `1e400` parses to, or a Value with no kind set, anywhere inside)
+ * is the caller's mistake: INVALID_ARGUMENT naming `what`, not the plain Error protobuf-es throws.
+ */
+function valueToJson(value: Value, what: string): JsonValue {
   try {
     return toJson(ValueSchema, value) as JsonValue;
   } catch {
-    // protobuf-es refuses what JSON cannot hold: a number_value that is NaN or infinite (also what a
-    // Connect JSON number like 1e400 becomes), or a Value with no kind set.
     throw new FieldsealError(
       "invalid_argument",
-      "a value is not representable as JSON: number_value must be finite, and every Value needs a kind",
+      `${what}: the value has no JSON form (a number that is NaN or infinite, or a Value with no kind set)`,
     );
   }
 }

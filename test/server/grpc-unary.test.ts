@@ -40,6 +40,7 @@ import { UnaryInvoker } from "../../src/service/unary-invoker.js";
 import { createTestPki, type TestPki } from "../support/certs.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
 import { type Answer, frame, type Head, rawCall } from "../support/grpc-raw.js";
+import { type SplittingProxy, startSplittingProxy } from "../support/h2-splitting-proxy.js";
 
 // The same raw HTTP/2 requests go to two real Fieldseal servers over one key store: one with the gRPC fast
 // path (the default) and one with FIELDSEAL_GRPC_FAST_PATH=off, where connect-node serves every call. Their
@@ -450,6 +451,110 @@ describe("arbitrary request bodies", () => {
     );
     const health = await call("fast", HEALTH, msg(HealthCheckRequestSchema, {}));
     expect(health.trailer["grpc-status"]).toBe("0");
+  });
+});
+
+describe("arbitrary request heads, chunking and client trailers", () => {
+  // Each server also behind a proxy that cuts the client's DATA frames into 1-byte frames.
+  let proxies: SplittingProxy[] = [];
+  let split: Record<Path, http2.ClientHttp2Session>;
+  beforeAll(async () => {
+    proxies = [await startSplittingProxy(fast.port), await startSplittingProxy(slow.port)];
+    split = { fast: http2.connect(proxies[0]?.url ?? ""), off: http2.connect(proxies[1]?.url ?? "") };
+  });
+  afterAll(async () => {
+    split?.fast.close();
+    split?.off.close();
+    for (const p of proxies) await p.close();
+  });
+
+  /** Like rawCall, with the body split into `pieces` writes and optional trailers sent by the client. */
+  function callWith(
+    session: http2.ClientHttp2Session,
+    path: string,
+    body: Buffer,
+    headers: http2.OutgoingHttpHeaders,
+    pieces: number,
+    trailers: http2.OutgoingHttpHeaders | undefined,
+  ): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const stream = session.request(
+        { ":method": "POST", ":path": path, ...headers },
+        { waitForTrailers: trailers !== undefined },
+      );
+      if (trailers !== undefined) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      let header: Head = {};
+      let trailer: Head = {};
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => {
+        header = { ...h };
+      });
+      stream.on("trailers", (t) => {
+        trailer = { ...t };
+      });
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("error", reject);
+      stream.on("end", () => {
+        const data = Buffer.concat(chunks);
+        resolve({ header, trailer, body: data, message: undefined });
+      });
+      const size = Math.max(1, Math.ceil(body.length / pieces));
+      for (let at = 0; at < body.length; at += size) stream.write(body.subarray(at, at + size));
+      stream.end();
+    });
+  }
+
+  it("get the same complete answer from both paths", async () => {
+    const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+    const head = fc.record({
+      "content-type": fc.constantFrom(
+        "application/grpc",
+        "application/grpc+proto",
+        "application/GRPC",
+        "application/grpc;charset=utf-8",
+      ),
+      te: optional(fc.constant("trailers")),
+      "grpc-timeout": optional(
+        fc.constantFrom("1S", "99999999H", "00000005S", "1s", "-1S", "1.5S", "123456789n", "5 S", "2M"),
+      ),
+      "grpc-encoding": optional(fc.constantFrom("identity", "IDENTITY", "gzip", "", "zstd")),
+      "grpc-accept-encoding": optional(fc.constantFrom("", "identity", "gzip", "zstd,br", " gzip")),
+      "user-agent": optional(fc.constantFrom("grpc-go/1.60.0", "")),
+      "x-meta-bin": optional(fc.constantFrom("AAEC", "not base64!")),
+      authorization: fc.constantFrom(`Bearer ${tokens.admin}`, "Bearer nope", "bearer", ""),
+    });
+    const body = fc.oneof(
+      fc.constant(msg(HealthCheckRequestSchema, {})),
+      fc.constant(msg(EncryptFieldsRequestSchema, { scope, fields: {} })),
+      fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(
+          HEALTH,
+          ENCRYPT,
+          DESCRIBE,
+          `${HEALTH}?x=1`,
+          `${HEALTH}/`,
+          "/grpc.health.v1.Health%2FCheck",
+          `/${HEALTH}`,
+          HEALTH.toLowerCase(),
+        ),
+        head,
+        body,
+        fc.integer({ min: 1, max: 12 }),
+        optional(fc.constantFrom({ "x-client-trailer": "1" }, { "grpc-status": "0" })),
+        fc.boolean(),
+        async (method, h, bytes, pieces, trailers, oneByteFrames) => {
+          const headers = Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined));
+          const [fastVia, slowVia] = oneByteFrames ? [split.fast, split.off] : [fastSession, slowSession];
+          const a = await callWith(fastVia, method, bytes, headers, pieces, trailers);
+          const b = await callWith(slowVia, method, bytes, headers, pieces, trailers);
+          expect(comparable(a, false)).toEqual(comparable(b, false));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import { gunzipSync, gzipSync } from "node:zlib";
+import * as net from "node:net";
+import { brotliCompressSync, gunzipSync, gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -357,6 +358,40 @@ describe("Connect JSON", () => {
     expect(answer.body.toString()).not.toContain("4111");
   });
 
+  it.each(["Connect JSON, HTTP/1.1", "Connect JSON, HTTP/2"] as const)(
+    "refuses an object with a key twice, with a reason and without quoting it (%s)",
+    async (name) => {
+      // connect's own decoder refuses it too, but without a fieldseal-reason and quoting the key.
+      for (const body of [
+        '{"scope":{"sessionId":"s"},"fields":{"card4111":"x","card4111":"y"}}',
+        '{"scope":{"sessionId":"s"},"scope":{"userId":"card4111"},"fields":{"c":"x"}}',
+        '{"scope":{"sessionId":"s"},"fields":{"c":{"card4111":1,"card4111":2}}}',
+      ]) {
+        const answer = await call(name, ENCRYPT, Buffer.from(body));
+        expect(answer).toMatchObject({
+          status: 400,
+          code: "invalid_argument",
+          reason: "invalid_argument",
+          message: "request is not a valid JSON fieldseal.v1.EncryptFieldsRequest: an object has a key twice",
+        });
+        expect(answer.body.toString()).not.toContain("4111");
+      }
+    },
+  );
+
+  it.each([
+    [1, "application/grpc-web+json"],
+    [2, "application/grpc+json"],
+  ] as const)("refuses a key twice in a +json message too (HTTP/%i, %s)", async (v, contentType) => {
+    const body = frame(Buffer.from('{"scope":{"sessionId":"s"},"fields":{"card4111":"x","card4111":"y"}}'));
+    const headers = { "content-type": contentType, authorization: `Bearer ${fs.tokens.admin}` };
+    const a = await send(v, "POST", ENCRYPT, v === 2 ? { ...headers, te: "trailers" } : headers, body);
+    const answer = outcome({ http: v, contentType, framed: true }, a);
+    expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+    expect(answer.message).toMatch(/an object has a key twice$/);
+    expect(a.body.toString() + JSON.stringify(a.headers)).not.toContain("4111");
+  });
+
   it("accepts the deepest value the engine seals", async () => {
     const value = JSON.parse(`${"[".repeat(MAX_VALUE_DEPTH)}1${"]".repeat(MAX_VALUE_DEPTH)}`);
     const answer = await call("Connect JSON, HTTP/2", ENCRYPT, encryptRequest("Connect JSON, HTTP/2", value));
@@ -386,6 +421,69 @@ describe("gRPC through connect-node, compressed", () => {
   });
 });
 
+describe("compressed Connect and gRPC bodies", () => {
+  const big = Buffer.alloc(MAX * 4, 0x20);
+  it.each([
+    ["Connect JSON unary, gzip", "application/json", { "content-encoding": "gzip" }, gzipSync(big), false],
+    [
+      "Connect binary unary, br",
+      "application/proto",
+      { "content-encoding": "br" },
+      brotliCompressSync(big),
+      false,
+    ],
+    [
+      "gRPC, br",
+      "application/grpc",
+      { "grpc-encoding": "br", te: "trailers" },
+      brotliCompressSync(big),
+      true,
+    ],
+    [
+      "Connect streaming, gzip",
+      "application/connect+proto",
+      { "connect-content-encoding": "gzip" },
+      gzipSync(big),
+      true,
+    ],
+  ] as const)(
+    "refuse a decompression bomb by its inflated size (%s)",
+    async (_name, contentType, headers, bomb, framed) => {
+      const path = contentType === "application/connect+proto" ? "/grpc.health.v1.Health/Watch" : ENCRYPT;
+      const a = await send(
+        2,
+        "POST",
+        path,
+        { "content-type": contentType, authorization: `Bearer ${fs.tokens.admin}`, ...headers },
+        framed ? frame(bomb, 1) : bomb,
+      );
+      const text = a.body.toString("latin1") + JSON.stringify(a.headers);
+      expect(a.status).toBe(framed ? 200 : 429);
+      expect(text).toMatch(/resource_exhausted|"grpc-status":"8"|grpc-status.{0,3}8/);
+      expect(text).toContain("too_large");
+      expect(text).toContain("FIELDSEAL_MAX_REQUEST_BYTES");
+    },
+  );
+});
+
+describe("content-types connect does not serve", () => {
+  it.each([
+    "application/grpc-web-text",
+    "application/grpc-web-text+proto",
+    "application/json; charset=latin1",
+    "application/json; charset=utf-16",
+    "application/connectproto",
+    "text/plain",
+  ])("%s gets 415 with a JSON body and a reason, its body unread", async (contentType) => {
+    const a = await send(2, "POST", ENCRYPT, { "content-type": contentType }, Buffer.from("AAAAAAA="));
+    expect(a.status).toBe(415);
+    expect(a.headers["fieldseal-reason"]).toBe("invalid_argument");
+    expect((JSON.parse(a.body.toString()) as { message: string }).message).toMatch(
+      /^unsupported content-type/,
+    );
+  });
+});
+
 describe("request heads", () => {
   const health = Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
   const head = (name: ProtocolName, headers: Record<string, string>) => {
@@ -407,9 +505,74 @@ describe("request heads", () => {
     }
   });
 
+  it.each([
+    ["10 digits", "1000000000"],
+    ["16 digits, the most connect reads", "9007199254740991"],
+  ])(
+    "refuses a Connect body announced over the limit (HTTP/1.1, %s) with a reason",
+    async (_what, length) => {
+      // Node's HTTP/1.1 server hands the request over with its head, so the refusal comes before the body.
+      const answer = await new Promise<string>((resolve) => {
+        const socket = net.connect(fs.port, "127.0.0.1");
+        let text = "";
+        socket.setEncoding("latin1");
+        socket.on("data", (d: string) => {
+          text += d;
+          if (text.includes("}")) socket.destroy();
+        });
+        socket.on("error", () => {});
+        socket.on("close", () => resolve(text));
+        socket.end(
+          `POST ${ENCRYPT} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+            `content-length: ${length}\r\n\r\n{}`,
+        );
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 429 /);
+      expect(answer).toMatch(/\r\nfieldseal-reason: too_large\r\n/);
+      expect(answer).toContain("FIELDSEAL_MAX_REQUEST_BYTES");
+      expect(answer).not.toContain("readMaxBytes");
+    },
+  );
+
   it("refuses an unparseable Connect deadline", async () => {
     const answer = await head("Connect binary, HTTP/1.1", { "connect-timeout-ms": "-1" });
     expect(answer).toMatchObject({ status: 400, code: "invalid_argument", reason: "invalid_argument" });
+  });
+
+  it.each([
+    ["gRPC-Web", { "grpc-timeout": "99999999H" }],
+    ["gRPC (connect-node, gzip declared)", { "grpc-timeout": "99999999S" }],
+    ["Connect binary, HTTP/2", { "connect-timeout-ms": "9999999999" }],
+  ] as const)("treats a deadline too far away for a timer as none over %s", async (name, headers) => {
+    // Node fires a timer longer than 2^31-1 ms after 1 ms, warning on stderr; the call must not expire.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const p: Protocol = PROTOCOLS[name];
+      const a = await send(
+        p.http,
+        "POST",
+        ENCRYPT,
+        {
+          "content-type": p.contentType,
+          authorization: `Bearer ${fs.tokens.admin}`,
+          ...(p.http === 2 && p.framed ? { te: "trailers" } : {}),
+          ...p.headers,
+          ...headers,
+        },
+        p.framed
+          ? p.headers?.["grpc-encoding"] === "gzip"
+            ? frame(gzipSync(encryptRequest(name, "4111111111111111")), 1)
+            : frame(encryptRequest(name, "4111111111111111"))
+          : encryptRequest(name, "4111111111111111"),
+      );
+      expect(outcome(p, a).code).toBe("ok");
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain("TimeoutOverflowWarning");
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 
   it("answers an unknown compression as gRPC's compression spec says, with a reason", async () => {
@@ -507,6 +670,45 @@ describe("Connect streaming (Health.Watch)", () => {
   });
 });
 
+describe("a server-streaming method (Health.Watch) given no message or two", () => {
+  const WATCH = "/grpc.health.v1.Health/Watch";
+  const empty = frame(Buffer.alloc(0));
+  it.each([
+    ["gRPC", 2, "application/grpc"],
+    ["gRPC-Web", 1, "application/grpc-web+proto"],
+    ["Connect streaming", 2, "application/connect+proto"],
+  ] as const)("is refused with INVALID_ARGUMENT and a reason over %s", async (_name, v, contentType) => {
+    for (const [body, says] of [
+      [Buffer.alloc(0), "protocol error: missing input message for server-streaming method"],
+      [
+        Buffer.concat([empty, empty]),
+        "protocol error: received extra input message for server-streaming method",
+      ],
+    ] as const) {
+      const a = await send(
+        v,
+        "POST",
+        WATCH,
+        { "content-type": contentType, ...(v === 2 ? { te: "trailers" } : {}) },
+        body,
+      );
+      if (contentType === "application/connect+proto") {
+        // No message comes before it: the only envelope is the end-stream one, flagged 0x02.
+        expect(a.body[0]).toBe(0x02);
+        const end = JSON.parse(a.body.subarray(5).toString()) as {
+          error: { code: string; message: string };
+          metadata: Record<string, string[]>;
+        };
+        expect(end.error).toEqual({ code: "invalid_argument", message: says });
+        expect(end.metadata["fieldseal-reason"]).toEqual(["invalid_argument"]);
+      } else {
+        const answer = outcome({ http: v, contentType, framed: true }, a);
+        expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument", message: says });
+      }
+    }
+  });
+});
+
 describe("refusals before any handler", () => {
   const refusedCount = async () => {
     const { text } = await fs.server.metrics.scrape();
@@ -534,6 +736,33 @@ describe("refusals before any handler", () => {
     });
     expect(fs.logs.join("\n")).not.toContain("4111111111111111");
     expect(await refusedCount()).toBe(counted + 1);
+  });
+});
+
+describe("a malformed message to a streaming method", () => {
+  /** Every fieldseal_rpc_calls_total line for `rpc`, by code. */
+  const counts = async (rpc: string) => {
+    const { text } = await fs.server.metrics.scrape();
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^fieldseal_rpc_calls_total\{rpc="([^"]+)",code="([^"]+)"\} (\d+)$/gm))
+      if (m[1] === rpc) out[m[2] as string] = Number(m[3]);
+    return out;
+  };
+
+  it("is counted once, with its reason (server-streaming Health.Watch)", async () => {
+    const before = await counts("grpc.health.v1.Health/Watch");
+    const a = await send(
+      2,
+      "POST",
+      "/grpc.health.v1.Health/Watch",
+      { "content-type": "application/grpc", te: "trailers" },
+      frame(Buffer.from([0xff, 0xff])),
+    );
+    expect(outcome(PROTOCOLS["gRPC (fast path)"], a).code).toBe("invalid_argument");
+    const after = await counts("grpc.health.v1.Health/Watch");
+    const total = (c: Record<string, number>) => Object.values(c).reduce((x, y) => x + y, 0);
+    expect(total(after) - total(before)).toBe(1);
+    expect((after.invalid_argument ?? 0) - (before.invalid_argument ?? 0)).toBe(1);
   });
 });
 
@@ -607,6 +836,93 @@ describe("arbitrary bytes", () => {
     );
   });
 
+  it.each([
+    ["Health.Watch over gRPC", "/grpc.health.v1.Health/Watch", "application/grpc"],
+    ["Health.Watch over Connect streaming", "/grpc.health.v1.Health/Watch", "application/connect+proto"],
+    ["Health.Watch over Connect streaming JSON", "/grpc.health.v1.Health/Watch", "application/connect+json"],
+    ["Health.Watch over gRPC-Web", "/grpc.health.v1.Health/Watch", "application/grpc-web+proto"],
+    [
+      "server reflection over gRPC",
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "application/grpc",
+    ],
+    [
+      "server reflection over gRPC +json",
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "application/grpc+json",
+    ],
+  ])(
+    "never get INTERNAL or a 5xx on streaming %s",
+    async (_name, path, contentType) => {
+      // A valid Watch stays open: its first answer is all this needs, then the stream is cancelled.
+      const stream = (body: Buffer) =>
+        new Promise<Raw>((resolve, reject) => {
+          const s = session.request({
+            ":method": "POST",
+            ":path": path,
+            "content-type": contentType,
+            te: "trailers",
+          });
+          let head: Record<string, string> = {};
+          let tail: Record<string, string> = {};
+          const chunks: Buffer[] = [];
+          const done = () => {
+            clearTimeout(timer);
+            resolve({
+              status: Number(head[":status"]),
+              headers: { ...head, ...tail },
+              body: Buffer.concat(chunks),
+            });
+          };
+          const timer = setTimeout(() => {
+            s.close(http2.constants.NGHTTP2_CANCEL);
+            done();
+          }, 2000);
+          s.on("response", (h) => {
+            head = flatten(h);
+          });
+          s.on("trailers", (t) => {
+            tail = flatten(t);
+          });
+          s.on("data", (c: Buffer) => chunks.push(c));
+          s.on("error", reject);
+          s.on("end", done);
+          s.end(body);
+        });
+      const json = contentType.endsWith("json");
+      const envelope = fc
+        .tuple(
+          fc.constantFrom(0, 0, 1, 2, 0x80),
+          json ? fc.json().map((t) => Buffer.from(t)) : fc.uint8Array({ maxLength: 64 }),
+        )
+        .map(([flags, payload]) => frame(Buffer.from(payload), flags));
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            fc.array(envelope, { maxLength: 3 }).map((e) => Buffer.concat(e)),
+            fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)),
+          ),
+          async (body) => {
+            const a = await stream(body);
+            expect(a.status).toBeLessThan(500);
+            const fields: Record<string, string> = { ...a.headers };
+            // gRPC-Web's trailers and Connect's end-stream message come in the body.
+            const text = a.body.toString("latin1");
+            for (const m of text.matchAll(/(grpc-status|fieldseal-reason): ?([\w]+)/g))
+              fields[m[1] as string] = m[2] as string;
+            const end = /\{"error":\{"code":"(\w+)"/.exec(text);
+            const code = end?.[1] ?? GRPC_CODES[Number(fields["grpc-status"] ?? 0)];
+            expect(["internal", "unknown", "data_loss"]).not.toContain(code);
+            if (code !== "ok")
+              expect(fields["fieldseal-reason"] ?? /"fieldseal-reason"/.exec(text)?.[0], code).toBeDefined();
+          },
+        ),
+        { numRuns: 40, seed: 12 },
+      );
+    },
+    60_000,
+  );
+
   it("are refused alike in a concurrent burst over every protocol", async () => {
     const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff]);
     const answers = await Promise.all(
@@ -621,5 +937,49 @@ describe("arbitrary bytes", () => {
     await expectHealthy();
     // Nothing above was a bug: no unexpected failure was logged.
     expect(fs.logs.filter((l) => /rpc answer failed|rpc failed unexpectedly/.test(l))).toEqual([]);
+  });
+});
+
+describe("a value JSON has no form of", () => {
+  /** EncryptFields of one field `card` holding `value` (a google.protobuf.Value init), in binary. */
+  const binary = (value: object) =>
+    Buffer.from(
+      toBinary(
+        EncryptFieldsRequestSchema,
+        create(EncryptFieldsRequestSchema, { scope, fields: { card: value } }),
+      ),
+    );
+  // JSON cannot leave a Value's kind unset: its variants put an infinite number at other depths instead.
+  const shapes: Record<string, { binary: Buffer; json: string }> = {
+    "an infinite number": {
+      binary: binary({ kind: { case: "numberValue", value: Number.POSITIVE_INFINITY } }),
+      json: "1e400",
+    },
+    "a negative infinite number": {
+      binary: binary({ kind: { case: "numberValue", value: Number.NEGATIVE_INFINITY } }),
+      json: "-1e400",
+    },
+    NaN: { binary: binary({ kind: { case: "numberValue", value: Number.NaN } }), json: "[1e400]" },
+    "a Value with no kind": { binary: binary({}), json: '{"a":[-1e999]}' },
+    "a Value with no kind inside a list": {
+      binary: binary({ kind: { case: "listValue", value: { values: [{}] } } }),
+      json: '{"a":{"b":1e309}}',
+    },
+  };
+
+  describe.each(NAMES)("over %s", (name) => {
+    it.each(Object.keys(shapes))("refuses %s with INVALID_ARGUMENT, never INTERNAL", async (shape) => {
+      const s = shapes[shape] as { binary: Buffer; json: string };
+      const body =
+        PROTOCOLS[name].contentType === "application/json"
+          ? Buffer.from(`{"scope":{"sessionId":"s"},"fields":{"card":${s.json}}}`)
+          : s.binary;
+      const answer = await call(name, ENCRYPT, body);
+      expect(answer).toMatchObject({ code: "invalid_argument", reason: "invalid_argument" });
+      expect(answer.message).toBe(
+        'field "card": the value has no JSON form (a number that is NaN or infinite, or a Value with no kind set)',
+      );
+      if (!PROTOCOLS[name].framed) expect(answer.status).toBe(400);
+    });
   });
 });
