@@ -27,12 +27,12 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { constants, readFileSync } from "node:fs";
 import { chmod, link, lstat, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { assertKeyringName, KEYRING_NAME } from "../engine/names.js";
 import { FieldsealError } from "../errors.js";
 import { decodeKeyring, encodeKeyring } from "./keyring-codec.js";
-import { successorProblem } from "./keyring-state.js";
+import { successorProblem, versionChangeProblem } from "./keyring-state.js";
 import type { CasResult, KeyringState, KeyStore } from "./types.js";
 
 export interface LocalFileKeyStoreOptions {
@@ -233,7 +233,15 @@ export class LocalFileKeyStore implements KeyStore {
       }
       const revision = REVISION_FILE.exec(file);
       if (revision?.[1] === name) {
-        revisions.push(Number(revision[2]));
+        const number = Number(revision[2]);
+        // Past 2^53 the number no longer names its file (Number rounds it): refuse it rather than chase it.
+        if (!Number.isSafeInteger(number)) {
+          throw new FieldsealError(
+            "internal",
+            `local key store: the revision file ${file} of keyring "${name}" in ${this.directory} has a revision number out of range; it was not written by Fieldseal (remove it)`,
+          );
+        }
+        revisions.push(number);
         continue;
       }
       const temp = TEMP_FILE.exec(file);
@@ -294,7 +302,13 @@ export class LocalFileKeyStore implements KeyStore {
       }
       throw this.#unavailable(`read keyring "${name}"`, err);
     }
-    return decodeKeyring(text, name);
+    try {
+      return decodeKeyring(text, name);
+    } catch (err) {
+      // Name the file, so that an operator knows which one to inspect; the message never quotes its content.
+      if (!(err instanceof FieldsealError)) throw err;
+      throw new FieldsealError("internal", `${err.message} (file ${basename(file)} in ${this.directory})`);
+    }
   }
 
   /**
@@ -364,14 +378,29 @@ export class LocalFileKeyStore implements KeyStore {
     const doomed = stored.revisions
       .filter((r) => r < written.revision - keep)
       .map((r) => this.#revisionFile(name, r));
-    // Revision `written` holds every version the earlier release's file held: that file is superseded.
-    if (stored.legacy) doomed.push(this.#legacyFile(name));
+    // The earlier release's file is superseded once revision `written` holds every version it holds with the
+    // same material, as it does when the revision files grew from it. One that does not (a backup restored
+    // after the migration, a file from another host) is left alone: deleting it could destroy key versions.
+    if (stored.legacy && (await this.#supersedes(name, written))) doomed.push(this.#legacyFile(name));
     for (const temp of stored.temps) {
       if (temp.pid !== process.pid && processState(temp.pid, undefined) === "gone") {
         doomed.push(join(this.directory, temp.file));
       }
     }
     for (const file of doomed) await unlink(file).catch(() => {});
+  }
+
+  /**
+   * True when `written` holds every version of the earlier release's file with the same material (or has
+   * destroyed it below its minimum decryption version, which must not survive in that file either).
+   */
+  async #supersedes(name: string, written: KeyringState): Promise<boolean> {
+    try {
+      const legacy = await this.#readFile(name, this.#legacyFile(name));
+      return legacy !== undefined && versionChangeProblem(legacy, written) === undefined;
+    } catch {
+      return false;
+    }
   }
 
   /** Makes the link durable: without it a crash can lose the new directory entry. */
@@ -476,6 +505,12 @@ export class LocalFileKeyStore implements KeyStore {
       if (errorCode(err) !== "EEXIST") throw this.#unavailable("break an abandoned lock", err);
       // A breaker that died mid-break leaves this behind; it is only ever held for a few file operations.
       const breakSeen = await lstatOrUndefined(breakPath);
+      if (breakSeen && !breakSeen.isFile()) {
+        throw new FieldsealError(
+          "store_unavailable",
+          `local key store: ${breakPath} is not a regular file; Fieldseal never created it (remove it)`,
+        );
+      }
       if (breakSeen && Date.now() - breakSeen.mtimeMs > this.#staleLockMs)
         await unlink(breakPath).catch(() => {});
       return false;
