@@ -1,7 +1,8 @@
 /**
  * Many real processes rotating and sealing one local keyring at once, stopped (SIGSTOP/SIGCONT) and killed
  * (SIGKILL) at random moments: afterwards the versions are contiguous, every process saw the same material
- * for every version it saw, and every value any process sealed opens.
+ * for every version it saw, and every value any process sealed opens. Readers loading all the while, as
+ * revision files are pruned under them, never fail and never see a version's material change.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -156,5 +157,44 @@ describe("LocalFileKeyStore under many stopped and killed writer processes", () 
       await reader.close();
     }
     expect(sealed.length).toBeGreaterThanOrEqual(PROCESSES);
+  });
+
+  it("lets readers load throughout while writers rotate and prune under them", {
+    timeout: 90_000,
+  }, async () => {
+    for (let i = 0; i < 3; i++) writers.push(new ChaosWriter(dir, ROTATIONS));
+    const materialSeen = new Map<number, string>();
+    const failures: string[] = [];
+    let loads = 0;
+    const deadline = Date.now() + RUN_MS;
+    const reading = async () => {
+      while (writers.some((w) => w.running) && Date.now() < deadline) {
+        // A fresh store each time: no cache, every load lists the directory and reads the newest file.
+        const reader = new LocalFileKeyStore(dir);
+        try {
+          const state = await reader.load(NAME);
+          await reader.revision(NAME);
+          loads++;
+          for (const v of state?.versions ?? []) {
+            const hash = createHash("sha256").update(v.material).digest("hex");
+            const before = materialSeen.get(v.version);
+            if (before === undefined) materialSeen.set(v.version, hash);
+            else if (before !== hash) failures.push(`version ${v.version} changed`);
+          }
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    };
+    await Promise.all([reading(), reading(), reading()]);
+    expect(await Promise.all(writers.map((w) => w.exited))).toEqual([0, 0, 0]);
+    expect(failures).toEqual([]);
+    expect(loads).toBeGreaterThan(0);
+    const final = await new LocalFileKeyStore(dir).load(NAME);
+    expect(final?.versions.length).toBeGreaterThanOrEqual(1 + ROTATIONS);
+    for (const v of final?.versions ?? []) {
+      const hash = createHash("sha256").update(v.material).digest("hex");
+      expect(materialSeen.get(v.version) ?? hash).toBe(hash);
+    }
   });
 });
