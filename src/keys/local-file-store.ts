@@ -325,7 +325,7 @@ export class LocalFileKeyStore implements KeyStore {
       if (errorCode(err) !== "EEXIST") throw this.#unavailable(`write keyring "${name}"`, err);
       created = false;
     } finally {
-      await unlink(temp).catch(() => {});
+      await removeTemp(temp);
     }
     if (!created) return false;
     await this.#syncDirectory();
@@ -347,6 +347,7 @@ export class LocalFileKeyStore implements KeyStore {
    */
   async #writeTemp(name: string, text: string, durable = true): Promise<string> {
     const temp = join(this.directory, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+    liveTemps.add(temp);
     try {
       const handle = await open(temp, "wx", 0o600);
       try {
@@ -357,7 +358,7 @@ export class LocalFileKeyStore implements KeyStore {
         await handle.close();
       }
     } catch (err) {
-      await unlink(temp).catch(() => {});
+      await removeTemp(temp);
       throw this.#unavailable(`write a temp file for keyring "${name}"`, err);
     }
     return temp;
@@ -383,9 +384,12 @@ export class LocalFileKeyStore implements KeyStore {
     // after the migration, a file from another host) is left alone: deleting it could destroy key versions.
     if (stored.legacy && (await this.#supersedes(name, written))) doomed.push(this.#legacyFile(name));
     for (const temp of stored.temps) {
-      if (temp.pid !== process.pid && processState(temp.pid, undefined) === "gone") {
-        doomed.push(join(this.directory, temp.file));
-      }
+      const path = join(this.directory, temp.file);
+      // A temp file under this process's own pid that this process is not writing was left by an earlier
+      // process with the same pid: in a container the server is often pid 1 on every start.
+      const abandoned =
+        temp.pid === process.pid ? !liveTemps.has(path) : processState(temp.pid, undefined) === "gone";
+      if (abandoned) doomed.push(path);
     }
     for (const file of doomed) await unlink(file).catch(() => {});
   }
@@ -469,7 +473,7 @@ export class LocalFileKeyStore implements KeyStore {
         delay = Math.min(delay * 2, 50);
       }
     } finally {
-      await unlink(temp).catch(() => {});
+      await removeTemp(temp);
     }
     try {
       return await work();
@@ -543,6 +547,14 @@ export class LocalFileKeyStore implements KeyStore {
       { cause: err },
     );
   }
+}
+
+/** Temp files this process is writing or about to remove, across all store instances in it. */
+const liveTemps = new Set<string>();
+
+async function removeTemp(temp: string): Promise<void> {
+  await unlink(temp).catch(() => {});
+  liveTemps.delete(temp);
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -106,6 +106,18 @@ describe("LocalFileKeyStore with garbage in its directory", () => {
     expect(await readdir(dir)).toEqual(["payments.5.json"]);
   });
 
+  it("removes a temp file left under this process's pid by an earlier process (a container's pid 1), not a live one's", async () => {
+    const earlier = `.payments.${process.pid}.0123456789ab.tmp`;
+    const live = `.payments.${process.ppid}.0123456789ab.tmp`;
+    for (const file of [earlier, live]) {
+      await writeFile(join(dir, file), encodeKeyring(state), { mode: 0o600 });
+    }
+    expect((await store.compareAndSwap(1, withNewVersion(state))).ok).toBe(true);
+    const left = await readdir(dir);
+    expect(left).not.toContain(earlier);
+    expect(left).toContain(live);
+  });
+
   it("refuses a planted directory at the lock-break path instead of reporting a live lock", async () => {
     const quick = new LocalFileKeyStore(dir, { lockTimeoutMs: 2_000, staleLockMs: 1_000 });
     const lock = join(dir, "payments.lock");
