@@ -463,9 +463,15 @@ export class LocalFileKeyStore implements KeyStore {
           throw this.#unavailable(`inspect the lock of keyring "${name}"`, err);
         }
         if (Date.now() >= deadline) {
+          // Name the holder: a live owner's lock is never broken, so an operator must find a stopped or hung one.
+          const holder = await readOwner(lockPath);
+          const who =
+            holder && isPid(holder.pid) && typeof holder.host === "string"
+              ? ` (pid ${holder.pid} on host ${JSON.stringify(holder.host.slice(0, 255))})`
+              : "";
           throw new FieldsealError(
             "store_unavailable",
-            `local key store: keyring "${name}" stayed locked by another process for ${this.#lockTimeoutMs} ms`,
+            `local key store: keyring "${name}" stayed locked by another process${who} for ${this.#lockTimeoutMs} ms`,
           );
         }
         if (broken) continue;

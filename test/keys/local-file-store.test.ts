@@ -138,6 +138,8 @@ describe("LocalFileKeyStore on disk", () => {
     const err = await store.compareAndSwap(0, keyringState("payments", 1, 1)).catch((e: unknown) => e);
     expect(isFieldsealError(err, "store_unavailable")).toBe(true);
     expect((err as Error).message).toContain('"payments"');
+    // The holder is named, so that an operator can find a stopped or hung process.
+    expect((err as Error).message).toContain(`pid ${process.pid} on host ${JSON.stringify(hostname())}`);
     expect(await store.load("payments")).toBeUndefined();
   });
 
