@@ -6,6 +6,8 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { readdir, rename } from "node:fs/promises";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -159,9 +161,12 @@ describe("LocalFileKeyStore under many stopped and killed writer processes", () 
     expect(sealed.length).toBeGreaterThanOrEqual(PROCESSES);
   });
 
-  it("lets readers load throughout while writers rotate and prune under them", {
+  it("lets readers load throughout while writers migrate an earlier release's file, rotate and prune", {
     timeout: 90_000,
   }, async () => {
+    // The keyring as an earlier release stored it: all three writers migrate it at once.
+    await rename(join(dir, `${NAME}.1.json`), join(dir, `${NAME}.json`));
+    const legacy = await new LocalFileKeyStore(dir).load(NAME);
     for (let i = 0; i < 3; i++) writers.push(new ChaosWriter(dir, ROTATIONS));
     const materialSeen = new Map<number, string>();
     const failures: string[] = [];
@@ -192,6 +197,9 @@ describe("LocalFileKeyStore under many stopped and killed writer processes", () 
     expect(loads).toBeGreaterThan(0);
     const final = await new LocalFileKeyStore(dir).load(NAME);
     expect(final?.versions.length).toBeGreaterThanOrEqual(1 + ROTATIONS);
+    expect(final?.versions[0]?.material).toEqual(legacy?.versions[0]?.material);
+    // Migrated: only revision files are left.
+    expect((await readdir(dir)).filter((f) => !/^shared\.[0-9]+\.json$/.test(f))).toEqual([]);
     for (const v of final?.versions ?? []) {
       const hash = createHash("sha256").update(v.material).digest("hex");
       expect(materialSeen.get(v.version) ?? hash).toBe(hash);
