@@ -143,6 +143,25 @@ describe("LocalFileKeyStore on disk", () => {
     expect(await store.load("payments")).toBeUndefined();
   });
 
+  it("waits out a live owner's lock for lockTimeoutMs without spinning", async () => {
+    const store = new LocalFileKeyStore(dir, { lockTimeoutMs: 2_000, staleLockMs: 60_000 });
+    await store.list();
+    await writeFile(
+      join(dir, "payments.lock"),
+      JSON.stringify({ pid: process.pid, host: hostname(), token: "other" }),
+    );
+    const cpu = process.cpuUsage();
+    const started = Date.now();
+    const err = await store.compareAndSwap(0, keyringState("payments", 1, 1)).catch((e: unknown) => e);
+    const elapsed = Date.now() - started;
+    const used = process.cpuUsage(cpu);
+    expect(isFieldsealError(err, "store_unavailable")).toBe(true);
+    // It waited the whole timeout (not less), and slept while waiting: generous bounds (measured: about
+    // 40 ms of CPU for a 3 s wait).
+    expect(elapsed).toBeGreaterThanOrEqual(2_000);
+    expect((used.user + used.system) / 1000).toBeLessThan(1_000);
+  });
+
   it("never breaks a lock whose owner is alive, however old the lock", async () => {
     const store = new LocalFileKeyStore(dir, { lockTimeoutMs: 300, staleLockMs: 50 });
     await store.list();
