@@ -1147,11 +1147,29 @@ export class Keyrings {
   }
 
   async #cas(entry: Entry, expectedRevision: number, next: KeyringState): Promise<CasResult> {
-    const result = await this.#call("cas", entry.name, () =>
-      this.#store.compareAndSwap(expectedRevision, next),
-    );
+    const before = entry.state?.revision;
+    const result = await this.#call("cas", entry.name, async () => {
+      const answer = await this.#store.compareAndSwap(expectedRevision, next);
+      // The local store (the one that tells its revision cheaply) reads its own disk and never goes back: a
+      // current revision below one already seen means its files were restored from an older backup or
+      // removed. Raised as a store conflict (logged, counted, readiness), never written over.
+      const current = answer.ok ? undefined : (answer.current?.revision ?? 0);
+      if (current !== undefined && before !== undefined && current < before && this.#store.revision) {
+        throw new FieldsealError(
+          "key_store_conflict",
+          `keyring "${entry.name}": the key store holds revision ${current}, older than revision ${before} seen before (restored from an older backup, or removed); refused, the cached keys keep serving`,
+        );
+      }
+      return answer;
+    });
     if (result.ok) this.#absorb(entry, result.state);
     else if (result.current) this.#absorb(entry, result.current);
+    // Never hand a caller a state older than the one known (a stale read, a store that went back): a retry
+    // built on it would write new material under version numbers that already hold other material.
+    const known = entry.state;
+    if (!result.ok && known && (result.current?.revision ?? 0) < known.revision) {
+      return { ok: false, current: known };
+    }
     return result;
   }
 
