@@ -215,6 +215,12 @@ interface Entry {
   /** When sealing next checks the store's revision (stores with `revision` only). */
   revisionCheckAfter: number;
   revisionCheck: { readonly done: Promise<void>; readonly startedMs: number } | undefined;
+  /**
+   * The last stored revision a revision check found refused (a conflict) or malformed: revision checks do
+   * not load it again (the periodic refresh and readiness still do), so it is not re-read, re-logged and
+   * re-counted before every seal. A newer revision is checked at once.
+   */
+  refusedRevision: number | undefined;
   ageRetryAfter: number;
   /** Seals this process reserved and is handing out. */
   block: SealBlock | undefined;
@@ -967,6 +973,7 @@ export class Keyrings {
         refreshAfter: 0,
         revisionCheckAfter: 0,
         revisionCheck: undefined,
+        refusedRevision: undefined,
         ageRetryAfter: 0,
         block: undefined,
         pending: undefined,
@@ -1118,7 +1125,17 @@ export class Keyrings {
       const done = (async () => {
         try {
           const stored = await revisionOf(entry.name);
-          if (entry.state && stored > entry.state.revision) await this.#load(entry);
+          if (entry.state && stored > entry.state.revision && stored !== entry.refusedRevision) {
+            try {
+              await this.#load(entry);
+            } catch (err) {
+              // Persistent, unlike an outage: remember it until the store moves on.
+              if (isFieldsealError(err, "key_store_conflict") || isFieldsealError(err, "internal")) {
+                entry.refusedRevision = stored;
+              }
+              throw err;
+            }
+          }
         } catch {
           // Store trouble surfaces on the refresh and on writes; sealing keeps going with what is cached.
         }

@@ -2,6 +2,7 @@ import { readdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { isFieldsealError } from "../../src/errors.js";
+import { encodeKeyring } from "../../src/keys/keyring-codec.js";
 import { type KeyEvent, Keyrings, type KeyringsOptions } from "../../src/keys/keyrings.js";
 import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
 import type { KeyringState } from "../../src/keys/types.js";
@@ -414,6 +415,34 @@ describe("Keyrings", () => {
     const now = () => clock;
     beforeEach(() => {
       clock = Date.parse("2026-12-04T12:00:00Z");
+    });
+
+    it("does not re-read, re-log and re-count a refused or malformed newest revision before every seal", async () => {
+      for (const planted of ["foreign", "malformed"] as const) {
+        const events: KeyEvent[] = [];
+        const server = keyrings({ now, revisionCheckMs: 250, onEvent: (e) => events.push(e) });
+        const name = `ring-${planted}`;
+        await server.create(name);
+        await server.sealingKey(name);
+        const plant = async () => {
+          const next = (await store.revision(name)) + 1;
+          const text = planted === "foreign" ? encodeKeyring(keyringState(name, next, 3)) : "{";
+          await writeFile(join(store.directory, `${name}.${next}.json`), text, { mode: 0o600 });
+        };
+        const loads = () => events.filter((e) => e.type === "store_call" && e.op === "load").length;
+        await plant();
+        const before = loads();
+        for (let i = 0; i < 20; i++) {
+          clock += 300;
+          expect((await server.sealingKey(name)).version).toBe(1);
+        }
+        expect(loads() - before, planted).toBe(1);
+        // A newer revision is looked at again.
+        await plant();
+        clock += 300;
+        await server.sealingKey(name);
+        expect(loads() - before, planted).toBe(2);
+      }
     });
 
     it("checks at most every revisionCheckMs before sealing, and seals under the new primary after", async () => {
