@@ -215,6 +215,12 @@ interface Entry {
   /** When sealing next checks the store's revision (stores with `revision` only). */
   revisionCheckAfter: number;
   revisionCheck: { readonly done: Promise<void>; readonly startedMs: number } | undefined;
+  /**
+   * The last stored revision a revision check found refused (a conflict) or malformed: revision checks do
+   * not load it again (the periodic refresh and readiness still do), so it is not re-read, re-logged and
+   * re-counted before every seal. A newer revision is checked at once.
+   */
+  refusedRevision: number | undefined;
   ageRetryAfter: number;
   /** Seals this process reserved and is handing out. */
   block: SealBlock | undefined;
@@ -967,6 +973,7 @@ export class Keyrings {
         refreshAfter: 0,
         revisionCheckAfter: 0,
         revisionCheck: undefined,
+        refusedRevision: undefined,
         ageRetryAfter: 0,
         block: undefined,
         pending: undefined,
@@ -1118,7 +1125,17 @@ export class Keyrings {
       const done = (async () => {
         try {
           const stored = await revisionOf(entry.name);
-          if (entry.state && stored > entry.state.revision) await this.#load(entry);
+          if (entry.state && stored > entry.state.revision && stored !== entry.refusedRevision) {
+            try {
+              await this.#load(entry);
+            } catch (err) {
+              // Persistent, unlike an outage: remember it until the store moves on.
+              if (isFieldsealError(err, "key_store_conflict") || isFieldsealError(err, "internal")) {
+                entry.refusedRevision = stored;
+              }
+              throw err;
+            }
+          }
         } catch {
           // Store trouble surfaces on the refresh and on writes; sealing keeps going with what is cached.
         }
@@ -1147,11 +1164,29 @@ export class Keyrings {
   }
 
   async #cas(entry: Entry, expectedRevision: number, next: KeyringState): Promise<CasResult> {
-    const result = await this.#call("cas", entry.name, () =>
-      this.#store.compareAndSwap(expectedRevision, next),
-    );
+    const before = entry.state?.revision;
+    const result = await this.#call("cas", entry.name, async () => {
+      const answer = await this.#store.compareAndSwap(expectedRevision, next);
+      // The local store (the one that tells its revision cheaply) reads its own disk and never goes back: a
+      // current revision below one already seen means its files were restored from an older backup or
+      // removed. Raised as a store conflict (logged, counted, readiness), never written over.
+      const current = answer.ok ? undefined : (answer.current?.revision ?? 0);
+      if (current !== undefined && before !== undefined && current < before && this.#store.revision) {
+        throw new FieldsealError(
+          "key_store_conflict",
+          `keyring "${entry.name}": the key store holds revision ${current}, older than revision ${before} seen before (restored from an older backup, or removed); refused, the cached keys keep serving`,
+        );
+      }
+      return answer;
+    });
     if (result.ok) this.#absorb(entry, result.state);
     else if (result.current) this.#absorb(entry, result.current);
+    // Never hand a caller a state older than the one known (a stale read, a store that went back): a retry
+    // built on it would write new material under version numbers that already hold other material.
+    const known = entry.state;
+    if (!result.ok && known && (result.current?.revision ?? 0) < known.revision) {
+      return { ok: false, current: known };
+    }
     return result;
   }
 

@@ -27,12 +27,12 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { constants, readFileSync } from "node:fs";
 import { chmod, link, lstat, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { assertKeyringName, KEYRING_NAME } from "../engine/names.js";
 import { FieldsealError } from "../errors.js";
 import { decodeKeyring, encodeKeyring } from "./keyring-codec.js";
-import { successorProblem } from "./keyring-state.js";
+import { successorProblem, versionChangeProblem } from "./keyring-state.js";
 import type { CasResult, KeyringState, KeyStore } from "./types.js";
 
 export interface LocalFileKeyStoreOptions {
@@ -233,7 +233,15 @@ export class LocalFileKeyStore implements KeyStore {
       }
       const revision = REVISION_FILE.exec(file);
       if (revision?.[1] === name) {
-        revisions.push(Number(revision[2]));
+        const number = Number(revision[2]);
+        // Past 2^53 the number no longer names its file (Number rounds it): refuse it rather than chase it.
+        if (!Number.isSafeInteger(number)) {
+          throw new FieldsealError(
+            "internal",
+            `local key store: the revision file ${file} of keyring "${name}" in ${this.directory} has a revision number out of range; it was not written by Fieldseal (remove it)`,
+          );
+        }
+        revisions.push(number);
         continue;
       }
       const temp = TEMP_FILE.exec(file);
@@ -294,7 +302,13 @@ export class LocalFileKeyStore implements KeyStore {
       }
       throw this.#unavailable(`read keyring "${name}"`, err);
     }
-    return decodeKeyring(text, name);
+    try {
+      return decodeKeyring(text, name);
+    } catch (err) {
+      // Name the file, so that an operator knows which one to inspect; the message never quotes its content.
+      if (!(err instanceof FieldsealError)) throw err;
+      throw new FieldsealError("internal", `${err.message} (file ${basename(file)} in ${this.directory})`);
+    }
   }
 
   /**
@@ -311,7 +325,7 @@ export class LocalFileKeyStore implements KeyStore {
       if (errorCode(err) !== "EEXIST") throw this.#unavailable(`write keyring "${name}"`, err);
       created = false;
     } finally {
-      await unlink(temp).catch(() => {});
+      await removeTemp(temp);
     }
     if (!created) return false;
     await this.#syncDirectory();
@@ -333,6 +347,7 @@ export class LocalFileKeyStore implements KeyStore {
    */
   async #writeTemp(name: string, text: string, durable = true): Promise<string> {
     const temp = join(this.directory, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+    liveTemps.add(temp);
     try {
       const handle = await open(temp, "wx", 0o600);
       try {
@@ -343,7 +358,7 @@ export class LocalFileKeyStore implements KeyStore {
         await handle.close();
       }
     } catch (err) {
-      await unlink(temp).catch(() => {});
+      await removeTemp(temp);
       throw this.#unavailable(`write a temp file for keyring "${name}"`, err);
     }
     return temp;
@@ -364,14 +379,32 @@ export class LocalFileKeyStore implements KeyStore {
     const doomed = stored.revisions
       .filter((r) => r < written.revision - keep)
       .map((r) => this.#revisionFile(name, r));
-    // Revision `written` holds every version the earlier release's file held: that file is superseded.
-    if (stored.legacy) doomed.push(this.#legacyFile(name));
+    // The earlier release's file is superseded once revision `written` holds every version it holds with the
+    // same material, as it does when the revision files grew from it. One that does not (a backup restored
+    // after the migration, a file from another host) is left alone: deleting it could destroy key versions.
+    if (stored.legacy && (await this.#supersedes(name, written))) doomed.push(this.#legacyFile(name));
     for (const temp of stored.temps) {
-      if (temp.pid !== process.pid && processState(temp.pid, undefined) === "gone") {
-        doomed.push(join(this.directory, temp.file));
-      }
+      const path = join(this.directory, temp.file);
+      // A temp file under this process's own pid that this process is not writing was left by an earlier
+      // process with the same pid: in a container the server is often pid 1 on every start.
+      const abandoned =
+        temp.pid === process.pid ? !liveTemps.has(path) : processState(temp.pid, undefined) === "gone";
+      if (abandoned) doomed.push(path);
     }
     for (const file of doomed) await unlink(file).catch(() => {});
+  }
+
+  /**
+   * True when `written` holds every version of the earlier release's file with the same material (or has
+   * destroyed it below its minimum decryption version, which must not survive in that file either).
+   */
+  async #supersedes(name: string, written: KeyringState): Promise<boolean> {
+    try {
+      const legacy = await this.#readFile(name, this.#legacyFile(name));
+      return legacy !== undefined && versionChangeProblem(legacy, written) === undefined;
+    } catch {
+      return false;
+    }
   }
 
   /** Makes the link durable: without it a crash can lose the new directory entry. */
@@ -430,9 +463,15 @@ export class LocalFileKeyStore implements KeyStore {
           throw this.#unavailable(`inspect the lock of keyring "${name}"`, err);
         }
         if (Date.now() >= deadline) {
+          // Name the holder: a live owner's lock is never broken, so an operator must find a stopped or hung one.
+          const holder = await readOwner(lockPath);
+          const who =
+            holder && isPid(holder.pid) && typeof holder.host === "string"
+              ? ` (pid ${holder.pid} on host ${JSON.stringify(holder.host.slice(0, 255))})`
+              : "";
           throw new FieldsealError(
             "store_unavailable",
-            `local key store: keyring "${name}" stayed locked by another process for ${this.#lockTimeoutMs} ms`,
+            `local key store: keyring "${name}" stayed locked by another process${who} for ${this.#lockTimeoutMs} ms`,
           );
         }
         if (broken) continue;
@@ -440,7 +479,7 @@ export class LocalFileKeyStore implements KeyStore {
         delay = Math.min(delay * 2, 50);
       }
     } finally {
-      await unlink(temp).catch(() => {});
+      await removeTemp(temp);
     }
     try {
       return await work();
@@ -476,6 +515,12 @@ export class LocalFileKeyStore implements KeyStore {
       if (errorCode(err) !== "EEXIST") throw this.#unavailable("break an abandoned lock", err);
       // A breaker that died mid-break leaves this behind; it is only ever held for a few file operations.
       const breakSeen = await lstatOrUndefined(breakPath);
+      if (breakSeen && !breakSeen.isFile()) {
+        throw new FieldsealError(
+          "store_unavailable",
+          `local key store: ${breakPath} is not a regular file; Fieldseal never created it (remove it)`,
+        );
+      }
       if (breakSeen && Date.now() - breakSeen.mtimeMs > this.#staleLockMs)
         await unlink(breakPath).catch(() => {});
       return false;
@@ -508,6 +553,14 @@ export class LocalFileKeyStore implements KeyStore {
       { cause: err },
     );
   }
+}
+
+/** Temp files this process is writing or about to remove, across all store instances in it. */
+const liveTemps = new Set<string>();
+
+async function removeTemp(temp: string): Promise<void> {
+  await unlink(temp).catch(() => {});
+  liveTemps.delete(temp);
 }
 
 function errorCode(err: unknown): string | undefined {

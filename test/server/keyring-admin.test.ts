@@ -121,6 +121,10 @@ describe("keyring administration over the API", () => {
       [3, KeyVersionState.PRIMARY],
     ]);
     expect(destroyed.key?.versions[0]?.destroyedAt).toBeDefined();
+    // The log says which versions went, under allow-listed names (not "[redacted]").
+    expect(fs.logs.filter((l) => l.includes("key versions destroyed"))).toEqual([
+      expect.stringContaining('"keyring":"loyalty","fromVersion":1,"toVersion":2'),
+    ]);
     expect(destroyed.key?.versions[0]?.createdAt).toBeUndefined();
     expect(fs.audit.events).toContainEqual(
       expect.objectContaining({
@@ -206,6 +210,8 @@ describe("keyring administration over the API", () => {
     );
     const logged = fs.logs.filter((l) => l.includes("key store state refused"));
     expect(logged.length).toBeGreaterThan(0);
+    expect(logged[0]).toContain('"reason":"material"');
+    expect(logged[0]).toContain("change the material of version 1");
     const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
     for (const line of fs.logs) expect(line).not.toContain(b64(forged));
     // Sealing goes on under the cached keys.
