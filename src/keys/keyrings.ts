@@ -27,7 +27,9 @@
  * is refused, never absorbed: the cached keys keep serving, the operation that read it fails with
  * key_store_conflict, a `store_conflict` event is emitted, and `storeConflicts()` reports it (readiness)
  * until the store holds a consistent state again. The one legal change is the destruction of the material
- * of versions below the minimum decryption version (`destroy`).
+ * of versions below the minimum decryption version (`destroy`). A store that went back behind a revision
+ * already seen (a restored backup) is read without complaint but never written on: a write would give
+ * version numbers already in use new material. It is refused and raised the same way.
  *
  * Nonce budget. AES-GCM with random 96-bit nonces must not seal more than 2^32 values under one key
  * (NIST SP 800-38D, 8.3); past that, the chance of a repeated nonce, which breaks confidentiality and
@@ -1020,7 +1022,8 @@ export class Keyrings {
         );
       }
     }
-    if (this.#conflicts.delete(entry.name))
+    // An older state (a lagging read, or a restored backup) does not show that the store was repaired.
+    if ((!known || state.revision >= known.revision) && this.#conflicts.delete(entry.name))
       this.#emit({ type: "store_conflict_cleared", keyring: entry.name });
     if (known && state.revision <= known.revision) return known;
     entry.state = state;
@@ -1147,6 +1150,18 @@ export class Keyrings {
   }
 
   async #cas(entry: Entry, expectedRevision: number, next: KeyringState): Promise<CasResult> {
+    const known = entry.state;
+    if (known && expectedRevision < known.revision) {
+      // The store went back behind a revision this process has seen (a restored backup, AWSCURRENT moved
+      // back by hand, a deleted keyring). A write on it would number new versions that already exist with
+      // other material, and values are sealed under those: refused and raised, never written.
+      const detail = `the key store holds revision ${expectedRevision}, older than revision ${known.revision} already seen (a restored backup or a moved current version?); refusing to write on it`;
+      this.#conflict(entry.name, "store", detail);
+      throw new FieldsealError(
+        "key_store_conflict",
+        `keyring "${entry.name}": ${detail}; the cached keys keep serving`,
+      );
+    }
     const result = await this.#call("cas", entry.name, () =>
       this.#store.compareAndSwap(expectedRevision, next),
     );

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, unlink } from "node:fs/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FieldsealError, isFieldsealError } from "../../src/errors.js";
 import { encodeKeyring } from "../../src/keys/keyring-codec.js";
@@ -217,6 +217,51 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
       await vi.waitFor(() => expect(k.storeConflicts()).toEqual([]));
       expect(events.some((e) => e.type === "store_conflict_cleared")).toBe(true);
       expect((await k.rotate("payments")).primary).toBe(3);
+    });
+
+    it("refuses to write on an older revision put back (a restored backup): raised, nothing written, cleared once repaired", async () => {
+      let now = 1_800_000_000_000;
+      const events: KeyEvent[] = [];
+      const k = keyrings({ now: () => now, primaryRefreshMs: 1_000, onEvent: (e) => events.push(e) });
+      await k.create("payments");
+      const backup = (await store.load("payments")) as KeyringState;
+      await k.rotate("payments");
+      const v2 = await k.sealingKey("payments");
+      const latest = (await store.load("payments")) as KeyringState;
+      expect(latest.revision).toBeGreaterThan(backup.revision);
+      // The operator restores last week's backup: the directory holds revision 1 (version 1 only) again.
+      for (const file of keyringRevisionFiles(dir, "payments")) await unlink(file);
+      await overwrite(backup);
+
+      // A rotation must not build a new version 2 on the old state: values are sealed under the real one.
+      const err = await k.rotate("payments").catch((e: unknown) => e);
+      expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+      expect((err as Error).message).toContain(`revision ${backup.revision}`);
+      expect(await store.load("payments")).toMatchObject({ revision: backup.revision, primary: 1 });
+      // Nor may a seal-block reservation write on it (it would fork the revision numbers).
+      for (let i = 0; i < 3; i++) {
+        const sealed = await k.sealingKey("payments", 65_536).catch((e: unknown) => e);
+        if (isFieldsealError(sealed)) expect(sealed.code).toBe("key_store_conflict");
+        else expect(hex((sealed as { material: Uint8Array }).material)).toBe(hex(v2.material));
+      }
+      expect(await store.load("payments")).toMatchObject({ revision: backup.revision, primary: 1 });
+      expect(k.storeConflicts()).toEqual([expect.objectContaining({ keyring: "payments", kind: "store" })]);
+      expect(events.some((e) => e.type === "store_conflict")).toBe(true);
+      // Cached keys keep serving.
+      expect(hex((await k.openingKey("payments", 2)).material)).toBe(hex(v2.material));
+      // A re-check that reads the old revision again does not clear it.
+      now += 1_000;
+      k.storeConflicts();
+      await k.describe("payments").catch(() => {});
+      expect(k.storeConflicts()).toHaveLength(1);
+
+      // Repaired: the newest revision is back. The next re-check clears the report; rotation works again.
+      await overwrite(latest);
+      now += 1_000;
+      await vi.waitFor(() => expect(k.storeConflicts()).toEqual([]));
+      const rotated = await k.rotate("payments");
+      expect(rotated.primary).toBe(3);
+      expect(hex((await k.openingKey("payments", 2)).material)).toBe(hex(v2.material));
     });
 
     it("refuses a state that brings back the material of a destroyed version, or drops a live one", async () => {
