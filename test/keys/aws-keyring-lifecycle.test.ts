@@ -161,6 +161,41 @@ describe("Secrets Manager keyrings on moto", () => {
     expect(hex((await recovered.openingKey("cards", 1)).material)).toBe(materials[0]);
   });
 
+  it("refuses two tutorial write-backs in a row over an adopted keyring, whatever their creation times", async () => {
+    const prefix = `twice-${randomUUID()}/`;
+    const secretId = `${prefix}cards`;
+    await sm.send(
+      new CreateSecretCommand({
+        Name: secretId,
+        SecretString: JSON.stringify({ key: randomBytes(32).toString("base64"), version: "v1" }),
+      }),
+    );
+    const a = keyrings(prefix);
+    await a.ensure("cards");
+    // Two Fieldseal writes (revisions 2 and 3): what any keyring in use has (seal reservations write too).
+    await a.rotate("cards");
+    await a.rotate("cards");
+    const primary = (await a.describe("cards")).primary;
+    await writeTutorialShape(secretId);
+    await writeTutorialShape(secretId);
+    const listed = await sm.send(
+      new ListSecretVersionIdsCommand({ SecretId: secretId, IncludeDeprecated: true }),
+    );
+    // The second write-back moved AWSPREVIOUS off Fieldseal's version: only FIELDSEAL_PENDING is left on it,
+    // and creation times cannot be relied on (moto's listing stamps every version with the time of the call;
+    // AWS's can share a millisecond).
+    const ours = listed.Versions?.find((v) => v.VersionStages?.includes("FIELDSEAL_PENDING"));
+    expect(ours?.VersionStages).toEqual(["FIELDSEAL_PENDING"]);
+
+    // A new replica must not read the second write-back as the keyring's version 1 only.
+    const fresh = keyrings(prefix);
+    const err = await fresh.openingKey("cards", 1).catch((e: unknown) => e);
+    expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+    await expect(fresh.sealingKey("cards")).rejects.toMatchObject({ code: "key_store_conflict" });
+    await restoreFieldsealVersion(secretId);
+    expect((await keyrings(prefix).describe("cards")).primary).toBe(primary);
+  });
+
   it("knows a keyring Fieldseal only created (no write since) by its CreateSecret version id", async () => {
     const prefix = `created-${randomUUID()}/`;
     await keyrings(prefix).create("fresh");
