@@ -24,7 +24,8 @@
  *
  * Immutability. A key version's material never changes once it exists. Every state taken in from the store
  * is checked against the cached one; a state that would change (or resurrect, or drop) a version's material
- * is refused, never absorbed: the cached keys keep serving, the operation that read it fails with
+ * is refused, never absorbed, and so is one that lowers the minimum decryption version, moves the primary back
+ * or lowers a version's reserved seal count: the cached keys keep serving, the operation that read it fails with
  * key_store_conflict, a `store_conflict` event is emitted, and `storeConflicts()` reports it (readiness)
  * until the store holds a consistent state again. The one legal change is the destruction of the material
  * of versions below the minimum decryption version (`destroy`). A store that went back behind a revision
@@ -61,6 +62,7 @@ import {
   keyringStateProblem,
   latestVersion,
   liveVersion,
+  policyRegressionProblem,
   versionChangeProblem,
   withNewPrimary,
   withVersionsDestroyed,
@@ -122,8 +124,9 @@ export type KeyEvent =
   | { type: "destroyed"; keyring: string; from: number; through: number }
   /**
    * The store holds a state that contradicts cached keys (`material`: a version's material would change)
-   * or that the store itself refused to read (`store`: e.g. a tutorial-shaped value over a Fieldseal
-   * keyring). `detail` names versions and rules only, never material.
+   * or that is refused otherwise (`store`: the store itself refused to read it, e.g. a tutorial-shaped value
+   * over a Fieldseal keyring; it went back behind a revision already seen; or it lowers the minimum
+   * decryption version, the primary or a seal count). `detail` names versions and rules only, never material.
    */
   | { type: "store_conflict"; keyring: string; kind: "material" | "store"; detail: string }
   /** The keyring's stored state is consistent with the cache again. */
@@ -1014,11 +1017,21 @@ export class Keyrings {
         state.revision >= known.revision
           ? versionChangeProblem(known, state)
           : versionChangeProblem(state, known);
-      if (conflict) {
-        this.#conflict(entry.name, "material", `revision ${state.revision}: ${conflict}`);
+      const regression =
+        conflict === undefined
+          ? state.revision >= known.revision
+            ? policyRegressionProblem(known, state)
+            : policyRegressionProblem(state, known)
+          : undefined;
+      if (conflict || regression) {
+        this.#conflict(
+          entry.name,
+          conflict ? "material" : "store",
+          `revision ${state.revision}: ${conflict ?? regression}`,
+        );
         throw new FieldsealError(
           "key_store_conflict",
-          `keyring "${entry.name}": the key store holds revision ${state.revision}, which contradicts the cached revision ${known.revision} (${conflict}); refused, the cached keys keep serving`,
+          `keyring "${entry.name}": the key store holds revision ${state.revision}, which contradicts the cached revision ${known.revision} (${conflict ?? regression}); refused, the cached keys keep serving`,
         );
       }
     }

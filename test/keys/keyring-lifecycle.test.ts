@@ -264,6 +264,49 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
       expect(hex((await k.openingKey("payments", 2)).material)).toBe(hex(v2.material));
     });
 
+    it.each([
+      {
+        what: "lowers the minimum decryption version (un-retires version 1)",
+        edit: (s: KeyringState) => ({ ...s, minDecryptVersion: 1 }),
+      },
+      {
+        what: "moves the primary back to version 2",
+        edit: (s: KeyringState) => ({ ...s, primary: 2 }),
+      },
+      {
+        what: "lowers the primary's reserved seal count (the nonce budget)",
+        edit: (s: KeyringState) => ({
+          ...s,
+          versions: s.versions.map((v) => (v.version === s.primary ? { ...v, sealsReserved: 0 } : v)),
+        }),
+      },
+    ])("refuses a newer stored state that $what: raised, cached policy kept", async ({ edit }) => {
+      let now = 1_800_000_000_000;
+      const k = keyrings({ now: () => now, primaryRefreshMs: 1_000 });
+      await k.create("payments");
+      await k.rotate("payments");
+      await k.rotate("payments");
+      await k.retire("payments", 2);
+      const sealing = await k.sealingKey("payments");
+      const good = (await store.load("payments")) as KeyringState;
+      expect(good.versions.find((v) => v.version === 3)?.sealsReserved).toBeGreaterThan(0);
+      await overwrite({ ...edit(good), revision: good.revision + 1 });
+
+      const err = await k.describe("payments").catch((e: unknown) => e);
+      expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+      expect(k.storeConflicts()).toEqual([expect.objectContaining({ keyring: "payments" })]);
+      // The cached policy keeps holding: version 1 stays retired, sealing stays on version 3.
+      await expect(k.openingKey("payments", 1)).rejects.toMatchObject({ code: "key_version_retired" });
+      expect((await k.sealingKey("payments")).version).toBe(sealing.version);
+      await expect(k.rotate("payments")).rejects.toMatchObject({ code: "key_store_conflict" });
+
+      // Repaired by a newer revision that keeps the rules: cleared.
+      await overwrite({ ...good, revision: good.revision + 2 });
+      now += 1_000;
+      k.storeConflicts();
+      await vi.waitFor(() => expect(k.storeConflicts()).toEqual([]));
+    });
+
     it("refuses a state that brings back the material of a destroyed version, or drops a live one", async () => {
       const k = keyrings();
       await k.create("payments");
