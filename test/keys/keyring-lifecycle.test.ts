@@ -264,6 +264,18 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
       expect(hex((await k.openingKey("payments", 2)).material)).toBe(hex(v2.material));
     });
 
+    it("never creates a new version 1 over a keyring whose files vanished while cached (ensure, create)", async () => {
+      const k = keyrings();
+      await k.create("payments");
+      const v1 = await k.sealingKey("payments");
+      for (const file of keyringRevisionFiles(dir, "payments")) await unlink(file);
+      await expect(k.ensure("payments")).rejects.toMatchObject({ code: "key_store_conflict" });
+      await expect(k.create("payments")).rejects.toMatchObject({ code: "key_store_conflict" });
+      expect(keyringRevisionFiles(dir, "payments")).toEqual([]);
+      expect(k.storeConflicts()).toEqual([expect.objectContaining({ keyring: "payments", kind: "store" })]);
+      expect(hex((await k.openingKey("payments", 1)).material)).toBe(hex(v1.material));
+    });
+
     it.each([
       {
         what: "lowers the minimum decryption version (un-retires version 1)",
