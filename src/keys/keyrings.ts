@@ -1005,11 +1005,11 @@ export class Keyrings {
   #absorb(entry: Entry, state: KeyringState): KeyringState {
     const known = entry.state;
     const problem = state.name === entry.name ? keyringStateProblem(state) : "it names another keyring";
-    if (problem)
-      throw new FieldsealError(
-        "internal",
-        `key store returned an invalid keyring "${entry.name}": ${problem}`,
-      );
+    if (problem) {
+      const detail = `the key store returned an invalid keyring: ${problem}`;
+      this.#conflict(entry.name, "store", detail);
+      throw new FieldsealError("key_store_conflict", `keyring "${entry.name}": ${detail}`);
+    }
     if (known) {
       // Older states (a lagging read) must agree too: every version either holds the same material in
       // both, or is destroyed in the newer one.
@@ -1195,12 +1195,16 @@ export class Keyrings {
       this.#emit({ type: "store_call", op, ...where, ms: performance.now() - started, ok: true });
       return result;
     } catch (err) {
-      const failure =
+      let failure =
         err instanceof FieldsealError
           ? err
           : new FieldsealError("store_unavailable", `key store (${this.#store.kind}) ${op} failed`, {
               cause: err,
             });
+      // A load fails "internal" only when the stored keyring breaks a rule (a tombstone over the primary, a
+      // gap, bad material...): a stored state refused like any other, raised rather than a bare 500.
+      if (op === "load" && failure.code === "internal")
+        failure = new FieldsealError("key_store_conflict", failure.message, { cause: failure });
       this.#emit({
         type: "store_call",
         op,

@@ -319,6 +319,59 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
       await vi.waitFor(() => expect(k.storeConflicts()).toEqual([]));
     });
 
+    it.each([
+      {
+        what: "a tombstone covering the primary",
+        edit: (raw: Record<string, unknown>) => ({
+          ...raw,
+          primary: 3,
+          destroyed: [{ through: 3, at: new Date(0).toISOString() }],
+        }),
+      },
+      {
+        what: "a gap in the versions (version 4 missing)",
+        edit: (raw: Record<string, unknown>) => ({
+          ...raw,
+          versions: (raw.versions as Array<{ version: number }>).filter((v) => v.version !== 4),
+        }),
+      },
+    ])(
+      "raises a stored format-2 keyring with $what as a store conflict, keeps serving, recovers when repaired",
+      async ({ edit }) => {
+        let now = 1_800_000_000_000;
+        const events: KeyEvent[] = [];
+        const k = keyrings({ now: () => now, primaryRefreshMs: 1_000, onEvent: (e) => events.push(e) });
+        await k.create("payments");
+        for (let i = 0; i < 4; i++) await k.rotate("payments");
+        await k.retire("payments", 3);
+        const good = await k.destroy("payments", 3);
+        const v3 = await k.openingKey("payments", 3);
+        const sealing = await k.sealingKey("payments");
+        const current = (await store.load("payments")) as KeyringState;
+        const raw = JSON.parse(encodeKeyring(current)) as Record<string, unknown>;
+        const bad = { ...edit(raw), revision: current.revision + 1 };
+        await writeKeyringRevision(dir, { ...current, revision: current.revision + 1 }, JSON.stringify(bad));
+
+        const err = await k.describe("payments").catch((e: unknown) => e);
+        expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+        expect((err as Error).message).toContain('"payments"');
+        expect((err as Error).message).not.toContain(b64(v3.material));
+        expect(k.storeConflicts()).toEqual([expect.objectContaining({ keyring: "payments", kind: "store" })]);
+        expect(events.some((e) => e.type === "store_conflict" && e.kind === "store")).toBe(true);
+        await expect(k.rotate("payments")).rejects.toMatchObject({ code: "key_store_conflict" });
+        // Cached keys keep serving.
+        expect(hex((await k.openingKey("payments", 3)).material)).toBe(hex(v3.material));
+        expect((await k.sealingKey("payments")).version).toBe(sealing.version);
+        await expect(k.openingKey("payments", 1)).rejects.toMatchObject({ code: "key_version_destroyed" });
+
+        await overwrite({ ...current, revision: current.revision + 2 });
+        now += 1_000;
+        k.storeConflicts();
+        await vi.waitFor(() => expect(k.storeConflicts()).toEqual([]));
+        expect((await k.describe("payments")).primary).toBe(good.primary);
+      },
+    );
+
     it("refuses a state that brings back the material of a destroyed version, or drops a live one", async () => {
       const k = keyrings();
       await k.create("payments");
