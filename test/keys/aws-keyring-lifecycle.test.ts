@@ -224,6 +224,79 @@ describe("Secrets Manager keyrings on moto", () => {
     expect(k.storeConflicts()).toEqual([]);
   });
 
+  it("three replicas destroying, rotating, retiring and sealing at once lose no live version and agree", async () => {
+    const prefix = `storm-${randomUUID()}/`;
+    let now = Date.now();
+    const clock = { now: () => now, primaryRefreshMs: 0, sealBlockSize: 1 };
+    const [a, b, c] = [keyrings(prefix, clock), keyrings(prefix, clock), keyrings(prefix, clock)] as const;
+    await a.create("cards");
+    for (let i = 0; i < 5; i++) await a.rotate("cards");
+    await a.retire("cards", 3);
+    // Every material any replica ever handed out for sealing, by version.
+    const sealedUnder = new Map<number, string>();
+    const seal = async (k: Keyrings) => {
+      const key = await k.sealingKey("cards");
+      const seen = sealedUnder.get(key.version);
+      if (seen !== undefined) expect(hex(key.material)).toBe(seen);
+      sealedUnder.set(key.version, hex(key.material));
+    };
+    const outcomes: string[] = [];
+    const run = async (name: string, work: () => Promise<unknown>) => {
+      try {
+        await work();
+        outcomes.push(`${name}:ok`);
+      } catch (err) {
+        // Losing every compare-and-swap to the others is allowed; anything else is not.
+        expect(isFieldsealError(err, "conflict")).toBe(true);
+        outcomes.push(`${name}:conflict`);
+      }
+    };
+    await Promise.all([
+      run("destroy", async () => {
+        await a.destroy("cards", 3);
+        await a.destroy("cards", 5, { retire: true });
+      }),
+      run("rotate", async () => {
+        for (let i = 0; i < 4; i++) {
+          await b.rotate("cards");
+          await seal(b);
+        }
+      }),
+      run("retire", async () => {
+        await c.retire("cards", 4);
+        await seal(c);
+        await c.rotate("cards");
+      }),
+      run("seal", async () => {
+        for (let i = 0; i < 10; i++) await seal(a);
+      }),
+    ]);
+    now += 1;
+    const fresh = keyrings(prefix);
+    const state = await fresh.describe("cards");
+    console.info(
+      `storm: ${outcomes.join(", ")}; primary ${state.primary}, min ${state.minDecryptVersion}, destroyed ${JSON.stringify(state.destroyed?.map((r) => [r.from, r.through]))}`,
+    );
+    expect(state.minDecryptVersion).toBe(5);
+    expect(state.destroyed?.at(-1)?.through).toBe(4);
+    expect(state.versions.map((v) => v.version)).toEqual(
+      Array.from({ length: state.primary - 4 }, (_, i) => i + 5),
+    );
+    // Every live version a value was sealed under opens everywhere with the material it was sealed with.
+    for (const [version, material] of sealedUnder) {
+      for (const reader of [a, b, c, fresh]) {
+        if (version < 5) {
+          await expect(reader.openingKey("cards", version)).rejects.toMatchObject({
+            code: "key_version_destroyed",
+          });
+        } else {
+          expect(hex((await reader.openingKey("cards", version)).material)).toBe(material);
+        }
+      }
+    }
+    for (const reader of [a, b, c, fresh]) expect(reader.storeConflicts()).toEqual([]);
+  }, 60_000);
+
   it("rotates past the Secrets Manager size wall by destroying retired versions in between", async () => {
     const prefix = `wall-${randomUUID()}/`;
     // 440 versions written at once, each with a full 2^28 seal count (the longest stored form), so the
