@@ -1175,9 +1175,16 @@ export class Keyrings {
         `keyring "${entry.name}": ${detail}; the cached keys keep serving`,
       );
     }
-    const result = await this.#call("cas", entry.name, () =>
-      this.#store.compareAndSwap(expectedRevision, next),
-    );
+    let result: CasResult;
+    try {
+      result = await this.#call("cas", entry.name, () => this.#store.compareAndSwap(expectedRevision, next));
+    } catch (err) {
+      // The store refuses a write that would change what it holds: it may hold a state that contradicts
+      // the cache (a version written by hand). Reading it raises that as a conflict; if the read agrees with
+      // the cache, the refusal was about the write itself and stands.
+      if (isFieldsealError(err, "internal")) await this.#loadFresh(entry);
+      throw err;
+    }
     if (result.ok) this.#absorb(entry, result.state);
     else if (result.current) this.#absorb(entry, result.current);
     return result;

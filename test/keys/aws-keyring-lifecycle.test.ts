@@ -196,6 +196,62 @@ describe("Secrets Manager keyrings on moto", () => {
     expect((await keyrings(prefix).describe("cards")).primary).toBe(primary);
   });
 
+  it("raises a hand-written version of the same revision with other material, even when a seal reservation meets it first", async () => {
+    const prefix = `forged-${randomUUID()}/`;
+    const secretId = `${prefix}cards`;
+    const a = keyrings(prefix, { sealBlockSize: 1 });
+    await a.create("cards");
+    await a.rotate("cards");
+    const v1 = hex((await a.openingKey("cards", 1)).material);
+    await a.sealingKey("cards");
+    // Let the reservation made ahead in the background land first.
+    const currentId = async () =>
+      (await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: "AWSCURRENT" })))
+        .VersionId;
+    for (let i = 0, seen = await currentId(); i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const now = await currentId();
+      if (now === seen) break;
+      seen = now;
+    }
+    const stored = await sm.send(
+      new GetSecretValueCommand({ SecretId: secretId, VersionStage: "AWSCURRENT" }),
+    );
+    const forged = JSON.parse(stored.SecretString ?? "{}") as {
+      versions: Array<{ material: string }>;
+      writer?: string;
+    };
+    (forged.versions[0] as { material: string }).material = randomBytes(32).toString("base64");
+    forged.writer = "by-hand";
+    const put = await sm.send(
+      new PutSecretValueCommand({
+        SecretId: secretId,
+        SecretString: JSON.stringify(forged),
+        VersionStages: ["AWSPENDING"],
+      }),
+    );
+    await sm.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretId,
+        VersionStage: "AWSCURRENT",
+        MoveToVersionId: put.VersionId,
+        RemoveFromVersionId: stored.VersionId,
+      }),
+    );
+    // Sealing on runs out of reserved seals: the reservation's write meets the forged state before any load.
+    let err: unknown;
+    for (let i = 0; i < 500 && err === undefined; i++) {
+      err = await a.sealingKey("cards").then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    }
+    expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+    expect((err as Error).message).toContain("version 1");
+    expect(a.storeConflicts()).toEqual([expect.objectContaining({ keyring: "cards" })]);
+    expect(hex((await a.openingKey("cards", 1)).material)).toBe(v1);
+  });
+
   it("knows a keyring Fieldseal only created (no write since) by its CreateSecret version id", async () => {
     const prefix = `created-${randomUUID()}/`;
     await keyrings(prefix).create("fresh");
