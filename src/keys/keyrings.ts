@@ -177,6 +177,9 @@ const MAX_ATTEMPTS = 64;
 /** Longest a seal waits for a revision check: a slow or hung disk must not stall sealing from the cache. */
 const REVISION_CHECK_WAIT_MS = 200;
 
+/** Least time between two store loads for versions or legacy labels a keyring's cache does not hold. */
+const UNSEEN_LOAD_INTERVAL_MS = 250;
+
 /** Direct loads of names missing from the store's keyring list, per `missTtlMs`. */
 const UNLISTED_LOADS = 16;
 
@@ -230,6 +233,9 @@ interface Entry {
   /** This process's last reservation, for sizing the next one. */
   pace: Pace;
   loading: Promise<KeyringState | undefined> | undefined;
+  /** When (performance.now()) a version or legacy label not cached was last loaded for; see #loadForUnseen. */
+  unseenLoadAt: number;
+  unseenLoad: Promise<KeyringState | undefined> | undefined;
   reserving: Promise<void> | undefined;
   creating: Promise<KeyringState> | undefined;
   /** The state this process wrote when it created the keyring, if it did. */
@@ -364,7 +370,7 @@ export class Keyrings {
     const state =
       entry.state && version <= latestVersion(entry.state)
         ? entry.state
-        : await this.#loadForOpening(entry, `version ${version}`);
+        : await this.#loadForUnseen(entry, `version ${version}`);
     if (version > latestVersion(state)) {
       throw new FieldsealError(
         "key_version_not_found",
@@ -391,7 +397,7 @@ export class Keyrings {
     const what = `legacy label ${JSON.stringify(label.slice(0, 64))}`;
     const entry = hit ?? (await this.#findForOpening(name, what));
     // A keyring just found was just loaded; a cached one that lacks the label is re-read.
-    const state = (hit ? undefined : entry.state) ?? (await this.#loadForOpening(entry, what));
+    const state = (hit ? undefined : entry.state) ?? (await this.#loadForUnseen(entry, what));
     const found = state.versions.find((v) => v.legacyLabel === label);
     if (!found) {
       throw new FieldsealError(
@@ -978,6 +984,8 @@ export class Keyrings {
         sealsTaken: 0,
         pace: { at: undefined, taken: 0, rate: 0, revision: undefined, writers: 1 },
         loading: undefined,
+        unseenLoadAt: Number.NEGATIVE_INFINITY,
+        unseenLoad: undefined,
         reserving: undefined,
         creating: undefined,
         createdHere: undefined,
@@ -1103,6 +1111,38 @@ export class Keyrings {
       recheckAfter: known?.recheckAfter ?? now + this.#refreshMs,
     });
     this.#emit({ type: "store_conflict", keyring, kind, detail });
+  }
+
+  /**
+   * A load for a version or legacy label the cache does not hold: one written elsewhere since, or one
+   * made up by whoever handed in the value. At most one such load per UNSEEN_LOAD_INTERVAL_MS per keyring;
+   * a caller that comes sooner waits for the next one, shared, so made-up versions cannot turn every
+   * request into a store call, and a version that does exist is still found.
+   */
+  async #loadForUnseen(entry: Entry, what: string): Promise<KeyringState> {
+    // A load already under way is shared, as for any other caller.
+    if (entry.loading) return this.#loadForOpening(entry, what);
+    const waitMs = entry.unseenLoadAt + UNSEEN_LOAD_INTERVAL_MS - performance.now();
+    if (waitMs <= 0) {
+      entry.unseenLoadAt = performance.now();
+      return this.#loadForOpening(entry, what);
+    }
+    entry.unseenLoad ??= sleep(waitMs)
+      .then(() => {
+        entry.unseenLoadAt = performance.now();
+        return this.#load(entry);
+      })
+      .finally(() => {
+        entry.unseenLoad = undefined;
+      });
+    let state: KeyringState | undefined;
+    try {
+      state = await entry.unseenLoad;
+    } catch (err) {
+      throw this.#unavailableForOpening(entry.name, what, err);
+    }
+    if (!state) throw keyringNotFound(entry.name);
+    return state;
   }
 
   async #loadForOpening(entry: Entry, what: string): Promise<KeyringState> {

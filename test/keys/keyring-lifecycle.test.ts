@@ -69,6 +69,41 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
     expect((await k.sealingKey("payments")).version).toBe(1);
   }, 60_000);
 
+  it("answers made-up versions and legacy labels of a real keyring with a bounded number of store loads", async () => {
+    const observed = new ObservedStore(store);
+    await keyrings().ensure("payments");
+    const k = keyrings({}, observed);
+    await k.sealingKey("payments");
+    observed.loads = 0;
+    // Whoever hands in a value picks its version and legacy label: 20 callers, one after another each,
+    // for one second.
+    const until = Date.now() + 1_000;
+    let calls = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, caller) => {
+        for (let i = 0; i < 10_000 && Date.now() < until; i++) {
+          calls += 2;
+          await expect(k.openingKey("payments", 1_000 + caller * 10_000 + i)).rejects.toMatchObject({
+            code: "key_version_not_found",
+          });
+          await expect(k.openingKeyByLegacyLabel("payments", `made-up-${caller}-${i}`)).rejects.toMatchObject(
+            {
+              code: "key_version_not_found",
+            },
+          );
+        }
+      }),
+    );
+    const elapsed = 1_000 + Math.max(0, Date.now() - until);
+    console.info(`${calls} made-up versions and labels in ${elapsed} ms: ${observed.loads} store loads`);
+    expect(calls).toBeGreaterThan(20);
+    // One load per 250 ms at most, plus the first.
+    expect(observed.loads).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 2);
+    // A version really created elsewhere is still found.
+    await keyrings().rotate("payments");
+    expect((await k.openingKey("payments", 2)).version).toBe(2);
+  });
+
   it("sees a keyring another replica created once the miss TTL has passed, without a store call before", async () => {
     const observed = new ObservedStore(store);
     let now = 1_800_000_000_000;
