@@ -103,6 +103,24 @@ export function versionChangeProblem(earlier: KeyringState, later: KeyringState)
 }
 
 /**
+ * Describes how `later` goes back on a rule no change of a keyring may break, or returns undefined when it
+ * does not: the minimum decryption version is never lowered (a retired version stays retired), the primary
+ * never moves back to an older version, and no version's reserved seal count goes down (it bounds the seals
+ * ever made under the version: lowered, the nonce budget could be passed). Messages name versions only.
+ */
+export function policyRegressionProblem(earlier: KeyringState, later: KeyringState): string | undefined {
+  if (later.minDecryptVersion < earlier.minDecryptVersion)
+    return "it would lower the minimum decryption version";
+  if (later.primary < earlier.primary) return `it would move the primary back to version ${later.primary}`;
+  for (const before of earlier.versions) {
+    const after = liveVersion(later, before.version);
+    if (after && after.sealsReserved < before.sealsReserved)
+      return `it would lower the seal count of version ${before.version}`;
+  }
+  return undefined;
+}
+
+/**
  * Describes why `next` may not replace `current` (undefined = it may): the revision must advance by exactly
  * one and every existing version must survive unchanged (or be destroyed below the minimum decryption
  * version), so no write, however buggy, can lose a key.
@@ -113,20 +131,13 @@ export function successorProblem(current: KeyringState | undefined, next: Keyrin
   const expected = (current?.revision ?? 0) + 1;
   if (next.revision !== expected) return `the next revision must be ${expected}`;
   if (!current) return undefined;
-  const changed = versionChangeProblem(current, next);
+  const changed = versionChangeProblem(current, next) ?? policyRegressionProblem(current, next);
   if (changed) return changed;
-  for (const before of current.versions) {
-    const after = liveVersion(next, before.version);
-    if (after && after.sealsReserved < before.sealsReserved)
-      return `it would lower the seal count of version ${before.version}`;
-  }
   for (const [i, range] of (current.destroyed ?? []).entries()) {
     const same = next.destroyed?.[i];
     if (same?.through !== range.through || same.destroyedAt !== range.destroyedAt)
       return "it would change the record of destroyed versions";
   }
-  if (next.minDecryptVersion < current.minDecryptVersion)
-    return "it would lower the minimum decryption version";
   return undefined;
 }
 

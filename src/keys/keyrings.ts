@@ -24,10 +24,13 @@
  *
  * Immutability. A key version's material never changes once it exists. Every state taken in from the store
  * is checked against the cached one; a state that would change (or resurrect, or drop) a version's material
- * is refused, never absorbed: the cached keys keep serving, the operation that read it fails with
+ * is refused, never absorbed, and so is one that lowers the minimum decryption version, moves the primary back
+ * or lowers a version's reserved seal count: the cached keys keep serving, the operation that read it fails with
  * key_store_conflict, a `store_conflict` event is emitted, and `storeConflicts()` reports it (readiness)
  * until the store holds a consistent state again. The one legal change is the destruction of the material
- * of versions below the minimum decryption version (`destroy`).
+ * of versions below the minimum decryption version (`destroy`). A store that went back behind a revision
+ * already seen (a restored backup) is read without complaint but never written on: a write would give
+ * version numbers already in use new material. It is refused and raised the same way.
  *
  * Nonce budget. AES-GCM with random 96-bit nonces must not seal more than 2^32 values under one key
  * (NIST SP 800-38D, 8.3); past that, the chance of a repeated nonce, which breaks confidentiality and
@@ -59,6 +62,7 @@ import {
   keyringStateProblem,
   latestVersion,
   liveVersion,
+  policyRegressionProblem,
   versionChangeProblem,
   withNewPrimary,
   withVersionsDestroyed,
@@ -120,8 +124,9 @@ export type KeyEvent =
   | { type: "destroyed"; keyring: string; from: number; through: number }
   /**
    * The store holds a state that contradicts cached keys (`material`: a version's material would change)
-   * or that the store itself refused to read (`store`: e.g. a tutorial-shaped value over a Fieldseal
-   * keyring). `detail` names versions and rules only, never material.
+   * or that is refused otherwise (`store`: the store itself refused to read it, e.g. a tutorial-shaped value
+   * over a Fieldseal keyring; it went back behind a revision already seen; or it lowers the minimum
+   * decryption version, the primary or a seal count). `detail` names versions and rules only, never material.
    */
   | { type: "store_conflict"; keyring: string; kind: "material" | "store"; detail: string }
   /** The keyring's stored state is consistent with the cache again. */
@@ -171,6 +176,9 @@ const PREFETCH_AT = 0.75;
 const MAX_ATTEMPTS = 64;
 /** Longest a seal waits for a revision check: a slow or hung disk must not stall sealing from the cache. */
 const REVISION_CHECK_WAIT_MS = 200;
+
+/** Least time between two store loads for versions or legacy labels a keyring's cache does not hold. */
+const UNSEEN_LOAD_INTERVAL_MS = 250;
 
 /** Direct loads of names missing from the store's keyring list, per `missTtlMs`. */
 const UNLISTED_LOADS = 16;
@@ -231,6 +239,9 @@ interface Entry {
   /** This process's last reservation, for sizing the next one. */
   pace: Pace;
   loading: Promise<KeyringState | undefined> | undefined;
+  /** When (performance.now()) a version or legacy label not cached was last loaded for; see #loadForUnseen. */
+  unseenLoadAt: number;
+  unseenLoad: Promise<KeyringState | undefined> | undefined;
   reserving: Promise<void> | undefined;
   creating: Promise<KeyringState> | undefined;
   /** The state this process wrote when it created the keyring, if it did. */
@@ -365,7 +376,7 @@ export class Keyrings {
     const state =
       entry.state && version <= latestVersion(entry.state)
         ? entry.state
-        : await this.#loadForOpening(entry, `version ${version}`);
+        : await this.#loadForUnseen(entry, `version ${version}`);
     if (version > latestVersion(state)) {
       throw new FieldsealError(
         "key_version_not_found",
@@ -392,7 +403,7 @@ export class Keyrings {
     const what = `legacy label ${JSON.stringify(label.slice(0, 64))}`;
     const entry = hit ?? (await this.#findForOpening(name, what));
     // A keyring just found was just loaded; a cached one that lacks the label is re-read.
-    const state = (hit ? undefined : entry.state) ?? (await this.#loadForOpening(entry, what));
+    const state = (hit ? undefined : entry.state) ?? (await this.#loadForUnseen(entry, what));
     const found = state.versions.find((v) => v.legacyLabel === label);
     if (!found) {
       throw new FieldsealError(
@@ -980,6 +991,8 @@ export class Keyrings {
         sealsTaken: 0,
         pace: { at: undefined, taken: 0, rate: 0, revision: undefined, writers: 1 },
         loading: undefined,
+        unseenLoadAt: Number.NEGATIVE_INFINITY,
+        unseenLoad: undefined,
         reserving: undefined,
         creating: undefined,
         createdHere: undefined,
@@ -1007,11 +1020,11 @@ export class Keyrings {
   #absorb(entry: Entry, state: KeyringState): KeyringState {
     const known = entry.state;
     const problem = state.name === entry.name ? keyringStateProblem(state) : "it names another keyring";
-    if (problem)
-      throw new FieldsealError(
-        "internal",
-        `key store returned an invalid keyring "${entry.name}": ${problem}`,
-      );
+    if (problem) {
+      const detail = `the key store returned an invalid keyring: ${problem}`;
+      this.#conflict(entry.name, "store", detail);
+      throw new FieldsealError("key_store_conflict", `keyring "${entry.name}": ${detail}`);
+    }
     if (known) {
       // Older states (a lagging read) must agree too: every version either holds the same material in
       // both, or is destroyed in the newer one.
@@ -1019,15 +1032,26 @@ export class Keyrings {
         state.revision >= known.revision
           ? versionChangeProblem(known, state)
           : versionChangeProblem(state, known);
-      if (conflict) {
-        this.#conflict(entry.name, "material", `revision ${state.revision}: ${conflict}`);
+      const regression =
+        conflict === undefined
+          ? state.revision >= known.revision
+            ? policyRegressionProblem(known, state)
+            : policyRegressionProblem(state, known)
+          : undefined;
+      if (conflict || regression) {
+        this.#conflict(
+          entry.name,
+          conflict ? "material" : "store",
+          `revision ${state.revision}: ${conflict ?? regression}`,
+        );
         throw new FieldsealError(
           "key_store_conflict",
-          `keyring "${entry.name}": the key store holds revision ${state.revision}, which contradicts the cached revision ${known.revision} (${conflict}); refused, the cached keys keep serving`,
+          `keyring "${entry.name}": the key store holds revision ${state.revision}, which contradicts the cached revision ${known.revision} (${conflict ?? regression}); refused, the cached keys keep serving`,
         );
       }
     }
-    if (this.#conflicts.delete(entry.name))
+    // An older state (a lagging read, or a restored backup) does not show that the store was repaired.
+    if ((!known || state.revision >= known.revision) && this.#conflicts.delete(entry.name))
       this.#emit({ type: "store_conflict_cleared", keyring: entry.name });
     if (known && state.revision <= known.revision) return known;
     entry.state = state;
@@ -1094,6 +1118,38 @@ export class Keyrings {
       recheckAfter: known?.recheckAfter ?? now + this.#refreshMs,
     });
     this.#emit({ type: "store_conflict", keyring, kind, detail });
+  }
+
+  /**
+   * A load for a version or legacy label the cache does not hold: one written elsewhere since, or one
+   * made up by whoever handed in the value. At most one such load per UNSEEN_LOAD_INTERVAL_MS per keyring;
+   * a caller that comes sooner waits for the next one, shared, so made-up versions cannot turn every
+   * request into a store call, and a version that does exist is still found.
+   */
+  async #loadForUnseen(entry: Entry, what: string): Promise<KeyringState> {
+    // A load already under way is shared, as for any other caller.
+    if (entry.loading) return this.#loadForOpening(entry, what);
+    const waitMs = entry.unseenLoadAt + UNSEEN_LOAD_INTERVAL_MS - performance.now();
+    if (waitMs <= 0) {
+      entry.unseenLoadAt = performance.now();
+      return this.#loadForOpening(entry, what);
+    }
+    entry.unseenLoad ??= sleep(waitMs)
+      .then(() => {
+        entry.unseenLoadAt = performance.now();
+        return this.#load(entry);
+      })
+      .finally(() => {
+        entry.unseenLoad = undefined;
+      });
+    let state: KeyringState | undefined;
+    try {
+      state = await entry.unseenLoad;
+    } catch (err) {
+      throw this.#unavailableForOpening(entry.name, what, err);
+    }
+    if (!state) throw keyringNotFound(entry.name);
+    return state;
   }
 
   async #loadForOpening(entry: Entry, what: string): Promise<KeyringState> {
@@ -1164,28 +1220,49 @@ export class Keyrings {
   }
 
   async #cas(entry: Entry, expectedRevision: number, next: KeyringState): Promise<CasResult> {
-    const before = entry.state?.revision;
-    const result = await this.#call("cas", entry.name, async () => {
-      const answer = await this.#store.compareAndSwap(expectedRevision, next);
-      // The local store (the one that tells its revision cheaply) reads its own disk and never goes back: a
-      // current revision below one already seen means its files were restored from an older backup or
-      // removed. Raised as a store conflict (logged, counted, readiness), never written over.
-      const current = answer.ok ? undefined : (answer.current?.revision ?? 0);
-      if (current !== undefined && before !== undefined && current < before && this.#store.revision) {
-        throw new FieldsealError(
-          "key_store_conflict",
-          `keyring "${entry.name}": the key store holds revision ${current}, older than revision ${before} seen before (restored from an older backup, or removed); refused, the cached keys keep serving`,
-        );
-      }
-      return answer;
-    });
+    const known = entry.state;
+    if (known && expectedRevision < known.revision) {
+      // The store went back behind a revision this process has seen (a restored backup, AWSCURRENT moved
+      // back by hand, a deleted keyring). A write on it would number new versions that already exist with
+      // other material, and values are sealed under those: refused and raised, never written.
+      const detail = `the key store holds revision ${expectedRevision}, older than revision ${known.revision} already seen (a restored backup or a moved current version?); refusing to write on it`;
+      this.#conflict(entry.name, "store", detail);
+      throw new FieldsealError(
+        "key_store_conflict",
+        `keyring "${entry.name}": ${detail}; the cached keys keep serving`,
+      );
+    }
+    const before = known?.revision;
+    let result: CasResult;
+    try {
+      result = await this.#call("cas", entry.name, async () => {
+        const answer = await this.#store.compareAndSwap(expectedRevision, next);
+        // The local store (the one that tells its revision cheaply) reads its own disk and never goes back: a
+        // current revision below one already seen means its files were restored from an older backup or
+        // removed. Raised as a store conflict (logged, counted, readiness), never written over.
+        const current = answer.ok ? undefined : (answer.current?.revision ?? 0);
+        if (current !== undefined && before !== undefined && current < before && this.#store.revision) {
+          throw new FieldsealError(
+            "key_store_conflict",
+            `keyring "${entry.name}": the key store holds revision ${current}, older than revision ${before} seen before (restored from an older backup, or removed); refused, the cached keys keep serving`,
+          );
+        }
+        return answer;
+      });
+    } catch (err) {
+      // The store refuses a write that would change what it holds: it may hold a state that contradicts
+      // the cache (a version written by hand). Reading it raises that as a conflict; if the read agrees with
+      // the cache, the refusal was about the write itself and stands.
+      if (isFieldsealError(err, "internal")) await this.#loadFresh(entry);
+      throw err;
+    }
     if (result.ok) this.#absorb(entry, result.state);
     else if (result.current) this.#absorb(entry, result.current);
     // Never hand a caller a state older than the one known (a stale read, a store that went back): a retry
     // built on it would write new material under version numbers that already hold other material.
-    const known = entry.state;
-    if (!result.ok && known && (result.current?.revision ?? 0) < known.revision) {
-      return { ok: false, current: known };
+    const latest = entry.state;
+    if (!result.ok && latest && (result.current?.revision ?? 0) < latest.revision) {
+      return { ok: false, current: latest };
     }
     return result;
   }
@@ -1202,12 +1279,16 @@ export class Keyrings {
       this.#emit({ type: "store_call", op, ...where, ms: performance.now() - started, ok: true });
       return result;
     } catch (err) {
-      const failure =
+      let failure =
         err instanceof FieldsealError
           ? err
           : new FieldsealError("store_unavailable", `key store (${this.#store.kind}) ${op} failed`, {
               cause: err,
             });
+      // A load fails "internal" only when the stored keyring breaks a rule (a tombstone over the primary, a
+      // gap, bad material...): a stored state refused like any other, raised rather than a bare 500.
+      if (op === "load" && failure.code === "internal")
+        failure = new FieldsealError("key_store_conflict", failure.message, { cause: failure });
       this.#emit({
         type: "store_call",
         op,

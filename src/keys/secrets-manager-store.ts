@@ -360,6 +360,7 @@ export class SecretsManagerKeyStore implements KeyStore {
   async #heldFieldsealFormat(name: string, tutorialCreatedMs: number): Promise<boolean> {
     if (this.#fieldsealFormat.has(name)) return true;
     const created = versionToken(name, 1);
+    const firstWrite = versionToken(name, 2);
     let nextToken: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       const out = await this.#call("ListSecretVersionIds", name, () =>
@@ -373,7 +374,7 @@ export class SecretsManagerKeyStore implements KeyStore {
         ),
       );
       for (const version of out.Versions ?? []) {
-        if (version.VersionId === created || wasWrittenOver(version, tutorialCreatedMs)) {
+        if (version.VersionId === created || wasWrittenOver(version, firstWrite, tutorialCreatedMs)) {
           this.#fieldsealFormat.add(name);
           return true;
         }
@@ -546,18 +547,27 @@ function translateError(err: unknown, op: string, keyring: string): unknown {
 
 /**
  * Whether a version listed beside a tutorial-shaped AWSCURRENT shows that Fieldseal's format was current
- * before it: a Fieldseal write (labelled FIELDSEAL_PENDING) that was promoted and then replaced (Secrets
- * Manager moves AWSPREVIOUS to the version AWSCURRENT leaves), or one written before the tutorial value.
- * A FIELDSEAL_PENDING version newer than the tutorial value and never promoted is a write in progress (a
- * replica adopting the tutorial's secret right now), not a write-back: refusing it would fail every
- * replica that adopts concurrently.
+ * before it: a Fieldseal write (labelled FIELDSEAL_PENDING) of revision 3 or later (its id is not
+ * `firstWrite`, the id of revision 2; revision 3 is only written over a Fieldseal-format revision 2), one
+ * that was promoted and then replaced (Secrets Manager moves AWSPREVIOUS to the version AWSCURRENT leaves;
+ * a second write-back moves it on), or one written before the tutorial value (creation times: moto's listing
+ * stamps every version with the time of the call, and AWS's may share a millisecond, so this comes last).
+ * A revision-2 write newer than the tutorial value and never promoted is a write in progress (a replica
+ * adopting the tutorial's secret right now), not a write-back: refusing it would fail every replica that
+ * adopts concurrently.
  */
 function wasWrittenOver(
-  version: { VersionStages?: string[] | undefined; CreatedDate?: Date | undefined },
+  version: {
+    VersionId?: string | undefined;
+    VersionStages?: string[] | undefined;
+    CreatedDate?: Date | undefined;
+  },
+  firstWrite: string,
   tutorialCreatedMs: number,
 ): boolean {
   const stages = version.VersionStages ?? [];
   if (!stages.includes(PENDING_STAGE)) return false;
+  if (version.VersionId !== firstWrite) return true;
   if (stages.includes("AWSPREVIOUS")) return true;
   return version.CreatedDate !== undefined && version.CreatedDate.getTime() < tutorialCreatedMs;
 }

@@ -161,6 +161,97 @@ describe("Secrets Manager keyrings on moto", () => {
     expect(hex((await recovered.openingKey("cards", 1)).material)).toBe(materials[0]);
   });
 
+  it("refuses two tutorial write-backs in a row over an adopted keyring, whatever their creation times", async () => {
+    const prefix = `twice-${randomUUID()}/`;
+    const secretId = `${prefix}cards`;
+    await sm.send(
+      new CreateSecretCommand({
+        Name: secretId,
+        SecretString: JSON.stringify({ key: randomBytes(32).toString("base64"), version: "v1" }),
+      }),
+    );
+    const a = keyrings(prefix);
+    await a.ensure("cards");
+    // Two Fieldseal writes (revisions 2 and 3): what any keyring in use has (seal reservations write too).
+    await a.rotate("cards");
+    await a.rotate("cards");
+    const primary = (await a.describe("cards")).primary;
+    await writeTutorialShape(secretId);
+    await writeTutorialShape(secretId);
+    const listed = await sm.send(
+      new ListSecretVersionIdsCommand({ SecretId: secretId, IncludeDeprecated: true }),
+    );
+    // The second write-back moved AWSPREVIOUS off Fieldseal's version: only FIELDSEAL_PENDING is left on it,
+    // and creation times cannot be relied on (moto's listing stamps every version with the time of the call;
+    // AWS's can share a millisecond).
+    const ours = listed.Versions?.find((v) => v.VersionStages?.includes("FIELDSEAL_PENDING"));
+    expect(ours?.VersionStages).toEqual(["FIELDSEAL_PENDING"]);
+
+    // A new replica must not read the second write-back as the keyring's version 1 only.
+    const fresh = keyrings(prefix);
+    const err = await fresh.openingKey("cards", 1).catch((e: unknown) => e);
+    expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+    await expect(fresh.sealingKey("cards")).rejects.toMatchObject({ code: "key_store_conflict" });
+    await restoreFieldsealVersion(secretId);
+    expect((await keyrings(prefix).describe("cards")).primary).toBe(primary);
+  });
+
+  it("raises a hand-written version of the same revision with other material, even when a seal reservation meets it first", async () => {
+    const prefix = `forged-${randomUUID()}/`;
+    const secretId = `${prefix}cards`;
+    const a = keyrings(prefix, { sealBlockSize: 1 });
+    await a.create("cards");
+    await a.rotate("cards");
+    const v1 = hex((await a.openingKey("cards", 1)).material);
+    await a.sealingKey("cards");
+    // Let the reservation made ahead in the background land first.
+    const currentId = async () =>
+      (await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: "AWSCURRENT" })))
+        .VersionId;
+    for (let i = 0, seen = await currentId(); i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const now = await currentId();
+      if (now === seen) break;
+      seen = now;
+    }
+    const stored = await sm.send(
+      new GetSecretValueCommand({ SecretId: secretId, VersionStage: "AWSCURRENT" }),
+    );
+    const forged = JSON.parse(stored.SecretString ?? "{}") as {
+      versions: Array<{ material: string }>;
+      writer?: string;
+    };
+    (forged.versions[0] as { material: string }).material = randomBytes(32).toString("base64");
+    forged.writer = "by-hand";
+    const put = await sm.send(
+      new PutSecretValueCommand({
+        SecretId: secretId,
+        SecretString: JSON.stringify(forged),
+        VersionStages: ["AWSPENDING"],
+      }),
+    );
+    await sm.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretId,
+        VersionStage: "AWSCURRENT",
+        MoveToVersionId: put.VersionId,
+        RemoveFromVersionId: stored.VersionId,
+      }),
+    );
+    // Sealing on runs out of reserved seals: the reservation's write meets the forged state before any load.
+    let err: unknown;
+    for (let i = 0; i < 500 && err === undefined; i++) {
+      err = await a.sealingKey("cards").then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    }
+    expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+    expect((err as Error).message).toContain("version 1");
+    expect(a.storeConflicts()).toEqual([expect.objectContaining({ keyring: "cards" })]);
+    expect(hex((await a.openingKey("cards", 1)).material)).toBe(v1);
+  });
+
   it("knows a keyring Fieldseal only created (no write since) by its CreateSecret version id", async () => {
     const prefix = `created-${randomUUID()}/`;
     await keyrings(prefix).create("fresh");
@@ -188,6 +279,81 @@ describe("Secrets Manager keyrings on moto", () => {
     expect(hex(opened.material)).toBe(key.toString("hex"));
     expect(k.storeConflicts()).toEqual([]);
   });
+
+  it("three replicas destroying, rotating, retiring and sealing at once lose no live version and agree", async () => {
+    const prefix = `storm-${randomUUID()}/`;
+    let now = Date.now();
+    const clock = { now: () => now, primaryRefreshMs: 0, sealBlockSize: 1 };
+    const [a, b, c] = [keyrings(prefix, clock), keyrings(prefix, clock), keyrings(prefix, clock)] as const;
+    await a.create("cards");
+    for (let i = 0; i < 5; i++) await a.rotate("cards");
+    await a.retire("cards", 3);
+    // Every material any replica ever handed out for sealing, by version.
+    const sealedUnder = new Map<number, string>();
+    const seal = async (k: Keyrings) => {
+      const key = await k.sealingKey("cards");
+      const seen = sealedUnder.get(key.version);
+      if (seen !== undefined) expect(hex(key.material)).toBe(seen);
+      sealedUnder.set(key.version, hex(key.material));
+    };
+    const outcomes: string[] = [];
+    const run = async (name: string, work: () => Promise<unknown>) => {
+      try {
+        await work();
+        outcomes.push(`${name}:ok`);
+      } catch (err) {
+        // Losing every compare-and-swap to the others is allowed, and so is a retirement to 4 that comes
+        // after the destroy raised the minimum to 5; anything else is not.
+        const late = isFieldsealError(err, "failed_precondition") && /cannot be lowered/.test(err.message);
+        expect(isFieldsealError(err, "conflict") || (name === "retire" && late)).toBe(true);
+        outcomes.push(`${name}:${(err as { code: string }).code}`);
+      }
+    };
+    await Promise.all([
+      run("destroy", async () => {
+        await a.destroy("cards", 3);
+        await a.destroy("cards", 5, { retire: true });
+      }),
+      run("rotate", async () => {
+        for (let i = 0; i < 4; i++) {
+          await b.rotate("cards");
+          await seal(b);
+        }
+      }),
+      run("retire", async () => {
+        await c.retire("cards", 4);
+        await seal(c);
+        await c.rotate("cards");
+      }),
+      run("seal", async () => {
+        for (let i = 0; i < 10; i++) await seal(a);
+      }),
+    ]);
+    now += 1;
+    const fresh = keyrings(prefix);
+    const state = await fresh.describe("cards");
+    console.info(
+      `storm: ${outcomes.join(", ")}; primary ${state.primary}, min ${state.minDecryptVersion}, destroyed ${JSON.stringify(state.destroyed?.map((r) => [r.from, r.through]))}`,
+    );
+    expect(state.minDecryptVersion).toBe(5);
+    expect(state.destroyed?.at(-1)?.through).toBe(4);
+    expect(state.versions.map((v) => v.version)).toEqual(
+      Array.from({ length: state.primary - 4 }, (_, i) => i + 5),
+    );
+    // Every live version a value was sealed under opens everywhere with the material it was sealed with.
+    for (const [version, material] of sealedUnder) {
+      for (const reader of [a, b, c, fresh]) {
+        if (version < 5) {
+          await expect(reader.openingKey("cards", version)).rejects.toMatchObject({
+            code: "key_version_destroyed",
+          });
+        } else {
+          expect(hex((await reader.openingKey("cards", version)).material)).toBe(material);
+        }
+      }
+    }
+    for (const reader of [a, b, c, fresh]) expect(reader.storeConflicts()).toEqual([]);
+  }, 60_000);
 
   it("rotates past the Secrets Manager size wall by destroying retired versions in between", async () => {
     const prefix = `wall-${randomUUID()}/`;

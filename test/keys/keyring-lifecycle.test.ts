@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, unlink } from "node:fs/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FieldsealError, isFieldsealError } from "../../src/errors.js";
 import { encodeKeyring } from "../../src/keys/keyring-codec.js";
@@ -68,6 +68,41 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
     // The real keyring still seals from memory.
     expect((await k.sealingKey("payments")).version).toBe(1);
   }, 60_000);
+
+  it("answers made-up versions and legacy labels of a real keyring with a bounded number of store loads", async () => {
+    const observed = new ObservedStore(store);
+    await keyrings().ensure("payments");
+    const k = keyrings({}, observed);
+    await k.sealingKey("payments");
+    observed.loads = 0;
+    // Whoever hands in a value picks its version and legacy label: 20 callers, one after another each,
+    // for one second.
+    const until = Date.now() + 1_000;
+    let calls = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, caller) => {
+        for (let i = 0; i < 10_000 && Date.now() < until; i++) {
+          calls += 2;
+          await expect(k.openingKey("payments", 1_000 + caller * 10_000 + i)).rejects.toMatchObject({
+            code: "key_version_not_found",
+          });
+          await expect(k.openingKeyByLegacyLabel("payments", `made-up-${caller}-${i}`)).rejects.toMatchObject(
+            {
+              code: "key_version_not_found",
+            },
+          );
+        }
+      }),
+    );
+    const elapsed = 1_000 + Math.max(0, Date.now() - until);
+    console.info(`${calls} made-up versions and labels in ${elapsed} ms: ${observed.loads} store loads`);
+    expect(calls).toBeGreaterThan(20);
+    // One load per 250 ms at most, plus the first.
+    expect(observed.loads).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 2);
+    // A version really created elsewhere is still found.
+    await keyrings().rotate("payments");
+    expect((await k.openingKey("payments", 2)).version).toBe(2);
+  });
 
   it("sees a keyring another replica created once the miss TTL has passed, without a store call before", async () => {
     const observed = new ObservedStore(store);
@@ -218,6 +253,159 @@ describe("Keyrings: operator-created keyrings, the miss cache and the bounded ta
       expect(events.some((e) => e.type === "store_conflict_cleared")).toBe(true);
       expect((await k.rotate("payments")).primary).toBe(3);
     });
+
+    it("refuses to write on an older revision put back (a restored backup): raised, nothing written, cleared once repaired", async () => {
+      let now = 1_800_000_000_000;
+      const events: KeyEvent[] = [];
+      const k = keyrings({ now: () => now, primaryRefreshMs: 1_000, onEvent: (e) => events.push(e) });
+      await k.create("payments");
+      const backup = (await store.load("payments")) as KeyringState;
+      await k.rotate("payments");
+      const v2 = await k.sealingKey("payments");
+      const latest = (await store.load("payments")) as KeyringState;
+      expect(latest.revision).toBeGreaterThan(backup.revision);
+      // The operator restores last week's backup: the directory holds revision 1 (version 1 only) again.
+      for (const file of keyringRevisionFiles(dir, "payments")) await unlink(file);
+      await overwrite(backup);
+
+      // A rotation must not build a new version 2 on the old state: values are sealed under the real one.
+      const err = await k.rotate("payments").catch((e: unknown) => e);
+      expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+      expect((err as Error).message).toContain(`revision ${backup.revision}`);
+      expect(await store.load("payments")).toMatchObject({ revision: backup.revision, primary: 1 });
+      // Nor may a seal-block reservation write on it (it would fork the revision numbers).
+      for (let i = 0; i < 3; i++) {
+        const sealed = await k.sealingKey("payments", 65_536).catch((e: unknown) => e);
+        if (isFieldsealError(sealed)) expect(sealed.code).toBe("key_store_conflict");
+        else expect(hex((sealed as { material: Uint8Array }).material)).toBe(hex(v2.material));
+      }
+      expect(await store.load("payments")).toMatchObject({ revision: backup.revision, primary: 1 });
+      expect(k.storeConflicts()).toEqual([expect.objectContaining({ keyring: "payments", kind: "store" })]);
+      expect(events.some((e) => e.type === "store_conflict")).toBe(true);
+      // Cached keys keep serving.
+      expect(hex((await k.openingKey("payments", 2)).material)).toBe(hex(v2.material));
+      // A re-check that reads the old revision again does not clear it.
+      now += 1_000;
+      k.storeConflicts();
+      await k.describe("payments").catch(() => {});
+      expect(k.storeConflicts()).toHaveLength(1);
+
+      // Repaired: the newest revision is back. The next re-check clears the report; rotation works again.
+      await overwrite(latest);
+      now += 1_000;
+      await vi.waitFor(() => expect(k.storeConflicts()).toEqual([]));
+      const rotated = await k.rotate("payments");
+      expect(rotated.primary).toBe(3);
+      expect(hex((await k.openingKey("payments", 2)).material)).toBe(hex(v2.material));
+    });
+
+    it("never creates a new version 1 over a keyring whose files vanished while cached (ensure, create)", async () => {
+      const k = keyrings();
+      await k.create("payments");
+      const v1 = await k.sealingKey("payments");
+      for (const file of keyringRevisionFiles(dir, "payments")) await unlink(file);
+      await expect(k.ensure("payments")).rejects.toMatchObject({ code: "key_store_conflict" });
+      await expect(k.create("payments")).rejects.toMatchObject({ code: "key_store_conflict" });
+      expect(keyringRevisionFiles(dir, "payments")).toEqual([]);
+      expect(k.storeConflicts()).toEqual([expect.objectContaining({ keyring: "payments", kind: "store" })]);
+      expect(hex((await k.openingKey("payments", 1)).material)).toBe(hex(v1.material));
+    });
+
+    it.each([
+      {
+        what: "lowers the minimum decryption version (un-retires version 1)",
+        edit: (s: KeyringState) => ({ ...s, minDecryptVersion: 1 }),
+      },
+      {
+        what: "moves the primary back to version 2",
+        edit: (s: KeyringState) => ({ ...s, primary: 2 }),
+      },
+      {
+        what: "lowers the primary's reserved seal count (the nonce budget)",
+        edit: (s: KeyringState) => ({
+          ...s,
+          versions: s.versions.map((v) => (v.version === s.primary ? { ...v, sealsReserved: 0 } : v)),
+        }),
+      },
+    ])("refuses a newer stored state that $what: raised, cached policy kept", async ({ edit }) => {
+      let now = 1_800_000_000_000;
+      const k = keyrings({ now: () => now, primaryRefreshMs: 1_000 });
+      await k.create("payments");
+      await k.rotate("payments");
+      await k.rotate("payments");
+      await k.retire("payments", 2);
+      const sealing = await k.sealingKey("payments");
+      const good = (await store.load("payments")) as KeyringState;
+      expect(good.versions.find((v) => v.version === 3)?.sealsReserved).toBeGreaterThan(0);
+      await overwrite({ ...edit(good), revision: good.revision + 1 });
+
+      const err = await k.describe("payments").catch((e: unknown) => e);
+      expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+      expect(k.storeConflicts()).toEqual([expect.objectContaining({ keyring: "payments" })]);
+      // The cached policy keeps holding: version 1 stays retired, sealing stays on version 3.
+      await expect(k.openingKey("payments", 1)).rejects.toMatchObject({ code: "key_version_retired" });
+      expect((await k.sealingKey("payments")).version).toBe(sealing.version);
+      await expect(k.rotate("payments")).rejects.toMatchObject({ code: "key_store_conflict" });
+
+      // Repaired by a newer revision that keeps the rules: cleared.
+      await overwrite({ ...good, revision: good.revision + 2 });
+      now += 1_000;
+      k.storeConflicts();
+      await vi.waitFor(() => expect(k.storeConflicts()).toEqual([]));
+    });
+
+    it.each([
+      {
+        what: "a tombstone covering the primary",
+        edit: (raw: Record<string, unknown>) => ({
+          ...raw,
+          primary: 3,
+          destroyed: [{ through: 3, at: new Date(0).toISOString() }],
+        }),
+      },
+      {
+        what: "a gap in the versions (version 4 missing)",
+        edit: (raw: Record<string, unknown>) => ({
+          ...raw,
+          versions: (raw.versions as Array<{ version: number }>).filter((v) => v.version !== 4),
+        }),
+      },
+    ])(
+      "raises a stored format-2 keyring with $what as a store conflict, keeps serving, recovers when repaired",
+      async ({ edit }) => {
+        let now = 1_800_000_000_000;
+        const events: KeyEvent[] = [];
+        const k = keyrings({ now: () => now, primaryRefreshMs: 1_000, onEvent: (e) => events.push(e) });
+        await k.create("payments");
+        for (let i = 0; i < 4; i++) await k.rotate("payments");
+        await k.retire("payments", 3);
+        const good = await k.destroy("payments", 3);
+        const v3 = await k.openingKey("payments", 3);
+        const sealing = await k.sealingKey("payments");
+        const current = (await store.load("payments")) as KeyringState;
+        const raw = JSON.parse(encodeKeyring(current)) as Record<string, unknown>;
+        const bad = { ...edit(raw), revision: current.revision + 1 };
+        await writeKeyringRevision(dir, { ...current, revision: current.revision + 1 }, JSON.stringify(bad));
+
+        const err = await k.describe("payments").catch((e: unknown) => e);
+        expect(isFieldsealError(err, "key_store_conflict")).toBe(true);
+        expect((err as Error).message).toContain('"payments"');
+        expect((err as Error).message).not.toContain(b64(v3.material));
+        expect(k.storeConflicts()).toEqual([expect.objectContaining({ keyring: "payments", kind: "store" })]);
+        expect(events.some((e) => e.type === "store_conflict" && e.kind === "store")).toBe(true);
+        await expect(k.rotate("payments")).rejects.toMatchObject({ code: "key_store_conflict" });
+        // Cached keys keep serving.
+        expect(hex((await k.openingKey("payments", 3)).material)).toBe(hex(v3.material));
+        expect((await k.sealingKey("payments")).version).toBe(sealing.version);
+        await expect(k.openingKey("payments", 1)).rejects.toMatchObject({ code: "key_version_destroyed" });
+
+        await overwrite({ ...current, revision: current.revision + 2 });
+        now += 1_000;
+        k.storeConflicts();
+        await vi.waitFor(() => expect(k.storeConflicts()).toEqual([]));
+        expect((await k.describe("payments")).primary).toBe(good.primary);
+      },
+    );
 
     it("refuses a state that brings back the material of a destroyed version, or drops a live one", async () => {
       const k = keyrings();

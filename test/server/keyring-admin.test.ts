@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -224,5 +224,42 @@ describe("keyring administration over the API", () => {
     await writeKeyringRevision(keysDir, repaired, encodeKeyring(repaired));
     await vi.waitFor(async () => expect(await readyz()).toBe(200), { timeout: 10_000, interval: 100 });
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+  });
+
+  it("refuses to rotate on a restored older backup, fails readiness, and recovers once the newest is back", async () => {
+    const keysDir = join(fs.dataDir, "keys");
+    const admin = fs.client("admin");
+    await admin.rotateKey({ keyring: "loyalty" });
+    const backup = decodeKeyring(await readFile(currentKeyringFile(keysDir, "loyalty"), "utf8"), "loyalty");
+    await admin.rotateKey({ keyring: "loyalty" });
+    const sealed = await fs
+      .client("bot")
+      .encryptFields({ keyring: "loyalty", scope, fields: { pts: text("1200") } });
+    const newest = decodeKeyring(await readFile(currentKeyringFile(keysDir, "loyalty"), "utf8"), "loyalty");
+    // The operator restores the older backup: only its revision file is left.
+    for (const file of keyringRevisionFiles(keysDir, "loyalty")) await unlink(file);
+    await writeKeyringRevision(keysDir, backup, encodeKeyring(backup));
+
+    const rotated = await failure(admin.rotateKey({ keyring: "loyalty" }));
+    expect(rotated).toMatchObject({ code: Code.FailedPrecondition, reason: "key_store_conflict" });
+    expect(rotated.message).toContain(`revision ${backup.revision}`);
+    // Nothing was written on the backup: no new version numbered like one already sealed under.
+    expect(keyringRevisionFiles(keysDir, "loyalty")).toEqual([
+      join(keysDir, `loyalty.${backup.revision}.json`),
+    ]);
+    const readyz = async () => (await fetch(`${fs.url}/readyz`)).status;
+    expect(await readyz()).toBe(503);
+    expect(await (await fetch(`${fs.url}/metrics`)).text()).toMatch(
+      /fieldseal_key_material_conflicts_total\{keyring="loyalty",kind="store"\} [1-9]/,
+    );
+    // The value sealed before the restore still opens from the cached keys.
+    const opened = await fs
+      .client("reader")
+      .decryptField({ scope, field: "pts", sealed: sealed.sealed.pts ?? "" });
+    expect(opened.value).toMatchObject(text("1200"));
+
+    await writeKeyringRevision(keysDir, newest, encodeKeyring(newest));
+    await vi.waitFor(async () => expect(await readyz()).toBe(200), { timeout: 10_000, interval: 100 });
+    expect((await admin.rotateKey({ keyring: "loyalty" })).key?.primaryVersion).toBe(newest.primary + 1);
   });
 });
