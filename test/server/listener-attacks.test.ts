@@ -6,7 +6,9 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestPki, type TestPki } from "../support/certs.js";
 import { type FieldsealProcess, startFieldsealProcess } from "../support/fieldseal-process.js";
 import { rawH2 } from "../support/raw-h2.js";
 
@@ -60,6 +62,41 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
     })(),
     ms,
   );
+}
+
+/** Long enough that the answer to it (about 6 MB) is more than the socket buffers take unread. */
+const LARGE_CALL_BODY = JSON.stringify({
+  scope: { sessionId: "s-slow-reader" },
+  fields: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`f${i}`, "x".repeat(9000)])),
+});
+
+/**
+ * Makes an authenticated HTTP/1.1 call with a large answer on `socket` and never reads: the server must
+ * let go of the socket about a body deadline later (the kernel still owns the bytes it queued, so the
+ * client sees no close until it reads them; the server's descriptors show it).
+ */
+async function expectLargeAnswerDropped(
+  proc: FieldsealProcess,
+  open: () => Promise<net.Socket>,
+): Promise<void> {
+  const pid = proc.child.pid ?? 0;
+  // Let connections of earlier tests finish closing.
+  await new Promise((r) => setTimeout(r, 300));
+  const idleFds = openFds(pid);
+  const socket = await open();
+  await until(() => openFds(pid) > idleFds, SLACK_MS);
+  socket.on("error", () => {});
+  socket.pause();
+  socket.write(
+    `POST /fieldseal.v1.FieldsealService/EncryptFields HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${proc.tokens.admin}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(LARGE_CALL_BODY)}\r\n\r\n${LARGE_CALL_BODY}`,
+  );
+  const start = Date.now();
+  try {
+    await until(() => openFds(pid) <= idleFds, 2 * BODY_MS + SLACK_MS);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(BODY_MS * 0.5);
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** An HTTP/2 PING frame (RFC 9113 §6.7). */
@@ -147,26 +184,55 @@ describe("clients that never read the answer", () => {
   });
 
   it("drops an HTTP/1.1 connection whose client stops taking a large answer", async () => {
-    const pid = proc.child.pid ?? 0;
-    const idleFds = openFds(pid);
-    const s = await connect(proc.port);
-    s.on("error", () => {});
-    // An authenticated call whose answer (about 6 MB) is more than the socket buffers take unread.
-    const body = JSON.stringify({
-      scope: { sessionId: "s-slow-reader" },
-      fields: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`f${i}`, "x".repeat(9000)])),
+    await expectLargeAnswerDropped(proc, () => connect(proc.port));
+  });
+});
+
+describe("clients that never read the answer, over TLS", () => {
+  let pki: TestPki;
+  let proc: FieldsealProcess;
+  beforeAll(async () => {
+    pki = createTestPki();
+    proc = await startFieldsealProcess({
+      env: {
+        FIELDSEAL_H2_IDLE_TIMEOUT_MS: String(IDLE_MS),
+        FIELDSEAL_BODY_TIMEOUT_MS: String(BODY_MS),
+        FIELDSEAL_MAX_REQUEST_BYTES: String(8 * 1024 * 1024),
+        FIELDSEAL_LOG_LEVEL: "warn",
+      },
+      settings: { tls: { certFile: pki.server.certFile, keyFile: pki.server.keyFile } },
     });
-    s.pause();
-    s.write(
-      `POST /fieldseal.v1.FieldsealService/EncryptFields HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${proc.tokens.admin}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
-    await until(() => openFds(pid) > idleFds, SLACK_MS);
-    const start = Date.now();
-    // The server lets go of the socket (the kernel still owns the bytes it queued, so this client sees
-    // no close until it reads them).
-    await until(() => openFds(pid) <= idleFds, 2 * BODY_MS + SLACK_MS);
-    expect(Date.now() - start).toBeGreaterThanOrEqual(BODY_MS * 0.5);
-    s.destroy();
+  });
+  afterAll(async () => {
+    await proc?.stop(2000);
+    pki?.remove();
+  });
+
+  it("resets HTTP/2 answers a client never opens its window for", async () => {
+    const c = await rawH2({
+      port: proc.port,
+      path: "/healthz",
+      initialWindowSize: 0,
+      tls: { ca: pki.ca.cert },
+    });
+    c.openStreams(100, true);
+    await within(c.closed, IDLE_MS + 2 * BODY_MS + SLACK_MS);
+    expect(c.resets.get(8)).toBe(100);
+  });
+
+  it("drops an HTTP/1.1 connection whose client stops taking a large answer", async () => {
+    await expectLargeAnswerDropped(proc, async () => {
+      const tcp = await connect(proc.port);
+      const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect(
+          { socket: tcp, servername: "localhost", ca: pki.ca.cert, ALPNProtocols: ["http/1.1"] },
+          () => resolve(s),
+        );
+        s.once("error", reject);
+      });
+      tcp.pause();
+      return socket;
+    });
   });
 });
 
