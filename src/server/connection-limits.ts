@@ -169,18 +169,18 @@ export class Http1Connections {
       req.socket.destroy();
       return false;
     }
-    const limits = this.#limits;
     conn.active++;
     conn.phase = Phase.Body;
-    conn.due = Date.now() + limits.bodyTimeoutMs;
+    conn.due = Date.now() + this.#limits.bodyTimeoutMs;
     conn.request = req as http.IncomingMessage;
     res.once("close", () => {
       conn.active--;
       conn.answered++;
       if (conn.active > 0) return;
-      conn.request = undefined;
-      conn.phase = Phase.Head;
-      conn.due = Date.now() + limits.keepAliveTimeoutMs + 1000 + limits.headTimeoutMs;
+      // Answered before its body ended (Node then reads the rest off the wire to reuse the connection):
+      // the body deadline still holds, and #sweep moves on to the next head once the body has ended.
+      if (conn.request?.complete === false) return;
+      this.#awaitHead(conn, Date.now());
     });
     return true;
   }
@@ -225,8 +225,19 @@ export class Http1Connections {
       if (c.phase === Phase.Answer || now < c.due) continue;
       if (c.phase === Phase.Head) requestTimeout(socket);
       else if (!c.request?.complete) socket.destroy();
+      else if (c.active === 0) {
+        this.#awaitHead(c, now);
+        continue;
+      }
       c.phase = Phase.Answer;
     }
+  }
+
+  /** Nothing in flight: the next request head is due after the keep-alive time (plus Node's 1 s) and the head time. */
+  #awaitHead(c: Http1Connection, now: number): void {
+    c.request = undefined;
+    c.phase = Phase.Head;
+    c.due = now + this.#limits.keepAliveTimeoutMs + 1000 + this.#limits.headTimeoutMs;
   }
 
   #stopSweeping(): void {

@@ -183,6 +183,30 @@ describe("clients that never read the answer", () => {
     expect(got.match(/HTTP\/1\.1 200 /g)).toHaveLength(16);
   });
 
+  it("keeps the body deadline for a request answered before its body ended", async () => {
+    const s = await connect(proc.port);
+    let got = "";
+    s.on("data", (d: Buffer) => {
+      got += d.toString("latin1");
+    });
+    s.on("error", () => {});
+    const closed = new Promise((r) => s.once("close", r));
+    // /healthz answers at once; Node then reads the announced megabyte off the wire, trickled here.
+    s.write("POST /healthz HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n");
+    const trickle = setInterval(() => {
+      if (!s.destroyed) s.write("a");
+    }, 200);
+    try {
+      await within(closed, BODY_MS + SLACK_MS);
+    } finally {
+      clearInterval(trickle);
+    }
+    // Cut by the body deadline; before, it waited for a next head (keep-alive + 1 s + head time) and
+    // answered that 408 in the middle of the body.
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(got).not.toMatch(/ 408 /);
+  });
+
   it("drops an HTTP/1.1 connection whose client stops taking a large answer", async () => {
     await expectLargeAnswerDropped(proc, () => connect(proc.port));
   });
