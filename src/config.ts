@@ -92,7 +92,10 @@ export interface ConnectionLimits {
   readonly firstBytesTimeoutMs: number;
   /** From accept (or the end of the previous response plus the keep-alive time) until a complete HTTP/1.1 request head. */
   readonly headTimeoutMs: number;
-  /** From a complete request head until the request body has ended (HTTP/1.1 request or HTTP/2 stream). */
+  /**
+   * From a complete request head until the request body has ended (HTTP/1.1 request or HTTP/2 stream);
+   * also how long answer bytes may wait on a client that takes none of them.
+   */
   readonly bodyTimeoutMs: number;
   /** An HTTP/1.1 connection with no request is closed after this long. */
   readonly keepAliveTimeoutMs: number;
@@ -133,7 +136,8 @@ const LIMIT_SETTINGS: { readonly [K in keyof ConnectionLimits]: IntSetting } = {
   },
   bodyTimeoutMs: {
     env: "FIELDSEAL_BODY_TIMEOUT_MS",
-    description: "A request body must end within this of its head (else the request or stream is reset)",
+    description:
+      "A request body must end within this of its head, and a client must take some of a waiting answer within this (else the request or stream is reset)",
     default: 30_000,
     min: 50,
     max: 3_600_000,

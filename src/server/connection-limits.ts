@@ -35,33 +35,67 @@ export function http2Settings(limits: ConnectionLimits, maxHeaderBytes: number):
 }
 
 /**
- * Closes (GOAWAY) an HTTP/2 session after `h2IdleTimeoutMs` without traffic, and resets each stream whose
- * request has not ended `bodyTimeoutMs` after its headers, so a client cannot hold streams open by never
- * sending a body. Streams whose request has ended are left alone however long their answer takes.
+ * Closes (GOAWAY) an HTTP/2 session after `h2IdleTimeoutMs` without traffic, and resets (CANCEL) a stream
+ * - whose request has not ended `bodyTimeoutMs` after its headers, so a client cannot hold streams open
+ *   by never sending a body;
+ * - whose answer has bytes waiting and none of them was taken by the client over a whole `bodyTimeoutMs`
+ *   (checked every `bodyTimeoutMs`, so cut within twice that): a client that never opens its
+ *   flow-control window would otherwise hold the stream, its answer and (GOAWAY waits for open streams)
+ *   its session forever.
+ * A stream whose request has ended and whose answer is still being computed is left alone however long
+ * it takes. Node's own stream timeout cannot tell a stalled answer: it restarts whenever the session
+ * sends anything, such as a PING acknowledgement.
  */
 export function boundHttp2(server: http2.Http2Server | http2.Http2SecureServer, limits: ConnectionLimits) {
   server.on("session", (session: http2.ServerHttp2Session) => {
     session.setTimeout(limits.h2IdleTimeoutMs, () => session.close());
   });
-  server.on("stream", (stream: TimedStream, _headers, flags: number) => {
-    // END_STREAM on the HEADERS frame: there is no body to wait for.
-    if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0) return;
+  server.on("stream", (stream: WatchedStream) => {
     // Module-level callbacks: a stream costs one timer and no closure.
-    stream[kBodyTimer] = setTimeout(resetUnended, limits.bodyTimeoutMs, stream).unref();
-    stream.once("close", clearBodyTimer);
+    stream[kWatch] = {
+      timer: setTimeout(checkStream, limits.bodyTimeoutMs, stream).unref(),
+      waiting: Number.POSITIVE_INFINITY,
+    };
+    stream.once("close", clearWatch);
   });
 }
 
-const kBodyTimer = Symbol("fieldseal.bodyTimer");
-type TimedStream = http2.ServerHttp2Stream & { [kBodyTimer]?: NodeJS.Timeout };
+const kWatch = Symbol("fieldseal.streamWatch");
+interface StreamWatch {
+  readonly timer: NodeJS.Timeout;
+  /** Answer bytes waiting at the previous check. */
+  waiting: number;
+}
+type WatchedStream = http2.ServerHttp2Stream & { [kWatch]?: StreamWatch };
 
-function resetUnended(stream: http2.ServerHttp2Stream): void {
-  if (!stream.closed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
+/**
+ * Every `bodyTimeoutMs` of a stream's life: its request must have ended, and its answer must have moved
+ * since the previous check. A write completes only once nghttp2 has sent it, so `writableLength` counts
+ * what flow control holds back, and it shrinks only as the client takes the answer.
+ */
+function checkStream(stream: WatchedStream): void {
+  const watch = stream[kWatch];
+  if (stream.closed || watch === undefined) return;
+  const waiting = stream.writableLength;
+  if (stream.state.remoteClose !== 1 || (waiting > 0 && waiting >= watch.waiting)) {
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    return;
+  }
+  watch.waiting = waiting === 0 ? Number.POSITIVE_INFINITY : waiting;
+  watch.timer.refresh();
 }
 
-function clearBodyTimer(this: TimedStream): void {
-  clearTimeout(this[kBodyTimer]);
+function clearWatch(this: WatchedStream): void {
+  clearTimeout(this[kWatch]?.timer);
 }
+
+/**
+ * Requests one HTTP/1.1 connection may have in flight (pipelined ahead of their answers). Node hands
+ * every request of a read to the handler at once, and keeps each answer in memory until the ones before
+ * it are sent: a client that pipelines thousands of `GET /metrics` and never reads would have the server
+ * hold thousands of answers. No common client pipelines (browsers, curl, Node's agent do not).
+ */
+export const MAX_PIPELINED_REQUESTS = 16;
 
 /** What an HTTP/1.1 connection is waiting for, and so which deadline applies. */
 enum Phase {
@@ -69,7 +103,7 @@ enum Phase {
   Head,
   /** The body of `request`: due `bodyTimeoutMs` after its head. */
   Body,
-  /** The server's answer: no deadline here (the call's own deadline applies). */
+  /** The server's answer: no deadline for computing it; taking its bytes must not stall (see #sweep). */
   Answer,
 }
 
@@ -81,6 +115,9 @@ interface Http1Connection {
   /** Requests being answered, and requests answered (for closeIdle). */
   active: number;
   answered: number;
+  /** Bytes the client has taken (written to the kernel), and when that last grew or nothing waited. */
+  taken: number;
+  movedAt: number;
 }
 
 /**
@@ -89,10 +126,12 @@ interface Http1Connection {
  * - the request head must be complete `headTimeoutMs` after the connection was handed over, or after the
  *   previous response plus the keep-alive time (Node closes an idle keep-alive connection itself, but
  *   stops counting at the next request's first byte, so a head trickled after that is bounded here);
- * - the request body must end `bodyTimeoutMs` after its head.
+ * - the request body must end `bodyTimeoutMs` after its head;
+ * - answer bytes waiting to be sent must not wait `bodyTimeoutMs` without the client taking any;
+ * - at most MAX_PIPELINED_REQUESTS requests may be in flight.
  *
- * A head that misses its deadline is answered 408 and the connection closed; a body that misses its
- * deadline has its connection destroyed (a response may already be under way).
+ * A head that misses its deadline is answered 408 and the connection closed; otherwise the connection is
+ * destroyed (a response may already be under way).
  *
  * Node's own `headersTimeout` and `requestTimeout` are checked by a timer that only a listening
  * `http.Server` starts (setupConnectionsTracking on 'listening', lib/_http_server.js); the cleartext
@@ -106,30 +145,44 @@ export class Http1Connections {
   readonly #sweepMs: number;
   #sweeper: NodeJS.Timeout | undefined;
 
-  constructor(server: http.Server | http2.Http2SecureServer, limits: ConnectionLimits) {
+  constructor(limits: ConnectionLimits) {
     this.#limits = limits;
     this.#sweepMs = Math.max(
       10,
       Math.min(1000, Math.floor(Math.min(limits.headTimeoutMs, limits.bodyTimeoutMs) / 4)),
     );
-    server.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse) => {
-      // HTTP/2 streams share a session, which GOAWAY drains and boundHttp2 bounds.
-      if (req.httpVersionMajor !== 1) return;
-      const conn = this.#conns.get(req.socket as net.Socket);
-      if (conn === undefined) return;
-      conn.active++;
-      conn.phase = Phase.Body;
-      conn.due = Date.now() + limits.bodyTimeoutMs;
-      conn.request = req as http.IncomingMessage;
-      res.once("close", () => {
-        conn.active--;
-        conn.answered++;
-        if (conn.active > 0) return;
-        conn.request = undefined;
-        conn.phase = Phase.Head;
-        conn.due = Date.now() + limits.keepAliveTimeoutMs + 1000 + limits.headTimeoutMs;
-      });
+  }
+
+  /**
+   * Called for each request before it is served: tracks it, and returns false (having destroyed the
+   * connection) when it is one pipelined request too many, so that it is not served.
+   */
+  request(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): boolean {
+    // HTTP/2 streams share a session, which GOAWAY drains and boundHttp2 bounds.
+    if (req.httpVersionMajor !== 1) return true;
+    const conn = this.#conns.get(req.socket as net.Socket);
+    if (conn === undefined) return true;
+    if (conn.active >= MAX_PIPELINED_REQUESTS) {
+      req.socket.destroy();
+      return false;
+    }
+    conn.active++;
+    conn.phase = Phase.Body;
+    conn.due = Date.now() + this.#limits.bodyTimeoutMs;
+    conn.request = req as http.IncomingMessage;
+    res.once("close", () => {
+      conn.active--;
+      conn.answered++;
+      if (conn.active > 0) return;
+      // Answered before its body ended (Node then reads the rest off the wire to reuse the connection):
+      // the body deadline still holds, and #sweep moves on to the next head once the body has ended.
+      if (conn.request?.complete === false) return;
+      this.#awaitHead(conn, Date.now());
     });
+    return true;
   }
 
   /** A connection handed to the HTTP/1.1 parser: its first request head is due within `headTimeoutMs`. */
@@ -140,6 +193,8 @@ export class Http1Connections {
       request: undefined,
       active: 0,
       answered: 0,
+      taken: 0,
+      movedAt: Date.now(),
     };
     this.#conns.set(socket, conn);
     socket.once("close", () => {
@@ -163,17 +218,47 @@ export class Http1Connections {
   #sweep(): void {
     const now = Date.now();
     for (const [socket, c] of this.#conns) {
+      if (stalled(socket, c, now, this.#limits.bodyTimeoutMs)) {
+        socket.destroy();
+        continue;
+      }
       if (c.phase === Phase.Answer || now < c.due) continue;
       if (c.phase === Phase.Head) requestTimeout(socket);
       else if (!c.request?.complete) socket.destroy();
+      else if (c.active === 0) {
+        this.#awaitHead(c, now);
+        continue;
+      }
       c.phase = Phase.Answer;
     }
+  }
+
+  /** Nothing in flight: the next request head is due after the keep-alive time (plus Node's 1 s) and the head time. */
+  #awaitHead(c: Http1Connection, now: number): void {
+    c.request = undefined;
+    c.phase = Phase.Head;
+    c.due = now + this.#limits.keepAliveTimeoutMs + 1000 + this.#limits.headTimeoutMs;
   }
 
   #stopSweeping(): void {
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
   }
+}
+
+/**
+ * Whether answer bytes have waited `stallMs` for a client that takes none of them. `bytesWritten` counts
+ * bytes queued as well as sent and `writableLength` those not yet handed to the kernel, so their
+ * difference grows only when the client reads (its TCP window lets the kernel take more).
+ */
+function stalled(socket: net.Socket, c: Http1Connection, now: number, stallMs: number): boolean {
+  const taken = socket.bytesWritten - socket.writableLength;
+  if (socket.writableLength === 0 || taken !== c.taken) {
+    c.taken = taken;
+    c.movedAt = now;
+    return false;
+  }
+  return now - c.movedAt >= stallMs;
 }
 
 const REQUEST_TIMEOUT = Buffer.from(

@@ -56,7 +56,10 @@ export async function listenDual(
 ): Promise<DualListener> {
   const { limits } = opts;
   const maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
-  const h1 = http.createServer({ maxHeaderSize: maxHeaderBytes }, handler);
+  const h1Conns = new Http1Connections(limits);
+  const h1 = http.createServer({ maxHeaderSize: maxHeaderBytes }, (req, res) => {
+    if (h1Conns.request(req, res)) handler(req, res);
+  });
   const h2 = http2.createServer(
     { maxSessionMemory: 64, settings: http2Settings(limits, maxHeaderBytes) },
     handler,
@@ -65,7 +68,6 @@ export async function listenDual(
   // Node checks these only on a server that listens itself (h1 never does): Http1Connections keeps them.
   h1.headersTimeout = limits.headTimeoutMs;
   h1.requestTimeout = 0;
-  const h1Conns = new Http1Connections(h1, limits);
   boundHttp2(h2, limits);
   const admit = peerAdmission(limits);
   const sockets = new Set<net.Socket>();
@@ -174,6 +176,7 @@ export async function listenTls(
     opts.tls.clientCaFile === undefined ? undefined : readTlsFile(opts.tls.clientCaFile, "client CA file");
   const cert = readTlsFile(opts.tls.certFile, "certificate file");
   const key = readTlsFile(opts.tls.keyFile, "private key file");
+  const h1Conns = new Http1Connections(limits);
   const server = usableTls(opts.tls, () =>
     http2.createSecureServer(
       {
@@ -199,12 +202,13 @@ export async function listenTls(
           ? {}
           : { ca, requestCert: true, rejectUnauthorized: opts.tls.requireClientCert }),
       },
-      handler,
+      (req, res) => {
+        if (h1Conns.request(req, res)) handler(req, res);
+      },
     ),
   );
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  const h1Conns = new Http1Connections(server, limits);
   boundHttp2(server, limits);
   const admit = peerAdmission(limits);
   server.maxConnections = limits.maxConnections;

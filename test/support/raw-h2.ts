@@ -86,6 +86,8 @@ export async function rawH2(opts: {
   path?: string;
   tls?: { ca: Buffer };
   padBytes?: number;
+  /** SETTINGS_INITIAL_WINDOW_SIZE to announce: 0 lets the server send no DATA at all (a client that never reads). */
+  initialWindowSize?: number;
 }): Promise<RawH2Connection> {
   const host = opts.host ?? "127.0.0.1";
   const tcp = await new Promise<net.Socket>((resolve, reject) => {
@@ -158,6 +160,11 @@ export async function rawH2(opts: {
       else if (type === HEADERS) conn.responses++;
     }
   });
-  socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
+  const settings = Buffer.alloc(opts.initialWindowSize === undefined ? 0 : 6);
+  if (opts.initialWindowSize !== undefined) {
+    settings.writeUInt16BE(0x4, 0); // SETTINGS_INITIAL_WINDOW_SIZE
+    settings.writeUInt32BE(opts.initialWindowSize, 2);
+  }
+  socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings)]));
   return conn;
 }
