@@ -21,7 +21,7 @@ import { Sealer } from "../sealer.js";
 import { arrivedWhileDrainingKey } from "../service/context.js";
 import { createFieldsealService, type SessionPusher } from "../service/fieldseal-service.js";
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
-import { fieldsealInterceptor } from "../service/interceptor.js";
+import { credentialsGate, fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
 import { inProcessTransport, type ServiceRegistration, UnaryInvoker } from "../service/unary-invoker.js";
 import { guardedConnectAdapter } from "./connect-adapter.js";
@@ -151,15 +151,8 @@ export async function startServer(
   const internal = createInternalPrincipalAuth();
   const access = new AccessControl(config.principals);
   const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics), metrics);
-  const interceptors = [
-    fieldsealInterceptor({
-      access,
-      audit,
-      internal,
-      log,
-      observe: metrics.rpcFinished,
-    }),
-  ];
+  const interceptorDeps = { access, audit, internal, log, observe: metrics.rpcFinished };
+  const interceptors = [fieldsealInterceptor(interceptorDeps)];
   const services: ServiceRegistration[] = [
     {
       service: FieldsealService,
@@ -189,6 +182,10 @@ export async function startServer(
     // which does not compress; compressing plaintext next to bytes a caller chose leaks it through the
     // length (CRIME/BREACH); and it keeps the fast path's answers identical to connect-node's.
     compressMinBytes: Number.POSITIVE_INFINITY,
+    // A call without credentials is refused on its headers: its body is never read or buffered.
+    credentialsGate: credentialsGate(interceptorDeps),
+    // Health and reflection answer anyone: their requests are held to a small fixed size.
+    isOpenService: (service) => service !== FieldsealService.typeName,
   };
   const rpc = guardedConnectAdapter({
     ...rpcOptions,

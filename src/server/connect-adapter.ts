@@ -31,6 +31,8 @@ import {
   malformedRequest,
   oversizeRequest,
   parseBinaryRequest,
+  type RequestLimit,
+  requestLimit,
 } from "./request-decoding.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -82,9 +84,17 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
     acceptCompression: [...COMPRESSIONS],
     ...(opts.maxTimeoutMs === undefined ? {} : { maxTimeoutMs: opts.maxTimeoutMs }),
     ...(opts.compressMinBytes === undefined ? {} : { compressMinBytes: opts.compressMinBytes }),
+    // Runs before connect reads a byte of the body (each protocol's handler-factory.js says so).
     requestGate: (context) => {
       const refusal = context.values.get(refusalKey);
       if (refusal !== undefined) throw refusal;
+      const denied = opts.credentialsGate?.({
+        service: context.service.typeName,
+        method: context.method.name,
+        header: context.requestHeader,
+        contextValues: context.values,
+      });
+      if (denied !== undefined) throw denied;
     },
   });
   opts.routes(router);
@@ -114,8 +124,9 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
     const refused = (err: ConnectError) =>
       opts.onRefused?.(rpc, err.metadata.get(REASON_HEADER) ?? "", performance.now() - started);
     const values = opts.contextValues(req);
+    const limit = requestLimit(max, opts.isOpenService?.(handler.service.typeName) ?? false);
     const framing = requestFraming(req.headers);
-    const refusal = framing === undefined ? undefined : headRefusal(req.headers, framing, max);
+    const refusal = framing === undefined ? undefined : headRefusal(req.headers, framing, limit);
     if (refusal !== undefined) {
       values.set(refusalKey, refusal);
       refused(refusal);
@@ -134,7 +145,7 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
         uReq.body,
         handler.method.input,
         framing as Framing & { compression: Compression | null },
-        { max, kind: handler.method.methodKind },
+        { limit, kind: handler.method.methodKind },
       );
       // connect reads a unary body before any interceptor runs, so its refusal is reported here. A
       // streaming method's messages are read once the interceptor has seen the call: it logs and counts
@@ -157,10 +168,11 @@ export function guardedConnectAdapter(opts: ConnectAdapterOptions) {
 function headRefusal(
   headers: http.IncomingHttpHeaders,
   framing: Framing,
-  max: number,
+  limit: RequestLimit,
 ): ConnectError | undefined {
   // connect checks a Connect unary body's content-length against its limit before reading a byte.
-  if (!framing.enveloped && (contentLength(headers) ?? 0) > max) return oversizeRequest("request body", max);
+  if (!framing.enveloped && (contentLength(headers) ?? 0) > limit.bytes)
+    return oversizeRequest("request body", limit.bytes, limit.setBy);
   if (framing.compression === undefined) {
     // UNIMPLEMENTED, not INVALID_ARGUMENT: gRPC's compression spec (doc/compression.md) and the Connect
     // protocol tell clients to expect it, and some retry uncompressed on it.
@@ -269,22 +281,24 @@ async function* checkedBody(
   source: AsyncIterable<Uint8Array>,
   schema: DescMessage,
   framing: Framing & { compression: Compression | null },
-  limits: { max: number; kind: DescMethod["methodKind"] },
+  limits: { limit: RequestLimit; kind: DescMethod["methodKind"] },
 ): AsyncGenerator<Uint8Array> {
   const check = async (payload: Uint8Array, compressed: boolean) => {
     let message = payload;
     if (compressed) {
       if (framing.compression === null) throw malformedRequest(COMPRESSED_WITHOUT_ENCODING);
-      message = await decompress(framing.compression, payload, limits.max);
+      message = await decompress(framing.compression, payload, limits.limit);
     }
     if (framing.json) checkJsonRequest(schema, message);
     else parseBinaryRequest(schema, message);
   };
   // One buffer, not a list of chunks: a body sent one byte per DATA frame costs what a whole one does.
-  const held = new ByteAccumulator(framing.enveloped ? 5 + limits.max : limits.max);
+  const max = limits.limit.bytes;
+  const oversize = (what: string) => oversizeRequest(what, max, limits.limit.setBy);
+  const held = new ByteAccumulator(framing.enveloped ? 5 + max : max);
   if (!framing.enveloped) {
     for await (const chunk of source) {
-      if (held.length + chunk.byteLength > limits.max) throw oversizeRequest("request body", limits.max);
+      if (held.length + chunk.byteLength > max) throw oversize("request body");
       held.append(chunk);
     }
     const body = held.view();
@@ -308,7 +322,7 @@ async function* checkedBody(
       if (pending.length < 5) break;
       const flags = pending[0] as number;
       const size = pending.readUInt32BE(1);
-      if (size > limits.max) throw oversizeRequest(`message of ${size} bytes`, limits.max);
+      if (size > max) throw oversize(`message of ${size} bytes`);
       if (pending.length < 5 + size) break;
       const envelope = pending.subarray(0, 5 + size);
       held.consume(5 + size);
@@ -323,13 +337,17 @@ async function* checkedBody(
   if (single !== undefined && messages === 0) throw malformedRequest(single.missing);
 }
 
-async function decompress(compression: Compression, payload: Uint8Array, max: number): Promise<Uint8Array> {
+async function decompress(
+  compression: Compression,
+  payload: Uint8Array,
+  limit: RequestLimit,
+): Promise<Uint8Array> {
   try {
-    return await compression.decompress(payload, max);
+    return await compression.decompress(payload, limit.bytes);
   } catch (e) {
     // connect-node's zlib wrapper says RESOURCE_EXHAUSTED when the output passes the limit.
     if (e instanceof ConnectError && e.code === Code.ResourceExhausted)
-      throw oversizeRequest(`message after ${compression.name} decompression`, max);
+      throw oversizeRequest(`message after ${compression.name} decompression`, limit.bytes, limit.setBy);
     throw malformedRequest(`message is not valid ${compression.name} data`);
   }
 }

@@ -3,6 +3,7 @@ import type { TLSSocket } from "node:tls";
 import { type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import type { CredentialsGate } from "../service/interceptor.js";
 import type { UnaryInvoker, UnaryRoute } from "../service/unary-invoker.js";
 import { ByteAccumulator } from "./byte-accumulator.js";
 import {
@@ -21,6 +22,8 @@ import {
   malformedRequest,
   oversizeRequest,
   parseBinaryRequest,
+  type RequestLimit,
+  requestLimit,
 } from "./request-decoding.js";
 
 /**
@@ -32,7 +35,19 @@ import {
 export type SharedRpcOptions = Required<
   Pick<ConnectNodeAdapterOptions, "readMaxBytes" | "interceptors" | "contextValues">
 > &
-  Pick<ConnectNodeAdapterOptions, "maxTimeoutMs" | "acceptCompression" | "compressMinBytes">;
+  Pick<ConnectNodeAdapterOptions, "maxTimeoutMs" | "acceptCompression" | "compressMinBytes"> & {
+    /**
+     * Judges a call's credentials from its headers alone, before a byte of its body is read, so a client
+     * without credentials never has a request body buffered (the interceptor authenticates again, and
+     * authorizes, once the message is in). Returns the refusal, or undefined to go on.
+     */
+    readonly credentialsGate?: CredentialsGate;
+    /**
+     * Whether a service answers without credentials (health, reflection): its requests are held to
+     * OPEN_SERVICE_MAX_BYTES (request-decoding.ts), since anyone may send them.
+     */
+    readonly isOpenService?: (service: string) => boolean;
+  };
 
 const FRAME_HEADER = 5;
 
@@ -134,11 +149,34 @@ function serve(
     answer(undefined, responseHeader, setGrpcTrailerStatus(responseTrailer, error));
   };
 
-  readUnaryMessage(req, route.method.input, opts.readMaxBytes, (err, input) => {
+  const header = webHeaders(req.headers);
+  const refused = opts.credentialsGate?.({
+    service: route.method.parent.typeName,
+    method: route.method.name,
+    header,
+    contextValues,
+  });
+  if (refused !== undefined) {
+    // Answered without reading the body; what the client still sends is discarded, never buffered, and
+    // once the answer is out the stream is closed with NO_ERROR (RFC 9113 §8.1), so the client cannot keep
+    // it open by sending a body nobody will read.
+    req.resume();
+    fail(refused);
+    // After the trailers: the compat layer sends them on `wantTrailers`, and a reset queued before they
+    // left would drop them.
+    res.stream.once("wantTrailers", () =>
+      setImmediate(() => {
+        if (!res.stream.destroyed) res.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }),
+    );
+    return;
+  }
+  const limit = requestLimit(opts.readMaxBytes, opts.isOpenService?.(route.method.parent.typeName) ?? false);
+  readUnaryMessage(req, route.method.input, limit, (err, input) => {
     if (err !== undefined || input === undefined) return fail(err);
     invoker
       .invoke(route, input, {
-        header: webHeaders(req.headers),
+        header,
         contextValues,
         signal: aborter.signal,
         deadline,
@@ -170,7 +208,7 @@ function serve(
 /**
  * Reads the one message of a unary request, checking it frame by frame as it arrives, in the order the
  * guarded connect adapter (connect-adapter.ts, checkedBody) checks it, so both paths refuse the same body
- * with the same answer: a frame header announcing more than `max` is RESOURCE_EXHAUSTED before its payload
+ * with the same answer: a frame header announcing more than `limit.bytes` is RESOURCE_EXHAUSTED before its payload
  * is buffered; a complete frame's flags, then its payload, are checked before the next frame is looked at;
  * a second valid frame is "extra"; bytes left at the end that are no whole frame are an incomplete envelope.
  * At most two frames (and a header) are ever held: whatever follows a second frame cannot make it valid.
@@ -179,10 +217,10 @@ function serve(
 function readUnaryMessage<D extends DescMessage>(
   req: http2.Http2ServerRequest,
   schema: D,
-  max: number,
+  limit: RequestLimit,
   done: (err: ConnectError | undefined, message?: MessageShape<D>) => void,
 ): void {
-  const held = new ByteAccumulator(FRAME_HEADER + max);
+  const held = new ByteAccumulator(FRAME_HEADER + limit.bytes);
   let finished = false;
   const finish = (err: ConnectError | undefined, message?: MessageShape<D>) => {
     if (finished) return;
@@ -200,7 +238,8 @@ function readUnaryMessage<D extends DescMessage>(
         const pending = held.view();
         if (pending.length < FRAME_HEADER) break;
         const announced = pending.readUInt32BE(1);
-        if (announced > max) throw oversizeRequest(`message of ${announced} bytes`, max);
+        if (announced > limit.bytes)
+          throw oversizeRequest(`message of ${announced} bytes`, limit.bytes, limit.setBy);
         const end = FRAME_HEADER + announced;
         if (pending.length < end) break;
         const flags = pending[0] as number;

@@ -42,15 +42,35 @@ export function malformedRequest(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument, { [REASON_HEADER]: "invalid_argument" });
 }
 
-/** RESOURCE_EXHAUSTED with reason `too_large`, naming the setting that decides the limit. */
-export function oversizeRequest(what: string, max: number): ConnectError {
-  return new ConnectError(
-    `${what} is larger than ${max} bytes, the limit set by ${SIZE_SETTING}`,
-    Code.ResourceExhausted,
-    {
-      [REASON_HEADER]: "too_large",
-    },
-  );
+/**
+ * The largest request message a service takes, and what sets it (said in the refusal). Every service takes
+ * FIELDSEAL_MAX_REQUEST_BYTES but those that answer without credentials (health, reflection): their
+ * requests are tiny, and anyone can send them, so they take OPEN_SERVICE_LIMIT.
+ */
+export interface RequestLimit {
+  readonly bytes: number;
+  readonly setBy: string;
+}
+
+/** The limit of services that need no credentials: their largest real request is a few hundred bytes. */
+export const OPEN_SERVICE_MAX_BYTES = 16 * 1024;
+
+/** The limit of a service: the setting's, or, for a service open without credentials, the smaller fixed one. */
+export function requestLimit(maxRequestBytes: number, open: boolean): RequestLimit {
+  return open && OPEN_SERVICE_MAX_BYTES < maxRequestBytes
+    ? { bytes: OPEN_SERVICE_MAX_BYTES, setBy: "the fixed limit of services that need no credentials" }
+    : { bytes: maxRequestBytes, setBy: `the limit set by ${SIZE_SETTING}` };
+}
+
+/** RESOURCE_EXHAUSTED with reason `too_large`, naming what sets the limit. */
+export function oversizeRequest(
+  what: string,
+  max: number,
+  setBy = `the limit set by ${SIZE_SETTING}`,
+): ConnectError {
+  return new ConnectError(`${what} is larger than ${max} bytes, ${setBy}`, Code.ResourceExhausted, {
+    [REASON_HEADER]: "too_large",
+  });
 }
 
 /** Parses one binary request message, or throws malformedRequest saying why it is not one. */

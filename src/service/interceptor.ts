@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import type { AuditSink } from "../audit.js";
 import type { AccessControl } from "../auth/access.js";
@@ -82,6 +82,43 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
       deps.log[level]("rpc", { rpc, code, principal: principalName, requestId, ms: elapsed(started) });
       deps.observe?.(rpc, connectError.metadata.get(REASON_HEADER) ?? String(code), elapsed(started));
       throw connectError;
+    }
+  };
+}
+
+/** Judges a call's credentials from its headers alone; returns the refusal, or undefined to go on. */
+export type CredentialsGate = (call: {
+  readonly service: string;
+  readonly method: string;
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
+}) => ConnectError | undefined;
+
+/**
+ * The interceptor's authentication, run on a call's headers before its body is read (see
+ * `SharedRpcOptions.credentialsGate`): a FieldsealService call without valid credentials is refused there,
+ * recorded, logged and counted as the interceptor would, so a client without credentials never has a
+ * request body buffered. Calls that pass are authenticated again by the interceptor, which authorizes them.
+ */
+export function credentialsGate(deps: InterceptorDeps): CredentialsGate {
+  return ({ service, method, header, contextValues }) => {
+    if (service !== FieldsealService.typeName) return undefined;
+    // Draining is the interceptor's answer (UNAVAILABLE), whatever the credentials.
+    if (contextValues.get(arrivedWhileDrainingKey)) return undefined;
+    try {
+      authenticate(deps, header, contextValues.get(peerCertificateKey));
+      return undefined;
+    } catch (err) {
+      const rpc = `${service}/${method}`;
+      const given = header.get("x-request-id");
+      const requestId = given !== null && REQUEST_ID.test(given) ? given : randomUUID();
+      const code = isFieldsealError(err) ? err.code : "unauthenticated";
+      deps.audit?.record({ action: "authenticate", principal: "", outcome: "denied", code, rpc, requestId });
+      const connectError = toConnectError(err);
+      connectError.metadata.set("x-request-id", requestId);
+      deps.log.info("rpc", { rpc, code, requestId, ms: 0 });
+      deps.observe?.(rpc, connectError.metadata.get(REASON_HEADER) ?? code, 0);
+      return connectError;
     }
   };
 }

@@ -126,3 +126,74 @@ describe("a call without credentials is refused on its headers, before its body 
     expect(sealed.keyVersion).toBe(1);
   });
 });
+
+describe("services that answer without credentials take only small requests", () => {
+  let fs: TestFieldseal;
+  beforeAll(async () => {
+    fs = await startTestFieldseal({ principals: [{ name: "app", scopes: ["encrypt"] }] });
+  });
+  afterAll(async () => {
+    await fs.close();
+  });
+
+  /** A HealthCheckRequest whose `service` (field 1) is `n` bytes long, framed for gRPC. */
+  function healthCheck(n: number): Buffer {
+    const service = Buffer.alloc(n, "a");
+    const varint: number[] = [];
+    for (let v = n; ; v >>>= 7) {
+      if (v < 0x80) {
+        varint.push(v);
+        break;
+      }
+      varint.push((v & 0x7f) | 0x80);
+    }
+    const message = Buffer.concat([Buffer.from([0x0a, ...varint]), service]);
+    const frame = Buffer.alloc(5);
+    frame.writeUInt32BE(message.length, 1);
+    return Buffer.concat([frame, message]);
+  }
+
+  function grpcCall(body: Buffer, contentType: string): Promise<Record<string, string>> {
+    return new Promise((resolve, reject) => {
+      const session = http2.connect(fs.url);
+      session.on("error", reject);
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.health.v1.Health/Check",
+        "content-type": contentType,
+        te: "trailers",
+      });
+      const fields: Record<string, string> = {};
+      stream.on("response", (h) => Object.assign(fields, h));
+      stream.on("trailers", (t) => Object.assign(fields, t));
+      stream.on("data", () => {});
+      stream.on("close", () => {
+        session.close();
+        resolve(fields);
+      });
+      stream.end(body);
+    });
+  }
+
+  it("refuses a health check over 16 KiB with RESOURCE_EXHAUSTED on the fast path and through connect-node", async () => {
+    for (const contentType of ["application/grpc", "application/grpc+proto"]) {
+      const big = await grpcCall(healthCheck(20 * 1024), contentType);
+      expect(big["grpc-status"], contentType).toBe("8");
+      expect(big["fieldseal-reason"]).toBe("too_large");
+      expect(decodeURIComponent(String(big["grpc-message"]))).toMatch(
+        /larger than 16384 bytes, the fixed limit of services that need no credentials/,
+      );
+      const small = await grpcCall(healthCheck(0), contentType);
+      expect(small["grpc-status"], contentType).toBe("0");
+    }
+  });
+
+  it("still takes FieldsealService requests up to FIELDSEAL_MAX_REQUEST_BYTES from a caller with credentials", async () => {
+    const card = "4".repeat(40 * 1024);
+    const sealed = await fs.client("app").encryptFields({
+      scope: { id: { case: "sessionId", value: "s" } },
+      fields: { note: { kind: { case: "stringValue", value: card } } },
+    });
+    expect(sealed.sealed.note).toMatch(/^fs1\./);
+  });
+});

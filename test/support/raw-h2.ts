@@ -78,6 +78,13 @@ export interface RawH2Connection {
   opened(): number;
 }
 
+/**
+ * The default target: the health check, which answers without credentials, so a header-only stream to it
+ * is held until the body deadline (a FieldsealService call without credentials is refused on its headers
+ * at once: test/server/credentials-before-body.test.ts). The worst an unauthenticated client can do.
+ */
+export const OPEN_PATH = "/grpc.health.v1.Health/Check";
+
 /** Connects, sends the preface and an empty SETTINGS frame. */
 export async function rawH2(opts: {
   port: number;
@@ -107,7 +114,7 @@ export async function rawH2(opts: {
         });
   socket.on("error", () => {});
   const block = grpcRequestBlock(
-    opts.path ?? "/fieldseal.v1.FieldsealService/EncryptFields",
+    opts.path ?? OPEN_PATH,
     `${host}:${opts.port}`,
     opts.tls === undefined ? "http" : "https",
     0,
@@ -116,7 +123,7 @@ export async function rawH2(opts: {
     opts.padBytes === undefined
       ? block
       : grpcRequestBlock(
-          opts.path ?? "/fieldseal.v1.FieldsealService/EncryptFields",
+          opts.path ?? OPEN_PATH,
           `${host}:${opts.port}`,
           opts.tls === undefined ? "http" : "https",
           opts.padBytes,
