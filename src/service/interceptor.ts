@@ -44,9 +44,13 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
       if (req.contextValues.get(arrivedWhileDrainingKey))
         throw new ConnectError("server is shutting down; retry on another replica", Code.Unavailable);
       if (req.service.typeName === FieldsealService.typeName) {
+        // The credentials gate already authenticated a call that came over the network (before its body was
+        // read) and left the principal here; in-process calls (the webhook's) are authenticated now.
         let principal: Principal;
         try {
-          principal = authenticate(deps, req.header, req.contextValues.get(peerCertificateKey));
+          principal =
+            req.contextValues.get(principalKey) ??
+            authenticate(deps, req.header, req.contextValues.get(peerCertificateKey));
         } catch (err) {
           deps.audit?.record({
             action: "authenticate",
@@ -98,7 +102,8 @@ export type CredentialsGate = (call: {
  * The interceptor's authentication, run on a call's headers before its body is read (see
  * `SharedRpcOptions.credentialsGate`): a FieldsealService call without valid credentials is refused there,
  * recorded, logged and counted as the interceptor would, so a client without credentials never has a
- * request body buffered. Calls that pass are authenticated again by the interceptor, which authorizes them.
+ * request body buffered. A call that passes carries its principal in its context values, which the
+ * interceptor takes instead of authenticating again (one token hash per call), and then authorizes.
  */
 export function credentialsGate(deps: InterceptorDeps): CredentialsGate {
   return ({ service, method, header, contextValues }) => {
@@ -106,7 +111,7 @@ export function credentialsGate(deps: InterceptorDeps): CredentialsGate {
     // Draining is the interceptor's answer (UNAVAILABLE), whatever the credentials.
     if (contextValues.get(arrivedWhileDrainingKey)) return undefined;
     try {
-      authenticate(deps, header, contextValues.get(peerCertificateKey));
+      contextValues.set(principalKey, authenticate(deps, header, contextValues.get(peerCertificateKey)));
       return undefined;
     } catch (err) {
       const rpc = `${service}/${method}`;
