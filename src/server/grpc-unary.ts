@@ -261,9 +261,15 @@ function readUnaryMessage<D extends DescMessage>(
     else if (message === undefined) finish(malformedRequest(MISSING_MESSAGE));
     else finish(undefined, message);
   });
-  req.once("error", () => finish(new ConnectError("the request stream failed", Code.Canceled)));
+  // Every stream closes, most of them after their body was read: build the error only when it is news (a
+  // ConnectError captures a stack trace, which cost more than the rest of a health check).
+  req.once("error", () => {
+    if (!finished) finish(new ConnectError("the request stream failed", Code.Canceled));
+  });
   // Reset or cut off before its end: nothing is parsed or invoked, and nothing waits for more data.
-  req.once("close", () => finish(new ConnectError("the request stream closed early", Code.Canceled)));
+  req.once("close", () => {
+    if (!finished) finish(new ConnectError("the request stream closed early", Code.Canceled));
+  });
 }
 
 /**
