@@ -35,8 +35,7 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const rpc = `${req.service.typeName}/${req.method.name}`;
-    const given = req.header.get("x-request-id");
-    const requestId = given !== null && REQUEST_ID.test(given) ? given : randomUUID();
+    const requestId = requestIdOf(req.header);
     req.contextValues.set(requestIdKey, requestId);
     let principalName: string | undefined;
     try {
@@ -52,14 +51,7 @@ export function fieldsealInterceptor(deps: InterceptorDeps): Interceptor {
             req.contextValues.get(principalKey) ??
             authenticate(deps, req.header, req.contextValues.get(peerCertificateKey));
         } catch (err) {
-          deps.audit?.record({
-            action: "authenticate",
-            principal: "",
-            outcome: "denied",
-            code: isFieldsealError(err) ? err.code : "unauthenticated",
-            rpc,
-            requestId,
-          });
+          auditRefusal(deps, err, rpc, requestId);
           throw err;
         }
         principalName = principal.name;
@@ -115,10 +107,8 @@ export function credentialsGate(deps: InterceptorDeps): CredentialsGate {
       return undefined;
     } catch (err) {
       const rpc = `${service}/${method}`;
-      const given = header.get("x-request-id");
-      const requestId = given !== null && REQUEST_ID.test(given) ? given : randomUUID();
-      const code = isFieldsealError(err) ? err.code : "unauthenticated";
-      deps.audit?.record({ action: "authenticate", principal: "", outcome: "denied", code, rpc, requestId });
+      const requestId = requestIdOf(header);
+      const code = auditRefusal(deps, err, rpc, requestId);
       const connectError = toConnectError(err);
       connectError.metadata.set("x-request-id", requestId);
       deps.log.info("rpc", { rpc, code, requestId, ms: 0 });
@@ -126,6 +116,19 @@ export function credentialsGate(deps: InterceptorDeps): CredentialsGate {
       return connectError;
     }
   };
+}
+
+/** The caller's `x-request-id` when it is a sane one, else a fresh id. */
+function requestIdOf(header: Headers): string {
+  const given = header.get("x-request-id");
+  return given !== null && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** Audits a refused authentication; returns the Fieldseal code it recorded. */
+function auditRefusal(deps: InterceptorDeps, err: unknown, rpc: string, requestId: string): string {
+  const code = isFieldsealError(err) ? err.code : "unauthenticated";
+  deps.audit?.record({ action: "authenticate", principal: "", outcome: "denied", code, rpc, requestId });
+  return code;
 }
 
 function authenticate(
