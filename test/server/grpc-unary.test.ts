@@ -39,7 +39,7 @@ import { grpcUnaryFastPath, type SharedRpcOptions } from "../../src/server/grpc-
 import { UnaryInvoker } from "../../src/service/unary-invoker.js";
 import { createTestPki, type TestPki } from "../support/certs.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
-import { type Answer, frame, type Head, rawCall } from "../support/grpc-raw.js";
+import { type Answer, collectAnswer, frame, type Head, rawCall } from "../support/grpc-raw.js";
 import { type SplittingProxy, startSplittingProxy } from "../support/h2-splitting-proxy.js";
 
 // The same raw HTTP/2 requests go to two real Fieldseal servers over one key store: one with the gRPC fast
@@ -477,31 +477,16 @@ describe("arbitrary request heads, chunking and client trailers", () => {
     pieces: number,
     trailers: http2.OutgoingHttpHeaders | undefined,
   ): Promise<Answer> {
-    return new Promise((resolve, reject) => {
-      const stream = session.request(
-        { ":method": "POST", ":path": path, ...headers },
-        { waitForTrailers: trailers !== undefined },
-      );
-      if (trailers !== undefined) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-      let header: Head = {};
-      let trailer: Head = {};
-      const chunks: Buffer[] = [];
-      stream.on("response", (h) => {
-        header = { ...h };
-      });
-      stream.on("trailers", (t) => {
-        trailer = { ...t };
-      });
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("error", reject);
-      stream.on("end", () => {
-        const data = Buffer.concat(chunks);
-        resolve({ header, trailer, body: data, message: undefined });
-      });
-      const size = Math.max(1, Math.ceil(body.length / pieces));
-      for (let at = 0; at < body.length; at += size) stream.write(body.subarray(at, at + size));
-      stream.end();
-    });
+    const stream = session.request(
+      { ":method": "POST", ":path": path, ...headers },
+      { waitForTrailers: trailers !== undefined },
+    );
+    if (trailers !== undefined) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    const answer = collectAnswer(stream).then((a) => ({ ...a, message: undefined }));
+    const size = Math.max(1, Math.ceil(body.length / pieces));
+    for (let at = 0; at < body.length; at += size) stream.write(body.subarray(at, at + size));
+    stream.end();
+    return answer;
   }
 
   it("get the same complete answer from both paths", async () => {

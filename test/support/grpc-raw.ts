@@ -27,14 +27,21 @@ export function rawCall(
   body: Buffer,
   headers: http2.OutgoingHttpHeaders = {},
 ): Promise<Answer> {
+  const stream = session.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc",
+    te: "trailers",
+    ...headers,
+  });
+  const answer = collectAnswer(stream);
+  stream.end(body);
+  return answer;
+}
+
+/** Collects a client stream's whole answer: headers, trailers, body and its first message. */
+export function collectAnswer(stream: http2.ClientHttp2Stream): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
     let header: Head = {};
     let trailer: Head = {};
     const chunks: Buffer[] = [];
@@ -55,6 +62,5 @@ export function rawCall(
         message: data.length >= 5 ? data.subarray(5, 5 + data.readUInt32BE(1)) : undefined,
       });
     });
-    stream.end(body);
   });
 }
