@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fieldseal/v1/fieldseal.proto.
  */
 export const file_fieldseal_v1_fieldseal: GenFile = /*@__PURE__*/
-  fileDesc("ChxmaWVsZHNlYWwvdjEvZmllbGRzZWFsLnByb3RvEgxmaWVsZHNlYWwudjEiNgoFU2NvcGUSFAoKc2Vzc2lvbl9pZBgBIAEoCUgAEhEKB3VzZXJfaWQYAiABKAlIAEIECgJpZCLSAQoURW5jcnlwdEZpZWxkc1JlcXVlc3QSDwoHa2V5cmluZxgBIAEoCRIiCgVzY29wZRgCIAEoCzITLmZpZWxkc2VhbC52MS5TY29wZRI+CgZmaWVsZHMYAyADKAsyLi5maWVsZHNlYWwudjEuRW5jcnlwdEZpZWxkc1JlcXVlc3QuRmllbGRzRW50cnkaRQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ASKtAQoVRW5jcnlwdEZpZWxkc1Jlc3BvbnNlEj8KBnNlYWxlZBgBIAMoCzIvLmZpZWxkc2VhbC52MS5FbmNyeXB0RmllbGRzUmVzcG9uc2UuU2VhbGVkRW50cnkSDwoHa2V5cmluZxgCIAEoCRITCgtrZXlfdmVyc2lvbhgDIAEoDRotCgtTZWFsZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKE0RlY3J5cHRGaWVsZFJlcXVlc3QSIgoFc2NvcGUYASABKAsyEy5maWVsZHNlYWwudjEuU2NvcGUSDQoFZmllbGQYAiABKAkSDgoGc2VhbGVkGAMgASgJInMKFERlY3J5cHRGaWVsZFJlc3BvbnNlEiUKBXZhbHVlGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEg8KB2tleXJpbmcYAiABKAkSEwoLa2V5X3ZlcnNpb24YAyABKA0SDgoGbGVnYWN5GAQgASgIIiwKC1NlYWxlZEZpZWxkEg0KBWZpZWxkGAEgASgJEg4KBnNlYWxlZBgCIAEoCSI7CgpGaWVsZEVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZyZWFzb24YAyABKAkiZAoURGVjcnlwdEZpZWxkc1JlcXVlc3QSIgoFc2NvcGUYASABKAsyEy5maWVsZHNlYWwudjEuU2NvcGUSKAoFaXRlbXMYAiADKAsyGS5maWVsZHNlYWwudjEuU2VhbGVkRmllbGQilwEKEkRlY3J5cHRGaWVsZFJlc3VsdBINCgVmaWVsZBgBIAEoCRInCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEikKBWVycm9yGAMgASgLMhguZmllbGRzZWFsLnYxLkZpZWxkRXJyb3JIABITCgtrZXlfdmVyc2lvbhgEIAEoDUIJCgdvdXRjb21lIkoKFURlY3J5cHRGaWVsZHNSZXNwb25zZRIxCgdyZXN1bHRzGAEgAygLMiAuZmllbGRzZWFsLnYxLkRlY3J5cHRGaWVsZFJlc3VsdCJ0ChNSZXdyYXBGaWVsZHNSZXF1ZXN0EiIKBXNjb3BlGAEgASgLMhMuZmllbGRzZWFsLnYxLlNjb3BlEigKBWl0ZW1zGAIgAygLMhkuZmllbGRzZWFsLnYxLlNlYWxlZEZpZWxkEg8KB2tleXJpbmcYAyABKAkinAEKEVJld3JhcEZpZWxkUmVzdWx0Eg0KBWZpZWxkGAEgASgJEhAKBnNlYWxlZBgCIAEoCUgAEikKBWVycm9yGAMgASgLMhguZmllbGRzZWFsLnYxLkZpZWxkRXJyb3JIABIYChBmcm9tX2tleV92ZXJzaW9uGAQgASgNEhYKDnRvX2tleV92ZXJzaW9uGAUgASgNQgkKB291dGNvbWUiSAoUUmV3cmFwRmllbGRzUmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLmZpZWxkc2VhbC52MS5SZXdyYXBGaWVsZFJlc3VsdCLfAQoOS2V5VmVyc2lvbkluZm8SDwoHdmVyc2lvbhgBIAEoDRIsCgVzdGF0ZRgCIAEoDjIdLmZpZWxkc2VhbC52MS5LZXlWZXJzaW9uU3RhdGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOc2VhbHNfcmVzZXJ2ZWQYBCABKAQSFAoMbGVnYWN5X2xhYmVsGAUgASgJEjAKDGRlc3Ryb3llZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0AEKB0tleUluZm8SDAoEbmFtZRgBIAEoCRIXCg9wcmltYXJ5X3ZlcnNpb24YAiABKA0SGwoTbWluX2RlY3J5cHRfdmVyc2lvbhgDIAEoDRIuCgh2ZXJzaW9ucxgEIAMoCzIcLmZpZWxkc2VhbC52MS5LZXlWZXJzaW9uSW5mbxINCgVzdG9yZRgFIAEoCRItCglyb3RhdGVfYnkYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3NlYWxfYnVkZ2V0GAcgASgEIlUKEFJvdGF0ZUtleVJlcXVlc3QSDwoHa2V5cmluZxgBIAEoCRIgChhleHBlY3RlZF9wcmltYXJ5X3ZlcnNpb24YAiABKA0SDgoGY3JlYXRlGAMgASgIIjcKEVJvdGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmZpZWxkc2VhbC52MS5LZXlJbmZvIkgKGFJldGlyZUtleVZlcnNpb25zUmVxdWVzdBIPCgdrZXlyaW5nGAEgASgJEhsKE21pbl9kZWNyeXB0X3ZlcnNpb24YAiABKA0iPwoZUmV0aXJlS2V5VmVyc2lvbnNSZXNwb25zZRIiCgNrZXkYASABKAsyFS5maWVsZHNlYWwudjEuS2V5SW5mbyJTChlEZXN0cm95S2V5VmVyc2lvbnNSZXF1ZXN0Eg8KB2tleXJpbmcYASABKAkSFQoNYmVsb3dfdmVyc2lvbhgCIAEoDRIOCgZyZXRpcmUYAyABKAgiXAoaRGVzdHJveUtleVZlcnNpb25zUmVzcG9uc2USIgoDa2V5GAEgASgLMhUuZmllbGRzZWFsLnYxLktleUluZm8SGgoSZGVzdHJveWVkX3ZlcnNpb25zGAIgAygNIiUKEkRlc2NyaWJlS2V5UmVxdWVzdBIPCgdrZXlyaW5nGAEgASgJIlIKE0Rlc2NyaWJlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUuZmllbGRzZWFsLnYxLktleUluZm8SFwoPc2VhbGluZ192ZXJzaW9uGAIgASgNIhUKE0xpc3RLZXlyaW5nc1JlcXVlc3QiKAoUTGlzdEtleXJpbmdzUmVzcG9uc2USEAoIa2V5cmluZ3MYASADKAkigAIKElB1c2hTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSPgoHY29udGV4dBgDIAMoCzItLmZpZWxkc2VhbC52MS5QdXNoU2Vzc2lvblJlcXVlc3QuQ29udGV4dEVudHJ5EiQKBG1vZGUYBCABKA4yFi5maWVsZHNlYWwudjEuUHVzaE1vZGUSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJGkYKDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBImQKE1B1c2hTZXNzaW9uUmVzcG9uc2USEAoIYXR0ZW1wdHMYASABKA0SEwoLaHR0cF9zdGF0dXMYAiABKA0SFAoMZGVkdXBsaWNhdGVkGAMgASgIEhAKCHRyYWNlX2lkGAQgASgJKrcBCg9LZXlWZXJzaW9uU3RhdGUSIQodS0VZX1ZFUlNJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIdChlLRVlfVkVSU0lPTl9TVEFURV9QUklNQVJZEAESIgoeS0VZX1ZFUlNJT05fU1RBVEVfREVDUllQVF9PTkxZEAISHQoZS0VZX1ZFUlNJT05fU1RBVEVfUkVUSVJFRBADEh8KG0tFWV9WRVJTSU9OX1NUQVRFX0RFU1RST1lFRBAEKmAKCFB1c2hNb2RlEhkKFVBVU0hfTU9ERV9VTlNQRUNJRklFRBAAEhwKGFBVU0hfTU9ERV9DT05URVhUX0lOSkVDVBABEhsKF1BVU0hfTU9ERV9WQVJJQUJMRVNfUFVUEAIykAcKEEZpZWxkc2VhbFNlcnZpY2USWAoNRW5jcnlwdEZpZWxkcxIiLmZpZWxkc2VhbC52MS5FbmNyeXB0RmllbGRzUmVxdWVzdBojLmZpZWxkc2VhbC52MS5FbmNyeXB0RmllbGRzUmVzcG9uc2USVQoMRGVjcnlwdEZpZWxkEiEuZmllbGRzZWFsLnYxLkRlY3J5cHRGaWVsZFJlcXVlc3QaIi5maWVsZHNlYWwudjEuRGVjcnlwdEZpZWxkUmVzcG9uc2USWAoNRGVjcnlwdEZpZWxkcxIiLmZpZWxkc2VhbC52MS5EZWNyeXB0RmllbGRzUmVxdWVzdBojLmZpZWxkc2VhbC52MS5EZWNyeXB0RmllbGRzUmVzcG9uc2USVQoMUmV3cmFwRmllbGRzEiEuZmllbGRzZWFsLnYxLlJld3JhcEZpZWxkc1JlcXVlc3QaIi5maWVsZHNlYWwudjEuUmV3cmFwRmllbGRzUmVzcG9uc2USTAoJUm90YXRlS2V5Eh4uZmllbGRzZWFsLnYxLlJvdGF0ZUtleVJlcXVlc3QaHy5maWVsZHNlYWwudjEuUm90YXRlS2V5UmVzcG9uc2USZAoRUmV0aXJlS2V5VmVyc2lvbnMSJi5maWVsZHNlYWwudjEuUmV0aXJlS2V5VmVyc2lvbnNSZXF1ZXN0GicuZmllbGRzZWFsLnYxLlJldGlyZUtleVZlcnNpb25zUmVzcG9uc2USZwoSRGVzdHJveUtleVZlcnNpb25zEicuZmllbGRzZWFsLnYxLkRlc3Ryb3lLZXlWZXJzaW9uc1JlcXVlc3QaKC5maWVsZHNlYWwudjEuRGVzdHJveUtleVZlcnNpb25zUmVzcG9uc2USUgoLRGVzY3JpYmVLZXkSIC5maWVsZHNlYWwudjEuRGVzY3JpYmVLZXlSZXF1ZXN0GiEuZmllbGRzZWFsLnYxLkRlc2NyaWJlS2V5UmVzcG9uc2USVQoMTGlzdEtleXJpbmdzEiEuZmllbGRzZWFsLnYxLkxpc3RLZXlyaW5nc1JlcXVlc3QaIi5maWVsZHNlYWwudjEuTGlzdEtleXJpbmdzUmVzcG9uc2USUgoLUHVzaFNlc3Npb24SIC5maWVsZHNlYWwudjEuUHVzaFNlc3Npb25SZXF1ZXN0GiEuZmllbGRzZWFsLnYxLlB1c2hTZXNzaW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxmaWVsZHNlYWwvdjEvZmllbGRzZWFsLnByb3RvEgxmaWVsZHNlYWwudjEiNgoFU2NvcGUSFAoKc2Vzc2lvbl9pZBgBIAEoCUgAEhEKB3VzZXJfaWQYAiABKAlIAEIECgJpZCLSAQoURW5jcnlwdEZpZWxkc1JlcXVlc3QSDwoHa2V5cmluZxgBIAEoCRIiCgVzY29wZRgCIAEoCzITLmZpZWxkc2VhbC52MS5TY29wZRI+CgZmaWVsZHMYAyADKAsyLi5maWVsZHNlYWwudjEuRW5jcnlwdEZpZWxkc1JlcXVlc3QuRmllbGRzRW50cnkaRQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ASK4AgoVRW5jcnlwdEZpZWxkc1Jlc3BvbnNlEj8KBnNlYWxlZBgBIAMoCzIvLmZpZWxkc2VhbC52MS5FbmNyeXB0RmllbGRzUmVzcG9uc2UuU2VhbGVkRW50cnkSDwoHa2V5cmluZxgCIAEoCRITCgtrZXlfdmVyc2lvbhgDIAEoDRI/CgZtYXNrZWQYBCADKAsyLy5maWVsZHNlYWwudjEuRW5jcnlwdEZpZWxkc1Jlc3BvbnNlLk1hc2tlZEVudHJ5Gi0KC1NlYWxlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaSAoLTWFza2VkRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuZmllbGRzZWFsLnYxLk1hc2tlZFZhbHVlOgI4ASI+CgtNYXNrZWRWYWx1ZRIOCgZmb3JtYXQYASABKAkSDAoEdGV4dBgCIAEoCRIRCglzcGVha2FibGUYAyABKAkiWAoTRGVjcnlwdEZpZWxkUmVxdWVzdBIiCgVzY29wZRgBIAEoCzITLmZpZWxkc2VhbC52MS5TY29wZRINCgVmaWVsZBgCIAEoCRIOCgZzZWFsZWQYAyABKAkicwoURGVjcnlwdEZpZWxkUmVzcG9uc2USJQoFdmFsdWUYASABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHa2V5cmluZxgCIAEoCRITCgtrZXlfdmVyc2lvbhgDIAEoDRIOCgZsZWdhY3kYBCABKAgiLAoLU2VhbGVkRmllbGQSDQoFZmllbGQYASABKAkSDgoGc2VhbGVkGAIgASgJIjsKCkZpZWxkRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJkChREZWNyeXB0RmllbGRzUmVxdWVzdBIiCgVzY29wZRgBIAEoCzITLmZpZWxkc2VhbC52MS5TY29wZRIoCgVpdGVtcxgCIAMoCzIZLmZpZWxkc2VhbC52MS5TZWFsZWRGaWVsZCKXAQoSRGVjcnlwdEZpZWxkUmVzdWx0Eg0KBWZpZWxkGAEgASgJEicKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKQoFZXJyb3IYAyABKAsyGC5maWVsZHNlYWwudjEuRmllbGRFcnJvckgAEhMKC2tleV92ZXJzaW9uGAQgASgNQgkKB291dGNvbWUiSgoVRGVjcnlwdEZpZWxkc1Jlc3BvbnNlEjEKB3Jlc3VsdHMYASADKAsyIC5maWVsZHNlYWwudjEuRGVjcnlwdEZpZWxkUmVzdWx0InQKE1Jld3JhcEZpZWxkc1JlcXVlc3QSIgoFc2NvcGUYASABKAsyEy5maWVsZHNlYWwudjEuU2NvcGUSKAoFaXRlbXMYAiADKAsyGS5maWVsZHNlYWwudjEuU2VhbGVkRmllbGQSDwoHa2V5cmluZxgDIAEoCSKcAQoRUmV3cmFwRmllbGRSZXN1bHQSDQoFZmllbGQYASABKAkSEAoGc2VhbGVkGAIgASgJSAASKQoFZXJyb3IYAyABKAsyGC5maWVsZHNlYWwudjEuRmllbGRFcnJvckgAEhgKEGZyb21fa2V5X3ZlcnNpb24YBCABKA0SFgoOdG9fa2V5X3ZlcnNpb24YBSABKA1CCQoHb3V0Y29tZSJIChRSZXdyYXBGaWVsZHNSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8uZmllbGRzZWFsLnYxLlJld3JhcEZpZWxkUmVzdWx0It8BCg5LZXlWZXJzaW9uSW5mbxIPCgd2ZXJzaW9uGAEgASgNEiwKBXN0YXRlGAIgASgOMh0uZmllbGRzZWFsLnYxLktleVZlcnNpb25TdGF0ZRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5zZWFsc19yZXNlcnZlZBgEIAEoBBIUCgxsZWdhY3lfbGFiZWwYBSABKAkSMAoMZGVzdHJveWVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLQAQoHS2V5SW5mbxIMCgRuYW1lGAEgASgJEhcKD3ByaW1hcnlfdmVyc2lvbhgCIAEoDRIbChNtaW5fZGVjcnlwdF92ZXJzaW9uGAMgASgNEi4KCHZlcnNpb25zGAQgAygLMhwuZmllbGRzZWFsLnYxLktleVZlcnNpb25JbmZvEg0KBXN0b3JlGAUgASgJEi0KCXJvdGF0ZV9ieRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc2VhbF9idWRnZXQYByABKAQiVQoQUm90YXRlS2V5UmVxdWVzdBIPCgdrZXlyaW5nGAEgASgJEiAKGGV4cGVjdGVkX3ByaW1hcnlfdmVyc2lvbhgCIAEoDRIOCgZjcmVhdGUYAyABKAgiNwoRUm90YXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUuZmllbGRzZWFsLnYxLktleUluZm8iSAoYUmV0aXJlS2V5VmVyc2lvbnNSZXF1ZXN0Eg8KB2tleXJpbmcYASABKAkSGwoTbWluX2RlY3J5cHRfdmVyc2lvbhgCIAEoDSI/ChlSZXRpcmVLZXlWZXJzaW9uc1Jlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmZpZWxkc2VhbC52MS5LZXlJbmZvIlMKGURlc3Ryb3lLZXlWZXJzaW9uc1JlcXVlc3QSDwoHa2V5cmluZxgBIAEoCRIVCg1iZWxvd192ZXJzaW9uGAIgASgNEg4KBnJldGlyZRgDIAEoCCJcChpEZXN0cm95S2V5VmVyc2lvbnNSZXNwb25zZRIiCgNrZXkYASABKAsyFS5maWVsZHNlYWwudjEuS2V5SW5mbxIaChJkZXN0cm95ZWRfdmVyc2lvbnMYAiADKA0iJQoSRGVzY3JpYmVLZXlSZXF1ZXN0Eg8KB2tleXJpbmcYASABKAkiUgoTRGVzY3JpYmVLZXlSZXNwb25zZRIiCgNrZXkYASABKAsyFS5maWVsZHNlYWwudjEuS2V5SW5mbxIXCg9zZWFsaW5nX3ZlcnNpb24YAiABKA0iFQoTTGlzdEtleXJpbmdzUmVxdWVzdCIoChRMaXN0S2V5cmluZ3NSZXNwb25zZRIQCghrZXlyaW5ncxgBIAMoCSKAAgoSUHVzaFNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRI+Cgdjb250ZXh0GAMgAygLMi0uZmllbGRzZWFsLnYxLlB1c2hTZXNzaW9uUmVxdWVzdC5Db250ZXh0RW50cnkSJAoEbW9kZRgEIAEoDjIWLmZpZWxkc2VhbC52MS5QdXNoTW9kZRIXCg9pZGVtcG90ZW5jeV9rZXkYBSABKAkaRgoMQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZToCOAEiZAoTUHVzaFNlc3Npb25SZXNwb25zZRIQCghhdHRlbXB0cxgBIAEoDRITCgtodHRwX3N0YXR1cxgCIAEoDRIUCgxkZWR1cGxpY2F0ZWQYAyABKAgSEAoIdHJhY2VfaWQYBCABKAkqtwEKD0tleVZlcnNpb25TdGF0ZRIhCh1LRVlfVkVSU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEh0KGUtFWV9WRVJTSU9OX1NUQVRFX1BSSU1BUlkQARIiCh5LRVlfVkVSU0lPTl9TVEFURV9ERUNSWVBUX09OTFkQAhIdChlLRVlfVkVSU0lPTl9TVEFURV9SRVRJUkVEEAMSHwobS0VZX1ZFUlNJT05fU1RBVEVfREVTVFJPWUVEEAQqYAoIUHVzaE1vZGUSGQoVUFVTSF9NT0RFX1VOU1BFQ0lGSUVEEAASHAoYUFVTSF9NT0RFX0NPTlRFWFRfSU5KRUNUEAESGwoXUFVTSF9NT0RFX1ZBUklBQkxFU19QVVQQAjKQBwoQRmllbGRzZWFsU2VydmljZRJYCg1FbmNyeXB0RmllbGRzEiIuZmllbGRzZWFsLnYxLkVuY3J5cHRGaWVsZHNSZXF1ZXN0GiMuZmllbGRzZWFsLnYxLkVuY3J5cHRGaWVsZHNSZXNwb25zZRJVCgxEZWNyeXB0RmllbGQSIS5maWVsZHNlYWwudjEuRGVjcnlwdEZpZWxkUmVxdWVzdBoiLmZpZWxkc2VhbC52MS5EZWNyeXB0RmllbGRSZXNwb25zZRJYCg1EZWNyeXB0RmllbGRzEiIuZmllbGRzZWFsLnYxLkRlY3J5cHRGaWVsZHNSZXF1ZXN0GiMuZmllbGRzZWFsLnYxLkRlY3J5cHRGaWVsZHNSZXNwb25zZRJVCgxSZXdyYXBGaWVsZHMSIS5maWVsZHNlYWwudjEuUmV3cmFwRmllbGRzUmVxdWVzdBoiLmZpZWxkc2VhbC52MS5SZXdyYXBGaWVsZHNSZXNwb25zZRJMCglSb3RhdGVLZXkSHi5maWVsZHNlYWwudjEuUm90YXRlS2V5UmVxdWVzdBofLmZpZWxkc2VhbC52MS5Sb3RhdGVLZXlSZXNwb25zZRJkChFSZXRpcmVLZXlWZXJzaW9ucxImLmZpZWxkc2VhbC52MS5SZXRpcmVLZXlWZXJzaW9uc1JlcXVlc3QaJy5maWVsZHNlYWwudjEuUmV0aXJlS2V5VmVyc2lvbnNSZXNwb25zZRJnChJEZXN0cm95S2V5VmVyc2lvbnMSJy5maWVsZHNlYWwudjEuRGVzdHJveUtleVZlcnNpb25zUmVxdWVzdBooLmZpZWxkc2VhbC52MS5EZXN0cm95S2V5VmVyc2lvbnNSZXNwb25zZRJSCgtEZXNjcmliZUtleRIgLmZpZWxkc2VhbC52MS5EZXNjcmliZUtleVJlcXVlc3QaIS5maWVsZHNlYWwudjEuRGVzY3JpYmVLZXlSZXNwb25zZRJVCgxMaXN0S2V5cmluZ3MSIS5maWVsZHNlYWwudjEuTGlzdEtleXJpbmdzUmVxdWVzdBoiLmZpZWxkc2VhbC52MS5MaXN0S2V5cmluZ3NSZXNwb25zZRJSCgtQdXNoU2Vzc2lvbhIgLmZpZWxkc2VhbC52MS5QdXNoU2Vzc2lvblJlcXVlc3QaIS5maWVsZHNlYWwudjEuUHVzaFNlc3Npb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Scope binds a sealed value to where it belongs. A value sealed for one scope does not open in another.
@@ -113,6 +113,15 @@ export type EncryptFieldsResponse = Message<"fieldseal.v1.EncryptFieldsResponse"
    * @generated from field: uint32 key_version = 3;
    */
   keyVersion: number;
+
+  /**
+   * Field name to its masked form, for each requested field that has a mask format configured (fields
+   * without one are absent). Computed from the plaintext when sealing; a mask never shows more than its
+   * format allows.
+   *
+   * @generated from field: map<string, fieldseal.v1.MaskedValue> masked = 4;
+   */
+  masked: { [key: string]: MaskedValue };
 };
 
 /**
@@ -121,6 +130,41 @@ export type EncryptFieldsResponse = Message<"fieldseal.v1.EncryptFieldsResponse"
  */
 export const EncryptFieldsResponseSchema: GenMessage<EncryptFieldsResponse> = /*@__PURE__*/
   messageDesc(file_fieldseal_v1_fieldseal, 2);
+
+/**
+ * MaskedValue is what may be shown or said of a sealed field without opening it.
+ *
+ * @generated from message fieldseal.v1.MaskedValue
+ */
+export type MaskedValue = Message<"fieldseal.v1.MaskedValue"> & {
+  /**
+   * The mask format that produced it, such as `card`, `national_id`, `email`, `phone` or `generic`.
+   *
+   * @generated from field: string format = 1;
+   */
+  format: string;
+
+  /**
+   * The masked text to show, such as `Visa •••• 1111`.
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+
+  /**
+   * A form a voice bot can say, such as `Visa ending in 1 1 1 1`.
+   *
+   * @generated from field: string speakable = 3;
+   */
+  speakable: string;
+};
+
+/**
+ * Describes the message fieldseal.v1.MaskedValue.
+ * Use `create(MaskedValueSchema)` to create a new message.
+ */
+export const MaskedValueSchema: GenMessage<MaskedValue> = /*@__PURE__*/
+  messageDesc(file_fieldseal_v1_fieldseal, 3);
 
 /**
  * DecryptFieldRequest asks to open one sealed value.
@@ -155,7 +199,7 @@ export type DecryptFieldRequest = Message<"fieldseal.v1.DecryptFieldRequest"> & 
  * Use `create(DecryptFieldRequestSchema)` to create a new message.
  */
 export const DecryptFieldRequestSchema: GenMessage<DecryptFieldRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 3);
+  messageDesc(file_fieldseal_v1_fieldseal, 4);
 
 /**
  * DecryptFieldResponse carries the opened value.
@@ -197,7 +241,7 @@ export type DecryptFieldResponse = Message<"fieldseal.v1.DecryptFieldResponse"> 
  * Use `create(DecryptFieldResponseSchema)` to create a new message.
  */
 export const DecryptFieldResponseSchema: GenMessage<DecryptFieldResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 4);
+  messageDesc(file_fieldseal_v1_fieldseal, 5);
 
 /**
  * SealedField is a sealed value together with the field name it was sealed for.
@@ -225,7 +269,7 @@ export type SealedField = Message<"fieldseal.v1.SealedField"> & {
  * Use `create(SealedFieldSchema)` to create a new message.
  */
 export const SealedFieldSchema: GenMessage<SealedField> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 5);
+  messageDesc(file_fieldseal_v1_fieldseal, 6);
 
 /**
  * FieldError says why one item of a batch failed.
@@ -260,7 +304,7 @@ export type FieldError = Message<"fieldseal.v1.FieldError"> & {
  * Use `create(FieldErrorSchema)` to create a new message.
  */
 export const FieldErrorSchema: GenMessage<FieldError> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 6);
+  messageDesc(file_fieldseal_v1_fieldseal, 7);
 
 /**
  * DecryptFieldsRequest asks to open many sealed values of one scope.
@@ -288,7 +332,7 @@ export type DecryptFieldsRequest = Message<"fieldseal.v1.DecryptFieldsRequest"> 
  * Use `create(DecryptFieldsRequestSchema)` to create a new message.
  */
 export const DecryptFieldsRequestSchema: GenMessage<DecryptFieldsRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 7);
+  messageDesc(file_fieldseal_v1_fieldseal, 8);
 
 /**
  * DecryptFieldResult is the outcome for one item of DecryptFields, in request order.
@@ -339,7 +383,7 @@ export type DecryptFieldResult = Message<"fieldseal.v1.DecryptFieldResult"> & {
  * Use `create(DecryptFieldResultSchema)` to create a new message.
  */
 export const DecryptFieldResultSchema: GenMessage<DecryptFieldResult> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 8);
+  messageDesc(file_fieldseal_v1_fieldseal, 9);
 
 /**
  * DecryptFieldsResponse has one result per requested item, in request order.
@@ -360,7 +404,7 @@ export type DecryptFieldsResponse = Message<"fieldseal.v1.DecryptFieldsResponse"
  * Use `create(DecryptFieldsResponseSchema)` to create a new message.
  */
 export const DecryptFieldsResponseSchema: GenMessage<DecryptFieldsResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 9);
+  messageDesc(file_fieldseal_v1_fieldseal, 10);
 
 /**
  * RewrapFieldsRequest asks to re-seal values under a keyring's primary version.
@@ -395,7 +439,7 @@ export type RewrapFieldsRequest = Message<"fieldseal.v1.RewrapFieldsRequest"> & 
  * Use `create(RewrapFieldsRequestSchema)` to create a new message.
  */
 export const RewrapFieldsRequestSchema: GenMessage<RewrapFieldsRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 10);
+  messageDesc(file_fieldseal_v1_fieldseal, 11);
 
 /**
  * RewrapFieldResult is the outcome for one item of RewrapFields, in request order.
@@ -453,7 +497,7 @@ export type RewrapFieldResult = Message<"fieldseal.v1.RewrapFieldResult"> & {
  * Use `create(RewrapFieldResultSchema)` to create a new message.
  */
 export const RewrapFieldResultSchema: GenMessage<RewrapFieldResult> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 11);
+  messageDesc(file_fieldseal_v1_fieldseal, 12);
 
 /**
  * RewrapFieldsResponse has one result per requested item, in request order.
@@ -474,7 +518,7 @@ export type RewrapFieldsResponse = Message<"fieldseal.v1.RewrapFieldsResponse"> 
  * Use `create(RewrapFieldsResponseSchema)` to create a new message.
  */
 export const RewrapFieldsResponseSchema: GenMessage<RewrapFieldsResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 12);
+  messageDesc(file_fieldseal_v1_fieldseal, 13);
 
 /**
  * KeyVersionInfo describes one key version, never its material.
@@ -531,7 +575,7 @@ export type KeyVersionInfo = Message<"fieldseal.v1.KeyVersionInfo"> & {
  * Use `create(KeyVersionInfoSchema)` to create a new message.
  */
 export const KeyVersionInfoSchema: GenMessage<KeyVersionInfo> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 13);
+  messageDesc(file_fieldseal_v1_fieldseal, 14);
 
 /**
  * KeyInfo describes a keyring.
@@ -594,7 +638,7 @@ export type KeyInfo = Message<"fieldseal.v1.KeyInfo"> & {
  * Use `create(KeyInfoSchema)` to create a new message.
  */
 export const KeyInfoSchema: GenMessage<KeyInfo> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 14);
+  messageDesc(file_fieldseal_v1_fieldseal, 15);
 
 /**
  * RotateKeyRequest asks for a new primary key version.
@@ -631,7 +675,7 @@ export type RotateKeyRequest = Message<"fieldseal.v1.RotateKeyRequest"> & {
  * Use `create(RotateKeyRequestSchema)` to create a new message.
  */
 export const RotateKeyRequestSchema: GenMessage<RotateKeyRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 15);
+  messageDesc(file_fieldseal_v1_fieldseal, 16);
 
 /**
  * RotateKeyResponse describes the keyring after the rotation.
@@ -652,7 +696,7 @@ export type RotateKeyResponse = Message<"fieldseal.v1.RotateKeyResponse"> & {
  * Use `create(RotateKeyResponseSchema)` to create a new message.
  */
 export const RotateKeyResponseSchema: GenMessage<RotateKeyResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 16);
+  messageDesc(file_fieldseal_v1_fieldseal, 17);
 
 /**
  * RetireKeyVersionsRequest asks to retire old key versions.
@@ -681,7 +725,7 @@ export type RetireKeyVersionsRequest = Message<"fieldseal.v1.RetireKeyVersionsRe
  * Use `create(RetireKeyVersionsRequestSchema)` to create a new message.
  */
 export const RetireKeyVersionsRequestSchema: GenMessage<RetireKeyVersionsRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 17);
+  messageDesc(file_fieldseal_v1_fieldseal, 18);
 
 /**
  * RetireKeyVersionsResponse describes the keyring after the change.
@@ -702,7 +746,7 @@ export type RetireKeyVersionsResponse = Message<"fieldseal.v1.RetireKeyVersionsR
  * Use `create(RetireKeyVersionsResponseSchema)` to create a new message.
  */
 export const RetireKeyVersionsResponseSchema: GenMessage<RetireKeyVersionsResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 18);
+  messageDesc(file_fieldseal_v1_fieldseal, 19);
 
 /**
  * DestroyKeyVersionsRequest asks to destroy the key material of retired versions.
@@ -740,7 +784,7 @@ export type DestroyKeyVersionsRequest = Message<"fieldseal.v1.DestroyKeyVersions
  * Use `create(DestroyKeyVersionsRequestSchema)` to create a new message.
  */
 export const DestroyKeyVersionsRequestSchema: GenMessage<DestroyKeyVersionsRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 19);
+  messageDesc(file_fieldseal_v1_fieldseal, 20);
 
 /**
  * DestroyKeyVersionsResponse describes the keyring after the change.
@@ -768,7 +812,7 @@ export type DestroyKeyVersionsResponse = Message<"fieldseal.v1.DestroyKeyVersion
  * Use `create(DestroyKeyVersionsResponseSchema)` to create a new message.
  */
 export const DestroyKeyVersionsResponseSchema: GenMessage<DestroyKeyVersionsResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 20);
+  messageDesc(file_fieldseal_v1_fieldseal, 21);
 
 /**
  * DescribeKeyRequest names a keyring.
@@ -789,7 +833,7 @@ export type DescribeKeyRequest = Message<"fieldseal.v1.DescribeKeyRequest"> & {
  * Use `create(DescribeKeyRequestSchema)` to create a new message.
  */
 export const DescribeKeyRequestSchema: GenMessage<DescribeKeyRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 21);
+  messageDesc(file_fieldseal_v1_fieldseal, 22);
 
 /**
  * DescribeKeyResponse describes a keyring.
@@ -819,7 +863,7 @@ export type DescribeKeyResponse = Message<"fieldseal.v1.DescribeKeyResponse"> & 
  * Use `create(DescribeKeyResponseSchema)` to create a new message.
  */
 export const DescribeKeyResponseSchema: GenMessage<DescribeKeyResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 22);
+  messageDesc(file_fieldseal_v1_fieldseal, 23);
 
 /**
  * ListKeyringsRequest has no parameters.
@@ -834,7 +878,7 @@ export type ListKeyringsRequest = Message<"fieldseal.v1.ListKeyringsRequest"> & 
  * Use `create(ListKeyringsRequestSchema)` to create a new message.
  */
 export const ListKeyringsRequestSchema: GenMessage<ListKeyringsRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 23);
+  messageDesc(file_fieldseal_v1_fieldseal, 24);
 
 /**
  * ListKeyringsResponse names the keyrings.
@@ -855,7 +899,7 @@ export type ListKeyringsResponse = Message<"fieldseal.v1.ListKeyringsResponse"> 
  * Use `create(ListKeyringsResponseSchema)` to create a new message.
  */
 export const ListKeyringsResponseSchema: GenMessage<ListKeyringsResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 24);
+  messageDesc(file_fieldseal_v1_fieldseal, 25);
 
 /**
  * PushSessionRequest asks to write values into a Cognigy.AI session.
@@ -906,7 +950,7 @@ export type PushSessionRequest = Message<"fieldseal.v1.PushSessionRequest"> & {
  * Use `create(PushSessionRequestSchema)` to create a new message.
  */
 export const PushSessionRequestSchema: GenMessage<PushSessionRequest> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 25);
+  messageDesc(file_fieldseal_v1_fieldseal, 26);
 
 /**
  * PushSessionResponse reports how the push went.
@@ -948,7 +992,7 @@ export type PushSessionResponse = Message<"fieldseal.v1.PushSessionResponse"> & 
  * Use `create(PushSessionResponseSchema)` to create a new message.
  */
 export const PushSessionResponseSchema: GenMessage<PushSessionResponse> = /*@__PURE__*/
-  messageDesc(file_fieldseal_v1_fieldseal, 26);
+  messageDesc(file_fieldseal_v1_fieldseal, 27);
 
 /**
  * KeyVersionState says what a key version may do.

@@ -298,7 +298,11 @@ type EncryptFieldsResponse struct {
 	// Keyring the values were sealed under.
 	Keyring string `protobuf:"bytes,2,opt,name=keyring,proto3" json:"keyring,omitempty"`
 	// Key version the values were sealed under.
-	KeyVersion    uint32 `protobuf:"varint,3,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	KeyVersion uint32 `protobuf:"varint,3,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	// Field name to its masked form, for each requested field that has a mask format configured (fields
+	// without one are absent). Computed from the plaintext when sealing; a mask never shows more than its
+	// format allows.
+	Masked        map[string]*MaskedValue `protobuf:"bytes,4,rep,name=masked,proto3" json:"masked,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -354,6 +358,77 @@ func (x *EncryptFieldsResponse) GetKeyVersion() uint32 {
 	return 0
 }
 
+func (x *EncryptFieldsResponse) GetMasked() map[string]*MaskedValue {
+	if x != nil {
+		return x.Masked
+	}
+	return nil
+}
+
+// MaskedValue is what may be shown or said of a sealed field without opening it.
+type MaskedValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mask format that produced it, such as `card`, `national_id`, `email`, `phone` or `generic`.
+	Format string `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	// The masked text to show, such as `Visa •••• 1111`.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// A form a voice bot can say, such as `Visa ending in 1 1 1 1`.
+	Speakable     string `protobuf:"bytes,3,opt,name=speakable,proto3" json:"speakable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaskedValue) Reset() {
+	*x = MaskedValue{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaskedValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaskedValue) ProtoMessage() {}
+
+func (x *MaskedValue) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaskedValue.ProtoReflect.Descriptor instead.
+func (*MaskedValue) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MaskedValue) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *MaskedValue) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *MaskedValue) GetSpeakable() string {
+	if x != nil {
+		return x.Speakable
+	}
+	return ""
+}
+
 // DecryptFieldRequest asks to open one sealed value.
 type DecryptFieldRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -369,7 +444,7 @@ type DecryptFieldRequest struct {
 
 func (x *DecryptFieldRequest) Reset() {
 	*x = DecryptFieldRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[3]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +456,7 @@ func (x *DecryptFieldRequest) String() string {
 func (*DecryptFieldRequest) ProtoMessage() {}
 
 func (x *DecryptFieldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[3]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +469,7 @@ func (x *DecryptFieldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptFieldRequest.ProtoReflect.Descriptor instead.
 func (*DecryptFieldRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{3}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DecryptFieldRequest) GetScope() *Scope {
@@ -435,7 +510,7 @@ type DecryptFieldResponse struct {
 
 func (x *DecryptFieldResponse) Reset() {
 	*x = DecryptFieldResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[4]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +522,7 @@ func (x *DecryptFieldResponse) String() string {
 func (*DecryptFieldResponse) ProtoMessage() {}
 
 func (x *DecryptFieldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[4]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +535,7 @@ func (x *DecryptFieldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptFieldResponse.ProtoReflect.Descriptor instead.
 func (*DecryptFieldResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{4}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DecryptFieldResponse) GetValue() *structpb.Value {
@@ -504,7 +579,7 @@ type SealedField struct {
 
 func (x *SealedField) Reset() {
 	*x = SealedField{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[5]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +591,7 @@ func (x *SealedField) String() string {
 func (*SealedField) ProtoMessage() {}
 
 func (x *SealedField) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[5]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +604,7 @@ func (x *SealedField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedField.ProtoReflect.Descriptor instead.
 func (*SealedField) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{5}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SealedField) GetField() string {
@@ -561,7 +636,7 @@ type FieldError struct {
 
 func (x *FieldError) Reset() {
 	*x = FieldError{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[6]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +648,7 @@ func (x *FieldError) String() string {
 func (*FieldError) ProtoMessage() {}
 
 func (x *FieldError) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[6]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +661,7 @@ func (x *FieldError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldError.ProtoReflect.Descriptor instead.
 func (*FieldError) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{6}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FieldError) GetCode() string {
@@ -623,7 +698,7 @@ type DecryptFieldsRequest struct {
 
 func (x *DecryptFieldsRequest) Reset() {
 	*x = DecryptFieldsRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[7]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +710,7 @@ func (x *DecryptFieldsRequest) String() string {
 func (*DecryptFieldsRequest) ProtoMessage() {}
 
 func (x *DecryptFieldsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[7]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +723,7 @@ func (x *DecryptFieldsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptFieldsRequest.ProtoReflect.Descriptor instead.
 func (*DecryptFieldsRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{7}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DecryptFieldsRequest) GetScope() *Scope {
@@ -685,7 +760,7 @@ type DecryptFieldResult struct {
 
 func (x *DecryptFieldResult) Reset() {
 	*x = DecryptFieldResult{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[8]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +772,7 @@ func (x *DecryptFieldResult) String() string {
 func (*DecryptFieldResult) ProtoMessage() {}
 
 func (x *DecryptFieldResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[8]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +785,7 @@ func (x *DecryptFieldResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptFieldResult.ProtoReflect.Descriptor instead.
 func (*DecryptFieldResult) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{8}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DecryptFieldResult) GetField() string {
@@ -781,7 +856,7 @@ type DecryptFieldsResponse struct {
 
 func (x *DecryptFieldsResponse) Reset() {
 	*x = DecryptFieldsResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[9]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +868,7 @@ func (x *DecryptFieldsResponse) String() string {
 func (*DecryptFieldsResponse) ProtoMessage() {}
 
 func (x *DecryptFieldsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[9]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +881,7 @@ func (x *DecryptFieldsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptFieldsResponse.ProtoReflect.Descriptor instead.
 func (*DecryptFieldsResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{9}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DecryptFieldsResponse) GetResults() []*DecryptFieldResult {
@@ -831,7 +906,7 @@ type RewrapFieldsRequest struct {
 
 func (x *RewrapFieldsRequest) Reset() {
 	*x = RewrapFieldsRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[10]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +918,7 @@ func (x *RewrapFieldsRequest) String() string {
 func (*RewrapFieldsRequest) ProtoMessage() {}
 
 func (x *RewrapFieldsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[10]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +931,7 @@ func (x *RewrapFieldsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapFieldsRequest.ProtoReflect.Descriptor instead.
 func (*RewrapFieldsRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{10}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RewrapFieldsRequest) GetScope() *Scope {
@@ -902,7 +977,7 @@ type RewrapFieldResult struct {
 
 func (x *RewrapFieldResult) Reset() {
 	*x = RewrapFieldResult{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[11]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +989,7 @@ func (x *RewrapFieldResult) String() string {
 func (*RewrapFieldResult) ProtoMessage() {}
 
 func (x *RewrapFieldResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[11]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1002,7 @@ func (x *RewrapFieldResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapFieldResult.ProtoReflect.Descriptor instead.
 func (*RewrapFieldResult) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{11}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RewrapFieldResult) GetField() string {
@@ -1005,7 +1080,7 @@ type RewrapFieldsResponse struct {
 
 func (x *RewrapFieldsResponse) Reset() {
 	*x = RewrapFieldsResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[12]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1092,7 @@ func (x *RewrapFieldsResponse) String() string {
 func (*RewrapFieldsResponse) ProtoMessage() {}
 
 func (x *RewrapFieldsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[12]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1105,7 @@ func (x *RewrapFieldsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapFieldsResponse.ProtoReflect.Descriptor instead.
 func (*RewrapFieldsResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{12}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RewrapFieldsResponse) GetResults() []*RewrapFieldResult {
@@ -1062,7 +1137,7 @@ type KeyVersionInfo struct {
 
 func (x *KeyVersionInfo) Reset() {
 	*x = KeyVersionInfo{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[13]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1149,7 @@ func (x *KeyVersionInfo) String() string {
 func (*KeyVersionInfo) ProtoMessage() {}
 
 func (x *KeyVersionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[13]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1162,7 @@ func (x *KeyVersionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyVersionInfo.ProtoReflect.Descriptor instead.
 func (*KeyVersionInfo) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{13}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeyVersionInfo) GetVersion() uint32 {
@@ -1155,7 +1230,7 @@ type KeyInfo struct {
 
 func (x *KeyInfo) Reset() {
 	*x = KeyInfo{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[14]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1242,7 @@ func (x *KeyInfo) String() string {
 func (*KeyInfo) ProtoMessage() {}
 
 func (x *KeyInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[14]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1255,7 @@ func (x *KeyInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyInfo.ProtoReflect.Descriptor instead.
 func (*KeyInfo) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{14}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KeyInfo) GetName() string {
@@ -1249,7 +1324,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[15]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1336,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[15]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1349,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{15}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RotateKeyRequest) GetKeyring() string {
@@ -1309,7 +1384,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[16]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1396,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[16]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1409,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{16}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RotateKeyResponse) GetKey() *KeyInfo {
@@ -1358,7 +1433,7 @@ type RetireKeyVersionsRequest struct {
 
 func (x *RetireKeyVersionsRequest) Reset() {
 	*x = RetireKeyVersionsRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[17]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1445,7 @@ func (x *RetireKeyVersionsRequest) String() string {
 func (*RetireKeyVersionsRequest) ProtoMessage() {}
 
 func (x *RetireKeyVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[17]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1458,7 @@ func (x *RetireKeyVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireKeyVersionsRequest.ProtoReflect.Descriptor instead.
 func (*RetireKeyVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{17}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RetireKeyVersionsRequest) GetKeyring() string {
@@ -1411,7 +1486,7 @@ type RetireKeyVersionsResponse struct {
 
 func (x *RetireKeyVersionsResponse) Reset() {
 	*x = RetireKeyVersionsResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[18]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1498,7 @@ func (x *RetireKeyVersionsResponse) String() string {
 func (*RetireKeyVersionsResponse) ProtoMessage() {}
 
 func (x *RetireKeyVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[18]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1511,7 @@ func (x *RetireKeyVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireKeyVersionsResponse.ProtoReflect.Descriptor instead.
 func (*RetireKeyVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{18}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RetireKeyVersionsResponse) GetKey() *KeyInfo {
@@ -1464,7 +1539,7 @@ type DestroyKeyVersionsRequest struct {
 
 func (x *DestroyKeyVersionsRequest) Reset() {
 	*x = DestroyKeyVersionsRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[19]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1551,7 @@ func (x *DestroyKeyVersionsRequest) String() string {
 func (*DestroyKeyVersionsRequest) ProtoMessage() {}
 
 func (x *DestroyKeyVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[19]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1564,7 @@ func (x *DestroyKeyVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyKeyVersionsRequest.ProtoReflect.Descriptor instead.
 func (*DestroyKeyVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{19}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DestroyKeyVersionsRequest) GetKeyring() string {
@@ -1526,7 +1601,7 @@ type DestroyKeyVersionsResponse struct {
 
 func (x *DestroyKeyVersionsResponse) Reset() {
 	*x = DestroyKeyVersionsResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[20]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1613,7 @@ func (x *DestroyKeyVersionsResponse) String() string {
 func (*DestroyKeyVersionsResponse) ProtoMessage() {}
 
 func (x *DestroyKeyVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[20]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1626,7 @@ func (x *DestroyKeyVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyKeyVersionsResponse.ProtoReflect.Descriptor instead.
 func (*DestroyKeyVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{20}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DestroyKeyVersionsResponse) GetKey() *KeyInfo {
@@ -1579,7 +1654,7 @@ type DescribeKeyRequest struct {
 
 func (x *DescribeKeyRequest) Reset() {
 	*x = DescribeKeyRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[21]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1666,7 @@ func (x *DescribeKeyRequest) String() string {
 func (*DescribeKeyRequest) ProtoMessage() {}
 
 func (x *DescribeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[21]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1679,7 @@ func (x *DescribeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeKeyRequest.ProtoReflect.Descriptor instead.
 func (*DescribeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{21}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DescribeKeyRequest) GetKeyring() string {
@@ -1629,7 +1704,7 @@ type DescribeKeyResponse struct {
 
 func (x *DescribeKeyResponse) Reset() {
 	*x = DescribeKeyResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[22]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1716,7 @@ func (x *DescribeKeyResponse) String() string {
 func (*DescribeKeyResponse) ProtoMessage() {}
 
 func (x *DescribeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[22]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1729,7 @@ func (x *DescribeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeKeyResponse.ProtoReflect.Descriptor instead.
 func (*DescribeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{22}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DescribeKeyResponse) GetKey() *KeyInfo {
@@ -1680,7 +1755,7 @@ type ListKeyringsRequest struct {
 
 func (x *ListKeyringsRequest) Reset() {
 	*x = ListKeyringsRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[23]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1767,7 @@ func (x *ListKeyringsRequest) String() string {
 func (*ListKeyringsRequest) ProtoMessage() {}
 
 func (x *ListKeyringsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[23]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1780,7 @@ func (x *ListKeyringsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyringsRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyringsRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{23}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{24}
 }
 
 // ListKeyringsResponse names the keyrings.
@@ -1719,7 +1794,7 @@ type ListKeyringsResponse struct {
 
 func (x *ListKeyringsResponse) Reset() {
 	*x = ListKeyringsResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1806,7 @@ func (x *ListKeyringsResponse) String() string {
 func (*ListKeyringsResponse) ProtoMessage() {}
 
 func (x *ListKeyringsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1819,7 @@ func (x *ListKeyringsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyringsResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyringsResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{24}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListKeyringsResponse) GetKeyrings() []string {
@@ -1775,7 +1850,7 @@ type PushSessionRequest struct {
 
 func (x *PushSessionRequest) Reset() {
 	*x = PushSessionRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1862,7 @@ func (x *PushSessionRequest) String() string {
 func (*PushSessionRequest) ProtoMessage() {}
 
 func (x *PushSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1875,7 @@ func (x *PushSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSessionRequest.ProtoReflect.Descriptor instead.
 func (*PushSessionRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{25}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PushSessionRequest) GetSessionId() string {
@@ -1855,7 +1930,7 @@ type PushSessionResponse struct {
 
 func (x *PushSessionResponse) Reset() {
 	*x = PushSessionResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1942,7 @@ func (x *PushSessionResponse) String() string {
 func (*PushSessionResponse) ProtoMessage() {}
 
 func (x *PushSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1955,7 @@ func (x *PushSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSessionResponse.ProtoReflect.Descriptor instead.
 func (*PushSessionResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{26}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PushSessionResponse) GetAttempts() uint32 {
@@ -1927,15 +2002,23 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x06fields\x18\x03 \x03(\v2..fieldseal.v1.EncryptFieldsRequest.FieldsEntryR\x06fields\x1aQ\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xd6\x01\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xf5\x02\n" +
 	"\x15EncryptFieldsResponse\x12G\n" +
 	"\x06sealed\x18\x01 \x03(\v2/.fieldseal.v1.EncryptFieldsResponse.SealedEntryR\x06sealed\x12\x18\n" +
 	"\akeyring\x18\x02 \x01(\tR\akeyring\x12\x1f\n" +
 	"\vkey_version\x18\x03 \x01(\rR\n" +
-	"keyVersion\x1a9\n" +
+	"keyVersion\x12G\n" +
+	"\x06masked\x18\x04 \x03(\v2/.fieldseal.v1.EncryptFieldsResponse.MaskedEntryR\x06masked\x1a9\n" +
 	"\vSealedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aT\n" +
+	"\vMaskedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
+	"\x05value\x18\x02 \x01(\v2\x19.fieldseal.v1.MaskedValueR\x05value:\x028\x01\"W\n" +
+	"\vMaskedValue\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\tR\x06format\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1c\n" +
+	"\tspeakable\x18\x03 \x01(\tR\tspeakable\"n\n" +
 	"\x13DecryptFieldRequest\x12)\n" +
 	"\x05scope\x18\x01 \x01(\v2\x13.fieldseal.v1.ScopeR\x05scope\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
@@ -2074,96 +2157,100 @@ func file_fieldseal_v1_fieldseal_proto_rawDescGZIP() []byte {
 }
 
 var file_fieldseal_v1_fieldseal_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_fieldseal_v1_fieldseal_proto_goTypes = []any{
 	(KeyVersionState)(0),               // 0: fieldseal.v1.KeyVersionState
 	(PushMode)(0),                      // 1: fieldseal.v1.PushMode
 	(*Scope)(nil),                      // 2: fieldseal.v1.Scope
 	(*EncryptFieldsRequest)(nil),       // 3: fieldseal.v1.EncryptFieldsRequest
 	(*EncryptFieldsResponse)(nil),      // 4: fieldseal.v1.EncryptFieldsResponse
-	(*DecryptFieldRequest)(nil),        // 5: fieldseal.v1.DecryptFieldRequest
-	(*DecryptFieldResponse)(nil),       // 6: fieldseal.v1.DecryptFieldResponse
-	(*SealedField)(nil),                // 7: fieldseal.v1.SealedField
-	(*FieldError)(nil),                 // 8: fieldseal.v1.FieldError
-	(*DecryptFieldsRequest)(nil),       // 9: fieldseal.v1.DecryptFieldsRequest
-	(*DecryptFieldResult)(nil),         // 10: fieldseal.v1.DecryptFieldResult
-	(*DecryptFieldsResponse)(nil),      // 11: fieldseal.v1.DecryptFieldsResponse
-	(*RewrapFieldsRequest)(nil),        // 12: fieldseal.v1.RewrapFieldsRequest
-	(*RewrapFieldResult)(nil),          // 13: fieldseal.v1.RewrapFieldResult
-	(*RewrapFieldsResponse)(nil),       // 14: fieldseal.v1.RewrapFieldsResponse
-	(*KeyVersionInfo)(nil),             // 15: fieldseal.v1.KeyVersionInfo
-	(*KeyInfo)(nil),                    // 16: fieldseal.v1.KeyInfo
-	(*RotateKeyRequest)(nil),           // 17: fieldseal.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 18: fieldseal.v1.RotateKeyResponse
-	(*RetireKeyVersionsRequest)(nil),   // 19: fieldseal.v1.RetireKeyVersionsRequest
-	(*RetireKeyVersionsResponse)(nil),  // 20: fieldseal.v1.RetireKeyVersionsResponse
-	(*DestroyKeyVersionsRequest)(nil),  // 21: fieldseal.v1.DestroyKeyVersionsRequest
-	(*DestroyKeyVersionsResponse)(nil), // 22: fieldseal.v1.DestroyKeyVersionsResponse
-	(*DescribeKeyRequest)(nil),         // 23: fieldseal.v1.DescribeKeyRequest
-	(*DescribeKeyResponse)(nil),        // 24: fieldseal.v1.DescribeKeyResponse
-	(*ListKeyringsRequest)(nil),        // 25: fieldseal.v1.ListKeyringsRequest
-	(*ListKeyringsResponse)(nil),       // 26: fieldseal.v1.ListKeyringsResponse
-	(*PushSessionRequest)(nil),         // 27: fieldseal.v1.PushSessionRequest
-	(*PushSessionResponse)(nil),        // 28: fieldseal.v1.PushSessionResponse
-	nil,                                // 29: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	nil,                                // 30: fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	nil,                                // 31: fieldseal.v1.PushSessionRequest.ContextEntry
-	(*structpb.Value)(nil),             // 32: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),      // 33: google.protobuf.Timestamp
+	(*MaskedValue)(nil),                // 5: fieldseal.v1.MaskedValue
+	(*DecryptFieldRequest)(nil),        // 6: fieldseal.v1.DecryptFieldRequest
+	(*DecryptFieldResponse)(nil),       // 7: fieldseal.v1.DecryptFieldResponse
+	(*SealedField)(nil),                // 8: fieldseal.v1.SealedField
+	(*FieldError)(nil),                 // 9: fieldseal.v1.FieldError
+	(*DecryptFieldsRequest)(nil),       // 10: fieldseal.v1.DecryptFieldsRequest
+	(*DecryptFieldResult)(nil),         // 11: fieldseal.v1.DecryptFieldResult
+	(*DecryptFieldsResponse)(nil),      // 12: fieldseal.v1.DecryptFieldsResponse
+	(*RewrapFieldsRequest)(nil),        // 13: fieldseal.v1.RewrapFieldsRequest
+	(*RewrapFieldResult)(nil),          // 14: fieldseal.v1.RewrapFieldResult
+	(*RewrapFieldsResponse)(nil),       // 15: fieldseal.v1.RewrapFieldsResponse
+	(*KeyVersionInfo)(nil),             // 16: fieldseal.v1.KeyVersionInfo
+	(*KeyInfo)(nil),                    // 17: fieldseal.v1.KeyInfo
+	(*RotateKeyRequest)(nil),           // 18: fieldseal.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 19: fieldseal.v1.RotateKeyResponse
+	(*RetireKeyVersionsRequest)(nil),   // 20: fieldseal.v1.RetireKeyVersionsRequest
+	(*RetireKeyVersionsResponse)(nil),  // 21: fieldseal.v1.RetireKeyVersionsResponse
+	(*DestroyKeyVersionsRequest)(nil),  // 22: fieldseal.v1.DestroyKeyVersionsRequest
+	(*DestroyKeyVersionsResponse)(nil), // 23: fieldseal.v1.DestroyKeyVersionsResponse
+	(*DescribeKeyRequest)(nil),         // 24: fieldseal.v1.DescribeKeyRequest
+	(*DescribeKeyResponse)(nil),        // 25: fieldseal.v1.DescribeKeyResponse
+	(*ListKeyringsRequest)(nil),        // 26: fieldseal.v1.ListKeyringsRequest
+	(*ListKeyringsResponse)(nil),       // 27: fieldseal.v1.ListKeyringsResponse
+	(*PushSessionRequest)(nil),         // 28: fieldseal.v1.PushSessionRequest
+	(*PushSessionResponse)(nil),        // 29: fieldseal.v1.PushSessionResponse
+	nil,                                // 30: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	nil,                                // 31: fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	nil,                                // 32: fieldseal.v1.EncryptFieldsResponse.MaskedEntry
+	nil,                                // 33: fieldseal.v1.PushSessionRequest.ContextEntry
+	(*structpb.Value)(nil),             // 34: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
 }
 var file_fieldseal_v1_fieldseal_proto_depIdxs = []int32{
 	2,  // 0: fieldseal.v1.EncryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	29, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	30, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	2,  // 3: fieldseal.v1.DecryptFieldRequest.scope:type_name -> fieldseal.v1.Scope
-	32, // 4: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
-	2,  // 5: fieldseal.v1.DecryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	7,  // 6: fieldseal.v1.DecryptFieldsRequest.items:type_name -> fieldseal.v1.SealedField
-	32, // 7: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
-	8,  // 8: fieldseal.v1.DecryptFieldResult.error:type_name -> fieldseal.v1.FieldError
-	10, // 9: fieldseal.v1.DecryptFieldsResponse.results:type_name -> fieldseal.v1.DecryptFieldResult
-	2,  // 10: fieldseal.v1.RewrapFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	7,  // 11: fieldseal.v1.RewrapFieldsRequest.items:type_name -> fieldseal.v1.SealedField
-	8,  // 12: fieldseal.v1.RewrapFieldResult.error:type_name -> fieldseal.v1.FieldError
-	13, // 13: fieldseal.v1.RewrapFieldsResponse.results:type_name -> fieldseal.v1.RewrapFieldResult
-	0,  // 14: fieldseal.v1.KeyVersionInfo.state:type_name -> fieldseal.v1.KeyVersionState
-	33, // 15: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
-	33, // 16: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
-	15, // 17: fieldseal.v1.KeyInfo.versions:type_name -> fieldseal.v1.KeyVersionInfo
-	33, // 18: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
-	16, // 19: fieldseal.v1.RotateKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
-	16, // 20: fieldseal.v1.RetireKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
-	16, // 21: fieldseal.v1.DestroyKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
-	16, // 22: fieldseal.v1.DescribeKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
-	31, // 23: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
-	1,  // 24: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
-	32, // 25: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
-	32, // 26: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
-	3,  // 27: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
-	5,  // 28: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
-	9,  // 29: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
-	12, // 30: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
-	17, // 31: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
-	19, // 32: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
-	21, // 33: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
-	23, // 34: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
-	25, // 35: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
-	27, // 36: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
-	4,  // 37: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
-	6,  // 38: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
-	11, // 39: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
-	14, // 40: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
-	18, // 41: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
-	20, // 42: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
-	22, // 43: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
-	24, // 44: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
-	26, // 45: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
-	28, // 46: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	30, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	31, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	32, // 3: fieldseal.v1.EncryptFieldsResponse.masked:type_name -> fieldseal.v1.EncryptFieldsResponse.MaskedEntry
+	2,  // 4: fieldseal.v1.DecryptFieldRequest.scope:type_name -> fieldseal.v1.Scope
+	34, // 5: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
+	2,  // 6: fieldseal.v1.DecryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
+	8,  // 7: fieldseal.v1.DecryptFieldsRequest.items:type_name -> fieldseal.v1.SealedField
+	34, // 8: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
+	9,  // 9: fieldseal.v1.DecryptFieldResult.error:type_name -> fieldseal.v1.FieldError
+	11, // 10: fieldseal.v1.DecryptFieldsResponse.results:type_name -> fieldseal.v1.DecryptFieldResult
+	2,  // 11: fieldseal.v1.RewrapFieldsRequest.scope:type_name -> fieldseal.v1.Scope
+	8,  // 12: fieldseal.v1.RewrapFieldsRequest.items:type_name -> fieldseal.v1.SealedField
+	9,  // 13: fieldseal.v1.RewrapFieldResult.error:type_name -> fieldseal.v1.FieldError
+	14, // 14: fieldseal.v1.RewrapFieldsResponse.results:type_name -> fieldseal.v1.RewrapFieldResult
+	0,  // 15: fieldseal.v1.KeyVersionInfo.state:type_name -> fieldseal.v1.KeyVersionState
+	35, // 16: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	35, // 17: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
+	16, // 18: fieldseal.v1.KeyInfo.versions:type_name -> fieldseal.v1.KeyVersionInfo
+	35, // 19: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
+	17, // 20: fieldseal.v1.RotateKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
+	17, // 21: fieldseal.v1.RetireKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
+	17, // 22: fieldseal.v1.DestroyKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
+	17, // 23: fieldseal.v1.DescribeKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
+	33, // 24: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
+	1,  // 25: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
+	34, // 26: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
+	5,  // 27: fieldseal.v1.EncryptFieldsResponse.MaskedEntry.value:type_name -> fieldseal.v1.MaskedValue
+	34, // 28: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
+	3,  // 29: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
+	6,  // 30: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
+	10, // 31: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
+	13, // 32: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
+	18, // 33: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
+	20, // 34: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
+	22, // 35: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
+	24, // 36: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
+	26, // 37: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
+	28, // 38: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
+	4,  // 39: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
+	7,  // 40: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
+	12, // 41: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
+	15, // 42: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
+	19, // 43: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
+	21, // 44: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
+	23, // 45: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
+	25, // 46: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
+	27, // 47: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
+	29, // 48: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_fieldseal_v1_fieldseal_proto_init() }
@@ -2175,11 +2262,11 @@ func file_fieldseal_v1_fieldseal_proto_init() {
 		(*Scope_SessionId)(nil),
 		(*Scope_UserId)(nil),
 	}
-	file_fieldseal_v1_fieldseal_proto_msgTypes[8].OneofWrappers = []any{
+	file_fieldseal_v1_fieldseal_proto_msgTypes[9].OneofWrappers = []any{
 		(*DecryptFieldResult_Value)(nil),
 		(*DecryptFieldResult_Error)(nil),
 	}
-	file_fieldseal_v1_fieldseal_proto_msgTypes[11].OneofWrappers = []any{
+	file_fieldseal_v1_fieldseal_proto_msgTypes[12].OneofWrappers = []any{
 		(*RewrapFieldResult_Sealed)(nil),
 		(*RewrapFieldResult_Error)(nil),
 	}
@@ -2189,7 +2276,7 @@ func file_fieldseal_v1_fieldseal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fieldseal_v1_fieldseal_proto_rawDesc), len(file_fieldseal_v1_fieldseal_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -59,7 +59,7 @@ class EncryptFieldsRequest(_message.Message):
     def __init__(self, keyring: _Optional[str] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., fields: _Optional[_Mapping[str, _struct_pb2.Value]] = ...) -> None: ...
 
 class EncryptFieldsResponse(_message.Message):
-    __slots__ = ("sealed", "keyring", "key_version")
+    __slots__ = ("sealed", "keyring", "key_version", "masked")
     class SealedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -67,13 +67,32 @@ class EncryptFieldsResponse(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MaskedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: MaskedValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MaskedValue, _Mapping]] = ...) -> None: ...
     SEALED_FIELD_NUMBER: _ClassVar[int]
     KEYRING_FIELD_NUMBER: _ClassVar[int]
     KEY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
     sealed: _containers.ScalarMap[str, str]
     keyring: str
     key_version: int
-    def __init__(self, sealed: _Optional[_Mapping[str, str]] = ..., keyring: _Optional[str] = ..., key_version: _Optional[int] = ...) -> None: ...
+    masked: _containers.MessageMap[str, MaskedValue]
+    def __init__(self, sealed: _Optional[_Mapping[str, str]] = ..., keyring: _Optional[str] = ..., key_version: _Optional[int] = ..., masked: _Optional[_Mapping[str, MaskedValue]] = ...) -> None: ...
+
+class MaskedValue(_message.Message):
+    __slots__ = ("format", "text", "speakable")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPEAKABLE_FIELD_NUMBER: _ClassVar[int]
+    format: str
+    text: str
+    speakable: str
+    def __init__(self, format: _Optional[str] = ..., text: _Optional[str] = ..., speakable: _Optional[str] = ...) -> None: ...
 
 class DecryptFieldRequest(_message.Message):
     __slots__ = ("scope", "field", "sealed")
