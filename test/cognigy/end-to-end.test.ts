@@ -815,7 +815,7 @@ describe.each(PUSH_TRANSPORTS)("PushSession over $name", ({ name, call }) => {
       Code.FailedPrecondition,
     );
     expect(message).toMatch(
-      /after 1 attempt\(s\): HTTP 401: Unauthorized: missing or invalid credentials \(code unauthorized, traceId trace-[0-9a-f]{16}\)/,
+      /after 1 attempt\(s\): HTTP 401: Unauthorized Error: missing or invalid credentials \(code 401, traceId trace-[0-9a-f]{16}\)/,
     );
     expect(sim.requests).toHaveLength(1);
     expect(sim.appliedCount()).toBe(0);
@@ -828,7 +828,7 @@ describe.each(PUSH_TRANSPORTS)("PushSession over $name", ({ name, call }) => {
       Code.FailedPrecondition,
     );
     expect(message).toMatch(
-      /HTTP 403: Injected Fault: fault injected by the test \(code injected_fault, traceId trace-/,
+      /HTTP 403: Forbidden Error: fault injected by the test \(code 403, traceId trace-/,
     );
     expect(sim.requests).toHaveLength(1);
   });
@@ -838,9 +838,7 @@ describe.each(PUSH_TRANSPORTS)("PushSession over $name", ({ name, call }) => {
       await call(fs, { sessionId: sid("no-such-session"), context: { a: "1" } }),
       Code.FailedPrecondition,
     );
-    expect(message).toMatch(
-      /HTTP 404: Not Found: session not found \(code session_not_found, traceId trace-/,
-    );
+    expect(message).toMatch(/HTTP 404: Not Found Error: session not found \(code 1002, traceId trace-/);
     expect(sim.requests).toHaveLength(1);
   });
 
@@ -850,7 +848,9 @@ describe.each(PUSH_TRANSPORTS)("PushSession over $name", ({ name, call }) => {
       await call(fs, { sessionId: sid("5xx"), context: { a: "1" } }),
       Code.Unavailable,
     );
-    expect(message).toMatch(/after 3 attempt\(s\): HTTP 503: Injected Fault/);
+    expect(message).toMatch(
+      /after 3 attempt\(s\): HTTP 503: Service Unavailable Error: fault injected by the test/,
+    );
     expect(sim.requests).toHaveLength(3);
     expect(sim.appliedCount()).toBe(0);
   });

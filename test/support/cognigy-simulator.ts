@@ -2,15 +2,27 @@
  * A Cognigy.AI REST API simulator: a real node:http server on loopback that implements the two endpoints
  * Fieldseal pushes to, with Cognigy's auth, body limit, rate limit and RFC 7807 errors, plus fault injection
  * (5xx, delays, dropped connections before or after applying, 429s) and per-idempotency-key application
- * counts so tests can assert "applied exactly once".
+ * counts so tests can assert "applied exactly once". docs/cognigy-sources.md says which of its behaviours
+ * Cognigy documents and which are this simulator's choice where Cognigy is silent.
  *
  * Endpoints:
  *   POST /new/v2.0/sessions/:id/context/inject  and  POST /v2.0/sessions/:id/context/inject
- *        body {"userId": string, "context": object}; auth `X-API-Key` header or `?api_key=`
- *        (a bearer token is accepted too); answers 200 with the injected context.
- *   PUT  /api/v1/sessions/:id/variables
+ *        body {"userId": string, "context": object}, both required (the REST client's
+ *        IInjectContextRestDataBody_2_0); auth `X-API-Key` header or `?api_key=` (a bearer token is accepted
+ *        too); answers 200 with the injected context.
+ *   PUT  /api/v1/sessions/:id/variables  (the tutorial's endpoint; Cognigy documents no such path)
  *        body {"variables": object}; auth `Authorization: Bearer`; answers 200 with the variables set.
- * Both merge the given keys shallowly into the session's stored context.
+ * Both merge the given keys shallowly into the session's stored context. Any other path is 404.
+ *
+ * Rate limit: Cognigy's shared SaaS allows 1,000 requests per 5 minutes from one IP address
+ * (docs/ai/administer/limitations.md). The simulator counts every request from a client address, whatever
+ * it asks and however it authenticates, over a sliding window: the strictest reading of "per 5 minutes", so
+ * a client that stays under it here stays under a fixed window too. Over the limit it answers 429 with a
+ * `Retry-After` in seconds. Cognigy documents no header on its 429; Retry-After is what its own REST client
+ * reads (`retryAfterDelay` in @cognigy/rest-api-client 0.19.0), so that is what is sent.
+ *
+ * Errors are problem documents shaped as the REST client's `IErrorResponse` (RFC 7807 plus Cognigy's
+ * numeric `code`, `traceId` and `details`): `{type, title, status, detail, instance, code, traceId, details}`.
  *
  * Runnable by hand (scripts/cognigy-simulator.ts), so it uses only erasable TypeScript syntax and imports
  * nothing but node: modules.
@@ -51,6 +63,8 @@ export interface SimulatorRequestRecord {
   idempotencyKey?: string;
   /** The status answered, or 0 when the connection was dropped. */
   status: number;
+  /** When the request arrived, by the simulator's clock (ms). */
+  at: number;
 }
 
 export interface CognigySimulatorOptions {
@@ -64,7 +78,7 @@ export interface CognigySimulatorOptions {
   knownSessions?: string[];
   /** Replay the first answer for a repeated `Idempotency-Key` instead of applying again. Default true. */
   honourIdempotencyKey?: boolean;
-  /** Requests per window per credential (or client IP). Default 1000 per 300 s, like shared SaaS. */
+  /** Requests per sliding window per client IP address. Default 1000 per 300 s, as on shared SaaS. */
   rateLimit?: { limit: number; windowSec: number };
   /** Default 60_000 bytes, Cognigy's JSON body cap. */
   maxBodyBytes?: number;
@@ -86,6 +100,8 @@ export interface CognigySimulator {
   appliedCount(): number;
   /** A decider, or a queue consumed one entry per request (then no faults). */
   setFaults(faults: FaultDecider | SimulatorFault[] | undefined): void;
+  /** The most requests that arrived from one client address within any one rate-limit window so far. */
+  peakWindowCount(): number;
   /** Forgets sessions, requests, applications, idempotency records, rate-limit windows and faults. */
   reset(): void;
   close(): Promise<void>;
@@ -95,6 +111,25 @@ interface StoredAnswer {
   status: number;
   body: string;
 }
+
+/**
+ * Cognigy's numeric error codes (the REST client's `ErrorCode` enum) and titles (its error classes'
+ * OpenAPI examples) for the statuses the simulator answers.
+ */
+const COGNIGY_ERRORS: Record<number, { code: number; type: string; title: string }> = {
+  400: { code: 1005, type: "Invalid Argument", title: "Invalid Argument Error" },
+  401: { code: 401, type: "Unauthorized", title: "Unauthorized Error" },
+  403: { code: 403, type: "Forbidden", title: "Forbidden Error" },
+  404: { code: 1002, type: "Not Found", title: "Not Found Error" },
+  405: { code: 1013, type: "Method Not Allowed", title: "Method Not Allowed Error" },
+  413: { code: 413, type: "Payload Too Large", title: "Payload Too Large Error" },
+  429: { code: 429, type: "TooManyRequestsError", title: "Too Many Requests Error" },
+  502: { code: 502, type: "Bad Gateway", title: "Bad Gateway Error" },
+  503: { code: 503, type: "Service Unavailable", title: "Service Unavailable Error" },
+  504: { code: 504, type: "Gateway Timeout", title: "Gateway Timeout Error" },
+};
+/** MISSING_ARGUMENT_ERROR in the REST client's ErrorCode: a 400 for a required field left out. */
+const MISSING_ARGUMENT = 1000;
 
 const INJECT = /^\/(?:new\/)?v2\.0\/sessions\/([^/]+)\/context\/inject$/;
 const VARIABLES = /^\/api\/v1\/sessions\/([^/]+)\/variables$/;
@@ -113,7 +148,9 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
   const requests: SimulatorRequestRecord[] = [];
   const applications = new Map<string, number>();
   const answered = new Map<string, StoredAnswer>();
-  const windows = new Map<string, { start: number; count: number }>();
+  /** Client address → arrival times within the current window, oldest first. */
+  const windows = new Map<string, number[]>();
+  let peak = 0;
   let faults: FaultDecider | SimulatorFault[] | undefined = opts.faults;
   let applied = 0;
   let seq = 0;
@@ -127,10 +164,11 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     seq += 1;
+    const t = now();
     const url = new URL(req.url ?? "/", "http://simulator.invalid");
     const path = url.pathname;
     const idempotencyKey = header(req, "idempotency-key");
-    const record: SimulatorRequestRecord = { method: req.method ?? "", path, status: 0 };
+    const record: SimulatorRequestRecord = { method: req.method ?? "", path, status: 0, at: t };
     if (idempotencyKey !== undefined) record.idempotencyKey = idempotencyKey;
     requests.push(record);
     const answer = (status: number, body: unknown, extra: Record<string, string> = {}): void => {
@@ -144,11 +182,26 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
       });
       res.end(text);
     };
-    const problem = (status: number, title: string, detail: string, code: string, extra = {}): void => {
+    const problem = (
+      status: number,
+      detail: string,
+      extra: Record<string, string> = {},
+      code: number | undefined = undefined,
+    ): void => {
       const traceId = `trace-${randomBytes(8).toString("hex")}`;
+      const known = COGNIGY_ERRORS[status] ?? { code: 1008, type: "Error", title: "Internal Server Error" };
       answer(
         status,
-        { type: `https://cognigy-simulator.invalid/problems/${code}`, title, status, detail, code, traceId },
+        {
+          type: known.type,
+          title: known.title,
+          status,
+          detail,
+          instance: path,
+          code: code ?? known.code,
+          traceId,
+          details: {},
+        },
         { "x-trace-id": traceId, ...extra },
       );
     };
@@ -157,23 +210,34 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
       req.socket.destroy();
     };
 
+    // Per-IP sliding window over every request, before anything else is looked at.
+    const client = req.socket.remoteAddress ?? "unknown";
+    const windowMs = limit.windowSec * 1000;
+    const arrivals = windows.get(client) ?? [];
+    windows.set(client, arrivals);
+    while (arrivals.length > 0 && (arrivals[0] as number) <= t - windowMs) arrivals.shift();
+    if (arrivals.length >= limit.limit) {
+      const retry = Math.max(1, Math.ceil(((arrivals[0] as number) + windowMs - t) / 1000));
+      return problem(429, "rate limit exceeded", { "retry-after": String(retry) });
+    }
+    arrivals.push(t);
+    peak = Math.max(peak, arrivals.length);
+
     const inject = INJECT.exec(path);
     const put = VARIABLES.exec(path);
     const match = inject ?? put;
     if (match === null || match[1] === undefined) {
-      return problem(404, "Not Found", `no route for ${path}`, "route_not_found");
+      return problem(404, `no route for ${path}`);
     }
     const expectedMethod = inject !== null ? "POST" : "PUT";
     if (req.method !== expectedMethod) {
-      return problem(405, "Method Not Allowed", `use ${expectedMethod}`, "method_not_allowed", {
-        allow: expectedMethod,
-      });
+      return problem(405, `use ${expectedMethod}`, { allow: expectedMethod });
     }
     let sessionId: string;
     try {
       sessionId = decodeURIComponent(match[1]);
     } catch {
-      return problem(400, "Bad Request", "session id is not valid percent-encoding", "bad_session_id");
+      return problem(400, "session id is not valid percent-encoding");
     }
 
     // Auth: API key (header or query) for the REST API v2.0; bearer token for both.
@@ -183,45 +247,25 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
     const keyOk = presentedKey === apiKey;
     const authOk = inject !== null ? keyOk || bearerOk : bearerOk;
     if (!authOk) {
-      return problem(401, "Unauthorized", "missing or invalid credentials", "unauthorized");
-    }
-
-    // Fixed-window rate limit per credential.
-    const client = keyOk ? `key:${presentedKey}` : bearerOk ? "bearer" : `ip:${req.socket.remoteAddress}`;
-    const t = now();
-    let window = windows.get(client);
-    if (window === undefined || t - window.start >= limit.windowSec * 1000) {
-      window = { start: t, count: 0 };
-      windows.set(client, window);
-    }
-    window.count += 1;
-    if (window.count > limit.limit) {
-      const retry = Math.max(1, Math.ceil((window.start + limit.windowSec * 1000 - t) / 1000));
-      return problem(429, "Too Many Requests", "rate limit exceeded", "rate_limited", {
-        "retry-after": String(retry),
-      });
+      return problem(401, "missing or invalid credentials");
     }
 
     // Body, with the size cap enforced while reading.
     const body = await readBody(req, maxBody);
     if (body === "too_large") {
-      return problem(413, "Payload Too Large", `request body exceeds ${maxBody} bytes`, "payload_too_large", {
-        connection: "close",
-      });
+      return problem(413, `request body exceeds ${maxBody} bytes`, { connection: "close" });
     }
     const info: SimulatorRequestInfo = { method: expectedMethod, path, sessionId, seq };
     if (idempotencyKey !== undefined) info.idempotencyKey = idempotencyKey;
     const fault = nextFault(info);
     if (fault?.delayMs !== undefined) await new Promise((r) => setTimeout(r, fault.delayMs));
     if (fault?.rateLimit !== undefined) {
-      return problem(429, "Too Many Requests", "rate limit exceeded", "rate_limited", {
-        "retry-after": String(fault.rateLimit),
-      });
+      return problem(429, "rate limit exceeded", { "retry-after": String(fault.rateLimit) });
     }
     if (fault?.status !== undefined) {
       const extra: Record<string, string> =
         fault.status === 429 ? { "retry-after": fault.retryAfter ?? "1" } : {};
-      return problem(fault.status, "Injected Fault", "fault injected by the test", "injected_fault", extra);
+      return problem(fault.status, "fault injected by the test", extra);
     }
     if (fault?.drop === "before") return drop();
 
@@ -229,18 +273,21 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
     try {
       parsed = JSON.parse(body.toString("utf8"));
     } catch {
-      return problem(400, "Bad Request", "body is not valid JSON", "invalid_json");
+      return problem(400, "body is not valid JSON");
     }
-    const values = inject !== null ? field(parsed, "context") : field(parsed, "variables");
-    if (values === undefined) {
-      const name = inject !== null ? "context" : "variables";
-      return problem(400, "Bad Request", `"${name}" must be a JSON object`, "invalid_body");
-    }
-    if (inject !== null && typeof field(parsed, "userId", "string") !== "string") {
-      return problem(400, "Bad Request", '"userId" must be a string', "invalid_body");
+    const name = inject !== null ? "context" : "variables";
+    if (!has(parsed, name)) return problem(400, `"${name}" is required`, {}, MISSING_ARGUMENT);
+    const values = field(parsed, name);
+    if (values === undefined) return problem(400, `"${name}" must be a JSON object`);
+    if (inject !== null) {
+      if (!has(parsed, "userId")) return problem(400, '"userId" is required', {}, MISSING_ARGUMENT);
+      const userId = field(parsed, "userId", "string");
+      if (typeof userId !== "string" || userId === "") {
+        return problem(400, '"userId" must be a non-empty string');
+      }
     }
     if (known !== undefined && !known.has(sessionId)) {
-      return problem(404, "Not Found", "session not found", "session_not_found");
+      return problem(404, "session not found");
     }
 
     const replayKey =
@@ -296,6 +343,7 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
     requests,
     applications,
     appliedCount: () => applied,
+    peakWindowCount: () => peak,
     setFaults: (next) => {
       faults = Array.isArray(next) ? [...next] : next;
     },
@@ -305,6 +353,7 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
       applications.clear();
       answered.clear();
       windows.clear();
+      peak = 0;
       faults = undefined;
       applied = 0;
       seq = 0;
@@ -320,6 +369,10 @@ export async function startCognigySimulator(opts: CognigySimulatorOptions = {}):
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+function has(body: unknown, name: string): boolean {
+  return body !== null && typeof body === "object" && !Array.isArray(body) && Object.hasOwn(body, name);
 }
 
 function field(body: unknown, name: string, type: "object" | "string" = "object"): unknown {
