@@ -76,6 +76,9 @@ export interface Config {
     readonly baseBackoffMs: number;
     readonly backoffCapMs: number;
     readonly retryAfterCapMs: number;
+    /** Cognigy's REST rate limit this process keeps to: requests per window, all pushes together. */
+    readonly rateLimit: number;
+    readonly rateWindowSec: number;
   };
   /** Prometheus text at GET /metrics on the service port. */
   readonly metrics: { readonly enabled: boolean };
@@ -452,6 +455,19 @@ export const SETTINGS: readonly SettingDoc[] = [
     default: "5000",
   },
   {
+    env: "FIELDSEAL_COGNIGY_RATE_LIMIT",
+    file: "cognigy.rateLimit",
+    description:
+      "Cognigy REST requests this process sends per window, all pushes and retries together (shared SaaS: 1,000 per 5 min per IP)",
+    default: "1000",
+  },
+  {
+    env: "FIELDSEAL_COGNIGY_RATE_WINDOW_SEC",
+    file: "cognigy.rateWindowSec",
+    description: "Window of FIELDSEAL_COGNIGY_RATE_LIMIT, in seconds",
+    default: "300",
+  },
+  {
     env: "FIELDSEAL_METRICS_ENABLED",
     file: "metrics.enabled",
     description: "Serve Prometheus metrics at GET /metrics on the same port",
@@ -746,6 +762,8 @@ export function parseConfig(
         0,
         60_000,
       ),
+      rateLimit: int("FIELDSEAL_COGNIGY_RATE_LIMIT", "cognigy.rateLimit", 1000, 1, 100_000),
+      rateWindowSec: int("FIELDSEAL_COGNIGY_RATE_WINDOW_SEC", "cognigy.rateWindowSec", 300, 1, 86_400),
     },
     metrics: { enabled: bool("FIELDSEAL_METRICS_ENABLED", "metrics.enabled", true) },
     limits: Object.fromEntries(

@@ -41,8 +41,13 @@ export type FieldsealErrorCode =
   | "store_unavailable"
   /** Cognigy.AI refused a push, or the push ran out of time or attempts. */
   | "push_failed"
-  /** The push was refused because of its rate limit and the deadline did not allow another attempt. */
+  /** A caller went over one of Fieldseal's own rate limits (a webhook signer's replay capacity). */
   | "rate_limited"
+  /**
+   * Cognigy.AI's REST rate limit: this process's request budget was spent, or Cognigy answered 429, and no
+   * attempt could go out before the push deadline.
+   */
+  | "cognigy_rate_limited"
   /** The deadline passed. */
   | "deadline_exceeded"
   /** A bug or an unexpected failure; details go to the log, not to the caller. */

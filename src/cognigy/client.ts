@@ -12,13 +12,19 @@
  * What the client does guarantee on its own: it never sends a push again after a definite success, and a
  * push submitted again under an applied key (in this process, within the TTL) is answered from memory with
  * `deduplicated: true`, without a request.
+ *
+ * Rate limit: every attempt first takes a token from a CognigyRequestBudget (1,000 requests per 5 minutes
+ * by default, Cognigy's shared SaaS limit), shared by every push of this client, so the process never goes
+ * over the tenant's limit by itself. When none is free before the push deadline, the push fails with
+ * `cognigy_rate_limited` without sending; a 429 from Cognigy pauses the budget for its `Retry-After`.
  */
 import { createHash } from "node:crypto";
 import type { JsonValue } from "@bufbuild/protobuf";
-import { FieldsealError, type FieldsealErrorCode } from "../errors.js";
+import { FieldsealError, type FieldsealErrorCode, isFieldsealError } from "../errors.js";
 import { keepAliveTransport, type PushTransport } from "./http-transport.js";
 import { AppliedPushCache } from "./idempotency-cache.js";
 import { describeProblem, parseProblem } from "./problem.js";
+import { type BudgetToken, CognigyRequestBudget } from "./request-budget.js";
 import { fullJitterDelay, parseRetryAfter } from "./retry.js";
 
 /** Which Cognigy.AI endpoint a push writes to. */
@@ -68,6 +74,13 @@ export interface CognigyClientOptions {
   onAttempt?: (event: CognigyAttemptEvent) => void;
   /** How requests are sent. Default: Node's keep-alive agents (`keepAliveTransport`); `fetch` also fits. */
   transport?: PushTransport;
+  /**
+   * Cognigy's REST rate limit as this client keeps to it: `limit` requests per `windowMs`, counted over
+   * every attempt of every push. Default 1000 per 300_000 ms (shared SaaS). Ignored when `budget` is given.
+   */
+  rateLimit?: { limit: number; windowMs: number };
+  /** A budget shared with other clients of the same tenant in this process. */
+  budget?: CognigyRequestBudget;
 }
 
 export interface CognigyPushRequest {
@@ -138,6 +151,7 @@ export class CognigyClient {
   readonly #now: () => number;
   readonly #transport: PushTransport;
   readonly #applied: AppliedPushCache<AppliedPush>;
+  readonly #budget: CognigyRequestBudget;
   readonly #inFlight = new Map<string, { fingerprint: string; promise: Promise<CognigyPushResult> }>();
 
   constructor(options: CognigyClientOptions) {
@@ -162,6 +176,15 @@ export class CognigyClient {
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#now = options.now ?? Date.now;
     this.#transport = options.transport ?? keepAliveTransport();
+    this.#budget =
+      options.budget ??
+      new CognigyRequestBudget({
+        limit: options.rateLimit?.limit ?? 1000,
+        windowMs: options.rateLimit?.windowMs ?? 300_000,
+        // The clock is shared so deadlines agree; waiting for a token uses real timers, because the
+        // budget also wakes when another push's answer frees a token.
+        now: this.#now,
+      });
     this.#applied = new AppliedPushCache({
       maxEntries: options.dedupMaxEntries ?? 10_000,
       ttlMs: options.dedupTtlMs ?? 15 * 60_000,
@@ -264,6 +287,8 @@ export class CognigyClient {
     let attempts = 0;
     let last: AttemptOutcome | undefined;
     let lastTraceId: string | undefined;
+    /** The end of the 429 pause this push set and then slept through itself. */
+    let sleptUntil = 0;
 
     const fail = (code: FieldsealErrorCode, why: string, cause?: unknown): never => {
       const status = last?.kind === "answered" ? last.status : undefined;
@@ -279,8 +304,21 @@ export class CognigyClient {
       if (req.signal?.aborted === true) fail("push_failed", "cancelled by the caller");
       const remaining = deadlineAt - this.#now();
       if (remaining <= 0) fail("deadline_exceeded", `deadline of ${this.#deadlineMs} ms passed`);
+      let token: BudgetToken;
+      try {
+        token = await this.#budget.take(deadlineAt, req.signal, sleptUntil);
+      } catch (err) {
+        if (isFieldsealError(err)) fail(err.code, err.message);
+        throw err;
+      }
+      if (deadlineAt - this.#now() <= 0) {
+        token.done();
+        fail("deadline_exceeded", `deadline of ${this.#deadlineMs} ms passed`);
+      }
       attempts += 1;
-      const outcome = await this.#attempt(p, remaining, req.signal);
+      const outcome = await this.#attempt(p, deadlineAt - this.#now(), req.signal).finally(() =>
+        token.done(),
+      );
       last = outcome;
 
       if (outcome.kind === "answered") {
@@ -308,10 +346,13 @@ export class CognigyClient {
         if (outcome.status === 429) {
           const hinted = parseRetryAfter(outcome.retryAfter, this.#now());
           delay = Math.min(this.#retryAfterCapMs, hinted ?? this.#backoff(attempts));
+          // Cognigy counts per IP, so every push of this process is held back, not only this one.
+          sleptUntil = this.#now() + delay;
+          this.#budget.pauseUntil(sleptUntil);
         } else {
           delay = this.#backoff(attempts);
         }
-        const code: FieldsealErrorCode = outcome.status === 429 ? "rate_limited" : "push_failed";
+        const code: FieldsealErrorCode = outcome.status === 429 ? "cognigy_rate_limited" : "push_failed";
         this.#beforeRetry(attempts, delay, deadlineAt, { status: outcome.status }, code, summary, fail);
         await this.#sleep(delay);
         continue;
@@ -335,7 +376,10 @@ export class CognigyClient {
       last?.kind === "answered"
         ? `HTTP ${last.status}: ${describeProblem(parseProblem(last.body))}`
         : `connection error (${last?.error ?? "none"})`;
-    return fail(last?.kind === "answered" && last.status === 429 ? "rate_limited" : "push_failed", why);
+    return fail(
+      last?.kind === "answered" && last.status === 429 ? "cognigy_rate_limited" : "push_failed",
+      why,
+    );
   }
 
   /** Reports the attempt and refuses a retry that could not start before the deadline or the attempt cap. */
@@ -356,7 +400,7 @@ export class CognigyClient {
       this.#opts.onAttempt?.({ attempt, ...what });
       // A 429 whose wait does not fit is reported as rate limiting: that is what the caller can act on.
       fail(
-        code === "rate_limited" ? "rate_limited" : "deadline_exceeded",
+        code === "cognigy_rate_limited" ? "cognigy_rate_limited" : "deadline_exceeded",
         `${why}; next attempt would pass the deadline`,
       );
     }

@@ -336,6 +336,8 @@ function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyCl
     baseBackoffMs: c.baseBackoffMs,
     backoffCapMs: c.backoffCapMs,
     retryAfterCapMs: c.retryAfterCapMs,
+    // One client per process, so this one budget covers every push the process makes.
+    rateLimit: { limit: c.rateLimit, windowMs: c.rateWindowSec * 1000 },
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
     onAttempt: (e) => {

@@ -25,6 +25,7 @@ const CONNECT_CODES: Record<FieldsealErrorCode, Code> = {
   // Transient push failures are UNAVAILABLE instead; see connectCodeForError.
   push_failed: Code.FailedPrecondition,
   rate_limited: Code.ResourceExhausted,
+  cognigy_rate_limited: Code.ResourceExhausted,
   deadline_exceeded: Code.DeadlineExceeded,
   internal: Code.Internal,
 };
@@ -48,6 +49,7 @@ const HTTP_STATUSES: Record<FieldsealErrorCode, number> = {
   store_unavailable: 503,
   push_failed: 502,
   rate_limited: 429,
+  cognigy_rate_limited: 429,
   deadline_exceeded: 504,
   internal: 500,
 };

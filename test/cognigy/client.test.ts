@@ -67,7 +67,13 @@ describe("CognigyClient against the simulator", () => {
       expect(result.traceId).toMatch(/^trace-/);
       expect(sim.contexts.get("s1")).toEqual(sealed);
       expect(sim.requests).toEqual([
-        { method: "POST", path: "/new/v2.0/sessions/s1/context/inject", idempotencyKey: "k1", status: 200 },
+        {
+          method: "POST",
+          path: "/new/v2.0/sessions/s1/context/inject",
+          idempotencyKey: "k1",
+          status: 200,
+          at: expect.any(Number),
+        },
       ]);
     });
 
@@ -322,12 +328,12 @@ describe("CognigyClient against the simulator", () => {
           idempotencyKey: "k",
         }),
       );
-      expect(err.code).toBe("rate_limited");
+      expect(err.code).toBe("cognigy_rate_limited");
       expect(err.attempts).toBe(2);
       expect(clock.delays).toEqual([4000]);
     });
 
-    it("honours the simulator's own per-key rate limit window", async () => {
+    it("is refused by the simulator's per-IP window when the client's own budget is set higher", async () => {
       const limited = await startCognigySimulator({ rateLimit: { limit: 1, windowSec: 300 } });
       try {
         const clock = fakeClock();
@@ -336,13 +342,15 @@ describe("CognigyClient against the simulator", () => {
           apiKey: limited.apiKey,
           now: clock.now,
           sleep: clock.sleep,
+          rateLimit: { limit: 10, windowMs: 300_000 },
         });
         await c.push({ sessionId: "s", userId: "u", context: sealed, idempotencyKey: "a" });
         const err = await pushError(
           c.push({ sessionId: "s", userId: "u", context: sealed, idempotencyKey: "b" }),
         );
-        expect(err.code).toBe("rate_limited");
+        expect(err.code).toBe("cognigy_rate_limited");
         expect(err.httpStatus).toBe(429);
+        expect(err.message).toMatch(/HTTP 429: Too Many Requests Error: rate limit exceeded \(code 429/);
       } finally {
         await limited.close();
       }
@@ -362,7 +370,9 @@ describe("CognigyClient against the simulator", () => {
       expect(err.code).toBe("push_failed");
       expect(err.attempts).toBe(1);
       expect(err.httpStatus).toBe(401);
-      expect(err.message).toMatch(/HTTP 401: Unauthorized: missing or invalid credentials/);
+      expect(err.message).toMatch(
+        /HTTP 401: Unauthorized Error: missing or invalid credentials \(code 401, traceId trace-/,
+      );
       expect(err.message).toContain(`traceId ${err.traceId}`);
       expect(err.traceId).toMatch(/^trace-/);
       expect(sim.requests).toHaveLength(1);
@@ -375,7 +385,7 @@ describe("CognigyClient against the simulator", () => {
       );
       expect(err.attempts).toBe(1);
       expect(err.message).toMatch(
-        /HTTP 403: Injected Fault: fault injected by the test \(code injected_fault, traceId trace-/,
+        /HTTP 403: Forbidden Error: fault injected by the test \(code 403, traceId trace-/,
       );
     });
 
@@ -391,7 +401,9 @@ describe("CognigyClient against the simulator", () => {
           }),
         );
         expect(err.attempts).toBe(1);
-        expect(err.message).toMatch(/HTTP 404: Not Found: session not found/);
+        expect(err.message).toMatch(
+          /HTTP 404: Not Found Error: session not found \(code 1002, traceId trace-/,
+        );
         expect(strict.requests).toHaveLength(1);
       } finally {
         await strict.close();
