@@ -150,4 +150,22 @@ describe("the Cognigy REST rate limit, kept by Fieldseal", () => {
     expect(second.ok === false && second.message).toMatch(/after 0 attempt\(s\)/);
     expect(sim.requests).toHaveLength(1);
   });
+
+  it("a slow Cognigy holds its tokens until it answers: a push that cannot get one fails at once, sending nothing", async () => {
+    const { sim, fs } = await start({
+      simLimit: { limit: 1000, windowSec: 300 },
+      rateLimit: 2,
+      rateWindowSec: 300,
+      deadlineMs: 4000,
+    });
+    sim.setFaults([{ delayMs: 1500 }, { delayMs: 1500 }]);
+    const slow = [push(fs, "slow-1"), push(fs, "slow-2")];
+    for (let i = 0; i < 300 && sim.requests.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(sim.requests).toHaveLength(2);
+    // Both tokens are in flight: the earliest one could come back is a window after an answer.
+    const third = await push(fs, "third");
+    expect(third).toMatchObject({ ok: false, code: Code.ResourceExhausted, reason: "cognigy_rate_limited" });
+    expect(await Promise.all(slow)).toEqual([{ ok: true }, { ok: true }]);
+    expect(sim.requests).toHaveLength(2);
+  });
 });
