@@ -69,7 +69,9 @@ export interface CognigyClientOptions {
   /** Applied-push memory lifetime. Default 15 minutes. */
   dedupTtlMs?: number;
   random?: () => number;
+  /** Waits between attempts. The rate-limit budget's own waits use real timers (see `rateLimit`). */
   sleep?: (ms: number) => Promise<void>;
+  /** The clock of deadlines, backoff and the rate-limit budget. */
   now?: () => number;
   onAttempt?: (event: CognigyAttemptEvent) => void;
   /** How requests are sent. Default: Node's keep-alive agents (`keepAliveTransport`); `fetch` also fits. */
