@@ -2,8 +2,8 @@ import type { IConnectionSchema } from "@cognigy/extension-tools";
 
 /**
  * The "fieldseal" Connection: where Fieldseal runs and the bearer token of the principal the flow calls as.
- * Cognigy stores Connection fields encrypted. `hmacKey` is optional: the shared secret of a principal that
- * signs webhook requests (X-Fieldseal-Signature), for flows that also call the webhook.
+ * Cognigy stores Connection fields encrypted. `hmacKey` is optional and not used by these nodes: Fieldseal
+ * checks HMAC signatures only on its webhook, and the nodes call the RPCs, which take the bearer token.
  */
 export const fieldsealConnection: IConnectionSchema = {
   type: "fieldseal",
