@@ -44,16 +44,23 @@ export function children(successType: string, failureType: string): TNodeChildCo
   ];
 }
 
-/** A fresh run with the given input and context (the context object is the one the node's api changes). */
+/**
+ * A fresh run with the given input and context (the context object is the one the node's api changes).
+ * `failWhen` makes an api call throw after it is recorded, as a runtime refusing a write would.
+ */
 export function cognigyRun(
   input: ICognigyInputProperties,
   context: Record<string, unknown> = {},
+  failWhen: (method: string, args: readonly unknown[]) => boolean = () => false,
 ): CognigyRun {
   const calls: ApiCall[] = [];
   const nextNodes: string[] = [];
   const logs: Array<{ level: string; text: string }> = [];
   const sensitiveLogging: ISensitiveLoggingSettings[] = [];
-  const record = (method: string, args: unknown[]) => calls.push({ method, args });
+  const record = (method: string, args: unknown[]) => {
+    calls.push({ method, args });
+    if (failWhen(method, args)) throw new Error(`harness: ${method} refused`);
+  };
   const api: UsedApi = {
     addToContext(key, value, mode) {
       record("addToContext", [key, value, mode]);

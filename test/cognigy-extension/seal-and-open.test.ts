@@ -6,6 +6,7 @@
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createNetServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_ANSWER_BYTES } from "../../clients/cognigy-extension/src/fieldseal-client.js";
 import {
   OPEN_ON_FAILURE,
   OPEN_ON_SUCCESS,
@@ -378,6 +379,108 @@ describe("Seal fields", () => {
   });
 });
 
+describe("Seal fields against a hostile or failing environment", () => {
+  it("keeps every value when the runtime refuses a write midway, and does not throw", async () => {
+    const run = cognigyRun(
+      { sessionId: "sess-midway" },
+      { credit_card: CARD, iban: IBAN },
+      (method, args) => method === "addToContext" && args[0] === "__enc_iban",
+    );
+    await expect(
+      seal(run, { connection: connection(), fields: [{ field: "credit_card" }, { field: "iban" }] }),
+    ).resolves.toBeUndefined();
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run)).toEqual({ ok: false, reason: "internal", message: "unexpected Error" });
+    // No plaintext was cleared before every envelope was written.
+    expect(run.context.credit_card).toBe(CARD);
+    expect(run.context.iban).toBe(IBAN);
+    expect(run.calls.filter((c) => c.method === "deleteContext")).toEqual([]);
+  });
+
+  it("does not throw out of the flow when every api call throws", async () => {
+    const run = cognigyRun({ sessionId: "sess-throws" }, { credit_card: CARD }, () => true);
+    await expect(
+      seal(run, { connection: connection(), fields: [{ field: "credit_card" }] }),
+    ).resolves.toBeUndefined();
+    expect(run.calls.map((c) => c.method)).toEqual(["addToContext", "addToContext", "log", "setNextNode"]);
+  });
+
+  it("times out on a server that sends the answer's head and never finishes its body", async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json", "content-length": "1000" });
+      res.write('{"sealed":');
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-trickle" }, { credit_card: CARD });
+      await seal(run, {
+        connection: connection(fs.tokens.bot, url),
+        fields: [{ field: "credit_card" }],
+        timeoutMs: 300,
+      });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "timeout" });
+      expect(run.context.credit_card).toBe(CARD);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("does not follow a redirect, so the token never reaches another host", async () => {
+    const reached: string[] = [];
+    const elsewhere = createHttpServer((req, res) => {
+      reached.push(req.headers.authorization ?? "");
+      res.end("{}");
+    });
+    const elsewhereUrl = await listen(elsewhere);
+    const redirecting = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: `${elsewhereUrl}/steal` }).end();
+    });
+    const url = await listen(redirecting);
+    try {
+      const run = cognigyRun({ sessionId: "sess-redirect" }, { credit_card: CARD });
+      await seal(run, { connection: connection(fs.tokens.bot, url), fields: [{ field: "credit_card" }] });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "unreachable" });
+      expect(reached).toEqual([]);
+    } finally {
+      for (const server of [elsewhere, redirecting]) {
+        server.closeAllConnections();
+        server.close();
+      }
+    }
+  });
+
+  it.each([
+    ["declared", true],
+    ["streamed", false],
+  ])(
+    "refuses a %s answer larger than the limit without buffering it (bad_response)",
+    async (_name, declare) => {
+      const size = MAX_ANSWER_BYTES + 1024;
+      const server = createHttpServer((req, res) => {
+        req.resume();
+        res.writeHead(200, {
+          "content-type": "application/json",
+          ...(declare ? { "content-length": String(size) } : {}),
+        });
+        res.end(Buffer.alloc(size, 0x20));
+      });
+      const url = await listen(server);
+      try {
+        const run = cognigyRun({ sessionId: "sess-huge" }, { credit_card: CARD });
+        await seal(run, { connection: connection(fs.tokens.bot, url), fields: [{ field: "credit_card" }] });
+        expect(failureOf(run)).toMatchObject({ ok: false, reason: "bad_response" });
+        expect(failureOf(run).message).toContain("larger than");
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    },
+  );
+});
+
 describe("Open field", () => {
   it("opens __enc_<field> into the target key, logging no value", async () => {
     const run = cognigyRun({ sessionId: "sess-open" }, { credit_card: CARD });
@@ -443,6 +546,14 @@ describe("Open field", () => {
     expect(failureOf(run)).toMatchObject({ ok: false, reason: "bad_config" });
   });
 });
+
+/** Listens on a free loopback port; resolves with the server's base URL. */
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address !== "object") throw new Error("no address");
+  return `http://127.0.0.1:${address.port}`;
+}
 
 /** A loopback URL nothing listens on: a port that was just free. */
 async function freePortUrl(): Promise<string> {

@@ -11,6 +11,12 @@ import { NodeFailure } from "./failure.js";
 /** The RPCs the nodes call. */
 export type FieldsealMethod = "EncryptFields" | "DecryptField";
 
+/**
+ * Largest answer read: Fieldseal takes requests up to 1 MiB by default, and a sealed value is about 4/3 of
+ * its plaintext, so its answers stay well below this; anything larger is not Fieldseal and is not buffered.
+ */
+export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+
 /** Longest server message kept in a failure; Connect error messages are short, this bounds a surprise. */
 const MAX_SERVER_MESSAGE = 300;
 
@@ -71,8 +77,9 @@ export async function callFieldseal(
       // Covers connecting, the answer's head and reading its body.
       signal: AbortSignal.timeout(timeoutMs),
     });
-    text = await response.text();
+    text = await readBounded(response, where);
   } catch (err) {
+    if (err instanceof NodeFailure) throw err;
     throw transportFailure(err, where, timeoutMs);
   }
   const json = parseJsonObject(text);
@@ -89,6 +96,35 @@ export async function callFieldseal(
     throw new NodeFailure("bad_response", `Fieldseal's answer to ${where} is not a JSON object`);
   }
   return json;
+}
+
+/** The answer's body as UTF-8 text, refused past MAX_ANSWER_BYTES without reading the rest. */
+async function readBounded(response: Response, where: string): Promise<string> {
+  const declared = Number(response.headers.get("content-length") ?? "0");
+  const tooLarge = () =>
+    new NodeFailure(
+      "bad_response",
+      `Fieldseal's answer to ${where} is larger than ${MAX_ANSWER_BYTES} bytes`,
+    );
+  if (declared > MAX_ANSWER_BYTES) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  if (response.body === null) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_ANSWER_BYTES) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 function transportFailure(err: unknown, where: string, timeoutMs: number): NodeFailure {

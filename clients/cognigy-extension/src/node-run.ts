@@ -85,15 +85,26 @@ export function reportFailure(
     err instanceof NodeFailure
       ? err
       : new NodeFailure("internal", `unexpected ${err instanceof Error ? err.name : typeof err}`);
-  try {
+  // Each step on its own: one api call that throws must not keep the others from running, nor escape.
+  attempt(() =>
     api.addToContext?.(
       options.resultKey,
       { ok: false, reason: failure.reason, message: failure.message },
       "simple",
+    ),
+  );
+  if (options.log) {
+    attempt(() =>
+      api.log?.("error", `Fieldseal ${options.nodeLabel} failed (${failure.reason}): ${failure.message}`),
     );
-    if (options.log)
-      api.log?.("error", `Fieldseal ${options.nodeLabel} failed (${failure.reason}): ${failure.message}`);
-  } finally {
-    takeBranch(api, childConfigs, options.failureType);
+  }
+  attempt(() => takeBranch(api, childConfigs, options.failureType));
+}
+
+function attempt(step: () => void): void {
+  try {
+    step();
+  } catch {
+    // Nothing is left to report a failed failure report with; the flow goes on.
   }
 }

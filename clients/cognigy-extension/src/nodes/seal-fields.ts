@@ -169,14 +169,18 @@ export async function sealFields({ cognigy, config, childConfigs }: SealFieldsPa
       timeoutMs,
     );
     const result = sealedAnswer(answer, fields);
-    for (const { field, source } of fields) {
-      if (source.root === "context") api.deleteContext?.(source.path);
+    // Envelopes first, plaintext cleared last: if the runtime fails a write midway, every value is still
+    // in the context in one form or the other.
+    for (const { field } of fields) {
       api.addToContext?.(`__enc_${field}`, result.sealed[field], "simple");
-      api.addToContext?.(field, null, "simple");
       const mask = result.masked[field];
       if (mask !== undefined) api.addToContext?.(`__mask_${field}`, mask, "simple");
       // A mask left from an earlier seal would describe another value.
       else if (Object.hasOwn(context, `__mask_${field}`)) api.deleteContext?.(`__mask_${field}`);
+    }
+    for (const { field, source } of fields) {
+      if (source.root === "context") api.deleteContext?.(source.path);
+      api.addToContext?.(field, null, "simple");
     }
     const names = fields.map((f) => f.field);
     api.addToContext?.(
