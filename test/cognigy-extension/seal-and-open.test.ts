@@ -149,6 +149,20 @@ describe("Seal fields", () => {
     expect(failureOf(run, "asSession")).toMatchObject({ ok: false, reason: "envelope_tampered" });
   });
 
+  it("seals under the keyring named, and fails with the server's reason for one that does not exist", async () => {
+    const run = cognigyRun({ sessionId: "sess-ring" }, { credit_card: CARD });
+    await seal(run, {
+      connection: connection(),
+      fields: [{ field: "credit_card" }],
+      keyring: "no-such-ring",
+    });
+    expect(failureOf(run)).toMatchObject({ ok: false, reason: "keyring_not_found" });
+    expect(run.context.credit_card).toBe(CARD);
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }], keyring: " default " });
+    expect(run.context.__enc_credit_card).toMatch(/^fs1\.default\.1\./);
+    expect(run.nextNodes).toEqual(["child-failure", "child-success"]);
+  });
+
   it("applies the sensitive-logging settings with the input's trace id when asked", async () => {
     const run = cognigyRun({ sessionId: "sess-mask", traceId: "trace-9" }, { credit_card: CARD });
     await seal(run, { connection: connection(), fields: [{ field: "credit_card" }], maskLogging: true });
