@@ -149,6 +149,53 @@ describe("Seal fields", () => {
     expect(failureOf(run, "asSession")).toMatchObject({ ok: false, reason: "envelope_tampered" });
   });
 
+  it("posts Connect JSON to the RPC under the service URL's path, with the bearer token and a deadline", async () => {
+    const seen: Array<{ url: string; headers: Record<string, unknown>; body: string }> = [];
+    const server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        seen.push({ url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end('{"sealed":{"credit_card":"fs1.k.3.AAAA"},"keyring":"k","keyVersion":3}');
+      });
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-wire" }, { credit_card: CARD });
+      await seal(run, {
+        connection: { serviceUrl: `${url}/fieldseal`, token: "fsk_wire" },
+        fields: [{ field: "credit_card" }],
+        keyring: "k",
+        timeoutMs: 4321,
+      });
+      expect(seen).toHaveLength(1);
+      expect(seen[0]?.url).toBe("/fieldseal/fieldseal.v1.FieldsealService/EncryptFields");
+      expect(seen[0]?.headers).toMatchObject({
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+        "connect-timeout-ms": "4321",
+        authorization: "Bearer fsk_wire",
+      });
+      expect(JSON.parse(seen[0]?.body ?? "")).toEqual({
+        keyring: "k",
+        scope: { sessionId: "sess-wire" },
+        fields: { credit_card: CARD },
+      });
+      expect(run.context).toMatchObject({ __enc_credit_card: "fs1.k.3.AAAA", credit_card: null });
+      expect(run.context.fieldseal).toEqual({
+        ok: true,
+        keyring: "k",
+        keyVersion: 3,
+        fields: ["credit_card"],
+      });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it("seals under the keyring named, and fails with the server's reason for one that does not exist", async () => {
     const run = cognigyRun({ sessionId: "sess-ring" }, { credit_card: CARD });
     await seal(run, {
