@@ -466,6 +466,32 @@ describe("Seal fields against a hostile or failing environment", () => {
     expect(run.calls.map((c) => c.method)).toEqual(["addToContext", "addToContext", "log", "setNextNode"]);
   });
 
+  it.each([
+    ["a BigInt", () => 10n ** 20n],
+    [
+      "a cycle",
+      () => {
+        const node: Record<string, unknown> = { card: CARD };
+        node.self = node;
+        return node;
+      },
+    ],
+  ])("refuses %s in a value with reason unsendable_input, sending nothing", async (_name, make) => {
+    const before = fs.audit.events.length;
+    const run = cognigyRun({ sessionId: "sess-unsendable" }, { odd: make() });
+    await seal(run, { connection: connection(), fields: [{ field: "odd" }] });
+    expect(failureOf(run)).toMatchObject({ ok: false, reason: "unsendable_input" });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(fs.audit.events.length).toBe(before);
+    expectNoPlaintextWritten(run);
+    // A call that reaches the server is audited, so the count above would have moved.
+    await seal(cognigyRun({ sessionId: "sess-unsendable" }, { card: CARD }), {
+      connection: connection(),
+      fields: [{ field: "card" }],
+    });
+    expect(fs.audit.events.length).toBeGreaterThan(before);
+  });
+
   it("times out on a server that sends the answer's head and never finishes its body", async () => {
     const server = createHttpServer((req, res) => {
       req.resume();

@@ -60,6 +60,16 @@ export async function callFieldseal(
 ): Promise<Record<string, unknown>> {
   const url = new URL(`fieldseal.v1.FieldsealService/${method}`, target.baseUrl);
   const where = `${method} at ${target.baseUrl.host}`;
+  let json: string;
+  try {
+    json = JSON.stringify(body);
+  } catch (err) {
+    // A BigInt or a cycle; the runtime's message may quote a key, never sent back, and no value.
+    throw new NodeFailure(
+      "unsendable_input",
+      `a value cannot be sent to ${where} as JSON (${errorName(err)})`,
+    );
+  }
   let response: Response;
   let text: string;
   try {
@@ -72,7 +82,7 @@ export async function callFieldseal(
         "connect-timeout-ms": String(timeoutMs),
         authorization: `Bearer ${target.token}`,
       },
-      body: JSON.stringify(body),
+      body: json,
       redirect: "error",
       // Covers connecting, the answer's head and reading its body.
       signal: AbortSignal.timeout(timeoutMs),
@@ -82,20 +92,20 @@ export async function callFieldseal(
     if (err instanceof NodeFailure) throw err;
     throw transportFailure(err, where, timeoutMs);
   }
-  const json = parseJsonObject(text);
+  const answer = parseJsonObject(text);
   if (!response.ok) {
-    const reason = response.headers.get("fieldseal-reason") ?? stringField(json, "code") ?? "";
-    const code = stringField(json, "code") ?? `HTTP ${response.status}`;
-    const serverMessage = (stringField(json, "message") ?? "").slice(0, MAX_SERVER_MESSAGE);
+    const reason = response.headers.get("fieldseal-reason") ?? stringField(answer, "code") ?? "";
+    const code = stringField(answer, "code") ?? `HTTP ${response.status}`;
+    const serverMessage = (stringField(answer, "message") ?? "").slice(0, MAX_SERVER_MESSAGE);
     throw new NodeFailure(
       reason === "" ? `http_${response.status}` : reason,
       `Fieldseal refused ${where}: ${code}${serverMessage === "" ? "" : `: ${serverMessage}`}`,
     );
   }
-  if (json === undefined) {
+  if (answer === undefined) {
     throw new NodeFailure("bad_response", `Fieldseal's answer to ${where} is not a JSON object`);
   }
-  return json;
+  return answer;
 }
 
 /** The answer's body as UTF-8 text, refused past MAX_ANSWER_BYTES without reading the rest. */
@@ -141,6 +151,10 @@ function transportFailure(err: unknown, where: string, timeoutMs: number): NodeF
     "unreachable",
     `cannot reach Fieldseal ${where}${code === undefined ? "" : ` (${code})`}`,
   );
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err;
 }
 
 function parseJsonObject(text: string): Record<string, unknown> | undefined {
