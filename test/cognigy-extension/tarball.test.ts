@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { INodeFunctionBaseParams } from "../../clients/cognigy-extension/src/cognigy-api.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
@@ -62,6 +63,11 @@ describe("the Extension tarball", () => {
     expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     expect(png.subarray(12, 16).toString("ascii")).toBe("IHDR");
     expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([64, 64]);
+    // The committed icon is what its script draws: same header and pixels (the deflate bytes may differ
+    // between zlib versions).
+    const redrawn = join(unpacked, "redrawn.png");
+    execFileSync(process.execPath, [join(ROOT, "clients/cognigy-extension/scripts/make-icon.mjs"), redrawn]);
+    expect(pngImage(readFileSync(redrawn))).toEqual(pngImage(png));
   });
 
   it("loads with require and with import in a clean directory, exposing the nodes and the Connection", () => {
@@ -157,3 +163,18 @@ describe("the Extension tarball", () => {
     });
   });
 });
+
+/** A PNG's IHDR and inflated image data, read chunk by chunk. */
+function pngImage(png: Buffer): { header: Buffer; pixels: Buffer } {
+  let header: Buffer = Buffer.alloc(0);
+  const data: Buffer[] = [];
+  for (let at = 8; at < png.length; ) {
+    const length = png.readUInt32BE(at);
+    const type = png.subarray(at + 4, at + 8).toString("ascii");
+    const body = png.subarray(at + 8, at + 8 + length);
+    if (type === "IHDR") header = body;
+    if (type === "IDAT") data.push(body);
+    at += 12 + length;
+  }
+  return { header, pixels: inflateSync(Buffer.concat(data)) };
+}

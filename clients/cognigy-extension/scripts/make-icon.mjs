@@ -1,6 +1,6 @@
 // Writes icon.png: the 64x64 PNG Cognigy shows for the Extension (a padlock on a rounded blue square),
 // drawn pixel by pixel and encoded with node:zlib, so the icon is reproducible and needs no download.
-// Run: node scripts/make-icon.mjs
+// Run: node scripts/make-icon.mjs [output path, default icon.png beside package.json]
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,4 +55,4 @@ const png = Buffer.concat([
   chunk("IDAT", deflateSync(Buffer.concat(rows), { level: 9 })),
   chunk("IEND", Buffer.alloc(0)),
 ]);
-writeFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "icon.png"), png);
+writeFileSync(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), "..", "icon.png"), png);
