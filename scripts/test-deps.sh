@@ -34,3 +34,10 @@ if ! [[ -x "$VENV/bin/moto_server" && -f "$STAMP" && "$(cat "$STAMP")" == "$MOTO
 fi
 
 bash scripts/client-tools.sh
+
+# The Cognigy Extension (clients/cognigy-extension) has its own locked packages (@cognigy/extension-tools,
+# esbuild); its tests import its sources and build its tarball. Install them when missing.
+if [[ ! -f clients/cognigy-extension/node_modules/@cognigy/extension-tools/package.json \
+  || ! -x clients/cognigy-extension/node_modules/.bin/esbuild ]]; then
+  npm ci --prefix clients/cognigy-extension --no-audit --no-fund
+fi

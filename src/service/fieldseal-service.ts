@@ -19,6 +19,7 @@ import { assertAadPart, assertKeyringName } from "../engine/names.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
 import { destroyedThrough, latestVersion, liveVersion } from "../keys/keyring-state.js";
 import type { KeyringState } from "../keys/types.js";
+import { type FieldFormats, maskFields } from "../masks/index.js";
 import type { Sealer } from "../sealer.js";
 import { principalKey, requestIdKey } from "./context.js";
 import { connectCodeFor, connectCodeName } from "./error-map.js";
@@ -56,6 +57,8 @@ export interface ServiceDeps {
   readonly audit: AuditSink;
   /** Absent when no Cognigy.AI endpoint is configured: PushSession then fails with FAILED_PRECONDITION. */
   readonly pusher?: SessionPusher;
+  /** Field name → mask format; EncryptFields checks such fields and returns their masks. */
+  readonly fieldFormats?: FieldFormats;
   /** Most items one batch call may carry. */
   readonly maxBatchItems?: number;
 }
@@ -73,6 +76,7 @@ const LEGACY_OPS = { decrypt: "legacy_decrypt", rewrap: "legacy_rewrap" } as con
  */
 export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof FieldsealService> {
   const maxBatch = deps.maxBatchItems ?? DEFAULT_MAX_BATCH;
+  const fieldFormats: FieldFormats = deps.fieldFormats ?? new Map();
   const keyringOrDefault = (name: string) => {
     const keyring = name === "" ? deps.defaultKeyring : name;
     assertKeyringName(keyring);
@@ -234,6 +238,8 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
         assertAadPart("field name", field);
         return [field, valueToJson(value, `field "${field}"`)] as const;
       });
+      // Checked and masked before anything is sealed: a value that does not fit its format fails the call.
+      const masked = maskFields(fieldFormats, values);
       const result = await deps.sealer.sealFields(keyring, scope, values);
       audit(ctx, {
         action: "encrypt",
@@ -248,6 +254,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
         sealed: Object.fromEntries(result.sealed),
         keyring: result.keyring,
         keyVersion: result.version,
+        masked: Object.fromEntries(masked),
       };
     },
 

@@ -1,0 +1,110 @@
+/**
+ * What both nodes share: reading their common settings, taking the On success / On failure child branch,
+ * and turning any failure into a value-free record in context and a log line, so a node never throws
+ * out of the flow.
+ */
+import type { INodeExecutionAPI, TNodeChildConfigs } from "./cognigy-api.js";
+import { NodeFailure } from "./failure.js";
+import { parseSource } from "./paths.js";
+
+/** Default and bounds of the call timeout: Cognigy stops an Extension run after 20 s. */
+export const DEFAULT_TIMEOUT_MS = 8000;
+export const MIN_TIMEOUT_MS = 100;
+export const MAX_TIMEOUT_MS = 15_000;
+export const DEFAULT_RESULT_KEY = "fieldseal";
+
+/**
+ * A branch child's constraints, as Cognigy's own Extensions set them (8x8's createBasicChildNode): created
+ * with its parent, never placed, moved or deleted on its own.
+ */
+export const CHILD_CONSTRAINTS = {
+  editable: false,
+  deletable: false,
+  creatable: false,
+  movable: false,
+  placement: { predecessor: { whitelist: [] } },
+};
+
+/** Which scope id of the input a value is bound to. */
+export type ScopeKind = "sessionId" | "userId";
+
+/** The context key a node's outcome is written to: a dotted context path, or the default. */
+export function resultKeyOf(value: unknown): string {
+  if (typeof value !== "string" || value.trim() === "") return DEFAULT_RESULT_KEY;
+  try {
+    return parseSource(`context.${value.trim()}`).path;
+  } catch {
+    return DEFAULT_RESULT_KEY;
+  }
+}
+
+/** The call timeout in milliseconds, from the node's number field. */
+export function timeoutOf(value: unknown): number {
+  if (value === undefined || value === null || value === "") return DEFAULT_TIMEOUT_MS;
+  const ms = typeof value === "string" ? Number(value) : value;
+  if (typeof ms !== "number" || !Number.isInteger(ms) || ms < MIN_TIMEOUT_MS || ms > MAX_TIMEOUT_MS) {
+    throw new NodeFailure(
+      "bad_config",
+      `timeout must be a whole number of milliseconds from ${MIN_TIMEOUT_MS} to ${MAX_TIMEOUT_MS}`,
+    );
+  }
+  return ms;
+}
+
+/** The Scope message for the input's session or user id. */
+export function scopeOf(kind: unknown, input: { sessionId?: unknown; userId?: unknown }): object {
+  const which: ScopeKind = kind === "userId" ? "userId" : "sessionId";
+  const id = input[which];
+  if (typeof id !== "string" || id === "") {
+    throw new NodeFailure("missing_scope", `the input has no ${which} to bind the values to`);
+  }
+  return { [which]: id };
+}
+
+/** Makes `type`'s child the next node, as Cognigy's own Extensions do; no child means the flow goes on. */
+export function takeBranch(
+  api: INodeExecutionAPI,
+  childConfigs: readonly TNodeChildConfigs[] | undefined,
+  type: string,
+): void {
+  const child = childConfigs?.find((c) => c.type === type);
+  if (child !== undefined) api.setNextNode?.(child.id);
+}
+
+/**
+ * Records a failure: `{ok: false, reason, message}` at the result key, one log line (unless logging is
+ * off), and the failure branch. An error that is not a NodeFailure is reported by its class name only.
+ */
+export function reportFailure(
+  api: INodeExecutionAPI,
+  childConfigs: readonly TNodeChildConfigs[] | undefined,
+  options: { resultKey: string; failureType: string; nodeLabel: string; log: boolean },
+  err: unknown,
+): void {
+  const failure =
+    err instanceof NodeFailure
+      ? err
+      : new NodeFailure("internal", `unexpected ${err instanceof Error ? err.name : typeof err}`);
+  // Each step on its own: one api call that throws must not keep the others from running, nor escape.
+  attempt(() =>
+    api.addToContext?.(
+      options.resultKey,
+      { ok: false, reason: failure.reason, message: failure.message },
+      "simple",
+    ),
+  );
+  if (options.log) {
+    attempt(() =>
+      api.log?.("error", `Fieldseal ${options.nodeLabel} failed (${failure.reason}): ${failure.message}`),
+    );
+  }
+  attempt(() => takeBranch(api, childConfigs, options.failureType));
+}
+
+function attempt(step: () => void): void {
+  try {
+    step();
+  } catch {
+    // Nothing is left to report a failed failure report with; the flow goes on.
+  }
+}

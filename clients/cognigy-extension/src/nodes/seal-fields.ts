@@ -1,0 +1,302 @@
+import { createNodeDescriptor } from "@cognigy/extension-tools";
+import type { INodeFunctionBaseParams } from "../cognigy-api.js";
+import type { FieldsealConnectionValues } from "../connections/fieldseal.js";
+import { NodeFailure } from "../failure.js";
+import { callFieldseal, targetOf } from "../fieldseal-client.js";
+import {
+  CHILD_CONSTRAINTS,
+  DEFAULT_RESULT_KEY,
+  DEFAULT_TIMEOUT_MS,
+  reportFailure,
+  resultKeyOf,
+  scopeOf,
+  takeBranch,
+  timeoutOf,
+} from "../node-run.js";
+import { parseSource, readPath, type ValueSource } from "../paths.js";
+
+export const SEAL_ON_SUCCESS = "sealFieldsOnSuccess";
+export const SEAL_ON_FAILURE = "sealFieldsOnFailure";
+
+/** The Seal fields node's settings as Cognigy passes them. */
+export interface SealFieldsParams extends INodeFunctionBaseParams {
+  config: {
+    connection?: FieldsealConnectionValues;
+    fields?: unknown;
+    keyring?: unknown;
+    scope?: unknown;
+    maskLogging?: unknown;
+    resultKey?: unknown;
+    timeoutMs?: unknown;
+  };
+}
+
+/** One field to seal: its name (the context key it is written under) and where its value is read. */
+export interface FieldToSeal {
+  readonly field: string;
+  readonly source: ValueSource;
+}
+
+/** A field name usable as a context key: `__enc_<name>` must not nest or reach a prototype. */
+const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
+
+/** Checks a field name; `what` names the setting in the message. */
+export function fieldNameOf(field: unknown, what: string): string {
+  if (typeof field !== "string" || !FIELD_NAME.test(field)) {
+    throw new NodeFailure(
+      "bad_config",
+      `${what} must be 1-128 letters, digits, "_" or "-", not starting with a digit`,
+    );
+  }
+  return field;
+}
+
+/** A masked value as the flow reads it: `{{context.__mask_<field>.speakable}}`. */
+export interface MaskedValue {
+  format: string;
+  text: string;
+  speakable: string;
+}
+
+/**
+ * Parses the node's field list: a JSON array of `{"field": name, "from": source}`, `from` defaulting to
+ * `context.<field>`.
+ */
+export function fieldsToSeal(value: unknown): FieldToSeal[] {
+  let list = value;
+  if (typeof list === "string") {
+    try {
+      list = JSON.parse(list);
+    } catch {
+      throw new NodeFailure("bad_config", "fields must be a JSON array");
+    }
+  }
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new NodeFailure("bad_config", 'fields must be a non-empty array of {"field", "from"}');
+  }
+  const seen = new Set<string>();
+  return list.map((entry: unknown, i) => {
+    const item = entry !== null && typeof entry === "object" ? (entry as Record<string, unknown>) : {};
+    const field = fieldNameOf(item.field, `fields[${i}].field`);
+    if (seen.has(field)) throw new NodeFailure("bad_config", `field ${field} is listed twice`);
+    seen.add(field);
+    const from = item.from ?? `context.${field}`;
+    if (typeof from !== "string") throw new NodeFailure("bad_config", `fields[${i}].from must be a path`);
+    return { field, source: parseSource(from) };
+  });
+}
+
+/** Checks the EncryptFields answer covers every field before anything is written. */
+function sealedAnswer(
+  answer: Record<string, unknown>,
+  fields: readonly FieldToSeal[],
+): {
+  sealed: Record<string, string>;
+  masked: Record<string, MaskedValue>;
+  keyring: string;
+  keyVersion: number;
+} {
+  const sealedIn = answer.sealed;
+  const maskedIn = answer.masked;
+  const sealed: Record<string, string> = {};
+  const masked: Record<string, MaskedValue> = {};
+  for (const { field } of fields) {
+    const value =
+      sealedIn !== null && typeof sealedIn === "object" ? Reflect.get(sealedIn, field) : undefined;
+    if (typeof value !== "string" || value === "") {
+      throw new NodeFailure("bad_response", `Fieldseal's answer has no sealed value for ${field}`);
+    }
+    sealed[field] = value;
+    const mask = maskedIn !== null && typeof maskedIn === "object" ? Reflect.get(maskedIn, field) : undefined;
+    if (mask !== undefined) {
+      if (mask === null || typeof mask !== "object") {
+        throw new NodeFailure("bad_response", `Fieldseal's answer has a malformed mask for ${field}`);
+      }
+      const { format, text, speakable } = mask as Record<string, unknown>;
+      // Connect's JSON omits empty strings, so an absent part is "".
+      masked[field] = { format: asText(format), text: asText(text), speakable: asText(speakable) };
+    }
+  }
+  const keyVersion = answer.keyVersion;
+  return {
+    sealed,
+    masked,
+    keyring: typeof answer.keyring === "string" ? answer.keyring : "",
+    keyVersion: typeof keyVersion === "number" ? keyVersion : 0,
+  };
+}
+
+function asText(value: unknown): string {
+  return typeof value === "string" ? value : "";
+}
+
+/**
+ * Seals the listed fields with EncryptFields, then writes `__enc_<field>`, `<field>: null` and, where the
+ * server returned one, `__mask_<field>`; deletes each plaintext it read from context. Nothing is written to
+ * the fields unless every field was sealed.
+ */
+export async function sealFields({ cognigy, config, childConfigs }: SealFieldsParams): Promise<void> {
+  const { api, input, context } = cognigy;
+  const resultKey = resultKeyOf(config.resultKey);
+  try {
+    const fields = fieldsToSeal(config.fields);
+    const timeoutMs = timeoutOf(config.timeoutMs);
+    const target = targetOf(config.connection);
+    const scope = scopeOf(config.scope, input);
+    const keyring = typeof config.keyring === "string" ? config.keyring.trim() : "";
+    if (config.maskLogging === true) {
+      api.setSensitiveLoggingSettings?.(
+        { maskLogging: true, maskAnalytics: true, disableConversations: false },
+        typeof input.traceId === "string" ? input.traceId : "",
+      );
+    }
+    const values: Record<string, unknown> = {};
+    for (const { field, source } of fields) {
+      const value = readPath(source.root === "context" ? context : input, source.segments);
+      // null is what a sealed field's plaintext key holds: sealing it again would replace the envelope.
+      if (value === undefined || value === null) {
+        throw new NodeFailure(
+          "missing_input",
+          `nothing to seal for ${field} at ${source.root}.${source.path}`,
+        );
+      }
+      values[field] = value;
+    }
+    const answer = await callFieldseal(
+      target,
+      "EncryptFields",
+      { ...(keyring === "" ? {} : { keyring }), scope, fields: values },
+      timeoutMs,
+    );
+    const result = sealedAnswer(answer, fields);
+    // Envelopes first, plaintext cleared last: if the runtime fails a write midway, every value is still
+    // in the context in one form or the other.
+    for (const { field } of fields) {
+      api.addToContext?.(`__enc_${field}`, result.sealed[field], "simple");
+      const mask = result.masked[field];
+      if (mask !== undefined) api.addToContext?.(`__mask_${field}`, mask, "simple");
+      // A mask left from an earlier seal would describe another value.
+      else if (Object.hasOwn(context, `__mask_${field}`)) api.deleteContext?.(`__mask_${field}`);
+    }
+    for (const { field, source } of fields) {
+      if (source.root === "context") api.deleteContext?.(source.path);
+      api.addToContext?.(field, null, "simple");
+    }
+    const names = fields.map((f) => f.field);
+    api.addToContext?.(
+      resultKey,
+      { ok: true, keyring: result.keyring, keyVersion: result.keyVersion, fields: names },
+      "simple",
+    );
+    api.log?.("info", `Fieldseal sealed ${names.join(", ")} under ${result.keyring} v${result.keyVersion}`);
+    takeBranch(api, childConfigs, SEAL_ON_SUCCESS);
+  } catch (err) {
+    reportFailure(
+      api,
+      childConfigs,
+      { resultKey, failureType: SEAL_ON_FAILURE, nodeLabel: "Seal fields", log: true },
+      err,
+    );
+  }
+}
+
+export const sealFieldsNode = createNodeDescriptor({
+  type: "sealFields",
+  defaultLabel: "Seal fields",
+  summary: "Seals context or input values with Fieldseal and clears the plaintext",
+  fields: [
+    {
+      key: "connection",
+      label: "Fieldseal Connection",
+      type: "connection",
+      params: { connectionType: "fieldseal", required: true },
+    },
+    {
+      key: "fields",
+      label: "Fields to seal",
+      type: "json",
+      description:
+        'A list of {"field": name, "from": source}. Source: context.<path>, input.text, input.data.<path> or ' +
+        "input.slots.<path>; it defaults to context.<field>. Each field is written as __enc_<field>, its " +
+        "plaintext key set to null, its masked form (if Fieldseal has a mask format for it) as __mask_<field>.",
+      defaultValue: [{ field: "credit_card", from: "context.credit_card" }],
+      params: { required: true },
+    },
+    {
+      key: "scope",
+      label: "Bind to",
+      type: "select",
+      description: "Values open only for the same session (default) or the same user.",
+      defaultValue: "sessionId",
+      params: {
+        options: [
+          { label: "Session (input.sessionId)", value: "sessionId" },
+          { label: "User (input.userId)", value: "userId" },
+        ],
+        required: true,
+      },
+    },
+    {
+      key: "keyring",
+      label: "Keyring",
+      type: "cognigyText",
+      description: "Empty: Fieldseal's default keyring.",
+      defaultValue: "",
+    },
+    {
+      key: "maskLogging",
+      label: "Mask logging and analytics for this conversation",
+      type: "toggle",
+      description: "Calls setSensitiveLoggingSettings before sealing.",
+      defaultValue: false,
+    },
+    {
+      key: "resultKey",
+      label: "Context key for the outcome",
+      type: "cognigyText",
+      description: "Gets {ok, keyring, keyVersion, fields} or {ok: false, reason, message}; never a value.",
+      defaultValue: DEFAULT_RESULT_KEY,
+    },
+    {
+      key: "timeoutMs",
+      label: "Timeout (ms)",
+      type: "number",
+      description: "At most 15000: Cognigy stops an Extension after 20 s.",
+      defaultValue: DEFAULT_TIMEOUT_MS,
+    },
+  ],
+  sections: [
+    {
+      key: "advanced",
+      label: "Advanced",
+      defaultCollapsed: true,
+      fields: ["keyring", "maskLogging", "resultKey", "timeoutMs"],
+    },
+  ],
+  form: [
+    { type: "field", key: "connection" },
+    { type: "field", key: "fields" },
+    { type: "field", key: "scope" },
+    { type: "section", key: "advanced" },
+  ],
+  appearance: { color: "#1f4e79" },
+  tags: ["service"],
+  dependencies: { children: [SEAL_ON_SUCCESS, SEAL_ON_FAILURE] },
+  function: sealFields as (params: INodeFunctionBaseParams) => Promise<void>,
+});
+
+export const sealOnSuccessNode = createNodeDescriptor({
+  type: SEAL_ON_SUCCESS,
+  parentType: "sealFields",
+  defaultLabel: "On success",
+  appearance: { color: "#61d188", textColor: "white", variant: "mini" },
+  constraints: CHILD_CONSTRAINTS,
+});
+
+export const sealOnFailureNode = createNodeDescriptor({
+  type: SEAL_ON_FAILURE,
+  parentType: "sealFields",
+  defaultLabel: "On failure",
+  appearance: { color: "#cf142b", textColor: "white", variant: "mini" },
+  constraints: CHILD_CONSTRAINTS,
+});
