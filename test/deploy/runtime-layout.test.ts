@@ -79,8 +79,11 @@ function runtimeStage() {
   };
 }
 
-/** The fieldseal container's literal env in the Deployment the chart renders with these values. */
-function chartEnv(valuesFile?: string): Record<string, string> {
+/**
+ * The Deployment the chart renders with these values: the fieldseal container's literal env and the
+ * config init container's command.
+ */
+function renderDeployment(valuesFile?: string): { env: Record<string, string>; initCommand: string[] } {
   if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run bash scripts/test-deps.sh`);
   const args = [
     "template",
@@ -101,7 +104,9 @@ function chartEnv(valuesFile?: string): Record<string, string> {
     env[name] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
   }
   if (env.FIELDSEAL_CONFIG === undefined) throw new Error("no env found in the rendered Deployment");
-  return env;
+  const command = /^\s+command: (\[.*\])$/m.exec(r.stdout)?.[1];
+  if (command === undefined) throw new Error("no init container command in the rendered Deployment");
+  return { env, initCommand: JSON.parse(command) as string[] };
 }
 
 /** Every path under `dir` (not following links) with what would change if it were written. */
@@ -210,26 +215,56 @@ describe.each(deployments)("the image's entrypoint on $name", (deployment) => {
   let port = 0;
   let before: Map<string, string>;
   let tmpBefore: string[];
+  let secretFile = "";
+  let hmacSecret = "";
+  let serverEnv: Record<string, string> = {};
   const skip = new Set(deployment.writable.map(at));
 
   beforeAll(async () => {
-    const env: Record<string, string> = { ...image.env, ...chartEnv(deployment.valuesFile) };
-    // The image's filesystem: the config file as the chart's init container leaves it (0400, the
-    // server's user), the data directory writable only where a volume is mounted.
-    const configFile = at(env.FIELDSEAL_CONFIG ?? "");
-    mkdirSync(resolve(configFile, ".."), { recursive: true, mode: 0o755 });
+    const chart = renderDeployment(deployment.valuesFile);
+    const env: Record<string, string> = { ...image.env, ...chart.env };
+    mkdirSync(root, { mode: 0o755 });
     chmodSync(root, 0o755);
+    // The config Secret as the kubelet mounts it (the chart's defaultMode 0440, group = the pod's fsGroup,
+    // owner root), holding a secret (webhook HMAC), so Fieldseal insists on a private file.
+    const [installer, ...installArgs] = chart.initCommand;
+    secretFile = at(installArgs.at(-2) ?? "");
+    hmacSecret = randomUUID() + randomUUID();
+    const configFile = at(installArgs.at(-1) ?? "");
+    expect(installArgs.at(-1)).toBe(env.FIELDSEAL_CONFIG);
+    mkdirSync(resolve(secretFile, ".."), { recursive: true, mode: 0o755 });
     writeFileSync(
-      configFile,
+      secretFile,
       JSON.stringify({
         principals: [
           { name: "bot", tokenSha256: hashToken(tokens.bot), scopes: ["encrypt"] },
           { name: "reader", tokenSha256: hashToken(tokens.reader), scopes: ["decrypt:*"] },
         ],
+        webhook: { hmacSecrets: { bot: hmacSecret } },
       }),
-      { mode: 0o400 },
+      { mode: 0o440 },
     );
-    chownSync(configFile, image.uid, image.gid);
+    chownSync(secretFile, 0, image.gid);
+    // The init container's memory emptyDir (writable by the fsGroup), then its own command, as the image's
+    // user with the fsGroup as its supplementary group.
+    mkdirSync(resolve(configFile, ".."), { recursive: true, mode: 0o770 });
+    chownSync(resolve(configFile, ".."), 0, image.gid);
+    chmodSync(resolve(configFile, ".."), 0o770);
+    const init = spawnSync(
+      "setpriv",
+      [
+        `--reuid=${image.uid}`,
+        `--regid=${image.gid}`,
+        `--groups=${image.gid}`,
+        installer ?? "",
+        ...installArgs.map((a) => (a.startsWith("/") ? at(a) : a)),
+      ],
+      { encoding: "utf8", timeout: 10_000 },
+    );
+    expect(init.status, init.stderr).toBe(0);
+    expect(lstatSync(configFile).mode & 0o777).toBe(0o400);
+    expect(lstatSync(configFile).uid).toBe(image.uid);
+    // The data directory: writable only where a volume is mounted; everything else read-only.
     const dataDir = at(env.FIELDSEAL_DATA_DIR ?? "");
     mkdirSync(dataDir, { recursive: true, mode: 0o755 });
     if (skip.has(dataDir)) {
@@ -247,6 +282,7 @@ describe.each(deployments)("the image's entrypoint on $name", (deployment) => {
     env.FIELDSEAL_PORT = "0";
     Object.assign(env, deployment.extraEnv());
 
+    serverEnv = env;
     before = snapshot(base, skip);
     tmpBefore = ownedIn(image.uid);
     const [node, ...entryArgs] = image.entrypoint;
@@ -390,6 +426,29 @@ describe.each(deployments)("the image's entrypoint on $name", (deployment) => {
     },
     EXIT_TIMEOUT_MS * 2 + 10_000,
   );
+
+  it("refuses the Secret's own group-readable file as its config, which is why the chart copies it", () => {
+    const r = spawnSync(
+      "setpriv",
+      [
+        `--reuid=${image.uid}`,
+        `--regid=${image.gid}`,
+        `--groups=${image.gid}`,
+        process.execPath,
+        ...image.entrypoint.slice(1).map(at),
+        ...image.cmd,
+      ],
+      {
+        cwd: at(image.workdir),
+        env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/", ...serverEnv, FIELDSEAL_CONFIG: secretFile },
+        encoding: "utf8",
+        timeout: 20_000,
+      },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/holds webhook\.hmacSecrets but its mode 0440 lets group or others access it/);
+    expect(`${r.stdout}${r.stderr}`).not.toContain(hmacSecret);
+  });
 
   it("wrote nothing outside its writable volumes", () => {
     expect(child.exitCode).toBe(0);
