@@ -139,6 +139,12 @@ function ownedIn(uid: number): string[] {
     });
 }
 
+// Starting a process as another user, and handing it files it owns, takes root (as CI runs).
+if (process.getuid?.() !== 0) {
+  throw new Error(
+    "test/deploy/runtime-layout.test.ts runs as root: it starts the server as the image's user",
+  );
+}
 const image = runtimeStage();
 const base = mkdtempSync(join(tmpdir(), "fieldseal-image-"));
 chmodSync(base, 0o755);
