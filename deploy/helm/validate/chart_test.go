@@ -468,7 +468,12 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 	}{
 		{"local store with autoscaling", []string{"keyStore.kind=local", "replicaCount=1"}, "autoscaling.enabled=false"},
 		{"local store with two replicas", []string{"keyStore.kind=local", "autoscaling.enabled=false", "replicaCount=2"}, "replicaCount=1"},
-		{"unknown key store", []string{"keyStore.kind=vault"}, "keyStore.kind must be aws or local"},
+		{"unknown key store", []string{"keyStore.kind=vault"}, "at '/keyStore/kind': value must be one of 'aws', 'local'"},
+		{"unknown key store, schema skipped", []string{"keyStore.kind=vault", "--skip-schema-validation"}, "keyStore.kind must be aws or local"},
+		{"a misspelt key", []string{"autoscalling.enabled=false"}, "additional properties 'autoscalling' not allowed"},
+		{"a replica count that is not a number", []string{"replicaCount=two"}, "at '/replicaCount': got string, want integer"},
+		{"an IRSA role that is not a role ARN", []string{"serviceAccount.irsaRoleArn=fieldseal"}, "at '/serviceAccount/irsaRoleArn'"},
+		{"an env name that is not a variable name", []string{"env.log-level=debug"}, "invalid propertyName 'log-level'"},
 		{"TLS without a Secret", []string{"tls.enabled=true"}, "tls.secretName"},
 		{"a chart-owned setting in env", []string{"env.FIELDSEAL_HOST=127.0.0.1"}, "env.FIELDSEAL_HOST is set by the chart"},
 		{"autoscaling min above max", []string{"autoscaling.minReplicas=5", "autoscaling.maxReplicas=3"}, "minReplicas must not exceed"},
@@ -477,7 +482,11 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "fs", chartDir, "--kube-version", kubeVersion}
 			for _, s := range tc.set {
-				args = append(args, "--set", s)
+				if strings.HasPrefix(s, "--") {
+					args = append(args, s)
+				} else {
+					args = append(args, "--set", s)
+				}
 			}
 			out, err := helm(t, args...)
 			if err == nil {
