@@ -53,9 +53,9 @@ HELM_VERSION="$(cat deploy/helm/helm-version)"
 HELM_BIN=".tools/bin/helm-$HELM_VERSION"
 if [[ ! -x "$HELM_BIN" ]]; then
   mkdir -p .tools/bin
-  helm_build="$(mktemp -d)"
-  GOBIN="$helm_build" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  # Moved into place whole, so a build stopped halfway never leaves a file that looks installed.
+  helm_build="$(mktemp -d .tools/bin/.helm-build.XXXXXX)"
+  GOBIN="$PWD/$helm_build" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  # Renamed into place (same directory, so atomic): a build stopped halfway never looks installed.
   mv "$helm_build/helm" "$HELM_BIN"
   rmdir "$helm_build"
   echo "test-deps: installed helm $HELM_VERSION as $HELM_BIN"
