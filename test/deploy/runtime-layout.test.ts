@@ -3,7 +3,8 @@
  * assembled by the script the Dockerfile's build stage runs (scripts/runtime-layout.sh: production
  * dependencies by `npm ci --omit=dev` from the local npm cache, the build output, every file read-only),
  * and started with the Dockerfile's ENTRYPOINT, CMD, WORKDIR, USER and ENV plus the environment the Helm
- * chart renders, as the image's non-root user with no supplementary groups (setpriv). Paths the image
+ * chart renders, as the image's non-root user with no supplementary groups (setpriv), and as PID 1 of its
+ * own PID namespace (unshare), where the kernel drops signals the process has no handler for. Paths the image
  * and chart use (/app, /etc/fieldseal, /var/lib/fieldseal) are mapped under temporary roots; the host and
  * port are the only settings changed (loopback and a free port, for the test).
  *
@@ -219,6 +220,8 @@ describe.each(deployments)("the image's entrypoint on $name", (deployment) => {
   let out = "";
   let errText = "";
   let port = 0;
+  /** The server's pid as this test sees it; inside its own PID namespace it is 1. */
+  let serverPid = 0;
   let before: Map<string, string>;
   let tmpBefore: string[];
   let secretFile = "";
@@ -293,9 +296,16 @@ describe.each(deployments)("the image's entrypoint on $name", (deployment) => {
     tmpBefore = ownedIn(image.uid);
     const [node, ...entryArgs] = image.entrypoint;
     expect(node).toBe("node");
+    // As in a container, node is PID 1 of its own PID namespace (unshare; setpriv then execs node), where
+    // the kernel ignores every signal the process has no handler for: SIGTERM works only through
+    // fieldseal's own handler. --kill-child: if this test kills unshare, the server goes with it.
     child = spawn(
-      "setpriv",
+      "unshare",
       [
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "setpriv",
         `--reuid=${image.uid}`,
         `--regid=${image.gid}`,
         "--clear-groups",
@@ -320,6 +330,14 @@ describe.each(deployments)("the image's entrypoint on $name", (deployment) => {
     exited = new Promise((done) => child.once("exit", (code, signal) => done(code ?? signal ?? "unknown")));
     const url = await waitFor(() => /fieldseal listening on (http:\/\/\S+)/.exec(out)?.[1], START_TIMEOUT_MS);
     port = Number(new URL(url).port);
+    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim().split(" ");
+    expect(children).toHaveLength(1);
+    serverPid = Number(children[0]);
+    // NSpid: its pid here, then in its own namespace.
+    expect(readFileSync(`/proc/${serverPid}/status`, "utf8")).toMatch(
+      new RegExp(`^NSpid:\\s+${serverPid}\\s+1$`, "m"),
+    );
+    expect(readFileSync(`/proc/${serverPid}/cmdline`, "utf8").split("\0")[0]).toBe(process.execPath);
   }, START_TIMEOUT_MS + 40_000);
 
   afterAll(async () => {
@@ -412,7 +430,7 @@ describe.each(deployments)("the image's entrypoint on $name", (deployment) => {
         barrier.resume();
         await new Promise((done) => barrier.once("end", done));
 
-        child.kill("SIGTERM");
+        process.kill(serverPid, "SIGTERM");
         await waitFor(
           () => (/SIGTERM: finishing in-flight calls/.test(out) ? true : undefined),
           EXIT_TIMEOUT_MS,
