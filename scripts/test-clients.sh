@@ -16,3 +16,9 @@ echo "client tests: Python (clients/python)"
 echo "client tests: Go (clients/go)"
 # -count=1: the live tests depend on the server build, which go test's cache cannot see.
 (cd clients/go && go test -count=1 ./...)
+
+echo "deployment: Helm chart (deploy/helm/validate: helm lint --strict, every values combination rendered and decoded strictly)"
+# The helm that scripts/test-deps.sh built from the pinned version.
+FIELDSEAL_HELM="$PWD/.tools/bin/helm-$(cat deploy/helm/helm-version)"
+export FIELDSEAL_HELM
+(cd deploy/helm/validate && go test -count=1 ./...)

