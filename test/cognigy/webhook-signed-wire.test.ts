@@ -103,7 +103,7 @@ describe("signed webhooks on the wire", () => {
     if (answer.status !== 200) expect(answer.text).not.toContain(CARD);
   }
 
-  it("serves a signature once across HTTP/1.1 and HTTP/2, 30 concurrent copies", async () => {
+  it("seals a signature once across HTTP/1.1 and HTTP/2, 30 concurrent copies answered alike", async () => {
     const ts = nowSec();
     const text = body("wire-once");
     const signature = sign("/webhooks/cognigy", ts, text);
@@ -127,8 +127,10 @@ describe("signed webhooks on the wire", () => {
         ),
       );
       for (const a of answers) expectNoLeak(a);
-      expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
-      expect(answers.filter((a) => a.status === 401 && /already used/.test(a.text))).toHaveLength(29);
+      // Copies of an admitted signature get the first copy's answer (a retry of the HTTP Request node must
+      // learn what was sealed), and nothing is sealed or pushed again.
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(30);
+      expect(new Set(answers.map((a) => JSON.stringify(JSON.parse(a.text).variables))).size).toBe(1);
       expect(fs.audit.events.filter((e) => e.scopeId === "wire-once" && e.action === "encrypt")).toHaveLength(
         1,
       );
