@@ -418,9 +418,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     env: "FIELDSEAL_COGNIGY_PUSH",
     file: "cognigy.pushEnabled",
-    description:
-      "Also push sealed values from webhooks into the session (needs a base URL); off: the flow stores the webhook's answer",
-    default: "false",
+    description: "Also push sealed values from webhooks into the session (needs a base URL)",
+    default: "false (flows store answers)",
   },
   {
     env: "FIELDSEAL_COGNIGY_DEADLINE_MS",
