@@ -16,6 +16,23 @@ const SSN = "999-99-0000";
 const NOW_MS = 1_800_000_000_000;
 const NOW_SEC = NOW_MS / 1000;
 
+/** What the stand-in service answers for these session ids, as the real one would for its own faults. */
+const SERVICE_FAULTS: Record<string, { code: Code; reason: string; message: string }> = {
+  "fault-keyring": {
+    code: Code.NotFound,
+    reason: "keyring_not_found",
+    message: 'keyring "default" not found',
+  },
+  "fault-store": { code: Code.Unavailable, reason: "store_unavailable", message: "key store unavailable" },
+  "fault-deadline": {
+    code: Code.DeadlineExceeded,
+    reason: "deadline_exceeded",
+    message: "deadline exceeded",
+  },
+  "fault-limited": { code: Code.ResourceExhausted, reason: "rate_limited", message: "seal budget exhausted" },
+  "fault-bug": { code: Code.Internal, reason: "internal", message: "internal error" },
+};
+
 describe("Cognigy webhook adapter", () => {
   let sim: CognigySimulator;
   let server: Server;
@@ -45,6 +62,13 @@ describe("Cognigy webhook adapter", () => {
         if (req.scope?.id.case !== "sessionId")
           throw new ConnectError("scope required", Code.InvalidArgument);
         const sessionId = req.scope.id.value;
+        // Faults of the server, not of the input, by session id.
+        const fault = SERVICE_FAULTS[sessionId];
+        if (fault !== undefined) {
+          const err = new ConnectError(fault.message, fault.code);
+          err.metadata.set("fieldseal-reason", fault.reason);
+          throw err;
+        }
         const sealed: Record<string, string> = {};
         const masked: Record<string, { format: string; text: string; speakable: string }> = {};
         for (const [name, value] of Object.entries(req.fields)) {
@@ -424,6 +448,19 @@ describe("Cognigy webhook adapter", () => {
     it("a missing field wins over a format the service refuses", async () => {
       const res = await post(JSON.stringify(payload({ variables: { credit_card: "x" } })));
       expect((await expectRefusedInput(res, "flagged_field_missing")).fields).toEqual(["ssn"]);
+    });
+  });
+
+  describe("faults of the server stay non-2xx: the flow's error path, not a branch on the input", () => {
+    it.each([
+      ["fault-keyring", 500, "keyring_not_found"],
+      ["fault-store", 503, "store_unavailable"],
+      ["fault-deadline", 504, "deadline_exceeded"],
+      ["fault-limited", 429, "rate_limited"],
+      ["fault-bug", 500, "internal"],
+    ])("%s: %d with reason %s", async (sessionId, status, reason) => {
+      const problem = await expectRefused(await post(JSON.stringify(payload({ sessionId }))), status);
+      expect(problem).toMatchObject({ code: reason, title: "Seal Failed" });
     });
   });
 
