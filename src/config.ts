@@ -6,6 +6,7 @@ import { assertKeyringName, KEYRING_NAME } from "./engine/names.js";
 import { FieldsealError, isFieldsealError } from "./errors.js";
 import { lineOfJsonPath } from "./json-lines-of.js";
 import type { LogLevel } from "./log.js";
+import { type FieldFormats, parseFieldFormats } from "./masks/index.js";
 
 /** Fieldseal's configuration, parsed and validated once at start-up. Nothing else reads process.env. */
 export interface Config {
@@ -31,6 +32,8 @@ export interface Config {
    * keyring: these, `fieldseal keys create` and RotateKey with `create` do.
    */
   readonly keyrings: readonly string[];
+  /** Field name → mask format: such a field is checked when sealed and its mask returned (docs/masks.md). */
+  readonly fields: FieldFormats;
   /** Keyring whose versions open legacy tutorial blobs (matched by the tutorial secret's version label). */
   readonly legacyKeyring: string;
   /**
@@ -267,6 +270,13 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "keyrings",
     description: "More keyrings to create at start-up when missing (comma-separated)",
     default: "-",
+  },
+  {
+    env: "FIELDSEAL_FIELD_FORMATS",
+    file: "fields",
+    description:
+      'Field name to mask format (JSON), e.g. {"credit_card": {"format": "card"}}: checked when sealed, mask returned (docs/masks.md)',
+    default: "{}",
   },
   {
     env: "FIELDSEAL_LEGACY_KEYRING",
@@ -671,6 +681,10 @@ export function parseConfig(
           },
     defaultKeyring,
     keyrings,
+    fields: parseFieldFormats(
+      pick("FIELDSEAL_FIELD_FORMATS", "fields"),
+      env.FIELDSEAL_FIELD_FORMATS ? "FIELDSEAL_FIELD_FORMATS" : "fields",
+    ),
     legacyKeyring,
     legacyEnabled: bool("FIELDSEAL_LEGACY_ENABLED", "legacyEnabled", true),
     rotation: {

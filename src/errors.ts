@@ -8,6 +8,11 @@
 export type FieldsealErrorCode =
   /** A request field is missing or malformed. */
   | "invalid_argument"
+  /**
+   * A value does not fit its field's configured format (a card number failing Luhn, an e-mail without a
+   * domain, a non-string): nothing of the call is sealed. The message names the field and format only.
+   */
+  | "field_format_invalid"
   /** A sealed value is not a well-formed envelope or legacy blob. */
   | "envelope_malformed"
   /** A sealed value failed authentication: tampered, or moved to another field, scope or keyring. */

@@ -161,6 +161,7 @@ export async function startServer(
         keys: keyrings,
         storeKind: store.kind,
         defaultKeyring: config.defaultKeyring,
+        fieldFormats: config.fields,
         audit,
         ...(pusher === undefined ? {} : { pusher }),
       }),

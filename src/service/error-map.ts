@@ -5,6 +5,7 @@ import { type FieldsealError, type FieldsealErrorCode, isFieldsealError } from "
 /** The one mapping from Fieldseal's error codes to Connect codes. */
 const CONNECT_CODES: Record<FieldsealErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
+  field_format_invalid: Code.InvalidArgument,
   envelope_malformed: Code.InvalidArgument,
   // A tampered or moved value is a bad argument from the caller's side; the reason metadata tells the two apart.
   envelope_tampered: Code.InvalidArgument,
@@ -32,6 +33,7 @@ const CONNECT_CODES: Record<FieldsealErrorCode, Code> = {
 /** HTTP statuses for the plain-HTTP surfaces (webhooks), by Fieldseal error code. */
 const HTTP_STATUSES: Record<FieldsealErrorCode, number> = {
   invalid_argument: 400,
+  field_format_invalid: 400,
   envelope_malformed: 400,
   envelope_tampered: 400,
   keyring_not_found: 404,

@@ -1,0 +1,11 @@
+/** Spoken forms shared by the mask formats: text a voice bot's speech synthesis reads one sign at a time. */
+
+/** Each character as its own word, so "1111" is read "1 1 1 1", never "one thousand one hundred...". */
+export function spellOut(chars: string): string {
+  return Array.from(chars).join(" ");
+}
+
+/** A domain name as said aloud: "example.co.uk" → "example dot co dot uk", "my-bank.de" → "my dash bank dot de". */
+export function sayDomain(domain: string): string {
+  return domain.replaceAll(".", " dot ").replaceAll("-", " dash ");
+}

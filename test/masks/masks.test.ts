@@ -1,0 +1,420 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config.js";
+import { isFieldsealError } from "../../src/errors.js";
+import {
+  cardBrand,
+  type FieldFormat,
+  luhnValid,
+  type MaskedValue,
+  maskFields,
+  maskValue,
+  parseFieldFormats,
+} from "../../src/masks/index.js";
+
+const HIDDEN = "••••";
+const RUNS = { numRuns: 300, seed: 1312 };
+
+/** Appends the Luhn check digit to `body`. */
+function withCheckDigit(body: string): string {
+  for (let d = 0; d <= 9; d++) if (luhnValid(`${body}${d}`)) return `${body}${d}`;
+  throw new Error("no check digit");
+}
+
+/** Every character of `text` that comes from the value: what is left after the format's fixed words. */
+function shownChars(masked: MaskedValue, fixedWords: readonly string[]): string {
+  let rest = masked.text.replaceAll(HIDDEN, "");
+  for (const w of fixedWords) rest = rest.replaceAll(w, "");
+  return rest.replaceAll(" ", "");
+}
+
+const mask = (format: FieldFormat, value: unknown) =>
+  maskValue("f", format, value as Parameters<typeof maskValue>[2]);
+
+describe("Luhn", () => {
+  it.each([
+    "4111111111111111",
+    "5555555555554444",
+    "2223003122003222",
+    "378282246310005",
+    "6011111111111117",
+    "3530111333300000",
+    "30569309025904",
+    "6200000000000005",
+    "6759649826438453",
+    "79927398713",
+  ])("accepts the published test number %s", (n) => {
+    expect(luhnValid(n)).toBe(true);
+  });
+
+  it.each([
+    "4111111111111112",
+    "5555555555554445",
+    "378282246310006",
+    "79927398710",
+    "1234567812345678",
+    "",
+    "41111111x1111111",
+  ])("refuses %s", (n) => {
+    expect(luhnValid(n)).toBe(false);
+  });
+
+  it("catches every single-digit mistype of a valid number", () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[0-9]{11,18}$/),
+        fc.nat(),
+        fc.integer({ min: 1, max: 9 }),
+        (body, at, delta) => {
+          const good = withCheckDigit(body);
+          const i = at % good.length;
+          const bad = `${good.slice(0, i)}${(Number(good[i]) + delta) % 10}${good.slice(i + 1)}`;
+          expect(luhnValid(good)).toBe(true);
+          expect(luhnValid(bad)).toBe(false);
+        },
+      ),
+      RUNS,
+    );
+  });
+});
+
+describe("card brands from the IIN", () => {
+  it.each([
+    ["4111111111111111", "Visa"],
+    ["4222222222222", "Visa"],
+    ["5105105105105100", "Mastercard"],
+    ["2221000000000009", "Mastercard"],
+    ["2720999999999996", "Mastercard"],
+    ["378282246310005", "American Express"],
+    ["341111111111111", "American Express"],
+    ["6011000990139424", "Discover"],
+    ["6445644564456445", "Discover"],
+    ["3566002020360505", "JCB"],
+    ["30569309025904", "Diners Club"],
+    ["36227206271667", "Diners Club"],
+    ["6200000000000005", "UnionPay"],
+    ["6221260000000000", "UnionPay"],
+    ["6759649826438453", "Maestro"],
+    ["501800000009", "Maestro"],
+  ])("%s is %s", (digits, brand) => {
+    expect(cardBrand(digits)).toBe(brand);
+  });
+
+  it.each([
+    "2220999999999999",
+    "2721000000000000",
+    "9111111111111111",
+    "1111111111111117",
+    "3400000000000000", // Amex prefix, wrong length
+  ])("%s has no known brand", (digits) => {
+    expect(cardBrand(digits)).toBeUndefined();
+  });
+});
+
+describe("card masks", () => {
+  it("shows the brand and the last four digits", () => {
+    expect(mask({ format: "card" }, "4111 1111-1111 1111")).toEqual({
+      format: "card",
+      text: "Visa •••• 1111",
+      speakable: "Visa ending in 1 1 1 1",
+    });
+    expect(mask({ format: "card" }, withCheckDigit("911111111111111")).text).toMatch(/^Card •••• \d{4}$/);
+  });
+
+  it("never shows more than the brand and the last four digits (property)", () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9]{11,18}$/), (body) => {
+        const digits = withCheckDigit(body);
+        const m = mask({ format: "card" }, digits);
+        const brand = cardBrand(digits) ?? "Card";
+        expect(m.text).toBe(`${brand} ${HIDDEN} ${digits.slice(-4)}`);
+        expect(m.speakable).toBe(
+          `${cardBrand(digits) ?? "card"} ending in ${digits.slice(-4).split("").join(" ")}`,
+        );
+        expect(shownChars(m, [brand])).toBe(digits.slice(-4));
+      }),
+      RUNS,
+    );
+  });
+
+  it.each([
+    ["4111111111111112", /Luhn/],
+    ["41111111111", /12 to 19 digits/],
+    ["41111111111111111111", /12 to 19 digits/],
+    ["4111 1111 1111 111a", /digits/],
+    ["", /digits/],
+  ])("refuses %j", (value, why) => {
+    expect(() => mask({ format: "card" }, value)).toThrow(why);
+  });
+});
+
+describe("national ID masks", () => {
+  it("shows the last four of its uppercase letters and digits", () => {
+    expect(mask({ format: "national_id" }, "123-45-6789")).toEqual({
+      format: "national_id",
+      text: "•••• 6789",
+      speakable: "ending in 6 7 8 9",
+    });
+    expect(mask({ format: "national_id" }, "ab 12 34 56 c").text).toBe("•••• 456C");
+  });
+
+  it("never shows more than four characters, nor more than half of a short one (property)", () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Z0-9]{1,40}$/), (id) => {
+        const m = mask({ format: "national_id" }, id);
+        const shown = shownChars(m, []);
+        expect(shown.length).toBeLessThanOrEqual(Math.min(4, Math.floor(id.length / 2)));
+        expect(id.endsWith(shown)).toBe(true);
+        if (id.length > 1) expect(shown).not.toBe(id);
+      }),
+      RUNS,
+    );
+  });
+
+  it.each(["", " - . ", "12#34", "ÄB1234"])("refuses %j", (value) => {
+    expect(() => mask({ format: "national_id" }, value)).toThrow(/national_id/);
+  });
+});
+
+describe("e-mail masks", () => {
+  it("shows the first character of the local part and the domain", () => {
+    expect(mask({ format: "email" }, " Jane.Doe@Example.COM ")).toEqual({
+      format: "email",
+      text: "J••••@example.com",
+      speakable: "starting with J at example dot com",
+    });
+    expect(mask({ format: "email" }, "j@my-bank.co.uk")).toEqual({
+      format: "email",
+      text: "••••@my-bank.co.uk",
+      speakable: "an address at my dash bank dot co dot uk",
+    });
+    expect(mask({ format: "email" }, "+tag@example.com").text).toBe("••••@example.com");
+  });
+
+  it("never shows more than one character of the local part (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[a-z0-9][a-z0-9._+-]{0,20}[a-z0-9]$/).filter((s) => !s.includes("..")),
+        fc.stringMatching(/^[a-z]{1,10}\.[a-z]{2,6}$/),
+        (local, domain) => {
+          const m = mask({ format: "email" }, `${local}@${domain}`);
+          const [shownLocal] = m.text.split("@");
+          expect(shownLocal?.replace(HIDDEN, "")).toBe(local.slice(0, 1));
+          expect(m.text.endsWith(`@${domain}`)).toBe(true);
+          expect(m.speakable).toBe(`starting with ${local.slice(0, 1)} at ${domain.replace(".", " dot ")}`);
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it.each([
+    "no-at-sign",
+    "two@@example.com",
+    "a@b@example.com",
+    "@example.com",
+    "jane@",
+    "jane@localhost",
+    "jane doe@example.com",
+    ".jane@example.com",
+    "ja..ne@example.com",
+    "jane@-example.com",
+    `${"a".repeat(65)}@example.com`,
+  ])("refuses %j", (value) => {
+    expect(() => mask({ format: "email" }, value)).toThrow(/email/);
+  });
+});
+
+describe("phone masks", () => {
+  it("shows the last four, or two, digits", () => {
+    expect(mask({ format: "phone", last: 4 }, "+49 (30) 1234-5678")).toEqual({
+      format: "phone",
+      text: "•••• 5678",
+      speakable: "ending in 5 6 7 8",
+    });
+    expect(mask({ format: "phone", last: 2 }, "+14155552671").text).toBe("•••• 71");
+  });
+
+  it("never shows more than asked, nor more than half the digits (property)", () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9]{7,15}$/), fc.constantFrom(2 as const, 4 as const), (d, last) => {
+        const m = mask({ format: "phone", last }, `+${d}`);
+        const shown = shownChars(m, []);
+        expect(shown.length).toBeLessThanOrEqual(Math.min(last, Math.floor(d.length / 2)));
+        expect(d.endsWith(shown)).toBe(true);
+      }),
+      RUNS,
+    );
+  });
+
+  it.each(["12345", "+1234567890123456", "call me", "+49 30 12x45678", "++4930123456"])(
+    "refuses %j",
+    (value) => {
+      expect(() => mask({ format: "phone", last: 4 }, value)).toThrow(/phone/);
+    },
+  );
+});
+
+describe("generic masks", () => {
+  it("shows the first and last characters asked for", () => {
+    expect(mask({ format: "generic", first: 2, last: 2 }, "AB123456XY")).toEqual({
+      format: "generic",
+      text: "AB••••XY",
+      speakable: "starting with A B, ending in X Y",
+    });
+    expect(mask({ format: "generic", first: 0, last: 0 }, "secret")).toEqual({
+      format: "generic",
+      text: HIDDEN,
+      speakable: "hidden",
+    });
+  });
+
+  it("never shows more than first + last, nor more than half, nor a short value whole (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: "grapheme-composite", minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 0, max: 8 }),
+        fc.integer({ min: 0, max: 8 }),
+        (raw, first, last) => {
+          const value = raw.normalize("NFC").trim();
+          fc.pre(value.length > 0 && !value.includes(HIDDEN));
+          const chars = Array.from(value);
+          const m = mask({ format: "generic", first, last }, raw);
+          const [head, tail] = m.text.split(HIDDEN) as [string, string];
+          const shown = Array.from(head).length + Array.from(tail).length;
+          expect(shown).toBeLessThanOrEqual(Math.min(first + last, Math.floor(chars.length / 2)));
+          expect(value.startsWith(head)).toBe(true);
+          expect(value.endsWith(tail)).toBe(true);
+          expect(m.text).not.toBe(value);
+          if (chars.length === 1) expect(m.text).toBe(HIDDEN);
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it.each(["", "   "])("refuses %j", (value) => {
+    expect(() => mask({ format: "generic", first: 0, last: 4 }, value)).toThrow(/generic/);
+  });
+});
+
+describe("refusals", () => {
+  const formats: FieldFormat[] = [
+    { format: "card" },
+    { format: "national_id" },
+    { format: "email" },
+    { format: "phone", last: 4 },
+    { format: "generic", first: 1, last: 1 },
+  ];
+
+  it.each(formats)("$format refuses every non-string JSON value", (format) => {
+    for (const value of [4111111111111111, true, null, ["4111111111111111"], { n: "4111111111111111" }]) {
+      let caught: unknown;
+      try {
+        mask(format, value);
+      } catch (err) {
+        caught = err;
+      }
+      expect(isFieldsealError(caught, "field_format_invalid")).toBe(true);
+      expect((caught as Error).message).toBe(
+        `field "f" does not fit its format "${format.format}": it must be a string`,
+      );
+    }
+  });
+
+  it.each(formats)("$format names the field and the format, never the value (canary)", (format) => {
+    const canary = "CANARY-7f3a9@@x";
+    let caught: unknown;
+    try {
+      maskValue("credit_card", format, canary);
+    } catch (err) {
+      caught = err;
+    }
+    if (format.format === "generic") return expect(caught).toBeUndefined();
+    expect(isFieldsealError(caught, "field_format_invalid")).toBe(true);
+    const message = (caught as Error).message;
+    expect(message).toContain('field "credit_card"');
+    expect(message).toContain(`"${format.format}"`);
+    for (const part of ["CANARY", "7f3a9", "@@x"]) expect(message).not.toContain(part);
+  });
+
+  it("masks only the fields that have a format, and fails the whole batch on one bad value", () => {
+    const formats = parseFieldFormats({ credit_card: { format: "card" } }, "fields");
+    const masked = maskFields(formats, [
+      ["credit_card", "4111111111111111"],
+      ["note", "anything"],
+    ]);
+    expect([...masked.keys()]).toEqual(["credit_card"]);
+    expect(() =>
+      maskFields(formats, [
+        ["note", "anything"],
+        ["credit_card", "4111111111111112"],
+      ]),
+    ).toThrow(/credit_card.*card.*Luhn/);
+  });
+});
+
+describe("the fields setting", () => {
+  it("parses formats with their options and defaults, from an object or a JSON string", () => {
+    const raw = {
+      credit_card: { format: "card" },
+      email: { format: "email" },
+      phone: { format: "phone", last: 2 },
+      account: { format: "generic", first: 0, last: 4 },
+      ref: { format: "generic" },
+      ssn: { format: "national_id" },
+    };
+    const formats = parseFieldFormats(raw, "fields");
+    expect(Object.fromEntries(formats)).toEqual({
+      credit_card: { format: "card" },
+      email: { format: "email" },
+      phone: { format: "phone", last: 2 },
+      account: { format: "generic", first: 0, last: 4 },
+      ref: { format: "generic", first: 0, last: 4 },
+      ssn: { format: "national_id" },
+    });
+    expect(Object.fromEntries(parseFieldFormats(JSON.stringify(raw), "X"))).toEqual(
+      Object.fromEntries(formats),
+    );
+    expect(parseFieldFormats(undefined, "fields").size).toBe(0);
+  });
+
+  it.each([
+    [[], /fields: must be an object/],
+    ["{not json", /fields: must be a JSON object/],
+    [{ a: "card" }, /fields\.a: must be an object/],
+    [{ a: { format: "iban" } }, /fields\.a\.format: must be one of card, national_id, email, phone, generic/],
+    [{ a: { format: "card", last: 4 } }, /fields\.a\.last: unknown option for format card \(options: none\)/],
+    [{ a: { format: "phone", last: 3 } }, /fields\.a\.last: must be 2 or 4/],
+    [{ a: { format: "generic", first: 9 } }, /fields\.a\.first: must be a whole number from 0 to 8/],
+    [{ a: { format: "generic", last: -1 } }, /fields\.a\.last: must be a whole number from 0 to 8/],
+    [{ "": { format: "card" } }, /field name is empty/],
+  ])("refuses %j", (raw, why) => {
+    expect(() => parseFieldFormats(raw, "fields")).toThrow(why);
+  });
+});
+
+describe("the fields setting in the config", () => {
+  const where = { dataDir: "/tmp/x", configFile: "/tmp/x/config.json", cwd: "/tmp/x" };
+
+  it("reads the config file's fields, and the environment variable over it", () => {
+    const fromFile = parseConfig({ fields: { cc: { format: "card" } } }, {}, where);
+    expect(Object.fromEntries(fromFile.fields)).toEqual({ cc: { format: "card" } });
+    const fromEnv = parseConfig(
+      { fields: { cc: { format: "card" } } },
+      { FIELDSEAL_FIELD_FORMATS: '{"mail": {"format": "email"}}' },
+      where,
+    );
+    expect(Object.fromEntries(fromEnv.fields)).toEqual({ mail: { format: "email" } });
+    expect(parseConfig({}, {}, where).fields.size).toBe(0);
+  });
+
+  it("names the environment variable or the file key that is wrong", () => {
+    expect(() => parseConfig({}, { FIELDSEAL_FIELD_FORMATS: '{"cc": {"format": "visa"}}' }, where)).toThrow(
+      /^config: FIELDSEAL_FIELD_FORMATS\.cc\.format: must be one of/,
+    );
+    expect(() => parseConfig({ fields: { cc: { format: "visa" } } }, {}, where)).toThrow(
+      /^config: fields\.cc\.format: must be one of/,
+    );
+  });
+});
