@@ -457,3 +457,66 @@ describe("a retried request is pushed once and answered with the values the sess
     expect(new Set(sim.requests.map((r) => r.idempotencyKey)).size).toBe(3);
   });
 });
+
+describe("fields with a format: masks beside the sealed values, a value that does not fit refused", () => {
+  let sim: CognigySimulator;
+  let fs: TestFieldseal;
+  let headers: Record<string, string>;
+
+  beforeAll(async () => {
+    sim = await startCognigySimulator();
+    fs = await startTestFieldseal({
+      principals: PRINCIPALS,
+      settings: {
+        fields: { credit_card: { format: "card" } },
+        cognigy: { baseUrl: sim.url, apiKey: sim.apiKey, pushEnabled: true },
+      },
+    });
+    headers = {
+      "content-type": "application/json",
+      authorization: `Bearer ${fs.tokens.bot}`,
+      "x-sensitive-metadata": "field:credit_card,field:ssn",
+    };
+  });
+  afterAll(async () => {
+    await fs.close();
+    await sim.close();
+  });
+  beforeEach(() => sim.reset());
+
+  it("answers and pushes __mask_<field> as {format, text, speakable}, only for fields with a format", async () => {
+    const a = await send(fs.url, json("mask-1", { credit_card: CANARY, ssn: "999-99-0000" }), headers);
+    expect(a.json).toMatchObject({ status: "sealed", pushed: { httpStatus: 200 } });
+    expect(a.json.variables.__mask_credit_card).toEqual({
+      format: "card",
+      text: "Visa •••• 1111",
+      speakable: "Visa ending in 1 1 1 1",
+    });
+    expect(Object.keys(a.json.variables).sort()).toEqual([
+      "__enc_credit_card",
+      "__enc_ssn",
+      "__mask_credit_card",
+      "credit_card",
+      "ssn",
+    ]);
+    expect(sim.contexts.get("mask-1")).toEqual(a.json.variables);
+    expect(a.text).not.toContain(CANARY);
+    expect(a.text).not.toContain("999-99-0000");
+  });
+
+  it("200 refused field_format_invalid for a card that fails the Luhn check: nothing sealed or pushed, no value", async () => {
+    const typo = "4111111111111112";
+    const a = await send(fs.url, json("mask-typo", { credit_card: typo, ssn: "999-99-0000" }), headers);
+    expect(a.status).toBe(200);
+    expect(a.reason).toBe("field_format_invalid");
+    expect(a.json).toMatchObject({
+      status: "refused",
+      sessionId: "mask-typo",
+      reason: "field_format_invalid",
+    });
+    expect(a.json.message).toMatch(/credit_card.*card/);
+    expect(a.text).not.toContain(typo);
+    expect(a.text).not.toContain("999-99-0000");
+    expect(sim.requests).toEqual([]);
+  });
+});
