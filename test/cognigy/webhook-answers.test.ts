@@ -16,6 +16,7 @@ const FLAGGED = "field:credit_card";
 const BOUNDARY = "----fieldsealTestBoundary";
 const PRINCIPALS = [
   { name: "bot", scopes: ["encrypt", "push"] },
+  { name: "bot2", scopes: ["encrypt", "push"] },
   { name: "billing", scopes: ["decrypt:credit_card"] },
 ];
 
@@ -447,6 +448,39 @@ describe("a retried request is pushed once and answered with the values the sess
     const second = await send(fs.url, body, h);
     expect(second.json.variables).toEqual(first.json.variables);
     expect(sim.appliedCount()).toBe(1);
+  });
+
+  it("another caller sending the same bytes gets its own seal and push, never the first caller's answer", async () => {
+    const body = json("retry-two-callers");
+    const first = await send(fs.url, body, headers);
+    const other = await send(fs.url, body, { ...headers, authorization: `Bearer ${fs.tokens.bot2}` });
+    expect(other.json).toMatchObject({ status: "sealed", pushed: { attempts: 1, deduplicated: false } });
+    expect(other.json.variables.__enc_credit_card).not.toBe(first.json.variables.__enc_credit_card);
+    expect(sim.appliedCount()).toBe(2);
+    expect(sim.contexts.get("retry-two-callers")).toEqual(other.json.variables);
+  });
+
+  it("a caller that may not seal learns nothing from a retry of someone else's request: 403, nothing pushed", async () => {
+    const body = json("retry-least-privileged");
+    await send(fs.url, body, headers);
+    const stolen = await send(fs.url, body, { ...headers, authorization: `Bearer ${fs.tokens.billing}` });
+    expect(stolen.status).toBe(403);
+    expect(stolen.text).not.toContain("fs1.");
+    // Nor which flagged fields are missing: authorization comes before the refusal.
+    const missing = await send(fs.url, json("retry-least-privileged", { other: "x" }), {
+      ...headers,
+      authorization: `Bearer ${fs.tokens.billing}`,
+    });
+    expect(missing.status).toBe(403);
+    expect(sim.appliedCount()).toBe(1);
+  });
+
+  it("an unknown token replaying known bytes gets 401, not the remembered answer", async () => {
+    const body = json("retry-unknown-token");
+    await send(fs.url, body, headers);
+    const replay = await send(fs.url, body, { ...headers, authorization: "Bearer fsk_guess" });
+    expect(replay.status).toBe(401);
+    expect(replay.text).not.toContain("fs1.");
   });
 
   it("a different body or another session is another request: pushed again", async () => {
