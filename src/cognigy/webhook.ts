@@ -267,13 +267,13 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
 
     // Authentication comes first after the body (a signature covers the raw bytes).
     let caller: Caller;
-    let replayOf: string | undefined;
+    let replayed = false;
     try {
       caller = authenticate(req, body, sensitiveHeader);
     } catch (err) {
       if (err instanceof SignatureReplayedError && deps.principalHeaders !== undefined) {
         // Authentic, and a copy of a request admitted before: answered below from that request's answer.
-        replayOf = err.principal;
+        replayed = true;
         caller = {
           headers: deps.principalHeaders(err.principal),
           identity: signedIdentity(err.principal, header(req.headers, timestampHeader) ?? ""),
@@ -307,7 +307,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
     });
 
     let answered: AnsweredRequest | undefined;
-    if (replayOf !== undefined) {
+    if (replayed) {
       await sealing.get(key);
       answered = answers.get(key);
       if (answered === undefined || parsed.missing.length > 0) {
@@ -622,12 +622,20 @@ function parseUrlencodedPayload(body: Buffer): Record<string, unknown> {
   // Content-Type is not in the signed text, so no body may be readable both ways: a JSON body (an object,
   // after optional whitespace) read as a form would take names and values from inside its strings, which a
   // chat user may have typed ("x&sessionId=other&variables[card]=..."). A form never starts that way.
-  // (A multipart body must start with its boundary delimiter, which a JSON body cannot.)
-  const first = body.find((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+  // Likewise a multipart body, which starts with "--" and its boundary: read as a form, its part values (typed
+  // by the user) could spell names. Neither JSON nor a form can be read as multipart, which must start "--".
+  const at = body.findIndex((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+  const first = at === -1 ? undefined : body[at];
   if (first === 0x7b || first === 0x5b) {
     throw new FieldsealError(
       "invalid_argument",
       "a form body cannot start with { or [: send it as application/json",
+    );
+  }
+  if (first === 0x2d && body[at + 1] === 0x2d) {
+    throw new FieldsealError(
+      "invalid_argument",
+      "a form body cannot start with --: send it as multipart/form-data",
     );
   }
   return formPayload(parseFormBody(body));

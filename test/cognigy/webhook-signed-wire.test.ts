@@ -233,6 +233,45 @@ describe("signed webhooks on the wire", () => {
     expect((await rawHttp1("/webhooks/cognigy", fresh, text)).status).toBe(200);
   });
 
+  it("does not let a captured multipart request be read as a form (or with another boundary) by changing its Content-Type", async () => {
+    const ts = nowSec();
+    const typed = "x&sessionId=wire-victim-mp&variables[credit_card]=6666666666666666&z=";
+    const boundary = "wireBoundary";
+    const text =
+      `--${boundary}\r\nContent-Disposition: form-data; name="sessionId"\r\n\r\nwire-original-mp\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="variables[credit_card]"\r\n\r\n${typed}\r\n` +
+      `--${boundary}--\r\n`;
+    for (const [n, type, detail] of [
+      [
+        0,
+        "application/x-www-form-urlencoded",
+        "a form body cannot start with --: send it as multipart/form-data",
+      ],
+      [
+        1,
+        "multipart/form-data; boundary=wireB",
+        "a multipart boundary delimiter must be followed by a line end or --",
+      ],
+      [2, "application/json", "body is not valid JSON"],
+    ] as const) {
+      // Each captured before delivery (a fresh signature), so only the body's reading can refuse it.
+      const lines = signedLines(ts - n, sign("/webhooks/cognigy", ts - n, text));
+      const swapped = await rawHttp1("/webhooks/cognigy", lines, text, type);
+      expect(swapped.status, type).toBe(400);
+      expect(JSON.parse(swapped.text).detail, type).toBe(detail);
+    }
+    expect(fs.audit.events.filter((e) => e.scopeId === "wire-victim-mp")).toEqual([]);
+    const fresh = signedLines(ts - 3, sign("/webhooks/cognigy", ts - 3, text));
+    const right = await rawHttp1(
+      "/webhooks/cognigy",
+      fresh,
+      text,
+      `multipart/form-data; boundary=${boundary}`,
+    );
+    expect(right.status).toBe(200);
+    expect(fs.audit.events.filter((e) => e.scopeId === "wire-original-mp")).toHaveLength(1);
+  });
+
   it("takes the timestamp window at its edges and refuses what lies past them", async () => {
     const text = (n: string) => body(`wire-window-${n}`);
     const at = (offset: number, n: string) => {
