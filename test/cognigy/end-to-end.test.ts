@@ -132,6 +132,25 @@ function formCall(sessionId: string, token: string): WebhookCall {
   };
 }
 
+/** Cognigy's Form-Data payload: one multipart/form-data part per key (RFC 7578). */
+function multipartCall(sessionId: string, token: string): WebhookCall {
+  const boundary = "----e2eBoundary";
+  const parts: Array<[string, string]> = [
+    ["sessionId", sessionId],
+    ["userId", "user-1"],
+    ["variables[credit_card]", CARD],
+    ["variables[ssn]", SSN],
+    ["variables[language]", "en"],
+  ];
+  return {
+    body: `${parts
+      .map(([n, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${n}"\r\n\r\n${v}\r\n`)
+      .join("")}--${boundary}--\r\n`,
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    headers: { authorization: `Bearer ${token}`, "x-sensitive-metadata": FLAGGED },
+  };
+}
+
 /** The variables a sealed answer must carry: an envelope and a null per flagged field, nothing else. */
 function expectSealedVariables(variables: Record<string, unknown>): void {
   expect(Object.keys(variables).sort()).toEqual(["__enc_credit_card", "__enc_ssn", "credit_card", "ssn"]);
@@ -165,6 +184,8 @@ const SENDERS = [
   { name: "form over HTTP/1.1", send: viaHttp1, body: formCall },
   { name: "JSON over HTTP/2", send: viaHttp2, body: jsonCall },
   { name: "form over HTTP/2", send: viaHttp2, body: formCall },
+  { name: "multipart over HTTP/1.1", send: viaHttp1, body: multipartCall },
+  { name: "multipart over HTTP/2", send: viaHttp2, body: multipartCall },
 ] as const;
 
 describe.each(MODES)("webhook → sealed answer → pushed context ($mode)", ({ mode, method, path }) => {
