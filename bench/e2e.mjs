@@ -66,6 +66,8 @@ export async function runE2e({
     FIELDSEAL_COGNIGY_BASE_URL: simUrl,
     FIELDSEAL_COGNIGY_MODE: "variables_put",
     FIELDSEAL_COGNIGY_BEARER_TOKEN: simBearer,
+    // Pushing from the webhook is off by default; the comparison with the tutorial needs it on.
+    FIELDSEAL_COGNIGY_PUSH: "true",
   });
   const tutorialPort = await freePort();
   await startChild(

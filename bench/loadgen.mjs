@@ -95,7 +95,8 @@ function webhookOp() {
       n++;
       const body = JSON.stringify({
         sessionId: `sess_${(n % 997).toString(16).padStart(8, "0")}`,
-        variables: { credit_card: "4111111111111111", ssn: "999-99-0000", language: "en" },
+        // Every request distinct: Fieldseal answers a repeated identical webhook from memory without pushing.
+        variables: { credit_card: "4111111111111111", ssn: "999-99-0000", language: "en", turn: String(n) },
         user: { id: "user-1" },
       });
       const req = http.request(

@@ -16,6 +16,8 @@ export interface AuditEvent {
     | "destroy"
     | "push"
     | "describe"
+    /** A blind index computed (ComputeIndex, or EncryptFields with index_fields). */
+    | "index"
     /** A call refused before any handler ran: no, unknown or untrusted credentials. */
     | "authenticate";
   /** Empty when the caller could not be authenticated. */

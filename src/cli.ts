@@ -113,7 +113,7 @@ const TOKEN_HELP = `fieldseal token create: generate a bearer token for a callin
 Options:
   --name N        Principal name. Required.
   --scopes LIST   Comma-separated: encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field>, decrypt:*,
-                  legacy:decrypt, legacy:rewrap
+                  index:<field>, index:*, legacy:decrypt, legacy:rewrap
 Prints the token (give it to the service; it is not stored) and the JSON entry to add to the config
 file's "principals" array (it holds only the token's SHA-256).`;
 

@@ -431,8 +431,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     env: "FIELDSEAL_COGNIGY_PUSH",
     file: "cognigy.pushEnabled",
-    description: "Push sealed values from webhooks into the session",
-    default: "true when a base URL is set",
+    description: "Also push sealed values from webhooks into the session (needs a base URL)",
+    default: "false (flows store answers)",
   },
   {
     env: "FIELDSEAL_COGNIGY_DEADLINE_MS",
@@ -764,7 +764,8 @@ export function parseConfig(
         ["context_inject", "variables_put"] as const,
         "context_inject",
       ),
-      pushEnabled: bool("FIELDSEAL_COGNIGY_PUSH", "cognigy.pushEnabled", baseUrl !== undefined),
+      // Off by default: the flow stores the webhook's answer itself (src/cognigy/webhook.ts says why).
+      pushEnabled: bool("FIELDSEAL_COGNIGY_PUSH", "cognigy.pushEnabled", false),
       deadlineMs: int("FIELDSEAL_COGNIGY_DEADLINE_MS", "cognigy.deadlineMs", 6000, 100, 60_000),
       maxAttempts: int("FIELDSEAL_COGNIGY_MAX_ATTEMPTS", "cognigy.maxAttempts", 5, 1, 20),
       baseBackoffMs: int("FIELDSEAL_COGNIGY_BACKOFF_BASE_MS", "cognigy.baseBackoffMs", 100, 0, 60_000),

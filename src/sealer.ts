@@ -1,4 +1,5 @@
 import type { Scope, SealContext } from "./engine/aad.js";
+import { blindIndex } from "./engine/blind-index.js";
 import { envelopeKeyring, looksLikeEnvelope, parseEnvelope } from "./engine/envelope.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { openLegacyBlob, parseLegacyBlob } from "./engine/legacy.js";
@@ -10,6 +11,8 @@ export interface KeySource {
   sealingKey(keyring: string, count?: number): Promise<EngineKey>;
   openingKey(keyring: string, version: number): Promise<EngineKey>;
   openingKeyByLegacyLabel(keyring: string, label: string): Promise<EngineKey>;
+  /** The primary version, then (with `allVersions`) every other version that still opens, newest first. */
+  indexingKeys(keyring: string, allVersions?: boolean): Promise<EngineKey[]>;
 }
 
 /** Counts for metrics. It sees how many fields and which outcome, never a value or a field name. */
@@ -78,6 +81,38 @@ export class Sealer {
     }
     this.#observer?.fieldsSealed(sealed.size);
     return { sealed, keyring: key.keyring, version: key.version };
+  }
+
+  /**
+   * Blind indexes of normalised values under one version of `keyring` (the version EncryptFields just
+   * sealed with), by field.
+   */
+  async indexFields(
+    keyring: string,
+    version: number,
+    fields: ReadonlyArray<readonly [string, string]>,
+  ): Promise<Map<string, string>> {
+    const key = await this.#keys.openingKey(keyring, version);
+    return new Map(fields.map(([field, normalized]) => [field, blindIndex(key, field, normalized)]));
+  }
+
+  /**
+   * The blind index of a normalised value for `field`: under the primary version, then (with
+   * `allVersions`) under every other version that still opens values, newest first. Nothing is sealed.
+   */
+  async computeIndex(
+    keyring: string,
+    field: string,
+    normalized: string,
+    allVersions: boolean,
+  ): Promise<{ indexes: string[]; keyring: string; version: number }> {
+    const keys = await this.#keys.indexingKeys(keyring, allVersions);
+    const primary = keys[0] as EngineKey;
+    return {
+      indexes: keys.map((key) => blindIndex(key, field, normalized)),
+      keyring: primary.keyring,
+      version: primary.version,
+    };
   }
 
   /**

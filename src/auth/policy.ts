@@ -16,6 +16,7 @@ export const OPERATIONS = [
   "destroy",
   "describe",
   "push",
+  "index",
   "legacy_decrypt",
   "legacy_rewrap",
 ] as const;
@@ -29,8 +30,8 @@ export const LEGACY_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>([
 
 /**
  * One allow rule: these operations, on these fields, in these keyrings. An absent list means "any"
- * (`*`). Field lists matter only to operations that name fields (encrypt, decrypt, rewrap, and push, whose
- * context keys are fields); keyring lists only to operations that name a keyring.
+ * (`*`). Field lists matter only to operations that name fields (encrypt, decrypt, rewrap, index, and push,
+ * whose context keys are fields); keyring lists only to operations that name a keyring.
  */
 export interface Grant {
   readonly ops: ReadonlySet<Operation>;
@@ -92,11 +93,12 @@ export function grantForScope(scope: string): Grant | undefined {
     case "legacy:rewrap":
       return only("legacy_rewrap");
   }
-  const decrypt = /^decrypt:(\*|[^\s\0]{1,256})$/.exec(scope);
-  if (decrypt?.[1] === undefined) return undefined;
+  // `decrypt:<field>` opens values of a field; `index:<field>` computes blind indexes of a field's values.
+  const perField = /^(decrypt|index):(\*|[^\s\0]{1,256})$/.exec(scope);
+  if (perField?.[1] === undefined || perField[2] === undefined) return undefined;
   return {
-    ops: new Set<Operation>(["decrypt"]),
-    fields: decrypt[1] === "*" ? undefined : new Set([decrypt[1]]),
+    ops: new Set<Operation>([perField[1] as "decrypt" | "index"]),
+    fields: perField[2] === "*" ? undefined : new Set([perField[2]]),
     keyrings: undefined,
   };
 }
@@ -125,7 +127,7 @@ export function parseGrants(scopes: unknown, allow: unknown, at: string): Grant[
 
 /** The shorthand scopes, for messages and help. */
 export const SCOPE_NAMES =
-  "encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field|*>, legacy:decrypt or legacy:rewrap";
+  "encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field|*>, index:<field|*>, legacy:decrypt or legacy:rewrap";
 
 function parseRule(rule: unknown, at: string): Grant {
   if (typeof rule !== "object" || rule === null || Array.isArray(rule)) {

@@ -13,7 +13,13 @@ export type MalformedReason =
   | "too_deep"
   | "repeated_header"
   | "inexact_number"
-  | "duplicate_name";
+  | "duplicate_name"
+  | "no_boundary"
+  | "multipart_malformed"
+  | "multipart_unterminated"
+  | "file_part"
+  | "too_many_parts"
+  | "part_header_too_large";
 
 /** A body or header that cannot be decoded; answered 400 with `reason`. */
 export class MalformedWebhookError extends FieldsealError {

@@ -98,6 +98,19 @@ export class SignerOverCapacityError extends FieldsealError {
   }
 }
 
+/**
+ * An authentic signature that was used before: the request is a byte-for-byte copy of one already admitted
+ * (a retry of Cognigy's HTTP Request node, or a replay). `principal` is its signer.
+ */
+export class SignatureReplayedError extends FieldsealError {
+  readonly principal: string;
+
+  constructor(principal: string) {
+    super("unauthenticated", "signature was already used");
+    this.principal = principal;
+  }
+}
+
 /** Verifies signatures and refuses replays; one instance per process (the replay memory is in it). */
 export class WebhookSignatureVerifier {
   readonly #secrets: Map<string, Buffer>;
@@ -123,7 +136,8 @@ export class WebhookSignatureVerifier {
 
   /**
    * The principal that signed the request; throws FieldsealError("unauthenticated") for anything not
-   * authentic or replayed, SignerOverCapacityError when the signer's cache had to shrink its window.
+   * authentic, SignatureReplayedError for an authentic signature used before, SignerOverCapacityError when
+   * the signer's cache had to shrink its window.
    */
   verify(headers: SignedHeaders, rawBody: Uint8Array): string {
     const { keyId, timestamp, signature } = headers;
@@ -196,9 +210,7 @@ export class WebhookSignatureVerifier {
       // The clock went back since this signer's cache moved its window on: still outside that window.
       throw new FieldsealError("unauthenticated", "signature timestamp is outside the allowed window");
     }
-    if (admission.kind === "replayed") {
-      throw new FieldsealError("unauthenticated", "signature was already used");
-    }
+    if (admission.kind === "replayed") throw new SignatureReplayedError(keyId);
     if (admission.kind === "over_capacity") throw new SignerOverCapacityError(admission.retryAfterSec);
     return keyId;
   }

@@ -3,34 +3,65 @@
  *
  * It owns HTTP concerns only (method, content type, body limit, header parsing, webhook authentication) and
  * then calls the same FieldsealService RPCs every other client calls, so authorization, validation and
- * audit happen in one place.
+ * audit happen in one place. docs/cognigy-webhook.md describes it for flow authors.
  *
  * Request: `application/json` `{"sessionId", "userId"?, "variables": {...}, "sensitive"?: [...], "user"?}`
- * (`context` is accepted in place of `variables`), or `application/x-www-form-urlencoded` (the node's
- * default payload type) with `sessionId`, `userId`, and either `variables=<JSON object text>` or
- * `variables[<field>]=<value>` pairs; form values are strings, so a flow that needs typed values sends
- * `variables` as JSON text. `sensitive` in a form is a comma-separated list or repeated.
- * Fields to seal: `X-Sensitive-Metadata: field:a,field:b` and/or `sensitive`; every flagged field must be
- * present in the variables.
+ * (`context` is accepted in place of `variables`), `application/x-www-form-urlencoded` (the node's "Text"
+ * payload) or `multipart/form-data` (its "Form-Data" payload; multipart.ts) with `sessionId`, `userId`, and
+ * either `variables=<JSON object text>` or `variables[<field>]=<value>` fields; form values are strings, so
+ * a flow that needs typed values sends `variables` as JSON text. `sensitive` in a form is a comma-separated
+ * list or repeated. Fields to seal: `X-Sensitive-Metadata: field:a,field:b` and/or `sensitive`.
  *
- * Bodies, percent-decoded form names and values, and X-Sensitive-Metadata are decoded as strict UTF-8 (a
- * `charset` other than UTF-8 is 415), and JSON is scanned before parsing for nesting past the limit, numbers a
- * double cannot hold exactly and names repeated in an object (webhook-body.ts): such refusals are 400 with a
- * `reason`.
+ * Bodies, percent-decoded form names and values, multipart parts and X-Sensitive-Metadata are decoded as
+ * strict UTF-8 (a `charset` other than UTF-8 is 415), and JSON is scanned before parsing for nesting past the
+ * limit, numbers a double cannot hold exactly and names repeated in an object (webhook-body.ts).
  *
  * Authentication: a signed request (v2 signs method, target, timestamp, X-Sensitive-Metadata and body; see
- * webhook-signature.ts) acts as the signing principal through
- * `principalHeaders`; otherwise the caller's token (`Authorization: Bearer <token>`, or as Cognigy's HTTP
- * Request node sends a stored API key, `Authorization: ApiKey <token>` or `X-API-Key: <token>`) is forwarded
- * as a bearer token and the service checks it.
+ * webhook-signature.ts) acts as the signing principal through `principalHeaders`; otherwise the caller's
+ * token (`Authorization: Bearer <token>`, or as Cognigy's HTTP Request node sends a stored API key,
+ * `Authorization: ApiKey <token>` or `X-API-Key: <token>`) is forwarded as a bearer token and the service
+ * checks it when sealing. So a malformed body with a bad token is answered 400 before the token is checked.
  *
- * Answer 200: `{"sessionId", "keyring", "keyVersion", "variables": {"__enc_<f>": sealed, "<f>": null},
- * "pushed": {attempts, httpStatus, deduplicated} | null}`. When the seal succeeded but the push failed the
- * status is 502 (504 for a deadline; 401/403 when the caller may not push) and the problem document still
- * carries `variables` and `keyVersion`: the sealed values are safe to keep, and the flow can store them
- * itself rather than seal again. Authentication of a bearer token happens in the service, so a malformed
- * body with a bad token is answered 400 before the token is ever checked.
- * Errors are RFC 7807 `application/problem+json` and never echo request values.
+ * Answers. Cognigy's HTTP Request node treats a status above 299 as an error: it may stop the flow, it
+ * retries by itself, and one of its error-logging options writes the request payload (the plaintext) into
+ * Cognigy's logs. So every outcome a flow should branch on is HTTP 200 with a `status`:
+ *
+ * | status | outcome | body |
+ * |---|---|---|
+ * | 200 `sealed` | sealed (and pushed when pushing is on) | sessionId, keyring, keyVersion, variables, pushed |
+ * | 200 `sealed_not_pushed` | sealed, the push failed (Cognigy down, 429, deadline, push not allowed) | as sealed, plus reason, message; pushed null |
+ * | 200 `refused` reason `flagged_field_missing` | a flagged field is absent, null or "" | reason, message, fields (names only) |
+ * | 200 `refused` reason from the service | EncryptFields said INVALID_ARGUMENT (`field_format_invalid`, `value_refused`: a value the engine refuses) or the values are too large (`too_large`) | reason, message |
+ * | 400 | malformed request: not UTF-8, bad JSON / form / multipart, no sessionId, no flagged field, bad X-Sensitive-Metadata | RFC 7807 with `reason` |
+ * | 401 / 403 | no or unknown credentials, bad signature / may not seal | RFC 7807 |
+ * | 405 / 413 / 415 | not POST / body over the limit / another media type or charset | RFC 7807 |
+ * | 429 | a signed request's signature used before whose first answer is not held (`replayed`), a signer over its replay capacity, the service's rate limit | RFC 7807 |
+ * | 5xx | server faults: the keyring missing, the key store down (503), a deadline (504), a bug (500) | RFC 7807 |
+ *
+ * The line between 200 `refused` and 400: `refused` depends on what the user said in this conversation (the
+ * flow re-asks, or goes on without the value), while a 400 is the same on every call until the flow's author
+ * fixes the node. A flagged field that is absent, null or an empty string is missing: a JSON body built
+ * with inline CognigyScript renders an unset `{{context.x}}` as "", a `$cs` expression that yields nothing
+ * leaves the key out, and a field sealed already holds null. Nothing is sealed when any field is missing.
+ * A refused request is still sealed once (with the missing fields as null) and the result thrown away, so
+ * only a caller that may seal those fields learns which are missing: the service audits that seal.
+ * No answer ever contains a submitted value (test/cognigy/webhook-answers.test.ts, the canary).
+ *
+ * Pushing (`pushEnabled`, off by default): the flow stores the answer itself (the node's "Store result in
+ * Context"), which needs no REST call and no share of Cognigy's per-IP REST limit; Cognigy does not document
+ * whether a context inject that lands while the flow's turn is running survives the end of that turn. Turn it
+ * on for flows that cannot store the answer. PushSession stays available for writes outside a running turn.
+ *
+ * Retries. The node re-sends the same bytes when it times out or sees an error. A request's key is a digest
+ * of the session, the caller (the token's hash, or the signer and the signed timestamp), the content type,
+ * X-Sensitive-Metadata and the body (`webhookRequestKey`); the first answer's sealed variables are kept under
+ * it for 15 minutes (webhook-answer-cache.ts, bounded), and a retry is answered with exactly those values,
+ * not with the values its own seal produced (a fresh nonce each time). The push carries the key as its
+ * idempotency key and sends those same values, so the session holds what every answer says and Cognigy
+ * applies the push once; a retry of a pushed request answers `pushed.deduplicated: true` without sending.
+ * A retry is still sealed (and so authenticated and authorized) before it is answered. A signed retry
+ * carries a signature already used: it is answered from the same memory (after waiting for a first copy
+ * still in flight) and refused 429 `replayed` only when no answer to it is held. The memory is per process.
  */
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
@@ -39,23 +70,19 @@ import {
   constants as h2constants,
   type IncomingHttpHeaders as IncomingHttp2Headers,
 } from "node:http2";
-import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { type FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
-import { connectCodeName, httpStatusForConnectError } from "../service/error-map.js";
-import { parseSensitiveMetadata } from "./sensitive-fields.js";
-import {
-  decodeHeaderUtf8,
-  decodeUtf8,
-  MAX_VALUE_DEPTH,
-  MalformedWebhookError,
-  parseFormBody,
-  parseJsonText,
-} from "./webhook-body.js";
+import { connectCodeName, REASON_HEADER } from "../service/error-map.js";
+import { DEFAULT_MULTIPART_LIMITS, type MultipartLimits } from "./multipart.js";
+import { type AnsweredRequest, WebhookAnswerCache } from "./webhook-answer-cache.js";
+import { MalformedWebhookError } from "./webhook-body.js";
+import { mediaType, type ParsedWebhook, parseWebhook } from "./webhook-payload.js";
 import {
   keyIdHeader,
+  SignatureReplayedError,
   SignerOverCapacityError,
   signatureHeader,
   timestampHeader,
@@ -65,7 +92,7 @@ import {
 export interface WebhookDeps {
   /** A client over an in-process transport to the server's own FieldsealService handlers. */
   client: Client<typeof FieldsealService>;
-  /** Push the sealed values into the session with PushSession. */
+  /** Push the sealed values into the session with PushSession (off by default in the config; see above). */
   pushEnabled: boolean;
   /** Endpoint for PushSession; default: the server's configured one. */
   pushMode?: PushMode;
@@ -73,6 +100,10 @@ export interface WebhookDeps {
   defaultKeyring?: string;
   /** Default 64 KiB. */
   maxBodyBytes?: number;
+  /** Bounds of a multipart body beyond its size; default 64 parts, 1 KiB of headers per part. */
+  multipartLimits?: MultipartLimits;
+  /** Bounds of the memory of answered requests; default 10,000 entries, 16 MiB, 15 minutes. */
+  answerMemory?: { maxEntries?: number; maxBytes?: number; ttlMs?: number };
   /** Principal → shared secret, enabling signed requests. */
   hmacSecrets?: Record<string, string>;
   /** Default 300. */
@@ -86,7 +117,7 @@ export interface WebhookDeps {
    */
   principalHeaders?: (principal: string) => Headers | Record<string, string>;
   now?: () => number;
-  /** Told about failures for logging: a status and a value-free message. */
+  /** Told about failures and refusals for logging: a status and a value-free message. */
   onError?: (event: { status: number; code: string; message: string }) => void;
 }
 
@@ -100,6 +131,15 @@ export interface WebhookResponse {
 export type WebhookRequest = IncomingMessage | Http2ServerRequest;
 
 const DEFAULT_MAX_BODY = 64 * 1024;
+const MEDIA_TYPES = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"];
+
+/** Who is calling, as the webhook knows before the service does. */
+interface Caller {
+  /** Headers for the RPCs. */
+  headers: Headers | Record<string, string>;
+  /** Identifies the caller inside the request key: a digest of the token, or the signer and timestamp. */
+  identity: string;
+}
 
 /** Builds the `(req, res)` handler for `POST /webhooks/cognigy`. */
 export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, res: WebhookResponse) => void {
@@ -109,6 +149,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       "hmacSecrets needs principalHeaders to call RPCs as the signer",
     );
   }
+  const now = deps.now ?? Date.now;
   const verifier =
     deps.hmacSecrets !== undefined
       ? new WebhookSignatureVerifier({
@@ -118,10 +159,19 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
             ? {}
             : { replayCapacityPerSigner: deps.hmacReplayCapacityPerSigner }),
           acceptV1: deps.hmacAcceptV1 ?? false,
-          now: deps.now ?? Date.now,
+          now,
         })
       : undefined;
   const maxBody = deps.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const multipartLimits = deps.multipartLimits ?? DEFAULT_MULTIPART_LIMITS;
+  const answers = new WebhookAnswerCache({
+    maxEntries: deps.answerMemory?.maxEntries ?? 10_000,
+    maxBytes: deps.answerMemory?.maxBytes ?? 16 * 1024 * 1024,
+    ttlMs: deps.answerMemory?.ttlMs ?? 15 * 60_000,
+    now,
+  });
+  /** Requests being sealed, by key: a signed copy arriving meanwhile waits for the first one's answer. */
+  const sealing = new Map<string, Promise<void>>();
 
   return (req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -144,17 +194,27 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       deps.onError?.({ status, code, message: detail });
       sendProblem(res, req, status, code, title, detail, extra, headers);
     };
+    /** 200 `refused`: the flow branches on `reason`; `message` and `fields` name no value. */
+    const refuse = (sessionId: string, reason: string, message: string, extra?: Record<string, unknown>) => {
+      deps.onError?.({ status: 200, code: reason, message });
+      sendJson(
+        res,
+        200,
+        { status: "refused", sessionId, reason, message, ...extra },
+        { [REASON_HEADER]: reason },
+      );
+    };
     if (req.method !== "POST") {
       return fail(405, "method_not_allowed", "Method Not Allowed", "use POST", undefined);
     }
     const rawContentType = header(req.headers, "content-type");
     const contentType = mediaType(rawContentType);
-    if (contentType !== "application/json" && contentType !== "application/x-www-form-urlencoded") {
+    if (!MEDIA_TYPES.includes(contentType)) {
       return fail(
         415,
         "unsupported_media_type",
         "Unsupported Media Type",
-        "send application/json or application/x-www-form-urlencoded",
+        "send application/json, application/x-www-form-urlencoded or multipart/form-data",
       );
     }
     // Bodies are read as UTF-8 whatever the header says; a sender that declares another charset means other
@@ -194,22 +254,31 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
     const sensitiveHeader = header(req.headers, "x-sensitive-metadata");
 
     // Authentication comes first after the body (a signature covers the raw bytes).
-    let callHeaders: Headers | Record<string, string>;
+    let caller: Caller;
+    let replayed = false;
     try {
-      callHeaders = authenticate(req, body, sensitiveHeader);
+      caller = authenticate(req, body, sensitiveHeader);
     } catch (err) {
-      if (err instanceof SignerOverCapacityError) {
+      if (err instanceof SignatureReplayedError && deps.principalHeaders !== undefined) {
+        // Authentic, and a copy of a request admitted before: answered below from that request's answer.
+        replayed = true;
+        caller = {
+          headers: deps.principalHeaders(err.principal),
+          identity: signedIdentity(err.principal, header(req.headers, timestampHeader) ?? ""),
+        };
+      } else if (err instanceof SignerOverCapacityError) {
         return fail(429, err.code, "Too Many Requests", err.message, undefined, {
           "retry-after": String(err.retryAfterSec),
         });
+      } else {
+        const message = isFieldsealError(err) ? err.message : "authentication failed";
+        return fail(401, "unauthenticated", "Unauthorized", message);
       }
-      const message = isFieldsealError(err) ? err.message : "authentication failed";
-      return fail(401, "unauthenticated", "Unauthorized", message);
     }
 
     let parsed: ParsedWebhook;
     try {
-      parsed = parseWebhook(contentType, body, sensitiveHeader);
+      parsed = parseWebhook(rawContentType ?? "", body, sensitiveHeader, multipartLimits);
     } catch (err) {
       if (err instanceof MalformedWebhookError) {
         return fail(400, err.code, "Bad Request", err.message, { reason: err.reason });
@@ -217,50 +286,69 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       if (isFieldsealError(err)) return fail(400, err.code, "Bad Request", err.message);
       throw err;
     }
+    const key = webhookRequestKey({
+      sessionId: parsed.sessionId,
+      caller: caller.identity,
+      contentType: rawContentType ?? "",
+      sensitiveHeader,
+      body,
+    });
 
-    // Seal. Nothing is pushed unless this succeeds.
-    const fields: Record<string, Value> = {};
-    for (const name of parsed.sensitive) fields[name] = fromJson(ValueSchema, parsed.variables[name] ?? null);
-    let sealed: { sealed: Record<string, string>; keyring: string; keyVersion: number };
-    try {
-      sealed = await deps.client.encryptFields(
-        {
-          keyring: deps.defaultKeyring ?? "",
-          scope: { id: { case: "sessionId", value: parsed.sessionId } },
-          fields,
-        },
-        { headers: callHeaders },
-      );
-    } catch (err) {
-      const ce = ConnectError.from(err);
-      return fail(httpStatusForConnectError(ce), connectCodeName(ce.code), "Seal Failed", ce.rawMessage);
-    }
-
-    const variables: Record<string, JsonValue> = {};
-    for (const name of parsed.sensitive) {
-      const value = sealed.sealed[name];
-      if (value === undefined) {
+    let answered: AnsweredRequest | undefined;
+    if (replayed) {
+      await sealing.get(key);
+      answered = answers.get(key);
+      if (answered === undefined || parsed.missing.length > 0) {
         return fail(
-          502,
-          "internal",
-          "Seal Failed",
-          `the service returned no sealed value for field "${name}"`,
+          429,
+          "replayed",
+          "Too Many Requests",
+          "signature was already used and no answer to it is held: sign again with a fresh timestamp",
+          { reason: "replayed" },
         );
       }
-      variables[`__enc_${name}`] = value;
-      variables[name] = null;
+    } else {
+      let done = () => {};
+      const first = !sealing.has(key);
+      if (first) sealing.set(key, new Promise<void>((resolve) => (done = resolve)));
+      try {
+        const outcome = await seal(parsed, caller);
+        if (outcome.kind === "fault")
+          return fail(outcome.status, outcome.code, "Seal Failed", outcome.message);
+        if (outcome.kind === "refused") {
+          return refuse(parsed.sessionId, outcome.reason, outcome.message, outcome.extra);
+        }
+        // The first answer to these bytes is the one the session and every retry keep.
+        answered = answers.get(key);
+        if (answered === undefined) {
+          answered = outcome.answer;
+          answers.set(key, answered);
+        }
+      } finally {
+        if (first) {
+          sealing.delete(key);
+          done();
+        }
+      }
     }
-    const answer = {
-      sessionId: parsed.sessionId,
-      keyring: sealed.keyring,
-      keyVersion: sealed.keyVersion,
-      variables,
-    };
 
+    const answer = {
+      status: "sealed",
+      sessionId: parsed.sessionId,
+      keyring: answered.keyring,
+      keyVersion: answered.keyVersion,
+      variables: answered.variables,
+    };
     if (!deps.pushEnabled) return sendJson(res, 200, { ...answer, pushed: null });
+    if (answered.pushed !== undefined) {
+      return sendJson(res, 200, {
+        ...answer,
+        pushed: { ...answered.pushed, attempts: 0, deduplicated: true },
+      });
+    }
 
     const context: Record<string, Value> = {};
-    for (const [k, v] of Object.entries(variables)) context[k] = fromJson(ValueSchema, v);
+    for (const [k, v] of Object.entries(answered.variables)) context[k] = fromJson(ValueSchema, v);
     try {
       const pushed = await deps.client.pushSession(
         {
@@ -268,10 +356,11 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
           userId: parsed.userId,
           context,
           mode: deps.pushMode ?? PushMode.UNSPECIFIED,
-          idempotencyKey: pushIdempotencyKey(parsed.sessionId, body, variables),
+          idempotencyKey: key,
         },
-        { headers: callHeaders },
+        { headers: caller.headers },
       );
+      answers.set(key, { ...answered, pushed: { attempts: pushed.attempts, httpStatus: pushed.httpStatus } });
       return sendJson(res, 200, {
         ...answer,
         pushed: {
@@ -282,33 +371,100 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       });
     } catch (err) {
       const ce = ConnectError.from(err);
-      // The caller's own credentials keep their status; anything else is Cognigy's side: 502, or 504.
-      const own = ce.code === Code.Unauthenticated || ce.code === Code.PermissionDenied;
-      const status = own ? httpStatusForConnectError(ce) : ce.code === Code.DeadlineExceeded ? 504 : 502;
-      return fail(
-        status,
-        connectCodeName(ce.code),
-        "Push Failed",
-        `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`,
-        { ...answer, pushed: null },
+      const reason = ce.metadata.get(REASON_HEADER) ?? connectCodeName(ce.code);
+      const message = `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`;
+      deps.onError?.({ status: 200, code: reason, message });
+      return sendJson(
+        res,
+        200,
+        { ...answer, status: "sealed_not_pushed", reason, message, pushed: null },
+        { [REASON_HEADER]: reason },
       );
     }
   }
 
-  function authenticate(
-    req: WebhookRequest,
-    body: Buffer,
-    sensitiveHeader: string | undefined,
-  ): Headers | Record<string, string> {
+  /**
+   * Seals the flagged fields. When some are missing, the present ones are sealed beside nulls for the
+   * missing ones (so the service authenticates the caller and checks it may seal them all) and the result
+   * is thrown away.
+   */
+  async function seal(
+    parsed: ParsedWebhook,
+    caller: Caller,
+  ): Promise<
+    | { kind: "sealed"; answer: AnsweredRequest }
+    | { kind: "refused"; reason: string; message: string; extra?: Record<string, unknown> }
+    | { kind: "fault"; status: number; code: string; message: string }
+  > {
+    const fields: Record<string, Value> = {};
+    for (const name of parsed.sensitive) fields[name] = fromJson(ValueSchema, parsed.variables[name] ?? null);
+    const missing =
+      parsed.missing.length === 0
+        ? undefined
+        : {
+            kind: "refused" as const,
+            reason: "flagged_field_missing",
+            message: `flagged fields are absent, null or empty: ${parsed.missing.map((f) => JSON.stringify(f)).join(", ")}`,
+            extra: { fields: parsed.missing },
+          };
+    let sealed: Awaited<ReturnType<typeof deps.client.encryptFields>>;
+    try {
+      sealed = await deps.client.encryptFields(
+        {
+          keyring: deps.defaultKeyring ?? "",
+          scope: { id: { case: "sessionId", value: parsed.sessionId } },
+          fields,
+        },
+        { headers: caller.headers },
+      );
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      const reason = ce.metadata.get(REASON_HEADER) ?? connectCodeName(ce.code);
+      if (ce.code === Code.InvalidArgument || reason === "too_large") {
+        // A missing field is what the flow can act on first; the service's view of a null is beside it.
+        if (missing !== undefined) return missing;
+        return {
+          kind: "refused",
+          reason: reason === "invalid_argument" ? "value_refused" : reason,
+          message: ce.rawMessage,
+        };
+      }
+      return { kind: "fault", status: sealFaultStatus(ce.code), code: reason, message: ce.rawMessage };
+    }
+    if (missing !== undefined) return missing;
+
+    const variables: Record<string, JsonValue> = {};
+    for (const name of parsed.sensitive) {
+      const value = sealed.sealed[name];
+      if (value === undefined) {
+        return {
+          kind: "fault",
+          status: 500,
+          code: "internal",
+          message: `the service returned no sealed value for field "${name}"`,
+        };
+      }
+      variables[`__enc_${name}`] = value;
+      variables[name] = null;
+      const mask = sealed.masked[name];
+      if (mask !== undefined) {
+        variables[`__mask_${name}`] = { format: mask.format, text: mask.text, speakable: mask.speakable };
+      }
+    }
+    return { kind: "sealed", answer: { keyring: sealed.keyring, keyVersion: sealed.keyVersion, variables } };
+  }
+
+  function authenticate(req: WebhookRequest, body: Buffer, sensitiveHeader: string | undefined): Caller {
     const signature = header(req.headers, signatureHeader);
     if (signature !== undefined) {
       if (verifier === undefined || deps.principalHeaders === undefined) {
         throw new FieldsealError("unauthenticated", "signed requests are not enabled");
       }
+      const timestamp = header(req.headers, timestampHeader);
       const principal = verifier.verify(
         {
           keyId: header(req.headers, keyIdHeader),
-          timestamp: header(req.headers, timestampHeader),
+          timestamp,
           signature,
           method: req.method ?? "",
           path: req.url ?? "",
@@ -316,7 +472,10 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         },
         body,
       );
-      return deps.principalHeaders(principal);
+      return {
+        headers: deps.principalHeaders(principal),
+        identity: signedIdentity(principal, timestamp ?? ""),
+      };
     }
     // Cognigy's HTTP Request node sends a stored API key as `Authorization: ApiKey <key>` or `X-API-Key:
     // <key>`; either carries a Fieldseal token the same way `Authorization: Bearer` does.
@@ -329,150 +488,64 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         "send Authorization: Bearer <token> (or ApiKey <token>, or X-API-Key: <token>) or a signed request",
       );
     }
-    return { authorization: `Bearer ${token}` };
+    return {
+      headers: { authorization: `Bearer ${token}` },
+      identity: `bearer:${createHash("sha256").update(token).digest("base64url")}`,
+    };
   }
 }
 
-interface ParsedWebhook {
+/** A signed caller inside a request key: the signer, and the signed timestamp that tells retries apart. */
+function signedIdentity(principal: string, timestamp: string): string {
+  return `signed:${principal}:${timestamp}`;
+}
+
+/** HTTP status for a seal that failed for a reason other than the caller's input. */
+function sealFaultStatus(code: Code): number {
+  switch (code) {
+    case Code.Unauthenticated:
+      return 401;
+    case Code.PermissionDenied:
+      return 403;
+    case Code.ResourceExhausted:
+      return 429;
+    case Code.Unavailable:
+      return 503;
+    case Code.DeadlineExceeded:
+      return 504;
+    default:
+      // A missing keyring (the server's configured one), a store conflict, a bug: the operator's to fix.
+      return 500;
+  }
+}
+
+/**
+ * A webhook request's key: the idempotency key of its push and the key of its remembered answer. It covers
+ * the session, the caller, the content type (a multipart boundary included), X-Sensitive-Metadata and the
+ * body bytes, and not the sealed values, which differ on every seal: a byte-for-byte retry of the same
+ * request has the same key, so Cognigy gets one push and every answer the same values.
+ */
+export function webhookRequestKey(parts: {
   sessionId: string;
-  userId: string;
-  variables: JsonObject;
-  sensitive: string[];
-}
-
-/** Validates the payload and works out the fields to seal; throws FieldsealError("invalid_argument"). */
-export function parseWebhook(
-  contentType: string,
-  body: Buffer,
-  sensitiveHeader: string | undefined,
-): ParsedWebhook {
-  const headerFields = parseSensitiveMetadata(
-    sensitiveHeader === undefined ? undefined : decodeHeaderUtf8(sensitiveHeader, "X-Sensitive-Metadata"),
-  );
-  const payload = contentType === "application/json" ? parseJsonPayload(body) : parseFormPayload(body);
-  const sessionId = payload.sessionId;
-  if (typeof sessionId !== "string" || sessionId.trim() === "") {
-    throw new FieldsealError("invalid_argument", '"sessionId" is required and must be a non-empty string');
-  }
-  assertWellFormed(sessionId, '"sessionId"');
-  const userId = payload.userId ?? "";
-  if (typeof userId !== "string") throw new FieldsealError("invalid_argument", '"userId" must be a string');
-  assertWellFormed(userId, '"userId"');
-  if (payload.variables !== undefined && payload.context !== undefined) {
-    throw new FieldsealError("invalid_argument", 'send "variables" or "context", not both');
-  }
-  const variables = payload.variables ?? payload.context;
-  if (!isJsonObject(variables)) {
-    throw new FieldsealError("invalid_argument", '"variables" is required and must be a JSON object');
-  }
-  const bodyFields = payload.sensitive ?? [];
-  if (!Array.isArray(bodyFields) || !bodyFields.every((f) => typeof f === "string" && f !== "")) {
-    throw new FieldsealError("invalid_argument", '"sensitive" must be a list of field names');
-  }
-  const sensitive = [...new Set([...headerFields, ...(bodyFields as string[])])];
-  if (sensitive.length === 0) {
-    throw new FieldsealError(
-      "invalid_argument",
-      'no fields flagged: send X-Sensitive-Metadata: field:<name>,... or a "sensitive" list',
-    );
-  }
-  for (const name of sensitive) {
-    assertWellFormed(name, "a flagged field name");
-    // Assigning "__proto__" on a plain object (the seal request, the answer) sets its prototype instead of a
-    // field: the value would silently drop out of the request. No Cognigy variable needs that name.
-    if (name === "__proto__") {
-      throw new FieldsealError("invalid_argument", 'a field named "__proto__" cannot be sealed');
-    }
-    if (!Object.hasOwn(variables, name)) {
-      throw new FieldsealError("invalid_argument", `flagged field "${name}" is not in the variables`);
-    }
-  }
-  return { sessionId, userId, variables, sensitive };
-}
-
-/**
- * A string the engine would bind or seal must be well-formed UTF-16: a lone surrogate (valid in a JSON
- * escape) would be encoded as U+FFFD, binding or sealing something other than what was sent.
- */
-function assertWellFormed(text: string, what: string): void {
-  if (!text.isWellFormed())
-    throw new MalformedWebhookError("lone_surrogate", `${what} contains a lone surrogate`);
-}
-
-function parseJsonPayload(body: Buffer): Record<string, unknown> {
-  // body → variables → value: a value may nest as deep as the engine allows, and no deeper.
-  const parsed = parseJsonText(decodeUtf8(body, "body"), "body", MAX_VALUE_DEPTH + 2);
-  if (!isJsonObject(parsed)) throw new FieldsealError("invalid_argument", "body must be a JSON object");
-  return parsed;
-}
-
-function parseFormPayload(body: Buffer): Record<string, unknown> {
-  // Content-Type is not in the signed text, so no body may be readable both ways: a JSON body (an object,
-  // after optional whitespace) read as a form would take names and values from inside its strings, which a
-  // chat user may have typed ("x&sessionId=other&variables[card]=..."). A form never starts that way.
-  const first = body.find((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
-  if (first === 0x7b || first === 0x5b) {
-    throw new FieldsealError(
-      "invalid_argument",
-      "a form body cannot start with { or [: send it as application/json",
-    );
-  }
-  const form = parseFormBody(body);
-  const out: Record<string, unknown> = {};
-  const pairs: JsonObject = {};
-  let hasPairs = false;
-  const sensitive: string[] = [];
-  // As in JSON, a name given twice is refused: which of two values a reader takes is a guess.
-  const repeated = () => new MalformedWebhookError("duplicate_name", "the form names a field twice");
-  for (const [key, value] of form) {
-    const pair = /^variables\[([^\]]+)\]$/.exec(key);
-    if (pair?.[1] !== undefined) {
-      if (Object.hasOwn(pairs, pair[1])) throw repeated();
-      pairs[pair[1]] = value;
-      hasPairs = true;
-    } else if (key === "variables") {
-      if (out.variables !== undefined) throw repeated();
-      out.variables = parseJsonText(value, '"variables" form value', MAX_VALUE_DEPTH + 1);
-    } else if (key === "sensitive" || key === "sensitive[]") {
-      sensitive.push(...value.split(",").map((s) => s.trim()));
-    } else if (key === "sessionId" || key === "userId" || key === "context") {
-      if (Object.hasOwn(out, key)) throw repeated();
-      out[key] = value;
-    }
-  }
-  if (hasPairs) {
-    if (out.variables !== undefined) {
-      throw new FieldsealError(
-        "invalid_argument",
-        'send "variables" as JSON or as variables[<field>] pairs, not both',
-      );
-    }
-    out.variables = pairs;
-  }
-  if (sensitive.length > 0) out.sensitive = sensitive;
-  return out;
-}
-
-/**
- * One push's idempotency key. It covers the session, the request body and the sealed values: a retry of the
- * same push carries the same key, while a webhook delivered again is sealed again with fresh nonces, so it
- * is a different push and gets a different key (reusing the key for different values would be refused as a
- * conflict). Pushing twice is harmless either way: a push only sets absolute values.
- */
-export function pushIdempotencyKey(
-  sessionId: string,
-  body: Buffer,
-  variables: Record<string, JsonValue>,
-): string {
+  caller: string;
+  contentType: string;
+  sensitiveHeader: string | undefined;
+  body: Buffer;
+}): string {
   const h = createHash("sha256");
-  h.update(`fieldseal-webhook-v1\n${sessionId}\n`);
-  h.update(createHash("sha256").update(body).digest());
-  h.update(JSON.stringify(Object.entries(variables).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+  // Each part length-prefixed, so no two different requests spell the same input.
+  for (const part of [
+    "fieldseal-webhook-v2",
+    parts.sessionId,
+    parts.caller,
+    parts.contentType,
+    parts.sensitiveHeader ?? "\u0000none",
+  ]) {
+    const bytes = Buffer.from(part, "utf8");
+    h.update(`${bytes.length}:`).update(bytes);
+  }
+  h.update(createHash("sha256").update(parts.body).digest());
   return `fs-wh-${h.digest("base64url")}`;
-}
-
-function isJsonObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 function header(headers: IncomingHttpHeaders | IncomingHttp2Headers, name: string): string | undefined {
@@ -486,10 +559,6 @@ function headerCount(req: WebhookRequest, name: string): number {
     if (req.rawHeaders[i]?.toLowerCase() === name) count += 1;
   }
   return count;
-}
-
-function mediaType(contentType: string | undefined): string {
-  return (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
 }
 
 /** True unless a `charset` parameter names something other than UTF-8 (RFC 9110 §8.3.1: case-insensitive). */
@@ -553,11 +622,12 @@ function sendJson(
   res: WebhookResponse,
   status: number,
   body: unknown,
-  contentType = "application/json",
+  extraHeaders: Record<string, string> = {},
 ): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
-    "content-type": contentType,
+    ...extraHeaders,
+    "content-type": "application/json",
     "content-length": String(Buffer.byteLength(text)),
     "cache-control": "no-store",
   });

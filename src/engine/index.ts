@@ -1,5 +1,6 @@
 /** The sealing engine: envelope, AEAD and AAD. Pure: no network, no files, no clocks. */
 export { buildAad, type Scope, type SealContext } from "./aad.js";
+export { blindIndex, INDEX_BYTES, INDEX_PREFIX, indexKey } from "./blind-index.js";
 export {
   type Envelope,
   envelopeKeyring,

@@ -386,6 +386,27 @@ export class Keyrings {
     return this.#openable(state, version);
   }
 
+  /**
+   * Keys for blind indexes: the primary version, then with `allVersions` every other version that still
+   * opens values (at or above the minimum decryption version), newest first. Served from the cache as
+   * openingKey is; no seal is reserved, because an index is an HMAC and spends no AES-GCM nonce.
+   */
+  async indexingKeys(name: string, allVersions = false): Promise<SealingKey[]> {
+    assertKeyringName(name);
+    const hit = this.#cached(name);
+    this.#emit({ type: hit ? "cache_hit" : "cache_miss", keyring: name });
+    if (hit) this.#refreshIfDue(hit);
+    const entry = hit ?? (await this.#findForOpening(name, "primary version"));
+    const state = entry.state ?? (await this.#loadForUnseen(entry, "primary version"));
+    const versions = [state.primary];
+    if (allVersions) {
+      for (let v = latestVersion(state); v >= state.minDecryptVersion; v--) {
+        if (v !== state.primary) versions.push(v);
+      }
+    }
+    return versions.map((v) => this.#openable(state, v));
+  }
+
   /** The version adopted from a tutorial-shaped secret whose `version` label was `label`. */
   async openingKeyByLegacyLabel(name: string, label: string): Promise<SealingKey> {
     assertKeyringName(name);

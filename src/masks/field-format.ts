@@ -1,4 +1,4 @@
-import { FieldsealError } from "../errors.js";
+import { FieldsealError, isFieldsealError } from "../errors.js";
 
 /** The mask formats a field can have. docs/masks.md says what each one checks and shows. */
 export const FORMAT_NAMES = ["card", "national_id", "email", "phone", "generic"] as const;
@@ -28,4 +28,20 @@ export const GENERIC_MAX_END = 8;
 /** A value that does not fit its field's format; the message says why without quoting the value. */
 export function formatInvalid(why: string): FieldsealError {
   return new FieldsealError("field_format_invalid", why);
+}
+
+/**
+ * Runs `check` on a value of `field`, turning its field_format_invalid into one that names the field and
+ * the format (never the value): `field "card" does not fit its format "card": it fails the Luhn check`.
+ */
+export function checkedFor<T>(field: string, format: FormatName, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (!isFieldsealError(err, "field_format_invalid")) throw err;
+    throw new FieldsealError(
+      "field_format_invalid",
+      `field "${field}" does not fit its format "${format}": it ${err.message}`,
+    );
+  }
 }

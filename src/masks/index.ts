@@ -12,4 +12,5 @@ export {
 export { genericChars } from "./generic.js";
 export { maskFields, maskValue } from "./mask.js";
 export { nationalIdChars } from "./national-id.js";
+export { normalizeForIndex } from "./normalize.js";
 export { phoneDigits } from "./phone.js";

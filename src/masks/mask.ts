@@ -1,8 +1,13 @@
 import type { JsonValue } from "../engine/json-value.js";
-import { FieldsealError, isFieldsealError } from "../errors.js";
 import { maskCard } from "./card.js";
 import { maskEmail } from "./email.js";
-import type { FieldFormat, FieldFormats, MaskedValue } from "./field-format.js";
+import {
+  checkedFor,
+  type FieldFormat,
+  type FieldFormats,
+  formatInvalid,
+  type MaskedValue,
+} from "./field-format.js";
 import { maskGeneric } from "./generic.js";
 import { maskNationalId } from "./national-id.js";
 import { maskPhone } from "./phone.js";
@@ -12,8 +17,8 @@ import { maskPhone } from "./phone.js";
  * string) fails with field_format_invalid; the message names the field and the format, never the value.
  */
 export function maskValue(field: string, format: FieldFormat, value: JsonValue): MaskedValue {
-  try {
-    if (typeof value !== "string") throw new FieldsealError("field_format_invalid", "must be a string");
+  return checkedFor(field, format.format, () => {
+    if (typeof value !== "string") throw formatInvalid("must be a string");
     switch (format.format) {
       case "card":
         return maskCard(value);
@@ -26,13 +31,7 @@ export function maskValue(field: string, format: FieldFormat, value: JsonValue):
       case "generic":
         return maskGeneric(value, format.first, format.last);
     }
-  } catch (err) {
-    if (!isFieldsealError(err, "field_format_invalid")) throw err;
-    throw new FieldsealError(
-      "field_format_invalid",
-      `field "${field}" does not fit its format "${format.format}": it ${err.message}`,
-    );
-  }
+  });
 }
 
 /**

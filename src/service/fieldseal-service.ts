@@ -19,7 +19,7 @@ import { assertAadPart, assertKeyringName } from "../engine/names.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
 import { destroyedThrough, latestVersion, liveVersion } from "../keys/keyring-state.js";
 import type { KeyringState } from "../keys/types.js";
-import { type FieldFormats, maskFields } from "../masks/index.js";
+import { type FieldFormats, maskFields, normalizeForIndex } from "../masks/index.js";
 import type { Sealer } from "../sealer.js";
 import { principalKey, requestIdKey } from "./context.js";
 import { connectCodeFor, connectCodeName } from "./error-map.js";
@@ -238,8 +238,24 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
         assertAadPart("field name", field);
         return [field, valueToJson(value, `field "${field}"`)] as const;
       });
-      // Checked and masked before anything is sealed: a value that does not fit its format fails the call.
+      const indexNames = [...new Set(req.indexFields)];
+      const fieldValues = new Map(values);
+      for (const field of indexNames) {
+        if (!fieldValues.has(field)) {
+          throw new FieldsealError(
+            "invalid_argument",
+            `index_fields names "${field.slice(0, 256)}", which is not in fields`,
+          );
+        }
+      }
+      if (indexNames.length > 0) allow(ctx, principal, "index", { keyring, fields: indexNames });
+      // Checked, masked and normalised before anything is sealed: a value that does not fit its format
+      // fails the call.
       const masked = maskFields(fieldFormats, values);
+      const toIndex = indexNames.map(
+        (field) =>
+          [field, normalizeForIndex(field, fieldFormats.get(field), fieldValues.get(field) ?? null)] as const,
+      );
       const result = await deps.sealer.sealFields(keyring, scope, values);
       audit(ctx, {
         action: "encrypt",
@@ -250,11 +266,27 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
         fields: fieldNames,
         ...scopeAudit(scope),
       });
+      const indexes =
+        toIndex.length === 0
+          ? new Map<string, string>()
+          : await deps.sealer.indexFields(result.keyring, result.version, toIndex);
+      if (toIndex.length > 0) {
+        audit(ctx, {
+          action: "index",
+          principal: principal.name,
+          outcome: "ok",
+          keyring: result.keyring,
+          version: result.version,
+          fields: indexNames,
+          ...scopeAudit(scope),
+        });
+      }
       return {
         sealed: Object.fromEntries(result.sealed),
         keyring: result.keyring,
         keyVersion: result.version,
         masked: Object.fromEntries(masked),
+        indexes: Object.fromEntries(indexes),
       };
     },
 
@@ -436,6 +468,37 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       // Only the keyrings the caller may describe are listed.
       const names = await deps.keys.list();
       return { keyrings: names.filter((keyring) => isAllowed(principal, "describe", { keyring })) };
+    },
+
+    async computeIndex(req, ctx) {
+      const principal = callerOf(ctx);
+      const keyring = keyringOrDefault(req.keyring);
+      const field = requireText("field", req.field);
+      assertAadPart("field name", field);
+      allow(ctx, principal, "index", { keyring, field });
+      try {
+        const normalized = normalizeForIndex(field, fieldFormats.get(field), req.value);
+        const result = await deps.sealer.computeIndex(keyring, field, normalized, req.allVersions);
+        audit(ctx, {
+          action: "index",
+          principal: principal.name,
+          outcome: "ok",
+          keyring: result.keyring,
+          version: result.version,
+          field,
+        });
+        return { indexes: result.indexes, keyring: result.keyring, keyVersion: result.version };
+      } catch (err) {
+        audit(ctx, {
+          action: "index",
+          principal: principal.name,
+          outcome: "error",
+          code: codeOf(err),
+          keyring,
+          field,
+        });
+        throw err;
+      }
     },
 
     async pushSession(req, ctx) {

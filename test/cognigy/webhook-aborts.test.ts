@@ -194,3 +194,61 @@ describe("webhook requests cut off or over the limit", () => {
     }
   });
 });
+
+describe("multipart bodies cut off or left hanging", () => {
+  let fs: TestFieldseal;
+  const BOUNDARY = "cutBoundary";
+  const complete =
+    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="sessionId"\r\n\r\ns-mp-cut\r\n` +
+    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="variables[credit_card]"\r\n\r\n${CARD}\r\n` +
+    `--${BOUNDARY}--\r\n`;
+  beforeAll(async () => {
+    fs = await startTestFieldseal({
+      principals: [{ name: "bot", scopes: ["encrypt"] }],
+      settings: { limits: { bodyTimeoutMs: 500 } },
+    });
+  });
+  afterAll(async () => {
+    await fs.close();
+  });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const head = (length: number) =>
+    "POST /webhooks/cognigy HTTP/1.1\r\nhost: x\r\n" +
+    `content-type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
+    `authorization: Bearer ${fs.tokens.bot}\r\nx-sensitive-metadata: field:credit_card\r\n` +
+    `content-length: ${length}\r\n\r\n`;
+
+  it("does not seal a complete-looking multipart body whose connection closed before its declared length", async () => {
+    fs.audit.events.length = 0;
+    const socket = netConnect(fs.port, "127.0.0.1");
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write(head(complete.length + 100) + complete);
+    await sleep(200);
+    socket.destroy();
+    for (let i = 0; i < 100 && !fs.logs.some((l) => l.includes("client_closed_request")); i++)
+      await sleep(50);
+    expect(fs.logs.some((l) => l.includes("client_closed_request"))).toBe(true);
+    expect(fs.audit.events.filter((e) => e.action === "encrypt")).toEqual([]);
+  });
+
+  it("a half-open client holding a multipart body open is cut off by the body timeout, and the server stays healthy", async () => {
+    fs.audit.events.length = 0;
+    const socket = netConnect(fs.port, "127.0.0.1");
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    let answer = "";
+    socket.on("data", (d: Buffer) => {
+      answer += d.toString("latin1");
+    });
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.write(head(complete.length) + complete.slice(0, 60));
+    // The body timeout is 500 ms; the connection must end well within 10 s.
+    const ended = await Promise.race([closed.then(() => true), sleep(10_000).then(() => false)]);
+    socket.destroy();
+    expect(ended).toBe(true);
+    expect(answer).not.toContain(CARD);
+    expect(fs.audit.events.filter((e) => e.action === "encrypt")).toEqual([]);
+    expect((await fetch(`${fs.url}/healthz`)).status).toBe(200);
+  });
+});

@@ -3,8 +3,8 @@ import * as http2 from "node:http2";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSensitiveMetadata } from "../../src/cognigy/sensitive-fields.js";
-import { parseWebhook } from "../../src/cognigy/webhook.js";
 import { MalformedWebhookError, parseJsonText } from "../../src/cognigy/webhook-body.js";
+import { parseWebhook } from "../../src/cognigy/webhook-payload.js";
 import { signWebhookV2 } from "../../src/cognigy/webhook-signature.js";
 import { FieldsealError } from "../../src/errors.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
@@ -36,7 +36,14 @@ const sensitiveHeader = fc.oneof(
     .map(([entries, separator]) => entries.map(([p, f]) => `${p}${f}`).join(separator)),
 );
 const contentType = fc.oneof(
-  fc.constantFrom("application/json", "application/x-www-form-urlencoded", "text/plain", ""),
+  fc.constantFrom(
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=fuzzBoundary42",
+    "multipart/form-data",
+    "text/plain",
+    "",
+  ),
   fc.string({ maxLength: 40 }),
 );
 /** Payloads shaped like Cognigy's, with every part sometimes the wrong type. */
@@ -83,8 +90,14 @@ describe("webhook parsing (property)", () => {
       fc.property(contentType, body, sensitiveHeader, (type, text, header) => {
         onlyFieldsealErrors(() => {
           const parsed = parseWebhook(type, Buffer.from(text, "utf8"), header);
-          // Whatever it accepts is consistent: every flagged field is one of the variables.
-          for (const f of parsed.sensitive) expect(Object.hasOwn(parsed.variables, f)).toBe(true);
+          // Whatever it accepts is consistent: a flagged field is one of the variables with a value, or missing.
+          for (const f of parsed.sensitive) {
+            const present =
+              Object.hasOwn(parsed.variables, f) &&
+              parsed.variables[f] !== null &&
+              parsed.variables[f] !== "";
+            expect(parsed.missing.includes(f)).toBe(!present);
+          }
           expect(parsed.sessionId.trim()).not.toBe("");
         });
       }),
@@ -235,6 +248,48 @@ const wireBody = fc.oneof(
     .string({ unit: fc.constantFrom(..."0123456789.eE+-"), minLength: 1, maxLength: 30 })
     .map((n) => Buffer.from(`{"sessionId":"s","variables":{"credit_card":${n}}}`)),
 );
+const FUZZ_BOUNDARY = "fuzzBoundary42";
+const goodMultipart = Buffer.from(
+  [
+    `--${FUZZ_BOUNDARY}\r\nContent-Disposition: form-data; name="sessionId"\r\n\r\nfuzz\r\n`,
+    `--${FUZZ_BOUNDARY}\r\nContent-Disposition: form-data; name="variables[credit_card]"\r\n`,
+    "Content-Type: text/plain; charset=utf-8\r\n\r\n4111111111111111\r\n",
+    `--${FUZZ_BOUNDARY}--\r\n`,
+  ].join(""),
+);
+/** Multipart bodies: the good one mutated, or assembled from the grammar's pieces in any order. */
+const multipartBody = fc.oneof(
+  fc.constant(goodMultipart),
+  mutated(goodMultipart),
+  fc
+    .array(
+      fc.oneof(
+        fc.constantFrom(
+          `--${FUZZ_BOUNDARY}`,
+          `--${FUZZ_BOUNDARY}--`,
+          "\r\n",
+          "\r\n\r\n",
+          'Content-Disposition: form-data; name="sessionId"',
+          'Content-Disposition: form-data; name="variables[credit_card]"',
+          'Content-Disposition: form-data; name="variables"',
+          "; filename=x",
+          "Content-Type: text/plain",
+          '{"credit_card":"4111111111111111"}',
+          "4111111111111111",
+        ),
+        fc.string({ maxLength: 10 }),
+      ),
+      { maxLength: 40 },
+    )
+    .map((parts) => Buffer.from(parts.join(""))),
+);
+const multipartType = fc.oneof(
+  fc.constant(`multipart/form-data; boundary=${FUZZ_BOUNDARY}`),
+  fc.constant(`multipart/form-data; boundary="${FUZZ_BOUNDARY}"`),
+  fc.constant("multipart/form-data"),
+  fc.string({ maxLength: 80 }).map((p) => `multipart/form-data;${p}`),
+);
+
 const wireContentType = fc.constantFrom(
   "application/json",
   "application/x-www-form-urlencoded",
@@ -299,6 +354,19 @@ describe("webhook over HTTP (property, real server)", () => {
     );
     await expectHealthy();
     // The runs reached the seal as well as the refusals.
+    expect(seen.get(200) ?? 0).toBeGreaterThan(0);
+    expect(seen.get(400) ?? 0).toBeGreaterThan(0);
+  });
+
+  it("multipart/form-data webhooks: arbitrary and mutated multipart bodies and boundaries never answer 5xx", async () => {
+    seen.clear();
+    await fc.assert(
+      fc.asyncProperty(multipartType, multipartBody, async (type, body) => {
+        await send(type, body, "field:credit_card", { authorization: `Bearer ${fs.tokens.bot}` });
+      }),
+      { numRuns: 400 },
+    );
+    await expectHealthy();
     expect(seen.get(200) ?? 0).toBeGreaterThan(0);
     expect(seen.get(400) ?? 0).toBeGreaterThan(0);
   });

@@ -16,6 +16,23 @@ const SSN = "999-99-0000";
 const NOW_MS = 1_800_000_000_000;
 const NOW_SEC = NOW_MS / 1000;
 
+/** What the stand-in service answers for these session ids, as the real one would for its own faults. */
+const SERVICE_FAULTS: Record<string, { code: Code; reason: string; message: string }> = {
+  "fault-keyring": {
+    code: Code.NotFound,
+    reason: "keyring_not_found",
+    message: 'keyring "default" not found',
+  },
+  "fault-store": { code: Code.Unavailable, reason: "store_unavailable", message: "key store unavailable" },
+  "fault-deadline": {
+    code: Code.DeadlineExceeded,
+    reason: "deadline_exceeded",
+    message: "deadline exceeded",
+  },
+  "fault-limited": { code: Code.ResourceExhausted, reason: "rate_limited", message: "seal budget exhausted" },
+  "fault-bug": { code: Code.Internal, reason: "internal", message: "internal error" },
+};
+
 describe("Cognigy webhook adapter", () => {
   let sim: CognigySimulator;
   let server: Server;
@@ -45,14 +62,32 @@ describe("Cognigy webhook adapter", () => {
         if (req.scope?.id.case !== "sessionId")
           throw new ConnectError("scope required", Code.InvalidArgument);
         const sessionId = req.scope.id.value;
+        // Faults of the server, not of the input, by session id.
+        const fault = SERVICE_FAULTS[sessionId];
+        if (fault !== undefined) {
+          const err = new ConnectError(fault.message, fault.code);
+          err.metadata.set("fieldseal-reason", fault.reason);
+          throw err;
+        }
         const sealed: Record<string, string> = {};
+        const masked: Record<string, { format: string; text: string; speakable: string }> = {};
         for (const [name, value] of Object.entries(req.fields)) {
+          const json = toJson(ValueSchema, value);
+          if (name === "credit_card" && typeof json === "string" && !/^\d{12,19}$/.test(json)) {
+            // As the service answers a value its field's format refuses: INVALID_ARGUMENT with a reason.
+            const err = new ConnectError(`field "${name}" does not match its format`, Code.InvalidArgument);
+            err.metadata.set("fieldseal-reason", "field_format_invalid");
+            throw err;
+          }
+          if (name === "credit_card" && typeof json === "string") {
+            masked[name] = { format: "card", text: `•••• ${json.slice(-4)}`, speakable: "ending in 1 1 1 1" };
+          }
           // Not encryption: a recognisable stand-in that carries no plaintext; the counter plays the nonce.
           seals += 1;
           sealed[name] =
             `fs1.test.${name}.${sessionId}.${JSON.stringify(toJson(ValueSchema, value)).length}.${seals}`;
         }
-        return { sealed, keyring: "default", keyVersion: 3 };
+        return { sealed, masked, keyring: "default", keyVersion: 3 };
       },
       async pushSession(req, ctx) {
         const principal = principalOf(ctx.requestHeader);
@@ -116,6 +151,15 @@ describe("Cognigy webhook adapter", () => {
     await sim.close();
   });
   beforeEach(() => {
+    // A fresh client per test, as each test gets a fresh handler: a server's two memories of pushes live
+    // equally long.
+    cognigy = new CognigyClient({
+      baseUrl: sim.url,
+      apiKey: sim.apiKey,
+      mode: "context_inject",
+      maxAttempts: 2,
+      sleep: async () => {},
+    });
     sim.reset();
     calls.length = 0;
     deps = { pushEnabled: true };
@@ -159,16 +203,20 @@ describe("Cognigy webhook adapter", () => {
       expect(res.status).toBe(200);
       const body = (await res.json()) as Record<string, unknown>;
       expect(body).toMatchObject({
+        status: "sealed",
         sessionId: "sess_8f3a2c1d",
         keyVersion: 3,
         variables: {
           __enc_credit_card: expect.stringMatching(/^fs1\.test\.credit_card\./),
           credit_card: null,
+          __mask_credit_card: { format: "card", text: "•••• 1111", speakable: "ending in 1 1 1 1" },
           __enc_ssn: expect.stringMatching(/^fs1\.test\.ssn\./),
           ssn: null,
         },
         pushed: { attempts: 1, httpStatus: 200, deduplicated: false },
       });
+      // A field the service gives no mask has none in the answer.
+      expect(Object.keys(body.variables as object)).not.toContain("__mask_ssn");
       expect(Object.keys(body.variables as object)).not.toContain("language");
       expect(sim.contexts.get("sess_8f3a2c1d")).toEqual(body.variables);
       expect(sim.requests[0]?.idempotencyKey).toMatch(/^fs-wh-/);
@@ -223,6 +271,7 @@ describe("Cognigy webhook adapter", () => {
       expect(Object.keys(sim.contexts.get("s-pairs") ?? {}).sort()).toEqual([
         "__enc_credit_card",
         "__enc_ssn",
+        "__mask_credit_card",
         "credit_card",
         "ssn",
       ]);
@@ -237,6 +286,7 @@ describe("Cognigy webhook adapter", () => {
       expect(Object.keys(body.variables).sort()).toEqual([
         "__enc_credit_card",
         "__enc_ssn",
+        "__mask_credit_card",
         "credit_card",
         "ssn",
       ]);
@@ -250,6 +300,7 @@ describe("Cognigy webhook adapter", () => {
       expect(Object.keys(((await res.json()) as { variables: object }).variables)).toEqual([
         "__enc_credit_card",
         "credit_card",
+        "__mask_credit_card",
       ]);
     });
   });
@@ -286,14 +337,6 @@ describe("Cognigy webhook adapter", () => {
     it("400 for a missing sessionId", async () => {
       const { sessionId: _, ...rest } = payload();
       await expectRefused(await post(JSON.stringify(rest)), 400, /sessionId/);
-      expect(calls).toHaveLength(0);
-    });
-
-    it("400 naming a flagged field that is not in the variables", async () => {
-      const res = await post(JSON.stringify(payload()), {
-        "x-sensitive-metadata": "field:credit_card,field:medical_id",
-      });
-      await expectRefused(res, 400, /"medical_id" is not in the variables/);
       expect(calls).toHaveLength(0);
     });
 
@@ -336,33 +379,120 @@ describe("Cognigy webhook adapter", () => {
       expect(problem).toMatchObject({ code: "permission_denied" });
     });
 
-    it("403 when the caller may seal but not push, with the sealed values and nothing sent to Cognigy", async () => {
+    it("200 sealed_not_pushed when the caller may seal but not push, with the sealed values and nothing sent to Cognigy", async () => {
       const res = await post(JSON.stringify(payload()), { authorization: "Bearer seal-only" });
-      expect(res.status).toBe(403);
-      const problem = (await res.json()) as { detail: string; code: string; variables: object };
-      expect(problem.code).toBe("permission_denied");
-      expect(problem.detail).toMatch(/sealed but the push/);
-      expect(problem.variables).toMatchObject({ credit_card: null, ssn: null });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("fieldseal-reason")).toBe("permission_denied");
+      const answer = (await res.json()) as Record<string, unknown>;
+      expect(answer).toMatchObject({
+        status: "sealed_not_pushed",
+        reason: "permission_denied",
+        pushed: null,
+      });
+      expect(answer.message).toMatch(/sealed but the push/);
+      expect(answer.variables).toMatchObject({ credit_card: null, ssn: null });
       expect(sim.requests).toHaveLength(0);
     });
   });
 
-  describe("push failures", () => {
-    it("502 saying the seal succeeded, with the sealed variables for the flow to store", async () => {
-      sim.setFaults(() => ({ status: 503 }));
-      const res = await post(JSON.stringify(payload()));
-      expect(res.status).toBe(502);
+  describe("refused input is answered 200 with status refused, for the flow to branch on", () => {
+    async function expectRefusedInput(res: Response, reason: string) {
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("application/json");
+      expect(res.headers.get("fieldseal-reason")).toBe(reason);
       const text = await res.text();
       expect(text).not.toContain(CARD);
-      const problem = JSON.parse(text) as {
-        detail: string;
-        variables: Record<string, unknown>;
-        keyVersion: number;
-      };
-      expect(problem.detail).toMatch(/sealed but the push to Cognigy.AI failed/);
-      expect(problem.variables).toMatchObject({ credit_card: null, ssn: null });
-      expect(problem.keyVersion).toBe(3);
+      expect(text).not.toContain(SSN);
+      const answer = JSON.parse(text) as Record<string, unknown>;
+      expect(answer).toMatchObject({ status: "refused", reason });
+      expect(answer).not.toHaveProperty("variables");
+      expect(sim.requests).toHaveLength(0);
+      return answer;
+    }
+
+    it.each([
+      ["absent", { credit_card: CARD, language: "en" }],
+      ["null (sealed already)", { credit_card: CARD, ssn: null }],
+      ['"" (an unset {{context.x}} in CognigyScript)', { credit_card: CARD, ssn: "" }],
+    ])("flagged_field_missing, naming the field, when it is %s", async (_, variables) => {
+      const answer = await expectRefusedInput(
+        await post(JSON.stringify(payload({ variables }))),
+        "flagged_field_missing",
+      );
+      expect(answer.fields).toEqual(["ssn"]);
+      expect(answer.message).toMatch(/"ssn"/);
+    });
+
+    it("lists every missing field and seals none of the present ones into the answer", async () => {
+      const res = await post(JSON.stringify(payload({ variables: { language: "en" } })), {
+        "x-sensitive-metadata": "field:credit_card,field:ssn,field:medical_id",
+      });
+      const answer = await expectRefusedInput(res, "flagged_field_missing");
+      expect(answer.fields).toEqual(["credit_card", "ssn", "medical_id"]);
+    });
+
+    it("checks the caller before saying which fields are missing: 401 and 403 stay", async () => {
+      const body = JSON.stringify(payload({ variables: { credit_card: CARD } }));
+      await expectRefused(await post(body, { authorization: "Bearer nope" }), 401);
+      await expectRefused(await post(body, { authorization: "Bearer no-seal" }), 403);
+    });
+
+    it("field_format_invalid from the service, with its message and no value", async () => {
+      const bad = "4111-oops-1111";
+      const res = await post(JSON.stringify(payload({ variables: { credit_card: bad, ssn: SSN } })));
+      const answer = await expectRefusedInput(res, "field_format_invalid");
+      expect(answer.message).toBe('field "credit_card" does not match its format');
+      expect(JSON.stringify(answer)).not.toContain(bad);
+    });
+
+    it("a missing field wins over a format the service refuses", async () => {
+      const res = await post(JSON.stringify(payload({ variables: { credit_card: "x" } })));
+      expect((await expectRefusedInput(res, "flagged_field_missing")).fields).toEqual(["ssn"]);
+    });
+  });
+
+  describe("faults of the server stay non-2xx: the flow's error path, not a branch on the input", () => {
+    it.each([
+      ["fault-keyring", 500, "keyring_not_found"],
+      ["fault-store", 503, "store_unavailable"],
+      ["fault-deadline", 504, "deadline_exceeded"],
+      ["fault-limited", 429, "rate_limited"],
+      ["fault-bug", 500, "internal"],
+    ])("%s: %d with reason %s", async (sessionId, status, reason) => {
+      const problem = await expectRefused(await post(JSON.stringify(payload({ sessionId }))), status);
+      expect(problem).toMatchObject({ code: reason, title: "Seal Failed" });
+    });
+  });
+
+  describe("push failures", () => {
+    it("200 sealed_not_pushed saying the seal succeeded, with the sealed variables for the flow to store", async () => {
+      sim.setFaults(() => ({ status: 503 }));
+      const res = await post(JSON.stringify(payload()));
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text).not.toContain(CARD);
+      const answer = JSON.parse(text) as Record<string, unknown>;
+      expect(answer).toMatchObject({
+        status: "sealed_not_pushed",
+        reason: "unavailable",
+        keyVersion: 3,
+        pushed: null,
+        variables: { credit_card: null, ssn: null },
+      });
+      expect(answer.message).toMatch(/sealed but the push to Cognigy.AI failed/);
       expect(sim.appliedCount()).toBe(0);
+    });
+
+    it("a retry after a failed push pushes the first answer's values under the same key, and answers them", async () => {
+      sim.setFaults([{ status: 503 }, { status: 503 }]);
+      const body = JSON.stringify(payload({ sessionId: "retry-after-failure" }));
+      const first = (await (await post(body)).json()) as { status: string; variables: object };
+      expect(first.status).toBe("sealed_not_pushed");
+      const second = (await (await post(body)).json()) as { status: string; variables: object };
+      expect(second).toMatchObject({ status: "sealed", pushed: { attempts: 1, deduplicated: false } });
+      expect(second.variables).toEqual(first.variables);
+      expect(sim.contexts.get("retry-after-failure")).toEqual(first.variables);
+      expect(new Set(sim.requests.map((r) => r.idempotencyKey)).size).toBe(1);
     });
   });
 
@@ -413,29 +543,48 @@ describe("Cognigy webhook adapter", () => {
       );
     });
 
-    it("refuses a replayed signature", async () => {
+    it("answers a replayed signature with the first answer, sealing and pushing nothing again", async () => {
       const body = JSON.stringify(payload({ sessionId: "replay" }));
       const headers = signed(body, { ts: NOW_SEC - 5 });
-      expect((await post(body, headers)).status).toBe(200);
-      sim.reset();
+      const first = (await (await post(body, headers)).json()) as { variables: object };
+      expect(sim.appliedCount()).toBe(1);
       calls.length = 0;
-      await expectRefused(await post(body, headers), 401, /already used/);
+      const again = await post(body, headers);
+      expect(again.status).toBe(200);
+      expect(await again.json()).toMatchObject({
+        status: "sealed",
+        variables: first.variables,
+        pushed: { attempts: 0, deduplicated: true },
+      });
+      expect(calls).toHaveLength(0);
+      expect(sim.appliedCount()).toBe(1);
+    });
+
+    it("refuses a replayed signature with 429 replayed when its first answer is no longer held", async () => {
+      deps = { pushEnabled: false, answerMemory: { maxEntries: 1 } };
+      const body = JSON.stringify(payload({ sessionId: "replay-forgotten" }));
+      const headers = signed(body, { ts: NOW_SEC - 5 });
+      expect((await post(body, headers)).status).toBe(200);
+      const other = JSON.stringify(payload({ sessionId: "pushes-it-out" }));
+      expect((await post(other, signed(other))).status).toBe(200);
+      calls.length = 0;
+      const problem = await expectRefused(await post(body, headers), 429, /already used/);
+      expect(problem).toMatchObject({ code: "replayed", reason: "replayed" });
       expect(calls).toHaveLength(0);
     });
 
-    it("accepts one of 20 concurrent copies of a signed request, refusing the rest as replays", async () => {
+    it("answers 20 concurrent copies of a signed request alike from one seal", async () => {
       deps = { pushEnabled: false };
       const body = JSON.stringify(payload({ sessionId: "race" }));
       const headers = signed(body);
       const answers = await Promise.all(
         Array.from({ length: 20 }, async () => {
           const res = await post(body, headers);
-          await res.arrayBuffer();
-          return res.status;
+          return { status: res.status, text: await res.text() };
         }),
       );
-      expect(answers.filter((s) => s === 200)).toHaveLength(1);
-      expect(answers.filter((s) => s === 401)).toHaveLength(19);
+      expect(answers.every((a) => a.status === 200)).toBe(true);
+      expect(new Set(answers.map((a) => a.text)).size).toBe(1);
       expect(calls.filter((c) => c.rpc === "encryptFields")).toHaveLength(1);
     });
 
@@ -448,8 +597,10 @@ describe("Cognigy webhook adapter", () => {
       await expectRefused(await post(body, v1), 401, /v1 signatures .* are refused: sign with v2/);
       deps = { pushEnabled: true, hmacAcceptV1: true };
       expect((await post(body, v1)).status).toBe(200);
-      sim.reset();
-      await expectRefused(await post(body, v1), 401, /already used/);
+      calls.length = 0;
+      // Used once: a copy is answered from memory, never sealed or pushed again.
+      expect(await (await post(body, v1)).json()).toMatchObject({ pushed: { deduplicated: true } });
+      expect(calls).toHaveLength(0);
     });
 
     it("a signer flooding past its replay capacity is refused alone (429), another signer is served", async () => {

@@ -39,18 +39,18 @@ describe("configuration", () => {
     });
   });
 
-  it("enables push when a Cognigy base URL is set, unless told not to", () => {
+  it("pushes from webhooks only when told to, even with a Cognigy base URL", () => {
     expect(
       parseConfig({}, { FIELDSEAL_COGNIGY_BASE_URL: "https://api-trial.cognigy.ai" }, where).cognigy
         .pushEnabled,
-    ).toBe(true);
+    ).toBe(false);
     expect(
       parseConfig(
         {},
-        { FIELDSEAL_COGNIGY_BASE_URL: "https://api-trial.cognigy.ai", FIELDSEAL_COGNIGY_PUSH: "false" },
+        { FIELDSEAL_COGNIGY_BASE_URL: "https://api-trial.cognigy.ai", FIELDSEAL_COGNIGY_PUSH: "true" },
         where,
       ).cognigy.pushEnabled,
-    ).toBe(false);
+    ).toBe(true);
   });
 
   it.each([

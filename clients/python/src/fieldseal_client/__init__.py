@@ -1,10 +1,12 @@
 """Open Fieldseal sealed values from Python.
 
 - ``open_value``: the offline opener for ``fs1`` envelopes, for teams that hold the key themselves.
+- ``blind_index``: blind indexes (``fx1.``) computed offline, equal to the server's.
 - ``FieldsealClient``: the gRPC client (DecryptField, DecryptFields, EncryptFields) with a bearer token
   or mTLS.
 """
 
+from .blind_index import blind_index, index_key
 from .client import DecryptResult, EncryptResult, FieldsealClient
 from .envelope import (
     KeyLookup,
@@ -47,6 +49,8 @@ __all__ = [
     "StoreUnavailable",
     "TooLarge",
     "Unauthenticated",
+    "blind_index",
+    "index_key",
     "open_legacy_blob",
     "open_value",
     "parse_envelope",

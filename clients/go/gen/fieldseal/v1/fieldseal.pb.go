@@ -234,7 +234,10 @@ type EncryptFieldsRequest struct {
 	Scope *Scope `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
 	// Field name to plaintext value. Values are arbitrary JSON and come back from DecryptField as the same
 	// JSON type. Field names are 1 to 256 bytes of UTF-8 without NUL. At least one field is required.
-	Fields        map[string]*structpb.Value `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Fields map[string]*structpb.Value `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Fields (each one also in `fields`, with a string value) to return a blind index of, in
+	// EncryptFieldsResponse.indexes. Needs the `index` permission on each. See docs/security.md.
+	IndexFields   []string `protobuf:"bytes,4,rep,name=index_fields,json=indexFields,proto3" json:"index_fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -290,6 +293,13 @@ func (x *EncryptFieldsRequest) GetFields() map[string]*structpb.Value {
 	return nil
 }
 
+func (x *EncryptFieldsRequest) GetIndexFields() []string {
+	if x != nil {
+		return x.IndexFields
+	}
+	return nil
+}
+
 // EncryptFieldsResponse carries one sealed string per requested field.
 type EncryptFieldsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -302,7 +312,10 @@ type EncryptFieldsResponse struct {
 	// Field name to its masked form, for each requested field that has a mask format configured (fields
 	// without one are absent). Computed from the plaintext when sealing; a mask never shows more than its
 	// format allows.
-	Masked        map[string]*MaskedValue `protobuf:"bytes,4,rep,name=masked,proto3" json:"masked,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Masked map[string]*MaskedValue `protobuf:"bytes,4,rep,name=masked,proto3" json:"masked,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Field name to its blind index (`fx1.<keyring>.<version>.<base64url>`) under the key version the values
+	// were sealed with, for each field in EncryptFieldsRequest.index_fields.
+	Indexes       map[string]string `protobuf:"bytes,5,rep,name=indexes,proto3" json:"indexes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -361,6 +374,13 @@ func (x *EncryptFieldsResponse) GetKeyVersion() uint32 {
 func (x *EncryptFieldsResponse) GetMasked() map[string]*MaskedValue {
 	if x != nil {
 		return x.Masked
+	}
+	return nil
+}
+
+func (x *EncryptFieldsResponse) GetIndexes() map[string]string {
+	if x != nil {
+		return x.Indexes
 	}
 	return nil
 }
@@ -1986,6 +2006,146 @@ func (x *PushSessionResponse) GetTraceId() string {
 	return ""
 }
 
+// ComputeIndexRequest asks for the blind index of one value.
+type ComputeIndexRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keyring whose index keys to use; empty means the server's default keyring.
+	Keyring string `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	// Field the value belongs to: each field has its own index key, and the field's format decides how the
+	// value is normalised. Required.
+	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	// The value to index, as it would be sealed. Required.
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// Also give the index under every other version that still opens values (newest first), so a lookup
+	// finds values indexed before a rotation.
+	AllVersions   bool `protobuf:"varint,4,opt,name=all_versions,json=allVersions,proto3" json:"all_versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComputeIndexRequest) Reset() {
+	*x = ComputeIndexRequest{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComputeIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComputeIndexRequest) ProtoMessage() {}
+
+func (x *ComputeIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComputeIndexRequest.ProtoReflect.Descriptor instead.
+func (*ComputeIndexRequest) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ComputeIndexRequest) GetKeyring() string {
+	if x != nil {
+		return x.Keyring
+	}
+	return ""
+}
+
+func (x *ComputeIndexRequest) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ComputeIndexRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ComputeIndexRequest) GetAllVersions() bool {
+	if x != nil {
+		return x.AllVersions
+	}
+	return false
+}
+
+// ComputeIndexResponse carries the blind index of the value.
+type ComputeIndexResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index under the primary key version first, then (with all_versions) under each older version at or
+	// above the minimum decryption version. Each is `fx1.<keyring>.<version>.<base64url>`.
+	Indexes []string `protobuf:"bytes,1,rep,name=indexes,proto3" json:"indexes,omitempty"`
+	// Keyring the indexes were computed under.
+	Keyring string `protobuf:"bytes,2,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	// The primary key version, the version of indexes[0].
+	KeyVersion    uint32 `protobuf:"varint,3,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComputeIndexResponse) Reset() {
+	*x = ComputeIndexResponse{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComputeIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComputeIndexResponse) ProtoMessage() {}
+
+func (x *ComputeIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComputeIndexResponse.ProtoReflect.Descriptor instead.
+func (*ComputeIndexResponse) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ComputeIndexResponse) GetIndexes() []string {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+func (x *ComputeIndexResponse) GetKeyring() string {
+	if x != nil {
+		return x.Keyring
+	}
+	return ""
+}
+
+func (x *ComputeIndexResponse) GetKeyVersion() uint32 {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return 0
+}
+
 var File_fieldseal_v1_fieldseal_proto protoreflect.FileDescriptor
 
 const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
@@ -1995,26 +2155,31 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tH\x00R\tsessionId\x12\x19\n" +
 	"\auser_id\x18\x02 \x01(\tH\x00R\x06userIdB\x04\n" +
-	"\x02id\"\xf6\x01\n" +
+	"\x02id\"\x99\x02\n" +
 	"\x14EncryptFieldsRequest\x12\x18\n" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\x12)\n" +
 	"\x05scope\x18\x02 \x01(\v2\x13.fieldseal.v1.ScopeR\x05scope\x12F\n" +
-	"\x06fields\x18\x03 \x03(\v2..fieldseal.v1.EncryptFieldsRequest.FieldsEntryR\x06fields\x1aQ\n" +
+	"\x06fields\x18\x03 \x03(\v2..fieldseal.v1.EncryptFieldsRequest.FieldsEntryR\x06fields\x12!\n" +
+	"\findex_fields\x18\x04 \x03(\tR\vindexFields\x1aQ\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xf5\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xfd\x03\n" +
 	"\x15EncryptFieldsResponse\x12G\n" +
 	"\x06sealed\x18\x01 \x03(\v2/.fieldseal.v1.EncryptFieldsResponse.SealedEntryR\x06sealed\x12\x18\n" +
 	"\akeyring\x18\x02 \x01(\tR\akeyring\x12\x1f\n" +
 	"\vkey_version\x18\x03 \x01(\rR\n" +
 	"keyVersion\x12G\n" +
-	"\x06masked\x18\x04 \x03(\v2/.fieldseal.v1.EncryptFieldsResponse.MaskedEntryR\x06masked\x1a9\n" +
+	"\x06masked\x18\x04 \x03(\v2/.fieldseal.v1.EncryptFieldsResponse.MaskedEntryR\x06masked\x12J\n" +
+	"\aindexes\x18\x05 \x03(\v20.fieldseal.v1.EncryptFieldsResponse.IndexesEntryR\aindexes\x1a9\n" +
 	"\vSealedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aT\n" +
 	"\vMaskedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
-	"\x05value\x18\x02 \x01(\v2\x19.fieldseal.v1.MaskedValueR\x05value:\x028\x01\"W\n" +
+	"\x05value\x18\x02 \x01(\v2\x19.fieldseal.v1.MaskedValueR\x05value:\x028\x01\x1a:\n" +
+	"\fIndexesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"W\n" +
 	"\vMaskedValue\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\tR\x06format\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1c\n" +
@@ -2120,7 +2285,17 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\vhttp_status\x18\x02 \x01(\rR\n" +
 	"httpStatus\x12\"\n" +
 	"\fdeduplicated\x18\x03 \x01(\bR\fdeduplicated\x12\x19\n" +
-	"\btrace_id\x18\x04 \x01(\tR\atraceId*\xb7\x01\n" +
+	"\btrace_id\x18\x04 \x01(\tR\atraceId\"~\n" +
+	"\x13ComputeIndexRequest\x12\x18\n" +
+	"\akeyring\x18\x01 \x01(\tR\akeyring\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12!\n" +
+	"\fall_versions\x18\x04 \x01(\bR\vallVersions\"k\n" +
+	"\x14ComputeIndexResponse\x12\x18\n" +
+	"\aindexes\x18\x01 \x03(\tR\aindexes\x12\x18\n" +
+	"\akeyring\x18\x02 \x01(\tR\akeyring\x12\x1f\n" +
+	"\vkey_version\x18\x03 \x01(\rR\n" +
+	"keyVersion*\xb7\x01\n" +
 	"\x0fKeyVersionState\x12!\n" +
 	"\x1dKEY_VERSION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19KEY_VERSION_STATE_PRIMARY\x10\x01\x12\"\n" +
@@ -2130,7 +2305,7 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\bPushMode\x12\x19\n" +
 	"\x15PUSH_MODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PUSH_MODE_CONTEXT_INJECT\x10\x01\x12\x1b\n" +
-	"\x17PUSH_MODE_VARIABLES_PUT\x10\x022\x90\a\n" +
+	"\x17PUSH_MODE_VARIABLES_PUT\x10\x022\xe7\a\n" +
 	"\x10FieldsealService\x12X\n" +
 	"\rEncryptFields\x12\".fieldseal.v1.EncryptFieldsRequest\x1a#.fieldseal.v1.EncryptFieldsResponse\x12U\n" +
 	"\fDecryptField\x12!.fieldseal.v1.DecryptFieldRequest\x1a\".fieldseal.v1.DecryptFieldResponse\x12X\n" +
@@ -2141,7 +2316,8 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x12DestroyKeyVersions\x12'.fieldseal.v1.DestroyKeyVersionsRequest\x1a(.fieldseal.v1.DestroyKeyVersionsResponse\x12R\n" +
 	"\vDescribeKey\x12 .fieldseal.v1.DescribeKeyRequest\x1a!.fieldseal.v1.DescribeKeyResponse\x12U\n" +
 	"\fListKeyrings\x12!.fieldseal.v1.ListKeyringsRequest\x1a\".fieldseal.v1.ListKeyringsResponse\x12R\n" +
-	"\vPushSession\x12 .fieldseal.v1.PushSessionRequest\x1a!.fieldseal.v1.PushSessionResponseB\xbb\x01\n" +
+	"\vPushSession\x12 .fieldseal.v1.PushSessionRequest\x1a!.fieldseal.v1.PushSessionResponse\x12U\n" +
+	"\fComputeIndex\x12!.fieldseal.v1.ComputeIndexRequest\x1a\".fieldseal.v1.ComputeIndexResponseB\xbb\x01\n" +
 	"\x10com.fieldseal.v1B\x0eFieldsealProtoP\x01ZFgithub.com/fieldseal/fieldseal/clients/go/gen/fieldseal/v1;fieldsealv1\xa2\x02\x03FXX\xaa\x02\fFieldseal.V1\xca\x02\fFieldseal\\V1\xe2\x02\x18Fieldseal\\V1\\GPBMetadata\xea\x02\rFieldseal::V1b\x06proto3"
 
 var (
@@ -2157,7 +2333,7 @@ func file_fieldseal_v1_fieldseal_proto_rawDescGZIP() []byte {
 }
 
 var file_fieldseal_v1_fieldseal_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_fieldseal_v1_fieldseal_proto_goTypes = []any{
 	(KeyVersionState)(0),               // 0: fieldseal.v1.KeyVersionState
 	(PushMode)(0),                      // 1: fieldseal.v1.PushMode
@@ -2189,68 +2365,74 @@ var file_fieldseal_v1_fieldseal_proto_goTypes = []any{
 	(*ListKeyringsResponse)(nil),       // 27: fieldseal.v1.ListKeyringsResponse
 	(*PushSessionRequest)(nil),         // 28: fieldseal.v1.PushSessionRequest
 	(*PushSessionResponse)(nil),        // 29: fieldseal.v1.PushSessionResponse
-	nil,                                // 30: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	nil,                                // 31: fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	nil,                                // 32: fieldseal.v1.EncryptFieldsResponse.MaskedEntry
-	nil,                                // 33: fieldseal.v1.PushSessionRequest.ContextEntry
-	(*structpb.Value)(nil),             // 34: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
+	(*ComputeIndexRequest)(nil),        // 30: fieldseal.v1.ComputeIndexRequest
+	(*ComputeIndexResponse)(nil),       // 31: fieldseal.v1.ComputeIndexResponse
+	nil,                                // 32: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	nil,                                // 33: fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	nil,                                // 34: fieldseal.v1.EncryptFieldsResponse.MaskedEntry
+	nil,                                // 35: fieldseal.v1.EncryptFieldsResponse.IndexesEntry
+	nil,                                // 36: fieldseal.v1.PushSessionRequest.ContextEntry
+	(*structpb.Value)(nil),             // 37: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),      // 38: google.protobuf.Timestamp
 }
 var file_fieldseal_v1_fieldseal_proto_depIdxs = []int32{
 	2,  // 0: fieldseal.v1.EncryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	30, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	31, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	32, // 3: fieldseal.v1.EncryptFieldsResponse.masked:type_name -> fieldseal.v1.EncryptFieldsResponse.MaskedEntry
-	2,  // 4: fieldseal.v1.DecryptFieldRequest.scope:type_name -> fieldseal.v1.Scope
-	34, // 5: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
-	2,  // 6: fieldseal.v1.DecryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	8,  // 7: fieldseal.v1.DecryptFieldsRequest.items:type_name -> fieldseal.v1.SealedField
-	34, // 8: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
-	9,  // 9: fieldseal.v1.DecryptFieldResult.error:type_name -> fieldseal.v1.FieldError
-	11, // 10: fieldseal.v1.DecryptFieldsResponse.results:type_name -> fieldseal.v1.DecryptFieldResult
-	2,  // 11: fieldseal.v1.RewrapFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	8,  // 12: fieldseal.v1.RewrapFieldsRequest.items:type_name -> fieldseal.v1.SealedField
-	9,  // 13: fieldseal.v1.RewrapFieldResult.error:type_name -> fieldseal.v1.FieldError
-	14, // 14: fieldseal.v1.RewrapFieldsResponse.results:type_name -> fieldseal.v1.RewrapFieldResult
-	0,  // 15: fieldseal.v1.KeyVersionInfo.state:type_name -> fieldseal.v1.KeyVersionState
-	35, // 16: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
-	35, // 17: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
-	16, // 18: fieldseal.v1.KeyInfo.versions:type_name -> fieldseal.v1.KeyVersionInfo
-	35, // 19: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
-	17, // 20: fieldseal.v1.RotateKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
-	17, // 21: fieldseal.v1.RetireKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
-	17, // 22: fieldseal.v1.DestroyKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
-	17, // 23: fieldseal.v1.DescribeKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
-	33, // 24: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
-	1,  // 25: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
-	34, // 26: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
-	5,  // 27: fieldseal.v1.EncryptFieldsResponse.MaskedEntry.value:type_name -> fieldseal.v1.MaskedValue
-	34, // 28: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
-	3,  // 29: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
-	6,  // 30: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
-	10, // 31: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
-	13, // 32: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
-	18, // 33: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
-	20, // 34: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
-	22, // 35: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
-	24, // 36: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
-	26, // 37: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
-	28, // 38: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
-	4,  // 39: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
-	7,  // 40: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
-	12, // 41: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
-	15, // 42: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
-	19, // 43: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
-	21, // 44: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
-	23, // 45: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
-	25, // 46: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
-	27, // 47: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
-	29, // 48: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	32, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	33, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	34, // 3: fieldseal.v1.EncryptFieldsResponse.masked:type_name -> fieldseal.v1.EncryptFieldsResponse.MaskedEntry
+	35, // 4: fieldseal.v1.EncryptFieldsResponse.indexes:type_name -> fieldseal.v1.EncryptFieldsResponse.IndexesEntry
+	2,  // 5: fieldseal.v1.DecryptFieldRequest.scope:type_name -> fieldseal.v1.Scope
+	37, // 6: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
+	2,  // 7: fieldseal.v1.DecryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
+	8,  // 8: fieldseal.v1.DecryptFieldsRequest.items:type_name -> fieldseal.v1.SealedField
+	37, // 9: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
+	9,  // 10: fieldseal.v1.DecryptFieldResult.error:type_name -> fieldseal.v1.FieldError
+	11, // 11: fieldseal.v1.DecryptFieldsResponse.results:type_name -> fieldseal.v1.DecryptFieldResult
+	2,  // 12: fieldseal.v1.RewrapFieldsRequest.scope:type_name -> fieldseal.v1.Scope
+	8,  // 13: fieldseal.v1.RewrapFieldsRequest.items:type_name -> fieldseal.v1.SealedField
+	9,  // 14: fieldseal.v1.RewrapFieldResult.error:type_name -> fieldseal.v1.FieldError
+	14, // 15: fieldseal.v1.RewrapFieldsResponse.results:type_name -> fieldseal.v1.RewrapFieldResult
+	0,  // 16: fieldseal.v1.KeyVersionInfo.state:type_name -> fieldseal.v1.KeyVersionState
+	38, // 17: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	38, // 18: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
+	16, // 19: fieldseal.v1.KeyInfo.versions:type_name -> fieldseal.v1.KeyVersionInfo
+	38, // 20: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
+	17, // 21: fieldseal.v1.RotateKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
+	17, // 22: fieldseal.v1.RetireKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
+	17, // 23: fieldseal.v1.DestroyKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
+	17, // 24: fieldseal.v1.DescribeKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
+	36, // 25: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
+	1,  // 26: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
+	37, // 27: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
+	5,  // 28: fieldseal.v1.EncryptFieldsResponse.MaskedEntry.value:type_name -> fieldseal.v1.MaskedValue
+	37, // 29: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
+	3,  // 30: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
+	6,  // 31: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
+	10, // 32: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
+	13, // 33: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
+	18, // 34: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
+	20, // 35: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
+	22, // 36: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
+	24, // 37: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
+	26, // 38: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
+	28, // 39: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
+	30, // 40: fieldseal.v1.FieldsealService.ComputeIndex:input_type -> fieldseal.v1.ComputeIndexRequest
+	4,  // 41: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
+	7,  // 42: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
+	12, // 43: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
+	15, // 44: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
+	19, // 45: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
+	21, // 46: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
+	23, // 47: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
+	25, // 48: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
+	27, // 49: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
+	29, // 50: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
+	31, // 51: fieldseal.v1.FieldsealService.ComputeIndex:output_type -> fieldseal.v1.ComputeIndexResponse
+	41, // [41:52] is the sub-list for method output_type
+	30, // [30:41] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_fieldseal_v1_fieldseal_proto_init() }
@@ -2276,7 +2458,7 @@ func file_fieldseal_v1_fieldseal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fieldseal_v1_fieldseal_proto_rawDesc), len(file_fieldseal_v1_fieldseal_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

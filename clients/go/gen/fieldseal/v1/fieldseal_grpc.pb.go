@@ -29,6 +29,7 @@ const (
 	FieldsealService_DescribeKey_FullMethodName        = "/fieldseal.v1.FieldsealService/DescribeKey"
 	FieldsealService_ListKeyrings_FullMethodName       = "/fieldseal.v1.FieldsealService/ListKeyrings"
 	FieldsealService_PushSession_FullMethodName        = "/fieldseal.v1.FieldsealService/PushSession"
+	FieldsealService_ComputeIndex_FullMethodName       = "/fieldseal.v1.FieldsealService/ComputeIndex"
 )
 
 // FieldsealServiceClient is the client API for FieldsealService service.
@@ -74,6 +75,10 @@ type FieldsealServiceClient interface {
 	// PushSession writes sealed values (and nulls for the plaintext fields they replace) into a running
 	// Cognigy.AI session, with retries that never apply one push twice.
 	PushSession(ctx context.Context, in *PushSessionRequest, opts ...grpc.CallOption) (*PushSessionResponse, error)
+	// ComputeIndex gives the blind index of a value for a field, without sealing it: the same index
+	// EncryptFields returns for that field, so a downstream service can look a value up by equality. It needs
+	// the `index:<field>` (or `index:*`) scope.
+	ComputeIndex(ctx context.Context, in *ComputeIndexRequest, opts ...grpc.CallOption) (*ComputeIndexResponse, error)
 }
 
 type fieldsealServiceClient struct {
@@ -184,6 +189,16 @@ func (c *fieldsealServiceClient) PushSession(ctx context.Context, in *PushSessio
 	return out, nil
 }
 
+func (c *fieldsealServiceClient) ComputeIndex(ctx context.Context, in *ComputeIndexRequest, opts ...grpc.CallOption) (*ComputeIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ComputeIndexResponse)
+	err := c.cc.Invoke(ctx, FieldsealService_ComputeIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FieldsealServiceServer is the server API for FieldsealService service.
 // All implementations must embed UnimplementedFieldsealServiceServer
 // for forward compatibility.
@@ -227,6 +242,10 @@ type FieldsealServiceServer interface {
 	// PushSession writes sealed values (and nulls for the plaintext fields they replace) into a running
 	// Cognigy.AI session, with retries that never apply one push twice.
 	PushSession(context.Context, *PushSessionRequest) (*PushSessionResponse, error)
+	// ComputeIndex gives the blind index of a value for a field, without sealing it: the same index
+	// EncryptFields returns for that field, so a downstream service can look a value up by equality. It needs
+	// the `index:<field>` (or `index:*`) scope.
+	ComputeIndex(context.Context, *ComputeIndexRequest) (*ComputeIndexResponse, error)
 	mustEmbedUnimplementedFieldsealServiceServer()
 }
 
@@ -266,6 +285,9 @@ func (UnimplementedFieldsealServiceServer) ListKeyrings(context.Context, *ListKe
 }
 func (UnimplementedFieldsealServiceServer) PushSession(context.Context, *PushSessionRequest) (*PushSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PushSession not implemented")
+}
+func (UnimplementedFieldsealServiceServer) ComputeIndex(context.Context, *ComputeIndexRequest) (*ComputeIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ComputeIndex not implemented")
 }
 func (UnimplementedFieldsealServiceServer) mustEmbedUnimplementedFieldsealServiceServer() {}
 func (UnimplementedFieldsealServiceServer) testEmbeddedByValue()                          {}
@@ -468,6 +490,24 @@ func _FieldsealService_PushSession_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FieldsealService_ComputeIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ComputeIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FieldsealServiceServer).ComputeIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FieldsealService_ComputeIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FieldsealServiceServer).ComputeIndex(ctx, req.(*ComputeIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FieldsealService_ServiceDesc is the grpc.ServiceDesc for FieldsealService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -514,6 +554,10 @@ var FieldsealService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PushSession",
 			Handler:    _FieldsealService_PushSession_Handler,
+		},
+		{
+			MethodName: "ComputeIndex",
+			Handler:    _FieldsealService_ComputeIndex_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -42,7 +42,7 @@ class Scope(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class EncryptFieldsRequest(_message.Message):
-    __slots__ = ("keyring", "scope", "fields")
+    __slots__ = ("keyring", "scope", "fields", "index_fields")
     class FieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,13 +53,15 @@ class EncryptFieldsRequest(_message.Message):
     KEYRING_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELDS_FIELD_NUMBER: _ClassVar[int]
     keyring: str
     scope: Scope
     fields: _containers.MessageMap[str, _struct_pb2.Value]
-    def __init__(self, keyring: _Optional[str] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., fields: _Optional[_Mapping[str, _struct_pb2.Value]] = ...) -> None: ...
+    index_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, keyring: _Optional[str] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., fields: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., index_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EncryptFieldsResponse(_message.Message):
-    __slots__ = ("sealed", "keyring", "key_version", "masked")
+    __slots__ = ("sealed", "keyring", "key_version", "masked", "indexes")
     class SealedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -74,15 +76,24 @@ class EncryptFieldsResponse(_message.Message):
         key: str
         value: MaskedValue
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MaskedValue, _Mapping]] = ...) -> None: ...
+    class IndexesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SEALED_FIELD_NUMBER: _ClassVar[int]
     KEYRING_FIELD_NUMBER: _ClassVar[int]
     KEY_VERSION_FIELD_NUMBER: _ClassVar[int]
     MASKED_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
     sealed: _containers.ScalarMap[str, str]
     keyring: str
     key_version: int
     masked: _containers.MessageMap[str, MaskedValue]
-    def __init__(self, sealed: _Optional[_Mapping[str, str]] = ..., keyring: _Optional[str] = ..., key_version: _Optional[int] = ..., masked: _Optional[_Mapping[str, MaskedValue]] = ...) -> None: ...
+    indexes: _containers.ScalarMap[str, str]
+    def __init__(self, sealed: _Optional[_Mapping[str, str]] = ..., keyring: _Optional[str] = ..., key_version: _Optional[int] = ..., masked: _Optional[_Mapping[str, MaskedValue]] = ..., indexes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class MaskedValue(_message.Message):
     __slots__ = ("format", "text", "speakable")
@@ -328,3 +339,25 @@ class PushSessionResponse(_message.Message):
     deduplicated: bool
     trace_id: str
     def __init__(self, attempts: _Optional[int] = ..., http_status: _Optional[int] = ..., deduplicated: _Optional[bool] = ..., trace_id: _Optional[str] = ...) -> None: ...
+
+class ComputeIndexRequest(_message.Message):
+    __slots__ = ("keyring", "field", "value", "all_versions")
+    KEYRING_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ALL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    keyring: str
+    field: str
+    value: str
+    all_versions: bool
+    def __init__(self, keyring: _Optional[str] = ..., field: _Optional[str] = ..., value: _Optional[str] = ..., all_versions: _Optional[bool] = ...) -> None: ...
+
+class ComputeIndexResponse(_message.Message):
+    __slots__ = ("indexes", "keyring", "key_version")
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    KEYRING_FIELD_NUMBER: _ClassVar[int]
+    KEY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    indexes: _containers.RepeatedScalarFieldContainer[str]
+    keyring: str
+    key_version: int
+    def __init__(self, indexes: _Optional[_Iterable[str]] = ..., keyring: _Optional[str] = ..., key_version: _Optional[int] = ...) -> None: ...

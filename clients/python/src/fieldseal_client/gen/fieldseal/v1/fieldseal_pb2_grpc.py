@@ -89,6 +89,11 @@ class FieldsealServiceStub:
                 request_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.PushSessionRequest.SerializeToString,
                 response_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.PushSessionResponse.FromString,
                 _registered_method=True)
+        self.ComputeIndex = channel.unary_unary(
+                '/fieldseal.v1.FieldsealService/ComputeIndex',
+                request_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.ComputeIndexRequest.SerializeToString,
+                response_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.ComputeIndexResponse.FromString,
+                _registered_method=True)
 
 
 class FieldsealServiceServicer:
@@ -182,6 +187,15 @@ class FieldsealServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ComputeIndex(self, request, context):
+        """ComputeIndex gives the blind index of a value for a field, without sealing it: the same index
+        EncryptFields returns for that field, so a downstream service can look a value up by equality. It needs
+        the `index:<field>` (or `index:*`) scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FieldsealServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -234,6 +248,11 @@ def add_FieldsealServiceServicer_to_server(servicer, server):
                     servicer.PushSession,
                     request_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.PushSessionRequest.FromString,
                     response_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.PushSessionResponse.SerializeToString,
+            ),
+            'ComputeIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComputeIndex,
+                    request_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.ComputeIndexRequest.FromString,
+                    response_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.ComputeIndexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -511,6 +530,33 @@ class FieldsealService:
             '/fieldseal.v1.FieldsealService/PushSession',
             fieldseal_dot_v1_dot_fieldseal__pb2.PushSessionRequest.SerializeToString,
             fieldseal_dot_v1_dot_fieldseal__pb2.PushSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComputeIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fieldseal.v1.FieldsealService/ComputeIndex',
+            fieldseal_dot_v1_dot_fieldseal__pb2.ComputeIndexRequest.SerializeToString,
+            fieldseal_dot_v1_dot_fieldseal__pb2.ComputeIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,

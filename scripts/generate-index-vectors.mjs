@@ -1,0 +1,76 @@
+// Writes test/vectors/indexes.json from the compiled code (run by `npm run vectors`): blind indexes
+// (docs/security.md, "Blind indexes") that the TypeScript, Python and Go code must all reproduce. Keys are
+// derived from the same fixed labels as the envelope vectors; they are test data, never real keys.
+import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { blindIndex, indexKey } from "../dist/src/engine/index.js";
+import { normalizeForIndex } from "../dist/src/masks/index.js";
+
+const key = (keyring, version) => ({
+  keyring,
+  version,
+  material: createHash("sha256").update(`fieldseal test key ${keyring} v${version}`).digest().subarray(0, 32),
+});
+const b64 = (b) => Buffer.from(b).toString("base64");
+const hex = (b) => Buffer.from(b).toString("hex");
+
+const keys = {
+  default: { 1: b64(key("default", 1).material), 2: b64(key("default", 2).material) },
+  "cards-eu": { 7: b64(key("cards-eu", 7).material) },
+};
+
+// [name, keyring, version, field, format (null: none, which indexes as generic), input]
+const cases = [
+  ["card written with spaces", "default", 1, "credit_card", "card", "4111 1111 1111 1111"],
+  ["the same card written with dashes", "default", 1, "credit_card", "card", " 4111-1111-1111-1111 "],
+  ["the same card under version 2", "default", 2, "credit_card", "card", "4111111111111111"],
+  ["the same card in another field", "default", 1, "card_on_file", "card", "4111111111111111"],
+  ["the same card in another keyring", "cards-eu", 7, "credit_card", "card", "4111111111111111"],
+  ["e-mail with capitals and white space", "default", 1, "email", "email", " Jane.Doe+news@Example.COM\n"],
+  ["e-mail with letters outside A-Z", "default", 1, "email", "email", "ÆRØ@Example.dk"],
+  ["phone with a plus and grouping", "default", 1, "phone", "phone", "+49 (30) 1234-5678"],
+  ["national id with dashes", "default", 1, "ssn", "national_id", "123-45-6789"],
+  ["national id in full-width letters", "default", 2, "national_id", "national_id", "ａｂ 123456 ｃ"],
+  [
+    "generic in NFD with surrounding spaces",
+    "default",
+    1,
+    "name",
+    "generic",
+    "\u3000Zoe\u0301 Ångström\uFEFF",
+  ],
+  ["field without a format", "default", 1, "note", null, "  Order #42: 🚀  "],
+  ["long field name", "cards-eu", 7, "f".repeat(256), null, "v"],
+];
+
+const formats = {
+  card: { format: "card" },
+  email: { format: "email" },
+  phone: { format: "phone", last: 4 },
+  national_id: { format: "national_id" },
+  generic: { format: "generic", first: 0, last: 4 },
+};
+
+const out = {
+  description:
+    "Fieldseal blind index test vectors (docs/security.md, Blind indexes). index_key = HKDF-SHA256(key, salt empty, info 'fieldseal index v1' NUL keyring NUL field, 32 bytes); index = fx1.<keyring>.<version>.<base64url of HMAC-SHA256(index_key, UTF-8 normalized)[:16]>. normalize(format, input) must give `normalized`. Keys are test data derived from fixed labels.",
+  keys,
+  cases: cases.map(([name, keyring, version, field, format, input]) => {
+    const k = key(keyring, version);
+    const normalized = normalizeForIndex(field, format === null ? undefined : formats[format], input);
+    return {
+      name,
+      keyring,
+      version,
+      field,
+      format,
+      input,
+      normalized,
+      index_key_hex: hex(indexKey(k, field)),
+      index: blindIndex(k, field, normalized),
+    };
+  }),
+};
+
+writeFileSync(new URL("../test/vectors/indexes.json", import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
+console.log(`wrote test/vectors/indexes.json (${out.cases.length} cases)`);

@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { type AnsweredRequest, WebhookAnswerCache } from "../../src/cognigy/webhook-answer-cache.js";
+
+const answer = (sealed: string): AnsweredRequest => ({
+  keyring: "default",
+  keyVersion: 1,
+  variables: { __enc_card: sealed, card: null },
+});
+
+describe("the webhook's memory of answered requests", () => {
+  it("answers what was recorded until it expires", () => {
+    let now = 0;
+    const cache = new WebhookAnswerCache({ maxEntries: 10, maxBytes: 10_000, ttlMs: 1000, now: () => now });
+    cache.set("k", answer("fs1.a"));
+    now = 999;
+    expect(cache.get("k")?.variables.__enc_card).toBe("fs1.a");
+    now = 1000;
+    expect(cache.get("k")).toBeUndefined();
+    expect(cache.size).toBe(0);
+    expect(cache.bytes).toBe(0);
+  });
+
+  it("evicts the least recently used entry past the entry bound", () => {
+    const cache = new WebhookAnswerCache({ maxEntries: 2, maxBytes: 10_000, ttlMs: 1000, now: () => 0 });
+    cache.set("a", answer("fs1.a"));
+    cache.set("b", answer("fs1.b"));
+    cache.get("a");
+    cache.set("c", answer("fs1.c"));
+    expect(cache.get("b")).toBeUndefined();
+    expect(cache.get("a")).toBeDefined();
+    expect(cache.get("c")).toBeDefined();
+  });
+
+  it("holds no more bytes than its bound, counting replaced entries once, and keeps no value larger than it", () => {
+    const one = "k0".length + JSON.stringify(answer("fs1.x").variables).length;
+    const cache = new WebhookAnswerCache({ maxEntries: 100, maxBytes: one * 3, ttlMs: 1000, now: () => 0 });
+    for (let i = 0; i < 10; i++) cache.set(`k${i}`, answer("fs1.x"));
+    expect(cache.size).toBe(3);
+    expect(cache.bytes).toBe(one * 3);
+    cache.set("k9", answer("fs1.y"));
+    expect(cache.bytes).toBe(one * 3);
+    cache.set("huge", answer("x".repeat(one * 4)));
+    expect(cache.get("huge")).toBeUndefined();
+    expect(cache.bytes).toBeLessThanOrEqual(one * 3);
+  });
+});

@@ -1,0 +1,222 @@
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FieldsealService, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
+import { type grpc, grpcJsClient, unary } from "../support/grpc-js.js";
+
+const session = (id: string) => create(ScopeSchema, { id: { case: "sessionId", value: id } });
+const values = (fields: Record<string, JsonValue>) =>
+  Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, fromJson(ValueSchema, v)]));
+
+let fs: TestFieldseal;
+beforeAll(async () => {
+  fs = await startTestFieldseal({
+    principals: [
+      { name: "admin", scopes: ["admin"] },
+      { name: "bot", scopes: ["encrypt"] },
+      { name: "indexing-bot", scopes: ["encrypt", "index:credit_card", "index:email"] },
+      { name: "lookup", scopes: ["index:email"] },
+    ],
+    settings: {
+      keyrings: ["other"],
+      fields: { credit_card: { format: "card" }, email: { format: "email" } },
+    },
+  });
+});
+afterAll(async () => {
+  await fs.close();
+});
+
+interface IndexAnswer {
+  indexes: string[];
+  keyring: string;
+  keyVersion: number;
+}
+
+/** ComputeIndex as a Connect client and as a native gRPC client (the server's fast path). */
+const computeIndex: Record<
+  string,
+  (
+    principal: string,
+    req: { keyring?: string; field: string; value: string; allVersions?: boolean },
+  ) => Promise<IndexAnswer>
+> = {
+  Connect: (principal, req) => fs.client(principal).computeIndex(req),
+  gRPC: async (principal, req) => {
+    const client = grpcJsClient(FieldsealService, `127.0.0.1:${fs.port}`);
+    try {
+      return await unary(client, FieldsealService.method.computeIndex, req, fs.tokens[principal]);
+    } finally {
+      client.close();
+    }
+  },
+};
+
+function refusal(err: unknown): { code: number; reason: string | undefined } {
+  if (err instanceof ConnectError)
+    return { code: err.code, reason: err.metadata.get("fieldseal-reason") ?? undefined };
+  const e = err as grpc.ServiceError;
+  return { code: e.code, reason: e.metadata.get("fieldseal-reason")[0]?.toString() };
+}
+
+async function refused(call: Promise<unknown>) {
+  let caught: unknown;
+  try {
+    await call;
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeDefined();
+  return refusal(caught);
+}
+
+describe.each(Object.entries(computeIndex))("blind indexes over %s", (_name, compute) => {
+  it("EncryptFields returns on request the index ComputeIndex gives for the same value written another way", async () => {
+    const sealed = await fs.client("indexing-bot").encryptFields({
+      scope: session("s-1"),
+      fields: values({ credit_card: "4111 1111 1111 1111", email: "Jane@Example.com", note: "x" }),
+      indexFields: ["credit_card", "email"],
+    });
+    expect(Object.keys(sealed.indexes).sort()).toEqual(["credit_card", "email"]);
+    expect(sealed.indexes.credit_card).toMatch(/^fx1\.default\.\d+\.[A-Za-z0-9_-]{22}$/);
+    const byAdmin = await compute("admin", { field: "credit_card", value: "4111-1111-1111-1111" });
+    expect(byAdmin.indexes).toEqual([sealed.indexes.credit_card]);
+    expect(byAdmin.keyVersion).toBe(sealed.keyVersion);
+    const byLookup = await compute("lookup", { field: "email", value: "jane@example.COM " });
+    expect(byLookup.indexes).toEqual([sealed.indexes.email]);
+  });
+
+  it("gives unrelated indexes for other fields and other keyrings", async () => {
+    const a = await compute("admin", { field: "email", value: "jane@example.com" });
+    const b = await compute("admin", { field: "email_backup", value: "jane@example.com" });
+    const c = await compute("admin", { keyring: "other", field: "email", value: "jane@example.com" });
+    const macs = [a, b, c].map((r) => r.indexes[0]?.split(".")[3]);
+    expect(new Set(macs).size).toBe(3);
+    expect(c.indexes[0]).toMatch(/^fx1\.other\./);
+  });
+
+  it("needs index:<field>: encrypt alone or another field's grant is refused and audited", async () => {
+    const before = fs.audit.events.length;
+    expect(await refused(compute("bot", { field: "email", value: "jane@example.com" }))).toEqual({
+      code: Code.PermissionDenied,
+      reason: "permission_denied",
+    });
+    expect(await refused(compute("lookup", { field: "credit_card", value: "4111111111111111" }))).toEqual({
+      code: Code.PermissionDenied,
+      reason: "permission_denied",
+    });
+    const denied = fs.audit.events
+      .slice(before)
+      .filter((e) => e.action === "index" && e.outcome === "denied");
+    expect(denied.map((e) => [e.principal, e.field])).toEqual([
+      ["bot", "email"],
+      ["lookup", "credit_card"],
+    ]);
+    expect(JSON.stringify(fs.audit.events)).not.toContain("jane@example.com");
+  });
+
+  it("refuses a value that does not fit the field's format, and an empty one, with field_format_invalid", async () => {
+    expect(await refused(compute("admin", { field: "credit_card", value: "4111111111111112" }))).toEqual({
+      code: Code.InvalidArgument,
+      reason: "field_format_invalid",
+    });
+    expect(await refused(compute("admin", { field: "free_text", value: "  " }))).toEqual({
+      code: Code.InvalidArgument,
+      reason: "field_format_invalid",
+    });
+    expect(await refused(compute("admin", { field: "", value: "x" }))).toEqual({
+      code: Code.InvalidArgument,
+      reason: "invalid_argument",
+    });
+  });
+});
+
+describe("blind indexes and rotation", () => {
+  it("with all_versions, a lookup finds values indexed under an older version", async () => {
+    await fs
+      .client("admin")
+      .rotateKey({ keyring: "other", create: true })
+      .catch(() => undefined);
+    const before = await fs.client("indexing-bot").encryptFields({
+      keyring: "other",
+      scope: session("s-rot"),
+      fields: values({ email: "old@example.com" }),
+      indexFields: ["email"],
+    });
+    await fs.client("admin").rotateKey({ keyring: "other" });
+    const now = await fs
+      .client("admin")
+      .computeIndex({ keyring: "other", field: "email", value: "old@example.com" });
+    expect(now.keyVersion).toBe(before.keyVersion + 1);
+    expect(now.indexes).not.toContain(before.indexes.email);
+    const all = await fs.client("admin").computeIndex({
+      keyring: "other",
+      field: "email",
+      value: "old@example.com",
+      allVersions: true,
+    });
+    expect(all.indexes[0]).toBe(now.indexes[0]);
+    expect(all.indexes).toContain(before.indexes.email);
+    expect(all.indexes.map((i) => Number(i.split(".")[2]))).toEqual(
+      [...all.indexes.keys()].map((i) => now.keyVersion - i),
+    );
+  });
+});
+
+describe("EncryptFields index_fields", () => {
+  it("needs index on each named field, and names only fields of the call", async () => {
+    expect(
+      await refused(
+        fs.client("bot").encryptFields({
+          scope: session("s-2"),
+          fields: values({ email: "a@example.com" }),
+          indexFields: ["email"],
+        }),
+      ),
+    ).toEqual({ code: Code.PermissionDenied, reason: "permission_denied" });
+    expect(
+      await refused(
+        fs.client("indexing-bot").encryptFields({
+          scope: session("s-2"),
+          fields: values({ email: "a@example.com" }),
+          indexFields: ["credit_card"],
+        }),
+      ),
+    ).toEqual({ code: Code.InvalidArgument, reason: "invalid_argument" });
+  });
+
+  it("refuses to index a non-string value, sealing nothing", async () => {
+    const before = fs.audit.events.length;
+    expect(
+      await refused(
+        fs.client("admin").encryptFields({
+          scope: session("s-3"),
+          fields: values({ count: 3 }),
+          indexFields: ["count"],
+        }),
+      ),
+    ).toEqual({ code: Code.InvalidArgument, reason: "field_format_invalid" });
+    expect(fs.audit.events.slice(before).some((e) => e.action === "encrypt" && e.outcome === "ok")).toBe(
+      false,
+    );
+  });
+
+  it("audits each index computed, without the value or the index", async () => {
+    const before = fs.audit.events.length;
+    const r = await fs.client("indexing-bot").encryptFields({
+      scope: session("s-4"),
+      fields: values({ email: "audit-me@example.com" }),
+      indexFields: ["email"],
+    });
+    const events = fs.audit.events.slice(before);
+    expect(events.map((e) => [e.action, e.outcome, e.fields])).toEqual([
+      ["encrypt", "ok", ["email"]],
+      ["index", "ok", ["email"]],
+    ]);
+    const text = JSON.stringify([events, fs.logs]);
+    expect(text).not.toContain("audit-me");
+    expect(text).not.toContain(r.indexes.email?.split(".")[3]);
+  });
+});
