@@ -240,11 +240,12 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       });
       const indexNames = [...new Set(req.indexFields)];
       const fieldValues = new Map(values);
-      for (const field of indexNames) {
+      for (const [i, field] of indexNames.entries()) {
+        // Not quoted: a confused caller may have put a value where a field name belongs.
         if (!fieldValues.has(field)) {
           throw new FieldsealError(
             "invalid_argument",
-            `index_fields names "${field.slice(0, 256)}", which is not in fields`,
+            `index_fields[${i}] (after removing repeats) names no field of fields`,
           );
         }
       }
