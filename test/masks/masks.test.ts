@@ -418,3 +418,54 @@ describe("the fields setting in the config", () => {
     );
   });
 });
+
+describe("attacks on the checks", () => {
+  it("any RFC 5322 address fast-check makes is either refused or masked to its first character and domain", () => {
+    fc.assert(
+      fc.property(fc.emailAddress(), (address) => {
+        let m: MaskedValue;
+        try {
+          m = mask({ format: "email" }, address);
+        } catch (err) {
+          expect(isFieldsealError(err, "field_format_invalid")).toBe(true);
+          return;
+        }
+        const at = address.lastIndexOf("@");
+        const local = address.slice(0, at);
+        const first = /^[A-Za-z0-9]$/.test(local[0] ?? "") && local.length > 1 ? local[0] : "";
+        expect(m.text).toBe(`${first}${HIDDEN}@${address.slice(at + 1).toLowerCase()}`);
+      }),
+      RUNS,
+    );
+  });
+
+  it("handles megabyte values of every format in one pass, refusing the ones that cannot fit", () => {
+    const big = "4".repeat(1 << 20);
+    const formats: Array<[FieldFormat, string, boolean]> = [
+      [{ format: "card" }, big, false],
+      [{ format: "phone", last: 4 }, big, false],
+      [{ format: "national_id" }, `${"A-".repeat(1 << 19)}`, false],
+      [{ format: "email" }, `${"a.".repeat(1 << 19)}@example.com`, false],
+      [{ format: "email" }, `a@${"a-".repeat(1 << 19)}.com`, false],
+      [{ format: "generic", first: 8, last: 8 }, big, true],
+    ];
+    for (const [format, value, fits] of formats) {
+      if (fits) {
+        expect(mask(format, value).text).toBe(`44444444${HIDDEN}44444444`);
+      } else {
+        expect(() => mask(format, value)).toThrow(/does not fit/);
+      }
+    }
+  });
+
+  it("does not let look-alike digits or invisible characters through as a card", () => {
+    for (const value of [
+      "４１１１１１１１１１１１１１１１", // full-width digits
+      "4111\u200b1111 1111 1111", // zero-width space
+      "4111\u00a01111\u00a01111\u00a01111", // no-break spaces are not a card's grouping
+      "٤١١١١١١١١١١١١١١١", // Arabic-Indic digits
+    ]) {
+      expect(() => mask({ format: "card" }, value)).toThrow(/must be digits/);
+    }
+  });
+});
