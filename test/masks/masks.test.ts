@@ -171,7 +171,7 @@ describe("national ID masks", () => {
     );
   });
 
-  it.each(["", " - . ", "12#34", "ÄB1234"])("refuses %j", (value) => {
+  it.each(["", " - . ", "12#34", "ÄB1234", "straße1", "ı1234"])("refuses %j", (value) => {
     expect(() => mask({ format: "national_id" }, value)).toThrow(/national_id/);
   });
 });
