@@ -469,3 +469,35 @@ describe("attacks on the checks", () => {
     }
   });
 });
+
+describe("the keyringFields setting", () => {
+  const where = { dataDir: "/tmp/x", configFile: "/tmp/x/config.json", cwd: "/tmp/x" };
+
+  it("merges each keyring's formats over fields, the keyring's winning", () => {
+    const config = parseConfig(
+      {
+        fields: { credit_card: { format: "card" }, account: { format: "generic" } },
+        keyringFields: {
+          eu: { account: { format: "generic", first: 2, last: 2 }, email: { format: "email" } },
+        },
+      },
+      {},
+      where,
+    );
+    expect(Object.fromEntries(config.keyringFields.get("eu") ?? [])).toEqual({
+      credit_card: { format: "card" },
+      account: { format: "generic", first: 2, last: 2 },
+      email: { format: "email" },
+    });
+    expect(config.keyringFields.has("default")).toBe(false);
+    expect(Object.keys(Object.fromEntries(config.fields))).toEqual(["credit_card", "account"]);
+  });
+
+  it.each([
+    [[], /keyringFields: must be an object/],
+    [{ "Not A Keyring": {} }, /keyringFields: "Not A Keyring" is not a keyring name/],
+    [{ eu: { x: { format: "iban" } } }, /keyringFields\.eu\.x\.format: must be one of/],
+  ])("refuses %j", (raw, why) => {
+    expect(() => parseConfig({ keyringFields: raw }, {}, where)).toThrow(why);
+  });
+});
