@@ -26,6 +26,10 @@ const answers = {
     method: FieldsealService.method.decryptField,
     answer: () => ({ value: { kind: { case: "stringValue", value: "4111111111111111" } }, keyVersion: 1 }),
   },
+  [`/${FieldsealService.typeName}/ComputeIndex`]: {
+    method: FieldsealService.method.computeIndex,
+    answer: () => ({ indexes: [`fx1.default.1.${"A".repeat(22)}`], keyring: "default", keyVersion: 1 }),
+  },
   [`/${Health.typeName}/Check`]: { method: Health.method.check, answer: () => ({ status: 1 }) },
 };
 

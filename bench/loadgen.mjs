@@ -3,7 +3,7 @@
  * server for `durationMs` (after `warmupMs`), then prints one JSON line with calls/s and latency
  * percentiles. Usage: node bench/loadgen.mjs '<json options>'.
  *
- * kinds: encrypt (fields: N) | decrypt | health over protocol grpc (@grpc/grpc-js) or connect (connect-node,
+ * kinds: encrypt (fields: N) | decrypt | index (ComputeIndex of a card number) | health over protocol grpc (@grpc/grpc-js) or connect (connect-node,
  * Connect protocol, HTTP/2, binary protobuf, connect-node's default); webhook (HTTP/1.1 keep-alive POST of Cognigy webhook payloads).
  */
 import http from "node:http";
@@ -68,6 +68,11 @@ async function makeOp() {
   if (kind === "health") {
     const method = m("check");
     return { op: () => caller.call("check", method.input, { service: "" }), close: caller.close };
+  }
+  if (kind === "index") {
+    const method = m("computeIndex");
+    const request = { field: "card_lookup", value: "4111111111111111" };
+    return { op: () => caller.call("computeIndex", method.input, request), close: caller.close };
   }
   const enc = m("encryptFields");
   if (kind === "encrypt") {

@@ -1,5 +1,5 @@
 /**
- * Part 3 (RPC): EncryptFields (1 and 10 fields) and DecryptField over gRPC (@grpc/grpc-js) and the Connect
+ * Part 3 (RPC): EncryptFields (1 and 10 fields), DecryptField and ComputeIndex over gRPC (@grpc/grpc-js) and the Connect
  * protocol (connect-node, HTTP/2), at 1, 16 and 64 calls in flight, against a `fieldseal serve` child
  * process; the load generator is a separate process. References, interleaved with the Fieldseal calls:
  * grpc.health.v1 Check on the same server, protocol and concurrency (our RPC stack without auth or keys),
@@ -15,6 +15,7 @@ const KINDS = [
   { name: "encrypt1", kind: "encrypt", fields: 1 },
   { name: "encrypt10", kind: "encrypt", fields: 10 },
   { name: "decrypt", kind: "decrypt" },
+  { name: "index", kind: "index" },
   { name: "health", kind: "health" },
 ];
 

@@ -11,7 +11,7 @@ const ROOT = resolve(import.meta.dirname, "..");
 
 /**
  * Starts `fieldseal serve` as a child process on a free loopback port with a fresh data dir and one
- * principal allowed to encrypt, decrypt and push. `env` adds settings (key store, Cognigy endpoint...).
+ * principal allowed to encrypt, decrypt, index and push. `env` adds settings (key store, Cognigy endpoint...).
  */
 export async function startFieldseal(env = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "fieldseal-bench-"));
@@ -20,8 +20,11 @@ export async function startFieldseal(env = {}) {
     join(dataDir, "config.json"),
     JSON.stringify({
       principals: [
-        { name: "bench", tokenSha256: hashToken(token), scopes: ["encrypt", "decrypt:*", "push"] },
+        { name: "bench", tokenSha256: hashToken(token), scopes: ["encrypt", "decrypt:*", "index:*", "push"] },
       ],
+      // Only the ComputeIndex rows name this field (the card is checked and normalised); every other call
+      // seals fields without a format, as before.
+      fields: { card_lookup: { format: "card" } },
     }),
   );
   const port = await freePort();

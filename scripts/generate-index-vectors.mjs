@@ -40,6 +40,9 @@ const cases = [
     "\u3000Zoe\u0301 Ångström\uFEFF",
   ],
   ["field without a format", "default", 1, "note", null, "  Order #42: 🚀  "],
+  // U+001C and U+0085 are not white space to JavaScript's trim (Python's strip and Go's unicode.IsSpace
+  // disagree), so they stay.
+  ["characters that only some languages call white space", "default", 1, "note", null, "\u001cAb\u0085 \t"],
   ["long field name", "cards-eu", 7, "f".repeat(256), null, "v"],
 ];
 

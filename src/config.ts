@@ -6,7 +6,7 @@ import { assertKeyringName, KEYRING_NAME } from "./engine/names.js";
 import { FieldsealError, isFieldsealError } from "./errors.js";
 import { lineOfJsonPath } from "./json-lines-of.js";
 import type { LogLevel } from "./log.js";
-import { type FieldFormats, parseFieldFormats } from "./masks/index.js";
+import { type FieldFormats, parseFieldFormats, parseKeyringFieldFormats } from "./masks/index.js";
 
 /** Fieldseal's configuration, parsed and validated once at start-up. Nothing else reads process.env. */
 export interface Config {
@@ -34,6 +34,8 @@ export interface Config {
   readonly keyrings: readonly string[];
   /** Field name → mask format: such a field is checked when sealed and its mask returned (docs/masks.md). */
   readonly fields: FieldFormats;
+  /** Keyring → its field formats (its own `keyringFields` entry merged over `fields`); others use `fields`. */
+  readonly keyringFields: ReadonlyMap<string, FieldFormats>;
   /** Keyring whose versions open legacy tutorial blobs (matched by the tutorial secret's version label). */
   readonly legacyKeyring: string;
   /**
@@ -279,6 +281,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "fields",
     description:
       'Field name to mask format (JSON), e.g. {"credit_card": {"format": "card"}}: checked when sealed, mask returned (docs/masks.md)',
+    default: "{}",
+  },
+  {
+    env: "-",
+    file: "keyringFields",
+    description: "Keyring name to its own field formats, merged over fields (docs/masks.md)",
     default: "{}",
   },
   {
@@ -673,6 +681,10 @@ export function parseConfig(
     throw bad("FIELDSEAL_TLS_REQUIRE_CLIENT_CERT", "tls.requireClientCert", "needs tls.clientCaFile");
   }
   const auditFile = str("FIELDSEAL_AUDIT_FILE", "audit.file");
+  const fields = parseFieldFormats(
+    pick("FIELDSEAL_FIELD_FORMATS", "fields"),
+    env.FIELDSEAL_FIELD_FORMATS ? "FIELDSEAL_FIELD_FORMATS" : "fields",
+  );
   const secretPrefix = str("FIELDSEAL_AWS_SECRET_PREFIX", "keyStore.secretPrefix") ?? "fieldseal/";
   const maxAgeDays = int("FIELDSEAL_ROTATE_MAX_AGE_DAYS", "rotation.maxAgeDays", 90, 0, 3650);
   const baseUrl = str("FIELDSEAL_COGNIGY_BASE_URL", "cognigy.baseUrl");
@@ -697,10 +709,8 @@ export function parseConfig(
           },
     defaultKeyring,
     keyrings,
-    fields: parseFieldFormats(
-      pick("FIELDSEAL_FIELD_FORMATS", "fields"),
-      env.FIELDSEAL_FIELD_FORMATS ? "FIELDSEAL_FIELD_FORMATS" : "fields",
-    ),
+    fields,
+    keyringFields: parseKeyringFieldFormats(file.keyringFields, fields, "keyringFields"),
     legacyKeyring,
     legacyEnabled: bool("FIELDSEAL_LEGACY_ENABLED", "legacyEnabled", true),
     rotation: {

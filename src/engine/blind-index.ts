@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { assertAadPart, assertKeyringName } from "./names.js";
 import type { EngineKey } from "./seal.js";
 
@@ -18,23 +18,37 @@ export const INDEX_BYTES = 16;
  * sealing key it comes from, nor the index key of another field or keyring.
  */
 const INFO_LABEL = "fieldseal index v1";
+const NUL = new Uint8Array([0]);
+
+/** HKDF-Extract's salt when none is given: HashLen zero bytes (RFC 5869 section 2.2). */
+const NO_SALT = new Uint8Array(32);
+const T1 = new Uint8Array([1]);
 
 /**
  * The index key of one field under one keyring version: HKDF-SHA256 (RFC 5869) with the version's key
- * material as input keying material, no salt (HashLen zero bytes), info = "fieldseal index v1" NUL keyring
- * NUL field (neither name can hold a NUL, so the info is unambiguous), 32 bytes.
+ * material as input keying material, no salt, info = "fieldseal index v1" NUL keyring NUL field (neither
+ * name can hold a NUL, so the info is unambiguous), 32 bytes. One output block is T(1) = HMAC(PRK, info |
+ * 0x01), written out with createHmac: node's hkdfSync gives the same bytes (test/masks/blind-index.test.ts)
+ * at about three times the cost, which made it most of an index's cost.
  */
 export function indexKey(key: EngineKey, field: string): Uint8Array {
   assertKeyringName(key.keyring);
   assertAadPart("field name", field);
-  const info = Buffer.concat([
-    Buffer.from(INFO_LABEL, "utf8"),
-    Buffer.from([0]),
-    Buffer.from(key.keyring, "utf8"),
-    Buffer.from([0]),
-    Buffer.from(field, "utf8"),
-  ]);
-  return new Uint8Array(hkdfSync("sha256", key.material, new Uint8Array(0), info, 32));
+  const prk = createHmac("sha256", NO_SALT).update(key.material).digest();
+  try {
+    return new Uint8Array(
+      createHmac("sha256", prk)
+        .update(INFO_LABEL, "utf8")
+        .update(NUL)
+        .update(key.keyring, "utf8")
+        .update(NUL)
+        .update(field, "utf8")
+        .update(T1)
+        .digest(),
+    );
+  } finally {
+    prk.fill(0);
+  }
 }
 
 /**

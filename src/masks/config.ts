@@ -1,4 +1,4 @@
-import { assertAadPart } from "../engine/names.js";
+import { assertAadPart, KEYRING_NAME } from "../engine/names.js";
 import { FieldsealError } from "../errors.js";
 import {
   type FieldFormat,
@@ -44,6 +44,28 @@ export function parseFieldFormats(raw: unknown, at: string): FieldFormats {
     formats.set(field, parseOne(spec, `${at}.${field}`));
   }
   return formats;
+}
+
+/**
+ * Parses `keyringFields`: keyring name → its own `fields` map, each merged over the global one (a field
+ * named in both takes the keyring's format). Keyrings not named use the global map.
+ */
+export function parseKeyringFieldFormats(
+  raw: unknown,
+  global: FieldFormats,
+  at: string,
+): ReadonlyMap<string, FieldFormats> {
+  const out = new Map<string, FieldFormats>();
+  if (raw === undefined || raw === null) return out;
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw invalid(at, 'must be an object of keyring name to {"<field>": {"format": ...}}');
+  }
+  for (const [keyring, fields] of Object.entries(raw)) {
+    if (!KEYRING_NAME.test(keyring))
+      throw invalid(at, `${JSON.stringify(keyring.slice(0, 70))} is not a keyring name`);
+    out.set(keyring, new Map([...global, ...parseFieldFormats(fields, `${at}.${keyring}`)]));
+  }
+  return out;
 }
 
 function parseOne(spec: unknown, at: string): FieldFormat {

@@ -1,6 +1,6 @@
 /** Mask formats: per-field checks and the masked forms returned beside sealed values. Pure: no I/O. */
 export { cardBrand, cardDigits, luhnValid } from "./card.js";
-export { parseFieldFormats } from "./config.js";
+export { parseFieldFormats, parseKeyringFieldFormats } from "./config.js";
 export { emailParts } from "./email.js";
 export {
   type FieldFormat,

@@ -162,6 +162,7 @@ export async function startServer(
         storeKind: store.kind,
         defaultKeyring: config.defaultKeyring,
         fieldFormats: config.fields,
+        keyringFieldFormats: config.keyringFields,
         audit,
         ...(pusher === undefined ? {} : { pusher }),
       }),

@@ -36,6 +36,11 @@ export function reloadAccess(
 /** The top-level settings, other than principals, that differ between two configs (names only, no values). */
 function settingsChanged(running: Config, next: Config): string[] {
   return (Object.keys(next) as Array<keyof Config>).filter(
-    (key) => key !== "principals" && JSON.stringify(running[key]) !== JSON.stringify(next[key]),
+    (key) => key !== "principals" && comparable(running[key]) !== comparable(next[key]),
   );
+}
+
+/** JSON of a setting, with Maps (field formats) as their entries: JSON.stringify writes every Map as {}. */
+function comparable(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (v instanceof Map ? [...v] : v));
 }

@@ -59,6 +59,8 @@ export interface ServiceDeps {
   readonly pusher?: SessionPusher;
   /** Field name → mask format; EncryptFields checks such fields and returns their masks. */
   readonly fieldFormats?: FieldFormats;
+  /** Keyring → its own field formats (already merged over `fieldFormats`); others use `fieldFormats`. */
+  readonly keyringFieldFormats?: ReadonlyMap<string, FieldFormats>;
   /** Most items one batch call may carry. */
   readonly maxBatchItems?: number;
 }
@@ -76,7 +78,9 @@ const LEGACY_OPS = { decrypt: "legacy_decrypt", rewrap: "legacy_rewrap" } as con
  */
 export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof FieldsealService> {
   const maxBatch = deps.maxBatchItems ?? DEFAULT_MAX_BATCH;
-  const fieldFormats: FieldFormats = deps.fieldFormats ?? new Map();
+  const globalFormats: FieldFormats = deps.fieldFormats ?? new Map();
+  const formatsFor = (keyring: string): FieldFormats =>
+    deps.keyringFieldFormats?.get(keyring) ?? globalFormats;
   const keyringOrDefault = (name: string) => {
     const keyring = name === "" ? deps.defaultKeyring : name;
     assertKeyringName(keyring);
@@ -240,17 +244,19 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       });
       const indexNames = [...new Set(req.indexFields)];
       const fieldValues = new Map(values);
-      for (const field of indexNames) {
+      for (const [i, field] of indexNames.entries()) {
+        // Not quoted: a confused caller may have put a value where a field name belongs.
         if (!fieldValues.has(field)) {
           throw new FieldsealError(
             "invalid_argument",
-            `index_fields names "${field.slice(0, 256)}", which is not in fields`,
+            `index_fields[${i}] (after removing repeats) names no field of fields`,
           );
         }
       }
       if (indexNames.length > 0) allow(ctx, principal, "index", { keyring, fields: indexNames });
       // Checked, masked and normalised before anything is sealed: a value that does not fit its format
       // fails the call.
+      const fieldFormats = formatsFor(keyring);
       const masked = maskFields(fieldFormats, values);
       const toIndex = indexNames.map(
         (field) =>
@@ -477,7 +483,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       assertAadPart("field name", field);
       allow(ctx, principal, "index", { keyring, field });
       try {
-        const normalized = normalizeForIndex(field, fieldFormats.get(field), req.value);
+        const normalized = normalizeForIndex(field, formatsFor(keyring).get(field), req.value);
         const result = await deps.sealer.computeIndex(keyring, field, normalized, req.allVersions);
         audit(ctx, {
           action: "index",

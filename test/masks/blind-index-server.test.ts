@@ -181,10 +181,21 @@ describe("EncryptFields index_fields", () => {
         fs.client("indexing-bot").encryptFields({
           scope: session("s-2"),
           fields: values({ email: "a@example.com" }),
-          indexFields: ["credit_card"],
+          indexFields: ["email", "4000CANARY0000002"],
         }),
       ),
     ).toEqual({ code: Code.InvalidArgument, reason: "invalid_argument" });
+    const err = await fs
+      .client("admin")
+      .encryptFields({
+        scope: session("s-2"),
+        fields: values({ email: "a@example.com" }),
+        indexFields: ["4000CANARY0000002"],
+      })
+      .catch((e: unknown) => e);
+    expect((err as ConnectError).rawMessage).toBe(
+      "index_fields[0] (after removing repeats) names no field of fields",
+    );
   });
 
   it("refuses to index a non-string value, sealing nothing", async () => {
@@ -218,5 +229,32 @@ describe("EncryptFields index_fields", () => {
     const text = JSON.stringify([events, fs.logs]);
     expect(text).not.toContain("audit-me");
     expect(text).not.toContain(r.indexes.email?.split(".")[3]);
+  });
+});
+
+describe("ComputeIndex under concurrent rotation", () => {
+  it("gives each caller an index under the version it names, reproducible afterwards with all_versions", async () => {
+    await fs.client("admin").rotateKey({ keyring: "conc", create: true });
+    const admin = fs.client("admin");
+    const lookups = Array.from({ length: 40 }, (_, i) =>
+      admin.computeIndex({ keyring: "conc", field: "email", value: `user${i % 4}@example.com` }),
+    );
+    const rotations = [admin.rotateKey({ keyring: "conc" }), admin.rotateKey({ keyring: "conc" })];
+    const [answers] = await Promise.all([Promise.all(lookups), Promise.all(rotations)]);
+    for (const [i, a] of answers.entries()) {
+      expect(a.indexes).toHaveLength(1);
+      expect(a.indexes[0]).toBe(`fx1.conc.${a.keyVersion}.${a.indexes[0]?.split(".")[3]}`);
+      const all = await admin.computeIndex({
+        keyring: "conc",
+        field: "email",
+        value: `user${i % 4}@example.com`,
+        allVersions: true,
+      });
+      expect(all.indexes).toContain(a.indexes[0]);
+    }
+    const distinct = new Set(
+      answers.filter((a) => a.keyVersion === answers[0]?.keyVersion).map((a) => a.indexes[0]),
+    );
+    expect(distinct.size).toBeLessThanOrEqual(4);
   });
 });

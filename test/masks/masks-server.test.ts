@@ -186,3 +186,36 @@ describe("a server without field formats", () => {
     }
   });
 });
+
+describe("formats per keyring", () => {
+  it("uses the formats of the keyring a call names", async () => {
+    const server = await startTestFieldseal({
+      settings: {
+        keyrings: ["eu"],
+        fields: { account: { format: "generic", first: 0, last: 4 } },
+        keyringFields: {
+          eu: { account: { format: "generic", first: 2, last: 2 }, email: { format: "email" } },
+        },
+      },
+    });
+    try {
+      const bot = server.client("bot");
+      const fields = values({ account: "DE89370400440532013000", email: "jane@example.com" });
+      const plain = await bot.encryptFields({ scope: session("s-k"), fields });
+      expect(Object.fromEntries(Object.entries(plain.masked).map(([k, v]) => [k, v.text]))).toEqual({
+        account: "••••3000",
+      });
+      const eu = await bot.encryptFields({ keyring: "eu", scope: session("s-k"), fields });
+      expect(Object.fromEntries(Object.entries(eu.masked).map(([k, v]) => [k, v.text]))).toEqual({
+        account: "DE••••00",
+        email: "j••••@example.com",
+      });
+      const err = await bot
+        .encryptFields({ keyring: "eu", scope: session("s-k"), fields: values({ email: "not an address" }) })
+        .catch((e: unknown) => e);
+      expect((err as ConnectError).metadata.get("fieldseal-reason")).toBe("field_format_invalid");
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -171,7 +171,7 @@ describe("national ID masks", () => {
     );
   });
 
-  it.each(["", " - . ", "12#34", "ÄB1234"])("refuses %j", (value) => {
+  it.each(["", " - . ", "12#34", "ÄB1234", "straße1", "ı1234"])("refuses %j", (value) => {
     expect(() => mask({ format: "national_id" }, value)).toThrow(/national_id/);
   });
 });
@@ -416,5 +416,88 @@ describe("the fields setting in the config", () => {
     expect(() => parseConfig({ fields: { cc: { format: "visa" } } }, {}, where)).toThrow(
       /^config: fields\.cc\.format: must be one of/,
     );
+  });
+});
+
+describe("attacks on the checks", () => {
+  it("any RFC 5322 address fast-check makes is either refused or masked to its first character and domain", () => {
+    fc.assert(
+      fc.property(fc.emailAddress(), (address) => {
+        let m: MaskedValue;
+        try {
+          m = mask({ format: "email" }, address);
+        } catch (err) {
+          expect(isFieldsealError(err, "field_format_invalid")).toBe(true);
+          return;
+        }
+        const at = address.lastIndexOf("@");
+        const local = address.slice(0, at);
+        const first = /^[A-Za-z0-9]$/.test(local[0] ?? "") && local.length > 1 ? local[0] : "";
+        expect(m.text).toBe(`${first}${HIDDEN}@${address.slice(at + 1).toLowerCase()}`);
+      }),
+      RUNS,
+    );
+  });
+
+  it("handles megabyte values of every format in one pass, refusing the ones that cannot fit", () => {
+    const big = "4".repeat(1 << 20);
+    const formats: Array<[FieldFormat, string, boolean]> = [
+      [{ format: "card" }, big, false],
+      [{ format: "phone", last: 4 }, big, false],
+      [{ format: "national_id" }, `${"A-".repeat(1 << 19)}`, false],
+      [{ format: "email" }, `${"a.".repeat(1 << 19)}@example.com`, false],
+      [{ format: "email" }, `a@${"a-".repeat(1 << 19)}.com`, false],
+      [{ format: "generic", first: 8, last: 8 }, big, true],
+    ];
+    for (const [format, value, fits] of formats) {
+      if (fits) {
+        expect(mask(format, value).text).toBe(`44444444${HIDDEN}44444444`);
+      } else {
+        expect(() => mask(format, value)).toThrow(/does not fit/);
+      }
+    }
+  });
+
+  it("does not let look-alike digits or invisible characters through as a card", () => {
+    for (const value of [
+      "４１１１１１１１１１１１１１１１", // full-width digits
+      "4111\u200b1111 1111 1111", // zero-width space
+      "4111\u00a01111\u00a01111\u00a01111", // no-break spaces are not a card's grouping
+      "٤١١١١١١١١١١١١١١١", // Arabic-Indic digits
+    ]) {
+      expect(() => mask({ format: "card" }, value)).toThrow(/must be digits/);
+    }
+  });
+});
+
+describe("the keyringFields setting", () => {
+  const where = { dataDir: "/tmp/x", configFile: "/tmp/x/config.json", cwd: "/tmp/x" };
+
+  it("merges each keyring's formats over fields, the keyring's winning", () => {
+    const config = parseConfig(
+      {
+        fields: { credit_card: { format: "card" }, account: { format: "generic" } },
+        keyringFields: {
+          eu: { account: { format: "generic", first: 2, last: 2 }, email: { format: "email" } },
+        },
+      },
+      {},
+      where,
+    );
+    expect(Object.fromEntries(config.keyringFields.get("eu") ?? [])).toEqual({
+      credit_card: { format: "card" },
+      account: { format: "generic", first: 2, last: 2 },
+      email: { format: "email" },
+    });
+    expect(config.keyringFields.has("default")).toBe(false);
+    expect(Object.keys(Object.fromEntries(config.fields))).toEqual(["credit_card", "account"]);
+  });
+
+  it.each([
+    [[], /keyringFields: must be an object/],
+    [{ "Not A Keyring": {} }, /keyringFields: "Not A Keyring" is not a keyring name/],
+    [{ eu: { x: { format: "iban" } } }, /keyringFields\.eu\.x\.format: must be one of/],
+  ])("refuses %j", (raw, why) => {
+    expect(() => parseConfig({ keyringFields: raw }, {}, where)).toThrow(why);
   });
 });

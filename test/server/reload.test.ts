@@ -199,4 +199,20 @@ describe("SIGHUP to a real fieldseal serve process", () => {
     // Principals were still taken.
     expect((await clientAt(url).listKeyrings({})).keyrings).toEqual(["default"]);
   });
+
+  it("says so for field formats too (they are Maps, which plain JSON would show as always equal)", async () => {
+    const next = JSON.parse(configWith({ allow: [{ ops: ["describe"] }] }));
+    writeFileSync(
+      join(dir, "config.json"),
+      JSON.stringify({
+        ...next,
+        fields: { credit_card: { format: "card" } },
+        keyringFields: { default: { email: { format: "email" } } },
+      }),
+    );
+    const warned = nextLine(/"msg":"settings changed in the config take effect only on restart"/);
+    child?.kill("SIGHUP");
+    const line = JSON.parse((await warned).input) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: "warn", settings: ["fields", "keyringFields"] });
+  });
 });

@@ -67,13 +67,15 @@ func Normalize(format, value string) (string, error) {
 			Replace(strings.Trim(value, jsSpace))
 		return strings.TrimPrefix(compact, "+"), nil
 	case "national_id":
-		upper := strings.ToUpper(norm.NFKC.String(value))
 		return strings.Map(func(r rune) rune {
-			if r == '-' || r == '.' || r == '/' || strings.ContainsRune(jsSpace, r) {
+			switch {
+			case r == '-' || r == '.' || r == '/' || strings.ContainsRune(jsSpace, r):
 				return -1
+			case r >= 'a' && r <= 'z':
+				return r - ('a' - 'A')
 			}
 			return r
-		}, upper), nil
+		}, norm.NFKC.String(value)), nil
 	case "email":
 		return strings.Map(func(r rune) rune {
 			if r >= 'A' && r <= 'Z' {

@@ -83,11 +83,13 @@ func New(target string, opts ...Option) (*Client, error) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// EncryptResult is what EncryptFields returned: the sealed text per field and the key that sealed them.
+// EncryptResult is what EncryptFields returned: the sealed text per field, the key that sealed them, and
+// the masked form of each field that has a format on the server (docs/masks.md).
 type EncryptResult struct {
 	Sealed     map[string]string
 	Keyring    string
 	KeyVersion uint32
+	Masked     map[string]*fieldsealv1.MaskedValue
 }
 
 // EncryptFields seals every field under the primary version of keyring ("" means the server's default).
@@ -110,7 +112,25 @@ func (c *Client) EncryptFields(ctx context.Context, scope string, fields map[str
 	if err != nil {
 		return nil, fromStatus(err, trailer)
 	}
-	return &EncryptResult{Sealed: res.GetSealed(), Keyring: res.GetKeyring(), KeyVersion: res.GetKeyVersion()}, nil
+	return &EncryptResult{
+		Sealed:     res.GetSealed(),
+		Keyring:    res.GetKeyring(),
+		KeyVersion: res.GetKeyVersion(),
+		Masked:     res.GetMasked(),
+	}, nil
+}
+
+// ComputeIndex returns the blind index of value for field without sealing it (docs/security.md, "Blind
+// indexes"): under the primary key version of keyring ("" means the server's default), then with
+// allVersions under each older version that still opens values. It needs the index:<field> scope.
+func (c *Client) ComputeIndex(ctx context.Context, keyring, field, value string, allVersions bool) ([]string, error) {
+	req := &fieldsealv1.ComputeIndexRequest{Keyring: keyring, Field: field, Value: value, AllVersions: allVersions}
+	var trailer metadata.MD
+	res, err := c.Service.ComputeIndex(ctx, req, grpc.Trailer(&trailer))
+	if err != nil {
+		return nil, fromStatus(err, trailer)
+	}
+	return res.GetIndexes(), nil
 }
 
 // DecryptField opens one sealed value and returns it as the JSON type it was sealed as, the same Go types

@@ -56,7 +56,7 @@ func startServer() (func(), error) {
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(token))
-	config := fmt.Sprintf(`{"principals":[{"name":"downstream","tokenSha256":%q,"scopes":["encrypt","decrypt:*"]}]}`, hex.EncodeToString(sum[:]))
+	config := fmt.Sprintf(`{"principals":[{"name":"downstream","tokenSha256":%q,"scopes":["encrypt","decrypt:*","index:*"]}],"fields":{"card_on_file":{"format":"card"}}}`, hex.EncodeToString(sum[:]))
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(config), 0o600); err != nil {
 		return nil, err
 	}
@@ -236,4 +236,29 @@ func tamper(sealed string) string {
 		b[i] = 'A'
 	}
 	return string(b)
+}
+
+func TestReturnsMasksAndTheIndexComputeIndexGives(t *testing.T) {
+	c := dial(t, token)
+	sealed, err := c.EncryptFields(ctx(t), envelope.SessionScope("sess_go_index"), map[string]any{"card_on_file": "5555 5555 5555 4444", "note": "x"}, "")
+	if err != nil {
+		t.Fatalf("EncryptFields: %v", err)
+	}
+	m := sealed.Masked["card_on_file"]
+	if len(sealed.Masked) != 1 || m.GetText() != "Mastercard •••• 4444" || m.GetSpeakable() != "Mastercard ending in 4 4 4 4" {
+		t.Fatalf("Masked = %v", sealed.Masked)
+	}
+	a, err := c.ComputeIndex(ctx(t), "", "card_on_file", "5555-5555-5555-4444", false)
+	if err != nil {
+		t.Fatalf("ComputeIndex: %v", err)
+	}
+	b, err := c.ComputeIndex(ctx(t), "", "card_on_file", "5555555555554444", true)
+	if err != nil || len(a) != 1 || len(b) != 1 || a[0] != b[0] || !strings.HasPrefix(a[0], "fx1.default.") {
+		t.Fatalf("ComputeIndex = %v, %v (%v)", a, b, err)
+	}
+	_, err = c.ComputeIndex(ctx(t), "", "card_on_file", "5555555555554445", false)
+	var fe *client.Error
+	if !errors.As(err, &fe) || fe.Code != "field_format_invalid" || strings.Contains(fe.Message, "5555") {
+		t.Fatalf("a Luhn failure gave %v", err)
+	}
 }

@@ -25,7 +25,8 @@ READY_TIMEOUT_S = 30.0
 
 @pytest.fixture(scope="session")
 def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``host:port`` of a Fieldseal server that knows TOKEN with the encrypt and decrypt:* scopes."""
+    """``host:port`` of a Fieldseal server that knows TOKEN with the encrypt, decrypt:* and index:* scopes,
+    and the card format on the field ``card_on_file``."""
     if not (REPO_ROOT / "dist" / "src" / "cli.js").exists():
         pytest.fail("no server build at dist/src/cli.js: run `npm run build` in the repository root")
     data_dir = tmp_path_factory.mktemp("fieldseal")
@@ -33,9 +34,10 @@ def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     principal = {
         "name": "downstream",
         "tokenSha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
-        "scopes": ["encrypt", "decrypt:*"],
+        "scopes": ["encrypt", "decrypt:*", "index:*"],
     }
-    config.write_text(json.dumps({"principals": [principal]}), encoding="utf-8")
+    fields = {"card_on_file": {"format": "card"}}
+    config.write_text(json.dumps({"principals": [principal], "fields": fields}), encoding="utf-8")
     env = {
         **os.environ,
         "FIELDSEAL_DATA_DIR": str(data_dir),

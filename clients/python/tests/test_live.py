@@ -10,6 +10,7 @@ import pytest
 from fieldseal_client import (
     EnvelopeTampered,
     FieldsealClient,
+    FieldsealError,
     Unauthenticated,
     session_scope,
     user_scope,
@@ -82,3 +83,27 @@ def test_refuses_a_wrong_token(server_address: str, token: str | None) -> None:
             c.decrypt_field(session_scope("s"), "credit_card", "fs1.default.1.AAAA")
     assert raised.value.status == grpc.StatusCode.UNAUTHENTICATED
     assert raised.value.code == "unauthenticated"
+
+
+def test_returns_masks_and_blind_indexes_equal_to_compute_index(client: FieldsealClient) -> None:
+    result = client.encrypt_fields(
+        session_scope("sess_py_index"),
+        {"card_on_file": "5555 5555 5555 4444", "note": "x"},
+        index_fields=["card_on_file"],
+    )
+    assert set(result.masked) == {"card_on_file"}
+    masked = result.masked["card_on_file"]
+    assert (masked.format, masked.text, masked.speakable) == (
+        "card",
+        "Mastercard •••• 4444",
+        "Mastercard ending in 4 4 4 4",
+    )
+    assert client.compute_index("card_on_file", "5555-5555-5555-4444") == [result.indexes["card_on_file"]]
+
+
+def test_refuses_a_value_that_does_not_fit_its_format(client: FieldsealClient) -> None:
+    with pytest.raises(FieldsealError) as raised:
+        client.encrypt_fields(session_scope("sess_py_bad"), {"card_on_file": "5555555555554445"})
+    assert raised.value.code == "field_format_invalid"
+    assert raised.value.status == grpc.StatusCode.INVALID_ARGUMENT
+    assert "5555" not in str(raised.value)

@@ -7,7 +7,7 @@
 """
 
 from .blind_index import blind_index, index_key
-from .client import DecryptResult, EncryptResult, FieldsealClient
+from .client import DecryptResult, EncryptResult, FieldsealClient, MaskedValue
 from .envelope import (
     KeyLookup,
     StaticKeys,
@@ -44,6 +44,7 @@ __all__ = [
     "KeyVersionNotFound",
     "KeyVersionRetired",
     "KeyringNotFound",
+    "MaskedValue",
     "PermissionDenied",
     "StaticKeys",
     "StoreUnavailable",

@@ -31,7 +31,8 @@ _JS_SPACE = (
 )
 _NATIONAL_ID_SEPARATORS = re.compile("[" + re.escape(_JS_SPACE) + r"\-./]")
 _PHONE_SEPARATORS = re.compile(r"[ ().\-/]")
-_ASCII_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_DOWNCASE = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_UPCASE = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def index_key(key: bytes, keyring: str, field: str) -> bytes:
@@ -60,9 +61,10 @@ def normalize(format: str | None, value: str) -> str:
         compact = _PHONE_SEPARATORS.sub("", value.strip(_JS_SPACE))
         return compact[1:] if compact.startswith("+") else compact
     if format == "national_id":
-        return _NATIONAL_ID_SEPARATORS.sub("", unicodedata.normalize("NFKC", value).upper())
+        compact = _NATIONAL_ID_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
+        return compact.translate(_ASCII_UPCASE)
     if format == "email":
-        return value.strip(_JS_SPACE).translate(_ASCII_UPPER)
+        return value.strip(_JS_SPACE).translate(_ASCII_DOWNCASE)
     if format in (None, "generic"):
         return unicodedata.normalize("NFC", value).strip(_JS_SPACE)
     raise ValueError(f"unknown format {format!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from typing import Any, NamedTuple, Optional, Union
 
 import grpc
@@ -14,7 +14,7 @@ from .envelope import JsonValue
 from .errors import FieldsealError, InvalidArgument, error_for_code
 from .gen.fieldseal.v1 import fieldseal_pb2, fieldseal_pb2_grpc
 
-__all__ = ["DecryptResult", "EncryptResult", "FieldsealClient", "from_value", "to_value"]
+__all__ = ["DecryptResult", "EncryptResult", "FieldsealClient", "MaskedValue", "from_value", "to_value"]
 
 ScopeLike = Union[str, fieldseal_pb2.Scope]
 """``session:<sessionId>``, ``user:<userId>``, or a generated ``Scope`` message."""
@@ -28,12 +28,24 @@ _INTEGRAL_LIMIT = 1e21
 
 
 @dataclass(frozen=True)
+class MaskedValue:
+    """What may be shown or said of a sealed field without opening it (docs/masks.md)."""
+
+    format: str
+    text: str
+    speakable: str
+
+
+@dataclass(frozen=True)
 class EncryptResult:
-    """What EncryptFields returned: the sealed text per field, and the key that sealed them."""
+    """What EncryptFields returned: the sealed text per field, the key that sealed them, the masks of
+    fields that have a format, and the blind indexes asked for (``index_fields``)."""
 
     sealed: dict[str, str]
     keyring: str
     key_version: int
+    masked: dict[str, MaskedValue] = dataclass_field(default_factory=dict)
+    indexes: dict[str, str] = dataclass_field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,14 +114,37 @@ class FieldsealClient:
         self._channel.close()
 
     def encrypt_fields(
-        self, scope: ScopeLike, fields: Mapping[str, JsonValue], *, keyring: str = ""
+        self,
+        scope: ScopeLike,
+        fields: Mapping[str, JsonValue],
+        *,
+        keyring: str = "",
+        index_fields: Sequence[str] = (),
     ) -> EncryptResult:
-        """Seals every field under the primary version of ``keyring`` (empty: the server's default)."""
-        request = fieldseal_pb2.EncryptFieldsRequest(keyring=keyring, scope=_scope(scope))
+        """Seals every field under the primary version of ``keyring`` (empty: the server's default), and
+        returns the blind index of each field in ``index_fields`` (needs the ``index`` permission)."""
+        request = fieldseal_pb2.EncryptFieldsRequest(
+            keyring=keyring, scope=_scope(scope), index_fields=list(index_fields)
+        )
         for name, value in fields.items():
             request.fields[name].CopyFrom(to_value(value))
         response = self._call(self.stub.EncryptFields, request)
-        return EncryptResult(dict(response.sealed), response.keyring, response.key_version)
+        masked = {
+            name: MaskedValue(m.format, m.text, m.speakable) for name, m in response.masked.items()
+        }
+        return EncryptResult(
+            dict(response.sealed), response.keyring, response.key_version, masked, dict(response.indexes)
+        )
+
+    def compute_index(
+        self, field: str, value: str, *, keyring: str = "", all_versions: bool = False
+    ) -> list[str]:
+        """The blind index of ``value`` for ``field`` without sealing it: under the primary key version,
+        then (``all_versions``) under each older version that still opens values. Needs ``index:<field>``."""
+        request = fieldseal_pb2.ComputeIndexRequest(
+            keyring=keyring, field=field, value=value, all_versions=all_versions
+        )
+        return list(self._call(self.stub.ComputeIndex, request).indexes)
 
     def decrypt_field(self, scope: ScopeLike, field: str, sealed: str) -> JsonValue:
         """Opens one sealed value; returns it as the JSON type it was sealed as. Raises FieldsealError."""
