@@ -241,15 +241,19 @@ async function serve(args: string[], env: Env): Promise<number> {
 
 /** One of the processes of `serve --workers N`: serves, and tells the primary when it listens. */
 async function serveWorker(config: Config, withFlags: Env): Promise<number> {
-  const store = await keyStoreFromConfig(config);
-  const server = await startServer(config, store);
-  const stopped = handleSignals(server, config, withFlags, true);
-  const listening: WorkerListening = { fieldseal: "listening", url: server.url, store: store.kind };
-  process.send?.(listening);
-  await stopped;
-  // The IPC channel would keep the process alive.
-  if (cluster.worker?.isConnected()) cluster.worker.disconnect();
-  return 0;
+  try {
+    const store = await keyStoreFromConfig(config);
+    const server = await startServer(config, store);
+    const stopped = handleSignals(server, config, withFlags, true);
+    const listening: WorkerListening = { fieldseal: "listening", url: server.url, store: store.kind };
+    process.send?.(listening);
+    await stopped;
+    return 0;
+  } finally {
+    // The IPC channel would keep the process alive, after a drain and after a failed start alike (a port
+    // in use: the error goes up to main(), which prints it, and the primary sees this worker exit).
+    if (cluster.worker?.isConnected()) cluster.worker.disconnect();
+  }
 }
 
 /**

@@ -5,6 +5,8 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -18,6 +20,8 @@ import { FIELDSEAL_BIN, type FieldsealProcess, startFieldsealProcess } from "../
 import { grpc, grpcJsClient, unary } from "../support/grpc-js.js";
 
 const SEAL_BLOCK = 65_536;
+/** Values sealed in the first test: an odd number, so the two workers' counters differ. */
+const VALUES = 21;
 /** Fields per drain-test call: a request body that arrives in one segment (see the drain test). */
 const FIELDS = 40;
 const scope = { id: { case: "sessionId" as const, value: "s-workers" } };
@@ -33,6 +37,25 @@ function freshClient(url: string, token: string | undefined) {
       interceptors: [bearer(token)],
     }),
   );
+}
+
+/** One worker's sealed and opened field counters, from GET /metrics over a new connection. */
+function scrape(url: string): Promise<{ sealed: number; opened: number }> {
+  return new Promise((resolve, reject) => {
+    get(`${url}/metrics`, { agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (d: string) => {
+        text += d;
+      });
+      res.on("end", () => {
+        const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+        resolve({
+          sealed: value(/^fieldseal_fields_sealed_total (\d+)/m),
+          opened: value(/^fieldseal_fields_opened_total\{outcome="ok"\} (\d+)/m),
+        });
+      });
+    }).on("error", reject);
+  });
 }
 
 /** Pids of the live child processes of `parent`, from /proc. */
@@ -93,7 +116,7 @@ describe("serve --workers 2", () => {
     const billing = freshClient(proc.url, proc.tokens.billing);
     const admin = freshClient(proc.url, proc.tokens.admin);
     const sealed: string[] = [];
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < VALUES; i++) {
       const res = await bot.encryptFields({
         scope,
         fields: { credit_card: { kind: { case: "stringValue", value: `41111111111111${10 + i}` } } },
@@ -112,6 +135,17 @@ describe("serve --workers 2", () => {
         expect(opened.value?.kind).toEqual({ case: "stringValue", value: `41111111111111${10 + i}` });
       }
     }
+    // Each worker's own counters (a scrape reaches one worker): one sealed 11 of the 21 values, the other
+    // 10, and each opened all 21.
+    const seen = new Map<string, { sealed: number; opened: number }>();
+    for (let i = 0; i < 6; i++) {
+      const m = await scrape(proc.url);
+      seen.set(`${m.sealed}/${m.opened}`, m);
+    }
+    expect([...seen.values()].sort((a, b) => a.sealed - b.sealed)).toEqual([
+      { sealed: 10, opened: VALUES },
+      { sealed: 11, opened: VALUES },
+    ]);
   });
 
   it("SIGHUP to the primary reloads the principals in every worker", async () => {
@@ -186,82 +220,86 @@ describe("serve --workers 2", () => {
 describe("serve --workers 2 stopping", () => {
   it("SIGTERM during load drains every worker and the primary exits 0", async () => {
     const proc = await startWorkers();
-    const pid = proc.child.pid ?? 0;
-    const workers = childPids(pid);
-    expect(workers).toHaveLength(2);
-    const token = proc.tokens.bot ?? "";
-    let sigterm = false;
-    /** Outcome of each call, by whether it started before SIGTERM. */
-    const before: string[] = [];
-    const after: string[] = [];
-    const fields = Object.fromEntries(
-      Array.from({ length: FIELDS }, (_, i) => [
-        `f${i}`,
-        { kind: { case: "numberValue" as const, value: i } },
-      ]),
-    );
-    // HTTP/2 (grpc-js), 16 clients with a connection each, spread over the workers by round-robin.
-    // (Over HTTP/1.1 with a new connection per call, a draining server resets some connections it
-    // accepted but had not read, with or without workers: see the report in docs/operations.md.)
-    const clients = Array.from({ length: 16 }, () =>
-      grpcJsClient(FieldsealService, `127.0.0.1:${proc.port}`, undefined, {
-        "grpc.use_local_subchannel_pool": 1,
-      }),
-    );
-    const loops = clients.map(async (client) => {
-      for (;;) {
-        const startedAfter = sigterm;
-        let outcome: string;
-        try {
-          const res = await unary(client, FieldsealService.method.encryptFields, { scope, fields }, token);
-          outcome = Object.keys(res.sealed).length === FIELDS ? "ok" : "partial";
-        } catch (err) {
-          const e = err as grpc.ServiceError;
-          const unavailable = e.code === grpc.status.UNAVAILABLE;
-          // The server's own refusal of a call that arrived while draining; or grpc-js's "No connection
-          // established": the call was never sent (a stream above GOAWAY's last stream id, RFC 9113 6.8,
-          // REFUSED_STREAM, RFC 9113 8.7, or the port already closed).
-          if (unavailable && /shutting down/.test(e.details)) outcome = "refused";
-          else if (unavailable && /No connection established|NGHTTP2_REFUSED_STREAM/.test(e.details))
-            outcome = "not started";
-          else outcome = `other: ${e.code} ${e.details}`;
+    try {
+      const pid = proc.child.pid ?? 0;
+      const workers = childPids(pid);
+      expect(workers).toHaveLength(2);
+      const token = proc.tokens.bot ?? "";
+      let sigterm = false;
+      /** Outcome of each call, by whether it started before SIGTERM. */
+      const before: string[] = [];
+      const after: string[] = [];
+      const fields = Object.fromEntries(
+        Array.from({ length: FIELDS }, (_, i) => [
+          `f${i}`,
+          { kind: { case: "numberValue" as const, value: i } },
+        ]),
+      );
+      // HTTP/2 (grpc-js), 16 clients with a connection each, spread over the workers by round-robin.
+      // (Over HTTP/1.1 with a new connection per call, a draining server resets some connections it
+      // accepted but had not read, with or without workers: see the report in docs/operations.md.)
+      const clients = Array.from({ length: 16 }, () =>
+        grpcJsClient(FieldsealService, `127.0.0.1:${proc.port}`, undefined, {
+          "grpc.use_local_subchannel_pool": 1,
+        }),
+      );
+      const loops = clients.map(async (client) => {
+        for (;;) {
+          const startedAfter = sigterm;
+          let outcome: string;
+          try {
+            const res = await unary(client, FieldsealService.method.encryptFields, { scope, fields }, token);
+            outcome = Object.keys(res.sealed).length === FIELDS ? "ok" : "partial";
+          } catch (err) {
+            const e = err as grpc.ServiceError;
+            const unavailable = e.code === grpc.status.UNAVAILABLE;
+            // The server's own refusal of a call that arrived while draining; or grpc-js's "No connection
+            // established": the call was never sent (a stream above GOAWAY's last stream id, RFC 9113 6.8,
+            // REFUSED_STREAM, RFC 9113 8.7, or the port already closed).
+            if (unavailable && /shutting down/.test(e.details)) outcome = "refused";
+            else if (unavailable && /No connection established|NGHTTP2_REFUSED_STREAM/.test(e.details))
+              outcome = "not started";
+            else outcome = `other: ${e.code} ${e.details}`;
+          }
+          (startedAfter ? after : before).push(outcome);
+          if (startedAfter || (sigterm && outcome !== "ok")) return;
         }
-        (startedAfter ? after : before).push(outcome);
-        if (startedAfter || (sigterm && outcome !== "ok")) return;
-      }
-    });
-    await new Promise((r) => setTimeout(r, 800));
-    const okBefore = before.filter((o) => o === "ok").length;
-    proc.child.kill("SIGTERM");
-    sigterm = true;
-    await Promise.all(loops);
-    const exit = await Promise.race([
-      proc.exited,
-      new Promise<string>((r) => setTimeout(() => r("still running"), 20_000)),
-    ]);
-    const stdout = proc.stdout();
-    await proc.stop();
-    const tally = (list: string[]) => {
-      const counts: Record<string, number> = {};
-      for (const o of list) counts[o] = (counts[o] ?? 0) + 1;
-      return counts;
-    };
-    const inFlightDone = before.filter((o) => o === "ok").length - okBefore;
-    console.log(
-      `workers SIGTERM under load: started before ${JSON.stringify(tally(before))} (${inFlightDone} completed after SIGTERM), started after ${JSON.stringify(tally(after))}`,
-    );
-    // Calls already sent finish whole or are refused untouched; later ones never get half an answer.
-    for (const c of clients) c.close();
-    for (const o of [...before, ...after]) expect(["ok", "refused", "not started"]).toContain(o);
-    expect(inFlightDone).toBeGreaterThan(0);
-    // Every sealing the workers did was answered: no reset call was processed.
-    const audited = stdout
-      .split("\n")
-      .filter((l) => l.includes('"action":"encrypt"') && l.includes('"outcome":"ok"'));
-    expect(audited.length).toBe([...before, ...after].filter((o) => o === "ok").length);
-    expect(exit).toBe(0);
-    expect(stdout.match(/worker \d+: SIGTERM: finishing in-flight calls/g)).toHaveLength(2);
-    for (const w of workers) expect(alive(w)).toBe(false);
+      });
+      await new Promise((r) => setTimeout(r, 800));
+      const okBefore = before.filter((o) => o === "ok").length;
+      proc.child.kill("SIGTERM");
+      sigterm = true;
+      await Promise.all(loops);
+      const exit = await Promise.race([
+        proc.exited,
+        new Promise<string>((r) => setTimeout(() => r("still running"), 20_000)),
+      ]);
+      const stdout = proc.stdout();
+      await proc.stop();
+      const tally = (list: string[]) => {
+        const counts: Record<string, number> = {};
+        for (const o of list) counts[o] = (counts[o] ?? 0) + 1;
+        return counts;
+      };
+      const inFlightDone = before.filter((o) => o === "ok").length - okBefore;
+      console.log(
+        `workers SIGTERM under load: started before ${JSON.stringify(tally(before))} (${inFlightDone} completed after SIGTERM), started after ${JSON.stringify(tally(after))}`,
+      );
+      // Calls already sent finish whole or are refused untouched; later ones never get half an answer.
+      for (const c of clients) c.close();
+      for (const o of [...before, ...after]) expect(["ok", "refused", "not started"]).toContain(o);
+      expect(inFlightDone).toBeGreaterThan(0);
+      // Every sealing the workers did was answered: no reset call was processed.
+      const audited = stdout
+        .split("\n")
+        .filter((l) => l.includes('"action":"encrypt"') && l.includes('"outcome":"ok"'));
+      expect(audited.length).toBe([...before, ...after].filter((o) => o === "ok").length);
+      expect(exit).toBe(0);
+      expect(stdout.match(/worker \d+: SIGTERM: finishing in-flight calls/g)).toHaveLength(2);
+      for (const w of workers) expect(alive(w)).toBe(false);
+    } finally {
+      await proc.stop();
+    }
   });
 
   it("stops with exit code 1 when workers keep dying", async () => {
@@ -283,6 +321,58 @@ describe("serve --workers 2 stopping", () => {
       await waitFor(() => childPids(pid).length === 0);
     } finally {
       await proc.stop();
+    }
+  });
+
+  it("stops its workers when the primary is SIGKILLed: no worker outlives it", async () => {
+    const proc = await startWorkers();
+    const pid = proc.child.pid ?? 0;
+    const workers = childPids(pid);
+    expect(workers).toHaveLength(2);
+    try {
+      proc.child.kill("SIGKILL");
+      await proc.exited;
+      // Each worker sees its IPC channel close ("disconnect"), drains and exits.
+      await waitFor(() => workers.every((w) => !alive(w)), 20_000);
+    } finally {
+      for (const w of workers) if (alive(w)) process.kill(w, "SIGKILL");
+      await proc.stop();
+    }
+  });
+
+  it("exits 1 with one line saying why when the port is taken or the worker count is not a number", async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      for (const [args, why] of [
+        [
+          ["--workers", "2", "--port", String(port)],
+          /cannot listen on 127\.0\.0\.1 port \d+: another process is using it/,
+        ],
+        [
+          ["--workers", "0"],
+          /FIELDSEAL_WORKERS \(file key "workers"\) must be a whole number from 1 to 256 or auto/,
+        ],
+      ] as const) {
+        const dataDir = mkdtempSync(join(tmpdir(), "fieldseal-workers-"));
+        const child = spawn(process.execPath, [FIELDSEAL_BIN, "serve", ...args], {
+          cwd: dataDir,
+          env: { PATH: process.env.PATH ?? "", HOME: dataDir, FIELDSEAL_DATA_DIR: dataDir },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let err = "";
+        child.stderr.setEncoding("utf8").on("data", (d: string) => {
+          err += d;
+        });
+        const code = await new Promise((r) => child.once("exit", r));
+        rmSync(dataDir, { recursive: true, force: true });
+        expect(code).toBe(1);
+        expect(err).toMatch(why);
+        expect(err).not.toMatch(/\n\s+at /);
+      }
+    } finally {
+      busy.close();
     }
   });
 
