@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { hashToken } from "../../src/auth/principals.js";
 import { generateToken } from "../../src/bootstrap.js";
+import { parseEnvelope } from "../../src/engine/envelope.js";
 import { bearer } from "../support/bearer.js";
 import { FIELDSEAL_BIN, type FieldsealProcess, startFieldsealProcess } from "../support/fieldseal-process.js";
 import { grpc, grpcJsClient, unary } from "../support/grpc-js.js";
@@ -135,6 +136,22 @@ describe("serve --workers 2", () => {
         expect(opened.value?.kind).toEqual({ case: "stringValue", value: `41111111111111${10 + i}` });
       }
     }
+    // Nonces come from each process's own CSPRNG: a worker started from a copy of another's memory would
+    // repeat its nonce pool. Two more calls (one per worker), 500 fields each: every nonce differs.
+    for (let call = 0; call < 2; call++) {
+      const res = await bot.encryptFields({
+        scope,
+        fields: Object.fromEntries(
+          Array.from({ length: 500 }, (_, i) => [
+            `n${i}`,
+            { kind: { case: "numberValue" as const, value: i } },
+          ]),
+        ),
+      });
+      sealed.push(...Object.values(res.sealed));
+    }
+    const nonces = sealed.map((text) => Buffer.from(parseEnvelope(text).nonce).toString("hex"));
+    expect(new Set(nonces).size).toBe(VALUES + 1000);
     // Each worker's own counters (a scrape reaches one worker): one sealed 11 of the 21 values, the other
     // 10, and each opened all 21.
     const seen = new Map<string, { sealed: number; opened: number }>();
@@ -143,8 +160,8 @@ describe("serve --workers 2", () => {
       seen.set(`${m.sealed}/${m.opened}`, m);
     }
     expect([...seen.values()].sort((a, b) => a.sealed - b.sealed)).toEqual([
-      { sealed: 10, opened: VALUES },
-      { sealed: 11, opened: VALUES },
+      { sealed: 10 + 500, opened: VALUES },
+      { sealed: 11 + 500, opened: VALUES },
     ]);
   });
 
