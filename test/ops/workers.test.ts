@@ -201,7 +201,7 @@ describe("serve --workers 2", () => {
         try {
           await bot.encryptFields(
             { scope, fields: { v: { kind: { case: "numberValue", value: 1 } } } },
-            { signal: AbortSignal.timeout(10_000) },
+            { signal: AbortSignal.timeout(5_000) },
           );
           ok++;
           if (startedAt > noticedAt) okAfterRestart++;
@@ -336,6 +336,42 @@ describe("serve --workers 2 stopping", () => {
       expect(await proc.exited).toBe(1);
       expect(proc.stderr()).toMatch(/5 restarts within 60 s already, stopping/);
       await waitFor(() => childPids(pid).length === 0);
+    } finally {
+      await proc.stop();
+    }
+  });
+
+  it("two workers appending to one audit file write whole lines, one per call", async () => {
+    const proc = await startWorkers({ FIELDSEAL_AUDIT_FILE: "audit.log" });
+    try {
+      const bot = freshClient(proc.url, proc.tokens.bot);
+      // Many long field names make long audit lines (about 6 KB), so interleaved writes would show.
+      const fields = Object.fromEntries(
+        Array.from({ length: 30 }, (_, i) => [
+          `${"x".repeat(200)}${i}`,
+          { kind: { case: "numberValue" as const, value: i } },
+        ]),
+      );
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, loop) => {
+          for (let i = 0; i < 20; i++) {
+            const res = await bot.encryptFields({
+              scope: { id: { case: "sessionId", value: `s-audit-${loop}-${i}` } },
+              fields,
+            });
+            expect(Object.keys(res.sealed)).toHaveLength(30);
+          }
+        }),
+      );
+      const lines = readFileSync(join(proc.dataDir, "audit.log"), "utf8")
+        .split("\n")
+        .filter((l) => l !== "");
+      const events = lines.map(
+        (l) => JSON.parse(l) as { action: string; outcome: string; fields?: string[] },
+      );
+      const sealing = events.filter((e) => e.action === "encrypt" && e.outcome === "ok");
+      expect(sealing).toHaveLength(16 * 20);
+      for (const e of sealing) expect(e.fields).toHaveLength(30);
     } finally {
       await proc.stop();
     }
