@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
-import { type AddressInfo, createServer } from "node:net";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -373,6 +373,31 @@ describe("serve --workers 2 stopping", () => {
       expect(sealing).toHaveLength(16 * 20);
       for (const e of sealing) expect(e.fields).toHaveLength(30);
     } finally {
+      await proc.stop();
+    }
+  });
+
+  it("enforces connection limits per worker: two workers admit twice one worker's per-peer limit", async () => {
+    const proc = await startWorkers({
+      FIELDSEAL_MAX_CONNECTIONS_PER_PEER: "4",
+      FIELDSEAL_FIRST_BYTES_TIMEOUT_MS: "20000",
+    });
+    const sockets: Socket[] = [];
+    try {
+      const closed: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        const socket = connect(proc.port, "127.0.0.1");
+        socket.on("error", () => {});
+        socket.once("close", () => closed.push(i));
+        sockets.push(socket);
+        await new Promise((r) => socket.once("connect", r));
+      }
+      // Round-robin gives each worker 6 of the 12 silent connections; each keeps 4 and closes 2 at once.
+      await waitFor(() => closed.length >= 4);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(closed).toHaveLength(4);
+    } finally {
+      for (const s of sockets) s.destroy();
       await proc.stop();
     }
   });
