@@ -7,6 +7,8 @@ import {
   AlgorithmSuiteIdentifier,
   buildClient,
   CommitmentPolicy,
+  getLocalCryptographicMaterialsCache,
+  NodeCachingMaterialsManager,
   RawAesKeyringNode,
   RawAesWrappingSuiteIdentifier,
 } from "@aws-crypto/client-node";
@@ -25,6 +27,20 @@ const keyring = new RawAesKeyringNode({
   keyNamespace: "fieldseal-bench",
   unencryptedMasterKey: new Uint8Array(material),
   wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+});
+
+/**
+ * The SDK tuned for speed as its documentation suggests: a caching materials manager over the same keyring
+ * with a local cache, so data keys are reused instead of derived and wrapped per message. Materials are
+ * cached per (suite, encryption context): the bench's context is the same every call (one session, one
+ * field), its best case; with a context per session, as sealing here binds values, each new session misses.
+ */
+const cachingCmm = new NodeCachingMaterialsManager({
+  backingMaterials: keyring,
+  cache: getLocalCryptographicMaterialsCache(1000),
+  partition: "fieldseal-bench",
+  maxAge: 60_000,
+  maxMessagesEncrypted: 1_000_000,
 });
 
 const SUITES = {
@@ -56,6 +72,11 @@ export async function runAwsEsdk({ rounds = 5, ms = 400, log = console.log } = {
       subjectsSeal[`esdk_${suiteName}`] = () => encrypt(keyring, bytes, { encryptionContext, suiteId });
       subjectsOpen[`esdk_${suiteName}`] = () => decrypt(keyring, result);
     }
+    // The committing suite again, through the caching materials manager (seal and open).
+    const suiteId = SUITES.committing;
+    const { result: cachedResult } = await encrypt(cachingCmm, bytes, { encryptionContext, suiteId });
+    subjectsSeal.esdk_committing_cached = () => encrypt(cachingCmm, bytes, { encryptionContext, suiteId });
+    subjectsOpen.esdk_committing_cached = () => decrypt(cachingCmm, cachedResult);
     const measure = (op, subject) => (subject === "fieldseal" ? syncRate(op, ms) : asyncOpsPerSecond(op, ms));
     entry.seal = await interleave(subjectsSeal, "esdk_committing", rounds, measure);
     entry.open = await interleave(subjectsOpen, "esdk_committing", rounds, measure);
@@ -63,10 +84,13 @@ export async function runAwsEsdk({ rounds = 5, ms = 400, log = console.log } = {
     for (const op of ["seal", "open"]) {
       const s = entry[op].samples;
       entry[op].fieldsealOverDefault = median(s.fieldseal.map((v, i) => v / s.esdk_default[i]));
+      entry[op].fieldsealOverCached = median(s.fieldseal.map((v, i) => v / s.esdk_committing_cached[i]));
       log(
         `  ${op} ${name}: fieldseal ${fmt(entry[op].medians.fieldseal)}/s, ESDK committing ` +
           `${fmt(entry[op].medians.esdk_committing)}/s (x${fmt(entry[op].ratios.fieldseal, 1)}), ESDK default ` +
-          `${fmt(entry[op].medians.esdk_default)}/s (x${fmt(entry[op].fieldsealOverDefault, 1)}) (target x25)`,
+          `${fmt(entry[op].medians.esdk_default)}/s (x${fmt(entry[op].fieldsealOverDefault, 1)}), ESDK committing + caching CMM ` +
+          `${fmt(entry[op].medians.esdk_committing_cached)}/s (x${fmt(entry[op].fieldsealOverCached, 1)}; caching makes the SDK ` +
+          `x${fmt(entry[op].ratios.esdk_committing_cached, 2)}) (target x25)`,
       );
     }
     log(

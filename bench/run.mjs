@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- part...]`: parts are engine, esdk, rpc, e2e, scaling (default: all). Writes
+ * `npm run bench [-- part...]`: parts are engine, esdk, rpc, e2e, scaling, scale (default: all). Writes
  * bench/results/latest.json (merged with earlier parts so one part can be re-run) and the SVG charts.
  * `--charts` only redraws the charts from latest.json.
  * Every figure is a ratio against a reference measured in the same run, interleaved, median of rounds.
@@ -14,9 +14,10 @@ import { runE2e } from "./e2e.mjs";
 import { runEngine, runValueSizeScaling } from "./engine.mjs";
 import { stopAllChildren } from "./lib.mjs";
 import { runFieldScaling, runRpc } from "./rpc.mjs";
+import { runScale } from "./scale.mjs";
 
 const RESULTS = resolve(import.meta.dirname, "results");
-const PARTS = ["engine", "esdk", "rpc", "e2e", "scaling"];
+const PARTS = ["engine", "esdk", "rpc", "e2e", "scaling", "scale"];
 const asked = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 for (const p of asked)
   if (!PARTS.includes(p)) throw new Error(`unknown part "${p}"; parts: ${PARTS.join(", ")}`);
@@ -56,6 +57,7 @@ try {
     if (part === "engine") result = await runEngine(quick ? { rounds: 3, ms: 150 } : {});
     if (part === "esdk") result = await runAwsEsdk(quick ? { rounds: 3, ms: 200 } : {});
     if (part === "rpc") result = await runRpc(quick ? { rounds: 1, durationMs: 800 } : {});
+    if (part === "scale") result = await runScale(quick ? { rounds: 1, durationMs: 1500 } : {});
     if (part === "e2e") result = await runE2e(quick ? { rounds: 1, durationMs: 1500 } : {});
     if (part === "scaling") {
       result = {

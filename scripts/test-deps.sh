@@ -70,3 +70,15 @@ if [[ ! -f clients/cognigy-extension/node_modules/@cognigy/extension-tools/packa
   || ! -x clients/cognigy-extension/node_modules/.bin/esbuild ]]; then
   npm ci --prefix clients/cognigy-extension --no-audit --no-fund
 fi
+
+# nginx, for the replicas-behind-a-load-balancer test (test/ops/replicas-nginx.test.ts) and the bench's
+# `scale` part: the Debian package, installed only when missing and only where apt-get can (root). Without
+# it that test fails and says so, unless FIELDSEAL_SKIP_NGINX_TESTS=1.
+if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+    echo "test-deps: installed nginx-light"
+  else
+    echo "test-deps: nginx is missing (Debian/Ubuntu: sudo apt-get install -y nginx-light); the nginx test will fail unless FIELDSEAL_SKIP_NGINX_TESTS=1" >&2
+  fi
+fi

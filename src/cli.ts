@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { assertScopes, hashToken } from "./auth/principals.js";
@@ -16,8 +17,9 @@ import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js
 import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
 import { Sealer } from "./sealer.js";
-import { startServer } from "./server/app.js";
+import { type RunningServer, startServer } from "./server/app.js";
 import { reloadAccess } from "./server/reload.js";
+import { runWorkerPool, type WorkerListening } from "./server/workers.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -50,9 +52,14 @@ SIGHUP re-reads the config file's principals and their grants without dropping c
 does not validate is logged and the previous rules stay in force), and reopens the audit file, so log
 rotation can move it away. Other settings take effect on restart; a SIGHUP logs which ones changed.
 
+With --workers N (or FIELDSEAL_WORKERS) above 1, a primary process runs N server processes sharing the
+port (node:cluster, connections handed out round-robin), forwards SIGTERM, SIGINT and SIGHUP to every one,
+and starts a new one when one dies (at most 5 restarts a minute; past that it stops and exits 1).
+
 Options:
-  --host HOST   Overrides FIELDSEAL_HOST
-  --port PORT   Overrides FIELDSEAL_PORT
+  --host HOST     Overrides FIELDSEAL_HOST
+  --port PORT     Overrides FIELDSEAL_PORT
+  --workers N     Overrides FIELDSEAL_WORKERS (a number, or auto: one per available core)
 
 Settings (environment variable, config file key, default):
 ${SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.file.padEnd(22)} ${s.description} [${s.default}]`).join("\n")}`;
@@ -190,38 +197,76 @@ function systemErrorLine(e: unknown): string | undefined {
 async function serve(args: string[], env: Env): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { host: { type: "string" }, port: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      workers: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) return help(SERVE_HELP);
   const withFlags = {
     ...env,
     ...(values.host === undefined ? {} : { FIELDSEAL_HOST: values.host }),
     ...(values.port === undefined ? {} : { FIELDSEAL_PORT: values.port }),
+    ...(values.workers === undefined ? {} : { FIELDSEAL_WORKERS: values.workers }),
   };
   let config = loadConfig(withFlags, process.cwd());
+  if (cluster.isWorker) return serveWorker(config, withFlags);
   const created = bootstrapAdmin(config);
   if (created !== undefined) config = loadConfig(withFlags, process.cwd());
-  const store = await keyStoreFromConfig(config);
-  const server = await startServer(config, store);
-  if (created !== undefined) {
-    out(
-      [
-        "",
-        "Fieldseal created an admin token. It is shown only now; the config keeps only its SHA-256:",
-        `  ${created.configFile}`,
-        "",
-        `  ${created.token}`,
-        "",
-        "Call the API with it, for example:",
-        `  curl -s ${server.url}/fieldseal.v1.FieldsealService/EncryptFields \\`,
-        `    -H 'authorization: Bearer ${created.token}' -H 'content-type: application/json' \\`,
-        `    -d '{"scope":{"sessionId":"s1"},"fields":{"credit_card":"4111111111111111"}}'`,
-        "",
-      ].join("\n"),
-    );
-  } else if (config.principals.length === 0) {
+  else if (config.principals.length === 0) {
     err(`fieldseal: warning: ${config.configFile} names no principals, so every call will be refused`);
   }
+  if (config.workers > 1) {
+    return runWorkerPool({
+      count: config.workers,
+      shutdownGraceMs: config.shutdownGraceMs,
+      onListening: (url, store) => {
+        if (created !== undefined) out(adminTokenBanner(created, url));
+        out(`fieldseal listening on ${url} (key store: ${store}) with ${config.workers} workers`);
+      },
+      out,
+      err,
+    });
+  }
+  const store = await keyStoreFromConfig(config);
+  const server = await startServer(config, store);
+  if (created !== undefined) out(adminTokenBanner(created, server.url));
+  const stopped = handleSignals(server, config, withFlags, false);
+  out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
+  await stopped;
+  return 0;
+}
+
+/** One of the processes of `serve --workers N`: serves, and tells the primary when it listens. */
+async function serveWorker(config: Config, withFlags: Env): Promise<number> {
+  try {
+    const store = await keyStoreFromConfig(config);
+    const server = await startServer(config, store);
+    const stopped = handleSignals(server, config, withFlags, true);
+    const listening: WorkerListening = { fieldseal: "listening", url: server.url, store: store.kind };
+    process.send?.(listening);
+    await stopped;
+    return 0;
+  } finally {
+    // The IPC channel would keep the process alive, after a drain and after a failed start alike (a port
+    // in use: the error goes up to main(), which prints it, and the primary sees this worker exit).
+    if (cluster.worker?.isConnected()) cluster.worker.disconnect();
+  }
+}
+
+/**
+ * SIGHUP reloads, SIGTERM and SIGINT drain; resolves once the server has shut down. In a worker a repeated
+ * signal is ignored (the terminal's SIGINT reaches it as well as the primary's SIGTERM), and losing the
+ * primary drains it too, so no worker outlives its supervisor.
+ */
+function handleSignals(
+  server: RunningServer,
+  config: Config,
+  withFlags: Env,
+  worker: boolean,
+): Promise<void> {
   const log = createLogger(config.logLevel);
   const reload = () => {
     reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
@@ -230,18 +275,43 @@ async function serve(args: string[], env: Env): Promise<number> {
   process.on("SIGHUP", reload);
   // The signal handlers are in place before the listening line, which supervisors and tests wait for:
   // a SIGTERM sent right after it could otherwise meet the default action and kill the process.
-  const stopped = new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      out(`fieldseal: ${signal}: finishing in-flight calls (up to ${config.shutdownGraceMs} ms)`);
-      void server.shutdown().then(resolve);
+  return new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      const who = worker ? `worker ${process.pid}` : "fieldseal";
+      out(`${who}: ${signal}: finishing in-flight calls (up to ${config.shutdownGraceMs} ms)`);
+      void server.shutdown().then(() => {
+        process.removeListener("SIGHUP", reload);
+        resolve();
+      });
     };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
+    if (worker) {
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+      process.once("disconnect", () => stop("primary gone"));
+    } else {
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    }
   });
-  out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
-  await stopped;
-  process.removeListener("SIGHUP", reload);
-  return 0;
+}
+
+function adminTokenBanner(created: { token: string; configFile: string }, url: string): string {
+  return [
+    "",
+    "Fieldseal created an admin token. It is shown only now; the config keeps only its SHA-256:",
+    `  ${created.configFile}`,
+    "",
+    `  ${created.token}`,
+    "",
+    "Call the API with it, for example:",
+    `  curl -s ${url}/fieldseal.v1.FieldsealService/EncryptFields \\`,
+    `    -H 'authorization: Bearer ${created.token}' -H 'content-type: application/json' \\`,
+    `    -d '{"scope":{"sessionId":"s1"},"fields":{"credit_card":"4111111111111111"}}'`,
+    "",
+  ].join("\n");
 }
 
 async function withKeys<T>(

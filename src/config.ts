@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { parseGrants } from "./auth/policy.js";
 import type { CertificateMatch, PrincipalConfig } from "./auth/principals.js";
@@ -12,6 +13,8 @@ import { type FieldFormats, parseFieldFormats, parseKeyringFieldFormats } from "
 export interface Config {
   readonly host: string;
   readonly port: number;
+  /** `fieldseal serve` processes sharing the port on this host (node:cluster); 1: no cluster. */
+  readonly workers: number;
   /** Directory for the embedded defaults: the local keyring files and the generated config file. */
   readonly dataDir: string;
   /** The config file read at start-up (it may not exist yet on first start). */
@@ -205,6 +208,9 @@ export interface TlsConfig {
   readonly requireClientCert: boolean;
 }
 
+/** The most `fieldseal serve` processes one host runs (FIELDSEAL_WORKERS). */
+export const MAX_WORKERS = 256;
+
 /** One setting: its environment variable, its config-file key, what it means and its default. */
 export interface SettingDoc {
   readonly env: string;
@@ -233,6 +239,13 @@ export const SETTINGS: readonly SettingDoc[] = [
     file: "port",
     description: "Port for gRPC, gRPC-Web, Connect, webhooks and health (0: any free port)",
     default: "7070",
+  },
+  {
+    env: "FIELDSEAL_WORKERS",
+    file: "workers",
+    description:
+      "Server processes sharing the port on this host (node:cluster); auto: one per available core",
+    default: "1",
   },
   {
     env: "FIELDSEAL_KEY_STORE",
@@ -651,6 +664,13 @@ export function parseConfig(
     return v as T;
   };
 
+  const workers = alsoAccepting(
+    () =>
+      pick("FIELDSEAL_WORKERS", "workers") === "auto"
+        ? Math.min(availableParallelism(), MAX_WORKERS)
+        : int("FIELDSEAL_WORKERS", "workers", 1, 1, MAX_WORKERS),
+    "or auto",
+  );
   const storeKind = oneOf("FIELDSEAL_KEY_STORE", "keyStore.kind", ["local", "aws"] as const, "local");
   const defaultKeyring = str("FIELDSEAL_DEFAULT_KEYRING", "defaultKeyring") ?? "default";
   const legacyKeyring = str("FIELDSEAL_LEGACY_KEYRING", "legacyKeyring") ?? defaultKeyring;
@@ -695,6 +715,7 @@ export function parseConfig(
   return {
     host: str("FIELDSEAL_HOST", "host") ?? "127.0.0.1",
     port: int("FIELDSEAL_PORT", "port", 7070, 0, 65535),
+    workers,
     dataDir: where.dataDir,
     configFile: where.configFile,
     keyStore:
@@ -988,6 +1009,16 @@ function sealBudget(n: number): number {
     );
   }
   return n;
+}
+
+/** Runs `parse`, adding `also` to the message of a setting it refuses (the accepted words besides numbers). */
+function alsoAccepting<T>(parse: () => T, also: string): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (isFieldsealError(err)) throw new FieldsealError(err.code, `${err.message} ${also}`);
+    throw err;
+  }
 }
 
 function bad(envName: string, path: string, why: string): FieldsealError {
