@@ -334,6 +334,11 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	if tls && (env["FIELDSEAL_TLS_CERT_FILE"] == "" || env["FIELDSEAL_TLS_KEY_FILE"] == "") {
 		t.Errorf("with TLS, the certificate and key files must be configured")
 	}
+	// The environment wins over config.json, so this keeps a config file from requiring client
+	// certificates that the kubelet's HTTPS probes cannot present.
+	if tls && env["FIELDSEAL_TLS_REQUIRE_CLIENT_CERT"] != "false" {
+		t.Errorf("with TLS, FIELDSEAL_TLS_REQUIRE_CLIENT_CERT must be \"false\" (the probes present no certificate): %q", env["FIELDSEAL_TLS_REQUIRE_CLIENT_CERT"])
+	}
 	if ca := lookup(v, "tls.clientCaKey"); tls && truthy(ca) && env["FIELDSEAL_TLS_CLIENT_CA_FILE"] != "/etc/fieldseal/tls/"+ca.(string) {
 		t.Errorf("with tls.clientCaKey, FIELDSEAL_TLS_CLIENT_CA_FILE must name it: %q", env["FIELDSEAL_TLS_CLIENT_CA_FILE"])
 	}
@@ -477,6 +482,23 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		{"TLS without a Secret", []string{"tls.enabled=true"}, "tls.secretName"},
 		{"a chart-owned setting in env", []string{"env.FIELDSEAL_HOST=127.0.0.1"}, "env.FIELDSEAL_HOST is set by the chart"},
 		{"autoscaling min above max", []string{"autoscaling.minReplicas=5", "autoscaling.maxReplicas=3"}, "minReplicas must not exceed"},
+		// Attacks on the chart's promises: each of these rendered before, and each would deploy something
+		// other than what the values claim.
+		{"a role ARN smuggled past the ARN check as an annotation", []string{`serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::999999999999:role/admin`}, "set the role with serviceAccount.irsaRoleArn"},
+		{"a role ARN annotation beside irsaRoleArn (a duplicate key)", []string{"serviceAccount.irsaRoleArn=arn:aws:iam::123456789012:role/fieldseal", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::999999999999:role/admin`}, "eks.amazonaws.com/role-arn"},
+		{"an IRSA role on a ServiceAccount the chart does not create", []string{"serviceAccount.create=false", "serviceAccount.irsaRoleArn=arn:aws:iam::123456789012:role/fieldseal"}, "needs serviceAccount.create=true"},
+		{"the Cognigy API key in env (clear text in the Deployment)", []string{"env.FIELDSEAL_COGNIGY_API_KEY=k"}, "put it into the config Secret"},
+		{"the Cognigy bearer token in env", []string{"env.FIELDSEAL_COGNIGY_BEARER_TOKEN=t"}, "put it into the config Secret"},
+		{"static AWS credentials in env", []string{"env.AWS_SECRET_ACCESS_KEY=s"}, "give the pods an IAM role"},
+		{"required client certificates, which the kubelet's probes cannot present", []string{"tls.enabled=true", "tls.secretName=t", "tls.clientCaKey=ca.crt", "env.FIELDSEAL_TLS_REQUIRE_CLIENT_CERT=true"}, "present no client certificate"},
+		{"a pod label replacing a selector label", []string{"podLabels.app\\.kubernetes\\.io/instance=other"}, "select the pods by"},
+		{"a pod annotation replacing the config checksum", []string{"podAnnotations.checksum/config=x"}, "chart's own"},
+		{"a disruption budget over one autoscaled pod", []string{"autoscaling.minReplicas=1"}, "as few as 1 pod"},
+		{"a disruption budget over one fixed pod", []string{"autoscaling.enabled=false", "replicaCount=1"}, "as few as 1 pod"},
+		{"a disruption budget that blocks every drain", []string{"podDisruptionBudget.maxUnavailable=0"}, "at '/podDisruptionBudget/maxUnavailable'"},
+		{"a disruption budget that blocks every drain, schema skipped", []string{"podDisruptionBudget.maxUnavailable=0", "--skip-schema-validation"}, "lets no pod be evicted"},
+		{"a disruption budget of 0%", []string{"podDisruptionBudget.maxUnavailable=0%"}, "at '/podDisruptionBudget/maxUnavailable'"},
+		{"a disruption budget that lets every pod go at once", []string{"autoscaling.minReplicas=2", "podDisruptionBudget.maxUnavailable=2"}, "evict all of as few as 2 pods"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -74,8 +74,45 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
 {{- range $name, $value := .Values.env }}
+{{- if eq $name "FIELDSEAL_TLS_REQUIRE_CLIENT_CERT" }}
+{{- fail "env.FIELDSEAL_TLS_REQUIRE_CLIENT_CERT: the kubelet's probes present no client certificate, so every probe would fail and the pods would never be ready; the chart keeps client certificates optional (tls.clientCaKey) and sets it to false" }}
+{{- end }}
 {{- if has $name (list "FIELDSEAL_HOST" "FIELDSEAL_PORT" "FIELDSEAL_KEY_STORE" "FIELDSEAL_CONFIG" "FIELDSEAL_DATA_DIR" "FIELDSEAL_TLS_CERT_FILE" "FIELDSEAL_TLS_KEY_FILE" "FIELDSEAL_TLS_CLIENT_CA_FILE" "FIELDSEAL_SHUTDOWN_GRACE_MS") }}
 {{- fail (printf "env.%s is set by the chart from its own values; see values.yaml" $name) }}
+{{- end }}
+{{- /* env is written into the Deployment, which more people and tools may read than its Secrets. */}}
+{{- if has $name (list "FIELDSEAL_COGNIGY_API_KEY" "FIELDSEAL_COGNIGY_BEARER_TOKEN") }}
+{{- fail (printf "env.%s is a secret and env is written in clear into the Deployment: put it into the config Secret's config.json (cognigy.apiKey / cognigy.bearerToken, with config.existingSecret)" $name) }}
+{{- end }}
+{{- if has $name (list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" "AWS_SESSION_TOKEN") }}
+{{- fail (printf "env.%s would put AWS credentials in clear into the Deployment: give the pods an IAM role (serviceAccount.irsaRoleArn, or EKS Pod Identity) instead" $name) }}
+{{- end }}
+{{- end }}
+{{- if hasKey .Values.serviceAccount.annotations "eks.amazonaws.com/role-arn" }}
+{{- fail "serviceAccount.annotations must not hold eks.amazonaws.com/role-arn: set the role with serviceAccount.irsaRoleArn, which is checked to be an IAM role ARN" }}
+{{- end }}
+{{- if and .Values.serviceAccount.irsaRoleArn (not .Values.serviceAccount.create) }}
+{{- fail "serviceAccount.irsaRoleArn needs serviceAccount.create=true: the chart annotates only a ServiceAccount it creates (annotate your own one yourself)" }}
+{{- end }}
+{{- range $name := list "app.kubernetes.io/name" "app.kubernetes.io/instance" }}
+{{- if hasKey $.Values.podLabels $name }}
+{{- fail (printf "podLabels.%s would replace a label the Deployment, Service and policies select the pods by" $name) }}
+{{- end }}
+{{- end }}
+{{- if hasKey .Values.podAnnotations "checksum/config" }}
+{{- fail "podAnnotations.checksum/config is the chart's own (it rolls the pods when the config Secret changes)" }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (eq .Values.keyStore.kind "aws") }}
+{{- $fewest := ternary .Values.autoscaling.minReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
+{{- if lt $fewest 2 }}
+{{- fail (printf "podDisruptionBudget.enabled with as few as %d pod: a node drain may evict it and the service is gone; set autoscaling.minReplicas (or replicaCount without autoscaling) to 2 or more, or podDisruptionBudget.enabled=false" $fewest) }}
+{{- end }}
+{{- $most := .Values.podDisruptionBudget.maxUnavailable }}
+{{- if or (and (kindIs "string" $most) (not (regexMatch "^([1-9][0-9]?|100)%$" $most))) (and (not (kindIs "string" $most)) (lt (int $most) 1)) }}
+{{- fail (printf "podDisruptionBudget.maxUnavailable %v lets no pod be evicted, so every node drain blocks: use 1 or more (or a percentage from 1%%)" $most) }}
+{{- end }}
+{{- if and (not (kindIs "string" $most)) (ge (int $most) $fewest) }}
+{{- fail (printf "podDisruptionBudget.maxUnavailable %v lets a drain evict all of as few as %d pods at once: keep it below the fewest pods" $most $fewest) }}
 {{- end }}
 {{- end }}
 {{- end }}
