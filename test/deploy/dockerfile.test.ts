@@ -75,9 +75,19 @@ describe("Dockerfile", () => {
       .map((l) => l.trim())
       .filter((l) => l !== "" && !l.startsWith("#"));
     expect(ignore[0]).toBe("*");
-    const allowed = ignore.slice(1).map((l) => l.replace(/^!/, "").replace(/\/$/, ""));
+    const allowed = ignore
+      .slice(1)
+      .filter((l) => l.startsWith("!"))
+      .map((l) => l.replace(/^!/, "").replace(/\/$/, ""));
     for (const secretish of [".fieldseal", ".venv", ".tools", "node_modules", "dist", ".git"]) {
       expect(allowed).not.toContain(secretish);
+    }
+    // Inside an admitted directory, local state stays out too: these come after the last `!` line, so
+    // they win (Docker applies the last matching line).
+    const lastAllow = ignore.findLastIndex((l) => l.startsWith("!"));
+    const reExcluded = ignore.slice(lastAllow + 1);
+    for (const local of [".fieldseal", ".env", "*.pem", "*.key", "*.log", "node_modules", "dist"]) {
+      expect(reExcluded, local).toContain(`**/${local}`);
     }
     const copied = readStages()
       .flatMap((s) => s.instructions)
