@@ -304,6 +304,16 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	if lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" || lp.HTTPGet.Scheme != wantScheme {
 		t.Errorf("liveness must be %s GET /healthz: %+v", wantScheme, lp.ProbeHandler)
 	}
+	// Probe timeouts above the kubelet's default of 1 s (a busy event loop answers late, and a restart
+	// under load moves the load elsewhere); the startup probe allows startupTimeoutSeconds.
+	for name, p := range map[string]*corev1.Probe{"readiness": rp, "liveness": lp, "startup": c.StartupProbe} {
+		if p.TimeoutSeconds < 2 {
+			t.Errorf("%s probe: timeoutSeconds %d, want 2 or more", name, p.TimeoutSeconds)
+		}
+	}
+	if want, ok := lookup(v, "startupTimeoutSeconds").(float64); !ok || float64(c.StartupProbe.PeriodSeconds*c.StartupProbe.FailureThreshold) < want {
+		t.Errorf("the startup probe allows %d s, want startupTimeoutSeconds (%v)", c.StartupProbe.PeriodSeconds*c.StartupProbe.FailureThreshold, lookup(v, "startupTimeoutSeconds"))
+	}
 	grace := int64(0)
 	if pod.TerminationGracePeriodSeconds != nil {
 		grace = *pod.TerminationGracePeriodSeconds
@@ -481,6 +491,7 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		{"an env name that is not a variable name", []string{"env.log-level=debug"}, "invalid propertyName 'log-level'"},
 		{"TLS without a Secret", []string{"tls.enabled=true"}, "tls.secretName"},
 		{"a chart-owned setting in env", []string{"env.FIELDSEAL_HOST=127.0.0.1"}, "env.FIELDSEAL_HOST is set by the chart"},
+		{"a startup budget too short for a key store call", []string{"startupTimeoutSeconds=5"}, "at '/startupTimeoutSeconds'"},
 		{"autoscaling min above max", []string{"autoscaling.minReplicas=5", "autoscaling.maxReplicas=3"}, "minReplicas must not exceed"},
 		// Attacks on the chart's promises: each of these rendered before, and each would deploy something
 		// other than what the values claim.
