@@ -318,8 +318,18 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	if pod.TerminationGracePeriodSeconds != nil {
 		grace = *pod.TerminationGracePeriodSeconds
 	}
-	if env["FIELDSEAL_SHUTDOWN_GRACE_MS"] == "" || grace*1000 <= atoi(t, env["FIELDSEAL_SHUTDOWN_GRACE_MS"]) {
-		t.Errorf("terminationGracePeriodSeconds %d must exceed FIELDSEAL_SHUTDOWN_GRACE_MS %s", grace, env["FIELDSEAL_SHUTDOWN_GRACE_MS"])
+	// The kubelet counts the grace from the start of preStop; after the drain the server waits for a key
+	// store call under way (3 attempts of 5 s, plus backoff: 16 s) before it exits.
+	const storeCallSeconds = 16
+	sleep := int64(0)
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+		sleep = c.Lifecycle.PreStop.Sleep.Seconds
+	}
+	if sleep < 1 {
+		t.Errorf("the container needs a preStop sleep of at least 1 s")
+	}
+	if env["FIELDSEAL_SHUTDOWN_GRACE_MS"] == "" || grace*1000 < sleep*1000+atoi(t, env["FIELDSEAL_SHUTDOWN_GRACE_MS"])+storeCallSeconds*1000 {
+		t.Errorf("terminationGracePeriodSeconds %d must cover preStop %d s + FIELDSEAL_SHUTDOWN_GRACE_MS %s + one store call (%d s)", grace, sleep, env["FIELDSEAL_SHUTDOWN_GRACE_MS"], storeCallSeconds)
 	}
 
 	// Volumes: the config Secret is group-readable only, its copy lives in memory; a data volume exactly
