@@ -337,6 +337,12 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	volumes := map[string]corev1.Volume{}
 	for _, vol := range pod.Volumes {
 		volumes[vol.Name] = vol
+		if vol.HostPath != nil {
+			t.Errorf("volume %s mounts a path of the node", vol.Name)
+		}
+	}
+	if len(volumes) != len(pod.Volumes) {
+		t.Errorf("two volumes share a name")
 	}
 	cs, ok := volumes["config-secret"]
 	if !ok || cs.Secret == nil || cs.Secret.DefaultMode == nil || *cs.Secret.DefaultMode != 0o440 {
@@ -514,6 +520,12 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		{"required client certificates, which the kubelet's probes cannot present", []string{"tls.enabled=true", "tls.secretName=t", "tls.clientCaKey=ca.crt", "env.FIELDSEAL_TLS_REQUIRE_CLIENT_CERT=true"}, "present no client certificate"},
 		{"a pod label replacing a selector label", []string{"podLabels.app\\.kubernetes\\.io/instance=other"}, "select the pods by"},
 		{"a pod annotation replacing the config checksum", []string{"podAnnotations.checksum/config=x"}, "chart's own"},
+		{"a claim name that adds a hostPath volume (YAML injection)", []string{"keyStore.kind=local", "autoscaling.enabled=false", "replicaCount=1", "keyStore.local.existingClaim=keys\n        - name: host\n          hostPath:\n            path: /"}, "at '/keyStore/local/existingClaim'"},
+		{"a claim name that adds a hostPath volume, schema skipped", []string{"keyStore.kind=local", "autoscaling.enabled=false", "replicaCount=1", "keyStore.local.existingClaim=keys\n        - name: host\n          hostPath:\n            path: /", "--skip-schema-validation"}, "keyStore.local.existingClaim must be a Kubernetes object name"},
+		{"a TLS Secret name that adds structure, schema skipped", []string{"tls.enabled=true", "tls.secretName=t\n            defaultMode: 0777", "--skip-schema-validation"}, "tls.secretName must be a Kubernetes object name"},
+		{"a config Secret name that is not a name", []string{"config.existingSecret=Config Secret"}, "at '/config/existingSecret'"},
+		{"a full name that adds structure, schema skipped", []string{"fullnameOverride=fs\n  namespace: kube-system", "--skip-schema-validation"}, "fullnameOverride must be a Kubernetes object name"},
+		{"a client CA key that is not a Secret key", []string{"tls.enabled=true", "tls.secretName=t", "tls.clientCaKey=../../etc/passwd"}, "at '/tls/clientCaKey'"},
 		{"a disruption budget over one autoscaled pod", []string{"autoscaling.minReplicas=1"}, "as few as 1 pod"},
 		{"a disruption budget over one fixed pod", []string{"autoscaling.enabled=false", "replicaCount=1"}, "as few as 1 pod"},
 		{"a disruption budget that blocks every drain", []string{"podDisruptionBudget.maxUnavailable=0"}, "at '/podDisruptionBudget/maxUnavailable'"},

@@ -56,6 +56,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Refuses values combinations that cannot work, with a message saying why. */}}
 {{- define "fieldseal.validate" -}}
+{{- /* Names go into the manifests as YAML scalars: anything but a Kubernetes name could add structure. */}}
+{{- range $key, $value := dict "nameOverride" .Values.nameOverride "fullnameOverride" .Values.fullnameOverride "config.existingSecret" .Values.config.existingSecret "tls.secretName" .Values.tls.secretName "keyStore.local.existingClaim" .Values.keyStore.local.existingClaim "serviceAccount.name" .Values.serviceAccount.name }}
+{{- if and $value (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" (toString $value))) }}
+{{- fail (printf "%s must be a Kubernetes object name (lower-case letters, digits, '-' and '.')" $key) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.tls.clientCaKey (not (regexMatch "^[-._a-zA-Z0-9]+$" (toString .Values.tls.clientCaKey))) }}
+{{- fail "tls.clientCaKey must be a Secret key (letters, digits, '-', '_' and '.')" }}
+{{- end }}
 {{- if not (has .Values.keyStore.kind (list "aws" "local")) }}
 {{- fail (printf "keyStore.kind must be aws or local, not %q" .Values.keyStore.kind) }}
 {{- end }}
