@@ -526,6 +526,8 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		{"a config Secret name that is not a name", []string{"config.existingSecret=Config Secret"}, "at '/config/existingSecret'"},
 		{"a full name that adds structure, schema skipped", []string{"fullnameOverride=fs\n  namespace: kube-system", "--skip-schema-validation"}, "fullnameOverride must be a Kubernetes object name"},
 		{"a client CA key that is not a Secret key", []string{"tls.enabled=true", "tls.secretName=t", "tls.clientCaKey=../../etc/passwd"}, "at '/tls/clientCaKey'"},
+		{"an env name that adds structure, schema skipped", []string{"env.X\n              valueFrom: {}=1", "--skip-schema-validation"}, "is not an environment variable name"},
+		{"a Service type that adds structure, schema skipped", []string{"service.type=ClusterIP\n  externalIPs: [203.0.113.9]", "--skip-schema-validation"}, "service.type must be"},
 		{"a disruption budget over one autoscaled pod", []string{"autoscaling.minReplicas=1"}, "as few as 1 pod"},
 		{"a disruption budget over one fixed pod", []string{"autoscaling.enabled=false", "replicaCount=1"}, "as few as 1 pod"},
 		{"a disruption budget that blocks every drain", []string{"podDisruptionBudget.maxUnavailable=0"}, "at '/podDisruptionBudget/maxUnavailable'"},

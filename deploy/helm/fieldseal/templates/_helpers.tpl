@@ -62,6 +62,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail (printf "%s must be a Kubernetes object name (lower-case letters, digits, '-' and '.')" $key) }}
 {{- end }}
 {{- end }}
+{{- range $name, $value := .Values.env }}
+{{- if not (regexMatch "^[A-Z_][A-Z0-9_]*$" $name) }}
+{{- fail (printf "env.%q is not an environment variable name" $name) }}
+{{- end }}
+{{- end }}
+{{- if not (has .Values.service.type (list "ClusterIP" "NodePort" "LoadBalancer")) }}
+{{- fail "service.type must be ClusterIP, NodePort or LoadBalancer" }}
+{{- end }}
+{{- if not (has .Values.image.pullPolicy (list "Always" "IfNotPresent" "Never")) }}
+{{- fail "image.pullPolicy must be Always, IfNotPresent or Never" }}
+{{- end }}
 {{- if and .Values.tls.clientCaKey (not (regexMatch "^[-._a-zA-Z0-9]+$" (toString .Values.tls.clientCaKey))) }}
 {{- fail "tls.clientCaKey must be a Secret key (letters, digits, '-', '_' and '.')" }}
 {{- end }}
