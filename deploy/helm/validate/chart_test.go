@@ -242,6 +242,10 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("pod seccompProfile must be RuntimeDefault")
 	}
+	// The default "Always" adds group rw to the key volume on every mount, which the local store refuses.
+	if psc == nil || psc.FSGroupChangePolicy == nil || *psc.FSGroupChangePolicy != corev1.FSGroupChangeOnRootMismatch {
+		t.Errorf("pod fsGroupChangePolicy must be OnRootMismatch")
+	}
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Errorf("the pod must not mount a Kubernetes API token")
 	}
