@@ -532,6 +532,7 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		{"a client CA key that is not a Secret key", []string{"tls.enabled=true", "tls.secretName=t", "tls.clientCaKey=../../etc/passwd"}, "at '/tls/clientCaKey'"},
 		{"an env name that adds structure, schema skipped", []string{"env.X\n              valueFrom: {}=1", "--skip-schema-validation"}, "is not an environment variable name"},
 		{"a Service type that adds structure, schema skipped", []string{"service.type=ClusterIP\n  externalIPs: [203.0.113.9]", "--skip-schema-validation"}, "service.type must be"},
+		{"autoscaling on CPU without a CPU request", []string{"resources.requests=null"}, "needs resources.requests.cpu"},
 		{"a disruption budget over one autoscaled pod", []string{"autoscaling.minReplicas=1"}, "as few as 1 pod"},
 		{"a disruption budget over one fixed pod", []string{"autoscaling.enabled=false", "replicaCount=1"}, "as few as 1 pod"},
 		{"a disruption budget that blocks every drain", []string{"podDisruptionBudget.maxUnavailable=0"}, "at '/podDisruptionBudget/maxUnavailable'"},
