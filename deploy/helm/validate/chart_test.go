@@ -381,6 +381,19 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 		}
 	}
 
+	// Replicas spread over nodes by default: a constraint on the hostname that selects the pods.
+	if len(lookup(v, "topologySpreadConstraints").([]any)) == 0 {
+		spread := false
+		for _, tsc := range pod.TopologySpreadConstraints {
+			if tsc.TopologyKey == "kubernetes.io/hostname" && tsc.LabelSelector != nil && labels.SelectorFromSet(tsc.LabelSelector.MatchLabels).Matches(podLabels) {
+				spread = true
+			}
+		}
+		if !spread {
+			t.Errorf("the pods must spread over nodes by default: %+v", pod.TopologySpreadConstraints)
+		}
+	}
+
 	// The local key store: one pod at a time on its volume.
 	if local {
 		if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
