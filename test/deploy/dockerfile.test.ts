@@ -69,6 +69,21 @@ describe("Dockerfile", () => {
     expect(envOf(runtime).NODE_ENV).toBe("production");
   });
 
+  it("leaves no package manager in the runtime stage: the server needs node only", () => {
+    const runtime = readStages().at(-1);
+    const removed = (runtime?.instructions ?? [])
+      .filter((i) => i.keyword === "RUN" && /^rm -rf /.test(i.args))
+      .flatMap((i) => i.args.split("&&")[0]?.trim().split(/\s+/).slice(2) ?? []);
+    for (const path of ["/usr/local/lib/node_modules/npm", "/usr/local/bin/npm", "/usr/local/bin/npx"]) {
+      expect(removed).toContain(path);
+    }
+    // Nothing else in the runtime stage runs npm.
+    const runs = (runtime?.instructions ?? [])
+      .filter((i) => i.keyword === "RUN")
+      .map((i) => i.args.replace(/^rm -rf [^&]*&&/, ""));
+    expect(runs.join("\n")).not.toMatch(/\bnpm\b|\bnpx\b/);
+  });
+
   it("sends the builder only what the build copies: local keys, configs and tools stay out", () => {
     const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8")
       .split("\n")
