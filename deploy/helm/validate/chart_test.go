@@ -552,6 +552,7 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		{"a disruption budget that blocks every drain, schema skipped", []string{"podDisruptionBudget.maxUnavailable=0", "--skip-schema-validation"}, "lets no pod be evicted"},
 		{"a disruption budget of 0%", []string{"podDisruptionBudget.maxUnavailable=0%"}, "at '/podDisruptionBudget/maxUnavailable'"},
 		{"a disruption budget that lets every pod go at once", []string{"autoscaling.minReplicas=2", "podDisruptionBudget.maxUnavailable=2"}, "evict all of as few as 2 pods"},
+		{"a disruption budget of a percentage that lets every pod go at once", []string{"autoscaling.minReplicas=2", "podDisruptionBudget.maxUnavailable=51%"}, "evict all of as few as 2 pods"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

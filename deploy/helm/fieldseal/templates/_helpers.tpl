@@ -134,7 +134,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if or (and (kindIs "string" $most) (not (regexMatch "^([1-9][0-9]?|100)%$" $most))) (and (not (kindIs "string" $most)) (lt (int $most) 1)) }}
 {{- fail (printf "podDisruptionBudget.maxUnavailable %v lets no pod be evicted, so every node drain blocks: use 1 or more (or a percentage from 1%%)" $most) }}
 {{- end }}
-{{- if and (not (kindIs "string" $most)) (ge (int $most) $fewest) }}
+{{- /* A percentage is rounded up to whole pods, as the disruption controller does. */}}
+{{- $pods := ternary (div (add (mul (int (trimSuffix "%" (toString $most))) $fewest) 99) 100) (int $most) (kindIs "string" $most) }}
+{{- if ge (int $pods) $fewest }}
 {{- fail (printf "podDisruptionBudget.maxUnavailable %v lets a drain evict all of as few as %d pods at once: keep it below the fewest pods" $most $fewest) }}
 {{- end }}
 {{- end }}
