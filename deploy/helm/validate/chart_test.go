@@ -285,8 +285,8 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 		}
 		env[e.Name] = e.Value
 	}
-	if env["FIELDSEAL_HOST"] != "0.0.0.0" || env["FIELDSEAL_PORT"] != "7070" || env["FIELDSEAL_CONFIG"] == "" {
-		t.Errorf("env must listen on 0.0.0.0:7070 and name the config file: %v", env)
+	if env["FIELDSEAL_HOST"] != lookup(v, "listenAddress") || env["FIELDSEAL_PORT"] != "7070" || env["FIELDSEAL_CONFIG"] == "" {
+		t.Errorf("env must listen on listenAddress (%v) port 7070 and name the config file: %v", lookup(v, "listenAddress"), env)
 	}
 	if env["FIELDSEAL_KEY_STORE"] != lookup(v, "keyStore.kind") {
 		t.Errorf("FIELDSEAL_KEY_STORE = %q, values say %v", env["FIELDSEAL_KEY_STORE"], lookup(v, "keyStore.kind"))
@@ -546,6 +546,7 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		{"an env name that adds structure, schema skipped", []string{"env.X\n              valueFrom: {}=1", "--skip-schema-validation"}, "is not an environment variable name"},
 		{"a Service type that adds structure, schema skipped", []string{"service.type=ClusterIP\n  externalIPs: [203.0.113.9]", "--skip-schema-validation"}, "service.type must be"},
 		{"autoscaling on CPU without a CPU request", []string{"resources.requests=null"}, "needs resources.requests.cpu"},
+		{"a listen address that is not a wildcard", []string{"listenAddress=10.0.0.1"}, "at '/listenAddress'"},
 		{"a disruption budget over one autoscaled pod", []string{"autoscaling.minReplicas=1"}, "as few as 1 pod"},
 		{"a disruption budget over one fixed pod", []string{"autoscaling.enabled=false", "replicaCount=1"}, "as few as 1 pod"},
 		{"a disruption budget that blocks every drain", []string{"podDisruptionBudget.maxUnavailable=0"}, "at '/podDisruptionBudget/maxUnavailable'"},

@@ -67,6 +67,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail (printf "env.%q is not an environment variable name" $name) }}
 {{- end }}
 {{- end }}
+{{- if not (has .Values.listenAddress (list "0.0.0.0" "::")) }}
+{{- fail "listenAddress must be 0.0.0.0 (IPv4) or :: (IPv6 and IPv4)" }}
+{{- end }}
 {{- if not (has .Values.service.type (list "ClusterIP" "NodePort" "LoadBalancer")) }}
 {{- fail "service.type must be ClusterIP, NodePort or LoadBalancer" }}
 {{- end }}
