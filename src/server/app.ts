@@ -167,7 +167,7 @@ export async function startServer(
         ...(pusher === undefined ? {} : { pusher }),
       }),
     },
-    { service: Health, impl: createHealthService(health) },
+    { service: Health, impl: createHealthService(health, updateReadiness) },
     { service: reflectionV1.ServerReflection, impl: createReflectionV1(index) },
     { service: reflectionV1alpha.ServerReflection, impl: createReflectionV1alpha(index) },
   ];
