@@ -2,14 +2,15 @@
 // The fieldseal command. The TypeScript sources are compiled to dist/ by `npm run build`.
 import { main } from "../dist/src/cli.js";
 
+// The one read of the environment: src/config.ts parses it (test/unit/settings-declared.test.ts checks).
+const env = process.env;
 try {
-  process.exitCode = await main(process.argv.slice(2), process.env);
+  process.exitCode = await main(process.argv.slice(2), env);
 } catch (err) {
   // main() turns every error a person can act on into one line; anything else is a bug. Its message
   // still goes out as one line (the stack only with FIELDSEAL_LOG_LEVEL=debug), with a non-zero exit.
   const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
   process.stderr.write(`fieldseal: unexpected error: ${message}\n`);
-  if (process.env.FIELDSEAL_LOG_LEVEL === "debug" && err instanceof Error)
-    process.stderr.write(`${err.stack}\n`);
+  if (env.FIELDSEAL_LOG_LEVEL === "debug" && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   process.exitCode = 70;
 }

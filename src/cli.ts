@@ -41,6 +41,10 @@ Usage:
 
 Run 'fieldseal COMMAND --help' for a command's options.`;
 
+/** Every declared setting (src/config.ts), for `fieldseal --help` and `fieldseal serve --help`. */
+const SETTINGS_HELP = `Settings (environment variable, config file key, default; a secret one's file must be 0600 or 0400):
+${SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.file.padEnd(22)} ${s.description} [${s.default}]${s.secret ? " (secret)" : ""}`).join("\n")}`;
+
 const SERVE_HELP = `fieldseal serve: start the server on one port serving gRPC, gRPC-Web and Connect (HTTP/2
 cleartext and HTTP/1.1), the Cognigy webhook (POST /webhooks/cognigy), /healthz and /readyz.
 
@@ -54,8 +58,7 @@ Options:
   --host HOST   Overrides FIELDSEAL_HOST
   --port PORT   Overrides FIELDSEAL_PORT
 
-Settings (environment variable, config file key, default):
-${SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.file.padEnd(22)} ${s.description} [${s.default}]`).join("\n")}`;
+${SETTINGS_HELP}`;
 
 const SEAL_HELP = `fieldseal seal: seal one value with the keyring's primary version, as EncryptFields does.
 
@@ -138,7 +141,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
       case "help":
       case "--help":
       case "-h":
-        out(USAGE);
+        out(command === undefined ? USAGE : `${USAGE}\n\n${SETTINGS_HELP}`);
         return command === undefined ? 2 : 0;
       default:
         err(`fieldseal: unknown command "${command}"\n\n${USAGE}`);
