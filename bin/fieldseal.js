@@ -1,10 +1,17 @@
 #!/usr/bin/env node
-// The fieldseal command. The TypeScript sources are compiled to dist/ by `npm run build`.
-import { main } from "../dist/src/cli.js";
+// The fieldseal command: checks the Node.js version, then runs the compiled output in dist/.
+import { meetsNodeRequirement, NODE_REQUIREMENT_TEXT } from "./node-requirement.js";
 
 // The one read of the environment: src/config.ts parses it (test/unit/settings-declared.test.ts checks).
 const env = process.env;
+if (!meetsNodeRequirement(process.versions.node)) {
+  process.stderr.write(
+    `fieldseal: needs ${NODE_REQUIREMENT_TEXT}, this is ${process.version} (npm run fieldseal uses the project's own Node)\n`,
+  );
+  process.exit(78);
+}
 try {
+  const { main } = await import("../dist/src/cli.js");
   process.exitCode = await main(process.argv.slice(2), env);
 } catch (err) {
   // main() turns every error a person can act on into one line; anything else is a bug. Its message
