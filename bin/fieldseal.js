@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The fieldseal command: checks the Node.js version, then runs the compiled output in dist/.
+import { fileURLToPath } from "node:url";
+import { buildIfStale } from "./build-if-stale.js";
 import { meetsNodeRequirement, NODE_REQUIREMENT_TEXT } from "./node-requirement.js";
 
 // The one read of the environment: src/config.ts parses it (test/unit/settings-declared.test.ts checks).
@@ -9,6 +11,13 @@ if (!meetsNodeRequirement(process.versions.node)) {
     `fieldseal: needs ${NODE_REQUIREMENT_TEXT}, this is ${process.version} (npm run fieldseal uses the project's own Node)\n`,
   );
   process.exit(78);
+}
+try {
+  // A checkout builds when its sources changed since the last build; an installed copy has dist/ only.
+  buildIfStale(fileURLToPath(new URL("..", import.meta.url)));
+} catch {
+  process.stderr.write("fieldseal: the TypeScript build failed (its errors are above)\n");
+  process.exit(1);
 }
 try {
   const { main } = await import("../dist/src/cli.js");

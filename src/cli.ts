@@ -2,11 +2,12 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { assertScopes, hashToken } from "./auth/principals.js";
 import { bootstrapAdmin, generateToken } from "./bootstrap.js";
-import { type Config, describeFsError, loadConfig, SETTINGS } from "./config.js";
+import { type Config, describeFsError, loadConfig, parseConfig, SETTINGS } from "./config.js";
+import { editConfigFile } from "./config-file-edit.js";
 import type { Scope } from "./engine/aad.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { assertKeyringName } from "./engine/names.js";
-import { isFieldsealError } from "./errors.js";
+import { FieldsealError, isFieldsealError } from "./errors.js";
 import { destroyedThrough } from "./keys/keyring-state.js";
 import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
@@ -16,8 +17,7 @@ import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js
 import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
 import { Sealer } from "./sealer.js";
-import { startServer } from "./server/app.js";
-import { reloadAccess } from "./server/reload.js";
+import { announceServer, reloadServers } from "./server/run-file.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -34,7 +34,7 @@ Usage:
                                         Irreversibly destroy the material of retired versions below BELOW
   fieldseal seal --field F (--session S | --user U) [--keyring K] [--json] VALUE|-
   fieldseal open --field F (--session S | --user U) SEALED|-
-  fieldseal token create --name N --scopes S1,S2
+  fieldseal token create --name N --scopes S1,S2 [--apply]
                                         Generate a bearer token and the config entry holding its hash
   fieldseal legacy migrate [--keyring K] < values.jsonl > rewrapped.jsonl
                                         Rewrap legacy tutorial blobs (JSON lines) to fs1 envelopes
@@ -117,8 +117,11 @@ Options:
   --name N        Principal name. Required.
   --scopes LIST   Comma-separated: encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field>, decrypt:*,
                   legacy:decrypt, legacy:rewrap
-Prints the token (give it to the service; it is not stored) and the JSON entry to add to the config
-file's "principals" array (it holds only the token's SHA-256).`;
+  --apply         Add the principal to the config file (0600, replaced atomically, under a lock) and
+                  make every running server of this data directory reload it (SIGHUP), waiting until
+                  each has; the token then works at once.
+Prints the token (give it to the service; it is not stored) and, without --apply, the JSON entry to add
+to the config file's "principals" array (it holds only the token's SHA-256).`;
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[], env: Env): Promise<number> {
@@ -134,7 +137,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
       case "open":
         return await open(rest, env);
       case "token":
-        return token(rest);
+        return await token(rest, env);
       case "legacy":
         return await legacy(rest, env);
       case undefined:
@@ -204,6 +207,11 @@ async function serve(args: string[], env: Env): Promise<number> {
   let config = loadConfig(withFlags, process.cwd());
   const created = bootstrapAdmin(config);
   if (created !== undefined) config = loadConfig(withFlags, process.cwd());
+  // The server's modules (connect-node, HTTP/2) load only here, so the other commands start quickly.
+  const [{ startServer }, { reloadAccess }] = await Promise.all([
+    import("./server/app.js"),
+    import("./server/reload.js"),
+  ]);
   const store = await keyStoreFromConfig(config);
   const server = await startServer(config, store);
   if (created !== undefined) {
@@ -226,9 +234,12 @@ async function serve(args: string[], env: Env): Promise<number> {
     err(`fieldseal: warning: ${config.configFile} names no principals, so every call will be refused`);
   }
   const log = createLogger(config.logLevel);
+  // Lets `token create --apply` find this server, signal it and wait for the reload (removed on exit).
+  const runFile = announceServer(config.dataDir, config.configFile);
   const reload = () => {
-    reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
+    const ok = reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
     server.reopenAudit();
+    runFile.reloaded(ok);
   };
   process.on("SIGHUP", reload);
   // The signal handlers are in place before the listening line, which supervisors and tests wait for:
@@ -242,7 +253,11 @@ async function serve(args: string[], env: Env): Promise<number> {
     process.once("SIGINT", stop);
   });
   out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
-  await stopped;
+  try {
+    await stopped;
+  } finally {
+    runFile.remove();
+  }
   process.removeListener("SIGHUP", reload);
   return 0;
 }
@@ -485,26 +500,65 @@ async function legacy(args: string[], env: Env): Promise<number> {
   );
 }
 
-function token(args: string[]): number {
+async function token(args: string[], env: Env): Promise<number> {
   const [sub, ...rest] = args;
   const { values } = parseArgs({
     args: rest,
-    options: { name: { type: "string" }, scopes: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      name: { type: "string" },
+      scopes: { type: "string" },
+      apply: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (sub !== "create" || values.help) return help(TOKEN_HELP);
   if (values.name === undefined || values.scopes === undefined)
     throw usage("--name and --scopes are required");
+  const name = values.name;
   const scopes = values.scopes
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  assertScopes(values.name, scopes);
+  assertScopes(name, scopes);
   const secret = generateToken();
-  out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
-  out(
-    `add to "principals" in the config file:\n  ${JSON.stringify({ name: values.name, tokenSha256: hashToken(secret), scopes })}`,
+  const principal = { name, tokenSha256: hashToken(secret), scopes };
+  if (values.apply !== true) {
+    out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
+    out(`add to "principals" in the config file:\n  ${JSON.stringify(principal)}`);
+    return 0;
+  }
+  const config = loadConfig(env, process.cwd());
+  const where = { dataDir: config.dataDir, configFile: config.configFile, cwd: process.cwd() };
+  await editConfigFile(
+    config.configFile,
+    (file) => {
+      const principals = Array.isArray(file.principals) ? file.principals : [];
+      if (principals.some((p) => typeof p === "object" && p !== null && p.name === name)) {
+        throw new FieldsealError(
+          "failed_precondition",
+          `principal "${name}" already exists in ${config.configFile}; choose another name`,
+        );
+      }
+      return { ...file, principals: [...principals, principal] };
+    },
+    // The whole new file must still load, as the server will read it.
+    (file) => void parseConfig(file, env, where),
   );
-  return 0;
+  out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
+  out(`principal "${name}" added to ${config.configFile}`);
+  const outcomes = await reloadServers(config.dataDir, config.configFile);
+  for (const { pid, result } of outcomes) {
+    const words = {
+      reloaded: "reloaded: the token works now",
+      refused_config: "refused the new config (see its log); the token does not work there yet",
+      no_answer: "did not confirm the reload in time; check its log",
+      not_permitted: "could not be signalled (another user's process?); send it SIGHUP",
+    }[result];
+    out(`server ${pid} ${words}`);
+  }
+  if (outcomes.length === 0)
+    out("no running server reads this config file; the token works from its next start");
+  return outcomes.every((o) => o.result === "reloaded") ? 0 : 1;
 }
 
 function argOrStdin(arg: string | undefined, name: string): string {
