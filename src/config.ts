@@ -90,6 +90,15 @@ export interface Config {
   readonly metrics: { readonly enabled: boolean };
   /** What one connection, and one peer address, may hold before its request is complete. */
   readonly limits: ConnectionLimits;
+  /**
+   * OpenTelemetry traces, from the standard OTEL_* variables only; off unless an exporter or endpoint is
+   * set. The OTLP exporter reads the rest of its standard variables (headers, timeout, certificates) itself.
+   */
+  readonly tracing: {
+    readonly enabled: boolean;
+    readonly protocol: "http/protobuf" | "http/json";
+    readonly serviceName: string;
+  };
 }
 
 /**
@@ -468,7 +477,7 @@ const S = {
     default: undefined,
     shownDefault: "- (push disabled)",
     example: "https://api-trial.cognigy.ai",
-    check: (url) => (/^https?:\/\/[^\s]+$/.test(url) ? undefined : "must be an http(s) URL"),
+    check: httpUrlProblem,
   }),
   cognigyApiKey: stringSetting({
     env: "FIELDSEAL_COGNIGY_API_KEY",
@@ -539,6 +548,61 @@ const S = {
     default: 5000,
     min: 0,
     max: 60_000,
+  }),
+  otelSdkDisabled: boolSetting({
+    env: "OTEL_SDK_DISABLED",
+    file: undefined,
+    description: "OpenTelemetry: true turns tracing off whatever else is set",
+    default: false,
+  }),
+  otelTracesExporter: oneOfSetting({
+    env: "OTEL_TRACES_EXPORTER",
+    file: undefined,
+    description:
+      "OpenTelemetry: otlp exports traces, none does not; unset, traces go out when an OTLP endpoint is set",
+    values: ["unset", "otlp", "none"] as const,
+    default: "unset",
+  }),
+  otelEndpoint: stringSetting({
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    file: undefined,
+    description:
+      "OpenTelemetry: OTLP/HTTP base URL (traces go to <url>/v1/traces); setting it turns tracing on",
+    default: undefined,
+    shownDefault: "- (tracing off)",
+    example: "http://127.0.0.1:4318",
+    check: httpUrlProblem,
+  }),
+  otelTracesEndpoint: stringSetting({
+    env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    file: undefined,
+    description:
+      "OpenTelemetry: full OTLP/HTTP URL for traces (wins over the base URL); setting it turns tracing on",
+    default: undefined,
+    shownDefault: "- (tracing off)",
+    example: "http://127.0.0.1:4318/v1/traces",
+    check: httpUrlProblem,
+  }),
+  otelProtocol: oneOfSetting({
+    env: "OTEL_EXPORTER_OTLP_PROTOCOL",
+    file: undefined,
+    description: "OpenTelemetry: OTLP encoding over HTTP (grpc is not supported)",
+    values: ["http/protobuf", "http/json"] as const,
+    default: "http/protobuf",
+  }),
+  otelTracesProtocol: oneOfSetting({
+    env: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    file: undefined,
+    description: "OpenTelemetry: OTLP encoding for traces (wins over OTEL_EXPORTER_OTLP_PROTOCOL)",
+    values: ["unset", "http/protobuf", "http/json"] as const,
+    default: "unset",
+  }),
+  otelServiceName: stringSetting({
+    env: "OTEL_SERVICE_NAME",
+    file: undefined,
+    description: "OpenTelemetry: the service.name of every span",
+    default: "fieldseal",
+    example: "fieldseal-eu",
   }),
   metricsEnabled: boolSetting({
     env: "FIELDSEAL_METRICS_ENABLED",
@@ -761,10 +825,28 @@ export function parseConfig(
       retryAfterCapMs: get(S.cognigyRetryAfterCapMs),
     },
     metrics: { enabled: get(S.metricsEnabled) },
+    tracing: tracingFrom(get),
     limits: Object.fromEntries(
       Object.entries(LIMITS).map(([name, setting]) => [name, get(setting)]),
     ) as unknown as ConnectionLimits,
   };
+}
+
+/** Tracing is on when an exporter or an endpoint says so, and OTEL_SDK_DISABLED does not say otherwise. */
+function tracingFrom(get: <T>(setting: Setting<T>) => T): Config["tracing"] {
+  const exporter = get(S.otelTracesExporter);
+  const endpoint = get(S.otelTracesEndpoint) ?? get(S.otelEndpoint);
+  const tracesProtocol = get(S.otelTracesProtocol);
+  return {
+    enabled:
+      !get(S.otelSdkDisabled) && (exporter === "otlp" || (exporter === "unset" && endpoint !== undefined)),
+    protocol: tracesProtocol === "unset" ? get(S.otelProtocol) : tracesProtocol,
+    serviceName: get(S.otelServiceName),
+  };
+}
+
+function httpUrlProblem(url: string): string | undefined {
+  return /^https?:\/\/[^\s]+$/.test(url) ? undefined : "must be an http(s) URL";
 }
 
 /**

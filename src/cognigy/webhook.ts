@@ -46,6 +46,7 @@ import { type FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldsea
 import { FieldsealError, isFieldsealError } from "../errors.js";
 import { connectCodeName, httpStatusForConnectError } from "../service/error-map.js";
 import { parseSensitiveMetadata } from "./sensitive-fields.js";
+import { withTraceContext } from "./trace-headers.js";
 import {
   decodeHeaderUtf8,
   decodeUtf8,
@@ -196,7 +197,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
     // Authentication comes first after the body (a signature covers the raw bytes).
     let callHeaders: Headers | Record<string, string>;
     try {
-      callHeaders = authenticate(req, body, sensitiveHeader);
+      callHeaders = withTraceContext(authenticate(req, body, sensitiveHeader), req.headers);
     } catch (err) {
       if (err instanceof SignerOverCapacityError) {
         return fail(429, err.code, "Too Many Requests", err.message, undefined, {

@@ -8,11 +8,14 @@ import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection
 import { type AuditSink, fileAudit, jsonLinesAudit } from "../audit.js";
 import { AccessControl } from "../auth/access.js";
 import { CognigyClient } from "../cognigy/client.js";
+import { keepAliveTransport } from "../cognigy/http-transport.js";
 import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
+import { tracedTransport } from "../cognigy/traced-transport.js";
 import { createWebhookHandler } from "../cognigy/webhook.js";
 import type { Config } from "../config.js";
 import { isFieldsealError } from "../errors.js";
 import { Keyrings } from "../keys/keyrings.js";
+import { tracedKeyStore } from "../keys/traced-store.js";
 import { adoptingTutorialKeys } from "../keys/tutorial-adoption.js";
 import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
@@ -23,7 +26,9 @@ import { createFieldsealService, type SessionPusher } from "../service/fieldseal
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
 import { credentialsGate, fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
+import { tracingInterceptor } from "../service/tracing-interceptor.js";
 import { inProcessTransport, type ServiceRegistration, UnaryInvoker } from "../service/unary-invoker.js";
+import { startTracing, type Tracing } from "../tracing.js";
 import { guardedConnectAdapter } from "./connect-adapter.js";
 import { grpcUnaryFastPath, type SharedRpcOptions } from "./grpc-unary.js";
 import { type DualListener, listenDual, listenTls, type RequestHandler } from "./listener.js";
@@ -71,6 +76,9 @@ export async function startServer(
   overrides: AppOverrides = {},
 ): Promise<RunningServer> {
   const log = overrides.log ?? createLogger(config.logLevel);
+  // Traces only when the OTEL_* variables ask for them; otherwise nothing is wrapped (src/tracing.ts).
+  const tracing = config.tracing.enabled ? await startTracing(config.tracing) : undefined;
+  if (tracing !== undefined) store = tracedKeyStore(store, tracing.tracer);
   const audit =
     overrides.audit ??
     (config.audit.file === undefined
@@ -150,9 +158,12 @@ export async function startServer(
   );
   const internal = createInternalPrincipalAuth();
   const access = new AccessControl(config.principals);
-  const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics), metrics);
+  const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics, tracing), metrics);
   const interceptorDeps = { access, audit, internal, log, observe: metrics.rpcFinished };
-  const interceptors = [fieldsealInterceptor(interceptorDeps)];
+  const interceptors = [
+    ...(tracing === undefined ? [] : [tracingInterceptor(tracing.tracer)]),
+    fieldsealInterceptor(interceptorDeps),
+  ];
   const services: ServiceRegistration[] = [
     {
       service: FieldsealService,
@@ -279,6 +290,7 @@ export async function startServer(
     await keyrings.close();
     await store.close();
     audit.close?.();
+    await tracing?.shutdown().catch(() => undefined);
     throw err;
   }
   serving = true;
@@ -317,6 +329,8 @@ export async function startServer(
         await keyrings.close();
         await store.close();
         audit.close?.();
+        // Spans still buffered go out now (bounded by the exporter's own timeout).
+        await tracing?.shutdown().catch(() => undefined);
         log.info("fieldseal stopped", {});
       })();
       return stopped;
@@ -325,7 +339,12 @@ export async function startServer(
 }
 
 /** The Cognigy client the config describes, or undefined when no Cognigy endpoint is configured. */
-function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyClient | undefined {
+function cognigyPusher(
+  config: Config,
+  log: Logger,
+  metrics: Metrics,
+  tracing: Tracing | undefined,
+): CognigyClient | undefined {
   const c = config.cognigy;
   if (c.baseUrl === undefined) return undefined;
   return new CognigyClient({
@@ -338,6 +357,7 @@ function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyCl
     retryAfterCapMs: c.retryAfterCapMs,
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
+    ...(tracing === undefined ? {} : { transport: tracedTransport(keepAliveTransport(), tracing.tracer) }),
     onAttempt: (e) => {
       metrics.pushAttempt(e);
       log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs });

@@ -27,6 +27,12 @@ function companions(setting: Setting<unknown>): Record<string, unknown> {
   return {};
 }
 
+/** The same for settings read from the environment only (the standard OpenTelemetry variables). */
+const ENV_COMPANIONS: Record<string, Record<string, string>> = {
+  OTEL_SDK_DISABLED: { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" },
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: { OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" },
+};
+
 /** `value` at the dotted key path `path` inside `into`. */
 function setPath(into: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
   const copy = structuredClone(into);
@@ -63,8 +69,9 @@ describe("every declared setting", () => {
     "%s is read from the environment and changes the config",
     (env, setting) => {
       const base = companions(setting);
-      const before = load(base, {});
-      const after = load(base, { [env as string]: String(setting.example) });
+      const baseEnv = ENV_COMPANIONS[env as string] ?? {};
+      const before = load(base, baseEnv);
+      const after = load(base, { ...baseEnv, [env as string]: String(setting.example) });
       // Each load writes its own file: the file's name counts only for FIELDSEAL_CONFIG itself.
       const named = (c: typeof after) => (env === "FIELDSEAL_CONFIG" ? c : { ...c, configFile: "" });
       expect(named(after)).not.toEqual(named(before));
