@@ -41,10 +41,9 @@ async function startReceiver() {
       const body = Buffer.concat(chunks);
       raw.push(body);
       contentTypes.push(`${req.method} ${req.url} ${req.headers["content-type"]}`);
-      // biome-ignore lint/suspicious/noExplicitAny: OTLP/JSON, read field by field
       const doc = (
         req.headers["content-type"] === "application/json" ? JSON.parse(body.toString("utf8")) : {}
-      ) as any;
+      ) as { resourceSpans?: { scopeSpans?: { spans?: ExportedSpan[] }[] }[] };
       for (const rs of doc.resourceSpans ?? [])
         for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) spans.push(s);
       res.writeHead(200, { "content-type": "application/json" });
