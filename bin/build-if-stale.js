@@ -17,6 +17,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** The build's inputs besides the source folders. */
 const INPUT_FILES = ["tsconfig.json", "tsconfig.build.json", "package-lock.json"];
@@ -56,15 +57,15 @@ export function sourceDigest(root) {
  * "no-sources" (an installed copy with dist/ only). Concurrent callers build once: the others wait on the
  * lock file and then find the stamp fresh.
  */
-export function buildIfStale(root, tsc = join(root, "node_modules/typescript/bin/tsc")) {
+export function buildIfStale(root, tsc = join(root, "node_modules/typescript/bin/tsc"), force = false) {
   const digest = sourceDigest(root);
   if (digest === undefined) return "no-sources";
-  if (stampOf(root) === digest) return "fresh";
+  if (!force && stampOf(root) === digest) return "fresh";
   mkdirSync(join(root, "dist"), { recursive: true });
   const release = lock(root);
   try {
     const now = sourceDigest(root);
-    if (stampOf(root) === now) return "fresh";
+    if (!force && stampOf(root) === now) return "fresh";
     // tsc prints its diagnostics; a failed build throws, and the stamp stays as it was.
     execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json"), "--noEmitOnError"], {
       stdio: "inherit",
@@ -118,5 +119,15 @@ function lock(root) {
       continue;
     }
     Atomics.wait(pause, 0, 0, 100);
+  }
+}
+
+// `node bin/build-if-stale.js [--force]` (npm run build): builds this checkout, always with --force, and
+// stamps it, so the next command finds it fresh.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    buildIfStale(fileURLToPath(new URL("..", import.meta.url)), undefined, process.argv.includes("--force"));
+  } catch {
+    process.exitCode = 1;
   }
 }

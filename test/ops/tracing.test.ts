@@ -149,6 +149,35 @@ describe("traces", () => {
     expect(receiver.contentTypes.every((c) => c === "POST /v1/traces application/json")).toBe(true);
   }, 40_000);
 
+  it("start a new trace for a malformed or oversized traceparent, and the call still succeeds", async () => {
+    const request = {
+      scope: { id: { case: "sessionId", value: SESSION } },
+      fields: { note: { kind: { case: "stringValue", value: "x" } } },
+    };
+    const bad = [
+      `00-${"0".repeat(32)}-${hex(8)}-01`, // all-zero trace id: invalid by the W3C spec
+      `00-${hex(16).toUpperCase()}-${hex(8)}-01`, // upper case: invalid
+      `zz-${hex(16)}-${hex(8)}-01`,
+      `00-${hex(16)}-${hex(8)}-01-${"a".repeat(4000)}`,
+      `00-${hex(16)}-${hex(8)}`, // no flags
+    ];
+    const before = receiver.spans.length;
+    for (const traceparent of bad) {
+      await expect(
+        grpcCall("encryptFields", request, fs.tokens.bot as string, traceparent),
+      ).resolves.toBeDefined();
+    }
+    const roots = await spansWhere(receiver.spans, (all) => {
+      const fresh = all.slice(before).filter((s) => s.name === "fieldseal.v1.FieldsealService/EncryptFields");
+      return fresh.length >= bad.length ? fresh : undefined;
+    });
+    for (const span of roots) {
+      expect(span.parentSpanId ?? "").toBe("");
+      expect(span.traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(span.traceId).not.toBe("0".repeat(32));
+    }
+  }, 40_000);
+
   it("make each key store call a child of the RPC that needed it", async () => {
     const traceId = hex(16);
     const parent = hex(8);
@@ -258,11 +287,12 @@ describe("traces over OTLP/HTTP protobuf (the standard's default encoding)", () 
         ),
       );
       const deadline = Date.now() + 20_000;
-      while (protoReceiver.raw.length === 0 && Date.now() < deadline)
+      const name = "fieldseal.v1.FieldsealService/EncryptFields";
+      while (!Buffer.concat(protoReceiver.raw).includes(name) && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 50));
       expect(protoReceiver.contentTypes[0]).toBe("POST /v1/traces application/x-protobuf");
       const exported = Buffer.concat(protoReceiver.raw);
-      expect(exported.includes("fieldseal.v1.FieldsealService/EncryptFields")).toBe(true);
+      expect(exported.includes(name)).toBe(true);
       expect(exported.includes(CANARY)).toBe(false);
       expect(exported.includes(SESSION)).toBe(false);
     } finally {

@@ -46,6 +46,9 @@ describe("building only when the sources changed", () => {
     expect(buildIfStale(project, TSC)).toBe("fresh");
     // tsc rewrites every output file when it runs, and a build rewrites the stamp: neither moved.
     expect([mtime(out), mtime(stamp)]).toEqual([outAt, stampAt]);
+    // `npm run build` (--force) builds anyway, and stamps.
+    expect(buildIfStale(project, TSC, true)).toBe("built");
+    expect(buildIfStale(project, TSC)).toBe("fresh");
   });
 
   it("rebuilds after a source changes, is added, or gets an older time (a checkout)", () => {
