@@ -560,8 +560,9 @@ const S = {
     file: undefined,
     description:
       "OpenTelemetry: otlp exports traces, none does not; unset, traces go out when an OTLP endpoint is set",
-    values: ["unset", "otlp", "none"] as const,
-    default: "unset",
+    values: ["otlp", "none"] as const,
+    default: undefined,
+    shownDefault: "- (otlp when an endpoint is set)",
   }),
   otelEndpoint: stringSetting({
     env: "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -594,8 +595,9 @@ const S = {
     env: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     file: undefined,
     description: "OpenTelemetry: OTLP encoding for traces (wins over OTEL_EXPORTER_OTLP_PROTOCOL)",
-    values: ["unset", "http/protobuf", "http/json"] as const,
-    default: "unset",
+    values: ["http/protobuf", "http/json"] as const,
+    default: undefined,
+    shownDefault: "- (OTEL_EXPORTER_OTLP_PROTOCOL)",
   }),
   otelServiceName: stringSetting({
     env: "OTEL_SERVICE_NAME",
@@ -839,8 +841,8 @@ function tracingFrom(get: <T>(setting: Setting<T>) => T): Config["tracing"] {
   const tracesProtocol = get(S.otelTracesProtocol);
   return {
     enabled:
-      !get(S.otelSdkDisabled) && (exporter === "otlp" || (exporter === "unset" && endpoint !== undefined)),
-    protocol: tracesProtocol === "unset" ? get(S.otelProtocol) : tracesProtocol,
+      !get(S.otelSdkDisabled) && (exporter === "otlp" || (exporter === undefined && endpoint !== undefined)),
+    protocol: tracesProtocol ?? get(S.otelProtocol),
     serviceName: get(S.otelServiceName),
   };
 }

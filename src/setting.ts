@@ -92,16 +92,16 @@ export function boolSetting<D extends boolean | undefined>(
   };
 }
 
-/** One of a fixed set of words. */
-export function oneOfSetting<T extends string>(
-  d: Names & { readonly values: readonly T[]; readonly default: T },
-): Setting<T> {
+/** One of a fixed set of words; `default` may be undefined to let the caller decide. */
+export function oneOfSetting<T extends string, D extends T | undefined>(
+  d: Names & { readonly values: readonly T[]; readonly default: D; readonly shownDefault?: string },
+): Setting<T | D> {
   const example = d.values.find((v) => v !== d.default);
   return {
     env: d.env,
     file: d.file,
     description: d.description,
-    shownDefault: d.default,
+    shownDefault: d.shownDefault ?? d.default ?? "-",
     secret: false,
     example,
     parse(raw) {
