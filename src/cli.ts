@@ -236,10 +236,18 @@ async function serve(args: string[], env: Env): Promise<number> {
   const log = createLogger(config.logLevel);
   // Lets `token create --apply` find this server, signal it and wait for the reload (removed on exit).
   const runFile = announceServer(config.dataDir, config.configFile);
+  if (runFile === undefined) {
+    log.warn(
+      "cannot write a run record in the data directory; token create --apply will not find this server",
+      {
+        dataDir: config.dataDir,
+      },
+    );
+  }
   const reload = () => {
     const ok = reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
     server.reopenAudit();
-    runFile.reloaded(ok);
+    runFile?.reloaded(ok);
   };
   process.on("SIGHUP", reload);
   // The signal handlers are in place before the listening line, which supervisors and tests wait for:
@@ -256,7 +264,7 @@ async function serve(args: string[], env: Env): Promise<number> {
   try {
     await stopped;
   } finally {
-    runFile.remove();
+    runFile?.remove();
   }
   process.removeListener("SIGHUP", reload);
   return 0;

@@ -69,6 +69,9 @@ const SERVICES = [
   reflectionV1alpha.ServerReflection.typeName,
 ];
 
+/** How long shutdown waits for buffered spans to be exported. */
+const TRACE_FLUSH_MS = 2000;
+
 /** Starts Fieldseal on `config.host:config.port` over `store`. */
 export async function startServer(
   config: Config,
@@ -329,8 +332,14 @@ export async function startServer(
         await keyrings.close();
         await store.close();
         audit.close?.();
-        // Spans still buffered go out now (bounded by the exporter's own timeout).
-        await tracing?.shutdown().catch(() => undefined);
+        // Spans still buffered go out now, for at most TRACE_FLUSH_MS: an unreachable collector must not
+        // hold the process past its grace period.
+        if (tracing !== undefined) {
+          await Promise.race([
+            tracing.shutdown().catch(() => undefined),
+            new Promise((resolve) => setTimeout(resolve, TRACE_FLUSH_MS).unref()),
+          ]);
+        }
         log.info("fieldseal stopped", {});
       })();
       return stopped;

@@ -23,10 +23,18 @@ export interface RunFile {
   remove(): void;
 }
 
-/** Writes this process's run record (0600, in a 0700 directory, atomically). */
-export function announceServer(dataDir: string, configFile: string): RunFile {
+/**
+ * Writes this process's run record (0600, in a 0700 directory, atomically). Undefined when the data
+ * directory cannot be written (a read-only container filesystem with the keys in Secrets Manager): the
+ * server runs all the same, and `--apply` cannot find it (send SIGHUP yourself).
+ */
+export function announceServer(dataDir: string, configFile: string): RunFile | undefined {
   const dir = join(dataDir, "run");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch {
+    return undefined;
+  }
   const path = join(dir, `${process.pid}.json`);
   let record: RunRecord = {
     pid: process.pid,
@@ -40,11 +48,19 @@ export function announceServer(dataDir: string, configFile: string): RunFile {
     writeFileSync(temp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
     renameSync(temp, path);
   };
-  write();
+  try {
+    write();
+  } catch {
+    return undefined;
+  }
   return {
     reloaded(ok) {
       record = { ...record, reloads: record.reloads + 1, lastReloadOk: ok };
-      write();
+      try {
+        write();
+      } catch {
+        // The directory went away or became read-only: a waiting `--apply` reports no answer.
+      }
     },
     remove() {
       try {

@@ -1,5 +1,6 @@
 import { execFile, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
@@ -142,5 +143,23 @@ describe("fieldseal token create --apply", () => {
     );
     expect(failed?.stderr).toMatch(/unknown scope "decrpyt:x"/);
     expect(readFileSync(join(fs.dataDir, "config.json"), "utf8")).toBe(before);
+  }, 60_000);
+
+  it("serves all the same when it cannot write its run record", async () => {
+    // A data directory where run/ cannot be created (a file holds its name), as on a read-only volume.
+    const dataDir = mkdtempSync(join(tmpdir(), "fieldseal-norun-"));
+    writeFileSync(join(dataDir, "run"), "not a directory");
+    const other = await startFieldsealProcess({
+      principals: [{ name: "admin", scopes: ["admin"] }],
+      env: { FIELDSEAL_DATA_DIR: dataDir },
+    });
+    try {
+      const res = await fetch(`${other.url}/healthz`);
+      expect(res.status).toBe(200);
+      expect(other.stderr()).toContain("token create --apply will not find this server");
+    } finally {
+      await other.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
