@@ -267,6 +267,9 @@ async function serve(args: string[], env: Env): Promise<number> {
     runFile?.remove();
   }
   process.removeListener("SIGHUP", reload);
+  // Everything of ours is closed. A request still open in a library (a trace export to a collector that
+  // never answers) must not keep the stopped process alive: exit a second later if something still does.
+  setTimeout(() => process.exit(), 1000).unref();
   return 0;
 }
 

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import * as net from "node:net";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -298,6 +299,40 @@ describe("traces over OTLP/HTTP protobuf (the standard's default encoding)", () 
     } finally {
       await other.stop();
       await protoReceiver.close();
+    }
+  }, 60_000);
+});
+
+describe("a collector that accepts and never answers", () => {
+  it("does not hold the server past its shutdown", async () => {
+    // Half-open: connections are accepted and then nothing is ever read or written.
+    const sockets = new Set<import("node:net").Socket>();
+    const silent = net.createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    const other = await startFieldsealProcess({
+      principals: [{ name: "bot", scopes: ["encrypt"] }],
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        // The exporter would wait 30 s for an answer; shutdown must not.
+        OTEL_EXPORTER_OTLP_TIMEOUT: "30000",
+        OTEL_BSP_SCHEDULE_DELAY: "60000",
+      },
+    });
+    try {
+      const res = await fetch(`${other.url}/healthz`);
+      expect(res.status).toBe(200);
+      const started = Date.now();
+      other.child.kill("SIGTERM");
+      const code = await other.exited;
+      expect(code).toBe(0);
+      // Generous: the flush is cut after 2 s; the exporter alone would take 30 s.
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      await other.stop();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   }, 60_000);
 });
