@@ -4,4 +4,4 @@ export declare function buildIfStale(
   root: string,
   tsc?: string,
   force?: boolean,
-): "fresh" | "built" | "no-sources";
+): "fresh" | "built" | "no-sources" | "no-compiler";

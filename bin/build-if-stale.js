@@ -53,14 +53,17 @@ export function sourceDigest(root) {
 }
 
 /**
- * Builds `root`'s dist/ unless its stamp matches the sources. Returns "fresh" (nothing run), "built", or
- * "no-sources" (an installed copy with dist/ only). Concurrent callers build once: the others wait on the
+ * Builds `root`'s dist/ unless its stamp matches the sources. Returns "fresh" (nothing run), "built",
+ * "no-sources" (an installed copy with dist/ only) or "no-compiler" (sources changed, but TypeScript is not
+ * installed and a build exists: it runs as it is). Concurrent callers build once: the others wait on the
  * lock file and then find the stamp fresh.
  */
 export function buildIfStale(root, tsc = join(root, "node_modules/typescript/bin/tsc"), force = false) {
   const digest = sourceDigest(root);
   if (digest === undefined) return "no-sources";
   if (!force && stampOf(root) === digest) return "fresh";
+  // An installed copy that kept its sources but not the compiler (npm ci --omit=dev) runs what it has.
+  if (!existsSync(tsc) && existsSync(join(root, "dist/src/cli.js"))) return "no-compiler";
   mkdirSync(join(root, "dist"), { recursive: true });
   const release = lock(root);
   try {

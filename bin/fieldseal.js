@@ -14,7 +14,11 @@ if (!meetsNodeRequirement(process.versions.node)) {
 }
 try {
   // A checkout builds when its sources changed since the last build; an installed copy has dist/ only.
-  buildIfStale(fileURLToPath(new URL("..", import.meta.url)));
+  if (buildIfStale(fileURLToPath(new URL("..", import.meta.url))) === "no-compiler") {
+    process.stderr.write(
+      "fieldseal: sources changed since the last build, and TypeScript is not installed\n",
+    );
+  }
 } catch {
   process.stderr.write("fieldseal: the TypeScript build failed (its errors are above)\n");
   process.exit(1);

@@ -71,6 +71,14 @@ describe("building only when the sources changed", () => {
     expect(buildIfStale(project, TSC)).toBe("built");
   });
 
+  it("runs the existing build when the sources changed but TypeScript is not installed", () => {
+    writeFileSync(join(project, "src/a.ts"), "export const a: number = 5;\n");
+    mkdirSync(join(project, "dist/src"), { recursive: true });
+    writeFileSync(join(project, "dist/src/cli.js"), "export {};\n");
+    expect(buildIfStale(project, join(project, "node_modules/typescript/bin/tsc"))).toBe("no-compiler");
+    expect(buildIfStale(project, TSC)).toBe("built");
+  });
+
   it("runs nothing for an installed copy that has dist/ but no sources", () => {
     const installed = mkdtempSync(join(tmpdir(), "fieldseal-installed-"));
     try {
