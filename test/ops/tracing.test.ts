@@ -150,6 +150,26 @@ describe("traces", () => {
     expect(receiver.contentTypes.every((c) => c === "POST /v1/traces application/json")).toBe(true);
   }, 40_000);
 
+  it("continue the caller's trace over the Connect protocol (HTTP/1.1, JSON) too", async () => {
+    const traceId = hex(16);
+    const parent = hex(8);
+    const res = await fetch(`${fs.url}/fieldseal.v1.FieldsealService/EncryptFields`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${fs.tokens.bot}`,
+        traceparent: `00-${traceId}-${parent}-01`,
+      },
+      body: JSON.stringify({ scope: { sessionId: SESSION }, fields: { credit_card: CANARY } }),
+    });
+    expect(res.status).toBe(200);
+    await res.text();
+    const span = await spansWhere(receiver.spans, (all) =>
+      all.find((s) => s.traceId === traceId && s.name === "fieldseal.v1.FieldsealService/EncryptFields"),
+    );
+    expect(span.parentSpanId).toBe(parent);
+  }, 40_000);
+
   it("start a new trace for a malformed or oversized traceparent, and the call still succeeds", async () => {
     const request = {
       scope: { id: { case: "sessionId", value: SESSION } },
