@@ -72,6 +72,8 @@ export function buildIfStale(root, tsc = join(root, "node_modules/typescript/bin
     // tsc prints its diagnostics; a failed build throws, and the stamp stays as it was.
     execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json"), "--noEmitOnError"], {
       stdio: "inherit",
+      // Bounded: a wedged compiler fails the command (and a test run) instead of hanging it.
+      timeout: 300_000,
     });
     writeAtomically(join(root, STAMP), `${now}\n`);
     return "built";
