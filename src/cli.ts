@@ -3,11 +3,12 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { assertScopes, hashToken } from "./auth/principals.js";
 import { bootstrapAdmin, generateToken } from "./bootstrap.js";
-import { type Config, describeFsError, loadConfig, SETTINGS } from "./config.js";
+import { type Config, describeFsError, loadConfig, parseConfig, SETTINGS } from "./config.js";
+import { editConfigFile } from "./config-file-edit.js";
 import type { Scope } from "./engine/aad.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { assertKeyringName } from "./engine/names.js";
-import { isFieldsealError } from "./errors.js";
+import { FieldsealError, isFieldsealError } from "./errors.js";
 import { destroyedThrough } from "./keys/keyring-state.js";
 import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
@@ -17,8 +18,9 @@ import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js
 import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
 import { Sealer } from "./sealer.js";
-import { type RunningServer, startServer } from "./server/app.js";
-import { reloadAccess } from "./server/reload.js";
+import type { RunningServer } from "./server/app.js";
+import type { reloadAccess as ReloadAccess } from "./server/reload.js";
+import { announceServer, reloadServers } from "./server/run-file.js";
 import { runWorkerPool, type WorkerListening } from "./server/workers.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -36,12 +38,16 @@ Usage:
                                         Irreversibly destroy the material of retired versions below BELOW
   fieldseal seal --field F (--session S | --user U) [--keyring K] [--json] VALUE|-
   fieldseal open --field F (--session S | --user U) SEALED|-
-  fieldseal token create --name N --scopes S1,S2
+  fieldseal token create --name N --scopes S1,S2 [--apply]
                                         Generate a bearer token and the config entry holding its hash
   fieldseal legacy migrate [--keyring K] < values.jsonl > rewrapped.jsonl
                                         Rewrap legacy tutorial blobs (JSON lines) to fs1 envelopes
 
 Run 'fieldseal COMMAND --help' for a command's options.`;
+
+/** Every declared setting (src/config.ts), for `fieldseal --help` and `fieldseal serve --help`. */
+const SETTINGS_HELP = `Settings (environment variable, config file key, default; a secret one's file must be 0600 or 0400):
+${SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.file.padEnd(22)} ${s.description} [${s.default}]${s.secret ? " (secret)" : ""}`).join("\n")}`;
 
 const SERVE_HELP = `fieldseal serve: start the server on one port serving gRPC, gRPC-Web and Connect (HTTP/2
 cleartext and HTTP/1.1), the Cognigy webhook (POST /webhooks/cognigy), /healthz and /readyz.
@@ -61,8 +67,7 @@ Options:
   --port PORT     Overrides FIELDSEAL_PORT
   --workers N     Overrides FIELDSEAL_WORKERS (a number, or auto: one per available core)
 
-Settings (environment variable, config file key, default):
-${SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.file.padEnd(22)} ${s.description} [${s.default}]`).join("\n")}`;
+${SETTINGS_HELP}`;
 
 const SEAL_HELP = `fieldseal seal: seal one value with the keyring's primary version, as EncryptFields does.
 
@@ -121,8 +126,11 @@ Options:
   --name N        Principal name. Required.
   --scopes LIST   Comma-separated: encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field>, decrypt:*,
                   index:<field>, index:*, legacy:decrypt, legacy:rewrap
-Prints the token (give it to the service; it is not stored) and the JSON entry to add to the config
-file's "principals" array (it holds only the token's SHA-256).`;
+  --apply         Add the principal to the config file (0600, replaced atomically, under a lock) and
+                  make every running server of this data directory reload it (SIGHUP), waiting until
+                  each has; the token then works at once.
+Prints the token (give it to the service; it is not stored) and, without --apply, the JSON entry to add
+to the config file's "principals" array (it holds only the token's SHA-256).`;
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[], env: Env): Promise<number> {
@@ -138,14 +146,14 @@ export async function main(argv: string[], env: Env): Promise<number> {
       case "open":
         return await open(rest, env);
       case "token":
-        return token(rest);
+        return await token(rest, env);
       case "legacy":
         return await legacy(rest, env);
       case undefined:
       case "help":
       case "--help":
       case "-h":
-        out(USAGE);
+        out(command === undefined ? USAGE : `${USAGE}\n\n${SETTINGS_HELP}`);
         return command === undefined ? 2 : 0;
       default:
         err(`fieldseal: unknown command "${command}"\n\n${USAGE}`);
@@ -230,24 +238,45 @@ async function serve(args: string[], env: Env): Promise<number> {
       err,
     });
   }
+  const { startServer, reloadAccess } = await serverModules();
   const store = await keyStoreFromConfig(config);
   const server = await startServer(config, store);
   if (created !== undefined) out(adminTokenBanner(created, server.url));
-  const stopped = handleSignals(server, config, withFlags, false);
+  const stopped = handleSignals(server, config, withFlags, false, reloadAccess);
   out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
   await stopped;
+  exitSoonIfHeld();
   return 0;
+}
+
+/** The server's modules (connect-node, HTTP/2) load only when serving, so the other commands start quickly. */
+async function serverModules() {
+  const [{ startServer }, { reloadAccess }] = await Promise.all([
+    import("./server/app.js"),
+    import("./server/reload.js"),
+  ]);
+  return { startServer, reloadAccess };
+}
+
+/**
+ * Everything of ours is closed. A request still open in a library (a trace export to a collector that never
+ * answers) must not keep the stopped process alive: exit a second later if something still does.
+ */
+function exitSoonIfHeld(): void {
+  setTimeout(() => process.exit(), 1000).unref();
 }
 
 /** One of the processes of `serve --workers N`: serves, and tells the primary when it listens. */
 async function serveWorker(config: Config, withFlags: Env): Promise<number> {
   try {
+    const { startServer, reloadAccess } = await serverModules();
     const store = await keyStoreFromConfig(config);
     const server = await startServer(config, store);
-    const stopped = handleSignals(server, config, withFlags, true);
+    const stopped = handleSignals(server, config, withFlags, true, reloadAccess);
     const listening: WorkerListening = { fieldseal: "listening", url: server.url, store: store.kind };
     process.send?.(listening);
     await stopped;
+    exitSoonIfHeld();
     return 0;
   } finally {
     // The IPC channel would keep the process alive, after a drain and after a failed start alike (a port
@@ -266,11 +295,23 @@ function handleSignals(
   config: Config,
   withFlags: Env,
   worker: boolean,
+  reloadAccess: typeof ReloadAccess,
 ): Promise<void> {
   const log = createLogger(config.logLevel);
+  // Lets `token create --apply` find this server, signal it and wait for the reload (removed on exit).
+  const runFile = announceServer(config.dataDir, config.configFile);
+  if (runFile === undefined) {
+    log.warn(
+      "cannot write a run record in the data directory; token create --apply will not find this server",
+      {
+        dataDir: config.dataDir,
+      },
+    );
+  }
   const reload = () => {
-    reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
+    const ok = reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
     server.reopenAudit();
+    runFile?.reloaded(ok);
   };
   process.on("SIGHUP", reload);
   // The signal handlers are in place before the listening line, which supervisors and tests wait for:
@@ -284,6 +325,7 @@ function handleSignals(
       out(`${who}: ${signal}: finishing in-flight calls (up to ${config.shutdownGraceMs} ms)`);
       void server.shutdown().then(() => {
         process.removeListener("SIGHUP", reload);
+        runFile?.remove();
         resolve();
       });
     };
@@ -552,26 +594,65 @@ async function legacy(args: string[], env: Env): Promise<number> {
   );
 }
 
-function token(args: string[]): number {
+async function token(args: string[], env: Env): Promise<number> {
   const [sub, ...rest] = args;
   const { values } = parseArgs({
     args: rest,
-    options: { name: { type: "string" }, scopes: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      name: { type: "string" },
+      scopes: { type: "string" },
+      apply: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (sub !== "create" || values.help) return help(TOKEN_HELP);
   if (values.name === undefined || values.scopes === undefined)
     throw usage("--name and --scopes are required");
+  const name = values.name;
   const scopes = values.scopes
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  assertScopes(values.name, scopes);
+  assertScopes(name, scopes);
   const secret = generateToken();
-  out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
-  out(
-    `add to "principals" in the config file:\n  ${JSON.stringify({ name: values.name, tokenSha256: hashToken(secret), scopes })}`,
+  const principal = { name, tokenSha256: hashToken(secret), scopes };
+  if (values.apply !== true) {
+    out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
+    out(`add to "principals" in the config file:\n  ${JSON.stringify(principal)}`);
+    return 0;
+  }
+  const config = loadConfig(env, process.cwd());
+  const where = { dataDir: config.dataDir, configFile: config.configFile, cwd: process.cwd() };
+  await editConfigFile(
+    config.configFile,
+    (file) => {
+      const principals = Array.isArray(file.principals) ? file.principals : [];
+      if (principals.some((p) => typeof p === "object" && p !== null && p.name === name)) {
+        throw new FieldsealError(
+          "failed_precondition",
+          `principal "${name}" already exists in ${config.configFile}; choose another name`,
+        );
+      }
+      return { ...file, principals: [...principals, principal] };
+    },
+    // The whole new file must still load, as the server will read it.
+    (file) => void parseConfig(file, env, where),
   );
-  return 0;
+  out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
+  out(`principal "${name}" added to ${config.configFile}`);
+  const outcomes = await reloadServers(config.dataDir, config.configFile);
+  for (const { pid, result } of outcomes) {
+    const words = {
+      reloaded: "reloaded: the token works now",
+      refused_config: "refused the new config (see its log); the token does not work there yet",
+      no_answer: "did not confirm the reload in time; check its log",
+      not_permitted: "could not be signalled (another user's process?); send it SIGHUP",
+    }[result];
+    out(`server ${pid} ${words}`);
+  }
+  if (outcomes.length === 0)
+    out("no running server reads this config file; the token works from its next start");
+  return outcomes.every((o) => o.result === "reloaded") ? 0 : 1;
 }
 
 function argOrStdin(arg: string | undefined, name: string): string {

@@ -76,6 +76,7 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { type FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
 import { connectCodeName, REASON_HEADER } from "../service/error-map.js";
+import { withTraceContext } from "./trace-headers.js";
 import { DEFAULT_MULTIPART_LIMITS, type MultipartLimits } from "./multipart.js";
 import { type AnsweredRequest, WebhookAnswerCache } from "./webhook-answer-cache.js";
 import { MalformedWebhookError } from "./webhook-body.js";
@@ -275,6 +276,8 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         return fail(401, "unauthenticated", "Unauthorized", message);
       }
     }
+    // The in-process calls continue the webhook caller's W3C trace, as a gRPC call's would.
+    caller = { ...caller, headers: withTraceContext(caller.headers, req.headers) };
 
     let parsed: ParsedWebhook;
     try {

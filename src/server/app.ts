@@ -8,11 +8,14 @@ import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection
 import { type AuditSink, fileAudit, jsonLinesAudit } from "../audit.js";
 import { AccessControl } from "../auth/access.js";
 import { CognigyClient } from "../cognigy/client.js";
+import { keepAliveTransport } from "../cognigy/http-transport.js";
 import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
+import { tracedTransport } from "../cognigy/traced-transport.js";
 import { createWebhookHandler } from "../cognigy/webhook.js";
 import type { Config } from "../config.js";
 import { isFieldsealError } from "../errors.js";
 import { Keyrings } from "../keys/keyrings.js";
+import { tracedKeyStore } from "../keys/traced-store.js";
 import { adoptingTutorialKeys } from "../keys/tutorial-adoption.js";
 import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
@@ -23,7 +26,9 @@ import { createFieldsealService, type SessionPusher } from "../service/fieldseal
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
 import { credentialsGate, fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
+import { tracingInterceptor } from "../service/tracing-interceptor.js";
 import { inProcessTransport, type ServiceRegistration, UnaryInvoker } from "../service/unary-invoker.js";
+import { startTracing, type Tracing } from "../tracing.js";
 import { guardedConnectAdapter } from "./connect-adapter.js";
 import { grpcUnaryFastPath, type SharedRpcOptions } from "./grpc-unary.js";
 import { type DualListener, listenDual, listenTls, type RequestHandler } from "./listener.js";
@@ -64,6 +69,9 @@ const SERVICES = [
   reflectionV1alpha.ServerReflection.typeName,
 ];
 
+/** How long shutdown waits for buffered spans to be exported. */
+const TRACE_FLUSH_MS = 2000;
+
 /** Starts Fieldseal on `config.host:config.port` over `store`. */
 export async function startServer(
   config: Config,
@@ -71,6 +79,9 @@ export async function startServer(
   overrides: AppOverrides = {},
 ): Promise<RunningServer> {
   const log = overrides.log ?? createLogger(config.logLevel);
+  // Traces only when the OTEL_* variables ask for them; otherwise nothing is wrapped (src/tracing.ts).
+  const tracing = config.tracing.enabled ? await startTracing(config.tracing) : undefined;
+  if (tracing !== undefined) store = tracedKeyStore(store, tracing.tracer);
   const audit =
     overrides.audit ??
     (config.audit.file === undefined
@@ -150,9 +161,12 @@ export async function startServer(
   );
   const internal = createInternalPrincipalAuth();
   const access = new AccessControl(config.principals);
-  const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics), metrics);
+  const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics, tracing), metrics);
   const interceptorDeps = { access, audit, internal, log, observe: metrics.rpcFinished };
-  const interceptors = [fieldsealInterceptor(interceptorDeps)];
+  const interceptors = [
+    ...(tracing === undefined ? [] : [tracingInterceptor(tracing.tracer)]),
+    fieldsealInterceptor(interceptorDeps),
+  ];
   const services: ServiceRegistration[] = [
     {
       service: FieldsealService,
@@ -281,6 +295,7 @@ export async function startServer(
     await keyrings.close();
     await store.close();
     audit.close?.();
+    await tracing?.shutdown().catch(() => undefined);
     throw err;
   }
   serving = true;
@@ -319,6 +334,14 @@ export async function startServer(
         await keyrings.close();
         await store.close();
         audit.close?.();
+        // Spans still buffered go out now, for at most TRACE_FLUSH_MS: an unreachable collector must not
+        // hold the process past its grace period.
+        if (tracing !== undefined) {
+          await Promise.race([
+            tracing.shutdown().catch(() => undefined),
+            new Promise((resolve) => setTimeout(resolve, TRACE_FLUSH_MS).unref()),
+          ]);
+        }
         log.info("fieldseal stopped", {});
       })();
       return stopped;
@@ -327,7 +350,12 @@ export async function startServer(
 }
 
 /** The Cognigy client the config describes, or undefined when no Cognigy endpoint is configured. */
-function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyClient | undefined {
+function cognigyPusher(
+  config: Config,
+  log: Logger,
+  metrics: Metrics,
+  tracing: Tracing | undefined,
+): CognigyClient | undefined {
   const c = config.cognigy;
   if (c.baseUrl === undefined) return undefined;
   return new CognigyClient({
@@ -342,6 +370,7 @@ function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyCl
     rateLimit: { limit: c.rateLimit, windowMs: c.rateWindowSec * 1000 },
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
+    ...(tracing === undefined ? {} : { transport: tracedTransport(keepAliveTransport(), tracing.tracer) }),
     onAttempt: (e) => {
       metrics.pushAttempt(e);
       log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs });
