@@ -265,7 +265,8 @@ const S = {
   workers: structuredSetting({
     env: "FIELDSEAL_WORKERS",
     file: "workers",
-    description: "Server processes sharing the port on this host (node:cluster); auto: one per available core",
+    description:
+      "Server processes sharing the port on this host (node:cluster); auto: one per available core",
     shownDefault: "1",
     example: 2,
     parse: parseWorkers,
@@ -329,7 +330,7 @@ const S = {
       'Field name to mask format (JSON), e.g. {"credit_card": {"format": "card"}}: checked when sealed, mask returned (docs/masks.md)',
     shownDefault: "{}",
     example: '{"credit_card": {"format": "card"}}',
-    parse: (raw) => parseFieldFormats(raw, "FIELDSEAL_FIELD_FORMATS (file key \"fields\")"),
+    parse: (raw) => parseFieldFormats(raw, 'FIELDSEAL_FIELD_FORMATS (file key "fields")'),
   }),
   keyringFields: structuredSetting({
     env: undefined,
@@ -918,7 +919,8 @@ export const MAX_WORKERS = 256;
 function parseWorkers(raw: unknown): number {
   if (raw === undefined || raw === null) return 1;
   if (raw === "auto") return Math.min(availableParallelism(), MAX_WORKERS);
-  const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  const n =
+    typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
     throw refusal(`must be a whole number from 1 to ${MAX_WORKERS}, or auto`);
   }
