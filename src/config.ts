@@ -922,7 +922,7 @@ function parseWorkers(raw: unknown): number {
   const n =
     typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
-    throw refusal(`must be a whole number from 1 to ${MAX_WORKERS}, or auto`);
+    throw refusal(`must be a whole number from 1 to ${MAX_WORKERS} or auto`);
   }
   return n;
 }

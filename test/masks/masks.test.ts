@@ -411,10 +411,10 @@ describe("the fields setting in the config", () => {
 
   it("names the environment variable or the file key that is wrong", () => {
     expect(() => parseConfig({}, { FIELDSEAL_FIELD_FORMATS: '{"cc": {"format": "visa"}}' }, where)).toThrow(
-      /^config: FIELDSEAL_FIELD_FORMATS\.cc\.format: must be one of/,
+      /^config: FIELDSEAL_FIELD_FORMATS \(file key "fields"\)\.cc\.format: must be one of/,
     );
     expect(() => parseConfig({ fields: { cc: { format: "visa" } } }, {}, where)).toThrow(
-      /^config: fields\.cc\.format: must be one of/,
+      /^config: FIELDSEAL_FIELD_FORMATS \(file key "fields"\)\.cc\.format: must be one of/,
     );
   });
 });

@@ -89,7 +89,7 @@ beforeAll(async () => {
       { name: "bot", scopes: ["encrypt", "push"] },
       { name: "ops", scopes: ["rotate"] },
     ],
-    settings: { cognigy: { baseUrl: simulator.url, apiKey: simulator.apiKey } },
+    settings: { cognigy: { baseUrl: simulator.url, apiKey: simulator.apiKey, pushEnabled: true } },
     env: {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
