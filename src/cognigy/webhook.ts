@@ -29,10 +29,10 @@
  * | status | outcome | body |
  * |---|---|---|
  * | 200 `sealed` | sealed (and pushed when pushing is on) | sessionId, keyring, keyVersion, variables, pushed |
- * | 200 `sealed_not_pushed` | sealed, the push failed (Cognigy down, 429, deadline, push not allowed) | as sealed, plus reason, message; pushed null |
+ * | 200 `sealed_not_pushed` | sealed, the push failed (Cognigy down, 429, deadline, push not allowed), or `already_pushed`: a copy of this request was pushed with values no longer remembered | as sealed, plus reason, message; pushed null |
  * | 200 `refused` reason `flagged_field_missing` | a flagged field is absent, null or "" | reason, message, fields (names only) |
  * | 200 `refused` reason from the service | EncryptFields said INVALID_ARGUMENT (`field_format_invalid`, `value_refused`: a value the engine refuses) or the values are too large (`too_large`) | reason, message |
- * | 400 | malformed request: not UTF-8, bad JSON / form / multipart, no sessionId, no flagged field, bad X-Sensitive-Metadata | RFC 7807 with `reason` |
+ * | 400 | malformed request: not UTF-8, bad JSON / form / multipart, no sessionId, no flagged field, bad X-Sensitive-Metadata, a field name or sessionId the engine cannot bind (over 256 bytes, NUL), flagged names whose answer keys collide (`card` and `__enc_card`) | RFC 7807, most with a `reason` |
  * | 401 / 403 | no or unknown credentials, bad signature / may not seal | RFC 7807 |
  * | 405 / 413 / 415 | not POST / body over the limit / another media type or charset | RFC 7807 |
  * | 429 | a signed request's signature used before whose first answer is not held (`replayed`), a signer over its replay capacity, the service's rate limit | RFC 7807 |
@@ -371,8 +371,16 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       });
     } catch (err) {
       const ce = ConnectError.from(err);
-      const reason = ce.metadata.get(REASON_HEADER) ?? connectCodeName(ce.code);
-      const message = `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`;
+      let reason = ce.metadata.get(REASON_HEADER) ?? connectCodeName(ce.code);
+      let message = `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`;
+      if (reason === "conflict") {
+        // The push client binds a key to the values first pushed under it. The key is this request's, so an
+        // earlier copy of it was pushed with values sealed then, which this memory no longer holds (evicted
+        // or expired): the session has those; these open to the same values and were not pushed.
+        reason = "already_pushed";
+        message =
+          "a copy of this request was pushed before with values sealed then, which are no longer remembered; these values were not pushed";
+      }
       deps.onError?.({ status: 200, code: reason, message });
       return sendJson(
         res,
@@ -397,7 +405,14 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
     | { kind: "fault"; status: number; code: string; message: string }
   > {
     const fields: Record<string, Value> = {};
-    for (const name of parsed.sensitive) fields[name] = fromJson(ValueSchema, parsed.variables[name] ?? null);
+    // Own members only: an absent field named "constructor" or "toString" must read as missing (null), not as
+    // the function Object.prototype lends every object.
+    for (const name of parsed.sensitive) {
+      fields[name] = fromJson(
+        ValueSchema,
+        Object.hasOwn(parsed.variables, name) ? (parsed.variables[name] ?? null) : null,
+      );
+    }
     const missing =
       parsed.missing.length === 0
         ? undefined
@@ -435,7 +450,8 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
 
     const variables: Record<string, JsonValue> = {};
     for (const name of parsed.sensitive) {
-      const value = sealed.sealed[name];
+      // Own members only here too: `masked` has no "constructor" of its own but answers Object for it.
+      const value = Object.hasOwn(sealed.sealed, name) ? sealed.sealed[name] : undefined;
       if (value === undefined) {
         return {
           kind: "fault",
@@ -446,7 +462,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       }
       variables[`__enc_${name}`] = value;
       variables[name] = null;
-      const mask = sealed.masked[name];
+      const mask = Object.hasOwn(sealed.masked, name) ? sealed.masked[name] : undefined;
       if (mask !== undefined) {
         variables[`__mask_${name}`] = { format: mask.format, text: mask.text, speakable: mask.speakable };
       }
