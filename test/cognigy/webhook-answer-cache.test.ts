@@ -1,3 +1,7 @@
+import { randomBytes } from "node:crypto";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { type AnsweredRequest, WebhookAnswerCache } from "../../src/cognigy/webhook-answer-cache.js";
 
@@ -32,7 +36,9 @@ describe("the webhook's memory of answered requests", () => {
   });
 
   it("holds no more bytes than its bound, counting replaced entries once, and keeps no value larger than it", () => {
-    const one = "k0".length + JSON.stringify(answer("fs1.x").variables).length;
+    const probe = new WebhookAnswerCache({ maxEntries: 1, maxBytes: 1e9, ttlMs: 1000, now: () => 0 });
+    probe.set("k0", answer("fs1.x"));
+    const one = probe.bytes;
     const cache = new WebhookAnswerCache({ maxEntries: 100, maxBytes: one * 3, ttlMs: 1000, now: () => 0 });
     for (let i = 0; i < 10; i++) cache.set(`k${i}`, answer("fs1.x"));
     expect(cache.size).toBe(3);
@@ -42,5 +48,34 @@ describe("the webhook's memory of answered requests", () => {
     cache.set("huge", answer("x".repeat(one * 4)));
     expect(cache.get("huge")).toBeUndefined();
     expect(cache.bytes).toBeLessThanOrEqual(one * 3);
+  });
+
+  it("holds no more heap than its byte bound, measured, with answers of 1,000 small fields", () => {
+    // Counted as JSON length, such answers pinned 2.8 times the bound (45 MiB for 16 MiB).
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const bound = 16 * 1024 * 1024;
+    const manyFields = (): AnsweredRequest => {
+      const variables: JsonObject = {};
+      for (let f = 0; f < 1000; f++) {
+        variables[`__enc_f${f}`] = `fs1.default.1.${randomBytes(8).toString("base64url")}`;
+        variables[`f${f}`] = null;
+      }
+      return { keyring: "default", keyVersion: 1, variables };
+    };
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const cache = new WebhookAnswerCache({
+      maxEntries: 10_000,
+      maxBytes: bound,
+      ttlMs: 60_000,
+      now: () => 0,
+    });
+    for (let i = 0; i < 300; i++) cache.set(`key-${i}`, manyFields());
+    gc();
+    const held = process.memoryUsage().heapUsed - before;
+    expect(cache.bytes).toBeLessThanOrEqual(bound);
+    expect(cache.size).toBeGreaterThan(10);
+    expect(held).toBeLessThan(bound);
   });
 });
