@@ -27,6 +27,7 @@ describe("webhook attacks", () => {
       principals: [
         { name: "bot", scopes: ["encrypt", "push"] },
         { name: "reader", allow: [{ ops: ["decrypt"] }] },
+        { name: "ops", scopes: ["rotate"] },
       ],
       settings: {
         cognigy: { baseUrl: sim.url, apiKey: sim.apiKey, pushEnabled: true, maxAttempts: 1 },
@@ -160,6 +161,101 @@ describe("webhook attacks", () => {
       expect(a.status).toBe(400);
       expect(a.json).toMatchObject({ code: "invalid_argument", reason: "session_id_invalid" });
       expect(sealsAudited()).toEqual([]);
+    });
+  });
+
+  it("a retry racing a key rotation is answered with the first values, which still open", async () => {
+    const body = { sessionId: "rotation-race", userId: "u", variables: { card: CARD } };
+    const first = await post(body, "field:card");
+    const [rotated, retry] = await Promise.all([fs.client("ops").rotateKey({}), post(body, "field:card")]);
+    const after = await post(body, "field:card");
+    expect(rotated.key?.primaryVersion).toBeGreaterThan(first.json.keyVersion);
+    for (const again of [retry, after]) {
+      expect(again.json.keyVersion).toBe(first.json.keyVersion);
+      expect(again.json.variables).toEqual(first.json.variables);
+    }
+    expect(await opens("rotation-race", "card", after.json.variables.__enc_card)).toBe(CARD);
+    // One push for the three copies, and the session holds what every answer says.
+    expect(sim.requests.filter((r) => r.path.includes("/sessions/rotation-race/"))).toHaveLength(1);
+    expect((sim.contexts.get("rotation-race") as { __enc_card: string }).__enc_card).toBe(
+      first.json.variables.__enc_card,
+    );
+  });
+
+  describe("multipart bodies a careless or hostile sender writes: 400 with a reason, nothing sealed", () => {
+    const B = "----attackBoundary";
+    const part = (name: string, value: string, headers: string[] = []) =>
+      `--${B}\r\nContent-Disposition: form-data; name="${name}"\r\n${headers.map((h) => `${h}\r\n`).join("")}\r\n${value}\r\n`;
+    const good = (sessionId: string) => part("sessionId", sessionId) + part("variables[card]", CARD);
+    const cases: Array<[string, string, string, string?]> = [
+      ["LF line ends only", good("lf").replaceAll("\r\n", "\n") + `--${B}--\n`, "multipart_malformed"],
+      ["a byte order mark before the first delimiter", `\uFEFF${good("bom")}--${B}--`, "multipart_malformed"],
+      [
+        "a nested multipart part",
+        `${good("nested")}${part("x", "y", [`Content-Type: multipart/mixed; boundary=inner`])}--${B}--`,
+        "multipart_malformed",
+      ],
+      [
+        "a base64 part",
+        `${part("sessionId", "b64")}${part("variables[card]", Buffer.from(CARD).toString("base64"), ["Content-Transfer-Encoding: base64"])}--${B}--`,
+        "multipart_malformed",
+      ],
+      [
+        "part headers over 1 KiB",
+        `${part("sessionId", "big", [`Content-Type: text/plain; x=${"a".repeat(1100)}`])}--${B}--`,
+        "part_header_too_large",
+      ],
+      [
+        "65 parts",
+        `${good("many")}${Array.from({ length: 63 }, (_, i) => part(`p${i}`, "v")).join("")}--${B}--`,
+        "too_many_parts",
+      ],
+      ["sessionId twice", `${good("dup")}${part("sessionId", "other")}--${B}--`, "duplicate_name"],
+      [
+        "a variable twice",
+        `${good("dupvar")}${part("variables[card]", "4000000000000002")}--${B}--`,
+        "duplicate_name",
+      ],
+      ["an empty name", `${good("empty")}${part("", "v")}--${B}--`, "multipart_malformed"],
+      [
+        "a file part",
+        `${good("file")}--${B}\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\nx\r\n--${B}--`,
+        "file_part",
+      ],
+      [
+        "a part value that is not UTF-8",
+        `${good("latin1")}${part("variables[x]", "\u00ff")}--${B}--`,
+        "invalid_utf8",
+        "latin1",
+      ],
+      ["no close delimiter", good("open"), "multipart_unterminated"],
+      ["text after the close delimiter", `${good("epilogue")}--${B}--\r\nsessionId=x`, "multipart_malformed"],
+    ];
+    for (const [what, text, reason, encoding] of cases) {
+      it(what, async () => {
+        const a = await postRaw(fs.url, Buffer.from(text, encoding === "latin1" ? "latin1" : "utf8"), {
+          "content-type": `multipart/form-data; boundary=${B}`,
+          authorization: `Bearer ${fs.tokens.bot}`,
+          "x-sensitive-metadata": "field:card",
+        });
+        expect(a.status).toBe(400);
+        expect(a.json).toMatchObject({ code: "invalid_argument", reason });
+        expect(a.headers["fieldseal-reason"]).toBe("invalid_argument");
+        expect(a.text).not.toContain(CARD);
+        expect(sealsAudited()).toEqual([]);
+      });
+    }
+
+    it("a quoted boundary of 70 characters with spaces, and padding after delimiters, is read", async () => {
+      const long = `a b${"x".repeat(67)}`;
+      const body = `--${long} \t\r\nContent-Disposition: form-data; name="sessionId"\r\n\r\nquoted\r\n--${long}\r\nContent-Disposition: form-data; name="variables[card]"\r\n\r\n${CARD}\r\n--${long}--\r\n`;
+      const a = await postRaw(fs.url, Buffer.from(body), {
+        "content-type": `multipart/form-data; boundary="${long}"`,
+        authorization: `Bearer ${fs.tokens.bot}`,
+        "x-sensitive-metadata": "field:card",
+      });
+      expect(a.status).toBe(200);
+      expect(await opens("quoted", "card", a.json.variables.__enc_card)).toBe(CARD);
     });
   });
 
