@@ -29,7 +29,7 @@ export interface ParsedWebhook {
   variables: JsonObject;
   /** Every flagged field, in order, without repeats. */
   sensitive: string[];
-  /** The flagged fields that are absent from the variables, null or "" (the rule: webhook.ts, docs/cognigy-webhook.md). */
+  /** The flagged fields that are absent from the variables, null or "" (the rule: webhook.ts, docs/cognigy.md). */
   missing: string[];
 }
 

@@ -3,7 +3,7 @@
  *
  * It owns HTTP concerns only (method, content type, body limit, header parsing, webhook authentication) and
  * then calls the same FieldsealService RPCs every other client calls, so authorization, validation and
- * audit happen in one place. docs/cognigy-webhook.md describes it for flow authors.
+ * audit happen in one place. docs/cognigy.md describes it for flow authors.
  *
  * Request: `application/json` `{"sessionId", "userId"?, "variables": {...}, "sensitive"?: [...], "user"?}`
  * (`context` is accepted in place of `variables`), `application/x-www-form-urlencoded` (the node's "Text"
