@@ -375,11 +375,11 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       let message = `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`;
       if (reason === "conflict") {
         // The push client binds a key to the values first pushed under it. The key is this request's, so an
-        // earlier copy of it was pushed with values sealed then, which this memory no longer holds (evicted
-        // or expired): the session has those; these open to the same values and were not pushed.
+        // earlier copy of it was pushed (or is being pushed) with values sealed then, which this memory no
+        // longer holds (evicted or expired): the session has those; these open to the same values.
         reason = "already_pushed";
         message =
-          "a copy of this request was pushed before with values sealed then, which are no longer remembered; these values were not pushed";
+          "a copy of this request was pushed (or is being pushed) with values sealed then, which are no longer remembered; these values were not pushed";
       }
       deps.onError?.({ status: 200, code: reason, message });
       return sendJson(

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import fc from "fast-check";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FieldsealService, ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { createWebhookHandler } from "../../src/cognigy/webhook.js";
@@ -162,6 +163,50 @@ describe("webhook attacks", () => {
       expect(a.json).toMatchObject({ code: "invalid_argument", reason: "session_id_invalid" });
       expect(sealsAudited()).toEqual([]);
     });
+  });
+
+  it("any flagged names, present or not: never a 5xx, and a sealed answer holds an envelope for every one", async () => {
+    const hostile = fc.constantFrom(
+      "card",
+      "__enc_card",
+      "__mask_card",
+      "__enc___enc_card",
+      "constructor",
+      "toString",
+      "__lookupGetter__",
+      "isPrototypeOf",
+      "propertyIsEnumerable",
+      "toLocaleString",
+      "x".repeat(256),
+      "x".repeat(257),
+      "é".repeat(129),
+      "a.b",
+      "a[b]",
+    );
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(hostile, { minLength: 1, maxLength: 4 }),
+        fc.dictionary(hostile, fc.constantFrom(CARD, "", null, 7), { maxKeys: 5 }),
+        async (flagged, variables) => {
+          run += 1;
+          const sessionId = `prop-${run}`;
+          const a = await post({ sessionId, userId: "u", variables, sensitive: flagged }, "");
+          expect([200, 400]).toContain(a.status);
+          expect(a.text).not.toContain(CARD);
+          if (a.status === 200 && a.json.status === "sealed") {
+            for (const f of flagged) {
+              expect(typeof a.json.variables[`__enc_${f}`]).toBe("string");
+              expect(a.json.variables[f]).toBeNull();
+              expect(await opens(sessionId, f, a.json.variables[`__enc_${f}`])).toEqual(variables[f]);
+            }
+          } else if (a.status === 200) {
+            expect(a.json).toMatchObject({ status: "refused", reason: "flagged_field_missing" });
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it("a retry racing a key rotation is answered with the first values, which still open", async () => {
