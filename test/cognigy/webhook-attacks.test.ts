@@ -29,6 +29,7 @@ describe("webhook attacks", () => {
         { name: "bot", scopes: ["encrypt", "push"] },
         { name: "reader", allow: [{ ops: ["decrypt"] }] },
         { name: "ops", scopes: ["rotate"] },
+        { name: "bot2", scopes: ["encrypt", "push"] },
       ],
       settings: {
         cognigy: { baseUrl: sim.url, apiKey: sim.apiKey, pushEnabled: true, maxAttempts: 1 },
@@ -207,6 +208,33 @@ describe("webhook attacks", () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  it("one token spelt Bearer, ApiKey or X-API-Key is one caller; another principal's token never gets its answer", async () => {
+    const body = Buffer.from(
+      JSON.stringify({ sessionId: "spellings", userId: "u", variables: { card: CARD } }),
+    );
+    const as = (auth: Record<string, string>) =>
+      postRaw(fs.url, body, {
+        "content-type": "application/json",
+        "x-sensitive-metadata": "field:card",
+        ...auth,
+      });
+    const bearer = await as({ authorization: `Bearer ${fs.tokens.bot}` });
+    const apiKey = await as({ authorization: `ApiKey ${fs.tokens.bot}` });
+    const xApiKey = await as({ "x-api-key": fs.tokens.bot ?? "" });
+    const other = await as({ authorization: `Bearer ${fs.tokens.bot2}` });
+    const unknown = await as({ authorization: `Bearer ${"x".repeat(43)}` });
+    expect(apiKey.json.variables).toEqual(bearer.json.variables);
+    expect(xApiKey.json.variables).toEqual(bearer.json.variables);
+    expect(other.status).toBe(200);
+    expect(other.json.variables.__enc_card).not.toBe(bearer.json.variables.__enc_card);
+    expect(unknown.status).toBe(401);
+    expect(unknown.text).not.toContain("fs1.");
+    for (const a of [bearer, apiKey, xApiKey, other, unknown]) {
+      expect(a.text).not.toContain(CARD);
+      expect(a.text).not.toContain(fs.tokens.bot);
+    }
   });
 
   it("a retry racing a key rotation is answered with the first values, which still open", async () => {
