@@ -22,7 +22,8 @@ export type MalformedReason =
   | "part_header_too_large"
   | "field_name_invalid"
   | "session_id_invalid"
-  | "field_name_collision";
+  | "field_name_collision"
+  | "too_many_fields";
 
 /** A body or header that cannot be decoded; answered 400 with `reason`. */
 export class MalformedWebhookError extends FieldsealError {

@@ -7,6 +7,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { assertAadPart } from "../engine/names.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
+import { DEFAULT_MAX_BATCH } from "../service/fieldseal-service.js";
 import {
   DEFAULT_MULTIPART_LIMITS,
   type MultipartLimits,
@@ -75,6 +76,13 @@ export function parseWebhook(
     throw new FieldsealError("invalid_argument", '"sensitive" must be a list of field names');
   }
   const sensitive = [...new Set([...headerFields, ...(bodyFields as string[])])];
+  if (sensitive.length > DEFAULT_MAX_BATCH) {
+    // The same on every call: the author's to fix (400), not a `too_large` refusal of the user's input.
+    throw new MalformedWebhookError(
+      "too_many_fields",
+      `${sensitive.length} fields flagged; one request may seal ${DEFAULT_MAX_BATCH}`,
+    );
+  }
   if (sensitive.length === 0) {
     throw new FieldsealError(
       "invalid_argument",

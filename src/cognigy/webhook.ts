@@ -32,7 +32,7 @@
  * | 200 `sealed_not_pushed` | sealed, the push failed (Cognigy down, 429, deadline, push not allowed), or `already_pushed`: a copy of this request was pushed with values no longer remembered | as sealed, plus reason, message; pushed null |
  * | 200 `refused` reason `flagged_field_missing` | a flagged field is absent, null or "" | reason, message, fields (names only) |
  * | 200 `refused` reason from the service | EncryptFields said INVALID_ARGUMENT (`field_format_invalid`, `value_refused`: a value the engine refuses) or the values are too large (`too_large`) | reason, message |
- * | 400 | malformed request: not UTF-8, bad JSON / form / multipart, no sessionId, no flagged field, bad X-Sensitive-Metadata, a field name or sessionId the engine cannot bind (over 256 bytes, NUL), flagged names whose answer keys collide (`card` and `__enc_card`) | RFC 7807, most with a `reason` |
+ * | 400 | malformed request: not UTF-8, bad JSON / form / multipart, no sessionId, no flagged field, bad X-Sensitive-Metadata, a field name or sessionId the engine cannot bind (over 256 bytes, NUL), flagged names whose answer keys collide (`card` and `__enc_card`), over 1,000 flagged fields | RFC 7807, most with a `reason` |
  * | 401 / 403 | no or unknown credentials, bad signature / may not seal | RFC 7807 |
  * | 405 / 413 / 415 | not POST / body over the limit / another media type or charset | RFC 7807 |
  * | 429 | a signed request's signature used before whose first answer is not held (`replayed`), a signer over its replay capacity, the service's rate limit | RFC 7807 |

@@ -155,6 +155,22 @@ describe("webhook attacks", () => {
       expect(a.json.reason).toBe("field_name_invalid");
     });
 
+    it("more flagged fields than one call seals (1,001), instead of 200 refused too_large", async () => {
+      const names = Array.from({ length: 1001 }, (_, i) => `f${i}`);
+      const variables = Object.fromEntries(names.map((n) => [n, "1"]));
+      const a = await post({ sessionId: "too-many", userId: "u", variables, sensitive: names }, "");
+      expect(a.status).toBe(400);
+      expect(a.json).toMatchObject({ code: "invalid_argument", reason: "too_many_fields" });
+      expect(sealsAudited()).toEqual([]);
+      const most = await post(
+        { sessionId: "most", userId: "u", variables, sensitive: names.slice(0, 1000) },
+        "",
+      );
+      // Sealed; the push of 1,000 envelopes is over Cognigy's 60 kB and is not sent.
+      expect(most.json).toMatchObject({ status: "sealed_not_pushed", reason: "too_large" });
+      expect(typeof most.json.variables.__enc_f999).toBe("string");
+    });
+
     it("a session id over 256 bytes", async () => {
       const a = await post(
         { sessionId: "s".repeat(257), userId: "u", variables: { card: CARD } },
