@@ -139,6 +139,8 @@ interface Caller {
   headers: Headers | Record<string, string>;
   /** Identifies the caller inside the request key: a digest of the token, or the signer and timestamp. */
   identity: string;
+  /** Whose share of the answer memory the request counts against: the token's digest, or the signer. */
+  owner: string;
 }
 
 /** Builds the `(req, res)` handler for `POST /webhooks/cognigy`. */
@@ -265,6 +267,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         caller = {
           headers: deps.principalHeaders(err.principal),
           identity: signedIdentity(err.principal, header(req.headers, timestampHeader) ?? ""),
+          owner: `signed:${err.principal}`,
         };
       } else if (err instanceof SignerOverCapacityError) {
         return fail(429, err.code, "Too Many Requests", err.message, undefined, {
@@ -322,7 +325,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         answered = answers.get(key);
         if (answered === undefined) {
           answered = outcome.answer;
-          answers.set(key, answered);
+          answers.set(key, answered, caller.owner);
         }
       } finally {
         if (first) {
@@ -360,7 +363,11 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         },
         { headers: caller.headers },
       );
-      answers.set(key, { ...answered, pushed: { attempts: pushed.attempts, httpStatus: pushed.httpStatus } });
+      answers.set(
+        key,
+        { ...answered, pushed: { attempts: pushed.attempts, httpStatus: pushed.httpStatus } },
+        caller.owner,
+      );
       return sendJson(res, 200, {
         ...answer,
         pushed: {
@@ -491,6 +498,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       return {
         headers: deps.principalHeaders(principal),
         identity: signedIdentity(principal, timestamp ?? ""),
+        owner: `signed:${principal}`,
       };
     }
     // Cognigy's HTTP Request node sends a stored API key as `Authorization: ApiKey <key>` or `X-API-Key:
@@ -504,10 +512,8 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         "send Authorization: Bearer <token> (or ApiKey <token>, or X-API-Key: <token>) or a signed request",
       );
     }
-    return {
-      headers: { authorization: `Bearer ${token}` },
-      identity: `bearer:${createHash("sha256").update(token).digest("base64url")}`,
-    };
+    const digest = `bearer:${createHash("sha256").update(token).digest("base64url")}`;
+    return { headers: { authorization: `Bearer ${token}` }, identity: digest, owner: digest };
   }
 }
 

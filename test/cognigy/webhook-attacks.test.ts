@@ -363,9 +363,37 @@ describe("webhook attacks", () => {
       server = createServer((req, res) => handler(req, res));
       await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
       url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const shared = createWebhookHandler({ client, pushEnabled: true, answerMemory: { maxEntries: 4 } });
+      sharedServer = createServer((req, res) => shared(req, res));
+      await new Promise<void>((resolve) => sharedServer.listen(0, "127.0.0.1", resolve));
+      sharedUrl = `http://127.0.0.1:${(sharedServer.address() as AddressInfo).port}`;
     });
     afterAll(async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => sharedServer.close(() => resolve()));
+    });
+    let sharedServer: Server;
+    let sharedUrl: string;
+
+    it("another caller flooding the memory with distinct requests does not evict this caller's answer", async () => {
+      const body = { sessionId: "flooded", userId: "u", variables: { card: CARD } };
+      const first = await post(body, "field:card", sharedUrl);
+      for (let i = 0; i < 12; i++) {
+        const flood = await postRaw(
+          sharedUrl,
+          Buffer.from(JSON.stringify({ ...body, sessionId: `flood-${i}` })),
+          {
+            "content-type": "application/json",
+            authorization: `Bearer ${fs.tokens.bot2}`,
+            "x-sensitive-metadata": "field:card",
+          },
+        );
+        expect(flood.status).toBe(200);
+      }
+      const retry = await post(body, "field:card", sharedUrl);
+      expect(retry.json).toMatchObject({ status: "sealed", pushed: { deduplicated: true } });
+      expect(retry.json.variables).toEqual(first.json.variables);
+      expect(sim.requests.filter((r) => r.path.includes("/sessions/flooded/"))).toHaveLength(1);
     });
 
     it("is pushed at most once: the session keeps the first values, the retry says it was not pushed", async () => {
