@@ -65,7 +65,8 @@ export interface ServiceDeps {
   readonly maxBatchItems?: number;
 }
 
-const DEFAULT_MAX_BATCH = 1000;
+/** Most fields one EncryptFields call (and so one webhook) may seal, unless `maxBatchItems` says otherwise. */
+export const DEFAULT_MAX_BATCH = 1000;
 
 /** Audit details of a legacy tutorial value: the field it claims was never authenticated. */
 const LEGACY_AUDIT = { legacy: true, fieldLabel: "unauthenticated" } as const;

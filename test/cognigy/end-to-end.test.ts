@@ -346,9 +346,14 @@ describe("200 concurrent webhooks under 429s, 5xx and dropped connections", () =
       } else {
         failed++;
         expect(answer.json).toMatchObject({ status: "sealed_not_pushed", pushed: null });
-        expect(["unavailable", "push_failed", "rate_limited", "deadline_exceeded"]).toContain(
-          answer.json.reason,
-        );
+        // cognigy_rate_limited: a 429's Retry-After that did not fit the push deadline (docs/cognigy.md).
+        expect([
+          "unavailable",
+          "push_failed",
+          "rate_limited",
+          "cognigy_rate_limited",
+          "deadline_exceeded",
+        ]).toContain(answer.json.reason);
         expectSealedVariables(answer.json.variables);
         // A failed answer may still have been applied once (a drop after applying, then no confirmation);
         // when it was, the session holds exactly the values the flow was told to keep.
