@@ -90,31 +90,31 @@ describe("Seal fields", () => {
         { field: "credit_card" },
         { field: "iban", from: "context.payment.iban" },
         { field: "ssn", from: "input.text" },
-        { field: "dob", from: "input.data.dob" },
       ],
     });
     expect(run.nextNodes).toEqual(["child-success"]);
-    for (const field of ["credit_card", "iban", "ssn", "dob"]) {
+    for (const field of ["credit_card", "iban", "ssn"]) {
       expect(run.context[`__enc_${field}`]).toMatch(/^fs1\./);
       expect(run.context[field]).toBeNull();
     }
-    // The plaintext keys it read from context are deleted; the rest of the context is untouched.
+    // The plaintext keys it read from context are cleared; the rest of the context is untouched. The
+    // plaintext at context.credit_card is cleared by writing null there, not by a delete as well.
     expect(run.context.payment).toEqual({ currency: "EUR" });
     expect(run.context.language).toBe("de");
     expect(run.calls.filter((c) => c.method === "deleteContext").map((c) => c.args[0])).toEqual([
-      "credit_card",
       "payment.iban",
     ]);
     expect(run.context.fieldseal).toEqual({
       ok: true,
       keyring: "default",
       keyVersion: 1,
-      fields: ["credit_card", "iban", "ssn", "dob"],
+      fields: ["credit_card", "iban", "ssn"],
     });
     expect(run.logs).toEqual([
-      { level: "info", text: "Fieldseal sealed credit_card, iban, ssn, dob under default v1" },
+      { level: "info", text: "Fieldseal sealed credit_card, iban, ssn under default v1" },
     ]);
     expectNoPlaintextWritten(run);
+    expect(run.limitErrors).toEqual([]);
     // Sensitive-logging settings are left alone unless asked for.
     expect(run.sensitiveLogging).toEqual([]);
 
@@ -126,6 +126,69 @@ describe("Seal fields", () => {
       sealed: run.context.__enc_iban as string,
     });
     expect(opened.value?.kind).toEqual({ case: "stringValue", value: IBAN });
+  });
+
+  it("seals four fields from input and context.<field> within Cognigy's 10 API calls", async () => {
+    const run = cognigyRun(
+      { sessionId: "sess-4", text: SSN, data: { dob: DOB } },
+      { credit_card: CARD, iban: IBAN },
+    );
+    await seal(run, {
+      connection: connection(),
+      fields: [
+        { field: "credit_card" },
+        { field: "iban" },
+        { field: "ssn", from: "input.text" },
+        { field: "dob", from: "input.data.dob" },
+      ],
+    });
+    expect(run.nextNodes).toEqual(["child-success"]);
+    expect(run.calls.filter((c) => c.method !== "log")).toHaveLength(10);
+    expect(run.limitErrors).toEqual([]);
+    expect(run.context.__enc_dob).toMatch(/^fs1\./);
+  });
+
+  it("refuses fields whose writes would pass Cognigy's 10 API calls, before sending or writing anything", async () => {
+    const before = fs.audit.events.length;
+    const context = { credit_card: CARD, payment: { iban: IBAN } };
+    const run = cognigyRun({ sessionId: "sess-calls", text: SSN, data: { dob: DOB } }, context);
+    await seal(run, {
+      connection: connection(),
+      fields: [
+        { field: "credit_card" },
+        { field: "iban", from: "context.payment.iban" },
+        { field: "ssn", from: "input.text" },
+        { field: "dob", from: "input.data.dob" },
+      ],
+    });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run)).toEqual({
+      ok: false,
+      reason: "api_call_limit",
+      message:
+        "sealing 4 field(s) here takes 11 Cognigy API calls and an Extension run may make 10; " +
+        "split the fields over several nodes",
+    });
+    expect(fs.audit.events.length).toBe(before);
+    expect(run.context.credit_card).toBe(CARD);
+    expect(run.context.payment).toEqual({ iban: IBAN });
+    expect(Object.keys(run.context).sort()).toEqual(["credit_card", "fieldseal", "payment"]);
+    expect(run.limitErrors).toEqual([]);
+  });
+
+  it("refuses an envelope larger than one Cognigy write takes, writing nothing", async () => {
+    // 50,000 characters seal to about 66,700: over the 62 KB Cognigy takes in one API call's argument.
+    const notes = "n".repeat(50_000);
+    const run = cognigyRun({ sessionId: "sess-62k" }, { notes });
+    await seal(run, { connection: connection(), fields: [{ field: "notes" }] });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run)).toMatchObject({ ok: false, reason: "too_large_for_cognigy" });
+    expect(failureOf(run).message).toMatch(
+      /^context\.__enc_notes would be \d+ bytes and Cognigy takes at most 62000/,
+    );
+    expect(run.context.notes).toBe(notes);
+    expect(run.context).not.toHaveProperty("__enc_notes");
+    expect(run.limitErrors).toEqual([]);
   });
 
   it("keeps the JSON type of a value (a number from a slot)", async () => {
@@ -351,7 +414,10 @@ describe("Seal fields", () => {
     ["no fields", { fields: [] }],
     ["fields not JSON", { fields: "[{" }],
     ["a field name that would nest in context", { fields: [{ field: "a.b" }] }],
-    ["a field name reaching the prototype", { fields: [{ field: "x", from: "context.__proto__.x" }] }],
+    ["a source reaching the prototype", { fields: [{ field: "x", from: "context.__proto__.x" }] }],
+    ["the field name __proto__", { fields: [{ field: "__proto__", from: "context.credit_card" }] }],
+    ["the field name constructor", { fields: [{ field: "constructor", from: "context.credit_card" }] }],
+    ["the field name prototype", { fields: [{ field: "prototype", from: "context.credit_card" }] }],
     ["a field listed twice", { fields: [{ field: "x" }, { field: "x" }] }],
     ["a source outside context and input", { fields: [{ field: "x", from: "profile.email" }] }],
     ["a timeout above 15 s", { fields: [{ field: "credit_card" }], timeoutMs: 20_000 }],
@@ -625,6 +691,25 @@ describe("Open field", () => {
       reason: "missing_input",
       message: "no sealed value at context.__enc_credit_card",
     });
+  });
+
+  it("refuses to write a value larger than one Cognigy write takes, writing nothing to the target", async () => {
+    // Sealed by another client with larger limits; its JSON is over 62 KB.
+    const big = "b".repeat(63_000);
+    const sealed = await fs.client("bot").encryptFields({
+      scope: { id: { case: "sessionId", value: "sess-big-open" } },
+      fields: { notes: { kind: { case: "stringValue", value: big } } },
+    });
+    const run = cognigyRun({ sessionId: "sess-big-open" }, { __enc_notes: sealed.sealed.notes });
+    await open(run, { field: "notes" });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run)).toEqual({
+      ok: false,
+      reason: "too_large_for_cognigy",
+      message: "context.opened would be 63002 bytes and Cognigy takes at most 62000 in one write",
+    });
+    expect(run.context).not.toHaveProperty("opened");
+    expect(written(run)).not.toContain("bbbbbbbbbb");
   });
 
   it("refuses an empty target key with reason bad_config", async () => {

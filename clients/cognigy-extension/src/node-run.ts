@@ -14,6 +14,43 @@ export const MAX_TIMEOUT_MS = 15_000;
 export const DEFAULT_RESULT_KEY = "fieldseal";
 
 /**
+ * Cognigy stops an Extension run after 10 calls of `cognigy.api`, `api.log` not counted, and refuses an
+ * argument object larger than 62 KB ("Extensions can make up to 10 API calls per execution, except for
+ * api.log()"; "objects passed as arguments to Extension API calls have a size limit of 62 KB",
+ * docs.cognigy.com/ai/for-developers/extensions; "Extension actions | 10" in Quotas and Limits). A run cut
+ * off midway would leave its writes half done, so a node counts its calls and measures what it writes
+ * before it makes the first one.
+ */
+export const MAX_API_CALLS = 10;
+/** 62 KB read as 62,000 bytes of JSON, the stricter reading. */
+export const MAX_API_ARGUMENT_BYTES = 62_000;
+
+/** The calls the outcome of a run takes, success or failure: its record and the branch (log lines are free). */
+export const OUTCOME_CALLS = 2;
+
+/** Refuses a plan of `calls` API calls that Cognigy would cut off; `what` says what they are for. */
+export function assertWithinApiCalls(calls: number, what: string): void {
+  if (calls > MAX_API_CALLS) {
+    throw new NodeFailure(
+      "api_call_limit",
+      `${what} takes ${calls} Cognigy API calls and an Extension run may make ${MAX_API_CALLS}; ` +
+        "split the fields over several nodes",
+    );
+  }
+}
+
+/** Refuses a value whose JSON is larger than Cognigy takes as one API call's argument; `key` names it. */
+export function assertWritable(key: string, value: unknown): void {
+  const bytes = Buffer.byteLength(JSON.stringify(value) ?? "", "utf8");
+  if (bytes > MAX_API_ARGUMENT_BYTES) {
+    throw new NodeFailure(
+      "too_large_for_cognigy",
+      `context.${key} would be ${bytes} bytes and Cognigy takes at most ${MAX_API_ARGUMENT_BYTES} in one write`,
+    );
+  }
+}
+
+/**
  * A branch child's constraints, as Cognigy's own Extensions set them (8x8's createBasicChildNode): created
  * with its parent, never placed, moved or deleted on its own.
  */

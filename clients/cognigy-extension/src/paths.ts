@@ -8,7 +8,8 @@ export interface ValueSource {
   readonly segments: readonly string[];
 }
 
-const FORBIDDEN_SEGMENTS = new Set(["__proto__", "prototype", "constructor"]);
+/** Names that reach an object's prototype when used as a key. */
+export const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(["__proto__", "prototype", "constructor"]);
 
 /**
  * Parses `context.<path>`, `input.text`, `input.data.<path>` or `input.slots.<path>` (any `input.<path>`):

@@ -4,6 +4,7 @@ import type { FieldsealConnectionValues } from "../connections/fieldseal.js";
 import { NodeFailure } from "../failure.js";
 import { callFieldseal, targetOf } from "../fieldseal-client.js";
 import {
+  assertWritable,
   CHILD_CONSTRAINTS,
   DEFAULT_RESULT_KEY,
   DEFAULT_TIMEOUT_MS,
@@ -49,7 +50,7 @@ export async function openField({ cognigy, config, childConfigs }: OpenFieldPara
     const timeoutMs = timeoutOf(config.timeoutMs);
     const connection = targetOf(config.connection);
     const scope = scopeOf(config.scope, input);
-    const sealed = context[`__enc_${field}`];
+    const sealed = Object.hasOwn(context, `__enc_${field}`) ? context[`__enc_${field}`] : undefined;
     if (typeof sealed !== "string" || sealed === "") {
       throw new NodeFailure("missing_input", `no sealed value at context.__enc_${field}`);
     }
@@ -59,6 +60,8 @@ export async function openField({ cognigy, config, childConfigs }: OpenFieldPara
     }
     const keyring = typeof answer.keyring === "string" ? answer.keyring : "";
     const keyVersion = typeof answer.keyVersion === "number" ? answer.keyVersion : 0;
+    // Nothing is written unless Cognigy takes it in one write (no value in the message, only its size).
+    assertWritable(target, answer.value);
     api.addToContext?.(target, answer.value, "simple");
     api.addToContext?.(resultKey, { ok: true, field, keyring, keyVersion, target }, "simple");
     if (log) api.log?.("info", `Fieldseal opened ${field} into context.${target}; delete it after use`);

@@ -4,16 +4,19 @@ import type { FieldsealConnectionValues } from "../connections/fieldseal.js";
 import { NodeFailure } from "../failure.js";
 import { callFieldseal, targetOf } from "../fieldseal-client.js";
 import {
+  assertWithinApiCalls,
+  assertWritable,
   CHILD_CONSTRAINTS,
   DEFAULT_RESULT_KEY,
   DEFAULT_TIMEOUT_MS,
+  OUTCOME_CALLS,
   reportFailure,
   resultKeyOf,
   scopeOf,
   takeBranch,
   timeoutOf,
 } from "../node-run.js";
-import { parseSource, readPath, type ValueSource } from "../paths.js";
+import { FORBIDDEN_SEGMENTS, parseSource, readPath, type ValueSource } from "../paths.js";
 
 export const SEAL_ON_SUCCESS = "sealFieldsOnSuccess";
 export const SEAL_ON_FAILURE = "sealFieldsOnFailure";
@@ -37,7 +40,10 @@ export interface FieldToSeal {
   readonly source: ValueSource;
 }
 
-/** A field name usable as a context key: `__enc_<name>` must not nest or reach a prototype. */
+/**
+ * A field name usable as a context key: `<name>` and `__enc_<name>` must not nest, and `<name>` must not
+ * reach a prototype (`__proto__`, `constructor`, `prototype`).
+ */
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
 
 /** Checks a field name; `what` names the setting in the message. */
@@ -48,7 +54,28 @@ export function fieldNameOf(field: unknown, what: string): string {
       `${what} must be 1-128 letters, digits, "_" or "-", not starting with a digit`,
     );
   }
+  if (FORBIDDEN_SEGMENTS.has(field)) {
+    throw new NodeFailure("bad_config", `${what} must not be __proto__, constructor or prototype`);
+  }
   return field;
+}
+
+/** A record without a prototype, so no field name can reach one. */
+function record<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/** The member `key` of `map` when it is the map's own, else undefined (never an inherited `toString`). */
+function ownMember(map: unknown, key: string): unknown {
+  return map !== null && typeof map === "object" && Object.hasOwn(map, key)
+    ? (map as Record<string, unknown>)[key]
+    : undefined;
+}
+
+/** Whether sealing clears the plaintext at `source` with a deleteContext of its own. */
+function deletesSource(field: string, source: ValueSource): boolean {
+  // The plaintext key `<field>` is set to null anyway; a separate delete of it would only cost a call.
+  return source.root === "context" && source.path !== field;
 }
 
 /** A masked value as the flow reads it: `{{context.__mask_<field>.speakable}}`. */
@@ -96,20 +123,17 @@ function sealedAnswer(
   keyring: string;
   keyVersion: number;
 } {
-  const sealedIn = answer.sealed;
-  const maskedIn = answer.masked;
-  const sealed: Record<string, string> = {};
-  const masked: Record<string, MaskedValue> = {};
+  const sealed = record<string>();
+  const masked = record<MaskedValue>();
   for (const { field } of fields) {
-    const value =
-      sealedIn !== null && typeof sealedIn === "object" ? Reflect.get(sealedIn, field) : undefined;
+    const value = ownMember(answer.sealed, field);
     if (typeof value !== "string" || value === "") {
       throw new NodeFailure("bad_response", `Fieldseal's answer has no sealed value for ${field}`);
     }
     sealed[field] = value;
-    const mask = maskedIn !== null && typeof maskedIn === "object" ? Reflect.get(maskedIn, field) : undefined;
+    const mask = ownMember(answer.masked, field);
     if (mask !== undefined) {
-      if (mask === null || typeof mask !== "object") {
+      if (mask === null || typeof mask !== "object" || Array.isArray(mask)) {
         throw new NodeFailure("bad_response", `Fieldseal's answer has a malformed mask for ${field}`);
       }
       const { format, text, speakable } = mask as Record<string, unknown>;
@@ -150,7 +174,13 @@ export async function sealFields({ cognigy, config, childConfigs }: SealFieldsPa
         typeof input.traceId === "string" ? input.traceId : "",
       );
     }
-    const values: Record<string, unknown> = {};
+    // Every call this node can make, before the first: the fewest a success takes (an envelope and a null
+    // per field, the deletes, the outcome and the branch) must fit, or nothing is tried.
+    const fixedCalls = (config.maskLogging === true ? 1 : 0) + OUTCOME_CALLS;
+    const leastCalls =
+      fixedCalls + fields.reduce((n, { field, source }) => n + 2 + (deletesSource(field, source) ? 1 : 0), 0);
+    assertWithinApiCalls(leastCalls, `sealing ${fields.length} field(s) here`);
+    const values = record<unknown>();
     for (const { field, source } of fields) {
       const value = readPath(source.root === "context" ? context : input, source.segments);
       // null is what a sealed field's plaintext key holds: sealing it again would replace the envelope.
@@ -169,6 +199,15 @@ export async function sealFields({ cognigy, config, childConfigs }: SealFieldsPa
       timeoutMs,
     );
     const result = sealedAnswer(answer, fields);
+    // The calls the writes below make, now that the masks are known, and the size of each write.
+    let calls = leastCalls;
+    for (const { field } of fields) {
+      const mask = result.masked[field];
+      if (mask !== undefined || Object.hasOwn(context, `__mask_${field}`)) calls += 1;
+      assertWritable(`__enc_${field}`, result.sealed[field]);
+      if (mask !== undefined) assertWritable(`__mask_${field}`, mask);
+    }
+    assertWithinApiCalls(calls, `sealing ${fields.length} field(s) with their masks here`);
     // Envelopes first, plaintext cleared last: if the runtime fails a write midway, every value is still
     // in the context in one form or the other.
     for (const { field } of fields) {
@@ -179,7 +218,7 @@ export async function sealFields({ cognigy, config, childConfigs }: SealFieldsPa
       else if (Object.hasOwn(context, `__mask_${field}`)) api.deleteContext?.(`__mask_${field}`);
     }
     for (const { field, source } of fields) {
-      if (source.root === "context") api.deleteContext?.(source.path);
+      if (deletesSource(field, source)) api.deleteContext?.(source.path);
       api.addToContext?.(field, null, "simple");
     }
     const names = fields.map((f) => f.field);
