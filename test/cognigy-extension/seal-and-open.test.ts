@@ -580,7 +580,114 @@ describe("Seal fields against a hostile or failing environment", () => {
     }
   });
 
-  it("does not follow a redirect, so the token never reaches another host", async () => {
+  it.each([
+    ["without a fieldseal-reason (a proxy)", {}, "http_400", /: invalid_argument$/],
+    [
+      "with a fieldseal-reason",
+      { "fieldseal-reason": "invalid_argument" },
+      "invalid_argument",
+      /: invalid_argument: \(the server's message quotes what was sent, so it is not kept\)$/,
+    ],
+    [
+      "with a fieldseal-reason that is not a reason",
+      { "fieldseal-reason": `card ${CARD}` },
+      "http_400",
+      /: invalid_argument$/,
+    ],
+  ])(
+    "keeps no value from an error answer that echoes the request, %s",
+    async (_name, headers, reason, message) => {
+      const server = createHttpServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => {
+          const echo = Buffer.concat(chunks).toString("utf8");
+          res
+            .writeHead(400, { "content-type": "application/json", ...headers })
+            .end(JSON.stringify({ code: "invalid_argument", message: `cannot parse ${echo}` }));
+        });
+      });
+      const url = await listen(server);
+      try {
+        const run = cognigyRun({ sessionId: "sess-echo" }, { credit_card: CARD, iban: IBAN });
+        await seal(run, {
+          connection: connection("fsk_echo-token", url),
+          fields: [{ field: "credit_card" }, { field: "iban" }],
+        });
+        expect(run.nextNodes).toEqual(["child-failure"]);
+        expect(failureOf(run).reason).toBe(reason);
+        expect(failureOf(run).message).toMatch(message);
+        const calls = written(run);
+        for (const text of [CARD, IBAN, "fsk_echo-token", "sess-echo"]) expect(calls).not.toContain(text);
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    },
+  );
+
+  it("replaces control characters in a kept server message, so a log line stays one line", async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res
+          .writeHead(400, { "content-type": "application/json", "fieldseal-reason": "invalid_argument" })
+          .end(JSON.stringify({ code: "invalid_argument", message: "field credit_card:\u0000 refused" })),
+      );
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-msg" }, { credit_card: CARD });
+      await seal(run, { connection: connection("fsk_t", url), fields: [{ field: "credit_card" }] });
+      expect(failureOf(run).message).toMatch(/: invalid_argument: field credit_card: {2}refused$/);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("takes On failure with reason bad_response for a JSON answer that is not application/json", async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res
+          .writeHead(200, { "content-type": "text/plain" })
+          .end('{"sealed":{"credit_card":"fs1.k.3.AAAA"},"keyring":"k","keyVersion":3}'),
+      );
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-type" }, { credit_card: CARD });
+      await seal(run, { connection: connection("fsk_t", url), fields: [{ field: "credit_card" }] });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "bad_response" });
+      expect(run.context.credit_card).toBe(CARD);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("takes On failure with reason unreachable when the server closes the connection mid-answer", async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json", "content-length": "500" });
+      res.write('{"sealed":{"credit_card":"fs1.');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-cut" }, { credit_card: CARD });
+      await seal(run, { connection: connection("fsk_t", url), fields: [{ field: "credit_card" }] });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "unreachable" });
+      expect(run.context.credit_card).toBe(CARD);
+      expect(run.context).not.toHaveProperty("__enc_credit_card");
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("does not follow a redirect, so the token never reaches another host (reason http_307)", async () => {
     const reached: string[] = [];
     const elsewhere = createHttpServer((req, res) => {
       reached.push(req.headers.authorization ?? "");
@@ -595,7 +702,7 @@ describe("Seal fields against a hostile or failing environment", () => {
     try {
       const run = cognigyRun({ sessionId: "sess-redirect" }, { credit_card: CARD });
       await seal(run, { connection: connection(fs.tokens.bot, url), fields: [{ field: "credit_card" }] });
-      expect(failureOf(run)).toMatchObject({ ok: false, reason: "unreachable" });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "http_307" });
       expect(reached).toEqual([]);
     } finally {
       for (const server of [elsewhere, redirecting]) {

@@ -197,6 +197,7 @@ export async function sealFields({ cognigy, config, childConfigs }: SealFieldsPa
       "EncryptFields",
       { ...(keyring === "" ? {} : { keyring }), scope, fields: values },
       timeoutMs,
+      values,
     );
     const result = sealedAnswer(answer, fields);
     // The calls the writes below make, now that the masks are known, and the size of each write.
