@@ -105,7 +105,7 @@ describe("the Extension tarball", () => {
         {
           type: "fieldseal",
           label: "Fieldseal",
-          fields: [{ fieldName: "serviceUrl" }, { fieldName: "token" }, { fieldName: "hmacKey" }],
+          fields: [{ fieldName: "serviceUrl" }, { fieldName: "token" }],
         },
       ],
       label: "Fieldseal",
