@@ -155,7 +155,12 @@ describe("the Extension tarball", () => {
     });
 
     it("seal a value and open it again", async () => {
-      const extension = createRequire(join(unpacked, "build/"))("./module.js").default as LoadedExtension;
+      const loaded = createRequire(join(unpacked, "build/"))("./module.js");
+      // What tsc makes of Cognigy's own `export default createExtension(...)` with "module": "commonjs"
+      // (Cognigy/Extensions, e.g. extensions/deepl): exports.default, marked __esModule.
+      expect(Object.keys(loaded)).toEqual(["default"]);
+      expect(loaded.__esModule).toBe(true);
+      const extension = loaded.default as LoadedExtension;
       const node = (type: string) => {
         const fn = extension.nodes.find((n) => n.type === type)?.function;
         if (typeof fn !== "function") throw new Error(`no function for ${type}`);
