@@ -443,6 +443,44 @@ describe("Seal fields", () => {
     expect(written(run)).not.toContain("u:p@");
   });
 
+  it.each([
+    ["the envelope key", "__enc_credit_card"],
+    ["the field's own key", "credit_card"],
+    ["the object holding a nested source", "payment"],
+    ["a key inside a mask", "__mask_credit_card.text"],
+  ])(
+    "refuses an outcome key that is %s, writing no outcome and keeping every value",
+    async (_name, resultKey) => {
+      const before = fs.audit.events.length;
+      const context = {
+        credit_card: CARD,
+        payment: { iban: IBAN, currency: "EUR" },
+        __enc_credit_card: "fs1.default.1.earlier",
+      };
+      const run = cognigyRun({ sessionId: "sess-outcome" }, structuredClone(context));
+      await seal(run, {
+        connection: connection(),
+        fields: [{ field: "credit_card" }, { field: "iban", from: "context.payment.iban" }],
+        resultKey,
+      });
+      expect(run.nextNodes).toEqual(["child-failure"]);
+      expect(run.calls.map((c) => c.method)).toEqual(["log", "setNextNode"]);
+      expect(run.logs[0]?.text).toMatch(
+        /\(bad_config\): the outcome key .* would overwrite|\(bad_config\): the outcome key must/,
+      );
+      expect(run.context).toEqual(context);
+      expect(fs.audit.events.length).toBe(before);
+    },
+  );
+
+  it("refuses an outcome key that is not a context path, instead of writing it elsewhere", async () => {
+    const run = cognigyRun({ sessionId: "sess-outcome-path" }, { credit_card: CARD });
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }], resultKey: "a..b" });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(run.context).toEqual({ credit_card: CARD });
+    expect(run.logs[0]?.text).toContain("(bad_config)");
+  });
+
   it("writes the outcome to the configured context key", async () => {
     const run = cognigyRun({ sessionId: "sess-key" }, {});
     await seal(run, {
@@ -817,6 +855,30 @@ describe("Open field", () => {
     });
     expect(run.context).not.toHaveProperty("opened");
     expect(written(run)).not.toContain("bbbbbbbbbb");
+  });
+
+  it.each([
+    ["an envelope key", { targetKey: "__enc_credit_card" }],
+    ["a mask key", { targetKey: "__mask_credit_card.text" }],
+    ["the outcome key", { targetKey: "handoff", resultKey: "handoff.outcome" }],
+  ])("refuses %s as the target, keeping the envelope and writing no plaintext", async (_name, settings) => {
+    const run = cognigyRun({ sessionId: "sess-target-env" }, { credit_card: CARD });
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }] });
+    const envelope = run.context.__enc_credit_card;
+    await open(run, { field: "credit_card", ...settings });
+    expect(run.nextNodes).toEqual(["child-success", "child-failure"]);
+    expect(run.context.__enc_credit_card).toBe(envelope);
+    expect(written(run)).not.toContain(CARD);
+  });
+
+  it("refuses an envelope key as the outcome key, writing nothing there", async () => {
+    const run = cognigyRun({ sessionId: "sess-open-outcome" }, { credit_card: CARD });
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }] });
+    const envelope = run.context.__enc_credit_card;
+    await open(run, { field: "credit_card", resultKey: "__enc_credit_card" });
+    expect(run.nextNodes).toEqual(["child-success", "child-failure"]);
+    expect(run.context.__enc_credit_card).toBe(envelope);
+    expect(run.context).not.toHaveProperty("opened");
   });
 
   it("refuses an empty target key with reason bad_config", async () => {

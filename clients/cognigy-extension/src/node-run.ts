@@ -65,14 +65,23 @@ export const CHILD_CONSTRAINTS = {
 /** Which scope id of the input a value is bound to. */
 export type ScopeKind = "sessionId" | "userId";
 
-/** The context key a node's outcome is written to: a dotted context path, or the default. */
+/**
+ * The context key a node's outcome is written to: a dotted context path (empty: the default), not inside an
+ * `__enc_` or `__mask_` key, whose envelope or mask it would overwrite.
+ */
 export function resultKeyOf(value: unknown): string {
-  if (typeof value !== "string" || value.trim() === "") return DEFAULT_RESULT_KEY;
-  try {
-    return parseSource(`context.${value.trim()}`).path;
-  } catch {
+  if (value === undefined || value === null || (typeof value === "string" && value.trim() === "")) {
     return DEFAULT_RESULT_KEY;
   }
+  const path = typeof value === "string" ? parseSource(`context.${value.trim()}`).path : "";
+  const first = path.split(".")[0] ?? "";
+  if (path === "" || first.startsWith("__enc_") || first.startsWith("__mask_")) {
+    throw new NodeFailure(
+      "bad_config",
+      "the outcome key must be a dotted context path outside the __enc_ and __mask_ keys",
+    );
+  }
+  return path;
 }
 
 /** The call timeout in milliseconds, from the node's number field. */
@@ -109,13 +118,13 @@ export function takeBranch(
 }
 
 /**
- * Records a failure: `{ok: false, reason, message}` at the result key, one log line (unless logging is
- * off), and the failure branch. An error that is not a NodeFailure is reported by its class name only.
+ * Records a failure: `{ok: false, reason, message}` at the result key (none when it is undefined), one log
+ * line (unless logging is off), and the failure branch. An error that is not a NodeFailure is reported by its class name only.
  */
 export function reportFailure(
   api: INodeExecutionAPI,
   childConfigs: readonly TNodeChildConfigs[] | undefined,
-  options: { resultKey: string; failureType: string; nodeLabel: string; log: boolean },
+  options: { resultKey: string | undefined; failureType: string; nodeLabel: string; log: boolean },
   err: unknown,
 ): void {
   const failure =
@@ -123,13 +132,17 @@ export function reportFailure(
       ? err
       : new NodeFailure("internal", `unexpected ${err instanceof Error ? err.name : typeof err}`);
   // Each step on its own: one api call that throws must not keep the others from running, nor escape.
-  attempt(() =>
-    api.addToContext?.(
-      options.resultKey,
-      { ok: false, reason: failure.reason, message: failure.message },
-      "simple",
-    ),
-  );
+  // No outcome key: the one configured is unusable, or writing there would destroy a value.
+  const resultKey = options.resultKey;
+  if (resultKey !== undefined) {
+    attempt(() =>
+      api.addToContext?.(
+        resultKey,
+        { ok: false, reason: failure.reason, message: failure.message },
+        "simple",
+      ),
+    );
+  }
   if (options.log) {
     attempt(() =>
       api.log?.("error", `Fieldseal ${options.nodeLabel} failed (${failure.reason}): ${failure.message}`),

@@ -27,6 +27,11 @@ export function parseSource(text: string): ValueSource {
   return { root, path: segments.join("."), segments };
 }
 
+/** Whether one dotted context path is the other or lies inside it: writing one changes the other. */
+export function overlaps(a: string, b: string): boolean {
+  return a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`);
+}
+
 /** The value at `segments` inside `root`, or undefined when any step is missing. Own properties only. */
 export function readPath(root: unknown, segments: readonly string[]): unknown {
   let node: unknown = root;

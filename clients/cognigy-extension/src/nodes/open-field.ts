@@ -14,7 +14,7 @@ import {
   takeBranch,
   timeoutOf,
 } from "../node-run.js";
-import { parseSource } from "../paths.js";
+import { overlaps, parseSource } from "../paths.js";
 import { fieldNameOf } from "./seal-fields.js";
 
 export const OPEN_ON_SUCCESS = "openFieldOnSuccess";
@@ -39,14 +39,24 @@ export interface OpenFieldParams extends INodeFunctionBaseParams {
  */
 export async function openField({ cognigy, config, childConfigs }: OpenFieldParams): Promise<void> {
   const { api, input, context } = cognigy;
-  const resultKey = resultKeyOf(config.resultKey);
+  let resultKey: string | undefined;
   // Logging is on unless switched off; a log line never has the value either way.
   const log = config.log !== false;
   try {
+    const outcomeKey = resultKeyOf(config.resultKey);
+    resultKey = outcomeKey;
     const field = fieldNameOf(typeof config.field === "string" ? config.field.trim() : config.field, "field");
     const targetKey = typeof config.targetKey === "string" ? config.targetKey.trim() : "";
     if (targetKey === "") throw new NodeFailure("bad_config", "the target context key is empty");
     const target = parseSource(`context.${targetKey}`).path;
+    // An envelope or mask key would lose what it holds to the plaintext; the outcome would overwrite it.
+    const first = target.split(".")[0] ?? "";
+    if (first.startsWith("__enc_") || first.startsWith("__mask_") || overlaps(target, outcomeKey)) {
+      throw new NodeFailure(
+        "bad_config",
+        "the target context key must not be an __enc_ or __mask_ key nor the outcome key",
+      );
+    }
     const timeoutMs = timeoutOf(config.timeoutMs);
     const connection = targetOf(config.connection);
     const scope = scopeOf(config.scope, input);
@@ -63,7 +73,7 @@ export async function openField({ cognigy, config, childConfigs }: OpenFieldPara
     // Nothing is written unless Cognigy takes it in one write (no value in the message, only its size).
     assertWritable(target, answer.value);
     api.addToContext?.(target, answer.value, "simple");
-    api.addToContext?.(resultKey, { ok: true, field, keyring, keyVersion, target }, "simple");
+    api.addToContext?.(outcomeKey, { ok: true, field, keyring, keyVersion, target }, "simple");
     if (log) api.log?.("info", `Fieldseal opened ${field} into context.${target}; delete it after use`);
     takeBranch(api, childConfigs, OPEN_ON_SUCCESS);
   } catch (err) {

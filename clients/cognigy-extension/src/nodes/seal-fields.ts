@@ -16,7 +16,7 @@ import {
   takeBranch,
   timeoutOf,
 } from "../node-run.js";
-import { FORBIDDEN_SEGMENTS, parseSource, readPath, type ValueSource } from "../paths.js";
+import { FORBIDDEN_SEGMENTS, overlaps, parseSource, readPath, type ValueSource } from "../paths.js";
 
 export const SEAL_ON_SUCCESS = "sealFieldsOnSuccess";
 export const SEAL_ON_FAILURE = "sealFieldsOnFailure";
@@ -161,9 +161,24 @@ function asText(value: unknown): string {
  */
 export async function sealFields({ cognigy, config, childConfigs }: SealFieldsParams): Promise<void> {
   const { api, input, context } = cognigy;
-  const resultKey = resultKeyOf(config.resultKey);
+  let resultKey: string | undefined;
   try {
+    const outcomeKey = resultKeyOf(config.resultKey);
+    resultKey = outcomeKey;
     const fields = fieldsToSeal(config.fields);
+    // The outcome is written last: at a key the seal writes or clears, it would overwrite an envelope or
+    // a mask, or bring back an object whose plaintext member was just deleted.
+    for (const { field, source } of fields) {
+      const written = [field, `__enc_${field}`, `__mask_${field}`];
+      if (source.root === "context") written.push(source.path);
+      if (written.some((key) => overlaps(outcomeKey, key))) {
+        resultKey = undefined;
+        throw new NodeFailure(
+          "bad_config",
+          `the outcome key ${outcomeKey} would overwrite what sealing ${field} writes or clears`,
+        );
+      }
+    }
     const timeoutMs = timeoutOf(config.timeoutMs);
     const target = targetOf(config.connection);
     const scope = scopeOf(config.scope, input);
@@ -224,7 +239,7 @@ export async function sealFields({ cognigy, config, childConfigs }: SealFieldsPa
     }
     const names = fields.map((f) => f.field);
     api.addToContext?.(
-      resultKey,
+      outcomeKey,
       { ok: true, keyring: result.keyring, keyVersion: result.keyVersion, fields: names },
       "simple",
     );
