@@ -27,6 +27,8 @@ const IBAN = "DE89370400440532013000";
 const SSN = "078-05-1120";
 const DOB = "1990-02-03";
 const PLAINTEXTS = [CARD, IBAN, SSN, DOB];
+/** A well-formed envelope from a stand-in server (its payload is 28 zero bytes). */
+const WIRE_ENVELOPE = `fs1.k.3.${Buffer.alloc(28).toString("base64url")}`;
 
 let fs: TestFieldseal;
 
@@ -221,7 +223,7 @@ describe("Seal fields", () => {
         seen.push({ url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
         res
           .writeHead(200, { "content-type": "application/json" })
-          .end('{"sealed":{"credit_card":"fs1.k.3.AAAA"},"keyring":"k","keyVersion":3}');
+          .end(`{"sealed":{"credit_card":"${WIRE_ENVELOPE}"},"keyring":"k","keyVersion":3}`);
       });
     });
     const url = await listen(server);
@@ -246,7 +248,7 @@ describe("Seal fields", () => {
         scope: { sessionId: "sess-wire" },
         fields: { credit_card: CARD },
       });
-      expect(run.context).toMatchObject({ __enc_credit_card: "fs1.k.3.AAAA", credit_card: null });
+      expect(run.context).toMatchObject({ __enc_credit_card: WIRE_ENVELOPE, credit_card: null });
       expect(run.context.fieldseal).toEqual({
         ok: true,
         keyring: "k",
@@ -532,6 +534,78 @@ describe("Seal fields", () => {
       expectNoPlaintextWritten(run);
     } finally {
       await bogus.close();
+    }
+  });
+
+  it.each([
+    ["the value echoed back as its envelope", { sealed: { credit_card: CARD } }],
+    [
+      "an envelope of another format",
+      { sealed: { credit_card: "fs2.default.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } },
+    ],
+    ["a sealed map that is an array", { sealed: [CARD] }],
+    [
+      "a mask that is an array",
+      { sealed: { credit_card: WIRE_ENVELOPE }, masked: { credit_card: ["Visa", CARD] } },
+    ],
+    [
+      "a mask whose text is not a string",
+      {
+        sealed: { credit_card: WIRE_ENVELOPE },
+        masked: { credit_card: { format: "card", text: { v: CARD } } },
+      },
+    ],
+    ["a mask that is a string", { sealed: { credit_card: WIRE_ENVELOPE }, masked: { credit_card: CARD } }],
+  ])("writes nothing for an answer with %s (bad_response)", async (_name, answer) => {
+    const server = await startJsonServer(200, JSON.stringify(answer));
+    try {
+      const run = cognigyRun({ sessionId: "sess-shapes" }, { credit_card: CARD });
+      await seal(run, {
+        connection: connection(fs.tokens.bot, server.url),
+        fields: [{ field: "credit_card" }],
+      });
+      expect(run.nextNodes).toEqual(["child-failure"]);
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "bad_response" });
+      expect(Object.keys(run.context).sort()).toEqual(["credit_card", "fieldseal"]);
+      expect(run.context.credit_card).toBe(CARD);
+      expectNoPlaintextWritten(run);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("times out on a server that drips its answer a byte at a time", async () => {
+    const timers = new Set<NodeJS.Timeout>();
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" });
+      // At most 200 bytes over 10 s: bounded even if nothing stops it.
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || sent++ >= 200) {
+          clearInterval(timer);
+          timers.delete(timer);
+          res.end();
+          return;
+        }
+        res.write(" ");
+      }, 50);
+      timers.add(timer);
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-drip" }, { credit_card: CARD });
+      await seal(run, {
+        connection: connection("fsk_t", url),
+        fields: [{ field: "credit_card" }],
+        timeoutMs: 400,
+      });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "timeout" });
+      expect(run.context.credit_card).toBe(CARD);
+    } finally {
+      for (const timer of timers) clearInterval(timer);
+      server.closeAllConnections();
+      server.close();
     }
   });
 

@@ -78,6 +78,13 @@ function deletesSource(field: string, source: ValueSource): boolean {
   return source.root === "context" && source.path !== field;
 }
 
+/**
+ * An fs1 envelope (docs/envelope.md): `fs1.<keyring>.<version>.<payload>`, the payload base64url of at
+ * least a nonce and a tag (28 bytes). Anything else in `sealed` is not Fieldseal's answer, and may be the
+ * value itself echoed back, so it is never written.
+ */
+const ENVELOPE = /^fs1\.[a-z0-9][a-z0-9_-]{0,62}\.[1-9][0-9]{0,9}\.[A-Za-z0-9_-]{38,}$/;
+
 /** A masked value as the flow reads it: `{{context.__mask_<field>.speakable}}`. */
 export interface MaskedValue {
   format: string;
@@ -127,7 +134,7 @@ function sealedAnswer(
   const masked = record<MaskedValue>();
   for (const { field } of fields) {
     const value = ownMember(answer.sealed, field);
-    if (typeof value !== "string" || value === "") {
+    if (typeof value !== "string" || !ENVELOPE.test(value)) {
       throw new NodeFailure("bad_response", `Fieldseal's answer has no sealed value for ${field}`);
     }
     sealed[field] = value;
@@ -136,9 +143,13 @@ function sealedAnswer(
       if (mask === null || typeof mask !== "object" || Array.isArray(mask)) {
         throw new NodeFailure("bad_response", `Fieldseal's answer has a malformed mask for ${field}`);
       }
-      const { format, text, speakable } = mask as Record<string, unknown>;
-      // Connect's JSON omits empty strings, so an absent part is "".
-      masked[field] = { format: asText(format), text: asText(text), speakable: asText(speakable) };
+      const parts = [ownMember(mask, "format"), ownMember(mask, "text"), ownMember(mask, "speakable")];
+      // Connect's JSON omits empty strings, so an absent part is ""; any other type is not Fieldseal's.
+      if (parts.some((part) => part !== undefined && typeof part !== "string")) {
+        throw new NodeFailure("bad_response", `Fieldseal's answer has a malformed mask for ${field}`);
+      }
+      const [format, text, speakable] = parts.map((part) => (part === undefined ? "" : String(part)));
+      masked[field] = { format: format ?? "", text: text ?? "", speakable: speakable ?? "" };
     }
   }
   const keyVersion = answer.keyVersion;
@@ -148,10 +159,6 @@ function sealedAnswer(
     keyring: typeof answer.keyring === "string" ? answer.keyring : "",
     keyVersion: typeof keyVersion === "number" ? keyVersion : 0,
   };
-}
-
-function asText(value: unknown): string {
-  return typeof value === "string" ? value : "";
 }
 
 /**
