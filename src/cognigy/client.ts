@@ -320,7 +320,7 @@ export class CognigyClient {
         throw err;
       }
       if (deadlineAt - this.#now() <= 0) {
-        token.done();
+        token.release();
         fail("deadline_exceeded", `deadline of ${this.#deadlineMs} ms passed`);
       }
       attempts += 1;

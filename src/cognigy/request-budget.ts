@@ -31,6 +31,11 @@ export interface CognigyRequestBudgetOptions {
 export interface BudgetToken {
   /** Returns the token `windowMs` from now. Idempotent. */
   done(): void;
+  /**
+   * Returns the token unused, as it was before it was taken: for a request that was never sent (its
+   * deadline passed while it waited). Does nothing after done().
+   */
+  release(): void;
 }
 
 /** In flight: the token returns one window after the answer, which is not known yet. */
@@ -77,8 +82,9 @@ export class CognigyRequestBudget {
       const paused = this.#pausedUntil > waitedUntil ? this.#pausedUntil : 0;
       const readyAt = Math.max(earliest, paused);
       if (readyAt <= now) {
+        const before = this.#returnsAt[slot] as number;
         this.#returnsAt[slot] = IN_FLIGHT;
-        return this.#token(slot);
+        return this.#token(slot, before);
       }
       if (readyAt > deadlineAt) throw this.#exhausted(readyAt - now);
       await this.#wait(Math.min(readyAt, deadlineAt) - now, signal);
@@ -97,16 +103,19 @@ export class CognigyRequestBudget {
     return this.#returnsAt.filter((at) => at <= now).length;
   }
 
-  #token(slot: number): BudgetToken {
+  #token(slot: number, before: number): BudgetToken {
     let returned = false;
+    const giveBack = (at: number): void => {
+      if (returned) return;
+      returned = true;
+      this.#returnsAt[slot] = at;
+      // The waiters now know when this token is back and can stop waiting on the unknown.
+      for (const wake of [...this.#waiters]) wake();
+    };
     return {
-      done: () => {
-        if (returned) return;
-        returned = true;
-        this.#returnsAt[slot] = this.#now() + this.windowMs;
-        // The waiters now know when this token is back and can stop waiting on the unknown.
-        for (const wake of [...this.#waiters]) wake();
-      },
+      done: () => giveBack(this.#now() + this.windowMs),
+      // Nothing reached Cognigy, so nothing is counted there: the token is as free as it was.
+      release: () => giveBack(before),
     };
   }
 
