@@ -437,6 +437,8 @@ describe("Seal fields", () => {
     ["a non-http service URL", { serviceUrl: "file:///etc/passwd", token: "t" }],
     ["credentials in the service URL", { serviceUrl: "http://u:p@127.0.0.1:1", token: "t" }],
     ["an empty token", { serviceUrl: "http://127.0.0.1:1", token: "" }],
+    ["a token with a non-ASCII character", { serviceUrl: "http://127.0.0.1:1", token: "fsk_tökén" }],
+    ["a token with a control character", { serviceUrl: "http://127.0.0.1:1", token: "fsk_a\u0000b" }],
     ["no Connection", undefined],
   ])("refuses %s with reason bad_connection", async (_name, conn) => {
     const run = cognigyRun({ sessionId: "sess-conn" }, { credit_card: CARD });

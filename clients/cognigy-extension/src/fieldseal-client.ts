@@ -57,7 +57,8 @@ export function targetOf(connection: FieldsealConnectionValues | undefined): Fie
       "the Fieldseal Connection's serviceUrl must have no user info, query or fragment",
     );
   }
-  if (token === "" || /[\s\r\n]/.test(token)) {
+  // Visible ASCII only: anything else cannot stand in an HTTP header, and Node would refuse it mid-call.
+  if (!/^[\x21-\x7e]+$/.test(token)) {
     throw new NodeFailure("bad_connection", "the Fieldseal Connection has no usable token");
   }
   return { baseUrl, token };
