@@ -485,6 +485,29 @@ describe("Seal fields", () => {
     expect(run.logs[0]?.text).toContain("(bad_config)");
   });
 
+  it.each([
+    ["a field's source", { fields: [{ field: "credit_card", from: CARD }] }],
+    ["a field's source path", { fields: [{ field: "credit_card", from: `context.${CARD}..x` }] }],
+    ["the outcome key", { fields: [{ field: "credit_card" }], resultKey: `${CARD}..` }],
+  ])("never quotes %s in a refusal (CognigyScript may have put a value there)", async (_name, settings) => {
+    const run = cognigyRun({ sessionId: "sess-quote" }, { credit_card: CARD });
+    await seal(run, { connection: connection(), ...settings });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(run.logs[0]?.text).toContain("(bad_config)");
+    expect(written(run)).not.toContain(CARD);
+  });
+
+  it("withholds a server message that quotes the keyring setting", async () => {
+    const run = cognigyRun({ sessionId: "sess-ring-quote" }, { credit_card: CARD });
+    // A CognigyScript slip: the keyring setting resolved to a customer's number; Fieldseal's refusal quotes it.
+    const number = "078051120";
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }], keyring: number });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run).reason).toBe("keyring_not_found");
+    expect(written(run)).not.toContain(number);
+    expect(written(run)).not.toContain(CARD);
+  });
+
   it("writes the outcome to the configured context key", async () => {
     const run = cognigyRun({ sessionId: "sess-key" }, {});
     await seal(run, {

@@ -73,7 +73,8 @@ export function resultKeyOf(value: unknown): string {
   if (value === undefined || value === null || (typeof value === "string" && value.trim() === "")) {
     return DEFAULT_RESULT_KEY;
   }
-  const path = typeof value === "string" ? parseSource(`context.${value.trim()}`).path : "";
+  const path =
+    typeof value === "string" ? parseSource(`context.${value.trim()}`, "the outcome key").path : "";
   const first = path.split(".")[0] ?? "";
   if (path === "" || first.startsWith("__enc_") || first.startsWith("__mask_")) {
     throw new NodeFailure(

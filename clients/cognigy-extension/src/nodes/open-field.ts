@@ -48,7 +48,7 @@ export async function openField({ cognigy, config, childConfigs }: OpenFieldPara
     const field = fieldNameOf(typeof config.field === "string" ? config.field.trim() : config.field, "field");
     const targetKey = typeof config.targetKey === "string" ? config.targetKey.trim() : "";
     if (targetKey === "") throw new NodeFailure("bad_config", "the target context key is empty");
-    const target = parseSource(`context.${targetKey}`).path;
+    const target = parseSource(`context.${targetKey}`, "the target context key").path;
     // An envelope or mask key would lose what it holds to the plaintext; the outcome would overwrite it.
     const first = target.split(".")[0] ?? "";
     if (first.startsWith("__enc_") || first.startsWith("__mask_") || overlaps(target, outcomeKey)) {

@@ -116,7 +116,7 @@ export function fieldsToSeal(value: unknown): FieldToSeal[] {
     seen.add(field);
     const from = item.from ?? `context.${field}`;
     if (typeof from !== "string") throw new NodeFailure("bad_config", `fields[${i}].from must be a path`);
-    return { field, source: parseSource(from) };
+    return { field, source: parseSource(from, `fields[${i}].from`) };
   });
 }
 
@@ -219,7 +219,8 @@ export async function sealFields({ cognigy, config, childConfigs }: SealFieldsPa
       "EncryptFields",
       { ...(keyring === "" ? {} : { keyring }), scope, fields: values },
       timeoutMs,
-      values,
+      // A message quoting the keyring is withheld too: a CognigyScript mistake can put a value there.
+      [values, keyring],
     );
     const result = sealedAnswer(answer, fields);
     // The calls the writes below make, now that the masks are known, and the size of each write.
