@@ -14,8 +14,9 @@ export const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(["__proto__", "pr
 /**
  * Parses `context.<path>`, `input.text`, `input.data.<path>` or `input.slots.<path>` (any `input.<path>`):
  * dot-separated, no empty segment, none of the names that reach an object's prototype. `what` names the
- * setting in a refusal, which never quotes the text: Cognigy resolves CognigyScript in node settings, so a
- * careless `{{context.card}}` there arrives as the value itself.
+ * setting in a refusal, which never quotes the text: Cognigy resolves CognigyScript in node settings
+ * (@cognigy/extension-tools' README shows a cognigyText field defaulting to `{{input.text}}`), so a careless
+ * `{{context.card}}` there arrives as the value itself.
  */
 export function parseSource(text: string, what: string): ValueSource {
   const segments = text.split(".");
