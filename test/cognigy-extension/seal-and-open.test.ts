@@ -279,7 +279,13 @@ describe("Seal fields", () => {
     const run = cognigyRun({ sessionId: "sess-mask", traceId: "trace-9" }, { credit_card: CARD });
     await seal(run, { connection: connection(), fields: [{ field: "credit_card" }], maskLogging: true });
     expect(run.calls.find((c) => c.method === "setSensitiveLoggingSettings")?.args).toEqual([
-      { maskLogging: true, maskAnalytics: true, disableConversations: false },
+      {
+        maskLogging: true,
+        maskAnalytics: true,
+        maskIPAddress: true,
+        disableIntentTrainer: true,
+        disableConversations: false,
+      },
       "trace-9",
     ]);
     expect(run.nextNodes).toEqual(["child-success"]);

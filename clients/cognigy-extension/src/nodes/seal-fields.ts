@@ -1,5 +1,5 @@
 import { createNodeDescriptor } from "@cognigy/extension-tools";
-import type { INodeFunctionBaseParams } from "../cognigy-api.js";
+import type { INodeFunctionBaseParams, ISensitiveLoggingSettings } from "../cognigy-api.js";
 import type { FieldsealConnectionValues } from "../connections/fieldseal.js";
 import { NodeFailure } from "../failure.js";
 import { callFieldseal, targetOf } from "../fieldseal-client.js";
@@ -17,6 +17,25 @@ import {
   timeoutOf,
 } from "../node-run.js";
 import { FORBIDDEN_SEGMENTS, overlaps, parseSource, readPath, type ValueSource } from "../paths.js";
+
+/**
+ * The settings the masking option applies. Cognigy's function reference lists `disableIntentTrainer` and
+ * `maskIPAddress` beside the three extension-tools 0.14.0 declares (Cognigy/Documentation
+ * docs/ai/developers/function-reference/logging/setSensitiveLoggingSettings.md), and does not say whether a
+ * flag left out keeps its value: so every protective flag is given, on, lest the call switch off what a
+ * Blind Mode node switched on. Conversations stay enabled (turning them off is a product decision, and
+ * Blind Mode's own option does it).
+ */
+const SENSITIVE_LOGGING: ISensitiveLoggingSettings & {
+  disableIntentTrainer: boolean;
+  maskIPAddress: boolean;
+} = {
+  maskLogging: true,
+  maskAnalytics: true,
+  maskIPAddress: true,
+  disableIntentTrainer: true,
+  disableConversations: false,
+};
 
 export const SEAL_ON_SUCCESS = "sealFieldsOnSuccess";
 export const SEAL_ON_FAILURE = "sealFieldsOnFailure";
@@ -192,7 +211,7 @@ export async function sealFields({ cognigy, config, childConfigs }: SealFieldsPa
     const keyring = typeof config.keyring === "string" ? config.keyring.trim() : "";
     if (config.maskLogging === true) {
       api.setSensitiveLoggingSettings?.(
-        { maskLogging: true, maskAnalytics: true, disableConversations: false },
+        SENSITIVE_LOGGING,
         typeof input.traceId === "string" ? input.traceId : "",
       );
     }
