@@ -150,6 +150,38 @@ describe("Seal fields", () => {
     expect(run.context.__enc_dob).toMatch(/^fs1\./);
   });
 
+  it("keeps its outcome and branch when the runtime counts api.log too and refuses it as the 11th call", async () => {
+    const run = cognigyRun(
+      { sessionId: "sess-log-counted", text: SSN, data: { dob: DOB } },
+      { credit_card: CARD, iban: IBAN },
+      () => false,
+      { countLog: true },
+    );
+    await seal(run, {
+      connection: connection(),
+      fields: [
+        { field: "credit_card" },
+        { field: "iban" },
+        { field: "ssn", from: "input.text" },
+        { field: "dob", from: "input.data.dob" },
+      ],
+    });
+    expect(run.limitErrors).toEqual(["log: api call 11 of a run allowed 10"]);
+    expect(run.nextNodes).toEqual(["child-success"]);
+    expect(run.context.fieldseal).toMatchObject({ ok: true });
+    expect(run.context.__enc_dob).toMatch(/^fs1\./);
+  });
+
+  it("keeps a success a success when the log line is refused", async () => {
+    const run = cognigyRun({ sessionId: "sess-log-refused" }, { credit_card: CARD }, (m) => m === "log");
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }] });
+    expect(run.nextNodes).toEqual(["child-success"]);
+    expect(run.context.fieldseal).toMatchObject({ ok: true, fields: ["credit_card"] });
+    await open(run, { field: "credit_card" });
+    expect(run.nextNodes).toEqual(["child-success", "child-success"]);
+    expect(run.context.fieldseal).toMatchObject({ ok: true, field: "credit_card" });
+  });
+
   it("refuses fields whose writes would pass Cognigy's 10 API calls, before sending or writing anything", async () => {
     const before = fs.audit.events.length;
     const context = { credit_card: CARD, payment: { iban: IBAN } };
@@ -474,7 +506,7 @@ describe("Seal fields", () => {
         resultKey,
       });
       expect(run.nextNodes).toEqual(["child-failure"]);
-      expect(run.calls.map((c) => c.method)).toEqual(["log", "setNextNode"]);
+      expect(run.calls.map((c) => c.method)).toEqual(["setNextNode", "log"]);
       expect(run.logs[0]?.text).toMatch(
         /\(bad_config\): the outcome key .* would overwrite|\(bad_config\): the outcome key must/,
       );
@@ -672,7 +704,7 @@ describe("Seal fields against a hostile or failing environment", () => {
     await expect(
       seal(run, { connection: connection(), fields: [{ field: "credit_card" }] }),
     ).resolves.toBeUndefined();
-    expect(run.calls.map((c) => c.method)).toEqual(["addToContext", "addToContext", "log", "setNextNode"]);
+    expect(run.calls.map((c) => c.method)).toEqual(["addToContext", "addToContext", "setNextNode", "log"]);
   });
 
   it.each([

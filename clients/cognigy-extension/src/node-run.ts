@@ -136,7 +136,7 @@ export function reportFailure(
   // No outcome key: the one configured is unusable, or writing there would destroy a value.
   const resultKey = options.resultKey;
   if (resultKey !== undefined) {
-    attempt(() =>
+    quietly(() =>
       api.addToContext?.(
         resultKey,
         { ok: false, reason: failure.reason, message: failure.message },
@@ -144,18 +144,20 @@ export function reportFailure(
       ),
     );
   }
+  quietly(() => takeBranch(api, childConfigs, options.failureType));
+  // The log line last: where the runtime counts it against the run's API calls, only it can be cut off.
   if (options.log) {
-    attempt(() =>
+    quietly(() =>
       api.log?.("error", `Fieldseal ${options.nodeLabel} failed (${failure.reason}): ${failure.message}`),
     );
   }
-  attempt(() => takeBranch(api, childConfigs, options.failureType));
 }
 
-function attempt(step: () => void): void {
+/** Runs `step`, swallowing what it throws: for the steps whose failure nothing is left to report. */
+export function quietly(step: () => void): void {
   try {
     step();
   } catch {
-    // Nothing is left to report a failed failure report with; the flow goes on.
+    // Nothing is left to report a failed step with; the flow goes on.
   }
 }

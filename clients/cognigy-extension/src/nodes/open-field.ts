@@ -8,6 +8,7 @@ import {
   CHILD_CONSTRAINTS,
   DEFAULT_RESULT_KEY,
   DEFAULT_TIMEOUT_MS,
+  quietly,
   reportFailure,
   resultKeyOf,
   scopeOf,
@@ -74,8 +75,12 @@ export async function openField({ cognigy, config, childConfigs }: OpenFieldPara
     assertWritable(target, answer.value);
     api.addToContext?.(target, answer.value, "simple");
     api.addToContext?.(outcomeKey, { ok: true, field, keyring, keyVersion, target }, "simple");
-    if (log) api.log?.("info", `Fieldseal opened ${field} into context.${target}; delete it after use`);
     takeBranch(api, childConfigs, OPEN_ON_SUCCESS);
+    // Last, and unable to fail the run: a log line refused by the runtime changes no outcome.
+    if (log)
+      quietly(() =>
+        api.log?.("info", `Fieldseal opened ${field} into context.${target}; delete it after use`),
+      );
   } catch (err) {
     reportFailure(
       api,
