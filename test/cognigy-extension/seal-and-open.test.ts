@@ -784,22 +784,50 @@ describe("Seal fields against a hostile or failing environment", () => {
       });
       const url = await listen(server);
       try {
-        const run = cognigyRun({ sessionId: "sess-echo" }, { credit_card: CARD, iban: IBAN });
+        // A three-character value (a CVV) is withheld as well as long ones.
+        const run = cognigyRun({ sessionId: "sess-echo" }, { credit_card: CARD, iban: IBAN, cvv: "Z9Q" });
         await seal(run, {
           connection: connection("fsk_echo-token", url),
-          fields: [{ field: "credit_card" }, { field: "iban" }],
+          fields: [{ field: "credit_card" }, { field: "iban" }, { field: "cvv" }],
         });
         expect(run.nextNodes).toEqual(["child-failure"]);
         expect(failureOf(run).reason).toBe(reason);
         expect(failureOf(run).message).toMatch(message);
         const calls = written(run);
-        for (const text of [CARD, IBAN, "fsk_echo-token", "sess-echo"]) expect(calls).not.toContain(text);
+        for (const text of [CARD, IBAN, "Z9Q", "fsk_echo-token", "sess-echo"]) {
+          expect(calls).not.toContain(text);
+        }
       } finally {
         server.closeAllConnections();
         server.close();
       }
     },
   );
+
+  it("withholds a Fieldseal-looking message that quotes a three-character value (a CVV)", async () => {
+    const server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const cvv = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { fields: { cvv: string } }).fields
+          .cvv;
+        res
+          .writeHead(400, { "content-type": "application/json", "fieldseal-reason": "invalid_argument" })
+          .end(JSON.stringify({ code: "invalid_argument", message: `cvv ${cvv} refused` }));
+      });
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-cvv" }, { cvv: "Z9Q" });
+      await seal(run, { connection: connection("fsk_t", url), fields: [{ field: "cvv" }] });
+      expect(failureOf(run).reason).toBe("invalid_argument");
+      expect(failureOf(run).message).toMatch(/not kept\)$/);
+      expect(written(run)).not.toContain("Z9Q");
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 
   it("replaces control characters in a kept server message, so a log line stays one line", async () => {
     const server = createHttpServer((req, res) => {

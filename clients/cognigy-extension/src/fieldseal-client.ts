@@ -67,8 +67,8 @@ export function targetOf(connection: FieldsealConnectionValues | undefined): Fie
 /** A Fieldseal reason or Connect code as a flow branches on it; anything else is not kept. */
 const REASON = /^[a-z][a-z0-9_]{0,63}$/;
 
-/** Shortest sent text whose appearance in a server message withholds that message. */
-const MIN_QUOTED = 4;
+/** Shortest sent text whose appearance in a server message withholds that message (a card's CVV has 3). */
+const MIN_QUOTED = 3;
 
 /**
  * Calls `method` with the JSON `body`; resolves with the decoded JSON answer object. A server message that
