@@ -1046,6 +1046,38 @@ describe("Open field", () => {
     expect(run.context).not.toHaveProperty("opened");
   });
 
+  it("never quotes what it found at __enc_<field> when that is not an envelope (a value put there by mistake)", async () => {
+    for (const misplaced of [CARD, `fs1.default.1.${CARD}`, `fs1.${CARD}.1.AAAA`]) {
+      const run = cognigyRun({ sessionId: "sess-misplaced" }, { __enc_credit_card: misplaced });
+      await open(run, { field: "credit_card" });
+      expect(run.nextNodes).toEqual(["child-failure"]);
+      expect(written(run)).not.toContain(CARD);
+    }
+  });
+
+  it("withholds a Fieldseal-looking message that quotes what was at __enc_<field>", async () => {
+    const server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const { sealed } = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { sealed: string };
+        res
+          .writeHead(400, { "content-type": "application/json", "fieldseal-reason": "envelope_malformed" })
+          .end(JSON.stringify({ code: "invalid_argument", message: `not an envelope: ${sealed}` }));
+      });
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-open-echo" }, { __enc_credit_card: CARD });
+      await open(run, { field: "credit_card", connection: { serviceUrl: url, token: "fsk_t" } });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "envelope_malformed" });
+      expect(written(run)).not.toContain(CARD);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it("refuses an empty target key with reason bad_config", async () => {
     const run = cognigyRun({ sessionId: "sess-target" }, { __enc_credit_card: "fs1.x" });
     await open(run, { field: "credit_card", targetKey: " " });

@@ -65,7 +65,10 @@ export async function openField({ cognigy, config, childConfigs }: OpenFieldPara
     if (typeof sealed !== "string" || sealed === "") {
       throw new NodeFailure("missing_input", `no sealed value at context.__enc_${field}`);
     }
-    const answer = await callFieldseal(connection, "DecryptField", { scope, field, sealed }, timeoutMs);
+    // What is at __enc_<field> may be a value put there by mistake: a message quoting it is withheld.
+    const answer = await callFieldseal(connection, "DecryptField", { scope, field, sealed }, timeoutMs, [
+      sealed,
+    ]);
     if (!Object.hasOwn(answer, "value")) {
       throw new NodeFailure("bad_response", `Fieldseal's answer has no value for ${field}`);
     }
