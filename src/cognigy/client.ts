@@ -324,9 +324,17 @@ export class CognigyClient {
         fail("deadline_exceeded", `deadline of ${this.#deadlineMs} ms passed`);
       }
       attempts += 1;
-      const outcome = await this.#attempt(p, deadlineAt - this.#now(), req.signal).finally(() =>
-        token.done(),
-      );
+      let outcome: AttemptOutcome;
+      try {
+        outcome = await this.#attempt(p, deadlineAt - this.#now(), req.signal);
+      } catch (err) {
+        token.done();
+        throw err;
+      }
+      // A connection refused or a name not resolved never reached Cognigy, which counted nothing: the token
+      // is as free as before. Anything else may have been counted, so it returns a window from now.
+      if (outcome.kind === "network" && !outcome.ambiguous) token.release();
+      else token.done();
       last = outcome;
 
       if (outcome.kind === "answered") {

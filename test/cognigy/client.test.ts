@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CognigyClient, type CognigyClientOptions, CognigyPushError } from "../../src/cognigy/client.js";
+import { CognigyRequestBudget } from "../../src/cognigy/request-budget.js";
 import { type CognigySimulator, startCognigySimulator } from "../support/cognigy-simulator.js";
 import { hashUnit } from "../support/seeded-random.js";
 
@@ -337,6 +338,25 @@ describe("CognigyClient against the simulator", () => {
       );
       expect(err.attempts).toBe(2);
       expect(events.map((e) => e.error)).toEqual(["ECONNREFUSED", "ECONNREFUSED"]);
+    });
+
+    it("spends no rate-limit token on an attempt that never reached Cognigy (connection refused)", async () => {
+      const closed = await startCognigySimulator();
+      const url = closed.url;
+      await closed.close();
+      const budget = new CognigyRequestBudget({ limit: 3, windowMs: 300_000 });
+      await pushError(
+        client({ baseUrl: url, maxAttempts: 3, budget }).push({
+          sessionId: "s",
+          userId: "u",
+          context: sealed,
+          idempotencyKey: "k",
+        }),
+      );
+      expect(budget.available()).toBe(3);
+      // An attempt Cognigy answered is counted: its token returns only a window later.
+      await client({ budget }).push({ sessionId: "s", userId: "u", context: sealed, idempotencyKey: "k2" });
+      expect(budget.available()).toBe(2);
     });
 
     it("reports the attempts when it runs out of them", async () => {
