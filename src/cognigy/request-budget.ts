@@ -5,7 +5,8 @@
  * It is a token bucket whose tokens come back one window after they were used, not at a steady drip: a
  * bucket of 1,000 refilled at 3.3 per second would let 1,000 requests out at once and then 1,000 more within
  * the same 5 minutes, twice the limit in one window. Here a token is taken before a request is sent and
- * returns `windowMs` after its answer (or failure) arrived. Cognigy counts a request when it arrives, which
+ * returns `windowMs` after its answer (or failure) arrived; one whose request never left (`release()`)
+ * returns at once. Cognigy counts a request when it arrives, which
  * is before the answer, so any two requests that share one token arrive at least a window apart, and no
  * window at Cognigy's side can hold more than `limit` of them, however the network delays them.
  *
