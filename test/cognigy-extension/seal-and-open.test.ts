@@ -458,6 +458,14 @@ describe("Seal fields", () => {
     ["the field name __proto__", { fields: [{ field: "__proto__", from: "context.credit_card" }] }],
     ["the field name constructor", { fields: [{ field: "constructor", from: "context.credit_card" }] }],
     ["the field name prototype", { fields: [{ field: "prototype", from: "context.credit_card" }] }],
+    [
+      "a field name that is another field's envelope key",
+      { fields: [{ field: "credit_card" }, { field: "__enc_credit_card", from: "context.credit_card" }] },
+    ],
+    [
+      "a field name that is a mask key",
+      { fields: [{ field: "__mask_credit_card", from: "context.credit_card" }] },
+    ],
     ["a field listed twice", { fields: [{ field: "x" }, { field: "x" }] }],
     ["a source outside context and input", { fields: [{ field: "x", from: "profile.email" }] }],
     ["a timeout above 15 s", { fields: [{ field: "credit_card" }], timeoutMs: 20_000 }],

@@ -77,6 +77,10 @@ export function fieldNameOf(field: unknown, what: string): string {
   if (FORBIDDEN_SEGMENTS.has(field)) {
     throw new NodeFailure("bad_config", `${what} must not be __proto__, constructor or prototype`);
   }
+  // Its `<field>: null` would clear another field's envelope or mask.
+  if (field.startsWith("__enc_") || field.startsWith("__mask_")) {
+    throw new NodeFailure("bad_config", `${what} must not start with __enc_ or __mask_`);
+  }
   return field;
 }
 
