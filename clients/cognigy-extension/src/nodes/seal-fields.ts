@@ -308,7 +308,9 @@ export const sealFieldsNode = createNodeDescriptor({
       description:
         'A list of {"field": name, "from": source}. Source: context.<path>, input.text, input.data.<path> or ' +
         "input.slots.<path>; it defaults to context.<field>. Each field is written as __enc_<field>, its " +
-        "plaintext key set to null, its masked form (if Fieldseal has a mask format for it) as __mask_<field>.",
+        "plaintext key set to null, its masked form (if Fieldseal has a mask format for it) as __mask_<field>. " +
+        "Cognigy allows an Extension run 10 API calls: up to 4 fields without masks, 2 with masks; split " +
+        "longer lists over several nodes.",
       defaultValue: [{ field: "credit_card", from: "context.credit_card" }],
       params: { required: true },
     },
