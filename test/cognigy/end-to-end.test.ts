@@ -302,7 +302,8 @@ describe("200 concurrent webhooks under 429s, 5xx and dropped connections", () =
           maxAttempts: 4,
           baseBackoffMs: 5,
           backoffCapMs: 40,
-          // Retry-After of 1 s is honoured but capped, to keep the run short.
+          // A Retry-After of 1 s is past this cap: that push fails at once, and every push waits out the
+          // 1 s pause of the request budget before its next request (a Retry-After of 0 is retried at once).
           retryAfterCapMs: 50,
           pushEnabled: true,
         },
