@@ -1,0 +1,316 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { Scope } from "../engine/aad.js";
+import { deriveValueKey, type ScopedKey, scopeName, unwrapDataKey, wrapDataKey } from "../engine/scoped.js";
+import type { EngineKey } from "../engine/seal.js";
+import { FieldsealError } from "../errors.js";
+import type { ScopeKeyRecord, ScopeKeyStore } from "./types.js";
+
+/** How one erasable keyring treats a forgotten scope. */
+export interface ErasablePolicy {
+  /** True: a forgotten scope may seal again, under a new data key (generation + 1). False: scope_forgotten. */
+  readonly reuseAfterForget: boolean;
+}
+
+export interface ScopeKeysOptions {
+  /** Erasable keyrings by name. Only these seal scope-keyed values; any keyring's such values open. */
+  readonly erasable: ReadonlyMap<string, ErasablePolicy>;
+  /**
+   * How long a scope's record read from the database is trusted before it is read again: the bound on how
+   * long another replica can go on sealing or opening with a data key after a forget. 0: read every time.
+   */
+  readonly cacheTtlMs: number;
+  /** Most scopes whose keys are held at once (least recently used ones go first). */
+  readonly cacheEntries: number;
+  /** Monotonic milliseconds; for tests. */
+  readonly now?: () => number;
+  /** Waits `ms`; for tests. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** Key versions, to wrap and unwrap data keys; `Keyrings` is the implementation. */
+export interface WrappingKeys {
+  openingKey(keyring: string, version: number): Promise<EngineKey>;
+}
+
+interface Entry {
+  /** undefined: the scope has no record (never sealed, never forgotten). */
+  readonly record: ScopeKeyRecord | undefined;
+  /** The unwrapped data key of a live record; zeroised and unset when the entry is dropped. */
+  dataKey: Uint8Array | undefined;
+  /** Value keys derived from the data key, by keyring version. */
+  readonly derived: Map<number, ScopedKey>;
+  /** Monotonic time until which the record may be used without reading the database again. */
+  readonly validUntil: number;
+}
+
+const MAX_ATTEMPTS = 8;
+
+/**
+ * Scope data keys of erasable keyrings: created on a scope's first seal (conditionally, so replicas
+ * converge), cached with a bound and a time-to-live, forgotten for good by `forget`.
+ *
+ * The stated bound (docs/erasable-scopes.md): a record read from the database is used for at most
+ * `cacheTtlMs` after the read began. `forget` drops this process's entry at once and answers only after
+ * `cacheTtlMs` more, so when it answers, no replica configured with the same (or a smaller) TTL still
+ * seals or opens with the forgotten data key.
+ */
+export class ScopeKeys {
+  readonly #store: ScopeKeyStore;
+  readonly #keys: WrappingKeys;
+  readonly #erasable: ReadonlyMap<string, ErasablePolicy>;
+  readonly #ttl: number;
+  readonly #max: number;
+  readonly #now: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #cache = new Map<string, Entry>();
+  readonly #reading = new Map<string, Promise<Entry>>();
+  /** Bumped by every local forget: a read that began before it is not cached. */
+  #epoch = 0;
+
+  constructor(store: ScopeKeyStore, keys: WrappingKeys, options: ScopeKeysOptions) {
+    this.#store = store;
+    this.#keys = keys;
+    this.#erasable = options.erasable;
+    this.#ttl = options.cacheTtlMs;
+    this.#max = Math.max(1, options.cacheEntries);
+    this.#now = options.now ?? (() => performance.now());
+    this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** The database's kind: `sqlite` or `dynamodb`. */
+  get storeKind(): string {
+    return this.#store.kind;
+  }
+
+  /** The bound a forget waits out (see the class comment). */
+  get cacheTtlMs(): number {
+    return this.#ttl;
+  }
+
+  /** The keyring's policy when it is erasable, else undefined. */
+  policy(keyring: string): ErasablePolicy | undefined {
+    return this.#erasable.get(keyring);
+  }
+
+  /**
+   * The key to seal values of `scope` with under `primary` (the keyring's sealing version). Creates the
+   * scope's first data key, or its next one after a forget when the keyring allows it; otherwise a
+   * forgotten scope fails with scope_forgotten.
+   */
+  async sealingKey(primary: EngineKey, scope: Scope): Promise<ScopedKey> {
+    const policy = this.#erasable.get(primary.keyring);
+    if (policy === undefined) {
+      throw new FieldsealError("internal", `keyring "${primary.keyring}" is not erasable`);
+    }
+    const name = scopeName(scope);
+    let entry = await this.#entry(primary.keyring, name, false);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const record = entry.record;
+      if (record?.state === "live") {
+        const key = this.#derive(entry, primary);
+        if (key !== undefined) return key;
+        // Dropped (evicted or forgotten) between the read and now: read again.
+        entry = await this.#entry(primary.keyring, name, true);
+        continue;
+      }
+      if (record !== undefined && !policy.reuseAfterForget)
+        throw forgotten(primary.keyring, record.generation);
+      entry = await this.#create(primary, name, (record?.generation ?? 0) + 1);
+    }
+    throw new FieldsealError("conflict", `keyring "${primary.keyring}": could not settle a scope's data key`);
+  }
+
+  /**
+   * The key that opens a value of `scope` sealed under `versionKey` with data key `generation`. A
+   * generation that was forgotten, or that the database does not hold, fails with scope_forgotten.
+   */
+  async openingKey(versionKey: EngineKey, scope: Scope, generation: number): Promise<ScopedKey> {
+    const name = scopeName(scope);
+    let entry = await this.#entry(versionKey.keyring, name, false);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      // A value newer than what this process holds (someone created the generation since), or an entry
+      // dropped meanwhile: read again.
+      if (
+        (entry.record?.generation ?? 0) < generation ||
+        (entry.record?.state === "live" && entry.dataKey === undefined)
+      ) {
+        entry = await this.#entry(versionKey.keyring, name, true);
+      }
+      const record = entry.record;
+      if (record?.state === "live" && record.generation === generation) {
+        const key = this.#derive(entry, versionKey);
+        if (key !== undefined) return key;
+        continue;
+      }
+      if (record !== undefined && record.generation >= generation)
+        throw forgotten(versionKey.keyring, generation);
+      throw new FieldsealError(
+        "scope_forgotten",
+        `keyring "${versionKey.keyring}" holds no data key of generation ${generation} for this scope (forgotten, or the database was restored from an older backup)`,
+      );
+    }
+    throw new FieldsealError(
+      "conflict",
+      `keyring "${versionKey.keyring}": could not settle a scope's data key`,
+    );
+  }
+
+  /**
+   * Forgets the scope's data key in the database (a tombstone), drops it from this process, and answers
+   * once the cache bound has passed. `through` re-applies a recorded forget (see ScopeKeyStore.forget).
+   */
+  async forget(keyring: string, scope: Scope, through?: number): Promise<ScopeKeyRecord> {
+    const name = scopeName(scope);
+    const result = await this.#store.forget(keyring, name, new Date().toISOString(), through);
+    this.#epoch++;
+    this.#drop(cacheKey(keyring, name));
+    if (result.state === "forgotten" && this.#ttl > 0) await this.#sleep(this.#ttl);
+    return result;
+  }
+
+  /** Drops every cached key (zeroising data keys); the database is untouched. */
+  clear(): void {
+    this.#epoch++;
+    for (const key of [...this.#cache.keys()]) this.#drop(key);
+  }
+
+  async close(): Promise<void> {
+    this.clear();
+    await this.#store.close();
+  }
+
+  /** How many scopes are cached; for metrics and tests. */
+  cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** The value key for `versionKey`, or undefined when the entry was dropped meanwhile. */
+  #derive(entry: Entry, versionKey: EngineKey): ScopedKey | undefined {
+    const dataKey = entry.dataKey;
+    if (dataKey === undefined || entry.record === undefined) return undefined;
+    let key = entry.derived.get(versionKey.version);
+    if (key === undefined) {
+      key = {
+        keyring: versionKey.keyring,
+        version: versionKey.version,
+        generation: entry.record.generation,
+        material: deriveValueKey(dataKey, versionKey.material),
+      };
+      entry.derived.set(versionKey.version, key);
+    }
+    return key;
+  }
+
+  /** The cached entry while valid, else a fresh read (coalesced with concurrent reads of the same scope). */
+  async #entry(keyring: string, scope: string, force: boolean): Promise<Entry> {
+    const key = cacheKey(keyring, scope);
+    const hit = this.#cache.get(key);
+    if (!force && hit !== undefined && this.#now() < hit.validUntil) {
+      // Least recently used goes first: a hit moves to the end.
+      this.#cache.delete(key);
+      this.#cache.set(key, hit);
+      return hit;
+    }
+    let reading = this.#reading.get(key);
+    if (reading === undefined) {
+      reading = this.#read(keyring, scope).finally(() => this.#reading.delete(key));
+      this.#reading.set(key, reading);
+    }
+    return reading;
+  }
+
+  async #read(keyring: string, scope: string): Promise<Entry> {
+    const started = this.#now();
+    const epoch = this.#epoch;
+    const record = await this.#store.get(keyring, scope);
+    return this.#remember(keyring, scope, record, started, epoch, undefined);
+  }
+
+  async #create(primary: EngineKey, scope: string, generation: number): Promise<Entry> {
+    const dataKey = new Uint8Array(randomBytes(32));
+    const ctx = { keyring: primary.keyring, version: primary.version, scope, generation };
+    const wrapped = wrapDataKey(primary.material, ctx, dataKey);
+    const started = this.#now();
+    const epoch = this.#epoch;
+    const record = await this.#store.createKey({
+      state: "live",
+      keyring: primary.keyring,
+      scope,
+      generation,
+      wrapped,
+      wrapVersion: primary.version,
+      createdAt: new Date().toISOString(),
+    });
+    const ours =
+      record.state === "live" &&
+      record.generation === generation &&
+      record.wrapped.length === wrapped.length &&
+      timingSafeEqual(record.wrapped, wrapped);
+    if (ours) return this.#remember(primary.keyring, scope, record, started, epoch, dataKey);
+    // Another replica won the race (or forgot the scope meanwhile): its record is the one.
+    dataKey.fill(0);
+    return this.#remember(primary.keyring, scope, record, started, epoch, undefined);
+  }
+
+  /** Caches a record read (or written) at `started`, unwrapping a live key unless `dataKey` is given. */
+  async #remember(
+    keyring: string,
+    scope: string,
+    record: ScopeKeyRecord | undefined,
+    started: number,
+    epoch: number,
+    dataKey: Uint8Array | undefined,
+  ): Promise<Entry> {
+    let key = dataKey;
+    if (record?.state === "live" && key === undefined) {
+      const wrapping = await this.#keys.openingKey(record.keyring, record.wrapVersion);
+      key = unwrapDataKey(
+        wrapping.material,
+        {
+          keyring: record.keyring,
+          version: record.wrapVersion,
+          scope: record.scope,
+          generation: record.generation,
+        },
+        record.wrapped,
+      );
+    }
+    const entry: Entry = { record, dataKey: key, derived: new Map(), validUntil: started + this.#ttl };
+    // A read that began before a local forget may hold the forgotten key: it serves the call that asked
+    // for it (begun before the forget) and is never cached.
+    if (this.#ttl > 0 && epoch === this.#epoch) {
+      const name = cacheKey(keyring, scope);
+      this.#drop(name);
+      this.#cache.set(name, entry);
+      while (this.#cache.size > this.#max) {
+        const oldest = this.#cache.keys().next().value;
+        if (oldest === undefined) break;
+        this.#drop(oldest);
+      }
+    }
+    return entry;
+  }
+
+  #drop(key: string): void {
+    const entry = this.#cache.get(key);
+    if (entry === undefined) return;
+    this.#cache.delete(key);
+    const dataKey = entry.dataKey;
+    entry.dataKey = undefined;
+    // The data key is only ever used synchronously inside this class, so it can be cleared now. Derived
+    // value keys may be in use by a seal that has them in hand; they are left to the garbage collector
+    // (node:crypto keeps its own copy in a KeyObject, which cannot be cleared from JavaScript).
+    dataKey?.fill(0);
+  }
+}
+
+function cacheKey(keyring: string, scope: string): string {
+  return `${keyring}\0${scope}`;
+}
+
+function forgotten(keyring: string, generation: number): FieldsealError {
+  return new FieldsealError(
+    "scope_forgotten",
+    `this scope was forgotten in keyring "${keyring}"${generation > 0 ? ` (generation ${generation})` : ""}: its values can never open again`,
+  );
+}
