@@ -14,6 +14,8 @@ export interface AuditEvent {
     | "retire"
     | "create"
     | "destroy"
+    /** ForgetScope: a scope's data key destroyed (`generation` says which). */
+    | "forget"
     | "push"
     | "describe"
     /** A call refused before any handler ran: no, unknown or untrusted credentials. */
@@ -27,6 +29,8 @@ export interface AuditEvent {
   readonly keyring?: string;
   readonly version?: number;
   readonly toVersion?: number;
+  /** The scope data key generation a forget destroyed (0: the scope had none yet). */
+  readonly generation?: number;
   readonly scopeKind?: "session" | "user";
   readonly scopeId?: string;
   readonly field?: string;

@@ -81,7 +81,45 @@ export interface Config {
   readonly metrics: { readonly enabled: boolean };
   /** What one connection, and one peer address, may hold before its request is complete. */
   readonly limits: ConnectionLimits;
+  /** Erasable keyrings and the database of their scope keys (docs/erasable-scopes.md). */
+  readonly scopes: ScopesConfig;
 }
+
+/** Erasable keyrings: which ones, where their scope keys live, and how long a replica trusts a cached one. */
+export interface ScopesConfig {
+  /** Erasable keyring name → whether a forgotten scope may seal again under a new data key. */
+  readonly erasable: Readonly<Record<string, { readonly reuseAfterForget: boolean }>>;
+  readonly store:
+    | { readonly kind: "sqlite"; readonly file: string }
+    | {
+        readonly kind: "dynamodb";
+        readonly table: string;
+        readonly region: string | undefined;
+        readonly endpoint: string | undefined;
+      };
+  /** The bound after a forget: see SCOPE_INT_SETTINGS. */
+  readonly cacheTtlMs: number;
+  readonly cacheEntries: number;
+}
+
+/** The whole-number settings of erasable scopes; their config-file keys are `scopes.<name>`. */
+const SCOPE_INT_SETTINGS: { readonly [K in "cacheTtlMs" | "cacheEntries"]: IntSetting } = {
+  cacheTtlMs: {
+    env: "FIELDSEAL_SCOPE_KEY_TTL_MS",
+    description:
+      "A replica uses a scope key read from the database for at most this long; ForgetScope answers after it (every replica must use the same value or less)",
+    default: 1_000,
+    min: 0,
+    max: 60_000,
+  },
+  cacheEntries: {
+    env: "FIELDSEAL_SCOPE_KEY_CACHE_ENTRIES",
+    description: "Most scope keys a replica holds in memory (least recently used go first)",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+  },
+};
 
 /**
  * Bounds on every listener, cleartext and TLS, so that an unauthenticated client holds little for long.
@@ -235,13 +273,13 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     env: "FIELDSEAL_AWS_REGION",
     file: "keyStore.region",
-    description: "AWS region for Secrets Manager (else the SDK's default chain)",
+    description: "AWS region for Secrets Manager and DynamoDB (else the SDK's default chain)",
     default: "-",
   },
   {
     env: "FIELDSEAL_AWS_ENDPOINT",
     file: "keyStore.endpoint",
-    description: "Secrets Manager endpoint override (for emulators)",
+    description: "Secrets Manager and DynamoDB endpoint override (for emulators)",
     default: "-",
   },
   {
@@ -458,6 +496,34 @@ export const SETTINGS: readonly SettingDoc[] = [
     default: "true",
   },
   ...intSettingDocs("limits", LIMIT_SETTINGS),
+  {
+    env: "FIELDSEAL_ERASABLE_KEYRINGS",
+    file: "scopes.erasableKeyrings",
+    description:
+      "Erasable keyrings: each scope's values sealed under its own data key, ForgetScope erases (comma-separated)",
+    default: "-",
+  },
+  {
+    env: "FIELDSEAL_REUSE_AFTER_FORGET",
+    file: "scopes.reuseAfterForget",
+    description:
+      "Erasable keyrings where a forgotten scope may seal again under a new data key (else scope_forgotten)",
+    default: "-",
+  },
+  {
+    env: "FIELDSEAL_SCOPE_STORE",
+    file: "scopes.store",
+    description:
+      "Scope key database: sqlite (<data dir>/scopes.db) or dynamodb (region and endpoint as Secrets Manager's)",
+    default: "sqlite (local key store), dynamodb (aws)",
+  },
+  {
+    env: "FIELDSEAL_SCOPE_TABLE",
+    file: "scopes.table",
+    description: "DynamoDB table of scope keys (partition key keyring, sort key scope, both strings)",
+    default: "fieldseal-scope-keys",
+  },
+  ...intSettingDocs("scopes", SCOPE_INT_SETTINGS),
 ];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -649,6 +715,26 @@ export function parseConfig(
   const auditFile = str("FIELDSEAL_AUDIT_FILE", "audit.file");
   const secretPrefix = str("FIELDSEAL_AWS_SECRET_PREFIX", "keyStore.secretPrefix") ?? "fieldseal/";
   const maxAgeDays = int("FIELDSEAL_ROTATE_MAX_AGE_DAYS", "rotation.maxAgeDays", 90, 0, 3650);
+  const erasable = nameList(pick("FIELDSEAL_ERASABLE_KEYRINGS", "scopes.erasableKeyrings"), (why) =>
+    bad("FIELDSEAL_ERASABLE_KEYRINGS", "scopes.erasableKeyrings", why),
+  );
+  const reuse = nameList(pick("FIELDSEAL_REUSE_AFTER_FORGET", "scopes.reuseAfterForget"), (why) =>
+    bad("FIELDSEAL_REUSE_AFTER_FORGET", "scopes.reuseAfterForget", why),
+  );
+  const notErasable = reuse.find((name) => !erasable.includes(name));
+  if (notErasable !== undefined) {
+    throw bad(
+      "FIELDSEAL_REUSE_AFTER_FORGET",
+      "scopes.reuseAfterForget",
+      `names keyring "${notErasable}", which is not in FIELDSEAL_ERASABLE_KEYRINGS`,
+    );
+  }
+  const scopeStore = oneOf(
+    "FIELDSEAL_SCOPE_STORE",
+    "scopes.store",
+    ["sqlite", "dynamodb"] as const,
+    storeKind === "aws" ? "dynamodb" : "sqlite",
+  );
   const baseUrl = str("FIELDSEAL_COGNIGY_BASE_URL", "cognigy.baseUrl");
   if (baseUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(baseUrl)) {
     throw bad("FIELDSEAL_COGNIGY_BASE_URL", "cognigy.baseUrl", "must be an http(s) URL");
@@ -754,6 +840,34 @@ export function parseConfig(
         int(d.env, `limits.${name}`, d.default, d.min, d.max),
       ]),
     ) as unknown as ConnectionLimits,
+    scopes: {
+      erasable: Object.fromEntries(
+        erasable.map((name) => [name, { reuseAfterForget: reuse.includes(name) }]),
+      ),
+      store:
+        scopeStore === "sqlite"
+          ? { kind: "sqlite", file: resolve(where.dataDir, "scopes.db") }
+          : {
+              kind: "dynamodb",
+              table: str("FIELDSEAL_SCOPE_TABLE", "scopes.table") ?? "fieldseal-scope-keys",
+              region: str("FIELDSEAL_AWS_REGION", "keyStore.region"),
+              endpoint: str("FIELDSEAL_AWS_ENDPOINT", "keyStore.endpoint"),
+            },
+      cacheTtlMs: int(
+        SCOPE_INT_SETTINGS.cacheTtlMs.env,
+        "scopes.cacheTtlMs",
+        SCOPE_INT_SETTINGS.cacheTtlMs.default,
+        SCOPE_INT_SETTINGS.cacheTtlMs.min,
+        SCOPE_INT_SETTINGS.cacheTtlMs.max,
+      ),
+      cacheEntries: int(
+        SCOPE_INT_SETTINGS.cacheEntries.env,
+        "scopes.cacheEntries",
+        SCOPE_INT_SETTINGS.cacheEntries.default,
+        SCOPE_INT_SETTINGS.cacheEntries.min,
+        SCOPE_INT_SETTINGS.cacheEntries.max,
+      ),
+    },
   };
 }
 

@@ -144,9 +144,11 @@ export class ScopeKeys {
       }
       if (record !== undefined && record.generation >= generation)
         throw forgotten(versionKey.keyring, generation);
+      // No key of this generation was ever created for this scope: the value belongs to another scope, or
+      // was made up (or the database was restored from a backup older than the value).
       throw new FieldsealError(
-        "scope_forgotten",
-        `keyring "${versionKey.keyring}" holds no data key of generation ${generation} for this scope (forgotten, or the database was restored from an older backup)`,
+        "envelope_tampered",
+        `sealed value does not authenticate: this scope has no data key of generation ${generation} in keyring "${versionKey.keyring}" (the value belongs to another scope, or the scope key database was restored from an older backup)`,
       );
     }
     throw new FieldsealError(

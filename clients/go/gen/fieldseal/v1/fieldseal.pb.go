@@ -1223,9 +1223,14 @@ type KeyInfo struct {
 	// When the primary version is due to rotate by age, if an age limit is configured.
 	RotateBy *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=rotate_by,json=rotateBy,proto3" json:"rotate_by,omitempty"`
 	// Seals the primary version may reserve before it is rotated by usage.
-	SealBudget    uint64 `protobuf:"varint,7,opt,name=seal_budget,json=sealBudget,proto3" json:"seal_budget,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SealBudget uint64 `protobuf:"varint,7,opt,name=seal_budget,json=sealBudget,proto3" json:"seal_budget,omitempty"`
+	// True when the keyring is erasable: each scope's values are sealed under the scope's own data key, and
+	// ForgetScope erases a scope.
+	Erasable bool `protobuf:"varint,8,opt,name=erasable,proto3" json:"erasable,omitempty"`
+	// For an erasable keyring: whether a forgotten scope may seal new values (under a new data key).
+	ReuseAfterForget bool `protobuf:"varint,9,opt,name=reuse_after_forget,json=reuseAfterForget,proto3" json:"reuse_after_forget,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *KeyInfo) Reset() {
@@ -1305,6 +1310,20 @@ func (x *KeyInfo) GetSealBudget() uint64 {
 		return x.SealBudget
 	}
 	return 0
+}
+
+func (x *KeyInfo) GetErasable() bool {
+	if x != nil {
+		return x.Erasable
+	}
+	return false
+}
+
+func (x *KeyInfo) GetReuseAfterForget() bool {
+	if x != nil {
+		return x.ReuseAfterForget
+	}
+	return false
 }
 
 // RotateKeyRequest asks for a new primary key version.
@@ -1746,6 +1765,117 @@ func (x *DescribeKeyResponse) GetSealingVersion() uint32 {
 	return 0
 }
 
+// ForgetScopeRequest names the scope to erase.
+type ForgetScopeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Erasable keyring whose scope is forgotten; empty means the server's default keyring.
+	Keyring string `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	// The scope to forget. Required.
+	Scope         *Scope `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetScopeRequest) Reset() {
+	*x = ForgetScopeRequest{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetScopeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetScopeRequest) ProtoMessage() {}
+
+func (x *ForgetScopeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetScopeRequest.ProtoReflect.Descriptor instead.
+func (*ForgetScopeRequest) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ForgetScopeRequest) GetKeyring() string {
+	if x != nil {
+		return x.Keyring
+	}
+	return ""
+}
+
+func (x *ForgetScopeRequest) GetScope() *Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+// ForgetScopeResponse describes the tombstone.
+type ForgetScopeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The data key generation forgotten (values carrying it, or an older one, never open again); 0 when the
+	// scope had no data key yet (it was forgotten before its first value).
+	Generation uint32 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	// When the scope was forgotten (by the first forget, for a scope forgotten before).
+	ForgottenAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=forgotten_at,json=forgottenAt,proto3" json:"forgotten_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetScopeResponse) Reset() {
+	*x = ForgetScopeResponse{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetScopeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetScopeResponse) ProtoMessage() {}
+
+func (x *ForgetScopeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetScopeResponse.ProtoReflect.Descriptor instead.
+func (*ForgetScopeResponse) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ForgetScopeResponse) GetGeneration() uint32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ForgetScopeResponse) GetForgottenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ForgottenAt
+	}
+	return nil
+}
+
 // ListKeyringsRequest has no parameters.
 type ListKeyringsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1755,7 +1885,7 @@ type ListKeyringsRequest struct {
 
 func (x *ListKeyringsRequest) Reset() {
 	*x = ListKeyringsRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1897,7 @@ func (x *ListKeyringsRequest) String() string {
 func (*ListKeyringsRequest) ProtoMessage() {}
 
 func (x *ListKeyringsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1910,7 @@ func (x *ListKeyringsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyringsRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyringsRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{24}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{26}
 }
 
 // ListKeyringsResponse names the keyrings.
@@ -1794,7 +1924,7 @@ type ListKeyringsResponse struct {
 
 func (x *ListKeyringsResponse) Reset() {
 	*x = ListKeyringsResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1936,7 @@ func (x *ListKeyringsResponse) String() string {
 func (*ListKeyringsResponse) ProtoMessage() {}
 
 func (x *ListKeyringsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1949,7 @@ func (x *ListKeyringsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyringsResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyringsResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{25}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListKeyringsResponse) GetKeyrings() []string {
@@ -1850,7 +1980,7 @@ type PushSessionRequest struct {
 
 func (x *PushSessionRequest) Reset() {
 	*x = PushSessionRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +1992,7 @@ func (x *PushSessionRequest) String() string {
 func (*PushSessionRequest) ProtoMessage() {}
 
 func (x *PushSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +2005,7 @@ func (x *PushSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSessionRequest.ProtoReflect.Descriptor instead.
 func (*PushSessionRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{26}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PushSessionRequest) GetSessionId() string {
@@ -1930,7 +2060,7 @@ type PushSessionResponse struct {
 
 func (x *PushSessionResponse) Reset() {
 	*x = PushSessionResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2072,7 @@ func (x *PushSessionResponse) String() string {
 func (*PushSessionResponse) ProtoMessage() {}
 
 func (x *PushSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2085,7 @@ func (x *PushSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSessionResponse.ProtoReflect.Descriptor instead.
 func (*PushSessionResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{27}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PushSessionResponse) GetAttempts() uint32 {
@@ -2069,7 +2199,7 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12%\n" +
 	"\x0eseals_reserved\x18\x04 \x01(\x04R\rsealsReserved\x12!\n" +
 	"\flegacy_label\x18\x05 \x01(\tR\vlegacyLabel\x12=\n" +
-	"\fdestroyed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyedAt\"\xa0\x02\n" +
+	"\fdestroyed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyedAt\"\xea\x02\n" +
 	"\aKeyInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fprimary_version\x18\x02 \x01(\rR\x0eprimaryVersion\x12.\n" +
@@ -2078,7 +2208,9 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x05store\x18\x05 \x01(\tR\x05store\x127\n" +
 	"\trotate_by\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\brotateBy\x12\x1f\n" +
 	"\vseal_budget\x18\a \x01(\x04R\n" +
-	"sealBudget\"~\n" +
+	"sealBudget\x12\x1a\n" +
+	"\berasable\x18\b \x01(\bR\berasable\x12,\n" +
+	"\x12reuse_after_forget\x18\t \x01(\bR\x10reuseAfterForget\"~\n" +
 	"\x10RotateKeyRequest\x12\x18\n" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\x128\n" +
 	"\x18expected_primary_version\x18\x02 \x01(\rR\x16expectedPrimaryVersion\x12\x16\n" +
@@ -2101,7 +2233,15 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\"g\n" +
 	"\x13DescribeKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\x12'\n" +
-	"\x0fsealing_version\x18\x02 \x01(\rR\x0esealingVersion\"\x15\n" +
+	"\x0fsealing_version\x18\x02 \x01(\rR\x0esealingVersion\"Y\n" +
+	"\x12ForgetScopeRequest\x12\x18\n" +
+	"\akeyring\x18\x01 \x01(\tR\akeyring\x12)\n" +
+	"\x05scope\x18\x02 \x01(\v2\x13.fieldseal.v1.ScopeR\x05scope\"t\n" +
+	"\x13ForgetScopeResponse\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\rR\n" +
+	"generation\x12=\n" +
+	"\fforgotten_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vforgottenAt\"\x15\n" +
 	"\x13ListKeyringsRequest\"2\n" +
 	"\x14ListKeyringsResponse\x12\x1a\n" +
 	"\bkeyrings\x18\x01 \x03(\tR\bkeyrings\"\xbe\x02\n" +
@@ -2130,7 +2270,7 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\bPushMode\x12\x19\n" +
 	"\x15PUSH_MODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PUSH_MODE_CONTEXT_INJECT\x10\x01\x12\x1b\n" +
-	"\x17PUSH_MODE_VARIABLES_PUT\x10\x022\x90\a\n" +
+	"\x17PUSH_MODE_VARIABLES_PUT\x10\x022\xe4\a\n" +
 	"\x10FieldsealService\x12X\n" +
 	"\rEncryptFields\x12\".fieldseal.v1.EncryptFieldsRequest\x1a#.fieldseal.v1.EncryptFieldsResponse\x12U\n" +
 	"\fDecryptField\x12!.fieldseal.v1.DecryptFieldRequest\x1a\".fieldseal.v1.DecryptFieldResponse\x12X\n" +
@@ -2141,6 +2281,7 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x12DestroyKeyVersions\x12'.fieldseal.v1.DestroyKeyVersionsRequest\x1a(.fieldseal.v1.DestroyKeyVersionsResponse\x12R\n" +
 	"\vDescribeKey\x12 .fieldseal.v1.DescribeKeyRequest\x1a!.fieldseal.v1.DescribeKeyResponse\x12U\n" +
 	"\fListKeyrings\x12!.fieldseal.v1.ListKeyringsRequest\x1a\".fieldseal.v1.ListKeyringsResponse\x12R\n" +
+	"\vForgetScope\x12 .fieldseal.v1.ForgetScopeRequest\x1a!.fieldseal.v1.ForgetScopeResponse\x12R\n" +
 	"\vPushSession\x12 .fieldseal.v1.PushSessionRequest\x1a!.fieldseal.v1.PushSessionResponseB\xbb\x01\n" +
 	"\x10com.fieldseal.v1B\x0eFieldsealProtoP\x01ZFgithub.com/fieldseal/fieldseal/clients/go/gen/fieldseal/v1;fieldsealv1\xa2\x02\x03FXX\xaa\x02\fFieldseal.V1\xca\x02\fFieldseal\\V1\xe2\x02\x18Fieldseal\\V1\\GPBMetadata\xea\x02\rFieldseal::V1b\x06proto3"
 
@@ -2157,7 +2298,7 @@ func file_fieldseal_v1_fieldseal_proto_rawDescGZIP() []byte {
 }
 
 var file_fieldseal_v1_fieldseal_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_fieldseal_v1_fieldseal_proto_goTypes = []any{
 	(KeyVersionState)(0),               // 0: fieldseal.v1.KeyVersionState
 	(PushMode)(0),                      // 1: fieldseal.v1.PushMode
@@ -2185,27 +2326,29 @@ var file_fieldseal_v1_fieldseal_proto_goTypes = []any{
 	(*DestroyKeyVersionsResponse)(nil), // 23: fieldseal.v1.DestroyKeyVersionsResponse
 	(*DescribeKeyRequest)(nil),         // 24: fieldseal.v1.DescribeKeyRequest
 	(*DescribeKeyResponse)(nil),        // 25: fieldseal.v1.DescribeKeyResponse
-	(*ListKeyringsRequest)(nil),        // 26: fieldseal.v1.ListKeyringsRequest
-	(*ListKeyringsResponse)(nil),       // 27: fieldseal.v1.ListKeyringsResponse
-	(*PushSessionRequest)(nil),         // 28: fieldseal.v1.PushSessionRequest
-	(*PushSessionResponse)(nil),        // 29: fieldseal.v1.PushSessionResponse
-	nil,                                // 30: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	nil,                                // 31: fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	nil,                                // 32: fieldseal.v1.EncryptFieldsResponse.MaskedEntry
-	nil,                                // 33: fieldseal.v1.PushSessionRequest.ContextEntry
-	(*structpb.Value)(nil),             // 34: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
+	(*ForgetScopeRequest)(nil),         // 26: fieldseal.v1.ForgetScopeRequest
+	(*ForgetScopeResponse)(nil),        // 27: fieldseal.v1.ForgetScopeResponse
+	(*ListKeyringsRequest)(nil),        // 28: fieldseal.v1.ListKeyringsRequest
+	(*ListKeyringsResponse)(nil),       // 29: fieldseal.v1.ListKeyringsResponse
+	(*PushSessionRequest)(nil),         // 30: fieldseal.v1.PushSessionRequest
+	(*PushSessionResponse)(nil),        // 31: fieldseal.v1.PushSessionResponse
+	nil,                                // 32: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	nil,                                // 33: fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	nil,                                // 34: fieldseal.v1.EncryptFieldsResponse.MaskedEntry
+	nil,                                // 35: fieldseal.v1.PushSessionRequest.ContextEntry
+	(*structpb.Value)(nil),             // 36: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),      // 37: google.protobuf.Timestamp
 }
 var file_fieldseal_v1_fieldseal_proto_depIdxs = []int32{
 	2,  // 0: fieldseal.v1.EncryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	30, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	31, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	32, // 3: fieldseal.v1.EncryptFieldsResponse.masked:type_name -> fieldseal.v1.EncryptFieldsResponse.MaskedEntry
+	32, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	33, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	34, // 3: fieldseal.v1.EncryptFieldsResponse.masked:type_name -> fieldseal.v1.EncryptFieldsResponse.MaskedEntry
 	2,  // 4: fieldseal.v1.DecryptFieldRequest.scope:type_name -> fieldseal.v1.Scope
-	34, // 5: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
+	36, // 5: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
 	2,  // 6: fieldseal.v1.DecryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
 	8,  // 7: fieldseal.v1.DecryptFieldsRequest.items:type_name -> fieldseal.v1.SealedField
-	34, // 8: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
+	36, // 8: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
 	9,  // 9: fieldseal.v1.DecryptFieldResult.error:type_name -> fieldseal.v1.FieldError
 	11, // 10: fieldseal.v1.DecryptFieldsResponse.results:type_name -> fieldseal.v1.DecryptFieldResult
 	2,  // 11: fieldseal.v1.RewrapFieldsRequest.scope:type_name -> fieldseal.v1.Scope
@@ -2213,44 +2356,48 @@ var file_fieldseal_v1_fieldseal_proto_depIdxs = []int32{
 	9,  // 13: fieldseal.v1.RewrapFieldResult.error:type_name -> fieldseal.v1.FieldError
 	14, // 14: fieldseal.v1.RewrapFieldsResponse.results:type_name -> fieldseal.v1.RewrapFieldResult
 	0,  // 15: fieldseal.v1.KeyVersionInfo.state:type_name -> fieldseal.v1.KeyVersionState
-	35, // 16: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
-	35, // 17: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
+	37, // 16: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	37, // 17: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
 	16, // 18: fieldseal.v1.KeyInfo.versions:type_name -> fieldseal.v1.KeyVersionInfo
-	35, // 19: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
+	37, // 19: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
 	17, // 20: fieldseal.v1.RotateKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
 	17, // 21: fieldseal.v1.RetireKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
 	17, // 22: fieldseal.v1.DestroyKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
 	17, // 23: fieldseal.v1.DescribeKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
-	33, // 24: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
-	1,  // 25: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
-	34, // 26: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
-	5,  // 27: fieldseal.v1.EncryptFieldsResponse.MaskedEntry.value:type_name -> fieldseal.v1.MaskedValue
-	34, // 28: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
-	3,  // 29: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
-	6,  // 30: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
-	10, // 31: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
-	13, // 32: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
-	18, // 33: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
-	20, // 34: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
-	22, // 35: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
-	24, // 36: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
-	26, // 37: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
-	28, // 38: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
-	4,  // 39: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
-	7,  // 40: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
-	12, // 41: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
-	15, // 42: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
-	19, // 43: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
-	21, // 44: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
-	23, // 45: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
-	25, // 46: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
-	27, // 47: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
-	29, // 48: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	2,  // 24: fieldseal.v1.ForgetScopeRequest.scope:type_name -> fieldseal.v1.Scope
+	37, // 25: fieldseal.v1.ForgetScopeResponse.forgotten_at:type_name -> google.protobuf.Timestamp
+	35, // 26: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
+	1,  // 27: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
+	36, // 28: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
+	5,  // 29: fieldseal.v1.EncryptFieldsResponse.MaskedEntry.value:type_name -> fieldseal.v1.MaskedValue
+	36, // 30: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
+	3,  // 31: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
+	6,  // 32: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
+	10, // 33: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
+	13, // 34: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
+	18, // 35: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
+	20, // 36: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
+	22, // 37: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
+	24, // 38: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
+	28, // 39: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
+	26, // 40: fieldseal.v1.FieldsealService.ForgetScope:input_type -> fieldseal.v1.ForgetScopeRequest
+	30, // 41: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
+	4,  // 42: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
+	7,  // 43: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
+	12, // 44: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
+	15, // 45: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
+	19, // 46: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
+	21, // 47: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
+	23, // 48: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
+	25, // 49: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
+	29, // 50: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
+	27, // 51: fieldseal.v1.FieldsealService.ForgetScope:output_type -> fieldseal.v1.ForgetScopeResponse
+	31, // 52: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
+	42, // [42:53] is the sub-list for method output_type
+	31, // [31:42] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_fieldseal_v1_fieldseal_proto_init() }
@@ -2276,7 +2423,7 @@ func file_fieldseal_v1_fieldseal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fieldseal_v1_fieldseal_proto_rawDesc), len(file_fieldseal_v1_fieldseal_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
