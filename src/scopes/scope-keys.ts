@@ -63,7 +63,8 @@ export class ScopeKeys {
   readonly #now: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #cache = new Map<string, Entry>();
-  readonly #reading = new Map<string, Promise<Entry>>();
+  /** Reads under way, by scope, with the time each began. */
+  readonly #reading = new Map<string, { readonly started: number; readonly entry: Promise<Entry> }>();
   /** Bumped by every local forget: a read that began before it is not cached. */
   #epoch = 0;
 
@@ -213,16 +214,19 @@ export class ScopeKeys {
       this.#cache.set(key, hit);
       return hit;
     }
-    let reading = this.#reading.get(key);
-    if (reading === undefined) {
-      reading = this.#read(keyring, scope).finally(() => this.#reading.delete(key));
-      this.#reading.set(key, reading);
-    }
-    return reading;
+    // Join a read under way only while what it reads would still be valid: a read that began more than the
+    // bound ago may have begun before a forget that has since answered.
+    const reading = this.#reading.get(key);
+    if (reading !== undefined && this.#now() < reading.started + this.#ttl) return reading.entry;
+    const started = this.#now();
+    const entry = this.#read(keyring, scope, started).finally(() => {
+      if (this.#reading.get(key)?.entry === entry) this.#reading.delete(key);
+    });
+    this.#reading.set(key, { started, entry });
+    return entry;
   }
 
-  async #read(keyring: string, scope: string): Promise<Entry> {
-    const started = this.#now();
+  async #read(keyring: string, scope: string, started: number): Promise<Entry> {
     const epoch = this.#epoch;
     const record = await this.#store.get(keyring, scope);
     return this.#remember(keyring, scope, record, started, epoch, undefined);
