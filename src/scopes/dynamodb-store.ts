@@ -135,6 +135,31 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
     return now;
   }
 
+  async rewrapKey(
+    current: LiveScopeKey,
+    wrapped: Uint8Array,
+    wrapVersion: number,
+  ): Promise<ScopeKeyRecord | undefined> {
+    await this.#putIf(
+      {
+        keyring: { S: current.keyring },
+        scope: { S: current.scope },
+        state: { S: "live" },
+        generation: { N: String(current.generation) },
+        wrapped: { B: wrapped },
+        wrapVersion: { N: String(wrapVersion) },
+        createdAt: { S: current.createdAt },
+      },
+      "#state = :live AND generation = :generation AND wrapVersion = :wrapVersion",
+      {
+        ":live": { S: "live" },
+        ":generation": { N: String(current.generation) },
+        ":wrapVersion": { N: String(current.wrapVersion) },
+      },
+    );
+    return this.get(current.keyring, current.scope);
+  }
+
   async forget(
     keyring: string,
     scope: string,

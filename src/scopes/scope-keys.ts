@@ -3,7 +3,7 @@ import type { Scope } from "../engine/aad.js";
 import { deriveValueKey, type ScopedKey, scopeName, unwrapDataKey, wrapDataKey } from "../engine/scoped.js";
 import type { EngineKey } from "../engine/seal.js";
 import { FieldsealError } from "../errors.js";
-import type { ScopeKeyRecord, ScopeKeyStore } from "./types.js";
+import type { LiveScopeKey, ScopeKeyRecord, ScopeKeyStore } from "./types.js";
 
 /** How one erasable keyring treats a forgotten scope. */
 export interface ErasablePolicy {
@@ -29,12 +29,13 @@ export interface ScopeKeysOptions {
 
 /** Key versions, to wrap and unwrap data keys; `Keyrings` is the implementation. */
 export interface WrappingKeys {
-  openingKey(keyring: string, version: number): Promise<EngineKey>;
+  /** `wrapping: true`: a retired version still unwraps (see Keyrings.openingKey); a destroyed one does not. */
+  openingKey(keyring: string, version: number, opts?: { wrapping?: boolean }): Promise<EngineKey>;
 }
 
 interface Entry {
-  /** undefined: the scope has no record (never sealed, never forgotten). */
-  readonly record: ScopeKeyRecord | undefined;
+  /** undefined: the scope has no record (never sealed, never forgotten). Re-wrapping replaces it. */
+  record: ScopeKeyRecord | undefined;
   /** The unwrapped data key of a live record; zeroised and unset when the entry is dropped. */
   dataKey: Uint8Array | undefined;
   /** Value keys derived from the data key, by keyring version. */
@@ -109,7 +110,10 @@ export class ScopeKeys {
       const record = entry.record;
       if (record?.state === "live") {
         const key = this.#derive(entry, primary);
-        if (key !== undefined) return key;
+        if (key !== undefined) {
+          if (record.wrapVersion < primary.version) await this.#rewrapUnder(entry, record, primary);
+          return key;
+        }
         // Dropped (evicted or forgotten) between the read and now: read again.
         entry = await this.#entry(primary.keyring, name, true);
         continue;
@@ -258,6 +262,33 @@ export class ScopeKeys {
     return this.#remember(primary.keyring, scope, record, started, epoch, undefined);
   }
 
+  /**
+   * Re-wraps a scope's data key under the keyring's newer primary, once per scope and rotation, so that
+   * retiring and destroying old versions leaves the scopes in use openable (and makes old database
+   * backups' wrappings useless once the old version is destroyed). Best effort: a lost race or a failed
+   * write leaves the old wrapping, which still works, and is tried again on a later seal.
+   */
+  async #rewrapUnder(entry: Entry, record: LiveScopeKey, primary: EngineKey): Promise<void> {
+    const dataKey = entry.dataKey;
+    if (dataKey === undefined) return;
+    const ctx = {
+      keyring: record.keyring,
+      version: primary.version,
+      scope: record.scope,
+      generation: record.generation,
+    };
+    try {
+      const now = await this.#store.rewrapKey(
+        record,
+        wrapDataKey(primary.material, ctx, dataKey),
+        primary.version,
+      );
+      if (now?.state === "live" && now.generation === record.generation) entry.record = now;
+    } catch {
+      // See above: the next seal tries again.
+    }
+  }
+
   /** Caches a record read (or written) at `started`, unwrapping a live key unless `dataKey` is given. */
   async #remember(
     keyring: string,
@@ -269,7 +300,7 @@ export class ScopeKeys {
   ): Promise<Entry> {
     let key = dataKey;
     if (record?.state === "live" && key === undefined) {
-      const wrapping = await this.#keys.openingKey(record.keyring, record.wrapVersion);
+      const wrapping = await this.#keys.openingKey(record.keyring, record.wrapVersion, { wrapping: true });
       key = unwrapDataKey(
         wrapping.material,
         {

@@ -24,6 +24,7 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
   readonly #insert: StatementSync;
   readonly #renew: StatementSync;
   readonly #bury: StatementSync;
+  readonly #rewrap: StatementSync;
   readonly #buryAbsent: StatementSync;
   #open = true;
 
@@ -67,6 +68,9 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
     this.#bury = this.#db.prepare(
       "UPDATE scope_keys SET state = 'forgotten', wrapped = NULL, wrap_version = NULL, forgotten_at = ? WHERE keyring = ? AND scope = ? AND state = 'live' AND generation = ?",
     );
+    this.#rewrap = this.#db.prepare(
+      "UPDATE scope_keys SET wrapped = ?, wrap_version = ? WHERE keyring = ? AND scope = ? AND state = 'live' AND generation = ? AND wrap_version = ?",
+    );
     this.#buryAbsent = this.#db.prepare(
       "INSERT INTO scope_keys (keyring, scope, generation, state, forgotten_at) VALUES (?, ?, 0, 'forgotten', ?) ON CONFLICT DO NOTHING",
     );
@@ -98,6 +102,27 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
     const now = this.#read(next.keyring, next.scope);
     if (now === undefined) throw new FieldsealError("internal", "scope key vanished right after its write");
     return now;
+  }
+
+  async rewrapKey(
+    current: LiveScopeKey,
+    wrapped: Uint8Array,
+    wrapVersion: number,
+  ): Promise<ScopeKeyRecord | undefined> {
+    this.#check();
+    try {
+      this.#rewrap.run(
+        wrapped,
+        wrapVersion,
+        current.keyring,
+        current.scope,
+        current.generation,
+        current.wrapVersion,
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+    return this.#read(current.keyring, current.scope);
   }
 
   async forget(

@@ -47,6 +47,15 @@ export interface ScopeKeyStore {
   get(keyring: string, scope: string): Promise<ScopeKeyRecord | undefined>;
   createKey(next: LiveScopeKey): Promise<ScopeKeyRecord>;
   /**
+   * Replaces the wrapping of `current` (same data key, same generation) with one under a newer key version,
+   * only if the record is still exactly `current`'s generation and wrap version; returns what it holds then.
+   */
+  rewrapKey(
+    current: LiveScopeKey,
+    wrapped: Uint8Array,
+    wrapVersion: number,
+  ): Promise<ScopeKeyRecord | undefined>;
+  /**
    * Forgets the scope's live key. With `through` (re-applying a recorded forget after a database restore),
    * only a live key of generation `through` or older is forgotten: a newer one, created after that forget,
    * is returned untouched.

@@ -198,6 +198,33 @@ for (const db of ["sqlite", "dynamodb"] as const) {
       expect(await failure(open(scope, fresh))).toMatchObject({ reason: "scope_forgotten" });
     });
 
+    it("keeps scopes openable when old key versions are retired and destroyed (data keys re-wrapped)", async () => {
+      const admin = fs.client("admin");
+      const active = sessionScope(`s-${randomUUID()}`);
+      const dormant = sessionScope(`s-${randomUUID()}`);
+      await admin.rotateKey({ keyring: "crm-reuse" });
+      const primary = (await admin.describeKey({ keyring: "crm-reuse" })).key?.primaryVersion as number;
+      await seal("crm-reuse", active, "first");
+      await seal("crm-reuse", dormant, "dormant-first");
+      await admin.rotateKey({ keyring: "crm-reuse" });
+      // Sealed under the new primary: the active scope's data key is re-wrapped under it on the way.
+      const later = await seal("crm-reuse", active, "later");
+      expect(later).toMatch(new RegExp(`^fs1s\\.crm-reuse\\.${primary + 1}\\.1\\.`));
+      // Retiring the older versions retires their values, not the scope keys they wrap.
+      await admin.retireKeyVersions({ keyring: "crm-reuse", minDecryptVersion: primary + 1 });
+      // Past the cache bound, so the data keys are read and unwrapped again.
+      await new Promise((r) => setTimeout(r, TTL_MS + 100));
+      const dormantLater = await seal("crm-reuse", dormant, "dormant-later");
+      expect((await open(dormant, dormantLater)).value?.kind).toEqual({
+        case: "stringValue",
+        value: "dormant-later",
+      });
+      // Destroying them leaves the active scope working: its key is wrapped under the primary now.
+      await admin.destroyKeyVersions({ keyring: "crm-reuse", belowVersion: primary + 1 });
+      await new Promise((r) => setTimeout(r, TTL_MS + 100));
+      expect((await open(active, later)).value?.kind).toEqual({ case: "stringValue", value: "later" });
+    });
+
     it("forgets a scope that never sealed, so it never seals (generation 0)", async () => {
       const scope = sessionScope(`s-${randomUUID()}`);
       expect((await fs.client("dpo").forgetScope({ keyring: "crm", scope })).generation).toBe(0);

@@ -113,6 +113,21 @@ function contract(name: string, open: () => Promise<ScopeKeyStore>, close: () =>
       });
     });
 
+    it("re-wraps a live key only while it is the generation and wrap version read", async () => {
+      const scope = `session:${randomUUID()}`;
+      const first = (await store.createKey(live(scope, 1))) as LiveScopeKey;
+      const rewrapped = await store.rewrapKey(first, new Uint8Array(60).fill(7), 2);
+      expect(rewrapped).toMatchObject({ state: "live", generation: 1, wrapVersion: 2 });
+      expect(Buffer.from((rewrapped as LiveScopeKey).wrapped)).toEqual(Buffer.alloc(60, 7));
+      // A stale re-wrap (from wrap version 1) changes nothing.
+      await store.rewrapKey(first, new Uint8Array(60).fill(8), 3);
+      expect(await store.get("crm", scope)).toMatchObject({ wrapVersion: 2 });
+      // Nor does one after a forget: the tombstone stays.
+      await store.forget("crm", scope, "2026-12-04T00:00:00.000Z");
+      await store.rewrapKey(rewrapped as LiveScopeKey, new Uint8Array(60).fill(9), 3);
+      expect(await store.get("crm", scope)).toMatchObject({ state: "forgotten" });
+    });
+
     it("keeps keyrings apart", async () => {
       const scope = `session:${randomUUID()}`;
       await store.createKey(live(scope, 1));
