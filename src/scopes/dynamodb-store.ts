@@ -170,7 +170,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
       const current = await this.get(keyring, scope);
       if (current?.state === "forgotten") return current;
       if (current !== undefined && through !== undefined && current.generation > through) return current;
-      const generation = current?.generation ?? 0;
+      const generation = current?.generation ?? through ?? 0;
       const tombstone = {
         keyring: { S: keyring },
         scope: { S: scope },

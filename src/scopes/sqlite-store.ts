@@ -72,7 +72,7 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
       "UPDATE scope_keys SET wrapped = ?, wrap_version = ? WHERE keyring = ? AND scope = ? AND state = 'live' AND generation = ? AND wrap_version = ?",
     );
     this.#buryAbsent = this.#db.prepare(
-      "INSERT INTO scope_keys (keyring, scope, generation, state, forgotten_at) VALUES (?, ?, 0, 'forgotten', ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO scope_keys (keyring, scope, generation, state, forgotten_at) VALUES (?, ?, ?, 'forgotten', ?) ON CONFLICT DO NOTHING",
     );
   }
 
@@ -137,7 +137,7 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
       if (current?.state === "forgotten") return current;
       if (current !== undefined && through !== undefined && current.generation > through) return current;
       try {
-        if (current === undefined) this.#buryAbsent.run(keyring, scope, forgottenAt);
+        if (current === undefined) this.#buryAbsent.run(keyring, scope, through ?? 0, forgottenAt);
         else this.#bury.run(forgottenAt, keyring, scope, current.generation);
       } catch (err) {
         throw unavailable(err);

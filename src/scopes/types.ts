@@ -58,7 +58,8 @@ export interface ScopeKeyStore {
   /**
    * Forgets the scope's live key. With `through` (re-applying a recorded forget after a database restore),
    * only a live key of generation `through` or older is forgotten: a newer one, created after that forget,
-   * is returned untouched.
+   * is returned untouched; and a scope with no record gets a tombstone of generation `through`, so a
+   * keyring that allows reuse goes on from `through` + 1 and never reuses a generation number.
    */
   forget(keyring: string, scope: string, forgottenAt: string, through?: number): Promise<ScopeKeyRecord>;
   close(): Promise<void>;
