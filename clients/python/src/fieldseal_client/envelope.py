@@ -1,8 +1,9 @@
 """Offline opener for Fieldseal's ``fs1`` envelope (docs/envelope.md), for teams that hold the key.
 
 No network, no files: give it the sealed text, a way to find the key, and the scope and field the value
-was sealed for. The test vectors in ``test/vectors/envelopes.json`` are the contract this module is
-checked against, together with the TypeScript and Go openers.
+was sealed for (``open_scoped_value`` for scope-keyed ``fs1s`` values, with the scope's data key). The
+test vectors in ``test/vectors/envelopes.json`` and ``test/vectors/scoped.json`` are the contract this
+module is checked against, together with the TypeScript and Go openers.
 """
 
 from __future__ import annotations
