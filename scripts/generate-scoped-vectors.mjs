@@ -3,7 +3,13 @@
 // and nonces are derived from fixed labels so the file is reproducible; they are test data, never real keys.
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { deriveValueKey, scopedAad, sealScopedField, wrapDataKey } from "../dist/src/engine/scoped.js";
+import {
+  deriveValueKey,
+  scopedAad,
+  scopedKey,
+  sealScopedField,
+  wrapDataKey,
+} from "../dist/src/engine/scoped.js";
 import { encodeValue } from "../dist/src/engine/value-codec.js";
 
 const derive = (label, n) => createHash("sha256").update(label).digest().subarray(0, n);
@@ -46,7 +52,7 @@ const cases = [
 ];
 const valid = cases.map(([name, keyring, version, generation, scope, field, value], i) => {
   const valueKey = deriveValueKey(dataKey(keyring, scopeText(scope), generation), key(keyring, version));
-  const k = { keyring, version, generation, material: valueKey };
+  const k = scopedKey(keyring, version, generation, scope, valueKey);
   return {
     name,
     keyring,

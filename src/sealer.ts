@@ -115,7 +115,7 @@ export class Sealer {
         seal: (field, value) => sealField(key, { scope, field }, value),
       };
     }
-    const scoped = await this.#scopes.sealingKey(key, scope);
+    const scoped = this.#scopes.cachedSealingKey(key, scope) ?? (await this.#scopes.sealingKey(key, scope));
     return {
       keyring: key.keyring,
       version: key.version,
@@ -173,7 +173,9 @@ export class Sealer {
       }
       // The version first: a retired or destroyed version fails as it does for fs1 values.
       const versionKey = await this.#keys.openingKey(envelope.keyring, envelope.version);
-      const key = await this.#scopes.openingKey(versionKey, ctx.scope, envelope.generation);
+      const key =
+        this.#scopes.cachedOpeningKey(versionKey, ctx.scope, envelope.generation) ??
+        (await this.#scopes.openingKey(versionKey, ctx.scope, envelope.generation));
       return {
         value: openScopedField(key, ctx, envelope),
         keyring: key.keyring,

@@ -40,13 +40,42 @@ export interface ScopedEnvelope {
   readonly sealed: Uint8Array;
 }
 
-/** The key a scope-keyed value is sealed under, derived for one keyring version, scope and generation. */
+/**
+ * The key a scope-keyed value is sealed under, derived for one keyring version, scope and generation. Build
+ * it with `scopedKey`, which validates every part once: sealing and opening then validate only the field.
+ */
 export interface ScopedKey {
   readonly keyring: string;
   readonly version: number;
   readonly generation: number;
+  readonly scope: Scope;
   /** 32 bytes: deriveValueKey(data key, key version material). */
   readonly material: Uint8Array;
+  /** The AAD's text up to the field: `"fs1s" NUL keyring NUL version NUL generation NUL scope NUL`. */
+  readonly aadPrefix: string;
+}
+
+/** A ScopedKey (frozen) for validated parts; invalid_argument when a part cannot stand in the AAD. */
+export function scopedKey(
+  keyring: string,
+  version: number,
+  generation: number,
+  scope: Scope,
+  material: Uint8Array,
+): ScopedKey {
+  assertKeyringName(keyring);
+  assertNumber("key version", version);
+  assertNumber("generation", generation);
+  assertScope(scope);
+  if (material.length !== DATA_KEY_BYTES) throw new FieldsealError("internal", "a value key is 32 bytes");
+  return Object.freeze({
+    keyring,
+    version,
+    generation,
+    scope: Object.freeze({ kind: scope.kind, id: scope.id }),
+    material,
+    aadPrefix: `${SCOPED_FORMAT_TAG}\0${keyring}\0${version}\0${generation}\0${scopeName(scope)}\0`,
+  });
 }
 
 /** True when `text` claims to be an `fs1s.` envelope (it may still be malformed). */
@@ -98,21 +127,55 @@ export function scopeName(scope: Scope): string {
   return `${scope.kind}:${scope.id}`;
 }
 
-/** Seals one value under a scope key. `nonce` is for test vectors only. */
+// The AADs of the fields a scope key has been used with, per key: a seal or open of a known field costs two
+// map lookups instead of validating and encoding the field. Only names are kept (never a value), at most
+// FIELD_AADS_PER_KEY per key (then that key's set is emptied and refills), and the entries go with the key.
+// The buffers are shared between calls and must never be modified (the engine only passes them to setAAD).
+const FIELD_AADS_PER_KEY = 64;
+const fieldAads = new WeakMap<ScopedKey, Map<string, Uint8Array>>();
+
+/** The AAD of `ctx` under `key`, which must be the key of `ctx`'s scope. */
+function keyAad(key: ScopedKey, ctx: SealContext): Uint8Array {
+  if (ctx.scope.kind !== key.scope.kind || ctx.scope.id !== key.scope.id) {
+    throw new FieldsealError("internal", "a scope key was used for another scope");
+  }
+  let aads = fieldAads.get(key);
+  const known = aads?.get(ctx.field);
+  if (known !== undefined) return known;
+  assertAadPart("field name", ctx.field);
+  const aad = Buffer.from(key.aadPrefix + ctx.field, "utf8");
+  if (aads === undefined) {
+    aads = new Map();
+    fieldAads.set(key, aads);
+  } else if (aads.size >= FIELD_AADS_PER_KEY) {
+    aads.clear();
+  }
+  aads.set(ctx.field, aad);
+  return aad;
+}
+
+/** Seals one value of `ctx` under its scope's key. `nonce` is for test vectors only. */
 export function sealScopedField(
   key: ScopedKey,
   ctx: SealContext,
   value: JsonValue,
   nonce?: Uint8Array,
 ): string {
-  const aad = scopedAad(key.keyring, key.version, key.generation, ctx);
+  const aad = keyAad(key, ctx);
   const payload = aesGcmSealPayload(key.material, encodeValue(value), aad, nonce);
   return `${SCOPED_FORMAT_TAG}.${key.keyring}.${key.version}.${key.generation}.${payload.toString("base64url")}`;
 }
 
 /** Opens a parsed scope-keyed envelope; envelope_tampered when it was altered or moved. */
 export function openScopedField(key: ScopedKey, ctx: SealContext, envelope: ScopedEnvelope): JsonValue {
-  const aad = scopedAad(envelope.keyring, envelope.version, envelope.generation, ctx);
+  if (
+    envelope.keyring !== key.keyring ||
+    envelope.version !== key.version ||
+    envelope.generation !== key.generation
+  ) {
+    throw new FieldsealError("internal", "a scope key was used for another keyring, version or generation");
+  }
+  const aad = keyAad(key, ctx);
   const plaintext = aesGcmOpen(key.material, envelope.nonce, envelope.sealed, aad);
   try {
     return decodeValue(plaintext);

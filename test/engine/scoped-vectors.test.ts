@@ -6,6 +6,7 @@ import {
   openScopedField,
   parseScopedEnvelope,
   scopedAad,
+  scopedKey,
   sealScopedField,
   unwrapDataKey,
   wrapDataKey,
@@ -63,7 +64,7 @@ function open(envelope: string, scope: Scope, field: string): JsonValue {
     dataKey(parsed.keyring, `${scope.kind}:${scope.id}`, parsed.generation),
     versionKey(parsed.keyring, parsed.version),
   );
-  const key = { keyring: parsed.keyring, version: parsed.version, generation: parsed.generation, material };
+  const key = scopedKey(parsed.keyring, parsed.version, parsed.generation, scope, material);
   return openScopedField(key, { scope, field }, parsed);
 }
 
@@ -84,7 +85,7 @@ describe("scope-keyed test vectors", () => {
         versionKey(v.keyring, v.version),
       );
       expect(Buffer.from(material).toString("hex")).toBe(v.value_key_hex);
-      const key = { keyring: v.keyring, version: v.version, generation: v.generation, material };
+      const key = scopedKey(v.keyring, v.version, v.generation, v.scope, material);
       const sealed = sealScopedField(key, v, v.value, Buffer.from(v.nonce_hex, "hex"));
       expect(sealed).toBe(v.envelope);
       expect(Buffer.from(scopedAad(v.keyring, v.version, v.generation, v)).toString("hex")).toBe(v.aad_hex);

@@ -5,18 +5,15 @@ import {
   openScopedField,
   parseScopedEnvelope,
   scopedAad,
+  scopedKey,
   sealScopedField,
   unwrapDataKey,
   wrapDataKey,
 } from "../../src/engine/scoped.js";
 
 const session = { kind: "session", id: "sess-1" } as const;
-const key = (generation = 1) => ({
-  keyring: "crm",
-  version: 2,
-  generation,
-  material: deriveValueKey(randomBytes(32), randomBytes(32)),
-});
+const key = (generation = 1, scope: { kind: "session" | "user"; id: string } = session) =>
+  scopedKey("crm", 2, generation, scope, deriveValueKey(randomBytes(32), randomBytes(32)));
 
 describe("scope-keyed envelopes (fs1s)", () => {
   it("seals and opens typed values, and names keyring, version and generation in the clear", () => {
@@ -35,15 +32,36 @@ describe("scope-keyed envelopes (fs1s)", () => {
     const text = sealScopedField(k, { scope: session, field: "card" }, "v");
     const env = parseScopedEnvelope(text);
     const tampered = expect.objectContaining({ code: "envelope_tampered" });
-    expect(() =>
-      openScopedField(k, { scope: { kind: "session", id: "sess-2" }, field: "card" }, env),
-    ).toThrow(tampered);
-    expect(() => openScopedField(k, { scope: { kind: "user", id: "sess-1" }, field: "card" }, env)).toThrow(
-      tampered,
-    );
+    // Even with the same value key (which another scope never has), the AAD names the scope.
+    for (const other of [
+      { kind: "session", id: "sess-2" },
+      { kind: "user", id: "sess-1" },
+    ] as const) {
+      const moved = scopedKey("crm", 2, 1, other, k.material);
+      expect(() => openScopedField(moved, { scope: other, field: "card" }, env)).toThrow(tampered);
+    }
     expect(() => openScopedField(k, { scope: session, field: "ssn" }, env)).toThrow(tampered);
     const relabelled = parseScopedEnvelope(text.replace("fs1s.crm.2.1.", "fs1s.crm.2.2."));
-    expect(() => openScopedField(k, { scope: session, field: "card" }, relabelled)).toThrow(tampered);
+    const sameKeyNextGeneration = scopedKey("crm", 2, 2, session, k.material);
+    expect(() =>
+      openScopedField(sameKeyNextGeneration, { scope: session, field: "card" }, relabelled),
+    ).toThrow(tampered);
+  });
+
+  it("refuses to use a scope key for another scope or generation than its own (a bug, never a value)", () => {
+    const k = key(1);
+    const text = sealScopedField(k, { scope: session, field: "card" }, "v");
+    const internal = expect.objectContaining({ code: "internal" });
+    expect(() => sealScopedField(k, { scope: { kind: "session", id: "x" }, field: "card" }, "v")).toThrow(
+      internal,
+    );
+    expect(() =>
+      openScopedField(
+        k,
+        { scope: session, field: "card" },
+        parseScopedEnvelope(text.replace(".2.1.", ".2.3.")),
+      ),
+    ).toThrow(internal);
   });
 
   it("binds the generation and the fs1s tag into the AAD", () => {
