@@ -4,6 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -315,3 +316,57 @@ for (const db of ["sqlite", "dynamodb"] as const) {
     });
   });
 }
+
+describe("erasable keyrings when the scope key database is unreachable", () => {
+  let fs: TestFieldseal;
+  beforeAll(async () => {
+    process.env.AWS_ACCESS_KEY_ID = MOTO_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = MOTO_CREDENTIALS.secretAccessKey;
+    // A loopback port nothing listens on: every DynamoDB call is refused at once.
+    const closed = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = srv.address() as AddressInfo;
+        srv.close(() => resolve(port));
+      });
+    });
+    fs = await startTestFieldseal({
+      principals: PRINCIPALS,
+      settings: { keyrings: ["crm", "plain"], scopes: { erasableKeyrings: ["crm"], cacheTtlMs: TTL_MS } },
+      env: {
+        FIELDSEAL_SCOPE_STORE: "dynamodb",
+        FIELDSEAL_SCOPE_TABLE: "nowhere",
+        FIELDSEAL_AWS_ENDPOINT: `http://127.0.0.1:${closed}`,
+        FIELDSEAL_AWS_REGION: MOTO_REGION,
+      },
+    });
+  });
+  afterAll(async () => {
+    await fs?.close();
+  });
+
+  it("answers UNAVAILABLE (store_unavailable) for erasable keyrings only, and audits the failed forget", async () => {
+    const scope = sessionScope("s-down");
+    const sealing = await failure(
+      fs.client("bot").encryptFields({ keyring: "crm", scope, fields: { card: text("4111111111111111") } }),
+    );
+    expect(sealing).toMatchObject({ code: Code.Unavailable, reason: "store_unavailable" });
+    expect(sealing.message).not.toContain("4111");
+    const plain = await fs
+      .client("bot")
+      .encryptFields({ keyring: "plain", scope, fields: { card: text("x") } });
+    expect(plain.sealed.card).toMatch(/^fs1\./);
+    expect(await failure(fs.client("admin").forgetScope({ keyring: "crm", scope }))).toMatchObject({
+      code: Code.Unavailable,
+      reason: "store_unavailable",
+    });
+    expect(fs.audit.events).toContainEqual(
+      expect.objectContaining({
+        action: "forget",
+        outcome: "error",
+        code: "store_unavailable",
+        scopeId: "s-down",
+      }),
+    );
+    expect(fs.logs.join("\n")).not.toContain("4111111111111111");
+  });
+});
