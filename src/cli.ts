@@ -326,9 +326,11 @@ async function keys(args: string[], env: Env): Promise<number> {
       case "list":
         for (const name of await keyrings.list()) out(name);
         return 0;
-      case "describe":
-        out(describe(await keyrings.describe(rest[0] ?? config.defaultKeyring)));
+      case "describe": {
+        const name = rest[0] ?? config.defaultKeyring;
+        out(describe(await keyrings.describe(name), config.scopes.erasable[name]));
         return 0;
+      }
       case "create": {
         const [name] = rest;
         if (name === undefined) {
@@ -383,11 +385,19 @@ async function keys(args: string[], env: Env): Promise<number> {
   });
 }
 
-function describe(state: KeyringState & { rotateBy?: string; sealBudget: number }): string {
+function describe(
+  state: KeyringState & { rotateBy?: string; sealBudget: number },
+  erasable: { reuseAfterForget: boolean } | undefined,
+): string {
   const lines = [
     `keyring ${state.name}: primary ${state.primary}, minimum decryption version ${state.minDecryptVersion}`,
     `seal budget per version ${state.sealBudget}${state.rotateBy === undefined ? "" : `, rotate by ${state.rotateBy}`}`,
   ];
+  if (erasable !== undefined) {
+    lines.push(
+      `erasable: values sealed per scope; a forgotten scope ${erasable.reuseAfterForget ? "may seal again under a new data key" : "never seals again"}`,
+    );
+  }
   for (const range of state.destroyed ?? []) {
     const which = range.from === range.through ? `v${range.from}` : `v${range.from}-v${range.through}`;
     lines.push(`  ${which}  destroyed    at ${range.destroyedAt} (no key material)`);

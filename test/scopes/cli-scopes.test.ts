@@ -62,6 +62,7 @@ describe("fieldseal scopes (CLI)", () => {
     expect(sealed).toMatch(/^fs1s\.crm\.1\.1\./);
     const o = await cli(["open", "--user", "u42", "--field", "card", sealed]);
     expect(o).toMatchObject({ code: 0, stdout: '"4111111111111111"\n' });
+    expect((await cli(["keys", "describe", "crm"])).stdout).toContain("erasable: values sealed per scope");
   });
 
   it("forgets a scope: the value no longer opens, and one audit line says who and which generation", async () => {
