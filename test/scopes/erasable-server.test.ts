@@ -300,6 +300,54 @@ for (const db of ["sqlite", "dynamodb"] as const) {
       }
     });
 
+    it("answers every mutation of an fs1s value with a specific reason, never INTERNAL", async () => {
+      const scope = sessionScope(`s-${randomUUID()}`);
+      const sealed = await seal("crm", scope, "4111111111111111");
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \n\u00e9\u0000";
+      // A fixed-seed generator: the same 300 mutations every run.
+      let seed = 42;
+      const next = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      const items = Array.from({ length: 300 }, () => {
+        const chars = [...sealed];
+        for (let k = 0, edits = 1 + next(3); k < edits; k++) {
+          const at = next(chars.length);
+          const op = next(3);
+          if (op === 0) chars[at] = alphabet[next(alphabet.length)] as string;
+          else if (op === 1) chars.splice(at, 1);
+          else chars.splice(at, 0, alphabet[next(alphabet.length)] as string);
+        }
+        return { field: "card", sealed: chars.join("") };
+      });
+      const batch = await fs.client("reader").decryptFields({ scope, items });
+      const reasons = new Set<string>();
+      for (const [i, r] of batch.results.entries()) {
+        if (r.outcome.case === "value") {
+          // Only an unchanged text can open (a mutation that undid itself).
+          expect(items[i]?.sealed).toBe(sealed);
+          continue;
+        }
+        expect(r.outcome.case).toBe("error");
+        const reason = r.outcome.value?.reason as string;
+        reasons.add(reason);
+        expect(
+          [
+            "envelope_malformed",
+            "envelope_tampered",
+            "scope_forgotten",
+            "keyring_not_found",
+            "key_version_not_found",
+          ],
+          `${items[i]?.sealed}: ${reason} ${r.outcome.value?.message}`,
+        ).toContain(reason);
+        expect(r.outcome.value?.message).not.toContain("4111");
+      }
+      expect(reasons.has("envelope_malformed")).toBe(true);
+      expect(reasons.has("envelope_tampered")).toBe(true);
+    });
+
     it("never writes plaintext, data keys or wrapped keys into logs or audit", async () => {
       const scope = sessionScope(`s-${randomUUID()}`);
       const secret = `PLAINTEXT-${randomUUID()}`;

@@ -128,6 +128,17 @@ function contract(name: string, open: () => Promise<ScopeKeyStore>, close: () =>
       expect(await store.get("crm", scope)).toMatchObject({ state: "forgotten" });
     });
 
+    it("re-applies a recorded forget to a scope it does not know as a tombstone of that generation", async () => {
+      const scope = `user:${randomUUID()}`;
+      expect(await store.forget("crm", scope, "2026-12-04T00:00:00.000Z", 3)).toMatchObject({
+        state: "forgotten",
+        generation: 3,
+      });
+      // A keyring that allows reuse goes on from generation 4: generation 1 to 3 are never made again.
+      expect(await store.createKey(live(scope, 1))).toMatchObject({ state: "forgotten" });
+      expect(await store.createKey(live(scope, 4))).toMatchObject({ state: "live", generation: 4 });
+    });
+
     it("keeps keyrings apart", async () => {
       const scope = `session:${randomUUID()}`;
       await store.createKey(live(scope, 1));
