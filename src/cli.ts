@@ -47,6 +47,9 @@ Usage:
   fieldseal scopes reapply-tombstones AUDIT_FILE|-
                                         After restoring the scope key database: forget again every
                                         scope the audit trail records as forgotten
+  fieldseal scopes rewrap-keys --keyring K
+                                        Re-wrap every scope key under the primary version (before
+                                        destroying older versions)
   fieldseal scopes create-table         Create the DynamoDB table of scope keys
 
 Run 'fieldseal COMMAND --help' for a command's options.`;
@@ -131,6 +134,11 @@ scope key database and key store of the config (same config as serve).
         audit trail (JSON lines; '-' for standard input), kept apart from the database, and forgets again
         every scope it records as forgotten ("action":"forget","outcome":"ok"), unless the scope has a
         newer generation than the one forgotten. Prints how many were forgotten again.
+  scopes rewrap-keys --keyring K
+        Re-wraps every scope data key of keyring K still wrapped under an older version under the primary
+        (each seal does this for its own scope). Run it after a rotation and before destroying the older
+        versions: a scope whose key is wrapped only under a destroyed version can never seal or open again,
+        and database backups taken before the rotation become useless once those versions are destroyed.
   scopes create-table
         Creates the DynamoDB table FIELDSEAL_SCOPE_TABLE (on-demand) when it does not exist.`;
 
@@ -566,6 +574,25 @@ async function scopes(args: string[], env: Env): Promise<number> {
     }
     out(`table ${s.table} is ready`);
     return 0;
+  }
+  if (sub === "rewrap-keys") {
+    const keyring = values.keyring;
+    if (keyring === undefined) throw usage("--keyring is required");
+    assertKeyringName(keyring);
+    if (config.scopes.erasable[keyring] === undefined)
+      throw usage(`keyring "${keyring}" is not erasable (FIELDSEAL_ERASABLE_KEYRINGS)`);
+    return withKeys(env, async (keyrings, _config, scopeKeys) => {
+      if (scopeKeys === undefined) throw usage("no keyring is erasable");
+      const state = await keyrings.describe(keyring);
+      const counts = await scopeKeys.rewrapAll(await keyrings.openingKey(keyring, state.primary));
+      err(
+        `${keyring}: ${counts.rewrapped} scope keys re-wrapped under version ${state.primary}` +
+          (counts.changed === 0
+            ? ""
+            : `, ${counts.changed} changed meanwhile (forgotten or re-wrapped by a seal)`),
+      );
+      return 0;
+    });
   }
   if (sub !== "forget" && sub !== "reapply-tombstones") {
     err(`fieldseal scopes: unknown subcommand "${sub}"\n\n${SCOPES_HELP}`);

@@ -6,12 +6,15 @@
  * converge on one item. See https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
  */
 import {
+  type AttributeValue,
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
   type DynamoDBClientConfig,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
+  type QueryCommandOutput,
   ResourceNotFoundException,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
@@ -19,6 +22,8 @@ import { FieldsealError } from "../errors.js";
 import type { LiveScopeKey, ScopeKeyRecord, ScopeKeyStore } from "./types.js";
 
 const MAX_ATTEMPTS = 8;
+/** Query pages walked for one keyring (1 MB each): a bound, far above any real table. */
+const MAX_PAGES = 100_000;
 
 export interface DynamoDbScopeKeyStoreOptions {
   readonly table: string;
@@ -191,6 +196,51 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
     throw new FieldsealError(
       "conflict",
       `scope in keyring "${keyring}": forget lost ${MAX_ATTEMPTS} races in a row`,
+    );
+  }
+
+  async *liveKeysWrappedBelow(keyring: string, version: number): AsyncIterable<LiveScopeKey> {
+    let start: Record<string, AttributeValue> | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      let out: QueryCommandOutput;
+      try {
+        out = await this.#client.send(
+          new QueryCommand({
+            TableName: this.#table,
+            KeyConditionExpression: "keyring = :keyring",
+            FilterExpression: "#state = :live AND wrapVersion < :version",
+            ExpressionAttributeNames: { "#state": "state" },
+            ExpressionAttributeValues: {
+              ":keyring": { S: keyring },
+              ":live": { S: "live" },
+              ":version": { N: String(version) },
+            },
+            ConsistentRead: true,
+            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+          }),
+        );
+      } catch (err) {
+        throw unavailable(err);
+      }
+      for (const item of out.Items ?? []) {
+        const wrapped = item.wrapped?.B;
+        if (wrapped === undefined) continue;
+        yield {
+          state: "live",
+          keyring,
+          scope: String(item.scope?.S),
+          generation: Number(item.generation?.N),
+          wrapped: new Uint8Array(wrapped),
+          wrapVersion: Number(item.wrapVersion?.N),
+          createdAt: String(item.createdAt?.S),
+        };
+      }
+      start = out.LastEvaluatedKey;
+      if (start === undefined) return;
+    }
+    throw new FieldsealError(
+      "store_unavailable",
+      `scope key table: more than ${MAX_PAGES} pages for one keyring`,
     );
   }
 

@@ -207,6 +207,39 @@ export class ScopeKeys {
     return result;
   }
 
+  /**
+   * Re-wraps every live data key of `primary`'s keyring that is wrapped under an older version, under
+   * `primary` (conditionally, as a seal does). After it, retiring and destroying the older versions leaves
+   * no scope unopenable, and makes database backups taken before it useless (their wrappings need the
+   * destroyed versions). Returns how many were re-wrapped and how many had changed meanwhile.
+   */
+  async rewrapAll(primary: EngineKey): Promise<{ rewrapped: number; changed: number }> {
+    const counts = { rewrapped: 0, changed: 0 };
+    for await (const record of this.#store.liveKeysWrappedBelow(primary.keyring, primary.version)) {
+      const wrapping = await this.#keys.openingKey(record.keyring, record.wrapVersion, { wrapping: true });
+      const at = { keyring: record.keyring, scope: record.scope, generation: record.generation };
+      const dataKey = unwrapDataKey(
+        wrapping.material,
+        { ...at, version: record.wrapVersion },
+        record.wrapped,
+      );
+      try {
+        const wrapped = wrapDataKey(primary.material, { ...at, version: primary.version }, dataKey);
+        const now = await this.#store.rewrapKey(record, wrapped, primary.version);
+        if (
+          now?.state === "live" &&
+          now.wrapVersion === primary.version &&
+          now.generation === record.generation
+        )
+          counts.rewrapped++;
+        else counts.changed++;
+      } finally {
+        dataKey.fill(0);
+      }
+    }
+    return counts;
+  }
+
   /** Drops every cached key (zeroising data keys); the database is untouched. */
   clear(): void {
     this.#epoch++;

@@ -25,6 +25,7 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
   readonly #renew: StatementSync;
   readonly #bury: StatementSync;
   readonly #rewrap: StatementSync;
+  readonly #wrappedBelow: StatementSync;
   readonly #buryAbsent: StatementSync;
   #open = true;
 
@@ -70,6 +71,9 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
     );
     this.#rewrap = this.#db.prepare(
       "UPDATE scope_keys SET wrapped = ?, wrap_version = ? WHERE keyring = ? AND scope = ? AND state = 'live' AND generation = ? AND wrap_version = ?",
+    );
+    this.#wrappedBelow = this.#db.prepare(
+      "SELECT scope, generation, wrapped, wrap_version, created_at FROM scope_keys WHERE keyring = ? AND state = 'live' AND wrap_version < ?",
     );
     this.#buryAbsent = this.#db.prepare(
       "INSERT INTO scope_keys (keyring, scope, generation, state, forgotten_at) VALUES (?, ?, ?, 'forgotten', ?) ON CONFLICT DO NOTHING",
@@ -152,6 +156,29 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
       "conflict",
       `scope in keyring "${keyring}": forget lost ${MAX_ATTEMPTS} races in a row`,
     );
+  }
+
+  async *liveKeysWrappedBelow(keyring: string, version: number): AsyncIterable<LiveScopeKey> {
+    this.#check();
+    // Read whole first: the caller writes to the same table while it walks the list.
+    let rows: Record<string, unknown>[];
+    try {
+      rows = this.#wrappedBelow.all(keyring, version) as Record<string, unknown>[];
+    } catch (err) {
+      throw unavailable(err);
+    }
+    for (const row of rows) {
+      if (!(row.wrapped instanceof Uint8Array)) continue;
+      yield {
+        state: "live",
+        keyring,
+        scope: String(row.scope),
+        generation: Number(row.generation),
+        wrapped: row.wrapped,
+        wrapVersion: Number(row.wrap_version),
+        createdAt: String(row.created_at),
+      };
+    }
   }
 
   async close(): Promise<void> {

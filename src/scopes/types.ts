@@ -56,6 +56,12 @@ export interface ScopeKeyStore {
     wrapVersion: number,
   ): Promise<ScopeKeyRecord | undefined>;
   /**
+   * The keyring's live keys wrapped under a version below `version`, for re-wrapping them under a newer one
+   * (`fieldseal scopes rewrap-keys`). Strongly consistent, paged by the database; for operators' tools, never
+   * on a request path.
+   */
+  liveKeysWrappedBelow(keyring: string, version: number): AsyncIterable<LiveScopeKey>;
+  /**
    * Forgets the scope's live key. With `through` (re-applying a recorded forget after a database restore),
    * only a live key of generation `through` or older is forgotten: a newer one, created after that forget,
    * is returned untouched; and a scope with no record gets a tombstone of generation `through`, so a

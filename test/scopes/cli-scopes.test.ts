@@ -103,6 +103,25 @@ describe("fieldseal scopes (CLI)", () => {
     expect(o.stderr).toContain("(scope_forgotten)");
   });
 
+  it("re-wraps dormant scopes' keys, so destroying older versions leaves them able to seal", async () => {
+    for (const args of [
+      ["seal", "--keyring", "crm", "--user", "dormant", "--field", "f", "v1-value"],
+      ["keys", "rotate", "crm"],
+    ]) {
+      expect((await cli(args)).code, args.join(" ")).toBe(0);
+    }
+    const r = await cli(["scopes", "rewrap-keys", "--keyring", "crm"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/crm: [1-9]\d* scope keys re-wrapped under version 2/);
+    expect((await cli(["keys", "destroy", "crm", "2", "--retire"])).code).toBe(0);
+    const s = await cli(["seal", "--keyring", "crm", "--user", "dormant", "--field", "f", "v2-value"]);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout).toMatch(/^fs1s\.crm\.2\.1\./);
+    expect((await cli(["open", "--user", "dormant", "--field", "f", s.stdout.trim()])).stdout).toBe(
+      '"v2-value"\n',
+    );
+  });
+
   it("refuses to forget on a keyring that is not erasable or does not exist, or without a scope", async () => {
     expect((await cli(["scopes", "forget", "--keyring", "plain", "--user", "u1"])).code).toBe(2);
     expect((await cli(["scopes", "forget", "--keyring", "crm"])).code).toBe(2);

@@ -139,6 +139,21 @@ function contract(name: string, open: () => Promise<ScopeKeyStore>, close: () =>
       expect(await store.createKey(live(scope, 4))).toMatchObject({ state: "live", generation: 4 });
     });
 
+    it("lists a keyring's live keys wrapped below a version, and only those", async () => {
+      const keyring = `k${randomUUID().slice(0, 8)}`;
+      const mk = (scope: string, wrapVersion: number) => ({ ...live(scope, 1), keyring, wrapVersion });
+      await store.createKey(mk("session:a", 1));
+      await store.createKey(mk("session:b", 2));
+      await store.createKey(mk("session:c", 3));
+      await store.createKey(mk("session:d", 1));
+      await store.forget(keyring, "session:d", "2026-12-04T00:00:00.000Z");
+      await store.createKey({ ...mk("session:e", 1), keyring: `${keyring}x` });
+      const listed: string[] = [];
+      for await (const r of store.liveKeysWrappedBelow(keyring, 3))
+        listed.push(`${r.scope}@${r.wrapVersion}`);
+      expect(listed.sort()).toEqual(["session:a@1", "session:b@2"]);
+    });
+
     it("keeps keyrings apart", async () => {
       const scope = `session:${randomUUID()}`;
       await store.createKey(live(scope, 1));
