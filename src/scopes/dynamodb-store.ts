@@ -175,7 +175,9 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
       const current = await this.get(keyring, scope);
       if (current?.state === "forgotten") return current;
       if (current !== undefined && through !== undefined && current.generation > through) return current;
-      const generation = current?.generation ?? through ?? 0;
+      // A recorded forget re-applied over an older key (a restored backup) keeps the recorded generation,
+      // so generations that existed after the backup are never made again.
+      const generation = Math.max(current?.generation ?? 0, through ?? 0);
       const tombstone = {
         keyring: { S: keyring },
         scope: { S: scope },
@@ -189,7 +191,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
           ? await this.#putIf(tombstone, "attribute_not_exists(keyring)")
           : await this.#putIf(tombstone, "#state = :live AND generation = :generation", {
               ":live": { S: "live" },
-              ":generation": { N: String(generation) },
+              ":generation": { N: String(current.generation) },
             });
       if (wrote) return { state: "forgotten", keyring, scope, generation, forgottenAt };
     }

@@ -67,7 +67,7 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
       "UPDATE scope_keys SET generation = ?, state = 'live', wrapped = ?, wrap_version = ?, created_at = ?, forgotten_at = NULL WHERE keyring = ? AND scope = ? AND state = 'forgotten' AND generation = ?",
     );
     this.#bury = this.#db.prepare(
-      "UPDATE scope_keys SET state = 'forgotten', wrapped = NULL, wrap_version = NULL, forgotten_at = ? WHERE keyring = ? AND scope = ? AND state = 'live' AND generation = ?",
+      "UPDATE scope_keys SET state = 'forgotten', generation = ?, wrapped = NULL, wrap_version = NULL, forgotten_at = ? WHERE keyring = ? AND scope = ? AND state = 'live' AND generation = ?",
     );
     this.#rewrap = this.#db.prepare(
       "UPDATE scope_keys SET wrapped = ?, wrap_version = ? WHERE keyring = ? AND scope = ? AND state = 'live' AND generation = ? AND wrap_version = ?",
@@ -142,7 +142,14 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
       if (current !== undefined && through !== undefined && current.generation > through) return current;
       try {
         if (current === undefined) this.#buryAbsent.run(keyring, scope, through ?? 0, forgottenAt);
-        else this.#bury.run(forgottenAt, keyring, scope, current.generation);
+        else
+          this.#bury.run(
+            Math.max(current.generation, through ?? 0),
+            forgottenAt,
+            keyring,
+            scope,
+            current.generation,
+          );
       } catch (err) {
         throw unavailable(err);
       }

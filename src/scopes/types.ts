@@ -64,8 +64,9 @@ export interface ScopeKeyStore {
   /**
    * Forgets the scope's live key. With `through` (re-applying a recorded forget after a database restore),
    * only a live key of generation `through` or older is forgotten: a newer one, created after that forget,
-   * is returned untouched; and a scope with no record gets a tombstone of generation `through`, so a
-   * keyring that allows reuse goes on from `through` + 1 and never reuses a generation number.
+   * is returned untouched; and the tombstone written is of generation `through` at least (also for a
+   * scope with no record), so a keyring that allows reuse goes on from `through` + 1 and never makes a
+   * generation number again.
    */
   forget(keyring: string, scope: string, forgottenAt: string, through?: number): Promise<ScopeKeyRecord>;
   close(): Promise<void>;

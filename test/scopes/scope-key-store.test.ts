@@ -154,6 +154,16 @@ function contract(name: string, open: () => Promise<ScopeKeyStore>, close: () =>
       expect(listed.sort()).toEqual(["session:a@1", "session:b@2"]);
     });
 
+    it("re-applies a recorded forget over an older key as a tombstone of the recorded generation", async () => {
+      const scope = `user:${randomUUID()}`;
+      await store.createKey(live(scope, 1));
+      expect(await store.forget("crm", scope, "2026-12-04T00:00:00.000Z", 2)).toMatchObject({
+        state: "forgotten",
+        generation: 2,
+      });
+      expect(await store.createKey(live(scope, 3))).toMatchObject({ state: "live", generation: 3 });
+    });
+
     it("keeps keyrings apart", async () => {
       const scope = `session:${randomUUID()}`;
       await store.createKey(live(scope, 1));
