@@ -106,11 +106,6 @@ export class ScopeKeys {
   }
 
   /**
-   * The key to seal values of `scope` with under `primary` (the keyring's sealing version). Creates the
-   * scope's first data key, or its next one after a forget when the keyring allows it; otherwise a
-   * forgotten scope fails with scope_forgotten.
-   */
-  /**
    * The warm path of sealingKey, without a promise: the key when this process holds a valid live record
    * of the scope already wrapped under `primary`'s version (or newer), else undefined (call sealingKey).
    */
@@ -131,6 +126,11 @@ export class ScopeKeys {
     return this.#derive(entry, versionKey, scope);
   }
 
+  /**
+   * The key to seal values of `scope` with under `primary` (the keyring's sealing version). Creates the
+   * scope's first data key, or its next one after a forget when the keyring allows it; otherwise a
+   * forgotten scope fails with scope_forgotten.
+   */
   async sealingKey(primary: EngineKey, scope: Scope): Promise<ScopedKey> {
     const policy = this.#erasable.get(primary.keyring);
     if (policy === undefined) {
@@ -159,7 +159,8 @@ export class ScopeKeys {
 
   /**
    * The key that opens a value of `scope` sealed under `versionKey` with data key `generation`. A
-   * generation that was forgotten, or that the database does not hold, fails with scope_forgotten.
+   * generation that was forgotten fails with scope_forgotten; one the database never held for this scope
+   * with envelope_tampered (the value belongs to another scope, or the database was restored).
    */
   async openingKey(versionKey: EngineKey, scope: Scope, generation: number): Promise<ScopedKey> {
     const name = scopeName(scope);
