@@ -130,7 +130,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
         wrapVersion: { N: String(next.wrapVersion) },
         createdAt: { S: next.createdAt },
       },
-      first ? "attribute_not_exists(keyring)" : "#state = :forgotten AND generation = :previous",
+      first ? "attribute_not_exists(#keyring)" : "#state = :forgotten AND #generation = :previous",
       first
         ? undefined
         : { ":forgotten": { S: "forgotten" }, ":previous": { N: String(next.generation - 1) } },
@@ -155,7 +155,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
         wrapVersion: { N: String(wrapVersion) },
         createdAt: { S: current.createdAt },
       },
-      "#state = :live AND generation = :generation AND wrapVersion = :wrapVersion",
+      "#state = :live AND #generation = :generation AND #wrapVersion = :wrapVersion",
       {
         ":live": { S: "live" },
         ":generation": { N: String(current.generation) },
@@ -188,8 +188,8 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
       // PutItem replaces the whole item: the wrapped key is not kept beside the tombstone.
       const wrote =
         current === undefined
-          ? await this.#putIf(tombstone, "attribute_not_exists(keyring)")
-          : await this.#putIf(tombstone, "#state = :live AND generation = :generation", {
+          ? await this.#putIf(tombstone, "attribute_not_exists(#keyring)")
+          : await this.#putIf(tombstone, "#state = :live AND #generation = :generation", {
               ":live": { S: "live" },
               ":generation": { N: String(current.generation) },
             });
@@ -209,9 +209,9 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
         out = await this.#client.send(
           new QueryCommand({
             TableName: this.#table,
-            KeyConditionExpression: "keyring = :keyring",
-            FilterExpression: "#state = :live AND wrapVersion < :version",
-            ExpressionAttributeNames: { "#state": "state" },
+            KeyConditionExpression: "#keyring = :keyring",
+            FilterExpression: "#state = :live AND #wrapVersion < :version",
+            ExpressionAttributeNames: expressionNames("#keyring #state #wrapVersion"),
             ExpressionAttributeValues: {
               ":keyring": { S: keyring },
               ":live": { S: "live" },
@@ -262,7 +262,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
           TableName: this.#table,
           Item: item,
           ConditionExpression: condition,
-          ...(condition.includes("#state") ? { ExpressionAttributeNames: { "#state": "state" } } : {}),
+          ExpressionAttributeNames: expressionNames(condition),
           ...(values === undefined ? {} : { ExpressionAttributeValues: values }),
         }),
       );
@@ -272,6 +272,17 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
       throw unavailable(err);
     }
   }
+}
+
+/**
+ * Every attribute name in an expression goes through an alias (`#state` for `state`...): some are DynamoDB
+ * reserved words, and an alias can never be one. Only the aliases the expression uses: DynamoDB refuses
+ * unused ones.
+ */
+function expressionNames(expression: string): Record<string, string> {
+  const names: Record<string, string> = {};
+  for (const [alias, name] of expression.matchAll(/#(\w+)/g)) names[alias] = name as string;
+  return names;
 }
 
 function unavailable(err: unknown): FieldsealError {
