@@ -1,13 +1,15 @@
 import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { fileAudit, jsonLinesAudit } from "./audit.js";
 import { assertScopes, hashToken } from "./auth/principals.js";
 import { bootstrapAdmin, generateToken } from "./bootstrap.js";
 import { type Config, describeFsError, loadConfig, parseConfig, SETTINGS } from "./config.js";
 import { editConfigFile } from "./config-file-edit.js";
 import type { Scope } from "./engine/aad.js";
 import type { JsonValue } from "./engine/json-value.js";
-import { assertKeyringName } from "./engine/names.js";
+import { assertAadPart, assertKeyringName, KEYRING_NAME } from "./engine/names.js";
+import { scopeName } from "./engine/scoped.js";
 import { FieldsealError, isFieldsealError } from "./errors.js";
 import { destroyedThrough } from "./keys/keyring-state.js";
 import { Keyrings } from "./keys/keyrings.js";
@@ -17,6 +19,8 @@ import type { KeyringState } from "./keys/types.js";
 import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js";
 import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
+import { ScopeKeys } from "./scopes/scope-keys.js";
+import { scopeKeyStoreFromConfig } from "./scopes/store-from-config.js";
 import { Sealer } from "./sealer.js";
 import type { RunningServer } from "./server/app.js";
 import type { reloadAccess as ReloadAccess } from "./server/reload.js";
@@ -42,6 +46,15 @@ Usage:
                                         Generate a bearer token and the config entry holding its hash
   fieldseal legacy migrate [--keyring K] < values.jsonl > rewrapped.jsonl
                                         Rewrap legacy tutorial blobs (JSON lines) to fs1 envelopes
+  fieldseal scopes forget --keyring K (--session S | --user U)
+                                        Erase a scope of an erasable keyring (IRREVERSIBLE)
+  fieldseal scopes reapply-tombstones AUDIT_FILE|-
+                                        After restoring the scope key database: forget again every
+                                        scope the audit trail records as forgotten
+  fieldseal scopes rewrap-keys --keyring K
+                                        Re-wrap every scope key under the primary version (before
+                                        destroying older versions)
+  fieldseal scopes create-table         Create the DynamoDB table of scope keys
 
 Run 'fieldseal COMMAND --help' for a command's options.`;
 
@@ -120,12 +133,33 @@ to, so take it from where the blob was stored (its __enc_<field> variable), not 
 Options:
   --keyring K     Rewrap into keyring K (default: each value's own keyring; legacy blobs: FIELDSEAL_LEGACY_KEYRING)`;
 
+const SCOPES_HELP = `fieldseal scopes: erasable keyrings' scope keys (docs/erasable-scopes.md), with the
+scope key database and key store of the config (same config as serve).
+
+  scopes forget --keyring K (--session S | --user U)
+        Destroys the scope's data key and leaves a tombstone: every value of the scope, wherever it was
+        copied, fails with scope_forgotten from then on. IRREVERSIBLE. Answers once no replica can still
+        use the key (FIELDSEAL_SCOPE_KEY_TTL_MS). Writes one audit line (to FIELDSEAL_AUDIT_FILE, else to
+        standard output, as the server does).
+  scopes reapply-tombstones AUDIT_FILE|-
+        Restoring a backup of the scope key database brings forgotten data keys back. This reads the
+        audit trail (JSON lines; '-' for standard input), kept apart from the database, and forgets again
+        every scope it records as forgotten ("action":"forget","outcome":"ok"), unless the scope has a
+        newer generation than the one forgotten. Prints how many were forgotten again.
+  scopes rewrap-keys --keyring K
+        Re-wraps every scope data key of keyring K still wrapped under an older version under the primary
+        (each seal does this for its own scope). Run it after a rotation and before destroying the older
+        versions: a scope whose key is wrapped only under a destroyed version can never seal or open again,
+        and database backups taken before the rotation become useless once those versions are destroyed.
+  scopes create-table
+        Creates the DynamoDB table FIELDSEAL_SCOPE_TABLE (on-demand) when it does not exist.`;
+
 const TOKEN_HELP = `fieldseal token create: generate a bearer token for a calling service.
 
 Options:
   --name N        Principal name. Required.
-  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field>, decrypt:*,
-                  index:<field>, index:*, legacy:decrypt, legacy:rewrap
+  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, destroy, forget, push, admin, decrypt:<field>,
+                  decrypt:*, index:<field>, index:*, legacy:decrypt, legacy:rewrap
   --apply         Add the principal to the config file (0600, replaced atomically, under a lock) and
                   make every running server of this data directory reload it (SIGHUP), waiting until
                   each has; the token then works at once.
@@ -149,6 +183,8 @@ export async function main(argv: string[], env: Env): Promise<number> {
         return await token(rest, env);
       case "legacy":
         return await legacy(rest, env);
+      case "scopes":
+        return await scopes(rest, env);
       case undefined:
       case "help":
       case "--help":
@@ -358,7 +394,7 @@ function adminTokenBanner(created: { token: string; configFile: string }, url: s
 
 async function withKeys<T>(
   env: Env,
-  work: (keyrings: Keyrings, config: Config) => Promise<T>,
+  work: (keyrings: Keyrings, config: Config, scopeKeys: ScopeKeys | undefined) => Promise<T>,
   sealBlockSize = 1,
 ): Promise<T> {
   const config = loadConfig(env, process.cwd());
@@ -384,9 +420,19 @@ async function withKeys<T>(
     // A one-shot command reserves only what it uses; a bulk job reserves in blocks (one store write each).
     sealBlockSize: Math.min(sealBlockSize, config.rotation.sealBudget),
   });
+  // Erasable keyrings seal and open through their scope keys from the CLI too, never around them.
+  const scopeKeys =
+    Object.keys(config.scopes.erasable).length === 0
+      ? undefined
+      : new ScopeKeys(await scopeKeyStoreFromConfig(config.scopes), keyrings, {
+          erasable: new Map(Object.entries(config.scopes.erasable)),
+          cacheTtlMs: config.scopes.cacheTtlMs,
+          cacheEntries: config.scopes.cacheEntries,
+        });
   try {
-    return await work(keyrings, config);
+    return await work(keyrings, config, scopeKeys);
   } finally {
+    await scopeKeys?.close();
     await keyrings.close();
     await store.close();
   }
@@ -400,9 +446,11 @@ async function keys(args: string[], env: Env): Promise<number> {
       case "list":
         for (const name of await keyrings.list()) out(name);
         return 0;
-      case "describe":
-        out(describe(await keyrings.describe(rest[0] ?? config.defaultKeyring)));
+      case "describe": {
+        const name = rest[0] ?? config.defaultKeyring;
+        out(describe(await keyrings.describe(name), config.scopes.erasable[name]));
         return 0;
+      }
       case "create": {
         const [name] = rest;
         if (name === undefined) {
@@ -457,11 +505,19 @@ async function keys(args: string[], env: Env): Promise<number> {
   });
 }
 
-function describe(state: KeyringState & { rotateBy?: string; sealBudget: number }): string {
+function describe(
+  state: KeyringState & { rotateBy?: string; sealBudget: number },
+  erasable: { reuseAfterForget: boolean } | undefined,
+): string {
   const lines = [
     `keyring ${state.name}: primary ${state.primary}, minimum decryption version ${state.minDecryptVersion}`,
     `seal budget per version ${state.sealBudget}${state.rotateBy === undefined ? "" : `, rotate by ${state.rotateBy}`}`,
   ];
+  if (erasable !== undefined) {
+    lines.push(
+      `erasable: values sealed per scope; a forgotten scope ${erasable.reuseAfterForget ? "may seal again under a new data key" : "never seals again"}`,
+    );
+  }
   for (const range of state.destroyed ?? []) {
     const which = range.from === range.through ? `v${range.from}` : `v${range.from}-v${range.through}`;
     lines.push(`  ${which}  destroyed    at ${range.destroyedAt} (no key material)`);
@@ -519,8 +575,11 @@ async function seal(args: string[], env: Env): Promise<number> {
       throw usage("--json was given but VALUE is not valid JSON");
     }
   }
-  return withKeys(env, async (keyrings, config) => {
-    const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
+  return withKeys(env, async (keyrings, config, scopeKeys) => {
+    const sealer = new Sealer(keyrings, {
+      legacyKeyring: config.legacyKeyring,
+      ...(scopeKeys === undefined ? {} : { scopes: scopeKeys }),
+    });
     const keyring = values.keyring ?? config.defaultKeyring;
     // Like EncryptFields: only the default keyring is created on first use; others need `keys create`.
     if (keyring === config.defaultKeyring) await keyrings.ensure(keyring);
@@ -535,10 +594,11 @@ async function open(args: string[], env: Env): Promise<number> {
   if (values.help) return help(OPEN_HELP);
   const { field, scope } = contextOf(values);
   const sealed = argOrStdin(positionals[0], "SEALED").trim();
-  return withKeys(env, async (keyrings, config) => {
+  return withKeys(env, async (keyrings, config, scopeKeys) => {
     const sealer = new Sealer(keyrings, {
       legacyKeyring: config.legacyKeyring,
       legacyEnabled: config.legacyEnabled,
+      ...(scopeKeys === undefined ? {} : { scopes: scopeKeys }),
     });
     // An operator with the key store's credentials can open anything; legacy values need no grant here.
     const opened = await sealer.open({ scope, field }, sealed, { allowLegacy: true });
@@ -567,10 +627,11 @@ async function legacy(args: string[], env: Env): Promise<number> {
   if (target !== undefined) assertKeyringName(target);
   return withKeys(
     env,
-    async (keyrings, config) => {
+    async (keyrings, config, scopeKeys) => {
       const sealer = new Sealer(keyrings, {
         legacyKeyring: config.legacyKeyring,
         legacyEnabled: config.legacyEnabled,
+        ...(scopeKeys === undefined ? {} : { scopes: scopeKeys }),
       });
       const output = lineOutput(process.stdout);
       let summary: MigrationSummary;
@@ -592,6 +653,165 @@ async function legacy(args: string[], env: Env): Promise<number> {
     },
     MIGRATION_SEAL_BLOCK,
   );
+}
+
+async function scopes(args: string[], env: Env): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      keyring: { type: "string" },
+      session: { type: "string" },
+      user: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (sub === undefined || sub === "--help" || sub === "-h" || values.help) return help(SCOPES_HELP);
+  const config = loadConfig(env, process.cwd());
+  if (sub === "create-table") {
+    if (config.scopes.store.kind !== "dynamodb")
+      throw usage("create-table is for FIELDSEAL_SCOPE_STORE=dynamodb");
+    const { DynamoDbScopeKeyStore } = await import("./scopes/dynamodb-store.js");
+    const s = config.scopes.store;
+    const store = new DynamoDbScopeKeyStore({
+      table: s.table,
+      ...(s.region === undefined ? {} : { region: s.region }),
+      ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }),
+    });
+    try {
+      await store.createTable();
+    } finally {
+      await store.close();
+    }
+    out(`table ${s.table} is ready`);
+    return 0;
+  }
+  if (sub === "rewrap-keys") {
+    const keyring = values.keyring;
+    if (keyring === undefined) throw usage("--keyring is required");
+    assertKeyringName(keyring);
+    if (config.scopes.erasable[keyring] === undefined)
+      throw usage(`keyring "${keyring}" is not erasable (FIELDSEAL_ERASABLE_KEYRINGS)`);
+    return withKeys(env, async (keyrings, _config, scopeKeys) => {
+      if (scopeKeys === undefined) throw usage("no keyring is erasable");
+      const state = await keyrings.describe(keyring);
+      const counts = await scopeKeys.rewrapAll(await keyrings.openingKey(keyring, state.primary));
+      err(
+        `${keyring}: ${counts.rewrapped} scope keys re-wrapped under version ${state.primary}` +
+          (counts.changed === 0
+            ? ""
+            : `, ${counts.changed} changed meanwhile (forgotten or re-wrapped by a seal)`),
+      );
+      return 0;
+    });
+  }
+  if (sub !== "forget" && sub !== "reapply-tombstones") {
+    err(`fieldseal scopes: unknown subcommand "${sub}"\n\n${SCOPES_HELP}`);
+    return 2;
+  }
+  let scope: Scope | undefined;
+  let keyring = "";
+  if (sub === "forget") {
+    if (values.keyring === undefined) throw usage("--keyring is required");
+    keyring = values.keyring;
+    assertKeyringName(keyring);
+    if ((values.session === undefined) === (values.user === undefined))
+      throw usage("give exactly one of --session or --user");
+    scope =
+      values.session !== undefined
+        ? { kind: "session", id: values.session }
+        : { kind: "user", id: values.user ?? "" };
+    assertAadPart(scope.kind === "session" ? "session id" : "user id", scope.id);
+    if (config.scopes.erasable[keyring] === undefined)
+      throw usage(`keyring "${keyring}" is not erasable (FIELDSEAL_ERASABLE_KEYRINGS)`);
+  } else if (positionals[0] === undefined) {
+    throw usage("AUDIT_FILE is required ('-' reads the audit trail from standard input)");
+  }
+  const audit =
+    config.audit.file === undefined
+      ? jsonLinesAudit((line) => process.stdout.write(line))
+      : fileAudit(config.audit.file);
+  const store = await scopeKeyStoreFromConfig(config.scopes);
+  try {
+    if (scope !== undefined) {
+      const keyrings = (await withKeys(env, async (k) => k.list())) as string[];
+      if (!keyrings.includes(keyring)) throw usage(`keyring "${keyring}" does not exist`);
+      let tombstone: Awaited<ReturnType<typeof store.forget>>;
+      try {
+        tombstone = await store.forget(keyring, scopeName(scope), new Date().toISOString());
+      } catch (e) {
+        audit.record({
+          action: "forget",
+          principal: "cli",
+          outcome: "error",
+          code: isFieldsealError(e) ? e.code : "internal",
+          keyring,
+          scopeKind: scope.kind,
+          scopeId: scope.id,
+        });
+        throw e;
+      }
+      audit.record({
+        action: "forget",
+        principal: "cli",
+        outcome: "ok",
+        keyring,
+        scopeKind: scope.kind,
+        scopeId: scope.id,
+        generation: tombstone.generation,
+      });
+      // Every replica's cached copy of the key expires within the bound: wait it out before saying so.
+      await new Promise((r) => setTimeout(r, config.scopes.cacheTtlMs));
+      err(
+        `${keyring}: ${scope.kind} scope forgotten (generation ${tombstone.generation}); its values can never be opened again`,
+      );
+      return 0;
+    }
+    const text =
+      positionals[0] === "-" ? readFileSync(0, "utf8") : readFileSync(positionals[0] as string, "utf8");
+    const counts = { forgotten: 0, newer: 0, skipped: 0 };
+    for (const line of text.split("\n")) {
+      const entry = forgetEntry(line);
+      if (entry === undefined) {
+        if (line.trim() !== "") counts.skipped++;
+        continue;
+      }
+      const now = await store.forget(entry.keyring, entry.scope, new Date().toISOString(), entry.generation);
+      if (now.state === "forgotten") counts.forgotten++;
+      else counts.newer++;
+    }
+    await new Promise((r) => setTimeout(r, config.scopes.cacheTtlMs));
+    err(
+      `fieldseal scopes reapply-tombstones: ${counts.forgotten} scopes forgotten (again), ${counts.newer} left alone (a newer generation than the one forgotten), ${counts.skipped} other lines skipped`,
+    );
+    return 0;
+  } finally {
+    await store.close();
+    audit.close?.();
+  }
+}
+
+/** A successful forget recorded in an audit line, or undefined for any other line. */
+function forgetEntry(line: string): { keyring: string; scope: string; generation: number } | undefined {
+  let event: Record<string, unknown>;
+  try {
+    event = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof event !== "object" || event === null || event.action !== "forget" || event.outcome !== "ok")
+    return undefined;
+  const { keyring, scopeKind, scopeId, generation } = event;
+  if (typeof keyring !== "string" || !KEYRING_NAME.test(keyring)) return undefined;
+  if ((scopeKind !== "session" && scopeKind !== "user") || typeof scopeId !== "string") return undefined;
+  if (typeof generation !== "number" || !Number.isInteger(generation) || generation < 0) return undefined;
+  try {
+    assertAadPart("session id", scopeId);
+  } catch {
+    return undefined;
+  }
+  return { keyring, scope: scopeName({ kind: scopeKind, id: scopeId }), generation };
 }
 
 async function token(args: string[], env: Env): Promise<number> {

@@ -110,6 +110,25 @@ export interface Config {
     readonly protocol: "http/protobuf" | "http/json";
     readonly serviceName: string;
   };
+  /** Erasable keyrings and the database of their scope keys (docs/erasable-scopes.md). */
+  readonly scopes: ScopesConfig;
+}
+
+/** Erasable keyrings: which ones, where their scope keys live, and how long a replica trusts a cached one. */
+export interface ScopesConfig {
+  /** Erasable keyring name → whether a forgotten scope may seal again under a new data key. */
+  readonly erasable: Readonly<Record<string, { readonly reuseAfterForget: boolean }>>;
+  readonly store:
+    | { readonly kind: "sqlite"; readonly file: string }
+    | {
+        readonly kind: "dynamodb";
+        readonly table: string;
+        readonly region: string | undefined;
+        readonly endpoint: string | undefined;
+      };
+  /** The bound after a forget: a scope key read from the database is used for at most this long. */
+  readonly cacheTtlMs: number;
+  readonly cacheEntries: number;
 }
 
 /**
@@ -281,14 +300,14 @@ const S = {
   awsRegion: stringSetting({
     env: "FIELDSEAL_AWS_REGION",
     file: "keyStore.region",
-    description: "AWS region for Secrets Manager (else the SDK's default chain)",
+    description: "AWS region for Secrets Manager and DynamoDB (else the SDK's default chain)",
     default: undefined,
     example: "eu-central-1",
   }),
   awsEndpoint: stringSetting({
     env: "FIELDSEAL_AWS_ENDPOINT",
     file: "keyStore.endpoint",
-    description: "Secrets Manager endpoint override (for emulators)",
+    description: "Secrets Manager and DynamoDB endpoint override (for emulators)",
     default: undefined,
     example: "http://127.0.0.1:5000",
   }),
@@ -664,6 +683,57 @@ const S = {
     default: "fieldseal",
     example: "fieldseal-eu",
   }),
+  erasableKeyrings: structuredSetting({
+    env: "FIELDSEAL_ERASABLE_KEYRINGS",
+    file: "scopes.erasableKeyrings",
+    description:
+      "Erasable keyrings: each scope's values sealed under its own data key, ForgetScope erases (comma-separated)",
+    shownDefault: "-",
+    example: "cards,ids",
+    parse: nameList,
+  }),
+  reuseAfterForget: structuredSetting({
+    env: "FIELDSEAL_REUSE_AFTER_FORGET",
+    file: "scopes.reuseAfterForget",
+    description:
+      "Erasable keyrings where a forgotten scope may seal again under a new data key (else scope_forgotten)",
+    shownDefault: "-",
+    example: "cards",
+    parse: nameList,
+  }),
+  scopeStore: oneOfSetting({
+    env: "FIELDSEAL_SCOPE_STORE",
+    file: "scopes.store",
+    description:
+      "Scope key database: sqlite (<data dir>/scopes.db) or dynamodb (region and endpoint as Secrets Manager's)",
+    values: ["sqlite", "dynamodb"] as const,
+    default: undefined,
+    shownDefault: "sqlite (local key store), dynamodb (aws)",
+  }),
+  scopeTable: stringSetting({
+    env: "FIELDSEAL_SCOPE_TABLE",
+    file: "scopes.table",
+    description: "DynamoDB table of scope keys (partition key keyring, sort key scope, both strings)",
+    default: "fieldseal-scope-keys",
+    example: "other-scope-keys",
+  }),
+  scopeKeyTtlMs: intSetting({
+    env: "FIELDSEAL_SCOPE_KEY_TTL_MS",
+    file: "scopes.cacheTtlMs",
+    description:
+      "A replica uses a scope key read from the database for at most this long; ForgetScope answers after it (every replica must use the same value or less)",
+    default: 1_000,
+    min: 0,
+    max: 60_000,
+  }),
+  scopeKeyCacheEntries: intSetting({
+    env: "FIELDSEAL_SCOPE_KEY_CACHE_ENTRIES",
+    file: "scopes.cacheEntries",
+    description: "Most scope keys a replica holds in memory (least recently used go first)",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+  }),
   metricsEnabled: boolSetting({
     env: "FIELDSEAL_METRICS_ENABLED",
     file: "metrics.enabled",
@@ -893,6 +963,7 @@ export function parseConfig(
     },
     metrics: { enabled: get(S.metricsEnabled) },
     tracing: tracingFrom(get),
+    scopes: scopesFrom(get, storeKind, where.dataDir),
     limits: Object.fromEntries(
       Object.entries(LIMITS).map(([name, setting]) => [name, get(setting)]),
     ) as unknown as ConnectionLimits,
@@ -909,6 +980,38 @@ function tracingFrom(get: <T>(setting: Setting<T>) => T): Config["tracing"] {
       !get(S.otelSdkDisabled) && (exporter === "otlp" || (exporter === undefined && endpoint !== undefined)),
     protocol: tracesProtocol ?? get(S.otelProtocol),
     serviceName: get(S.otelServiceName),
+  };
+}
+
+/** Erasable keyrings and their scope-key database; the DynamoDB store shares the AWS region and endpoint. */
+function scopesFrom(
+  get: <T>(setting: Setting<T>) => T,
+  storeKind: "local" | "aws",
+  dataDir: string,
+): ScopesConfig {
+  const erasable = get(S.erasableKeyrings);
+  const reuse = get(S.reuseAfterForget);
+  const notErasable = reuse.find((name) => !erasable.includes(name));
+  if (notErasable !== undefined) {
+    throw bad(
+      S.reuseAfterForget,
+      `names keyring "${notErasable}", which is not in FIELDSEAL_ERASABLE_KEYRINGS`,
+    );
+  }
+  const kind = get(S.scopeStore) ?? (storeKind === "aws" ? "dynamodb" : "sqlite");
+  return {
+    erasable: Object.fromEntries(erasable.map((name) => [name, { reuseAfterForget: reuse.includes(name) }])),
+    store:
+      kind === "sqlite"
+        ? { kind: "sqlite", file: resolve(dataDir, "scopes.db") }
+        : {
+            kind: "dynamodb",
+            table: get(S.scopeTable),
+            region: get(S.awsRegion),
+            endpoint: get(S.awsEndpoint),
+          },
+    cacheTtlMs: get(S.scopeKeyTtlMs),
+    cacheEntries: get(S.scopeKeyCacheEntries),
   };
 }
 

@@ -20,6 +20,8 @@ import { adoptingTutorialKeys } from "../keys/tutorial-adoption.js";
 import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
 import { Metrics } from "../metrics.js";
+import { ScopeKeys } from "../scopes/scope-keys.js";
+import { scopeKeyStoreFromConfig } from "../scopes/store-from-config.js";
 import { Sealer } from "../sealer.js";
 import { arrivedWhileDrainingKey } from "../service/context.js";
 import { createFieldsealService, type SessionPusher } from "../service/fieldseal-service.js";
@@ -143,10 +145,20 @@ export async function startServer(
     const ok = keyrings.storeConflicts().length === 0;
     health.setAll(ok ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   };
+  // Only a server with erasable keyrings opens the scope-key database.
+  const scopes =
+    Object.keys(config.scopes.erasable).length === 0
+      ? undefined
+      : new ScopeKeys(await scopeKeyStoreFromConfig(config.scopes), keyrings, {
+          erasable: new Map(Object.entries(config.scopes.erasable)),
+          cacheTtlMs: config.scopes.cacheTtlMs,
+          cacheEntries: config.scopes.cacheEntries,
+        });
   const sealer = new Sealer(keyrings, {
     legacyKeyring: config.legacyKeyring,
     legacyEnabled: config.legacyEnabled,
     observer: metrics,
+    ...(scopes === undefined ? {} : { scopes }),
   });
   let draining = false;
 
@@ -179,6 +191,7 @@ export async function startServer(
         keyringFieldFormats: config.keyringFields,
         audit,
         ...(pusher === undefined ? {} : { pusher }),
+        ...(scopes === undefined ? {} : { scopes }),
       }),
     },
     { service: Health, impl: createHealthService(health, updateReadiness) },
@@ -292,6 +305,7 @@ export async function startServer(
   } catch (err) {
     // A port that cannot be bound or TLS files that cannot be used: release what started, so the
     // process can exit with the error.
+    await scopes?.close();
     await keyrings.close();
     await store.close();
     audit.close?.();
@@ -331,6 +345,7 @@ export async function startServer(
         }
         if (inFlight > 0) log.warn("shutdown deadline reached; cutting calls", { inFlight });
         listener.destroyAll();
+        await scopes?.close();
         await keyrings.close();
         await store.close();
         audit.close?.();
