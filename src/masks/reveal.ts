@@ -14,20 +14,81 @@ export function revealBudget(length: number): number {
   return Math.floor(length / 2);
 }
 
+const GRAPHEMES = new Intl.Segmenter("und", { granularity: "grapheme" });
+
 /**
- * The first `first` and last `last` characters (code points) of `chars`, shrunk to the reveal budget:
- * the last ones are kept first (they are what a caller reads back), then the first ones.
+ * A character a reader sees is an extended grapheme cluster (Unicode UAX #29), not a code point: "x" with
+ * six combining accents is one character, and counting it as seven would let the budget show more of the
+ * rest. A cluster made only of controls, format characters (bidi overrides, zero-width spaces, BOM) or
+ * white space is blank: it is not counted, since padding a value with invisible characters must not widen
+ * what its mask shows, and it is never shown, since a bidi override in a mask would reorder the text
+ * around it wherever the mask is displayed.
  */
-export function revealEnds(
-  chars: readonly string[],
-  first: number,
-  last: number,
-): { head: string; tail: string } {
-  const budget = revealBudget(chars.length);
+const BLANK = /^[\p{Cc}\p{Cf}\p{Z}]+$/u;
+/** Format characters inside a shown cluster (tag characters can spell hidden text); ZWNJ and ZWJ stay. */
+const HIDDEN_FORMAT = /(?![\u200c\u200d])\p{Cf}/gu;
+/** A cluster shown is cut to this many code points (a family emoji has 7; "Zalgo" text has hundreds). */
+const MAX_CLUSTER = 16;
+
+/** The clusters of `text` from its start. */
+function* forward(text: string): Generator<string> {
+  for (const s of GRAPHEMES.segment(text)) yield s.segment;
+}
+
+/** The clusters of `text` from its end, without segmenting the whole of a long value. */
+function* backward(text: string): Generator<string> {
+  const segments = GRAPHEMES.segment(text);
+  let end = text.length;
+  while (end > 0) {
+    const s = segments.containing(end - 1);
+    if (s === undefined) return;
+    yield s.segment;
+    end = s.index;
+  }
+}
+
+/** The first `n` non-blank clusters of `clusters`, cleaned, with single spaces for the blanks between them. */
+function take(clusters: Iterable<string>, n: number): string[] {
+  const out: string[] = [];
+  if (n === 0) return out;
+  let taken = 0;
+  let gap = false;
+  for (const c of clusters) {
+    if (BLANK.test(c)) {
+      gap ||= /[\s\p{Z}]/u.test(c);
+      continue;
+    }
+    if (gap && out.length > 0) out.push(" ");
+    gap = false;
+    out.push(Array.from(c.replace(HIDDEN_FORMAT, "")).slice(0, MAX_CLUSTER).join(""));
+    if (++taken === n) break;
+  }
+  return out;
+}
+
+/** The characters a speech synthesiser should read one by one: the non-blank clusters of `text`. */
+export function visibleCharacters(text: string): string[] {
+  return take(forward(text), Number.MAX_SAFE_INTEGER).filter((c) => c !== " ");
+}
+
+/**
+ * The first `first` and last `last` characters of `text` (clusters, blanks not counted), shrunk to the
+ * reveal budget of its non-blank characters: the last ones are kept first (they are what a caller reads
+ * back), then the first ones.
+ */
+export function revealEnds(text: string, first: number, last: number): { head: string; tail: string } {
+  // Knowing that there are at least 2 × (first + last) characters is enough to know the budget, so a long
+  // value is not segmented to its end.
+  const enough = 2 * (first + last);
+  let count = 0;
+  if (enough > 0) {
+    for (const c of forward(text)) if (!BLANK.test(c) && ++count >= enough) break;
+  }
+  const budget = revealBudget(count);
   const tailCount = Math.min(last, budget);
   const headCount = Math.min(first, budget - tailCount);
   return {
-    head: chars.slice(0, headCount).join(""),
-    tail: tailCount === 0 ? "" : chars.slice(chars.length - tailCount).join(""),
+    head: take(forward(text), headCount).join(""),
+    tail: take(backward(text), tailCount).reverse().join(""),
   };
 }

@@ -15,6 +15,13 @@ import {
 const HIDDEN = "••••";
 const RUNS = { numRuns: 300, seed: 1312 };
 
+const GRAPHEMES = new Intl.Segmenter("und", { granularity: "grapheme" });
+
+/** The characters a reader sees: grapheme clusters that are not only controls, format characters or spaces. */
+function visible(text: string): string[] {
+  return [...GRAPHEMES.segment(text)].map((s) => s.segment).filter((c) => !/^[\p{Cc}\p{Cf}\p{Z}]+$/u.test(c));
+}
+
 /** Appends the Luhn check digit to `body`. */
 function withCheckDigit(body: string): string {
   for (let d = 0; d <= 9; d++) if (luhnValid(`${body}${d}`)) return `${body}${d}`;
@@ -278,18 +285,73 @@ describe("generic masks", () => {
         (raw, first, last) => {
           const value = raw.normalize("NFC").trim();
           fc.pre(value.length > 0 && !value.includes(HIDDEN));
-          const chars = Array.from(value);
+          const chars = visible(value);
           const m = mask({ format: "generic", first, last }, raw);
           const [head, tail] = m.text.split(HIDDEN) as [string, string];
-          const shown = Array.from(head).length + Array.from(tail).length;
+          const shown = visible(head).length + visible(tail).length;
           expect(shown).toBeLessThanOrEqual(Math.min(first + last, Math.floor(chars.length / 2)));
-          expect(value.startsWith(head)).toBe(true);
-          expect(value.endsWith(tail)).toBe(true);
+          expect(chars.join("").startsWith(visible(head).join(""))).toBe(true);
+          expect(chars.join("").endsWith(visible(tail).join(""))).toBe(true);
           expect(m.text).not.toBe(value);
-          if (chars.length === 1) expect(m.text).toBe(HIDDEN);
+          if (chars.length <= 1) expect(m.text).toBe(HIDDEN);
         },
       ),
       RUNS,
+    );
+  });
+
+  it("counts what a reader sees: combining marks, emoji sequences and surrogate pairs are one character each", () => {
+    const g = (value: string, first: number, last: number) => mask({ format: "generic", first, last }, value);
+    // Four visible characters, the first with six accents: half of four is two, not three of nine code points.
+    const accented = `x${"\u0301".repeat(6)}bcd`;
+    expect(g(accented, 0, 4).text).toBe(`${HIDDEN}cd`);
+    expect(g(accented, 0, 4).speakable).toBe("ending in c d");
+    // A family emoji (seven code points joined by ZWJ) is one character, shown and said whole.
+    const family = "\u{1F468}\u200D\u{1F469}\u200D\u{1F467}";
+    expect(g(`ab${family}`, 0, 4).text).toBe(`${HIDDEN}${family}`);
+    expect(g(`ab${family}`, 0, 4).speakable).toBe(`ending in ${family}`);
+    // Astral letters (surrogate pairs) are never split.
+    expect(g("\u{1D400}\u{1D401}\u{1D402}\u{1D403}", 1, 1).text).toBe(`\u{1D400}${HIDDEN}\u{1D403}`);
+  });
+
+  it("does not let invisible padding widen what is shown", () => {
+    const g = (value: string) => mask({ format: "generic", first: 2, last: 4 }, value);
+    for (const pad of ["\u200B", "\u2060", "\u202E", "\u00AD", "\u{E0041}", "\u0000", " "]) {
+      // Four visible characters, padded to more than twelve code points: still at most two shown.
+      expect(g(`${pad.repeat(10)}1234`).text).toBe(`${HIDDEN}34`);
+      expect(g(`1${pad.repeat(10)}234`).text).toBe(`${HIDDEN}34`);
+    }
+    // Blank only: nothing to show.
+    expect(g("\u200B\u200B\u200B\u200B").text).toBe(HIDDEN);
+    expect(g("\u200B\u200B\u200B\u200B").speakable).toBe("hidden");
+  });
+
+  it("never shows a bidi control, a zero-width or a tag character, which would reorder or hide text", () => {
+    const controls = /[\u200B\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C\uFEFF\u{E0000}-\u{E007F}]/u;
+    for (const value of [
+      "AB12\u202E3456\u202CXY",
+      "\u2067AB123456XY\u2069",
+      "AB1234\u200B56X\u200BY",
+      "AB123456X\u{E0041}\u{E0042}Y",
+    ]) {
+      const m = mask({ format: "generic", first: 2, last: 2 }, value);
+      expect(m.text).not.toMatch(controls);
+      expect(m.speakable).not.toMatch(controls);
+      expect(m.text).toMatch(/^AB••••XY$/);
+    }
+  });
+
+  it("keeps single spaces between shown words and does not say them", () => {
+    const m = mask({ format: "generic", first: 0, last: 5 }, "Jane Mary Smith");
+    expect(m.text).toBe(`${HIDDEN}Smith`);
+    const n = mask({ format: "generic", first: 0, last: 4 }, "ab cd \u3000 ef gh");
+    expect(n.text).toBe(`${HIDDEN}ef gh`);
+    expect(n.speakable).toBe("ending in e f g h");
+  });
+
+  it("refuses a lone surrogate, which would be read as U+FFFD", () => {
+    expect(() => mask({ format: "generic", first: 0, last: 4 }, "ab\uD800cd")).toThrow(
+      /generic.*valid Unicode text/,
     );
   });
 
