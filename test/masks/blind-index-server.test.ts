@@ -18,6 +18,8 @@ beforeAll(async () => {
       { name: "bot", scopes: ["encrypt"] },
       { name: "indexing-bot", scopes: ["encrypt", "index:credit_card", "index:email"] },
       { name: "lookup", scopes: ["index:email"] },
+      { name: "other-lookup", allow: [{ ops: ["index"], fields: ["email"], keyrings: ["other"] }] },
+      { name: "field-ops", allow: [{ ops: ["*"], fields: ["email"] }] },
     ],
     settings: {
       keyrings: ["other"],
@@ -162,6 +164,70 @@ describe("blind indexes and rotation", () => {
     expect(all.indexes.map((i) => Number(i.split(".")[2]))).toEqual(
       [...all.indexes.keys()].map((i) => now.keyVersion - i),
     );
+  });
+});
+
+describe("who may index", () => {
+  it("a keyring-limited grant indexes only there; an unknown keyring is refused alike (no existence oracle)", async () => {
+    const ok = await fs
+      .client("other-lookup")
+      .computeIndex({ keyring: "other", field: "email", value: "a@example.com" });
+    expect(ok.keyring).toBe("other");
+    for (const keyring of ["default", "no-such-keyring"]) {
+      const err = (await fs
+        .client("other-lookup")
+        .computeIndex({ keyring, field: "email", value: "a@example.com" })
+        .catch((e: unknown) => e)) as ConnectError;
+      expect([err.code, err.metadata.get("fieldseal-reason")]).toEqual([
+        Code.PermissionDenied,
+        "permission_denied",
+      ]);
+      expect(err.rawMessage).not.toContain("a@example.com");
+    }
+  });
+
+  it('admin and an allow rule with ops ["*"] may index (each already may decrypt, which reveals more)', async () => {
+    for (const principal of ["admin", "field-ops"]) {
+      const r = await fs.client(principal).computeIndex({ field: "email", value: "a@example.com" });
+      expect(r.indexes).toHaveLength(1);
+    }
+    expect(
+      await refused(fs.client("field-ops").computeIndex({ field: "credit_card", value: "4111111111111111" })),
+    ).toEqual({
+      code: Code.PermissionDenied,
+      reason: "permission_denied",
+    });
+  });
+
+  it("matches field names exactly, as the envelope and the policy do: Credit_Card or credit_card + space is another field", async () => {
+    for (const field of ["Credit_Card", "credit_card ", "credit\u2060_card"]) {
+      // Another field: no card format (so not checked, not masked) and no grant from index:credit_card.
+      const sealed = await fs
+        .client("indexing-bot")
+        .encryptFields({ scope: session("s-names"), fields: values({ [field]: "not a card" }) });
+      expect(sealed.masked).toEqual({});
+      expect(
+        await refused(
+          fs.client("indexing-bot").encryptFields({
+            scope: session("s-names"),
+            fields: values({ [field]: "4111111111111111" }),
+            indexFields: [field],
+          }),
+        ),
+      ).toEqual({ code: Code.PermissionDenied, reason: "permission_denied" });
+      expect(
+        await refused(fs.client("indexing-bot").computeIndex({ field, value: "4111111111111111" })),
+      ).toEqual({
+        code: Code.PermissionDenied,
+        reason: "permission_denied",
+      });
+      // Its own index key: the same digits never give credit_card's index.
+      const [mine, theirs] = await Promise.all([
+        fs.client("admin").computeIndex({ field, value: "4111111111111111" }),
+        fs.client("admin").computeIndex({ field: "credit_card", value: "4111111111111111" }),
+      ]);
+      expect(mine.indexes[0]?.split(".")[3]).not.toBe(theirs.indexes[0]?.split(".")[3]);
+    }
   });
 });
 
