@@ -156,6 +156,15 @@ describe("card masks", () => {
 });
 
 describe("national ID masks", () => {
+  it("shows nothing of a one-character ID and one of a two-character one", () => {
+    expect(mask({ format: "national_id" }, "7")).toEqual({
+      format: "national_id",
+      text: HIDDEN,
+      speakable: "hidden",
+    });
+    expect(mask({ format: "national_id" }, "a-7").text).toBe(`${HIDDEN} 7`);
+  });
+
   it("shows the last four of its uppercase letters and digits", () => {
     expect(mask({ format: "national_id" }, "123-45-6789")).toEqual({
       format: "national_id",
@@ -178,7 +187,17 @@ describe("national ID masks", () => {
     );
   });
 
-  it.each(["", " - . ", "12#34", "ÄB1234", "straße1", "ı1234"])("refuses %j", (value) => {
+  it.each([
+    "",
+    " - . ",
+    "12#34",
+    "ÄB1234",
+    "straße1",
+    "ı1234",
+    "123\u202E456789",
+    "123\u200B456789",
+    "\u2066123456789\u2069",
+  ])("refuses %j", (value) => {
     expect(() => mask({ format: "national_id" }, value)).toThrow(/national_id/);
   });
 });
@@ -227,6 +246,19 @@ describe("e-mail masks", () => {
     "ja..ne@example.com",
     "jane@-example.com",
     `${"a".repeat(65)}@example.com`,
+    // Quoted local parts and address literals: valid RFC 5321, refused (no bot collects them).
+    '"jane doe"@example.com',
+    '"j@ne"@example.com',
+    "jane@[192.0.2.1]",
+    "jane@[IPv6:2001:db8::1]",
+    // Invisible or look-alike characters that would make a mask display other than the address.
+    "jane\u202E@example.com",
+    "\u202Ejane@example.com",
+    "jane@exa\u200Bmple.com",
+    "jane@example\u2060.com",
+    "jane\uFF20example.com",
+    "jane@example\uFF0Ecom",
+    "e\u0301jane@example.com",
   ])("refuses %j", (value) => {
     expect(() => mask({ format: "email" }, value)).toThrow(/email/);
   });
@@ -254,12 +286,22 @@ describe("phone masks", () => {
     );
   });
 
-  it.each(["12345", "+1234567890123456", "call me", "+49 30 12x45678", "++4930123456"])(
-    "refuses %j",
-    (value) => {
-      expect(() => mask({ format: "phone", last: 4 }, value)).toThrow(/phone/);
-    },
-  );
+  it.each([
+    "12345",
+    "+1234567890123456",
+    "call me",
+    "+49 30 12x45678",
+    "++4930123456",
+    // Letters (vanity numbers), look-alike digits and invisible characters are not digits.
+    "1-800-FLOWERS",
+    "\uFF0B\uFF14\uFF19 \uFF13\uFF10 \uFF11\uFF12\uFF13\uFF14\uFF15\uFF16\uFF17\uFF18",
+    "+\u0664\u0669\u0663\u0660\u0661\u0662\u0663\u0664\u0665\u0666",
+    "+49\u202E3012345678",
+    "+49\u200B3012345678",
+    "+49 30 1234 5678\u200E",
+  ])("refuses %j", (value) => {
+    expect(() => mask({ format: "phone", last: 4 }, value)).toThrow(/phone/);
+  });
 });
 
 describe("generic masks", () => {
