@@ -493,6 +493,8 @@ describe("the fields setting", () => {
     [{ a: { format: "generic", first: 9 } }, /fields\.a\.first: must be a whole number from 0 to 8/],
     [{ a: { format: "generic", last: -1 } }, /fields\.a\.last: must be a whole number from 0 to 8/],
     [{ "": { format: "card" } }, /field name is empty/],
+    [{ "credit_card ": { format: "card" } }, /fields: field name "credit_card " holds white space/],
+    [{ "credit\u00a0card": { format: "card" } }, /fields: field name "credit\u00a0card" holds white space/],
   ])("refuses %j", (raw, why) => {
     expect(() => parseFieldFormats(raw, "fields")).toThrow(why);
   });
