@@ -336,6 +336,13 @@ describe("generic masks", () => {
           expect(chars.join("").endsWith(visible(tail).join(""))).toBe(true);
           expect(m.text).not.toBe(value);
           if (chars.length <= 1) expect(m.text).toBe(HIDDEN);
+          // The speakable form says exactly the characters the text shows, and nothing more.
+          const said = m.speakable === "hidden" ? "" : m.speakable;
+          const spoken = [
+            /starting with (.*?)(, ending in |$)/u.exec(said)?.[1],
+            /ending in (.*)$/u.exec(said)?.[1],
+          ].map((words) => (words === undefined ? [] : words.split(" ")));
+          expect(spoken).toEqual([visible(head), visible(tail)]);
         },
       ),
       RUNS,
