@@ -298,6 +298,27 @@ describe("EncryptFields index_fields", () => {
   });
 });
 
+describe("ComputeIndex's audit", () => {
+  it("records each lookup, answered or refused, with field and keyring but never the value or the index", async () => {
+    const before = fs.audit.events.length;
+    const logsBefore = fs.logs.length;
+    const r = await fs.client("lookup").computeIndex({ field: "email", value: "look-me-up@example.com" });
+    await fs
+      .client("lookup")
+      .computeIndex({ field: "email", value: "not-an-address-CANARY" })
+      .catch(() => {});
+    const events = fs.audit.events.slice(before);
+    expect(events.map((e) => [e.action, e.outcome, e.code, e.field, e.keyring])).toEqual([
+      ["index", "ok", undefined, "email", "default"],
+      ["index", "error", "field_format_invalid", "email", "default"],
+    ]);
+    const text = JSON.stringify([events, fs.logs.slice(logsBefore)]);
+    expect(text).not.toContain("look-me-up");
+    expect(text).not.toContain("CANARY");
+    expect(text).not.toContain(r.indexes[0]?.split(".")[3]);
+  });
+});
+
 describe("ComputeIndex under concurrent rotation", () => {
   it("gives each caller an index under the version it names, reproducible afterwards with all_versions", async () => {
     await fs.client("admin").rotateKey({ keyring: "conc", create: true });
