@@ -25,8 +25,20 @@ const GRAPHEMES = new Intl.Segmenter("und", { granularity: "grapheme" });
  * around it wherever the mask is displayed.
  */
 const BLANK = /^[\p{Cc}\p{Cf}\p{Z}]+$/u;
-/** Format characters inside a shown cluster (tag characters can spell hidden text); ZWNJ and ZWJ stay. */
-const HIDDEN_FORMAT = /(?![\u200c\u200d])\p{Cf}/gu;
+/**
+ * Controls and format characters, removed before segmenting (tag characters can spell hidden text inside a
+ * cluster); ZWNJ and ZWJ stay, as parts of the clusters they join. Removing them first also keeps the
+ * segmenter fast: V8's Intl.Segmenter takes time growing faster than linearly over a run of controls
+ * (64 Ki zero-width spaces: seconds), and a value may be all controls.
+ */
+const INVISIBLE = /(?![\u200c\u200d])[\p{Cc}\p{Cf}]+/gu;
+/** Runs of white space, each shown as one space. */
+const SPACES = /[\s\p{Z}]+/gu;
+
+/** `text` without controls and format characters, and with one space for each run of white space. */
+function visibleText(text: string): string {
+  return text.replace(INVISIBLE, "").replace(SPACES, " ");
+}
 /** A cluster shown is cut to this many code points (a family emoji has 7; "Zalgo" text has hundreds). */
 const MAX_CLUSTER = 16;
 
@@ -60,15 +72,26 @@ function take(clusters: Iterable<string>, n: number): string[] {
     }
     if (gap && out.length > 0) out.push(" ");
     gap = false;
-    out.push(Array.from(c.replace(HIDDEN_FORMAT, "")).slice(0, MAX_CLUSTER).join(""));
+    out.push(firstCodePoints(c, MAX_CLUSTER));
     if (++taken === n) break;
+  }
+  return out;
+}
+
+/** The first `n` code points of `cluster`, without copying a long one whole. */
+function firstCodePoints(cluster: string, n: number): string {
+  let out = "";
+  let i = 0;
+  for (const ch of cluster) {
+    if (i++ === n) break;
+    out += ch;
   }
   return out;
 }
 
 /** The characters a speech synthesiser should read one by one: the non-blank clusters of `text`. */
 export function visibleCharacters(text: string): string[] {
-  return take(forward(text), Number.MAX_SAFE_INTEGER).filter((c) => c !== " ");
+  return take(forward(visibleText(text)), Number.MAX_SAFE_INTEGER).filter((c) => c !== " ");
 }
 
 /**
@@ -76,9 +99,11 @@ export function visibleCharacters(text: string): string[] {
  * reveal budget of its non-blank characters: the last ones are kept first (they are what a caller reads
  * back), then the first ones.
  */
-export function revealEnds(text: string, first: number, last: number): { head: string; tail: string } {
+export function revealEnds(value: string, first: number, last: number): { head: string; tail: string } {
+  const text = visibleText(value);
   // Knowing that there are at least 2 × (first + last) characters is enough to know the budget, so a long
-  // value is not segmented to its end.
+  // value is not segmented to its end (at most about twice that many clusters are read, blanks being single
+  // spaces now).
   const enough = 2 * (first + last);
   let count = 0;
   if (enough > 0) {

@@ -562,6 +562,13 @@ describe("attacks on the checks", () => {
       [{ format: "email" }, `a@${"a-".repeat(1 << 19)}.com`, false],
       [{ format: "generic", first: 8, last: 8 }, big, true],
     ];
+    // Runs of invisible characters, which V8's grapheme segmenter walks in more than linear time, and one
+    // cluster of a million combining marks: each masked in one pass too (a slow path would time out).
+    const g = { format: "generic", first: 2, last: 2 } as const;
+    expect(mask(g, `${"\u200B".repeat(1 << 20)}abcd`).text).toBe(`${HIDDEN}cd`);
+    expect(mask(g, `abcd${"\u2066".repeat(1 << 20)}`).text).toBe(`${HIDDEN}cd`);
+    expect(mask(g, `ab${" \u200B".repeat(1 << 19)}cd`).text).toBe(`${HIDDEN}cd`);
+    expect(mask(g, `abc${"\u0301".repeat(1 << 20)}`).text).toBe(`${HIDDEN}${"\u0107".padEnd(16, "\u0301")}`);
     for (const [format, value, fits] of formats) {
       if (fits) {
         expect(mask(format, value).text).toBe(`44444444${HIDDEN}44444444`);
