@@ -706,7 +706,7 @@ const S = {
     file: "scopes.store",
     description:
       "Scope key database: sqlite (<data dir>/scopes.db) or dynamodb (region and endpoint as Secrets Manager's)",
-    values: ["sqlite", "dynamodb"] as const,
+    values: ["dynamodb", "sqlite"] as const,
     default: undefined,
     shownDefault: "sqlite (local key store), dynamodb (aws)",
   }),

@@ -16,11 +16,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
  * Settings that only take effect beside others (the AWS store's options need the aws store; one TLS file
- * needs the others), as config-file keys written under both the base and the changed config.
+ * needs the others; a scope setting may need another), as config-file keys written under both the base and
+ * the changed config.
  */
 function companions(setting: Setting<unknown>): Record<string, unknown> {
   if (setting.file?.startsWith("keyStore.") && setting.file !== "keyStore.kind")
     return { keyStore: { kind: "aws" } };
+  // Reuse after a forget names erasable keyrings; the table is the DynamoDB store's.
+  if (setting.file === "scopes.reuseAfterForget") return { scopes: { erasableKeyrings: "cards,ids" } };
+  if (setting.file === "scopes.table") return { scopes: { store: "dynamodb" } };
   if (setting.file?.startsWith("tls.")) {
     return { tls: { certFile: "base-cert.pem", keyFile: "base-key.pem", clientCaFile: "base-ca.pem" } };
   }
