@@ -392,10 +392,15 @@ describe("serve --workers 2 stopping", () => {
         sockets.push(socket);
         await new Promise((r) => socket.once("connect", r));
       }
-      // Round-robin gives each worker 6 of the 12 silent connections; each keeps 4 and closes 2 at once.
+      // Each worker keeps at most 4 of the silent connections it is handed and closes the rest at once. The
+      // primary hands connections round-robin to workers that are free, so on a busy machine one worker may
+      // get more than 6: at least 4 of the 12 are closed (never more than 8 kept), and more than one worker's
+      // limit is kept (the limit is per worker, not shared).
       await waitFor(() => closed.length >= 4);
       await new Promise((r) => setTimeout(r, 500));
-      expect(closed).toHaveLength(4);
+      const kept = sockets.length - closed.length;
+      expect(kept).toBeLessThanOrEqual(8);
+      expect(kept).toBeGreaterThan(4);
     } finally {
       for (const s of sockets) s.destroy();
       await proc.stop();
