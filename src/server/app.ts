@@ -226,9 +226,26 @@ export async function startServer(
 
   let inFlight = 0;
   const handler: RequestHandler = (req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    // A call that arrives while draining, before the port is closed, is refused only once it is: a client
+    // answered at once reconnects at once, and the closing port would reset its new connection (see
+    // portCloser in listener.ts). Its refusal then carries `connection: close` or GOAWAY, and the client's
+    // next connection is refused cleanly. Probes are answered at once. It counts as in flight only then, so
+    // the port can close (closeIdle waits for nothing in flight).
+    if (draining && listener?.listening() === true && !isProbe(path)) {
+      void listener.portClosed.then(() => serve(req, res, path));
+      return;
+    }
+    serve(req, res, path);
+  };
+  const serve = (
+    req: Parameters<RequestHandler>[0],
+    res: Parameters<RequestHandler>[1],
+    path: string | undefined,
+  ) => {
+    if (res.writableEnded || req.socket.destroyed) return;
     inFlight++;
     res.once("close", () => inFlight--);
-    const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") return plain(res, 200, { status: "ok" });
     if (path === "/readyz") {
       updateReadiness();
@@ -269,7 +286,7 @@ export async function startServer(
   await keyrings.ensure(config.defaultKeyring);
   for (const name of config.keyrings) await keyrings.ensure(name);
   const where = { host: config.host, port: config.port, limits: config.limits };
-  let listener: DualListener;
+  let listener: DualListener | undefined;
   try {
     listener =
       config.tls === undefined
@@ -310,7 +327,8 @@ export async function startServer(
         while (Date.now() < deadline) {
           if (inFlight === 0) {
             listener.closeIdle();
-            if (listener.connections() === 0) break;
+            // The port closes just after an accept pass; connections taken in by it are answered too.
+            if (!listener.listening() && listener.connections() === 0) break;
           }
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -364,6 +382,11 @@ function countedPusher(pusher: SessionPusher | undefined, metrics: Metrics): Ses
       }
     },
   };
+}
+
+/** Paths answered at once, draining or not: liveness, readiness and metrics. */
+function isProbe(path: string | undefined): boolean {
+  return path === "/healthz" || path === "/readyz" || path === "/metrics";
 }
 
 function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: object): void {

@@ -253,8 +253,7 @@ describe("serve --workers 2 stopping", () => {
         ]),
       );
       // HTTP/2 (grpc-js), 16 clients with a connection each, spread over the workers by round-robin.
-      // (Over HTTP/1.1 with a new connection per call, a draining server resets some connections it
-      // accepted but had not read, with or without workers: see the report in docs/operations.md.)
+      // (HTTP/1.1 with a new connection per call: test/ops/drain-http1-new-connections.test.ts.)
       const clients = Array.from({ length: 16 }, () =>
         grpcJsClient(FieldsealService, `127.0.0.1:${proc.port}`, undefined, {
           "grpc.use_local_subchannel_pool": 1,
