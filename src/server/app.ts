@@ -356,8 +356,9 @@ function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyCl
     baseBackoffMs: c.baseBackoffMs,
     backoffCapMs: c.backoffCapMs,
     retryAfterCapMs: c.retryAfterCapMs,
-    // One client per process, so this one budget covers every push the process makes.
-    rateLimit: { limit: c.rateLimit, windowMs: c.rateWindowSec * 1000 },
+    // One client per process, so this one budget covers every push the process makes. Cognigy counts
+    // per client IP, and the workers of `serve --workers N` share the host's: each takes its Nth.
+    rateLimit: { limit: pushRateLimitPerProcess(config), windowMs: c.rateWindowSec * 1000 },
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
     onAttempt: (e) => {
@@ -365,6 +366,14 @@ function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyCl
       log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs });
     },
   });
+}
+
+/**
+ * The Cognigy requests one process may send per window: FIELDSEAL_COGNIGY_RATE_LIMIT is the host's (the
+ * whole `fieldseal serve`), split evenly over its workers, at least one each.
+ */
+export function pushRateLimitPerProcess(config: Pick<Config, "cognigy" | "workers">): number {
+  return Math.max(1, Math.floor(config.cognigy.rateLimit / config.workers));
 }
 
 /** Counts each push's final outcome ("ok" or the error code) around whichever pusher is in use. */

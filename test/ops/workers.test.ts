@@ -12,11 +12,12 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { hashToken } from "../../src/auth/principals.js";
 import { generateToken } from "../../src/bootstrap.js";
 import { parseEnvelope } from "../../src/engine/envelope.js";
 import { bearer } from "../support/bearer.js";
+import { startCognigySimulator } from "../support/cognigy-simulator.js";
 import { FIELDSEAL_BIN, type FieldsealProcess, startFieldsealProcess } from "../support/fieldseal-process.js";
 import { grpc, grpcJsClient, unary } from "../support/grpc-js.js";
 
@@ -450,6 +451,43 @@ describe("serve --workers 2 stopping", () => {
       }
     } finally {
       busy.close();
+    }
+  });
+
+  it("splits the Cognigy rate limit over the workers: the host sends no more than FIELDSEAL_COGNIGY_RATE_LIMIT", async () => {
+    // Cognigy counts requests per client IP, and both workers push from this host's.
+    const sim = await startCognigySimulator({ rateLimit: { limit: 100, windowSec: 300 } });
+    const proc = await startFieldsealProcess({
+      args: ["--workers", "2"],
+      env: { FIELDSEAL_SHUTDOWN_GRACE_MS: "10000" },
+      settings: {
+        cognigy: { baseUrl: sim.url, apiKey: sim.apiKey, mode: "context_inject", rateLimit: 6 },
+      },
+      startTimeoutMs: 30_000,
+    });
+    try {
+      const outcomes: string[] = [];
+      // One connection per call: round-robin hands them to the two workers in turn.
+      for (let i = 0; i < 16; i++) {
+        try {
+          await freshClient(proc.url, proc.tokens.bot).pushSession({
+            sessionId: `rl-${i}`,
+            userId: "user-1",
+            mode: PushMode.CONTEXT_INJECT,
+            context: { __enc_card: { kind: { case: "stringValue", value: `fs1.sealed-${i}` } } },
+          });
+          outcomes.push("ok");
+        } catch (err) {
+          outcomes.push(ConnectError.from(err).metadata.get("fieldseal-reason") ?? "other");
+        }
+      }
+      // Each worker allows 3; without the split each would allow 6, 12 in all.
+      expect(sim.requests).toHaveLength(6);
+      expect(outcomes.filter((o) => o === "ok")).toHaveLength(6);
+      expect(outcomes.filter((o) => o === "cognigy_rate_limited")).toHaveLength(10);
+    } finally {
+      await proc.stop();
+      await sim.close();
     }
   });
 
