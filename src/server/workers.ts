@@ -101,7 +101,9 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
       live.delete(worker);
       urls.delete(worker);
       if (stopping) {
-        if (code !== 0) failed = true;
+        // Killed by the SIGTERM it was sent: it had not installed its handlers yet (still starting), so it
+        // had nothing in flight. Any other way out but exit code 0 is a failure.
+        if (code !== 0 && signal !== "SIGTERM") failed = true;
         if (live.size === 0) {
           if (killTimer) clearTimeout(killTimer);
           removeSignalHandlers();

@@ -418,6 +418,46 @@ describe("serve --workers 2 stopping", () => {
     }
   });
 
+  it("SIGTERM while the workers start: every worker stops, and the primary exits 0", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "fieldseal-workers-"));
+    const child = spawn(process.execPath, [FIELDSEAL_BIN, "serve", "--workers", "2"], {
+      cwd: dataDir,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: dataDir,
+        FIELDSEAL_DATA_DIR: dataDir,
+        FIELDSEAL_PORT: "0",
+        FIELDSEAL_HOST: "127.0.0.1",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+    });
+    const exited = new Promise<number | string>((r) =>
+      child.once("exit", (code, signal) => r(code ?? signal ?? "unknown")),
+    );
+    const pid = child.pid ?? 0;
+    let workers: number[] = [];
+    try {
+      // As soon as both workers exist, before they listen.
+      await waitFor(() => (workers = childPids(pid)).length === 2, 30_000);
+      child.kill("SIGTERM");
+      const exit = await Promise.race([
+        exited,
+        new Promise<string>((r) => setTimeout(() => r("still running"), 20_000)),
+      ]);
+      expect(exit).toBe(0);
+      for (const w of workers) expect(alive(w)).toBe(false);
+    } finally {
+      for (const w of workers) if (alive(w)) process.kill(w, "SIGKILL");
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("exits 1 with one line saying why when the port is taken or the worker count is not a number", async () => {
     const busy = createServer();
     await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
