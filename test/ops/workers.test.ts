@@ -233,6 +233,32 @@ describe("serve --workers 2", () => {
     expect(failures.length).toBeLessThanOrEqual(8);
     for (const f of failures) expect(f.startedAt).toBeLessThan(noticedAt);
   });
+
+  it("kills and replaces a hung worker (alive, not answering): calls are served again", async () => {
+    const pid = proc.child.pid ?? 0;
+    const [hung, other] = childPids(pid);
+    if (hung === undefined || other === undefined) throw new Error("expected two workers");
+    const listeningBefore = proc.stdout().split(/worker \d+ listening/).length;
+    // Stopped, not dead: no exit event, the IPC channel stays open, connections handed to it hang.
+    process.kill(hung, "SIGSTOP");
+    try {
+      await waitFor(() => proc.stderr().includes(`worker ${hung} has not answered`), 20_000);
+      await waitFor(() => !alive(hung) && childPids(pid).length === 2, 10_000);
+      await waitFor(() => proc.stdout().split(/worker \d+ listening/).length > listeningBefore, 20_000);
+      expect(childPids(pid)).toContain(other);
+      // Each call on a new connection: round-robin gives them to both workers, none to the hung one.
+      const bot = freshClient(proc.url, proc.tokens.bot);
+      for (let i = 0; i < 6; i++) {
+        const res = await bot.encryptFields(
+          { scope, fields: { v: { kind: { case: "numberValue", value: i } } } },
+          { signal: AbortSignal.timeout(5_000) },
+        );
+        expect(Object.keys(res.sealed)).toEqual(["v"]);
+      }
+    } finally {
+      if (alive(hung)) process.kill(hung, "SIGKILL");
+    }
+  }, 60_000);
 });
 
 describe("serve --workers 2 stopping", () => {
@@ -442,7 +468,8 @@ describe("serve --workers 2 stopping", () => {
     let workers: number[] = [];
     try {
       // As soon as both workers exist, before they listen.
-      await waitFor(() => (workers = childPids(pid)).length === 2, 30_000);
+      await waitFor(() => childPids(pid).length === 2, 30_000);
+      workers = childPids(pid);
       child.kill("SIGTERM");
       const exit = await Promise.race([
         exited,
