@@ -26,7 +26,11 @@ ENV NODE_ENV=production \
     FIELDSEAL_PORT=7070 \
     FIELDSEAL_DATA_DIR=/var/lib/fieldseal
 COPY --from=build /runtime /app
-RUN mkdir -p /var/lib/fieldseal && chown 65532:65532 /var/lib/fieldseal && chmod 0700 /var/lib/fieldseal
+# The server needs node only: npm, npx and the package managers the base image carries are removed, so
+# neither they nor their bundled dependencies (which image scanners report) are in the runtime image.
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /opt/yarn-* \
+    /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg \
+  && mkdir -p /var/lib/fieldseal && chown 65532:65532 /var/lib/fieldseal && chmod 0700 /var/lib/fieldseal
 WORKDIR /app
 USER 65532:65532
 EXPOSE 7070

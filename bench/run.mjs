@@ -100,6 +100,15 @@ function writeCharts(p) {
         target: 0.8,
       });
     }
+    if (e.erasable16B) {
+      for (const op of ["seal", "open"]) {
+        rows.push({
+          label: `erasable ${op} 16 B (warm cache) / plain keyring`,
+          value: e.erasable16B[op].ratios.erasable,
+          target: 0.9,
+        });
+      }
+    }
   }
   const a = p.esdk?.result;
   if (a) {

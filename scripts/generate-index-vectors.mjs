@@ -44,6 +44,64 @@ const cases = [
   // disagree), so they stay.
   ["characters that only some languages call white space", "default", 1, "note", null, "\u001cAb\u0085 \t"],
   ["long field name", "cards-eu", 7, "f".repeat(256), null, "v"],
+  // Adversarial inputs: each language must apply the same rules and nothing more.
+  [
+    "card between a BOM and an ideographic space",
+    "default",
+    1,
+    "credit_card",
+    "card",
+    "\uFEFF4111 1111 1111 1111\u3000",
+  ],
+  [
+    "phone between a no-break space and a line separator",
+    "default",
+    1,
+    "phone",
+    "phone",
+    "\u00A0+1 (555) 010-9999\u2028",
+  ],
+  // Kelvin sign and dotted capital I are letters but not A-Z: left as written (no Unicode case mapping).
+  [
+    "e-mail with letters that Unicode lowercasing would change",
+    "default",
+    1,
+    "email",
+    "email",
+    "\u212A\u0130x@EXAMPLE.com",
+  ],
+  // NFKC turns the ligature, circled twelve, roman twelve, Kelvin sign and full-width separators into ASCII.
+  [
+    "national id written with compatibility characters",
+    "default",
+    1,
+    "ssn",
+    "national_id",
+    "\uFB01\uFF0D\u246B\uFF0E\u216B\u3000\u212A",
+  ],
+  // NFC reorders combining marks by class (dot below before dot above) and composes Hangul jamo.
+  [
+    "generic needing canonical reordering and jamo composition",
+    "default",
+    1,
+    "name",
+    "generic",
+    "q\u0307\u0323 \u1100\u1161\u11A8",
+  ],
+  // Zero-width space, bidi override and NEL are not white space to trim: they stay, in every language.
+  [
+    "generic with invisible characters at its ends",
+    "default",
+    1,
+    "note",
+    null,
+    "\u200B\u202Eabc\u202C\u0085",
+  ],
+  ["generic with astral characters", "default", 1, "note", null, "\u{1D400}\u{1F468}\u200D\u{1F469}"],
+  // Field names are bytes: the NFC and NFD spellings of one name are two fields with two index keys.
+  ["field name in NFC", "default", 1, "caf\u00E9", null, "v"],
+  ["field name in NFD", "default", 1, "cafe\u0301", null, "v"],
+  ["field name with a trailing space", "default", 1, "credit_card ", null, "4111111111111111"],
 ];
 
 const formats = {

@@ -53,6 +53,10 @@ fi
 HELM_VERSION="$(cat deploy/helm/helm-version)"
 HELM_BIN=".tools/bin/helm-$HELM_VERSION"
 if [[ ! -x "$HELM_BIN" ]]; then
+  if ! command -v go >/dev/null; then
+    echo "test-deps: go is missing; helm is built from the Go module proxy with it (https://go.dev/dl/)" >&2
+    exit 1
+  fi
   mkdir -p .tools/bin
   helm_build="$(mktemp -d .tools/bin/.helm-build.XXXXXX)"
   GOBIN="$PWD/$helm_build" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"

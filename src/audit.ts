@@ -14,6 +14,8 @@ export interface AuditEvent {
     | "retire"
     | "create"
     | "destroy"
+    /** ForgetScope: a scope's data key destroyed (`generation` says which). */
+    | "forget"
     | "push"
     | "describe"
     /** A blind index computed (ComputeIndex, or EncryptFields with index_fields). */
@@ -29,6 +31,8 @@ export interface AuditEvent {
   readonly keyring?: string;
   readonly version?: number;
   readonly toVersion?: number;
+  /** The scope data key generation a forget destroyed (0: the scope had none yet). */
+  readonly generation?: number;
   readonly scopeKind?: "session" | "user";
   readonly scopeId?: string;
   readonly field?: string;

@@ -1,13 +1,16 @@
 import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { fileAudit, jsonLinesAudit } from "./audit.js";
 import { assertScopes, hashToken } from "./auth/principals.js";
 import { bootstrapAdmin, generateToken } from "./bootstrap.js";
-import { type Config, describeFsError, loadConfig, SETTINGS } from "./config.js";
+import { type Config, describeFsError, loadConfig, parseConfig, SETTINGS } from "./config.js";
+import { editConfigFile } from "./config-file-edit.js";
 import type { Scope } from "./engine/aad.js";
 import type { JsonValue } from "./engine/json-value.js";
-import { assertKeyringName } from "./engine/names.js";
-import { isFieldsealError } from "./errors.js";
+import { assertAadPart, assertKeyringName, KEYRING_NAME } from "./engine/names.js";
+import { scopeName } from "./engine/scoped.js";
+import { FieldsealError, isFieldsealError } from "./errors.js";
 import { destroyedThrough } from "./keys/keyring-state.js";
 import { Keyrings } from "./keys/keyrings.js";
 import { keyStoreFromConfig } from "./keys/store-from-config.js";
@@ -16,9 +19,12 @@ import type { KeyringState } from "./keys/types.js";
 import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js";
 import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
+import { ScopeKeys } from "./scopes/scope-keys.js";
+import { scopeKeyStoreFromConfig } from "./scopes/store-from-config.js";
 import { Sealer } from "./sealer.js";
-import { type RunningServer, startServer } from "./server/app.js";
-import { reloadAccess } from "./server/reload.js";
+import type { RunningServer } from "./server/app.js";
+import type { reloadAccess as ReloadAccess } from "./server/reload.js";
+import { announceServer, reloadServers } from "./server/run-file.js";
 import {
   isHeartbeatPing,
   runWorkerPool,
@@ -41,12 +47,25 @@ Usage:
                                         Irreversibly destroy the material of retired versions below BELOW
   fieldseal seal --field F (--session S | --user U) [--keyring K] [--json] VALUE|-
   fieldseal open --field F (--session S | --user U) SEALED|-
-  fieldseal token create --name N --scopes S1,S2
+  fieldseal token create --name N --scopes S1,S2 [--apply]
                                         Generate a bearer token and the config entry holding its hash
   fieldseal legacy migrate [--keyring K] < values.jsonl > rewrapped.jsonl
                                         Rewrap legacy tutorial blobs (JSON lines) to fs1 envelopes
+  fieldseal scopes forget --keyring K (--session S | --user U)
+                                        Erase a scope of an erasable keyring (IRREVERSIBLE)
+  fieldseal scopes reapply-tombstones AUDIT_FILE|-
+                                        After restoring the scope key database: forget again every
+                                        scope the audit trail records as forgotten
+  fieldseal scopes rewrap-keys --keyring K
+                                        Re-wrap every scope key under the primary version (before
+                                        destroying older versions)
+  fieldseal scopes create-table         Create the DynamoDB table of scope keys
 
 Run 'fieldseal COMMAND --help' for a command's options.`;
+
+/** Every declared setting (src/config.ts), for `fieldseal --help` and `fieldseal serve --help`. */
+const SETTINGS_HELP = `Settings (environment variable, config file key, default; a secret one's file must be 0600 or 0400):
+${SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.file.padEnd(22)} ${s.description} [${s.default}]${s.secret ? " (secret)" : ""}`).join("\n")}`;
 
 const SERVE_HELP = `fieldseal serve: start the server on one port serving gRPC, gRPC-Web and Connect (HTTP/2
 cleartext and HTTP/1.1), the Cognigy webhook (POST /webhooks/cognigy), /healthz and /readyz.
@@ -66,8 +85,7 @@ Options:
   --port PORT     Overrides FIELDSEAL_PORT
   --workers N     Overrides FIELDSEAL_WORKERS (a number, or auto: one per available core)
 
-Settings (environment variable, config file key, default):
-${SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.file.padEnd(22)} ${s.description} [${s.default}]`).join("\n")}`;
+${SETTINGS_HELP}`;
 
 const SEAL_HELP = `fieldseal seal: seal one value with the keyring's primary version, as EncryptFields does.
 
@@ -120,14 +138,38 @@ to, so take it from where the blob was stored (its __enc_<field> variable), not 
 Options:
   --keyring K     Rewrap into keyring K (default: each value's own keyring; legacy blobs: FIELDSEAL_LEGACY_KEYRING)`;
 
+const SCOPES_HELP = `fieldseal scopes: erasable keyrings' scope keys (docs/erasable-scopes.md), with the
+scope key database and key store of the config (same config as serve).
+
+  scopes forget --keyring K (--session S | --user U)
+        Destroys the scope's data key and leaves a tombstone: every value of the scope, wherever it was
+        copied, fails with scope_forgotten from then on. IRREVERSIBLE. Answers once no replica can still
+        use the key (FIELDSEAL_SCOPE_KEY_TTL_MS). Writes one audit line (to FIELDSEAL_AUDIT_FILE, else to
+        standard output, as the server does).
+  scopes reapply-tombstones AUDIT_FILE|-
+        Restoring a backup of the scope key database brings forgotten data keys back. This reads the
+        audit trail (JSON lines; '-' for standard input), kept apart from the database, and forgets again
+        every scope it records as forgotten ("action":"forget","outcome":"ok"), unless the scope has a
+        newer generation than the one forgotten. Prints how many were forgotten again.
+  scopes rewrap-keys --keyring K
+        Re-wraps every scope data key of keyring K still wrapped under an older version under the primary
+        (each seal does this for its own scope). Run it after a rotation and before destroying the older
+        versions: a scope whose key is wrapped only under a destroyed version can never seal or open again,
+        and database backups taken before the rotation become useless once those versions are destroyed.
+  scopes create-table
+        Creates the DynamoDB table FIELDSEAL_SCOPE_TABLE (on-demand) when it does not exist.`;
+
 const TOKEN_HELP = `fieldseal token create: generate a bearer token for a calling service.
 
 Options:
   --name N        Principal name. Required.
-  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field>, decrypt:*,
-                  index:<field>, index:*, legacy:decrypt, legacy:rewrap
-Prints the token (give it to the service; it is not stored) and the JSON entry to add to the config
-file's "principals" array (it holds only the token's SHA-256).`;
+  --scopes LIST   Comma-separated: encrypt, rewrap, rotate, destroy, forget, push, admin, decrypt:<field>,
+                  decrypt:*, index:<field>, index:*, legacy:decrypt, legacy:rewrap
+  --apply         Add the principal to the config file (0600, replaced atomically, under a lock) and
+                  make every running server of this data directory reload it (SIGHUP), waiting until
+                  each has; the token then works at once.
+Prints the token (give it to the service; it is not stored) and, without --apply, the JSON entry to add
+to the config file's "principals" array (it holds only the token's SHA-256).`;
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[], env: Env): Promise<number> {
@@ -143,14 +185,16 @@ export async function main(argv: string[], env: Env): Promise<number> {
       case "open":
         return await open(rest, env);
       case "token":
-        return token(rest);
+        return await token(rest, env);
       case "legacy":
         return await legacy(rest, env);
+      case "scopes":
+        return await scopes(rest, env);
       case undefined:
       case "help":
       case "--help":
       case "-h":
-        out(USAGE);
+        out(command === undefined ? USAGE : `${USAGE}\n\n${SETTINGS_HELP}`);
         return command === undefined ? 2 : 0;
       default:
         err(`fieldseal: unknown command "${command}"\n\n${USAGE}`);
@@ -235,21 +279,41 @@ async function serve(args: string[], env: Env): Promise<number> {
       err,
     });
   }
+  const { startServer, reloadAccess } = await serverModules();
   const store = await keyStoreFromConfig(config);
   const server = await startServer(config, store);
   if (created !== undefined) out(adminTokenBanner(created, server.url));
-  const stopped = handleSignals(server, config, withFlags, false);
+  const stopped = handleSignals(server, config, withFlags, false, reloadAccess);
   out(`fieldseal listening on ${server.url} (key store: ${store.kind})`);
   await stopped;
+  exitSoonIfHeld();
   return 0;
+}
+
+/** The server's modules (connect-node, HTTP/2) load only when serving, so the other commands start quickly. */
+async function serverModules() {
+  const [{ startServer }, { reloadAccess }] = await Promise.all([
+    import("./server/app.js"),
+    import("./server/reload.js"),
+  ]);
+  return { startServer, reloadAccess };
+}
+
+/**
+ * Everything of ours is closed. A request still open in a library (a trace export to a collector that never
+ * answers) must not keep the stopped process alive: exit a second later if something still does.
+ */
+function exitSoonIfHeld(): void {
+  setTimeout(() => process.exit(), 1000).unref();
 }
 
 /** One of the processes of `serve --workers N`: serves, and tells the primary when it listens. */
 async function serveWorker(config: Config, withFlags: Env): Promise<number> {
   try {
+    const { startServer, reloadAccess } = await serverModules();
     const store = await keyStoreFromConfig(config);
     const server = await startServer(config, store);
-    const stopped = handleSignals(server, config, withFlags, true);
+    const stopped = handleSignals(server, config, withFlags, true, reloadAccess);
     // The primary's heartbeat: answered from the event loop, so a hung worker stops answering.
     process.on("message", (message: unknown) => {
       if (isHeartbeatPing(message)) process.send?.({ fieldseal: "pong" } satisfies WorkerHeartbeat);
@@ -257,6 +321,7 @@ async function serveWorker(config: Config, withFlags: Env): Promise<number> {
     const listening: WorkerListening = { fieldseal: "listening", url: server.url, store: store.kind };
     process.send?.(listening);
     await stopped;
+    exitSoonIfHeld();
     return 0;
   } finally {
     // The IPC channel would keep the process alive, after a drain and after a failed start alike (a port
@@ -275,11 +340,23 @@ function handleSignals(
   config: Config,
   withFlags: Env,
   worker: boolean,
+  reloadAccess: typeof ReloadAccess,
 ): Promise<void> {
   const log = createLogger(config.logLevel);
+  // Lets `token create --apply` find this server, signal it and wait for the reload (removed on exit).
+  const runFile = announceServer(config.dataDir, config.configFile);
+  if (runFile === undefined) {
+    log.warn(
+      "cannot write a run record in the data directory; token create --apply will not find this server",
+      {
+        dataDir: config.dataDir,
+      },
+    );
+  }
   const reload = () => {
-    reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
+    const ok = reloadAccess(server.access, () => loadConfig(withFlags, process.cwd()), log, config);
     server.reopenAudit();
+    runFile?.reloaded(ok);
   };
   process.on("SIGHUP", reload);
   // The signal handlers are in place before the listening line, which supervisors and tests wait for:
@@ -293,6 +370,7 @@ function handleSignals(
       out(`${who}: ${signal}: finishing in-flight calls (up to ${config.shutdownGraceMs} ms)`);
       void server.shutdown().then(() => {
         process.removeListener("SIGHUP", reload);
+        runFile?.remove();
         resolve();
       });
     };
@@ -325,7 +403,7 @@ function adminTokenBanner(created: { token: string; configFile: string }, url: s
 
 async function withKeys<T>(
   env: Env,
-  work: (keyrings: Keyrings, config: Config) => Promise<T>,
+  work: (keyrings: Keyrings, config: Config, scopeKeys: ScopeKeys | undefined) => Promise<T>,
   sealBlockSize = 1,
 ): Promise<T> {
   const config = loadConfig(env, process.cwd());
@@ -351,9 +429,19 @@ async function withKeys<T>(
     // A one-shot command reserves only what it uses; a bulk job reserves in blocks (one store write each).
     sealBlockSize: Math.min(sealBlockSize, config.rotation.sealBudget),
   });
+  // Erasable keyrings seal and open through their scope keys from the CLI too, never around them.
+  const scopeKeys =
+    Object.keys(config.scopes.erasable).length === 0
+      ? undefined
+      : new ScopeKeys(await scopeKeyStoreFromConfig(config.scopes), keyrings, {
+          erasable: new Map(Object.entries(config.scopes.erasable)),
+          cacheTtlMs: config.scopes.cacheTtlMs,
+          cacheEntries: config.scopes.cacheEntries,
+        });
   try {
-    return await work(keyrings, config);
+    return await work(keyrings, config, scopeKeys);
   } finally {
+    await scopeKeys?.close();
     await keyrings.close();
     await store.close();
   }
@@ -367,9 +455,11 @@ async function keys(args: string[], env: Env): Promise<number> {
       case "list":
         for (const name of await keyrings.list()) out(name);
         return 0;
-      case "describe":
-        out(describe(await keyrings.describe(rest[0] ?? config.defaultKeyring)));
+      case "describe": {
+        const name = rest[0] ?? config.defaultKeyring;
+        out(describe(await keyrings.describe(name), config.scopes.erasable[name]));
         return 0;
+      }
       case "create": {
         const [name] = rest;
         if (name === undefined) {
@@ -424,11 +514,19 @@ async function keys(args: string[], env: Env): Promise<number> {
   });
 }
 
-function describe(state: KeyringState & { rotateBy?: string; sealBudget: number }): string {
+function describe(
+  state: KeyringState & { rotateBy?: string; sealBudget: number },
+  erasable: { reuseAfterForget: boolean } | undefined,
+): string {
   const lines = [
     `keyring ${state.name}: primary ${state.primary}, minimum decryption version ${state.minDecryptVersion}`,
     `seal budget per version ${state.sealBudget}${state.rotateBy === undefined ? "" : `, rotate by ${state.rotateBy}`}`,
   ];
+  if (erasable !== undefined) {
+    lines.push(
+      `erasable: values sealed per scope; a forgotten scope ${erasable.reuseAfterForget ? "may seal again under a new data key" : "never seals again"}`,
+    );
+  }
   for (const range of state.destroyed ?? []) {
     const which = range.from === range.through ? `v${range.from}` : `v${range.from}-v${range.through}`;
     lines.push(`  ${which}  destroyed    at ${range.destroyedAt} (no key material)`);
@@ -486,8 +584,11 @@ async function seal(args: string[], env: Env): Promise<number> {
       throw usage("--json was given but VALUE is not valid JSON");
     }
   }
-  return withKeys(env, async (keyrings, config) => {
-    const sealer = new Sealer(keyrings, { legacyKeyring: config.legacyKeyring });
+  return withKeys(env, async (keyrings, config, scopeKeys) => {
+    const sealer = new Sealer(keyrings, {
+      legacyKeyring: config.legacyKeyring,
+      ...(scopeKeys === undefined ? {} : { scopes: scopeKeys }),
+    });
     const keyring = values.keyring ?? config.defaultKeyring;
     // Like EncryptFields: only the default keyring is created on first use; others need `keys create`.
     if (keyring === config.defaultKeyring) await keyrings.ensure(keyring);
@@ -502,10 +603,11 @@ async function open(args: string[], env: Env): Promise<number> {
   if (values.help) return help(OPEN_HELP);
   const { field, scope } = contextOf(values);
   const sealed = argOrStdin(positionals[0], "SEALED").trim();
-  return withKeys(env, async (keyrings, config) => {
+  return withKeys(env, async (keyrings, config, scopeKeys) => {
     const sealer = new Sealer(keyrings, {
       legacyKeyring: config.legacyKeyring,
       legacyEnabled: config.legacyEnabled,
+      ...(scopeKeys === undefined ? {} : { scopes: scopeKeys }),
     });
     // An operator with the key store's credentials can open anything; legacy values need no grant here.
     const opened = await sealer.open({ scope, field }, sealed, { allowLegacy: true });
@@ -534,10 +636,11 @@ async function legacy(args: string[], env: Env): Promise<number> {
   if (target !== undefined) assertKeyringName(target);
   return withKeys(
     env,
-    async (keyrings, config) => {
+    async (keyrings, config, scopeKeys) => {
       const sealer = new Sealer(keyrings, {
         legacyKeyring: config.legacyKeyring,
         legacyEnabled: config.legacyEnabled,
+        ...(scopeKeys === undefined ? {} : { scopes: scopeKeys }),
       });
       const output = lineOutput(process.stdout);
       let summary: MigrationSummary;
@@ -561,26 +664,224 @@ async function legacy(args: string[], env: Env): Promise<number> {
   );
 }
 
-function token(args: string[]): number {
+async function scopes(args: string[], env: Env): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      keyring: { type: "string" },
+      session: { type: "string" },
+      user: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (sub === undefined || sub === "--help" || sub === "-h" || values.help) return help(SCOPES_HELP);
+  const config = loadConfig(env, process.cwd());
+  if (sub === "create-table") {
+    if (config.scopes.store.kind !== "dynamodb")
+      throw usage("create-table is for FIELDSEAL_SCOPE_STORE=dynamodb");
+    const { DynamoDbScopeKeyStore } = await import("./scopes/dynamodb-store.js");
+    const s = config.scopes.store;
+    const store = new DynamoDbScopeKeyStore({
+      table: s.table,
+      ...(s.region === undefined ? {} : { region: s.region }),
+      ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }),
+    });
+    try {
+      await store.createTable();
+    } finally {
+      await store.close();
+    }
+    out(`table ${s.table} is ready`);
+    return 0;
+  }
+  if (sub === "rewrap-keys") {
+    const keyring = values.keyring;
+    if (keyring === undefined) throw usage("--keyring is required");
+    assertKeyringName(keyring);
+    if (config.scopes.erasable[keyring] === undefined)
+      throw usage(`keyring "${keyring}" is not erasable (FIELDSEAL_ERASABLE_KEYRINGS)`);
+    return withKeys(env, async (keyrings, _config, scopeKeys) => {
+      if (scopeKeys === undefined) throw usage("no keyring is erasable");
+      const state = await keyrings.describe(keyring);
+      const counts = await scopeKeys.rewrapAll(await keyrings.openingKey(keyring, state.primary));
+      err(
+        `${keyring}: ${counts.rewrapped} scope keys re-wrapped under version ${state.primary}` +
+          (counts.changed === 0
+            ? ""
+            : `, ${counts.changed} changed meanwhile (forgotten or re-wrapped by a seal)`),
+      );
+      return 0;
+    });
+  }
+  if (sub !== "forget" && sub !== "reapply-tombstones") {
+    err(`fieldseal scopes: unknown subcommand "${sub}"\n\n${SCOPES_HELP}`);
+    return 2;
+  }
+  let scope: Scope | undefined;
+  let keyring = "";
+  if (sub === "forget") {
+    if (values.keyring === undefined) throw usage("--keyring is required");
+    keyring = values.keyring;
+    assertKeyringName(keyring);
+    if ((values.session === undefined) === (values.user === undefined))
+      throw usage("give exactly one of --session or --user");
+    scope =
+      values.session !== undefined
+        ? { kind: "session", id: values.session }
+        : { kind: "user", id: values.user ?? "" };
+    assertAadPart(scope.kind === "session" ? "session id" : "user id", scope.id);
+    if (config.scopes.erasable[keyring] === undefined)
+      throw usage(`keyring "${keyring}" is not erasable (FIELDSEAL_ERASABLE_KEYRINGS)`);
+  } else if (positionals[0] === undefined) {
+    throw usage("AUDIT_FILE is required ('-' reads the audit trail from standard input)");
+  }
+  const audit =
+    config.audit.file === undefined
+      ? jsonLinesAudit((line) => process.stdout.write(line))
+      : fileAudit(config.audit.file);
+  const store = await scopeKeyStoreFromConfig(config.scopes);
+  try {
+    if (scope !== undefined) {
+      const keyrings = (await withKeys(env, async (k) => k.list())) as string[];
+      if (!keyrings.includes(keyring)) throw usage(`keyring "${keyring}" does not exist`);
+      let tombstone: Awaited<ReturnType<typeof store.forget>>;
+      try {
+        tombstone = await store.forget(keyring, scopeName(scope), new Date().toISOString());
+      } catch (e) {
+        audit.record({
+          action: "forget",
+          principal: "cli",
+          outcome: "error",
+          code: isFieldsealError(e) ? e.code : "internal",
+          keyring,
+          scopeKind: scope.kind,
+          scopeId: scope.id,
+        });
+        throw e;
+      }
+      audit.record({
+        action: "forget",
+        principal: "cli",
+        outcome: "ok",
+        keyring,
+        scopeKind: scope.kind,
+        scopeId: scope.id,
+        generation: tombstone.generation,
+      });
+      // Every replica's cached copy of the key expires within the bound: wait it out before saying so.
+      await new Promise((r) => setTimeout(r, config.scopes.cacheTtlMs));
+      err(
+        `${keyring}: ${scope.kind} scope forgotten (generation ${tombstone.generation}); its values can never be opened again`,
+      );
+      return 0;
+    }
+    const text =
+      positionals[0] === "-" ? readFileSync(0, "utf8") : readFileSync(positionals[0] as string, "utf8");
+    const counts = { forgotten: 0, newer: 0, skipped: 0 };
+    for (const line of text.split("\n")) {
+      const entry = forgetEntry(line);
+      if (entry === undefined) {
+        if (line.trim() !== "") counts.skipped++;
+        continue;
+      }
+      const now = await store.forget(entry.keyring, entry.scope, new Date().toISOString(), entry.generation);
+      if (now.state === "forgotten") counts.forgotten++;
+      else counts.newer++;
+    }
+    await new Promise((r) => setTimeout(r, config.scopes.cacheTtlMs));
+    err(
+      `fieldseal scopes reapply-tombstones: ${counts.forgotten} scopes forgotten (again), ${counts.newer} left alone (a newer generation than the one forgotten), ${counts.skipped} other lines skipped`,
+    );
+    return 0;
+  } finally {
+    await store.close();
+    audit.close?.();
+  }
+}
+
+/** A successful forget recorded in an audit line, or undefined for any other line. */
+function forgetEntry(line: string): { keyring: string; scope: string; generation: number } | undefined {
+  let event: Record<string, unknown>;
+  try {
+    event = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof event !== "object" || event === null || event.action !== "forget" || event.outcome !== "ok")
+    return undefined;
+  const { keyring, scopeKind, scopeId, generation } = event;
+  if (typeof keyring !== "string" || !KEYRING_NAME.test(keyring)) return undefined;
+  if ((scopeKind !== "session" && scopeKind !== "user") || typeof scopeId !== "string") return undefined;
+  if (typeof generation !== "number" || !Number.isInteger(generation) || generation < 0) return undefined;
+  try {
+    assertAadPart("session id", scopeId);
+  } catch {
+    return undefined;
+  }
+  return { keyring, scope: scopeName({ kind: scopeKind, id: scopeId }), generation };
+}
+
+async function token(args: string[], env: Env): Promise<number> {
   const [sub, ...rest] = args;
   const { values } = parseArgs({
     args: rest,
-    options: { name: { type: "string" }, scopes: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      name: { type: "string" },
+      scopes: { type: "string" },
+      apply: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (sub !== "create" || values.help) return help(TOKEN_HELP);
   if (values.name === undefined || values.scopes === undefined)
     throw usage("--name and --scopes are required");
+  const name = values.name;
   const scopes = values.scopes
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  assertScopes(values.name, scopes);
+  assertScopes(name, scopes);
   const secret = generateToken();
-  out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
-  out(
-    `add to "principals" in the config file:\n  ${JSON.stringify({ name: values.name, tokenSha256: hashToken(secret), scopes })}`,
+  const principal = { name, tokenSha256: hashToken(secret), scopes };
+  if (values.apply !== true) {
+    out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
+    out(`add to "principals" in the config file:\n  ${JSON.stringify(principal)}`);
+    return 0;
+  }
+  const config = loadConfig(env, process.cwd());
+  const where = { dataDir: config.dataDir, configFile: config.configFile, cwd: process.cwd() };
+  await editConfigFile(
+    config.configFile,
+    (file) => {
+      const principals = Array.isArray(file.principals) ? file.principals : [];
+      if (principals.some((p) => typeof p === "object" && p !== null && p.name === name)) {
+        throw new FieldsealError(
+          "failed_precondition",
+          `principal "${name}" already exists in ${config.configFile}; choose another name`,
+        );
+      }
+      return { ...file, principals: [...principals, principal] };
+    },
+    // The whole new file must still load, as the server will read it.
+    (file) => void parseConfig(file, env, where),
   );
-  return 0;
+  out(`token (give it to the service; it is not stored anywhere):\n  ${secret}\n`);
+  out(`principal "${name}" added to ${config.configFile}`);
+  const outcomes = await reloadServers(config.dataDir, config.configFile);
+  for (const { pid, result } of outcomes) {
+    const words = {
+      reloaded: "reloaded: the token works now",
+      refused_config: "refused the new config (see its log); the token does not work there yet",
+      no_answer: "did not confirm the reload in time; check its log",
+      not_permitted: "could not be signalled (another user's process?); send it SIGHUP",
+    }[result];
+    out(`server ${pid} ${words}`);
+  }
+  if (outcomes.length === 0)
+    out("no running server reads this config file; the token works from its next start");
+  return outcomes.every((o) => o.result === "reloaded") ? 0 : 1;
 }
 
 function argOrStdin(arg: string | undefined, name: string): string {

@@ -8,8 +8,17 @@ import { FieldsealError, isFieldsealError } from "./errors.js";
 import { lineOfJsonPath } from "./json-lines-of.js";
 import type { LogLevel } from "./log.js";
 import { type FieldFormats, parseFieldFormats, parseKeyringFieldFormats } from "./masks/index.js";
+import {
+  boolSetting,
+  intSetting,
+  oneOfSetting,
+  refusal,
+  type Setting,
+  stringSetting,
+  structuredSetting,
+} from "./setting.js";
 
-/** Fieldseal's configuration, parsed and validated once at start-up. Nothing else reads process.env. */
+/** Fieldseal's configuration, parsed and validated once at start-up. Nothing else reads the environment. */
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -92,6 +101,34 @@ export interface Config {
   readonly metrics: { readonly enabled: boolean };
   /** What one connection, and one peer address, may hold before its request is complete. */
   readonly limits: ConnectionLimits;
+  /**
+   * OpenTelemetry traces, from the standard OTEL_* variables only; off unless an exporter or endpoint is
+   * set. The OTLP exporter reads the rest of its standard variables (headers, timeout, certificates) itself.
+   */
+  readonly tracing: {
+    readonly enabled: boolean;
+    readonly protocol: "http/protobuf" | "http/json";
+    readonly serviceName: string;
+  };
+  /** Erasable keyrings and the database of their scope keys (docs/erasable-scopes.md). */
+  readonly scopes: ScopesConfig;
+}
+
+/** Erasable keyrings: which ones, where their scope keys live, and how long a replica trusts a cached one. */
+export interface ScopesConfig {
+  /** Erasable keyring name → whether a forgotten scope may seal again under a new data key. */
+  readonly erasable: Readonly<Record<string, { readonly reuseAfterForget: boolean }>>;
+  readonly store:
+    | { readonly kind: "sqlite"; readonly file: string }
+    | {
+        readonly kind: "dynamodb";
+        readonly table: string;
+        readonly region: string | undefined;
+        readonly endpoint: string | undefined;
+      };
+  /** The bound after a forget: a scope key read from the database is used for at most this long. */
+  readonly cacheTtlMs: number;
+  readonly cacheEntries: number;
 }
 
 /**
@@ -192,15 +229,6 @@ const LIMIT_SETTINGS: { readonly [K in keyof ConnectionLimits]: IntSetting } = {
   },
 };
 
-function intSettingDocs(prefix: string, settings: Readonly<Record<string, IntSetting>>): SettingDoc[] {
-  return Object.entries(settings).map(([name, s]) => ({
-    env: s.env,
-    file: `${prefix}.${name}`,
-    description: s.description,
-    default: String(s.default),
-  }));
-}
-
 /** Certificate files for TLS, and the CA that client certificates must chain to for mTLS. */
 export interface TlsConfig {
   readonly certFile: string;
@@ -210,312 +238,539 @@ export interface TlsConfig {
   readonly requireClientCert: boolean;
 }
 
-/** The most `fieldseal serve` processes one host runs (FIELDSEAL_WORKERS). */
-export const MAX_WORKERS = 256;
-
-/** One setting: its environment variable, its config-file key, what it means and its default. */
+/** One setting as `--help` and the README show it: "-" where it has no environment variable or file key. */
 export interface SettingDoc {
   readonly env: string;
   readonly file: string;
   readonly description: string;
   readonly default: string;
+  readonly secret: boolean;
 }
 
-/** Every setting, for `--help` and the README's table. */
-export const SETTINGS: readonly SettingDoc[] = [
-  {
+/**
+ * Every setting but the connection limits, each declared once. parseConfig reads them through `read`,
+ * `--help` and the README's table through SETTINGS. A new setting goes here (or in LIMIT_SETTINGS) and is
+ * read in parseConfig; test/unit/settings-declared.test.ts checks that each one parses from both places.
+ */
+const S = {
+  configFile: stringSetting({
     env: "FIELDSEAL_CONFIG",
-    file: "-",
+    file: undefined,
     description: "Config file (JSON)",
-    default: "<data dir>/config.json",
-  },
-  {
+    default: undefined,
+    shownDefault: "<data dir>/config.json",
+    example: "other-config.json",
+  }),
+  dataDir: stringSetting({
     env: "FIELDSEAL_DATA_DIR",
     file: "dataDir",
     description: "Directory for local keyrings and the generated config",
     default: ".fieldseal",
-  },
-  { env: "FIELDSEAL_HOST", file: "host", description: "Address to listen on", default: "127.0.0.1" },
-  {
+    example: "other-data",
+  }),
+  host: stringSetting({
+    env: "FIELDSEAL_HOST",
+    file: "host",
+    description: "Address to listen on",
+    default: "127.0.0.1",
+    example: "::1",
+  }),
+  port: intSetting({
     env: "FIELDSEAL_PORT",
     file: "port",
     description: "Port for gRPC, gRPC-Web, Connect, webhooks and health (0: any free port)",
-    default: "7070",
-  },
-  {
+    default: 7070,
+    min: 0,
+    max: 65535,
+  }),
+  workers: structuredSetting({
     env: "FIELDSEAL_WORKERS",
     file: "workers",
     description:
       "Server processes sharing the port on this host (node:cluster); auto: one per available core. Connection limits and /metrics are per worker",
-    default: "1",
-  },
-  {
+    shownDefault: "1",
+    example: 2,
+    parse: parseWorkers,
+  }),
+  keyStoreKind: oneOfSetting({
     env: "FIELDSEAL_KEY_STORE",
     file: "keyStore.kind",
     description: "Where keyrings live: local or aws",
+    values: ["local", "aws"] as const,
     default: "local",
-  },
-  {
+  }),
+  awsRegion: stringSetting({
     env: "FIELDSEAL_AWS_REGION",
     file: "keyStore.region",
-    description: "AWS region for Secrets Manager (else the SDK's default chain)",
-    default: "-",
-  },
-  {
+    description: "AWS region for Secrets Manager and DynamoDB (else the SDK's default chain)",
+    default: undefined,
+    example: "eu-central-1",
+  }),
+  awsEndpoint: stringSetting({
     env: "FIELDSEAL_AWS_ENDPOINT",
     file: "keyStore.endpoint",
-    description: "Secrets Manager endpoint override (for emulators)",
-    default: "-",
-  },
-  {
+    description: "Secrets Manager and DynamoDB endpoint override (for emulators)",
+    default: undefined,
+    example: "http://127.0.0.1:5000",
+  }),
+  secretPrefix: stringSetting({
     env: "FIELDSEAL_AWS_SECRET_PREFIX",
     file: "keyStore.secretPrefix",
     description: "Secret name prefix; a keyring's secret is prefix + name",
     default: "fieldseal/",
-  },
-  {
-    env: "-",
+    example: "prod/fieldseal/",
+  }),
+  legacySecretIds: structuredSetting({
+    env: undefined,
     file: "keyStore.legacySecretIds",
     description: "Keyring name to an existing secret name or ARN (e.g. the tutorial's secret) to adopt",
-    default: "{}",
-  },
-  {
+    shownDefault: "{}",
+    example: { cognigy: "cognigy-session-key" },
+    parse: parseLegacySecretIds,
+  }),
+  defaultKeyring: stringSetting({
     env: "FIELDSEAL_DEFAULT_KEYRING",
     file: "defaultKeyring",
     description: "Keyring used when a request names none",
     default: "default",
-  },
-  {
+    example: "cards",
+    check: keyringNameProblem,
+  }),
+  keyrings: structuredSetting({
     env: "FIELDSEAL_KEYRINGS",
     file: "keyrings",
     description: "More keyrings to create at start-up when missing (comma-separated)",
-    default: "-",
-  },
-  {
+    shownDefault: "-",
+    example: "cards,ids",
+    parse: nameList,
+  }),
+  fieldFormats: structuredSetting({
     env: "FIELDSEAL_FIELD_FORMATS",
     file: "fields",
     description:
       'Field name to mask format (JSON), e.g. {"credit_card": {"format": "card"}}: checked when sealed, mask returned (docs/masks.md)',
-    default: "{}",
-  },
-  {
-    env: "-",
+    shownDefault: "{}",
+    example: '{"credit_card": {"format": "card"}}',
+    parse: (raw) => parseFieldFormats(raw, 'FIELDSEAL_FIELD_FORMATS (file key "fields")'),
+  }),
+  keyringFields: structuredSetting({
+    env: undefined,
     file: "keyringFields",
     description: "Keyring name to its own field formats, merged over fields (docs/masks.md)",
-    default: "{}",
-  },
-  {
+    shownDefault: "{}",
+    example: { cards: { pan: { format: "card" } } },
+    // Checked here; merged over `fields` in parseConfig.
+    parse: (raw): unknown => {
+      parseKeyringFieldFormats(raw, new Map(), "keyringFields");
+      return raw;
+    },
+  }),
+  legacyKeyring: stringSetting({
     env: "FIELDSEAL_LEGACY_KEYRING",
     file: "legacyKeyring",
     description: "Keyring that opens legacy tutorial blobs",
-    default: "<default keyring>",
-  },
-  {
+    default: undefined,
+    shownDefault: "<default keyring>",
+    example: "tutorial",
+    check: keyringNameProblem,
+  }),
+  legacyEnabled: boolSetting({
     env: "FIELDSEAL_LEGACY_ENABLED",
     file: "legacyEnabled",
     description: "Open and rewrap legacy tutorial blobs at all (false after migration: legacy_disabled)",
-    default: "true",
-  },
-  {
+    default: true,
+  }),
+  rotateMaxAgeDays: intSetting({
     env: "FIELDSEAL_ROTATE_MAX_AGE_DAYS",
     file: "rotation.maxAgeDays",
     description: "Rotate the primary key when older (0: never by age)",
-    default: "90",
-  },
-  {
+    default: 90,
+    min: 0,
+    max: 3650,
+  }),
+  sealBudget: intSetting({
     env: "FIELDSEAL_SEAL_BUDGET",
     file: "rotation.sealBudget",
     description: "Rotate the primary key after this many seals (NIST SP 800-38D allows 2^32)",
-    default: "268435456 (2^28)",
-  },
-  {
+    default: 2 ** 28,
+    shownDefault: "268435456 (2^28)",
+    min: 1,
+    max: 2 ** 32,
+    check: sealBudgetProblem,
+  }),
+  storeWritesPerDay: intSetting({
     env: "FIELDSEAL_STORE_WRITES_PER_DAY",
     file: "rotation.storeWritesPerDay",
     description:
       "Key store writes per keyring per day that seal reservations are sized for (Secrets Manager sustains about 144)",
-    default: "48",
-  },
-  {
+    default: 48,
+    min: 1,
+    max: 86_400,
+  }),
+  primaryRefreshMs: intSetting({
     env: "FIELDSEAL_PRIMARY_REFRESH_MS",
     file: "primaryRefreshMs",
     description: "How often cached key state is refreshed from the store",
-    default: "30000",
-  },
-  {
+    default: 30_000,
+    min: 100,
+    max: 86_400_000,
+  }),
+  maxRequestBytes: intSetting({
     env: "FIELDSEAL_MAX_REQUEST_BYTES",
     file: "maxRequestBytes",
     description: "Largest request body accepted",
-    default: "1048576",
-  },
-  {
+    default: 1024 * 1024,
+    min: 1024,
+    max: 64 * 1024 * 1024,
+  }),
+  grpcFastPath: oneOfSetting({
     env: "FIELDSEAL_GRPC_FAST_PATH",
     file: "grpcFastPath",
     description: "on: plain unary gRPC calls take the fast path; off: connect-node serves every call",
+    values: ["on", "off"] as const,
     default: "on",
-  },
-  {
+  }),
+  shutdownGraceMs: intSetting({
     env: "FIELDSEAL_SHUTDOWN_GRACE_MS",
     file: "shutdownGraceMs",
     description: "How long in-flight calls may finish after SIGTERM",
-    default: "10000",
-  },
-  {
+    default: 10_000,
+    min: 0,
+    max: 600_000,
+  }),
+  logLevel: oneOfSetting({
     env: "FIELDSEAL_LOG_LEVEL",
     file: "logLevel",
     description: "debug, info, warn, error or silent",
+    values: ["debug", "info", "warn", "error", "silent"] as const,
     default: "info",
-  },
-  {
+  }),
+  principals: structuredSetting({
+    env: undefined,
+    file: "principals",
+    description:
+      "Callers: name, tokenSha256 and/or certificate, scopes or allow (see Principals below; SIGHUP reloads them)",
+    shownDefault: "[] (first start writes an admin)",
+    example: [{ name: "svc", tokenSha256: "0".repeat(64), scopes: ["admin"] }],
+    parse: parsePrincipals,
+  }),
+  auditFile: stringSetting({
     env: "FIELDSEAL_AUDIT_FILE",
     file: "audit.file",
     description: "Append audit events (JSON lines) to this file, created 0600",
-    default: "- (stdout)",
-  },
-  {
+    default: undefined,
+    shownDefault: "- (stdout)",
+    example: "audit.jsonl",
+  }),
+  tlsCertFile: stringSetting({
     env: "FIELDSEAL_TLS_CERT_FILE",
     file: "tls.certFile",
     description:
       "Server certificate chain (PEM); with the key file, serve TLS only (h2 and http/1.1 by ALPN)",
-    default: "- (cleartext)",
-  },
-  {
+    default: undefined,
+    shownDefault: "- (cleartext)",
+    example: "server.pem",
+  }),
+  tlsKeyFile: stringSetting({
     env: "FIELDSEAL_TLS_KEY_FILE",
     file: "tls.keyFile",
     description: "Server private key (PEM)",
-    default: "-",
-  },
-  {
+    default: undefined,
+    example: "server-key.pem",
+  }),
+  tlsClientCaFile: stringSetting({
     env: "FIELDSEAL_TLS_CLIENT_CA_FILE",
     file: "tls.clientCaFile",
     description: "CA bundle (PEM) that client certificates must chain to; enables mTLS principals",
-    default: "- (no client certificates)",
-  },
-  {
+    default: undefined,
+    shownDefault: "- (no client certificates)",
+    example: "clients-ca.pem",
+  }),
+  tlsRequireClientCert: boolSetting({
     env: "FIELDSEAL_TLS_REQUIRE_CLIENT_CERT",
     file: "tls.requireClientCert",
     description: "Refuse TLS handshakes without a trusted client certificate",
-    default: "false",
-  },
-  {
+    default: false,
+  }),
+  webhookMaxBodyBytes: intSetting({
     env: "FIELDSEAL_WEBHOOK_MAX_BODY_BYTES",
     file: "webhook.maxBodyBytes",
     description: "Largest webhook body accepted",
-    default: "65536",
-  },
-  {
+    default: 64 * 1024,
+    min: 1024,
+    max: 16 * 1024 * 1024,
+  }),
+  webhookToleranceSec: intSetting({
     env: "FIELDSEAL_WEBHOOK_TOLERANCE_SEC",
     file: "webhook.hmacToleranceSec",
     description: "Accepted clock skew of signed webhooks; replays inside it are refused",
-    default: "300",
-  },
-  {
+    default: 300,
+    min: 1,
+    max: 3600,
+  }),
+  webhookReplayCapacity: intSetting({
     env: "FIELDSEAL_WEBHOOK_REPLAY_CAPACITY_PER_SIGNER",
     file: "webhook.hmacReplayCapacityPerSigner",
     description: "Signed webhooks remembered per signer key id; when full, that signer's window shrinks",
-    default: "100000",
-  },
-  {
+    default: 100_000,
+    min: 1,
+    max: 10_000_000,
+  }),
+  webhookAcceptV1: boolSetting({
     env: "FIELDSEAL_WEBHOOK_ACCEPT_V1_SIGNATURES",
     file: "webhook.hmacAcceptV1",
     description: "Also accept v1 (body-only) webhook signatures; for a migration to v2 only",
-    default: "false",
-  },
-  {
-    env: "-",
+    default: false,
+  }),
+  webhookHmacSecrets: structuredSetting({
+    env: undefined,
     file: "webhook.hmacSecrets",
     description:
       "Principal name to HMAC-SHA256 secret (>= 32 chars) for signed webhooks (the file must then be 0600 or 0400)",
-    default: "{}",
-  },
-  {
+    shownDefault: "{}",
+    secret: true,
+    example: { bot: "an-example-secret-of-at-least-32-characters" },
+    parse: parseHmacSecrets,
+  }),
+  cognigyBaseUrl: stringSetting({
     env: "FIELDSEAL_COGNIGY_BASE_URL",
     file: "cognigy.baseUrl",
     description: "Cognigy.AI REST API base, e.g. https://api-trial.cognigy.ai",
-    default: "- (push disabled)",
-  },
-  {
+    default: undefined,
+    shownDefault: "- (push disabled)",
+    example: "https://api-trial.cognigy.ai",
+    check: httpUrlProblem,
+  }),
+  cognigyApiKey: stringSetting({
     env: "FIELDSEAL_COGNIGY_API_KEY",
     file: "cognigy.apiKey",
     description: "Cognigy.AI API key (X-API-Key)",
-    default: "-",
-  },
-  {
+    default: undefined,
+    secret: true,
+    example: "example-api-key",
+  }),
+  cognigyBearerToken: stringSetting({
     env: "FIELDSEAL_COGNIGY_BEARER_TOKEN",
     file: "cognigy.bearerToken",
     description: "Bearer token for the tutorial's variables PUT mode",
-    default: "-",
-  },
-  {
+    default: undefined,
+    secret: true,
+    example: "example-bearer-token",
+  }),
+  cognigyMode: oneOfSetting({
     env: "FIELDSEAL_COGNIGY_MODE",
     file: "cognigy.mode",
     description: "context_inject (documented API) or variables_put (tutorial)",
+    values: ["context_inject", "variables_put"] as const,
     default: "context_inject",
-  },
-  {
+  }),
+  cognigyPush: boolSetting({
     env: "FIELDSEAL_COGNIGY_PUSH",
     file: "cognigy.pushEnabled",
     description: "Also push sealed values from webhooks into the session (needs a base URL)",
-    default: "false (flows store answers)",
-  },
-  {
+    default: false,
+    shownDefault: "false (flows store answers)",
+  }),
+  cognigyDeadlineMs: intSetting({
     env: "FIELDSEAL_COGNIGY_DEADLINE_MS",
     file: "cognigy.deadlineMs",
     description: "Overall deadline of one push, retries included",
-    default: "6000",
-  },
-  {
+    default: 6000,
+    min: 100,
+    max: 60_000,
+  }),
+  cognigyMaxAttempts: intSetting({
     env: "FIELDSEAL_COGNIGY_MAX_ATTEMPTS",
     file: "cognigy.maxAttempts",
     description: "Most attempts of one push (the first one included)",
-    default: "5",
-  },
-  {
+    default: 5,
+    min: 1,
+    max: 20,
+  }),
+  cognigyBackoffBaseMs: intSetting({
     env: "FIELDSEAL_COGNIGY_BACKOFF_BASE_MS",
     file: "cognigy.baseBackoffMs",
     description: "Backoff window of the first retry; it doubles per retry (full jitter)",
-    default: "100",
-  },
-  {
+    default: 100,
+    min: 0,
+    max: 60_000,
+  }),
+  cognigyBackoffCapMs: intSetting({
     env: "FIELDSEAL_COGNIGY_BACKOFF_CAP_MS",
     file: "cognigy.backoffCapMs",
     description: "Largest backoff window between two attempts",
-    default: "2000",
-  },
-  {
+    default: 2000,
+    min: 0,
+    max: 60_000,
+  }),
+  cognigyRetryAfterCapMs: intSetting({
     env: "FIELDSEAL_COGNIGY_RETRY_AFTER_CAP_MS",
     file: "cognigy.retryAfterCapMs",
     description: "Longest wait taken from a 429's Retry-After",
-    default: "5000",
-  },
-  {
+    default: 5000,
+    min: 0,
+    max: 60_000,
+  }),
+  cognigyRateLimit: intSetting({
     env: "FIELDSEAL_COGNIGY_RATE_LIMIT",
     file: "cognigy.rateLimit",
     description:
       "Cognigy REST requests per window from this server, pushes and retries together, split over its workers (SaaS: 1,000 per 5 min per IP)",
-    default: "1000",
-  },
-  {
+    default: 1000,
+    min: 1,
+    max: 100_000,
+  }),
+  cognigyRateWindowSec: intSetting({
     env: "FIELDSEAL_COGNIGY_RATE_WINDOW_SEC",
     file: "cognigy.rateWindowSec",
     description: "Window of FIELDSEAL_COGNIGY_RATE_LIMIT, in seconds",
-    default: "300",
-  },
-  {
+    default: 300,
+    min: 1,
+    max: 86_400,
+  }),
+  otelSdkDisabled: boolSetting({
+    env: "OTEL_SDK_DISABLED",
+    file: undefined,
+    description: "OpenTelemetry: true turns tracing off whatever else is set",
+    default: false,
+  }),
+  otelTracesExporter: oneOfSetting({
+    env: "OTEL_TRACES_EXPORTER",
+    file: undefined,
+    description:
+      "OpenTelemetry: otlp exports traces, none does not; unset, traces go out when an OTLP endpoint is set",
+    values: ["otlp", "none"] as const,
+    default: undefined,
+    shownDefault: "- (otlp when an endpoint is set)",
+  }),
+  otelEndpoint: stringSetting({
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    file: undefined,
+    description:
+      "OpenTelemetry: OTLP/HTTP base URL (traces go to <url>/v1/traces); setting it turns tracing on",
+    default: undefined,
+    shownDefault: "- (tracing off)",
+    example: "http://127.0.0.1:4318",
+    check: httpUrlProblem,
+  }),
+  otelTracesEndpoint: stringSetting({
+    env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    file: undefined,
+    description:
+      "OpenTelemetry: full OTLP/HTTP URL for traces (wins over the base URL); setting it turns tracing on",
+    default: undefined,
+    shownDefault: "- (tracing off)",
+    example: "http://127.0.0.1:4318/v1/traces",
+    check: httpUrlProblem,
+  }),
+  otelProtocol: oneOfSetting({
+    env: "OTEL_EXPORTER_OTLP_PROTOCOL",
+    file: undefined,
+    description: "OpenTelemetry: OTLP encoding over HTTP (grpc is not supported)",
+    values: ["http/protobuf", "http/json"] as const,
+    default: "http/protobuf",
+  }),
+  otelTracesProtocol: oneOfSetting({
+    env: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    file: undefined,
+    description: "OpenTelemetry: OTLP encoding for traces (wins over OTEL_EXPORTER_OTLP_PROTOCOL)",
+    values: ["http/protobuf", "http/json"] as const,
+    default: undefined,
+    shownDefault: "- (OTEL_EXPORTER_OTLP_PROTOCOL)",
+  }),
+  otelServiceName: stringSetting({
+    env: "OTEL_SERVICE_NAME",
+    file: undefined,
+    description: "OpenTelemetry: the service.name of every span",
+    default: "fieldseal",
+    example: "fieldseal-eu",
+  }),
+  erasableKeyrings: structuredSetting({
+    env: "FIELDSEAL_ERASABLE_KEYRINGS",
+    file: "scopes.erasableKeyrings",
+    description:
+      "Erasable keyrings: each scope's values sealed under its own data key, ForgetScope erases (comma-separated)",
+    shownDefault: "-",
+    example: "cards,ids",
+    parse: nameList,
+  }),
+  reuseAfterForget: structuredSetting({
+    env: "FIELDSEAL_REUSE_AFTER_FORGET",
+    file: "scopes.reuseAfterForget",
+    description:
+      "Erasable keyrings where a forgotten scope may seal again under a new data key (else scope_forgotten)",
+    shownDefault: "-",
+    example: "cards",
+    parse: nameList,
+  }),
+  scopeStore: oneOfSetting({
+    env: "FIELDSEAL_SCOPE_STORE",
+    file: "scopes.store",
+    description:
+      "Scope key database: sqlite (<data dir>/scopes.db) or dynamodb (region and endpoint as Secrets Manager's)",
+    values: ["sqlite", "dynamodb"] as const,
+    default: undefined,
+    shownDefault: "sqlite (local key store), dynamodb (aws)",
+  }),
+  scopeTable: stringSetting({
+    env: "FIELDSEAL_SCOPE_TABLE",
+    file: "scopes.table",
+    description: "DynamoDB table of scope keys (partition key keyring, sort key scope, both strings)",
+    default: "fieldseal-scope-keys",
+    example: "other-scope-keys",
+  }),
+  scopeKeyTtlMs: intSetting({
+    env: "FIELDSEAL_SCOPE_KEY_TTL_MS",
+    file: "scopes.cacheTtlMs",
+    description:
+      "A replica uses a scope key read from the database for at most this long; ForgetScope answers after it (every replica must use the same value or less)",
+    default: 1_000,
+    min: 0,
+    max: 60_000,
+  }),
+  scopeKeyCacheEntries: intSetting({
+    env: "FIELDSEAL_SCOPE_KEY_CACHE_ENTRIES",
+    file: "scopes.cacheEntries",
+    description: "Most scope keys a replica holds in memory (least recently used go first)",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+  }),
+  metricsEnabled: boolSetting({
     env: "FIELDSEAL_METRICS_ENABLED",
     file: "metrics.enabled",
     description: "Serve Prometheus metrics at GET /metrics on the same port",
-    default: "true",
-  },
-  ...intSettingDocs("limits", LIMIT_SETTINGS),
-];
+    default: true,
+  }),
+};
 
+/** The connection limits as settings: config-file key `limits.<name>`. */
+const LIMITS = Object.fromEntries(
+  Object.entries(LIMIT_SETTINGS).map(([name, d]) => [name, intSetting({ ...d, file: `limits.${name}` })]),
+) as { readonly [K in keyof ConnectionLimits]: Setting<number> };
+
+/** Every declared setting, in the order `--help` and the README list them. */
+export const DECLARED_SETTINGS: readonly Setting<unknown>[] = [...Object.values(S), ...Object.values(LIMITS)];
+
+/** Every setting, for `--help` and the README's table. */
+export const SETTINGS: readonly SettingDoc[] = DECLARED_SETTINGS.map((s) => ({
+  env: s.env ?? "-",
+  file: s.file ?? "-",
+  description: s.description,
+  default: s.shownDefault,
+  secret: s.secret,
+}));
 type Env = Readonly<Record<string, string | undefined>>;
 type FileConfig = Record<string, unknown>;
 
-/** Reads the config file (if any) and the environment into a validated Config. */
+/**
+ * Reads the config file (if any) and the environment into a validated Config. The environment names the
+ * file (FIELDSEAL_CONFIG, else FIELDSEAL_DATA_DIR's config.json); the data directory may then also come
+ * from the file, the environment first as for every setting.
+ */
 export function loadConfig(env: Env, cwd: string): Config {
-  const dataDir = resolve(cwd, env.FIELDSEAL_DATA_DIR ?? ".fieldseal");
-  const configFile = resolve(cwd, env.FIELDSEAL_CONFIG ?? `${dataDir}/config.json`);
+  const named = read(S.configFile, {}, env);
+  const configFile = resolve(cwd, named ?? `${resolve(cwd, read(S.dataDir, {}, env))}/config.json`);
   let file: FileConfig = {};
   let text = "";
   let found = false;
@@ -524,7 +779,7 @@ export function loadConfig(env: Env, cwd: string): Config {
     found = true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT" || env.FIELDSEAL_CONFIG !== undefined) {
+    if (code !== "ENOENT" || named !== undefined) {
       throw new FieldsealError(
         "failed_precondition",
         `cannot read config file ${configFile}: ${describeFsError(code)} (set FIELDSEAL_CONFIG to another file, or fix this one)`,
@@ -534,7 +789,8 @@ export function loadConfig(env: Env, cwd: string): Config {
   if (found) file = parseFile(text, configFile);
   let config: Config;
   try {
-    config = parseConfig(file, env, { dataDir: String(file.dataDir ?? dataDir), configFile, cwd });
+    const dataDir = resolve(cwd, read(S.dataDir, file, env));
+    config = parseConfig(file, env, { dataDir, configFile, cwd });
   } catch (err) {
     throw withLine(err, text, configFile);
   }
@@ -561,19 +817,9 @@ export function describeFsError(code: string | undefined): string {
  */
 function assertPrivateIfSecret(file: FileConfig, configFile: string): void {
   if (process.platform === "win32") return;
-  const webhook = file.webhook as Record<string, unknown> | undefined;
-  const cognigy = file.cognigy as Record<string, unknown> | undefined;
-  const secrets = [
-    typeof webhook === "object" && webhook !== null && webhook.hmacSecrets !== undefined
-      ? "webhook.hmacSecrets"
-      : undefined,
-    typeof cognigy === "object" && cognigy !== null && cognigy.apiKey !== undefined
-      ? "cognigy.apiKey"
-      : undefined,
-    typeof cognigy === "object" && cognigy !== null && cognigy.bearerToken !== undefined
-      ? "cognigy.bearerToken"
-      : undefined,
-  ].filter((s) => s !== undefined);
+  const secrets = DECLARED_SETTINGS.filter((d) => d.secret && d.file !== undefined)
+    .map((d) => d.file as string)
+    .filter((path) => atPath(file, path) !== undefined);
   if (secrets.length === 0) return;
   const mode = statSync(configFile).mode & 0o777;
   if ((mode & 0o077) === 0) return;
@@ -628,96 +874,34 @@ export function parseConfig(
   env: Env,
   where: { dataDir: string; configFile: string; cwd: string },
 ): Config {
-  const pick = (envName: string, path: string): unknown => {
-    const fromEnv = env[envName];
-    if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-    let node: unknown = file;
-    for (const part of path.split(".")) {
-      node = typeof node === "object" && node !== null ? (node as Record<string, unknown>)[part] : undefined;
-    }
-    return node;
-  };
-  const str = (envName: string, path: string): string | undefined => {
-    const v = pick(envName, path);
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "string") throw bad(envName, path, "must be a string");
-    return v;
-  };
-  const int = (envName: string, path: string, fallback: number, min: number, max: number): number => {
-    const v = pick(envName, path);
-    if (v === undefined || v === null) return fallback;
-    const n = typeof v === "number" ? v : Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw bad(envName, path, `must be a whole number from ${min} to ${max}`);
-    }
-    return n;
-  };
-  const bool = (envName: string, path: string, fallback: boolean): boolean => {
-    const v = pick(envName, path);
-    if (v === undefined || v === null) return fallback;
-    if (v === true || v === "true" || v === "1") return true;
-    if (v === false || v === "false" || v === "0") return false;
-    throw bad(envName, path, "must be true or false");
-  };
-  const oneOf = <T extends string>(envName: string, path: string, allowed: readonly T[], fallback: T): T => {
-    const v = str(envName, path) ?? fallback;
-    if (!(allowed as readonly string[]).includes(v))
-      throw bad(envName, path, `must be one of ${allowed.join(", ")}`);
-    return v as T;
-  };
+  const get = <T>(setting: Setting<T>): T => read(setting, file, env);
 
-  const workers = alsoAccepting(
-    () =>
-      pick("FIELDSEAL_WORKERS", "workers") === "auto"
-        ? Math.min(availableParallelism(), MAX_WORKERS)
-        : int("FIELDSEAL_WORKERS", "workers", 1, 1, MAX_WORKERS),
-    "or auto",
-  );
-  const storeKind = oneOf("FIELDSEAL_KEY_STORE", "keyStore.kind", ["local", "aws"] as const, "local");
-  const defaultKeyring = str("FIELDSEAL_DEFAULT_KEYRING", "defaultKeyring") ?? "default";
-  const legacyKeyring = str("FIELDSEAL_LEGACY_KEYRING", "legacyKeyring") ?? defaultKeyring;
-  for (const [envName, path, name] of [
-    ["FIELDSEAL_DEFAULT_KEYRING", "defaultKeyring", defaultKeyring],
-    ["FIELDSEAL_LEGACY_KEYRING", "legacyKeyring", legacyKeyring],
-  ] as const) {
-    try {
-      assertKeyringName(name);
-    } catch (err) {
-      throw bad(envName, path, (err as Error).message);
-    }
-  }
-  const keyrings = nameList(pick("FIELDSEAL_KEYRINGS", "keyrings"), (why) =>
-    bad("FIELDSEAL_KEYRINGS", "keyrings", why),
-  );
-  const certFile = str("FIELDSEAL_TLS_CERT_FILE", "tls.certFile");
-  const keyFile = str("FIELDSEAL_TLS_KEY_FILE", "tls.keyFile");
-  const clientCaFile = str("FIELDSEAL_TLS_CLIENT_CA_FILE", "tls.clientCaFile");
-  const requireClientCert = bool("FIELDSEAL_TLS_REQUIRE_CLIENT_CERT", "tls.requireClientCert", false);
+  const storeKind = get(S.keyStoreKind);
+  const defaultKeyring = get(S.defaultKeyring);
+  const legacyKeyring = get(S.legacyKeyring) ?? defaultKeyring;
+  const certFile = get(S.tlsCertFile);
+  const keyFile = get(S.tlsKeyFile);
+  const clientCaFile = get(S.tlsClientCaFile);
+  const requireClientCert = get(S.tlsRequireClientCert);
   if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw bad("FIELDSEAL_TLS_CERT_FILE", "tls.certFile", "and tls.keyFile must be given together");
+    throw bad(S.tlsCertFile, "and tls.keyFile must be given together");
   }
   if (certFile === undefined && (clientCaFile !== undefined || requireClientCert)) {
-    throw bad("FIELDSEAL_TLS_CLIENT_CA_FILE", "tls.clientCaFile", "needs tls.certFile and tls.keyFile");
+    throw bad(S.tlsClientCaFile, "needs tls.certFile and tls.keyFile");
   }
   if (requireClientCert && clientCaFile === undefined) {
-    throw bad("FIELDSEAL_TLS_REQUIRE_CLIENT_CERT", "tls.requireClientCert", "needs tls.clientCaFile");
+    throw bad(S.tlsRequireClientCert, "needs tls.clientCaFile");
   }
-  const auditFile = str("FIELDSEAL_AUDIT_FILE", "audit.file");
-  const fields = parseFieldFormats(
-    pick("FIELDSEAL_FIELD_FORMATS", "fields"),
-    env.FIELDSEAL_FIELD_FORMATS ? "FIELDSEAL_FIELD_FORMATS" : "fields",
-  );
-  const secretPrefix = str("FIELDSEAL_AWS_SECRET_PREFIX", "keyStore.secretPrefix") ?? "fieldseal/";
-  const maxAgeDays = int("FIELDSEAL_ROTATE_MAX_AGE_DAYS", "rotation.maxAgeDays", 90, 0, 3650);
-  const baseUrl = str("FIELDSEAL_COGNIGY_BASE_URL", "cognigy.baseUrl");
-  if (baseUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(baseUrl)) {
-    throw bad("FIELDSEAL_COGNIGY_BASE_URL", "cognigy.baseUrl", "must be an http(s) URL");
-  }
+  const auditFile = get(S.auditFile);
+  const secretPrefix = get(S.secretPrefix);
+  const maxAgeDays = get(S.rotateMaxAgeDays);
+  const baseUrl = get(S.cognigyBaseUrl);
+  const fields = get(S.fieldFormats);
 
   return {
-    host: str("FIELDSEAL_HOST", "host") ?? "127.0.0.1",
-    port: int("FIELDSEAL_PORT", "port", 7070, 0, 65535),
-    workers,
+    host: get(S.host),
+    port: get(S.port),
+    workers: get(S.workers),
     dataDir: where.dataDir,
     configFile: where.configFile,
     keyStore:
@@ -725,39 +909,28 @@ export function parseConfig(
         ? { kind: "local", dir: resolve(where.dataDir, "keys") }
         : {
             kind: "aws",
-            region: str("FIELDSEAL_AWS_REGION", "keyStore.region"),
-            endpoint: str("FIELDSEAL_AWS_ENDPOINT", "keyStore.endpoint"),
+            region: get(S.awsRegion),
+            endpoint: get(S.awsEndpoint),
             secretPrefix,
-            legacySecretIds: parseLegacySecretIds(file.keyStore, secretPrefix),
+            legacySecretIds: ownSecrets(get(S.legacySecretIds), secretPrefix),
           },
     defaultKeyring,
-    keyrings,
+    keyrings: get(S.keyrings),
     fields,
-    keyringFields: parseKeyringFieldFormats(file.keyringFields, fields, "keyringFields"),
+    keyringFields: parseKeyringFieldFormats(get(S.keyringFields), fields, "keyringFields"),
     legacyKeyring,
-    legacyEnabled: bool("FIELDSEAL_LEGACY_ENABLED", "legacyEnabled", true),
+    legacyEnabled: get(S.legacyEnabled),
     rotation: {
       maxAgeMs: maxAgeDays === 0 ? undefined : maxAgeDays * 86_400_000,
-      sealBudget: sealBudget(int("FIELDSEAL_SEAL_BUDGET", "rotation.sealBudget", 2 ** 28, 1, 2 ** 32)),
-      storeWritesPerDay: int("FIELDSEAL_STORE_WRITES_PER_DAY", "rotation.storeWritesPerDay", 48, 1, 86_400),
+      sealBudget: get(S.sealBudget),
+      storeWritesPerDay: get(S.storeWritesPerDay),
     },
-    primaryRefreshMs: int("FIELDSEAL_PRIMARY_REFRESH_MS", "primaryRefreshMs", 30_000, 100, 86_400_000),
-    maxRequestBytes: int(
-      "FIELDSEAL_MAX_REQUEST_BYTES",
-      "maxRequestBytes",
-      1024 * 1024,
-      1024,
-      64 * 1024 * 1024,
-    ),
-    grpcFastPath: oneOf("FIELDSEAL_GRPC_FAST_PATH", "grpcFastPath", ["on", "off"] as const, "on") === "on",
-    shutdownGraceMs: int("FIELDSEAL_SHUTDOWN_GRACE_MS", "shutdownGraceMs", 10_000, 0, 600_000),
-    logLevel: oneOf(
-      "FIELDSEAL_LOG_LEVEL",
-      "logLevel",
-      ["debug", "info", "warn", "error", "silent"] as const,
-      "info",
-    ),
-    principals: parsePrincipals(file.principals),
+    primaryRefreshMs: get(S.primaryRefreshMs),
+    maxRequestBytes: get(S.maxRequestBytes),
+    grpcFastPath: get(S.grpcFastPath) === "on",
+    shutdownGraceMs: get(S.shutdownGraceMs),
+    logLevel: get(S.logLevel),
+    principals: get(S.principals),
     audit: { file: auditFile === undefined ? undefined : resolve(where.cwd, auditFile) },
     tls:
       certFile === undefined || keyFile === undefined
@@ -769,58 +942,127 @@ export function parseConfig(
             requireClientCert,
           },
     webhook: {
-      hmacSecrets: parseHmacSecrets(file.webhook),
-      maxBodyBytes: int(
-        "FIELDSEAL_WEBHOOK_MAX_BODY_BYTES",
-        "webhook.maxBodyBytes",
-        64 * 1024,
-        1024,
-        16 * 1024 * 1024,
-      ),
-      hmacToleranceSec: int("FIELDSEAL_WEBHOOK_TOLERANCE_SEC", "webhook.hmacToleranceSec", 300, 1, 3600),
-      hmacReplayCapacityPerSigner: int(
-        "FIELDSEAL_WEBHOOK_REPLAY_CAPACITY_PER_SIGNER",
-        "webhook.hmacReplayCapacityPerSigner",
-        100_000,
-        1,
-        10_000_000,
-      ),
-      hmacAcceptV1: bool("FIELDSEAL_WEBHOOK_ACCEPT_V1_SIGNATURES", "webhook.hmacAcceptV1", false),
+      hmacSecrets: get(S.webhookHmacSecrets),
+      maxBodyBytes: get(S.webhookMaxBodyBytes),
+      hmacToleranceSec: get(S.webhookToleranceSec),
+      hmacReplayCapacityPerSigner: get(S.webhookReplayCapacity),
+      hmacAcceptV1: get(S.webhookAcceptV1),
     },
     cognigy: {
       baseUrl,
-      apiKey: str("FIELDSEAL_COGNIGY_API_KEY", "cognigy.apiKey"),
-      bearerToken: str("FIELDSEAL_COGNIGY_BEARER_TOKEN", "cognigy.bearerToken"),
-      mode: oneOf(
-        "FIELDSEAL_COGNIGY_MODE",
-        "cognigy.mode",
-        ["context_inject", "variables_put"] as const,
-        "context_inject",
-      ),
+      apiKey: get(S.cognigyApiKey),
+      bearerToken: get(S.cognigyBearerToken),
+      mode: get(S.cognigyMode),
       // Off by default: the flow stores the webhook's answer itself (src/cognigy/webhook.ts says why).
-      pushEnabled: bool("FIELDSEAL_COGNIGY_PUSH", "cognigy.pushEnabled", false),
-      deadlineMs: int("FIELDSEAL_COGNIGY_DEADLINE_MS", "cognigy.deadlineMs", 6000, 100, 60_000),
-      maxAttempts: int("FIELDSEAL_COGNIGY_MAX_ATTEMPTS", "cognigy.maxAttempts", 5, 1, 20),
-      baseBackoffMs: int("FIELDSEAL_COGNIGY_BACKOFF_BASE_MS", "cognigy.baseBackoffMs", 100, 0, 60_000),
-      backoffCapMs: int("FIELDSEAL_COGNIGY_BACKOFF_CAP_MS", "cognigy.backoffCapMs", 2000, 0, 60_000),
-      retryAfterCapMs: int(
-        "FIELDSEAL_COGNIGY_RETRY_AFTER_CAP_MS",
-        "cognigy.retryAfterCapMs",
-        5000,
-        0,
-        60_000,
-      ),
-      rateLimit: int("FIELDSEAL_COGNIGY_RATE_LIMIT", "cognigy.rateLimit", 1000, 1, 100_000),
-      rateWindowSec: int("FIELDSEAL_COGNIGY_RATE_WINDOW_SEC", "cognigy.rateWindowSec", 300, 1, 86_400),
+      pushEnabled: get(S.cognigyPush),
+      deadlineMs: get(S.cognigyDeadlineMs),
+      maxAttempts: get(S.cognigyMaxAttempts),
+      baseBackoffMs: get(S.cognigyBackoffBaseMs),
+      backoffCapMs: get(S.cognigyBackoffCapMs),
+      retryAfterCapMs: get(S.cognigyRetryAfterCapMs),
+      rateLimit: get(S.cognigyRateLimit),
+      rateWindowSec: get(S.cognigyRateWindowSec),
     },
-    metrics: { enabled: bool("FIELDSEAL_METRICS_ENABLED", "metrics.enabled", true) },
+    metrics: { enabled: get(S.metricsEnabled) },
+    tracing: tracingFrom(get),
+    scopes: scopesFrom(get, storeKind, where.dataDir),
     limits: Object.fromEntries(
-      Object.entries(LIMIT_SETTINGS).map(([name, d]) => [
-        name,
-        int(d.env, `limits.${name}`, d.default, d.min, d.max),
-      ]),
+      Object.entries(LIMITS).map(([name, setting]) => [name, get(setting)]),
     ) as unknown as ConnectionLimits,
   };
+}
+
+/** Tracing is on when an exporter or an endpoint says so, and OTEL_SDK_DISABLED does not say otherwise. */
+function tracingFrom(get: <T>(setting: Setting<T>) => T): Config["tracing"] {
+  const exporter = get(S.otelTracesExporter);
+  const endpoint = get(S.otelTracesEndpoint) ?? get(S.otelEndpoint);
+  const tracesProtocol = get(S.otelTracesProtocol);
+  return {
+    enabled:
+      !get(S.otelSdkDisabled) && (exporter === "otlp" || (exporter === undefined && endpoint !== undefined)),
+    protocol: tracesProtocol ?? get(S.otelProtocol),
+    serviceName: get(S.otelServiceName),
+  };
+}
+
+/** Erasable keyrings and their scope-key database; the DynamoDB store shares the AWS region and endpoint. */
+function scopesFrom(
+  get: <T>(setting: Setting<T>) => T,
+  storeKind: "local" | "aws",
+  dataDir: string,
+): ScopesConfig {
+  const erasable = get(S.erasableKeyrings);
+  const reuse = get(S.reuseAfterForget);
+  const notErasable = reuse.find((name) => !erasable.includes(name));
+  if (notErasable !== undefined) {
+    throw bad(
+      S.reuseAfterForget,
+      `names keyring "${notErasable}", which is not in FIELDSEAL_ERASABLE_KEYRINGS`,
+    );
+  }
+  const kind = get(S.scopeStore) ?? (storeKind === "aws" ? "dynamodb" : "sqlite");
+  return {
+    erasable: Object.fromEntries(erasable.map((name) => [name, { reuseAfterForget: reuse.includes(name) }])),
+    store:
+      kind === "sqlite"
+        ? { kind: "sqlite", file: resolve(dataDir, "scopes.db") }
+        : {
+            kind: "dynamodb",
+            table: get(S.scopeTable),
+            region: get(S.awsRegion),
+            endpoint: get(S.awsEndpoint),
+          },
+    cacheTtlMs: get(S.scopeKeyTtlMs),
+    cacheEntries: get(S.scopeKeyCacheEntries),
+  };
+}
+
+/** The most `fieldseal serve` processes one host runs (FIELDSEAL_WORKERS). */
+export const MAX_WORKERS = 256;
+
+/** FIELDSEAL_WORKERS: a whole number from 1 to MAX_WORKERS, or `auto` (one per available core). */
+function parseWorkers(raw: unknown): number {
+  if (raw === undefined || raw === null) return 1;
+  if (raw === "auto") return Math.min(availableParallelism(), MAX_WORKERS);
+  const n =
+    typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw refusal(`must be a whole number from 1 to ${MAX_WORKERS} or auto`);
+  }
+  return n;
+}
+
+function httpUrlProblem(url: string): string | undefined {
+  return /^https?:\/\/[^\s]+$/.test(url) ? undefined : "must be an http(s) URL";
+}
+
+/**
+ * A setting's value: its environment variable when set and not empty, else its config-file key, parsed by
+ * its declaration. A refusal is reported with both names.
+ */
+function read<T>(setting: Setting<T>, file: FileConfig, env: Env): T {
+  const fromEnv = setting.env === undefined ? undefined : env[setting.env];
+  const raw =
+    fromEnv !== undefined && fromEnv !== ""
+      ? fromEnv
+      : setting.file === undefined
+        ? undefined
+        : atPath(file, setting.file);
+  try {
+    return setting.parse(raw);
+  } catch (err) {
+    if (!isFieldsealError(err) || err.message.startsWith("config: ")) throw err;
+    throw bad(setting, err.message);
+  }
+}
+
+/** The value at a dotted key path of the config file, or undefined. */
+function atPath(file: FileConfig, path: string): unknown {
+  let node: unknown = file;
+  for (const part of path.split(".")) {
+    node = typeof node === "object" && node !== null ? (node as Record<string, unknown>)[part] : undefined;
+  }
+  return node;
 }
 
 function parsePrincipals(raw: unknown): PrincipalConfig[] {
@@ -893,11 +1135,7 @@ function invalidAt(path: string, why: string): FieldsealError {
   return new FieldsealError("invalid_argument", `config: ${path}: ${why}`);
 }
 
-function parseHmacSecrets(webhook: unknown): Record<string, string> {
-  const raw =
-    typeof webhook === "object" && webhook !== null
-      ? (webhook as Record<string, unknown>).hmacSecrets
-      : undefined;
+function parseHmacSecrets(raw: unknown): Record<string, string> {
   if (raw === undefined) return {};
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new FieldsealError(
@@ -925,11 +1163,7 @@ function parseHmacSecrets(webhook: unknown): Record<string, string> {
  * takes the secret and the other then finds a keyring of another name there and fails for good, so that is
  * refused here. (A name and an ARN of the same secret cannot be told apart here.)
  */
-function parseLegacySecretIds(keyStore: unknown, secretPrefix: string): Record<string, string> {
-  const raw =
-    typeof keyStore === "object" && keyStore !== null
-      ? (keyStore as Record<string, unknown>).legacySecretIds
-      : undefined;
+function parseLegacySecretIds(raw: unknown): Record<string, string> {
   if (raw === undefined) return {};
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new FieldsealError(
@@ -955,6 +1189,11 @@ function parseLegacySecretIds(keyStore: unknown, secretPrefix: string): Record<s
     }
     out[name] = secretId;
   }
+  return out;
+}
+
+/** Refuses two keyrings on one secret, or a keyring on another keyring's own secret (see above). */
+function ownSecrets(out: Record<string, string>, secretPrefix: string): Record<string, string> {
   const firstNaming = new Map<string, string>();
   for (const [name, secretId] of Object.entries(out)) {
     const first = firstNaming.get(secretId);
@@ -977,23 +1216,30 @@ function parseLegacySecretIds(keyStore: unknown, secretPrefix: string): Record<s
 }
 
 /** Keyring names from a comma-separated string or an array of strings; each checked, duplicates dropped. */
-function nameList(raw: unknown, bad: (why: string) => FieldsealError): string[] {
+function nameList(raw: unknown): string[] {
   if (raw === undefined || raw === null) return [];
   const items =
     typeof raw === "string" ? raw.split(",").map((s) => s.trim()) : Array.isArray(raw) ? raw : undefined;
-  if (items === undefined) throw bad("must be a comma-separated string or an array of keyring names");
+  if (items === undefined) throw refusal("must be a comma-separated string or an array of keyring names");
   const names = new Set<string>();
   for (const item of items) {
     if (item === "") continue;
-    if (typeof item !== "string") throw bad("must hold keyring names (strings)");
-    try {
-      assertKeyringName(item);
-    } catch (err) {
-      throw bad((err as Error).message);
-    }
+    if (typeof item !== "string") throw refusal("must hold keyring names (strings)");
+    const problem = keyringNameProblem(item);
+    if (problem !== undefined) throw refusal(problem);
     names.add(item);
   }
   return [...names];
+}
+
+/** What is wrong with a keyring name, or undefined. */
+function keyringNameProblem(name: string): string | undefined {
+  try {
+    assertKeyringName(name);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 /**
@@ -1002,27 +1248,19 @@ function nameList(raw: unknown, bad: (why: string) => FieldsealError): string[] 
  */
 const SEAL_BLOCK = 65_536;
 
-function sealBudget(n: number): number {
-  if (n < SEAL_BLOCK) {
-    throw bad(
-      "FIELDSEAL_SEAL_BUDGET",
-      "rotation.sealBudget",
-      `must be at least ${SEAL_BLOCK} (the seals a server reserves at a time), got ${n}`,
-    );
-  }
-  return n;
+function sealBudgetProblem(n: number): string | undefined {
+  return n < SEAL_BLOCK
+    ? `must be at least ${SEAL_BLOCK} (the seals a server reserves at a time), got ${n}`
+    : undefined;
 }
 
-/** Runs `parse`, adding `also` to the message of a setting it refuses (the accepted words besides numbers). */
-function alsoAccepting<T>(parse: () => T, also: string): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (isFieldsealError(err)) throw new FieldsealError(err.code, `${err.message} ${also}`);
-    throw err;
-  }
-}
-
-function bad(envName: string, path: string, why: string): FieldsealError {
-  return new FieldsealError("invalid_argument", `config: ${envName} (file key "${path}") ${why}`);
+/** A configuration error naming the setting by its environment variable and its config-file key. */
+function bad(setting: Setting<unknown>, why: string): FieldsealError {
+  const names =
+    setting.env === undefined
+      ? `${setting.file}:`
+      : setting.file === undefined
+        ? setting.env
+        : `${setting.env} (file key "${setting.file}")`;
+  return new FieldsealError("invalid_argument", `config: ${names} ${why}`);
 }

@@ -34,6 +34,11 @@ export type FieldsealErrorCode =
   | "conflict"
   /** A precondition of the operation does not hold (other than a retired version). */
   | "failed_precondition"
+  /**
+   * The value's scope was forgotten (ForgetScope on an erasable keyring): its data key is gone and the value
+   * can never open again; or sealing for a forgotten scope that the keyring does not let seal again.
+   */
+  | "scope_forgotten"
   /** A legacy tutorial value was given, and the legacy path is turned off (after migration). */
   | "legacy_disabled"
   /** A request or value is larger than allowed. */

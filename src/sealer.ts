@@ -3,8 +3,15 @@ import { blindIndex } from "./engine/blind-index.js";
 import { envelopeKeyring, looksLikeEnvelope, parseEnvelope } from "./engine/envelope.js";
 import type { JsonValue } from "./engine/json-value.js";
 import { openLegacyBlob, parseLegacyBlob } from "./engine/legacy.js";
+import {
+  looksLikeScopedEnvelope,
+  openScopedField,
+  parseScopedEnvelope,
+  sealScopedField,
+} from "./engine/scoped.js";
 import { type EngineKey, openField, sealField } from "./engine/seal.js";
 import { FieldsealError, isFieldsealError } from "./errors.js";
+import type { ScopeKeys } from "./scopes/scope-keys.js";
 
 /** Where the sealer gets key material; `Keyrings` is the implementation. */
 export interface KeySource {
@@ -48,13 +55,24 @@ export class Sealer {
   readonly #legacyKeyring: string;
   readonly #legacyEnabled: boolean;
   readonly #observer: SealerObserver | undefined;
+  readonly #scopes: ScopeKeys | undefined;
 
-  /** `legacyEnabled: false` (after migration) makes every legacy blob fail with `legacy_disabled`. */
+  /**
+   * `legacyEnabled: false` (after migration) makes every legacy blob fail with `legacy_disabled`. `scopes`
+   * holds the erasable keyrings' scope keys: their values are sealed scope-keyed (fs1s); without it, no
+   * keyring is erasable and an fs1s value fails with failed_precondition.
+   */
   constructor(
     keys: KeySource,
-    options: { legacyKeyring: string; legacyEnabled?: boolean; observer?: SealerObserver },
+    options: {
+      legacyKeyring: string;
+      legacyEnabled?: boolean;
+      observer?: SealerObserver;
+      scopes?: ScopeKeys;
+    },
   ) {
     this.#keys = keys;
+    this.#scopes = options.scopes;
     this.#legacyKeyring = options.legacyKeyring;
     this.#legacyEnabled = options.legacyEnabled ?? true;
     this.#observer = options.observer;
@@ -70,17 +88,42 @@ export class Sealer {
     fields: ReadonlyArray<readonly [string, JsonValue]>,
   ): Promise<{ sealed: Map<string, string>; keyring: string; version: number }> {
     if (fields.length === 0) throw new FieldsealError("invalid_argument", "no fields to seal");
-    const key = await this.#keys.sealingKey(keyring, fields.length);
+    const seal = await this.#sealerFor(keyring, scope, fields.length);
     const sealed = new Map<string, string>();
     for (const [field, value] of fields) {
       try {
-        sealed.set(field, sealField(key, { scope, field }, value));
+        sealed.set(field, seal.seal(field, value));
       } catch (err) {
         throw nameField(err, field);
       }
     }
     this.#observer?.fieldsSealed(sealed.size);
-    return { sealed, keyring: key.keyring, version: key.version };
+    return { sealed, keyring: seal.keyring, version: seal.version };
+  }
+
+  /**
+   * Seals values of one scope under the keyring's primary: scope-keyed when the keyring is erasable. Both
+   * keys are fetched first; the returned function is synchronous, so no key can change under a batch.
+   */
+  async #sealerFor(
+    keyring: string,
+    scope: Scope,
+    count: number,
+  ): Promise<{ keyring: string; version: number; seal: (field: string, value: JsonValue) => string }> {
+    const key = await this.#keys.sealingKey(keyring, count);
+    if (this.#scopes?.policy(key.keyring) === undefined) {
+      return {
+        keyring: key.keyring,
+        version: key.version,
+        seal: (field, value) => sealField(key, { scope, field }, value),
+      };
+    }
+    const scoped = this.#scopes.cachedSealingKey(key, scope) ?? (await this.#scopes.sealingKey(key, scope));
+    return {
+      keyring: key.keyring,
+      version: key.version,
+      seal: (field, value) => sealScopedField(scoped, { scope, field }, value),
+    };
   }
 
   /**
@@ -120,6 +163,7 @@ export class Sealer {
    * header without opening it, so access to the keyring can be checked before any key is used.
    */
   keyringOf(sealed: string): string {
+    if (looksLikeScopedEnvelope(sealed)) return parseScopedEnvelope(sealed).keyring;
     return looksLikeEnvelope(sealed) ? envelopeKeyring(sealed) : this.#legacyKeyring;
   }
 
@@ -129,7 +173,7 @@ export class Sealer {
    * too_large from `open`, never a permission question). Reads the public format only; no key is used.
    */
   isLegacy(sealed: string): boolean {
-    if (looksLikeEnvelope(sealed)) return false;
+    if (looksLikeEnvelope(sealed) || looksLikeScopedEnvelope(sealed)) return false;
     try {
       parseLegacyBlob(sealed);
       return true;
@@ -154,6 +198,26 @@ export class Sealer {
   }
 
   async #open(ctx: SealContext, sealed: string, options: OpenOptions): Promise<Opened> {
+    if (looksLikeScopedEnvelope(sealed)) {
+      const envelope = parseScopedEnvelope(sealed);
+      if (this.#scopes === undefined) {
+        throw new FieldsealError(
+          "failed_precondition",
+          "this server has no scope key database for fs1s values",
+        );
+      }
+      // The version first: a retired or destroyed version fails as it does for fs1 values.
+      const versionKey = await this.#keys.openingKey(envelope.keyring, envelope.version);
+      const key =
+        this.#scopes.cachedOpeningKey(versionKey, ctx.scope, envelope.generation) ??
+        (await this.#scopes.openingKey(versionKey, ctx.scope, envelope.generation));
+      return {
+        value: openScopedField(key, ctx, envelope),
+        keyring: key.keyring,
+        version: key.version,
+        legacy: false,
+      };
+    }
     if (looksLikeEnvelope(sealed)) {
       const envelope = parseEnvelope(sealed);
       const key = await this.#keys.openingKey(envelope.keyring, envelope.version);
@@ -193,14 +257,14 @@ export class Sealer {
     options: OpenOptions = {},
   ): Promise<{ sealed: string; fromVersion: number; toVersion: number; keyring: string; legacy: boolean }> {
     const opened = await this.open(ctx, sealed, options);
-    const key = await this.#keys.sealingKey(keyring ?? opened.keyring);
-    const resealed = sealField(key, ctx, opened.value);
+    const seal = await this.#sealerFor(keyring ?? opened.keyring, ctx.scope, 1);
+    const resealed = seal.seal(ctx.field, opened.value);
     this.#observer?.fieldsSealed(1);
     return {
       sealed: resealed,
       fromVersion: opened.version,
-      toVersion: key.version,
-      keyring: key.keyring,
+      toVersion: seal.version,
+      keyring: seal.keyring,
       legacy: opened.legacy,
     };
   }

@@ -6,8 +6,8 @@ import { SETTINGS, type SettingDoc } from "./config.js";
  */
 export function settingsTable(settings: readonly SettingDoc[] = SETTINGS): string {
   const rows = [
-    ["environment", "config file key", "meaning", "default"],
-    ...settings.map((s) => [code(s.env), code(s.file), s.description, s.default]),
+    ["environment", "config file key", "meaning", "default", "secret"],
+    ...settings.map((s) => [code(s.env), code(s.file), s.description, s.default, s.secret ? "yes" : ""]),
   ];
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
   const line = (cells: readonly string[]) =>

@@ -14,6 +14,7 @@ export const OPERATIONS = [
   "rotate",
   "retire",
   "destroy",
+  "forget",
   "describe",
   "push",
   "index",
@@ -66,7 +67,7 @@ const ALL: Grant = { ops: new Set(OPERATIONS), fields: undefined, keyrings: unde
 /**
  * The grant a shorthand scope string stands for; the strings configs have always used keep their meaning.
  * `rotate` has always covered retiring versions and describing keyrings, so it still does; it never covers
- * `destroy` (irreversible: its own scope, or `admin`). `admin` covers everything, legacy values included;
+ * `destroy` or `forget` (irreversible: each its own scope, or `admin`). `admin` covers everything, legacy values included;
  * `decrypt:<field>` and `rewrap` never cover legacy values: that takes `legacy:decrypt` or `legacy:rewrap`.
  */
 export function grantForScope(scope: string): Grant | undefined {
@@ -86,6 +87,8 @@ export function grantForScope(scope: string): Grant | undefined {
       return only("rotate", "retire", "describe");
     case "destroy":
       return only("destroy", "describe");
+    case "forget":
+      return only("forget", "describe");
     case "push":
       return only("push");
     case "legacy:decrypt":
@@ -127,7 +130,7 @@ export function parseGrants(scopes: unknown, allow: unknown, at: string): Grant[
 
 /** The shorthand scopes, for messages and help. */
 export const SCOPE_NAMES =
-  "encrypt, rewrap, rotate, destroy, push, admin, decrypt:<field|*>, index:<field|*>, legacy:decrypt or legacy:rewrap";
+  "encrypt, rewrap, rotate, destroy, forget, push, admin, decrypt:<field|*>, index:<field|*>, legacy:decrypt or legacy:rewrap";
 
 function parseRule(rule: unknown, at: string): Grant {
   if (typeof rule !== "object" || rule === null || Array.isArray(rule)) {

@@ -16,7 +16,10 @@
  * Rate limit: every attempt first takes a token from a CognigyRequestBudget (1,000 requests per 5 minutes
  * by default, Cognigy's shared SaaS limit), shared by every push of this client, so the process never goes
  * over the tenant's limit by itself. When none is free before the push deadline, the push fails with
- * `cognigy_rate_limited` without sending; a 429 from Cognigy pauses the budget for its `Retry-After`.
+ * `cognigy_rate_limited` without sending; a 429 from Cognigy pauses the budget for its `Retry-After` (at
+ * most one window). A push waits out a `Retry-After` of up to `retryAfterCapMs` itself and retries; a longer
+ * one fails it at once with `cognigy_rate_limited`: retrying before Cognigy's time would only be refused
+ * again and spend the tenant's requests.
  */
 import { createHash } from "node:crypto";
 import type { JsonValue } from "@bufbuild/protobuf";
@@ -54,7 +57,10 @@ export interface CognigyClientOptions {
   deadlineMs?: number;
   /** Default 5. */
   maxAttempts?: number;
-  /** Upper bound on a delay taken from `Retry-After`. Default 5000. */
+  /**
+   * Longest `Retry-After` a push waits out before retrying; a longer one fails the push at once (the budget
+   * still holds every push back for all of it). Default 5000.
+   */
   retryAfterCapMs?: number;
   /** Default 100. */
   baseBackoffMs?: number;
@@ -314,13 +320,21 @@ export class CognigyClient {
         throw err;
       }
       if (deadlineAt - this.#now() <= 0) {
-        token.done();
+        token.release();
         fail("deadline_exceeded", `deadline of ${this.#deadlineMs} ms passed`);
       }
       attempts += 1;
-      const outcome = await this.#attempt(p, deadlineAt - this.#now(), req.signal).finally(() =>
-        token.done(),
-      );
+      let outcome: AttemptOutcome;
+      try {
+        outcome = await this.#attempt(p, deadlineAt - this.#now(), req.signal);
+      } catch (err) {
+        token.done();
+        throw err;
+      }
+      // A connection refused or a name not resolved never reached Cognigy, which counted nothing: the token
+      // is as free as before. Anything else may have been counted, so it returns a window from now.
+      if (outcome.kind === "network" && !outcome.ambiguous) token.release();
+      else token.done();
       last = outcome;
 
       if (outcome.kind === "answered") {
@@ -347,10 +361,20 @@ export class CognigyClient {
         let delay: number;
         if (outcome.status === 429) {
           const hinted = parseRetryAfter(outcome.retryAfter, this.#now());
-          delay = Math.min(this.#retryAfterCapMs, hinted ?? this.#backoff(attempts));
-          // Cognigy counts per IP, so every push of this process is held back, not only this one.
+          delay = hinted ?? this.#backoff(attempts);
+          // Cognigy counts per IP, so every push of this process is held back for all of Cognigy's time,
+          // not only this one.
+          this.#budget.pauseUntil(this.#now() + delay);
+          if (delay > this.#retryAfterCapMs) {
+            this.#opts.onAttempt?.({ attempt: attempts, status: outcome.status });
+            const asked = Number.isFinite(delay) ? `${Math.ceil(delay / 1000)} s` : "indefinitely";
+            fail(
+              "cognigy_rate_limited",
+              `${summary}; Cognigy asks to wait ${asked}, longer than a push waits ` +
+                `(${this.#retryAfterCapMs} ms)`,
+            );
+          }
           sleptUntil = this.#now() + delay;
-          this.#budget.pauseUntil(sleptUntil);
         } else {
           delay = this.#backoff(attempts);
         }

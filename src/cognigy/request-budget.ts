@@ -5,7 +5,8 @@
  * It is a token bucket whose tokens come back one window after they were used, not at a steady drip: a
  * bucket of 1,000 refilled at 3.3 per second would let 1,000 requests out at once and then 1,000 more within
  * the same 5 minutes, twice the limit in one window. Here a token is taken before a request is sent and
- * returns `windowMs` after its answer (or failure) arrived. Cognigy counts a request when it arrives, which
+ * returns `windowMs` after its answer (or failure) arrived; one whose request never left (`release()`)
+ * returns at once. Cognigy counts a request when it arrives, which
  * is before the answer, so any two requests that share one token arrive at least a window apart, and no
  * window at Cognigy's side can hold more than `limit` of them, however the network delays them.
  *
@@ -31,6 +32,11 @@ export interface CognigyRequestBudgetOptions {
 export interface BudgetToken {
   /** Returns the token `windowMs` from now. Idempotent. */
   done(): void;
+  /**
+   * Returns the token unused, as it was before it was taken: for a request that was never sent (its
+   * deadline passed while it waited). Does nothing after done().
+   */
+  release(): void;
 }
 
 /** In flight: the token returns one window after the answer, which is not known yet. */
@@ -77,8 +83,9 @@ export class CognigyRequestBudget {
       const paused = this.#pausedUntil > waitedUntil ? this.#pausedUntil : 0;
       const readyAt = Math.max(earliest, paused);
       if (readyAt <= now) {
+        const before = this.#returnsAt[slot] as number;
         this.#returnsAt[slot] = IN_FLIGHT;
-        return this.#token(slot);
+        return this.#token(slot, before);
       }
       if (readyAt > deadlineAt) throw this.#exhausted(readyAt - now);
       await this.#wait(Math.min(readyAt, deadlineAt) - now, signal);
@@ -97,16 +104,19 @@ export class CognigyRequestBudget {
     return this.#returnsAt.filter((at) => at <= now).length;
   }
 
-  #token(slot: number): BudgetToken {
+  #token(slot: number, before: number): BudgetToken {
     let returned = false;
+    const giveBack = (at: number): void => {
+      if (returned) return;
+      returned = true;
+      this.#returnsAt[slot] = at;
+      // The waiters now know when this token is back and can stop waiting on the unknown.
+      for (const wake of [...this.#waiters]) wake();
+    };
     return {
-      done: () => {
-        if (returned) return;
-        returned = true;
-        this.#returnsAt[slot] = this.#now() + this.windowMs;
-        // The waiters now know when this token is back and can stop waiting on the unknown.
-        for (const wake of [...this.#waiters]) wake();
-      },
+      done: () => giveBack(this.#now() + this.windowMs),
+      // Nothing reached Cognigy, so nothing is counted there: the token is as free as it was.
+      release: () => giveBack(before),
     };
   }
 

@@ -5,15 +5,17 @@
 
 /**
  * Parses a `Retry-After` header value (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
- * Returns the delay in milliseconds (never negative), or undefined when the value is missing or malformed.
+ * Returns the delay in milliseconds (never negative; Infinity for more seconds than a safe integer holds),
+ * or undefined when the value is missing or malformed.
  */
 export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | undefined {
   if (value === null || value === undefined) return undefined;
   const text = value.trim();
   if (text === "") return undefined;
   if (/^\d+$/.test(text)) {
-    const seconds = Number(text);
-    return Number.isSafeInteger(seconds) ? seconds * 1000 : undefined;
+    // More seconds than a safe integer holds is still a wait, the longest there is, not a malformed value.
+    const ms = Number(text) * 1000;
+    return Number.isSafeInteger(ms) ? ms : Number.POSITIVE_INFINITY;
   }
   // Every HTTP-date form (IMF-fixdate, RFC 850, asctime) starts with a day name; without this check
   // Date.parse would read "-1" as a year.

@@ -19,7 +19,11 @@ export type MalformedReason =
   | "multipart_unterminated"
   | "file_part"
   | "too_many_parts"
-  | "part_header_too_large";
+  | "part_header_too_large"
+  | "field_name_invalid"
+  | "session_id_invalid"
+  | "field_name_collision"
+  | "too_many_fields";
 
 /** A body or header that cannot be decoded; answered 400 with `reason`. */
 export class MalformedWebhookError extends FieldsealError {

@@ -5,7 +5,9 @@
  * MalformedWebhookError `reason` (webhook-body.ts), everything else malformed with FieldsealError.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
-import { FieldsealError } from "../errors.js";
+import { assertAadPart } from "../engine/names.js";
+import { FieldsealError, isFieldsealError } from "../errors.js";
+import { DEFAULT_MAX_BATCH } from "../service/fieldseal-service.js";
 import {
   DEFAULT_MULTIPART_LIMITS,
   type MultipartLimits,
@@ -28,7 +30,7 @@ export interface ParsedWebhook {
   variables: JsonObject;
   /** Every flagged field, in order, without repeats. */
   sensitive: string[];
-  /** The flagged fields that are absent from the variables, null or "" (the rule: webhook.ts, docs/cognigy-webhook.md). */
+  /** The flagged fields that are absent from the variables, null or "" (the rule: webhook.ts, docs/cognigy.md). */
   missing: string[];
 }
 
@@ -58,6 +60,7 @@ export function parseWebhook(
     throw new FieldsealError("invalid_argument", '"sessionId" is required and must be a non-empty string');
   }
   assertWellFormed(sessionId, '"sessionId"');
+  assertAadText("session id", sessionId, "session_id_invalid");
   const userId = payload.userId ?? "";
   if (typeof userId !== "string") throw new FieldsealError("invalid_argument", '"userId" must be a string');
   assertWellFormed(userId, '"userId"');
@@ -73,6 +76,13 @@ export function parseWebhook(
     throw new FieldsealError("invalid_argument", '"sensitive" must be a list of field names');
   }
   const sensitive = [...new Set([...headerFields, ...(bodyFields as string[])])];
+  if (sensitive.length > DEFAULT_MAX_BATCH) {
+    // The same on every call: the author's to fix (400), not a `too_large` refusal of the user's input.
+    throw new MalformedWebhookError(
+      "too_many_fields",
+      `${sensitive.length} fields flagged; one request may seal ${DEFAULT_MAX_BATCH}`,
+    );
+  }
   if (sensitive.length === 0) {
     throw new FieldsealError(
       "invalid_argument",
@@ -85,6 +95,18 @@ export function parseWebhook(
     // field: the value would silently drop out of the request. No Cognigy variable needs that name.
     if (name === "__proto__") {
       throw new FieldsealError("invalid_argument", 'a field named "__proto__" cannot be sealed');
+    }
+    assertAadText("field name", name, "field_name_invalid");
+  }
+  // The answer writes `<f>`, `__enc_<f>` and `__mask_<f>` for every flagged <f>: flagging both `card` and
+  // `__enc_card` would write the null of one over the envelope of the other, and the value would be lost.
+  for (const name of sensitive) {
+    const base = /^__(?:enc|mask)_(.+)$/s.exec(name)?.[1];
+    if (base !== undefined && sensitive.includes(base)) {
+      throw new MalformedWebhookError(
+        "field_name_collision",
+        `flagged fields ${JSON.stringify(base)} and ${JSON.stringify(name)} would be written to the same context key`,
+      );
     }
   }
   const missing = sensitive.filter(
@@ -100,6 +122,22 @@ export function parseWebhook(
 function assertWellFormed(text: string, what: string): void {
   if (!text.isWellFormed())
     throw new MalformedWebhookError("lone_surrogate", `${what} contains a lone surrogate`);
+}
+
+/**
+ * The engine's rule for a name or scope id in the AAD (1 to 256 bytes of UTF-8, no NUL), checked here so the
+ * flow's author gets a 400 for what is the same on every call, not a 200 `refused` meant for the user's input.
+ */
+function assertAadText(
+  what: "field name" | "session id",
+  text: string,
+  reason: "field_name_invalid" | "session_id_invalid",
+): void {
+  try {
+    assertAadPart(what, text);
+  } catch (err) {
+    throw new MalformedWebhookError(reason, isFieldsealError(err) ? err.message : `${what} is invalid`);
+  }
 }
 
 function parseJsonPayload(body: Buffer): Record<string, unknown> {

@@ -3,7 +3,7 @@
  *
  * It owns HTTP concerns only (method, content type, body limit, header parsing, webhook authentication) and
  * then calls the same FieldsealService RPCs every other client calls, so authorization, validation and
- * audit happen in one place. docs/cognigy-webhook.md describes it for flow authors.
+ * audit happen in one place. docs/cognigy.md describes it for flow authors.
  *
  * Request: `application/json` `{"sessionId", "userId"?, "variables": {...}, "sensitive"?: [...], "user"?}`
  * (`context` is accepted in place of `variables`), `application/x-www-form-urlencoded` (the node's "Text"
@@ -29,10 +29,10 @@
  * | status | outcome | body |
  * |---|---|---|
  * | 200 `sealed` | sealed (and pushed when pushing is on) | sessionId, keyring, keyVersion, variables, pushed |
- * | 200 `sealed_not_pushed` | sealed, the push failed (Cognigy down, 429, deadline, push not allowed) | as sealed, plus reason, message; pushed null |
+ * | 200 `sealed_not_pushed` | sealed, the push failed (Cognigy down, 429, deadline, push not allowed), or `already_pushed`: a copy of this request was pushed with values no longer remembered | as sealed, plus reason, message; pushed null |
  * | 200 `refused` reason `flagged_field_missing` | a flagged field is absent, null or "" | reason, message, fields (names only) |
  * | 200 `refused` reason from the service | EncryptFields said INVALID_ARGUMENT (`field_format_invalid`, `value_refused`: a value the engine refuses) or the values are too large (`too_large`) | reason, message |
- * | 400 | malformed request: not UTF-8, bad JSON / form / multipart, no sessionId, no flagged field, bad X-Sensitive-Metadata | RFC 7807 with `reason` |
+ * | 400 | malformed request: not UTF-8, bad JSON / form / multipart, no sessionId, no flagged field, bad X-Sensitive-Metadata, a field name or sessionId the engine cannot bind (over 256 bytes, NUL), flagged names whose answer keys collide (`card` and `__enc_card`), over 1,000 flagged fields | RFC 7807, most with a `reason` |
  * | 401 / 403 | no or unknown credentials, bad signature / may not seal | RFC 7807 |
  * | 405 / 413 / 415 | not POST / body over the limit / another media type or charset | RFC 7807 |
  * | 429 | a signed request's signature used before whose first answer is not held (`replayed`), a signer over its replay capacity, the service's rate limit | RFC 7807 |
@@ -77,6 +77,7 @@ import { type FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldsea
 import { FieldsealError, isFieldsealError } from "../errors.js";
 import { connectCodeName, REASON_HEADER } from "../service/error-map.js";
 import { DEFAULT_MULTIPART_LIMITS, type MultipartLimits } from "./multipart.js";
+import { withTraceContext } from "./trace-headers.js";
 import { type AnsweredRequest, WebhookAnswerCache } from "./webhook-answer-cache.js";
 import { MalformedWebhookError } from "./webhook-body.js";
 import { mediaType, type ParsedWebhook, parseWebhook } from "./webhook-payload.js";
@@ -139,6 +140,8 @@ interface Caller {
   headers: Headers | Record<string, string>;
   /** Identifies the caller inside the request key: a digest of the token, or the signer and timestamp. */
   identity: string;
+  /** Whose share of the answer memory the request counts against: the token's digest, or the signer. */
+  owner: string;
 }
 
 /** Builds the `(req, res)` handler for `POST /webhooks/cognigy`. */
@@ -265,6 +268,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         caller = {
           headers: deps.principalHeaders(err.principal),
           identity: signedIdentity(err.principal, header(req.headers, timestampHeader) ?? ""),
+          owner: `signed:${err.principal}`,
         };
       } else if (err instanceof SignerOverCapacityError) {
         return fail(429, err.code, "Too Many Requests", err.message, undefined, {
@@ -275,6 +279,8 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         return fail(401, "unauthenticated", "Unauthorized", message);
       }
     }
+    // The in-process calls continue the webhook caller's W3C trace, as a gRPC call's would.
+    caller = { ...caller, headers: withTraceContext(caller.headers, req.headers) };
 
     let parsed: ParsedWebhook;
     try {
@@ -322,7 +328,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         answered = answers.get(key);
         if (answered === undefined) {
           answered = outcome.answer;
-          answers.set(key, answered);
+          answers.set(key, answered, caller.owner);
         }
       } finally {
         if (first) {
@@ -360,7 +366,11 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         },
         { headers: caller.headers },
       );
-      answers.set(key, { ...answered, pushed: { attempts: pushed.attempts, httpStatus: pushed.httpStatus } });
+      answers.set(
+        key,
+        { ...answered, pushed: { attempts: pushed.attempts, httpStatus: pushed.httpStatus } },
+        caller.owner,
+      );
       return sendJson(res, 200, {
         ...answer,
         pushed: {
@@ -371,8 +381,16 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       });
     } catch (err) {
       const ce = ConnectError.from(err);
-      const reason = ce.metadata.get(REASON_HEADER) ?? connectCodeName(ce.code);
-      const message = `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`;
+      let reason = ce.metadata.get(REASON_HEADER) ?? connectCodeName(ce.code);
+      let message = `the values were sealed but the push to Cognigy.AI failed: ${ce.rawMessage}`;
+      if (reason === "conflict") {
+        // The push client binds a key to the values first pushed under it. The key is this request's, so an
+        // earlier copy of it was pushed (or is being pushed) with values sealed then, which this memory no
+        // longer holds (evicted or expired): the session has those; these open to the same values.
+        reason = "already_pushed";
+        message =
+          "a copy of this request was pushed (or is being pushed) with values sealed then, which are no longer remembered; these values were not pushed";
+      }
       deps.onError?.({ status: 200, code: reason, message });
       return sendJson(
         res,
@@ -397,7 +415,14 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
     | { kind: "fault"; status: number; code: string; message: string }
   > {
     const fields: Record<string, Value> = {};
-    for (const name of parsed.sensitive) fields[name] = fromJson(ValueSchema, parsed.variables[name] ?? null);
+    // Own members only: an absent field named "constructor" or "toString" must read as missing (null), not as
+    // the function Object.prototype lends every object.
+    for (const name of parsed.sensitive) {
+      fields[name] = fromJson(
+        ValueSchema,
+        Object.hasOwn(parsed.variables, name) ? (parsed.variables[name] ?? null) : null,
+      );
+    }
     const missing =
       parsed.missing.length === 0
         ? undefined
@@ -435,7 +460,8 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
 
     const variables: Record<string, JsonValue> = {};
     for (const name of parsed.sensitive) {
-      const value = sealed.sealed[name];
+      // Own members only here too: `masked` has no "constructor" of its own but answers Object for it.
+      const value = Object.hasOwn(sealed.sealed, name) ? sealed.sealed[name] : undefined;
       if (value === undefined) {
         return {
           kind: "fault",
@@ -446,7 +472,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       }
       variables[`__enc_${name}`] = value;
       variables[name] = null;
-      const mask = sealed.masked[name];
+      const mask = Object.hasOwn(sealed.masked, name) ? sealed.masked[name] : undefined;
       if (mask !== undefined) {
         variables[`__mask_${name}`] = { format: mask.format, text: mask.text, speakable: mask.speakable };
       }
@@ -475,6 +501,7 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
       return {
         headers: deps.principalHeaders(principal),
         identity: signedIdentity(principal, timestamp ?? ""),
+        owner: `signed:${principal}`,
       };
     }
     // Cognigy's HTTP Request node sends a stored API key as `Authorization: ApiKey <key>` or `X-API-Key:
@@ -488,10 +515,8 @@ export function createWebhookHandler(deps: WebhookDeps): (req: WebhookRequest, r
         "send Authorization: Bearer <token> (or ApiKey <token>, or X-API-Key: <token>) or a signed request",
       );
     }
-    return {
-      headers: { authorization: `Bearer ${token}` },
-      identity: `bearer:${createHash("sha256").update(token).digest("base64url")}`,
-    };
+    const digest = `bearer:${createHash("sha256").update(token).digest("base64url")}`;
+    return { headers: { authorization: `Bearer ${token}` }, identity: digest, owner: digest };
   }
 }
 

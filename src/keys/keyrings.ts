@@ -360,8 +360,12 @@ export class Keyrings {
     );
   }
 
-  /** Version `version`, for opening. Refuses retired versions (key_version_retired). */
-  async openingKey(name: string, version: number): Promise<SealingKey> {
+  /**
+   * Version `version`, for opening. Refuses retired versions (key_version_retired), unless `wrapping`: a
+   * version that wraps erasable scopes' data keys keeps unwrapping them while it holds material (retiring
+   * a version retires the values sealed under it, not the scope keys it wraps; destroying it destroys both).
+   */
+  async openingKey(name: string, version: number, opts: { wrapping?: boolean } = {}): Promise<SealingKey> {
     assertKeyringName(name);
     if (!isCount(version, 1))
       throw new FieldsealError("invalid_argument", "key version must be an integer >= 1");
@@ -369,7 +373,7 @@ export class Keyrings {
     if (hit?.state && version <= latestVersion(hit.state)) {
       this.#emit({ type: "cache_hit", keyring: name });
       this.#refreshIfDue(hit);
-      return this.#openable(hit.state, version);
+      return this.#openable(hit.state, version, opts.wrapping === true);
     }
     this.#emit({ type: "cache_miss", keyring: name });
     const entry = hit ?? (await this.#findForOpening(name, `version ${version}`));
@@ -383,7 +387,7 @@ export class Keyrings {
         `keyring "${name}" has no version ${version} (its latest is ${latestVersion(state)})`,
       );
     }
-    return this.#openable(state, version);
+    return this.#openable(state, version, opts.wrapping === true);
   }
 
   /**
@@ -1325,7 +1329,7 @@ export class Keyrings {
   }
 
   /** Version `version` of `state` (at most its latest), for opening, or why it cannot open. */
-  #openable(state: KeyringState, version: number): SealingKey {
+  #openable(state: KeyringState, version: number, evenIfRetired = false): SealingKey {
     const destroyed = destroyedRange(state, version);
     if (destroyed) {
       throw new FieldsealError(
@@ -1335,7 +1339,7 @@ export class Keyrings {
     }
     const found = liveVersion(state, version);
     if (!found) throw corrupt(state.name);
-    if (version < state.minDecryptVersion) {
+    if (version < state.minDecryptVersion && !evenIfRetired) {
       throw new FieldsealError(
         "key_version_retired",
         `keyring "${state.name}" version ${version} is retired (minimum decryption version is ${state.minDecryptVersion})`,

@@ -41,6 +41,11 @@ export function parseFieldFormats(raw: unknown, at: string): FieldFormats {
     } catch (err) {
       throw invalid(at, (err as Error).message);
     }
+    // Names are matched exactly (docs/masks.md): "credit_card " would silently never apply, and no
+    // `decrypt:`/`index:` grant can name a field with white space (src/auth/policy.ts) either.
+    if (/\s/.test(field)) {
+      throw invalid(at, `field name ${JSON.stringify(field.slice(0, 70))} holds white space`);
+    }
     formats.set(field, parseOne(spec, `${at}.${field}`));
   }
   return formats;

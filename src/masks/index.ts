@@ -9,7 +9,7 @@ export {
   type FormatName,
   type MaskedValue,
 } from "./field-format.js";
-export { genericChars } from "./generic.js";
+export { genericText } from "./generic.js";
 export { maskFields, maskValue } from "./mask.js";
 export { nationalIdChars } from "./national-id.js";
 export { normalizeForIndex } from "./normalize.js";

@@ -2,7 +2,7 @@ import type { JsonValue } from "../engine/json-value.js";
 import { cardDigits } from "./card.js";
 import { emailParts } from "./email.js";
 import { checkedFor, type FieldFormat, formatInvalid } from "./field-format.js";
-import { genericChars } from "./generic.js";
+import { genericText } from "./generic.js";
 import { nationalIdChars } from "./national-id.js";
 import { phoneDigits } from "./phone.js";
 
@@ -34,7 +34,7 @@ export function normalizeForIndex(field: string, format: FieldFormat | undefined
         emailParts(value);
         return asciiLower(value.trim());
       case "generic":
-        return genericChars(value).join("");
+        return genericText(value);
     }
   });
 }

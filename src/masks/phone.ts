@@ -7,8 +7,10 @@ const MIN_DIGITS = 7;
 const MAX_DIGITS = 15;
 
 /**
- * The digits of a phone number written E.164-style or nationally: an optional leading `+` (or `00`),
- * then digits grouped by spaces, dashes, dots, slashes or parentheses. field_format_invalid otherwise.
+ * The digits of a phone number written E.164-style or nationally: an optional leading `+`, then digits
+ * grouped by spaces, dashes, dots, slashes or parentheses. field_format_invalid otherwise. A `00` prefix is
+ * kept as digits (`0049...` is not `+49...`): which prefix dials out depends on the country it is dialled
+ * from, so it cannot be rewritten without guessing.
  */
 export function phoneDigits(value: string): string {
   const compact = value.trim().replace(/[ ().\-/]/g, "");

@@ -1,8 +1,13 @@
+import { visibleCharacters } from "./reveal.js";
+
 /** Spoken forms shared by the mask formats: text a voice bot's speech synthesis reads one sign at a time. */
 
-/** Each character as its own word, so "1111" is read "1 1 1 1", never "one thousand one hundred...". */
+/**
+ * Each visible character (grapheme cluster) as its own word, so "1111" is read "1 1 1 1", never "one
+ * thousand one hundred...", and an accented letter stays one word.
+ */
 export function spellOut(chars: string): string {
-  return Array.from(chars).join(" ");
+  return visibleCharacters(chars).join(" ");
 }
 
 /** A domain name as said aloud: "example.co.uk" → "example dot co dot uk", "my-bank.de" → "my dash bank dot de". */

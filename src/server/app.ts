@@ -8,22 +8,29 @@ import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection
 import { type AuditSink, fileAudit, jsonLinesAudit } from "../audit.js";
 import { AccessControl } from "../auth/access.js";
 import { CognigyClient } from "../cognigy/client.js";
+import { keepAliveTransport } from "../cognigy/http-transport.js";
 import { createInternalPrincipalAuth } from "../cognigy/internal-auth.js";
+import { tracedTransport } from "../cognigy/traced-transport.js";
 import { createWebhookHandler } from "../cognigy/webhook.js";
 import type { Config } from "../config.js";
 import { isFieldsealError } from "../errors.js";
 import { Keyrings } from "../keys/keyrings.js";
+import { tracedKeyStore } from "../keys/traced-store.js";
 import { adoptingTutorialKeys } from "../keys/tutorial-adoption.js";
 import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
 import { Metrics } from "../metrics.js";
+import { ScopeKeys } from "../scopes/scope-keys.js";
+import { scopeKeyStoreFromConfig } from "../scopes/store-from-config.js";
 import { Sealer } from "../sealer.js";
 import { arrivedWhileDrainingKey } from "../service/context.js";
 import { createFieldsealService, type SessionPusher } from "../service/fieldseal-service.js";
 import { createHealthService, HealthStatus, ServingStatus } from "../service/health.js";
 import { credentialsGate, fieldsealInterceptor } from "../service/interceptor.js";
 import { createReflectionV1, createReflectionV1alpha, DescriptorIndex } from "../service/reflection.js";
+import { tracingInterceptor } from "../service/tracing-interceptor.js";
 import { inProcessTransport, type ServiceRegistration, UnaryInvoker } from "../service/unary-invoker.js";
+import { startTracing, type Tracing } from "../tracing.js";
 import { guardedConnectAdapter } from "./connect-adapter.js";
 import { grpcUnaryFastPath, type SharedRpcOptions } from "./grpc-unary.js";
 import { type DualListener, listenDual, listenTls, type RequestHandler } from "./listener.js";
@@ -64,6 +71,9 @@ const SERVICES = [
   reflectionV1alpha.ServerReflection.typeName,
 ];
 
+/** How long shutdown waits for buffered spans to be exported. */
+const TRACE_FLUSH_MS = 2000;
+
 /** Starts Fieldseal on `config.host:config.port` over `store`. */
 export async function startServer(
   config: Config,
@@ -71,6 +81,9 @@ export async function startServer(
   overrides: AppOverrides = {},
 ): Promise<RunningServer> {
   const log = overrides.log ?? createLogger(config.logLevel);
+  // Traces only when the OTEL_* variables ask for them; otherwise nothing is wrapped (src/tracing.ts).
+  const tracing = config.tracing.enabled ? await startTracing(config.tracing) : undefined;
+  if (tracing !== undefined) store = tracedKeyStore(store, tracing.tracer);
   const audit =
     overrides.audit ??
     (config.audit.file === undefined
@@ -132,10 +145,20 @@ export async function startServer(
     const ok = keyrings.storeConflicts().length === 0;
     health.setAll(ok ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   };
+  // Only a server with erasable keyrings opens the scope-key database.
+  const scopes =
+    Object.keys(config.scopes.erasable).length === 0
+      ? undefined
+      : new ScopeKeys(await scopeKeyStoreFromConfig(config.scopes), keyrings, {
+          erasable: new Map(Object.entries(config.scopes.erasable)),
+          cacheTtlMs: config.scopes.cacheTtlMs,
+          cacheEntries: config.scopes.cacheEntries,
+        });
   const sealer = new Sealer(keyrings, {
     legacyKeyring: config.legacyKeyring,
     legacyEnabled: config.legacyEnabled,
     observer: metrics,
+    ...(scopes === undefined ? {} : { scopes }),
   });
   let draining = false;
 
@@ -150,9 +173,12 @@ export async function startServer(
   );
   const internal = createInternalPrincipalAuth();
   const access = new AccessControl(config.principals);
-  const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics), metrics);
+  const pusher = countedPusher(overrides.pusher ?? cognigyPusher(config, log, metrics, tracing), metrics);
   const interceptorDeps = { access, audit, internal, log, observe: metrics.rpcFinished };
-  const interceptors = [fieldsealInterceptor(interceptorDeps)];
+  const interceptors = [
+    ...(tracing === undefined ? [] : [tracingInterceptor(tracing.tracer)]),
+    fieldsealInterceptor(interceptorDeps),
+  ];
   const services: ServiceRegistration[] = [
     {
       service: FieldsealService,
@@ -165,9 +191,10 @@ export async function startServer(
         keyringFieldFormats: config.keyringFields,
         audit,
         ...(pusher === undefined ? {} : { pusher }),
+        ...(scopes === undefined ? {} : { scopes }),
       }),
     },
-    { service: Health, impl: createHealthService(health) },
+    { service: Health, impl: createHealthService(health, updateReadiness) },
     { service: reflectionV1.ServerReflection, impl: createReflectionV1(index) },
     { service: reflectionV1alpha.ServerReflection, impl: createReflectionV1alpha(index) },
   ];
@@ -295,9 +322,11 @@ export async function startServer(
   } catch (err) {
     // A port that cannot be bound or TLS files that cannot be used: release what started, so the
     // process can exit with the error.
+    await scopes?.close();
     await keyrings.close();
     await store.close();
     audit.close?.();
+    await tracing?.shutdown().catch(() => undefined);
     throw err;
   }
   serving = true;
@@ -334,9 +363,18 @@ export async function startServer(
         }
         if (inFlight > 0) log.warn("shutdown deadline reached; cutting calls", { inFlight });
         listener.destroyAll();
+        await scopes?.close();
         await keyrings.close();
         await store.close();
         audit.close?.();
+        // Spans still buffered go out now, for at most TRACE_FLUSH_MS: an unreachable collector must not
+        // hold the process past its grace period.
+        if (tracing !== undefined) {
+          await Promise.race([
+            tracing.shutdown().catch(() => undefined),
+            new Promise((resolve) => setTimeout(resolve, TRACE_FLUSH_MS).unref()),
+          ]);
+        }
         log.info("fieldseal stopped", {});
       })();
       return stopped;
@@ -345,7 +383,12 @@ export async function startServer(
 }
 
 /** The Cognigy client the config describes, or undefined when no Cognigy endpoint is configured. */
-function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyClient | undefined {
+function cognigyPusher(
+  config: Config,
+  log: Logger,
+  metrics: Metrics,
+  tracing: Tracing | undefined,
+): CognigyClient | undefined {
   const c = config.cognigy;
   if (c.baseUrl === undefined) return undefined;
   return new CognigyClient({
@@ -361,6 +404,7 @@ function cognigyPusher(config: Config, log: Logger, metrics: Metrics): CognigyCl
     rateLimit: { limit: pushRateLimitPerProcess(config), windowMs: c.rateWindowSec * 1000 },
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
+    ...(tracing === undefined ? {} : { transport: tracedTransport(keepAliveTransport(), tracing.tracer) }),
     onAttempt: (e) => {
       metrics.pushAttempt(e);
       log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs });

@@ -90,6 +90,11 @@ export function setGrpcTrailerStatus(target: Headers, error: ConnectError | unde
   // this line would stop compiling, and test/server/grpc-protocol.test.ts compares the outcome with connect's.
   if (!error.isWireError) mergeNonProtocolHeaders(target, error.metadata);
   target.set("grpc-status", error.code.toString(10));
+  // encodeURIComponent, as connect's setTrailerStatus does, rather than the gRPC spec's narrower encoding
+  // (PROTOCOL-HTTP2.md: only bytes outside 0x20-0x7E, and "%"): every RPC must answer alike whichever path
+  // serves it, and connect-node's path cannot be changed. Spec decoders (grpc-go, grpcio, connect's
+  // decodeURIComponent) read both the same; only grpc-js, which decodes with decodeURI
+  // (subchannel-call.js), leaves %3A, %2C, %3B... as they are, on either path.
   target.set("grpc-message", encodeURIComponent(error.rawMessage));
   if (error.details.length > 0) target.set("grpc-status-details-bin", encodeStatus(error));
   return target;

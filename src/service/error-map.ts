@@ -18,6 +18,8 @@ const CONNECT_CODES: Record<FieldsealErrorCode, Code> = {
   conflict: Code.Aborted,
   failed_precondition: Code.FailedPrecondition,
   legacy_disabled: Code.FailedPrecondition,
+  // Final, like a destroyed version: no retry helps.
+  scope_forgotten: Code.FailedPrecondition,
   too_large: Code.ResourceExhausted,
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
@@ -45,6 +47,7 @@ const HTTP_STATUSES: Record<FieldsealErrorCode, number> = {
   conflict: 409,
   failed_precondition: 409,
   legacy_disabled: 409,
+  scope_forgotten: 409,
   too_large: 413,
   unauthenticated: 401,
   permission_denied: 403,

@@ -20,6 +20,7 @@ import { FieldsealError, isFieldsealError } from "../errors.js";
 import { destroyedThrough, latestVersion, liveVersion } from "../keys/keyring-state.js";
 import type { KeyringState } from "../keys/types.js";
 import { type FieldFormats, maskFields, normalizeForIndex } from "../masks/index.js";
+import type { ScopeKeys } from "../scopes/scope-keys.js";
 import type { Sealer } from "../sealer.js";
 import { principalKey, requestIdKey } from "./context.js";
 import { connectCodeFor, connectCodeName } from "./error-map.js";
@@ -63,9 +64,12 @@ export interface ServiceDeps {
   readonly keyringFieldFormats?: ReadonlyMap<string, FieldFormats>;
   /** Most items one batch call may carry. */
   readonly maxBatchItems?: number;
+  /** The erasable keyrings' scope keys; absent: no keyring is erasable and ForgetScope fails. */
+  readonly scopes?: ScopeKeys;
 }
 
-const DEFAULT_MAX_BATCH = 1000;
+/** Most fields one EncryptFields call (and so one webhook) may seal, unless `maxBatchItems` says otherwise. */
+export const DEFAULT_MAX_BATCH = 1000;
 
 /** Audit details of a legacy tutorial value: the field it claims was never authenticated. */
 const LEGACY_AUDIT = { legacy: true, fieldLabel: "unauthenticated" } as const;
@@ -196,7 +200,7 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
     }
     const action = applied.action ?? op;
     audit(ctx, { action, principal: principal.name, outcome: "ok", keyring, version: applied.version });
-    return { key: keyInfo(await deps.keys.describe(keyring), deps.storeKind) };
+    return { key: keyInfo(await deps.keys.describe(keyring), deps.storeKind, deps.scopes?.policy(keyring)) };
   };
   /** Authorizes `op` on the field(s) and keyring in `details`, or records the denial and throws. */
   const allow = (
@@ -465,7 +469,52 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const keyring = keyringOrDefault(req.keyring);
       allow(ctx, principal, "describe", { keyring });
       const described = await deps.keys.describe(keyring);
-      return { key: keyInfo(described, deps.storeKind), sealingVersion: described.sealingVersion ?? 0 };
+      return {
+        key: keyInfo(described, deps.storeKind, deps.scopes?.policy(keyring)),
+        sealingVersion: described.sealingVersion ?? 0,
+      };
+    },
+
+    async forgetScope(req, ctx) {
+      const principal = callerOf(ctx);
+      const keyring = keyringOrDefault(req.keyring);
+      const scope = scopeOf(req.scope);
+      const details = { keyring, ...scopeAudit(scope) };
+      allow(ctx, principal, "forget", details);
+      try {
+        if (deps.scopes?.policy(keyring) === undefined) {
+          throw new FieldsealError(
+            "failed_precondition",
+            `keyring "${keyring}" is not erasable (FIELDSEAL_ERASABLE_KEYRINGS): its values have no scope keys to forget`,
+          );
+        }
+        // The keyring must exist: a typo must not leave a tombstone in a keyring nobody uses.
+        await deps.keys.describe(keyring);
+        const tombstone = await deps.scopes.forget(keyring, scope);
+        if (tombstone.state !== "forgotten") {
+          throw new FieldsealError("internal", "forget left a live scope key");
+        }
+        audit(ctx, {
+          action: "forget",
+          principal: principal.name,
+          outcome: "ok",
+          generation: tombstone.generation,
+          ...details,
+        });
+        return {
+          generation: tombstone.generation,
+          forgottenAt: timestampFromMs(Date.parse(tombstone.forgottenAt)),
+        };
+      } catch (err) {
+        audit(ctx, {
+          action: "forget",
+          principal: principal.name,
+          outcome: "error",
+          code: codeOf(err),
+          ...details,
+        });
+        throw err;
+      }
     },
 
     async listKeyrings(_req, ctx) {
@@ -663,7 +712,11 @@ function derivedIdempotencyKey(
   return `fs-${createHash("sha256").update(canonical).digest("base64url").slice(0, 32)}`;
 }
 
-function keyInfo(state: KeyringState & { rotateBy?: string; sealBudget: number }, store: string): KeyInfo {
+function keyInfo(
+  state: KeyringState & { rotateBy?: string; sealBudget: number },
+  store: string,
+  erasable: { reuseAfterForget: boolean } | undefined,
+): KeyInfo {
   const tombstones = (state.destroyed ?? []).flatMap((range) =>
     Array.from(
       { length: range.through - range.from + 1 },
@@ -687,6 +740,8 @@ function keyInfo(state: KeyringState & { rotateBy?: string; sealBudget: number }
     minDecryptVersion: state.minDecryptVersion,
     store,
     sealBudget: BigInt(state.sealBudget),
+    erasable: erasable !== undefined,
+    reuseAfterForget: erasable?.reuseAfterForget === true,
     ...(state.rotateBy === undefined ? {} : { rotateBy: timestampFromMs(Date.parse(state.rotateBy)) }),
     versions: [
       ...tombstones,

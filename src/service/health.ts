@@ -49,15 +49,24 @@ export class HealthStatus {
   }
 }
 
-/** grpc.health.v1.Health over a HealthStatus. */
-export function createHealthService(health: HealthStatus): ServiceImpl<typeof Health> {
+/**
+ * grpc.health.v1.Health over a HealthStatus. `refresh` runs before Check and List answer, as before
+ * /readyz answers: a probe that only ever calls Check (the kubelet's gRPC probe) must see a status that
+ * clears by itself, not one that waits for some other caller to re-examine it.
+ */
+export function createHealthService(
+  health: HealthStatus,
+  refresh: () => void = () => {},
+): ServiceImpl<typeof Health> {
   return {
     check(req) {
+      refresh();
       const status = health.get(req.service);
       if (status === undefined) throw new ConnectError(`unknown service "${req.service}"`, Code.NotFound);
       return { status };
     },
     list() {
+      refresh();
       return { statuses: Object.fromEntries([...health.all()].map(([name, status]) => [name, { status }])) };
     },
     async *watch(req, ctx) {

@@ -37,16 +37,8 @@ async function seal(run: CognigyRun, fields: unknown[]): Promise<void> {
 
 describe("Seal fields with mask formats", () => {
   it("writes __mask_<field> as {format, text, speakable} for fields with a format, and none for others", async () => {
-    const run = cognigyRun(
-      { sessionId: "sess-mask", text: SSN },
-      // A mask left from an earlier value of `note` must not survive the new seal.
-      {
-        credit_card: CARD,
-        note: "call after 5",
-        __mask_note: { format: "generic", text: "old", speakable: "old" },
-      },
-    );
-    await seal(run, [{ field: "credit_card" }, { field: "ssn", from: "input.text" }, { field: "note" }]);
+    const run = cognigyRun({ sessionId: "sess-mask", text: SSN }, { credit_card: CARD });
+    await seal(run, [{ field: "credit_card" }, { field: "ssn", from: "input.text" }]);
     expect(run.nextNodes).toEqual(["child-success"]);
     expect(run.context.__mask_credit_card).toEqual({
       format: "card",
@@ -58,11 +50,22 @@ describe("Seal fields with mask formats", () => {
       text: "•••• 1120",
       speakable: "ending in 1 1 2 0",
     });
-    expect(run.context).not.toHaveProperty("__mask_note");
     expect(run.context.credit_card).toBeNull();
-    expect(run.context.__enc_note).toMatch(/^fs1\./);
     expect(JSON.stringify(run.calls)).not.toContain(CARD);
     expect(JSON.stringify(run.calls)).not.toContain(SSN);
+    expect(run.limitErrors).toEqual([]);
+  });
+
+  it("deletes a mask left from an earlier value of a field that has no format", async () => {
+    const run = cognigyRun(
+      { sessionId: "sess-stale" },
+      { note: "call after 5", __mask_note: { format: "generic", text: "old", speakable: "old" } },
+    );
+    await seal(run, [{ field: "note" }]);
+    expect(run.nextNodes).toEqual(["child-success"]);
+    expect(run.context).not.toHaveProperty("__mask_note");
+    expect(run.context.__enc_note).toMatch(/^fs1\./);
+    expect(run.context.note).toBeNull();
   });
 
   it("takes On failure with the server's reason for a value its format refuses, writing no value", async () => {
@@ -75,5 +78,35 @@ describe("Seal fields with mask formats", () => {
     expect(run.context).not.toHaveProperty("__enc_credit_card");
     expect(run.context).not.toHaveProperty("__mask_credit_card");
     expect(JSON.stringify(run.calls)).not.toContain(bad);
+  });
+
+  it.each(["toString", "valueOf", "hasOwnProperty"])(
+    "seals a field named %s beside a masked one (no inherited member is read from the answer)",
+    async (field) => {
+      const run = cognigyRun({ sessionId: "sess-inherited" }, { credit_card: CARD, [field]: "x" });
+      await seal(run, [{ field: "credit_card" }, { field }]);
+      expect(run.nextNodes).toEqual(["child-success"]);
+      expect(run.context[`__enc_${field}`]).toMatch(/^fs1\./);
+      expect(run.context).not.toHaveProperty(`__mask_${field}`);
+      expect(run.context.__mask_credit_card).toMatchObject({ format: "card" });
+    },
+  );
+
+  it("refuses, before writing, a seal whose masks would take it past Cognigy's 10 API calls", async () => {
+    // Three fields: 2 calls each, 2 for the outcome (8, under the limit before the answer); the two masks
+    // and the stale mask of `note` to delete make 11.
+    const context = {
+      credit_card: CARD,
+      note: "call after 5",
+      __mask_note: { format: "generic", text: "old", speakable: "old" },
+    };
+    const run = cognigyRun({ sessionId: "sess-mask-calls", text: SSN }, context);
+    await seal(run, [{ field: "credit_card" }, { field: "ssn", from: "input.text" }, { field: "note" }]);
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(run.context.fieldseal).toMatchObject({ ok: false, reason: "api_call_limit" });
+    expect(run.context.credit_card).toBe(CARD);
+    expect(run.context.note).toBe("call after 5");
+    expect(Object.keys(run.context).sort()).toEqual(["__mask_note", "credit_card", "fieldseal", "note"]);
+    expect(run.limitErrors).toEqual([]);
   });
 });

@@ -27,6 +27,8 @@ const IBAN = "DE89370400440532013000";
 const SSN = "078-05-1120";
 const DOB = "1990-02-03";
 const PLAINTEXTS = [CARD, IBAN, SSN, DOB];
+/** A well-formed envelope from a stand-in server (its payload is 28 zero bytes). */
+const WIRE_ENVELOPE = `fs1.k.3.${Buffer.alloc(28).toString("base64url")}`;
 
 let fs: TestFieldseal;
 
@@ -90,31 +92,31 @@ describe("Seal fields", () => {
         { field: "credit_card" },
         { field: "iban", from: "context.payment.iban" },
         { field: "ssn", from: "input.text" },
-        { field: "dob", from: "input.data.dob" },
       ],
     });
     expect(run.nextNodes).toEqual(["child-success"]);
-    for (const field of ["credit_card", "iban", "ssn", "dob"]) {
+    for (const field of ["credit_card", "iban", "ssn"]) {
       expect(run.context[`__enc_${field}`]).toMatch(/^fs1\./);
       expect(run.context[field]).toBeNull();
     }
-    // The plaintext keys it read from context are deleted; the rest of the context is untouched.
+    // The plaintext keys it read from context are cleared; the rest of the context is untouched. The
+    // plaintext at context.credit_card is cleared by writing null there, not by a delete as well.
     expect(run.context.payment).toEqual({ currency: "EUR" });
     expect(run.context.language).toBe("de");
     expect(run.calls.filter((c) => c.method === "deleteContext").map((c) => c.args[0])).toEqual([
-      "credit_card",
       "payment.iban",
     ]);
     expect(run.context.fieldseal).toEqual({
       ok: true,
       keyring: "default",
       keyVersion: 1,
-      fields: ["credit_card", "iban", "ssn", "dob"],
+      fields: ["credit_card", "iban", "ssn"],
     });
     expect(run.logs).toEqual([
-      { level: "info", text: "Fieldseal sealed credit_card, iban, ssn, dob under default v1" },
+      { level: "info", text: "Fieldseal sealed credit_card, iban, ssn under default v1" },
     ]);
     expectNoPlaintextWritten(run);
+    expect(run.limitErrors).toEqual([]);
     // Sensitive-logging settings are left alone unless asked for.
     expect(run.sensitiveLogging).toEqual([]);
 
@@ -126,6 +128,101 @@ describe("Seal fields", () => {
       sealed: run.context.__enc_iban as string,
     });
     expect(opened.value?.kind).toEqual({ case: "stringValue", value: IBAN });
+  });
+
+  it("seals four fields from input and context.<field> within Cognigy's 10 API calls", async () => {
+    const run = cognigyRun(
+      { sessionId: "sess-4", text: SSN, data: { dob: DOB } },
+      { credit_card: CARD, iban: IBAN },
+    );
+    await seal(run, {
+      connection: connection(),
+      fields: [
+        { field: "credit_card" },
+        { field: "iban" },
+        { field: "ssn", from: "input.text" },
+        { field: "dob", from: "input.data.dob" },
+      ],
+    });
+    expect(run.nextNodes).toEqual(["child-success"]);
+    expect(run.calls.filter((c) => c.method !== "log")).toHaveLength(10);
+    expect(run.limitErrors).toEqual([]);
+    expect(run.context.__enc_dob).toMatch(/^fs1\./);
+  });
+
+  it("keeps its outcome and branch when the runtime counts api.log too and refuses it as the 11th call", async () => {
+    const run = cognigyRun(
+      { sessionId: "sess-log-counted", text: SSN, data: { dob: DOB } },
+      { credit_card: CARD, iban: IBAN },
+      () => false,
+      { countLog: true },
+    );
+    await seal(run, {
+      connection: connection(),
+      fields: [
+        { field: "credit_card" },
+        { field: "iban" },
+        { field: "ssn", from: "input.text" },
+        { field: "dob", from: "input.data.dob" },
+      ],
+    });
+    expect(run.limitErrors).toEqual(["log: api call 11 of a run allowed 10"]);
+    expect(run.nextNodes).toEqual(["child-success"]);
+    expect(run.context.fieldseal).toMatchObject({ ok: true });
+    expect(run.context.__enc_dob).toMatch(/^fs1\./);
+  });
+
+  it("keeps a success a success when the log line is refused", async () => {
+    const run = cognigyRun({ sessionId: "sess-log-refused" }, { credit_card: CARD }, (m) => m === "log");
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }] });
+    expect(run.nextNodes).toEqual(["child-success"]);
+    expect(run.context.fieldseal).toMatchObject({ ok: true, fields: ["credit_card"] });
+    await open(run, { field: "credit_card" });
+    expect(run.nextNodes).toEqual(["child-success", "child-success"]);
+    expect(run.context.fieldseal).toMatchObject({ ok: true, field: "credit_card" });
+  });
+
+  it("refuses fields whose writes would pass Cognigy's 10 API calls, before sending or writing anything", async () => {
+    const before = fs.audit.events.length;
+    const context = { credit_card: CARD, payment: { iban: IBAN } };
+    const run = cognigyRun({ sessionId: "sess-calls", text: SSN, data: { dob: DOB } }, context);
+    await seal(run, {
+      connection: connection(),
+      fields: [
+        { field: "credit_card" },
+        { field: "iban", from: "context.payment.iban" },
+        { field: "ssn", from: "input.text" },
+        { field: "dob", from: "input.data.dob" },
+      ],
+    });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run)).toEqual({
+      ok: false,
+      reason: "api_call_limit",
+      message:
+        "sealing 4 field(s) here takes 11 Cognigy API calls and an Extension run may make 10; " +
+        "split the fields over several nodes",
+    });
+    expect(fs.audit.events.length).toBe(before);
+    expect(run.context.credit_card).toBe(CARD);
+    expect(run.context.payment).toEqual({ iban: IBAN });
+    expect(Object.keys(run.context).sort()).toEqual(["credit_card", "fieldseal", "payment"]);
+    expect(run.limitErrors).toEqual([]);
+  });
+
+  it("refuses an envelope larger than one Cognigy write takes, writing nothing", async () => {
+    // 50,000 characters seal to about 66,700: over the 62 KB Cognigy takes in one API call's argument.
+    const notes = "n".repeat(50_000);
+    const run = cognigyRun({ sessionId: "sess-62k" }, { notes });
+    await seal(run, { connection: connection(), fields: [{ field: "notes" }] });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run)).toMatchObject({ ok: false, reason: "too_large_for_cognigy" });
+    expect(failureOf(run).message).toMatch(
+      /^context\.__enc_notes would be \d+ bytes and Cognigy takes at most 62000/,
+    );
+    expect(run.context.notes).toBe(notes);
+    expect(run.context).not.toHaveProperty("__enc_notes");
+    expect(run.limitErrors).toEqual([]);
   });
 
   it("keeps the JSON type of a value (a number from a slot)", async () => {
@@ -158,7 +255,7 @@ describe("Seal fields", () => {
         seen.push({ url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
         res
           .writeHead(200, { "content-type": "application/json" })
-          .end('{"sealed":{"credit_card":"fs1.k.3.AAAA"},"keyring":"k","keyVersion":3}');
+          .end(`{"sealed":{"credit_card":"${WIRE_ENVELOPE}"},"keyring":"k","keyVersion":3}`);
       });
     });
     const url = await listen(server);
@@ -183,7 +280,7 @@ describe("Seal fields", () => {
         scope: { sessionId: "sess-wire" },
         fields: { credit_card: CARD },
       });
-      expect(run.context).toMatchObject({ __enc_credit_card: "fs1.k.3.AAAA", credit_card: null });
+      expect(run.context).toMatchObject({ __enc_credit_card: WIRE_ENVELOPE, credit_card: null });
       expect(run.context.fieldseal).toEqual({
         ok: true,
         keyring: "k",
@@ -214,7 +311,13 @@ describe("Seal fields", () => {
     const run = cognigyRun({ sessionId: "sess-mask", traceId: "trace-9" }, { credit_card: CARD });
     await seal(run, { connection: connection(), fields: [{ field: "credit_card" }], maskLogging: true });
     expect(run.calls.find((c) => c.method === "setSensitiveLoggingSettings")?.args).toEqual([
-      { maskLogging: true, maskAnalytics: true, disableConversations: false },
+      {
+        maskLogging: true,
+        maskAnalytics: true,
+        maskIPAddress: true,
+        disableIntentTrainer: true,
+        disableConversations: false,
+      },
       "trace-9",
     ]);
     expect(run.nextNodes).toEqual(["child-success"]);
@@ -351,7 +454,18 @@ describe("Seal fields", () => {
     ["no fields", { fields: [] }],
     ["fields not JSON", { fields: "[{" }],
     ["a field name that would nest in context", { fields: [{ field: "a.b" }] }],
-    ["a field name reaching the prototype", { fields: [{ field: "x", from: "context.__proto__.x" }] }],
+    ["a source reaching the prototype", { fields: [{ field: "x", from: "context.__proto__.x" }] }],
+    ["the field name __proto__", { fields: [{ field: "__proto__", from: "context.credit_card" }] }],
+    ["the field name constructor", { fields: [{ field: "constructor", from: "context.credit_card" }] }],
+    ["the field name prototype", { fields: [{ field: "prototype", from: "context.credit_card" }] }],
+    [
+      "a field name that is another field's envelope key",
+      { fields: [{ field: "credit_card" }, { field: "__enc_credit_card", from: "context.credit_card" }] },
+    ],
+    [
+      "a field name that is a mask key",
+      { fields: [{ field: "__mask_credit_card", from: "context.credit_card" }] },
+    ],
     ["a field listed twice", { fields: [{ field: "x" }, { field: "x" }] }],
     ["a source outside context and input", { fields: [{ field: "x", from: "profile.email" }] }],
     ["a timeout above 15 s", { fields: [{ field: "credit_card" }], timeoutMs: 20_000 }],
@@ -369,12 +483,75 @@ describe("Seal fields", () => {
     ["a non-http service URL", { serviceUrl: "file:///etc/passwd", token: "t" }],
     ["credentials in the service URL", { serviceUrl: "http://u:p@127.0.0.1:1", token: "t" }],
     ["an empty token", { serviceUrl: "http://127.0.0.1:1", token: "" }],
+    ["a token with a non-ASCII character", { serviceUrl: "http://127.0.0.1:1", token: "fsk_tökén" }],
+    ["a token with a control character", { serviceUrl: "http://127.0.0.1:1", token: "fsk_a\u0000b" }],
     ["no Connection", undefined],
   ])("refuses %s with reason bad_connection", async (_name, conn) => {
     const run = cognigyRun({ sessionId: "sess-conn" }, { credit_card: CARD });
     await seal(run, { connection: conn, fields: [{ field: "credit_card" }] });
     expect(failureOf(run)).toMatchObject({ ok: false, reason: "bad_connection" });
     expect(written(run)).not.toContain("u:p@");
+  });
+
+  it.each([
+    ["the envelope key", "__enc_credit_card"],
+    ["the field's own key", "credit_card"],
+    ["the object holding a nested source", "payment"],
+    ["a key inside a mask", "__mask_credit_card.text"],
+  ])(
+    "refuses an outcome key that is %s, writing no outcome and keeping every value",
+    async (_name, resultKey) => {
+      const before = fs.audit.events.length;
+      const context = {
+        credit_card: CARD,
+        payment: { iban: IBAN, currency: "EUR" },
+        __enc_credit_card: "fs1.default.1.earlier",
+      };
+      const run = cognigyRun({ sessionId: "sess-outcome" }, structuredClone(context));
+      await seal(run, {
+        connection: connection(),
+        fields: [{ field: "credit_card" }, { field: "iban", from: "context.payment.iban" }],
+        resultKey,
+      });
+      expect(run.nextNodes).toEqual(["child-failure"]);
+      expect(run.calls.map((c) => c.method)).toEqual(["setNextNode", "log"]);
+      expect(run.logs[0]?.text).toMatch(
+        /\(bad_config\): the outcome key .* would overwrite|\(bad_config\): the outcome key must/,
+      );
+      expect(run.context).toEqual(context);
+      expect(fs.audit.events.length).toBe(before);
+    },
+  );
+
+  it("refuses an outcome key that is not a context path, instead of writing it elsewhere", async () => {
+    const run = cognigyRun({ sessionId: "sess-outcome-path" }, { credit_card: CARD });
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }], resultKey: "a..b" });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(run.context).toEqual({ credit_card: CARD });
+    expect(run.logs[0]?.text).toContain("(bad_config)");
+  });
+
+  it.each([
+    ["a field's source", { fields: [{ field: "credit_card", from: CARD }] }],
+    ["a field's source path", { fields: [{ field: "credit_card", from: `context.${CARD}..x` }] }],
+    ["the outcome key", { fields: [{ field: "credit_card" }], resultKey: `${CARD}..` }],
+  ])("never quotes %s in a refusal (CognigyScript may have put a value there)", async (_name, settings) => {
+    const run = cognigyRun({ sessionId: "sess-quote" }, { credit_card: CARD });
+    await seal(run, { connection: connection(), ...settings });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(run.logs[0]?.text).toContain("(bad_config)");
+    expect(written(run)).not.toContain(CARD);
+  });
+
+  it("withholds a server message that quotes the keyring setting", async () => {
+    const run = cognigyRun({ sessionId: "sess-ring-quote" }, { credit_card: CARD });
+    // A CognigyScript slip: the keyring setting resolved to a customer's number; Fieldseal's refusal quotes it.
+    const number = "078051120";
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }], keyring: number });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run).reason).toBe("keyring_not_found");
+    expect(written(run)).not.toContain(number);
+    expect(written(run)).not.toContain(CARD);
   });
 
   it("writes the outcome to the configured context key", async () => {
@@ -431,6 +608,78 @@ describe("Seal fields", () => {
     }
   });
 
+  it.each([
+    ["the value echoed back as its envelope", { sealed: { credit_card: CARD } }],
+    [
+      "an envelope of another format",
+      { sealed: { credit_card: "fs2.default.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } },
+    ],
+    ["a sealed map that is an array", { sealed: [CARD] }],
+    [
+      "a mask that is an array",
+      { sealed: { credit_card: WIRE_ENVELOPE }, masked: { credit_card: ["Visa", CARD] } },
+    ],
+    [
+      "a mask whose text is not a string",
+      {
+        sealed: { credit_card: WIRE_ENVELOPE },
+        masked: { credit_card: { format: "card", text: { v: CARD } } },
+      },
+    ],
+    ["a mask that is a string", { sealed: { credit_card: WIRE_ENVELOPE }, masked: { credit_card: CARD } }],
+  ])("writes nothing for an answer with %s (bad_response)", async (_name, answer) => {
+    const server = await startJsonServer(200, JSON.stringify(answer));
+    try {
+      const run = cognigyRun({ sessionId: "sess-shapes" }, { credit_card: CARD });
+      await seal(run, {
+        connection: connection(fs.tokens.bot, server.url),
+        fields: [{ field: "credit_card" }],
+      });
+      expect(run.nextNodes).toEqual(["child-failure"]);
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "bad_response" });
+      expect(Object.keys(run.context).sort()).toEqual(["credit_card", "fieldseal"]);
+      expect(run.context.credit_card).toBe(CARD);
+      expectNoPlaintextWritten(run);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("times out on a server that drips its answer a byte at a time", async () => {
+    const timers = new Set<NodeJS.Timeout>();
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" });
+      // At most 200 bytes over 10 s: bounded even if nothing stops it.
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || sent++ >= 200) {
+          clearInterval(timer);
+          timers.delete(timer);
+          res.end();
+          return;
+        }
+        res.write(" ");
+      }, 50);
+      timers.add(timer);
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-drip" }, { credit_card: CARD });
+      await seal(run, {
+        connection: connection("fsk_t", url),
+        fields: [{ field: "credit_card" }],
+        timeoutMs: 400,
+      });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "timeout" });
+      expect(run.context.credit_card).toBe(CARD);
+    } finally {
+      for (const timer of timers) clearInterval(timer);
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it("refuses a value the server refuses, with the server's reason (too large)", async () => {
     const run = cognigyRun({ sessionId: "sess-big" }, { notes: "x".repeat(2_000_000) });
     await seal(run, { connection: connection(), fields: [{ field: "notes" }] });
@@ -463,7 +712,7 @@ describe("Seal fields against a hostile or failing environment", () => {
     await expect(
       seal(run, { connection: connection(), fields: [{ field: "credit_card" }] }),
     ).resolves.toBeUndefined();
-    expect(run.calls.map((c) => c.method)).toEqual(["addToContext", "addToContext", "log", "setNextNode"]);
+    expect(run.calls.map((c) => c.method)).toEqual(["addToContext", "addToContext", "setNextNode", "log"]);
   });
 
   it.each([
@@ -514,7 +763,142 @@ describe("Seal fields against a hostile or failing environment", () => {
     }
   });
 
-  it("does not follow a redirect, so the token never reaches another host", async () => {
+  it.each([
+    ["without a fieldseal-reason (a proxy)", {}, "http_400", /: invalid_argument$/],
+    [
+      "with a fieldseal-reason",
+      { "fieldseal-reason": "invalid_argument" },
+      "invalid_argument",
+      /: invalid_argument: \(the server's message quotes what was sent, so it is not kept\)$/,
+    ],
+    [
+      "with a fieldseal-reason that is not a reason",
+      { "fieldseal-reason": `card ${CARD}` },
+      "http_400",
+      /: invalid_argument$/,
+    ],
+  ])(
+    "keeps no value from an error answer that echoes the request, %s",
+    async (_name, headers, reason, message) => {
+      const server = createHttpServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => {
+          const echo = Buffer.concat(chunks).toString("utf8");
+          res
+            .writeHead(400, { "content-type": "application/json", ...headers })
+            .end(JSON.stringify({ code: "invalid_argument", message: `cannot parse ${echo}` }));
+        });
+      });
+      const url = await listen(server);
+      try {
+        // A three-character value (a CVV) is withheld as well as long ones.
+        const run = cognigyRun({ sessionId: "sess-echo" }, { credit_card: CARD, iban: IBAN, cvv: "Z9Q" });
+        await seal(run, {
+          connection: connection("fsk_echo-token", url),
+          fields: [{ field: "credit_card" }, { field: "iban" }, { field: "cvv" }],
+        });
+        expect(run.nextNodes).toEqual(["child-failure"]);
+        expect(failureOf(run).reason).toBe(reason);
+        expect(failureOf(run).message).toMatch(message);
+        const calls = written(run);
+        for (const text of [CARD, IBAN, "Z9Q", "fsk_echo-token", "sess-echo"]) {
+          expect(calls).not.toContain(text);
+        }
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    },
+  );
+
+  it("withholds a Fieldseal-looking message that quotes a three-character value (a CVV)", async () => {
+    const server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const cvv = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { fields: { cvv: string } }).fields
+          .cvv;
+        res
+          .writeHead(400, { "content-type": "application/json", "fieldseal-reason": "invalid_argument" })
+          .end(JSON.stringify({ code: "invalid_argument", message: `cvv ${cvv} refused` }));
+      });
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-cvv" }, { cvv: "Z9Q" });
+      await seal(run, { connection: connection("fsk_t", url), fields: [{ field: "cvv" }] });
+      expect(failureOf(run).reason).toBe("invalid_argument");
+      expect(failureOf(run).message).toMatch(/not kept\)$/);
+      expect(written(run)).not.toContain("Z9Q");
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("replaces control characters in a kept server message, so a log line stays one line", async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res
+          .writeHead(400, { "content-type": "application/json", "fieldseal-reason": "invalid_argument" })
+          .end(JSON.stringify({ code: "invalid_argument", message: "field credit_card:\u0000 refused" })),
+      );
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-msg" }, { credit_card: CARD });
+      await seal(run, { connection: connection("fsk_t", url), fields: [{ field: "credit_card" }] });
+      expect(failureOf(run).message).toMatch(/: invalid_argument: field credit_card: {2}refused$/);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("takes On failure with reason bad_response for a JSON answer that is not application/json", async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res
+          .writeHead(200, { "content-type": "text/plain" })
+          .end('{"sealed":{"credit_card":"fs1.k.3.AAAA"},"keyring":"k","keyVersion":3}'),
+      );
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-type" }, { credit_card: CARD });
+      await seal(run, { connection: connection("fsk_t", url), fields: [{ field: "credit_card" }] });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "bad_response" });
+      expect(run.context.credit_card).toBe(CARD);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("takes On failure with reason unreachable when the server closes the connection mid-answer", async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json", "content-length": "500" });
+      res.write('{"sealed":{"credit_card":"fs1.');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-cut" }, { credit_card: CARD });
+      await seal(run, { connection: connection("fsk_t", url), fields: [{ field: "credit_card" }] });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "unreachable" });
+      expect(run.context.credit_card).toBe(CARD);
+      expect(run.context).not.toHaveProperty("__enc_credit_card");
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("does not follow a redirect, so the token never reaches another host (reason http_307)", async () => {
     const reached: string[] = [];
     const elsewhere = createHttpServer((req, res) => {
       reached.push(req.headers.authorization ?? "");
@@ -529,7 +913,7 @@ describe("Seal fields against a hostile or failing environment", () => {
     try {
       const run = cognigyRun({ sessionId: "sess-redirect" }, { credit_card: CARD });
       await seal(run, { connection: connection(fs.tokens.bot, url), fields: [{ field: "credit_card" }] });
-      expect(failureOf(run)).toMatchObject({ ok: false, reason: "unreachable" });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "http_307" });
       expect(reached).toEqual([]);
     } finally {
       for (const server of [elsewhere, redirecting]) {
@@ -625,6 +1009,81 @@ describe("Open field", () => {
       reason: "missing_input",
       message: "no sealed value at context.__enc_credit_card",
     });
+  });
+
+  it("refuses to write a value larger than one Cognigy write takes, writing nothing to the target", async () => {
+    // Sealed by another client with larger limits; its JSON is over 62 KB.
+    const big = "b".repeat(63_000);
+    const sealed = await fs.client("bot").encryptFields({
+      scope: { id: { case: "sessionId", value: "sess-big-open" } },
+      fields: { notes: { kind: { case: "stringValue", value: big } } },
+    });
+    const run = cognigyRun({ sessionId: "sess-big-open" }, { __enc_notes: sealed.sealed.notes });
+    await open(run, { field: "notes" });
+    expect(run.nextNodes).toEqual(["child-failure"]);
+    expect(failureOf(run)).toEqual({
+      ok: false,
+      reason: "too_large_for_cognigy",
+      message: "context.opened would be 63002 bytes and Cognigy takes at most 62000 in one write",
+    });
+    expect(run.context).not.toHaveProperty("opened");
+    expect(written(run)).not.toContain("bbbbbbbbbb");
+  });
+
+  it.each([
+    ["an envelope key", { targetKey: "__enc_credit_card" }],
+    ["a mask key", { targetKey: "__mask_credit_card.text" }],
+    ["the outcome key", { targetKey: "handoff", resultKey: "handoff.outcome" }],
+  ])("refuses %s as the target, keeping the envelope and writing no plaintext", async (_name, settings) => {
+    const run = cognigyRun({ sessionId: "sess-target-env" }, { credit_card: CARD });
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }] });
+    const envelope = run.context.__enc_credit_card;
+    await open(run, { field: "credit_card", ...settings });
+    expect(run.nextNodes).toEqual(["child-success", "child-failure"]);
+    expect(run.context.__enc_credit_card).toBe(envelope);
+    expect(written(run)).not.toContain(CARD);
+  });
+
+  it("refuses an envelope key as the outcome key, writing nothing there", async () => {
+    const run = cognigyRun({ sessionId: "sess-open-outcome" }, { credit_card: CARD });
+    await seal(run, { connection: connection(), fields: [{ field: "credit_card" }] });
+    const envelope = run.context.__enc_credit_card;
+    await open(run, { field: "credit_card", resultKey: "__enc_credit_card" });
+    expect(run.nextNodes).toEqual(["child-success", "child-failure"]);
+    expect(run.context.__enc_credit_card).toBe(envelope);
+    expect(run.context).not.toHaveProperty("opened");
+  });
+
+  it("never quotes what it found at __enc_<field> when that is not an envelope (a value put there by mistake)", async () => {
+    for (const misplaced of [CARD, `fs1.default.1.${CARD}`, `fs1.${CARD}.1.AAAA`]) {
+      const run = cognigyRun({ sessionId: "sess-misplaced" }, { __enc_credit_card: misplaced });
+      await open(run, { field: "credit_card" });
+      expect(run.nextNodes).toEqual(["child-failure"]);
+      expect(written(run)).not.toContain(CARD);
+    }
+  });
+
+  it("withholds a Fieldseal-looking message that quotes what was at __enc_<field>", async () => {
+    const server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const { sealed } = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { sealed: string };
+        res
+          .writeHead(400, { "content-type": "application/json", "fieldseal-reason": "envelope_malformed" })
+          .end(JSON.stringify({ code: "invalid_argument", message: `not an envelope: ${sealed}` }));
+      });
+    });
+    const url = await listen(server);
+    try {
+      const run = cognigyRun({ sessionId: "sess-open-echo" }, { __enc_credit_card: CARD });
+      await open(run, { field: "credit_card", connection: { serviceUrl: url, token: "fsk_t" } });
+      expect(failureOf(run)).toMatchObject({ ok: false, reason: "envelope_malformed" });
+      expect(written(run)).not.toContain(CARD);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it("refuses an empty target key with reason bad_config", async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CognigyClient, type CognigyClientOptions, CognigyPushError } from "../../src/cognigy/client.js";
+import { CognigyRequestBudget } from "../../src/cognigy/request-budget.js";
 import { type CognigySimulator, startCognigySimulator } from "../support/cognigy-simulator.js";
 import { hashUnit } from "../support/seeded-random.js";
 
@@ -234,16 +235,77 @@ describe("CognigyClient against the simulator", () => {
       expect(clock.delays).toEqual([3000]);
     });
 
-    it("caps a long Retry-After", async () => {
-      const rec = recordingSleep();
+    it("fails at once on a Retry-After longer than it waits, and holds back the next push for all of it", async () => {
+      const clock = fakeClock();
       sim.setFaults([{ rateLimit: 120 }]);
-      await client({ sleep: rec.sleep, retryAfterCapMs: 1500, deadlineMs: 60_000 }).push({
+      const c = client({ now: clock.now, sleep: clock.sleep, retryAfterCapMs: 1500, deadlineMs: 60_000 });
+      const err = await pushError(
+        c.push({ sessionId: "s", userId: "u", context: sealed, idempotencyKey: "k" }),
+      );
+      expect(err.code).toBe("cognigy_rate_limited");
+      expect(err.attempts).toBe(1);
+      expect(err.message).toMatch(/Cognigy asks to wait 120 s, longer than a push waits \(1500 ms\)$/);
+      // No early retry that Cognigy would refuse again: one request, no sleep.
+      expect(sim.requests).toHaveLength(1);
+      expect(clock.delays).toEqual([]);
+      // Another push, with a deadline inside Cognigy's 120 s, fails without a request.
+      const held = await pushError(
+        c.push({ sessionId: "s2", userId: "u", context: sealed, idempotencyKey: "k2" }),
+      );
+      expect(held.code).toBe("cognigy_rate_limited");
+      expect(held.attempts).toBe(0);
+      expect(sim.requests).toHaveLength(1);
+    });
+
+    it.each([
+      ["more seconds than a number holds", "9".repeat(400)],
+      ["more seconds than a safe integer holds", "99999999999999999999"],
+    ])("reads a Retry-After of %s as the longest wait, not as a malformed value", async (_name, value) => {
+      const clock = fakeClock();
+      sim.setFaults([{ status: 429, retryAfter: value }]);
+      const err = await pushError(
+        client({ now: clock.now, sleep: clock.sleep }).push({
+          sessionId: "s",
+          userId: "u",
+          context: sealed,
+          idempotencyKey: "k",
+        }),
+      );
+      expect(err.code).toBe("cognigy_rate_limited");
+      expect(err.message).toMatch(/Cognigy asks to wait indefinitely/);
+      expect(sim.requests).toHaveLength(1);
+    });
+
+    it.each([
+      ["0", "0"],
+      ["an HTTP-date in the past", "Thu, 01 Jan 1970 00:00:00 GMT"],
+    ])("retries at once on a Retry-After of %s", async (_name, value) => {
+      const clock = fakeClock();
+      sim.setFaults([{ status: 429, retryAfter: value }]);
+      const result = await client({ now: clock.now, sleep: clock.sleep }).push({
         sessionId: "s",
         userId: "u",
         context: sealed,
         idempotencyKey: "k",
       });
-      expect(rec.delays).toEqual([1500]);
+      expect(result.attempts).toBe(2);
+      expect(clock.delays).toEqual([0]);
+    });
+
+    it.each([
+      ["negative", "-5"],
+      ["not a number or a date", "soon"],
+    ])("backs off on a %s Retry-After as if there were none", async (_name, value) => {
+      const clock = fakeClock();
+      sim.setFaults([{ status: 429, retryAfter: value }]);
+      const result = await client({
+        now: clock.now,
+        sleep: clock.sleep,
+        random: () => 0.5,
+        baseBackoffMs: 100,
+      }).push({ sessionId: "s", userId: "u", context: sealed, idempotencyKey: "k" });
+      expect(result.attempts).toBe(2);
+      expect(clock.delays).toEqual([50]);
     });
 
     it("backs off with full jitter on 5xx and then succeeds", async () => {
@@ -276,6 +338,25 @@ describe("CognigyClient against the simulator", () => {
       );
       expect(err.attempts).toBe(2);
       expect(events.map((e) => e.error)).toEqual(["ECONNREFUSED", "ECONNREFUSED"]);
+    });
+
+    it("spends no rate-limit token on an attempt that never reached Cognigy (connection refused)", async () => {
+      const closed = await startCognigySimulator();
+      const url = closed.url;
+      await closed.close();
+      const budget = new CognigyRequestBudget({ limit: 3, windowMs: 300_000 });
+      await pushError(
+        client({ baseUrl: url, maxAttempts: 3, budget }).push({
+          sessionId: "s",
+          userId: "u",
+          context: sealed,
+          idempotencyKey: "k",
+        }),
+      );
+      expect(budget.available()).toBe(3);
+      // An attempt Cognigy answered is counted: its token returns only a window later.
+      await client({ budget }).push({ sessionId: "s", userId: "u", context: sealed, idempotencyKey: "k2" });
+      expect(budget.available()).toBe(2);
     });
 
     it("reports the attempts when it runs out of them", async () => {

@@ -57,6 +57,22 @@ describe("CognigyRequestBudget", () => {
     expect(clock.now() - before).toBe(10_000);
   });
 
+  it("takes back a token released unused at once, so a request never sent costs no window", async () => {
+    const clock = fakeClock();
+    const budget = new CognigyRequestBudget({ limit: 1, windowMs: 10_000, ...clock });
+    const unused = await budget.take(clock.now() + 1000);
+    expect(budget.available()).toBe(0);
+    unused.release();
+    unused.done(); // after release, done() changes nothing
+    expect(budget.available()).toBe(1);
+    const used = await budget.take(clock.now() + 1000);
+    used.done();
+    used.release(); // after done(), release changes nothing: the request was sent
+    expect(budget.available()).toBe(0);
+    expect((await refusal(budget.take(clock.now() + 1000))).code).toBe("cognigy_rate_limited");
+    expect(clock.now()).toBe(1_000_000);
+  });
+
   it("never lets more than `limit` requests into any window, under a stream of takers", async () => {
     const clock = fakeClock();
     const budget = new CognigyRequestBudget({ limit: 5, windowMs: 1000, ...clock });

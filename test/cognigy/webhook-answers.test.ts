@@ -215,16 +215,16 @@ describe("the webhook's answers, row by row, through a real server", () => {
     expect(a.json.message).toMatch(/limit is 65536 bytes/);
   });
 
-  it("200 refused value_refused for what the engine refuses to bind (a field name with NUL)", async () => {
+  it("400 field_name_invalid for a name the engine cannot bind (NUL): the author's to fix, not the user's", async () => {
     const body = JSON.stringify({
       sessionId: "row-engine",
       variables: { "card\u0000x": CANARY },
       sensitive: ["card\u0000x"],
     });
     const a = await send(fs.url, body, headers({ "x-sensitive-metadata": "" }));
-    expect(a.status).toBe(200);
-    expect(a.json).toMatchObject({ status: "refused", reason: "value_refused" });
-    expect(a.json.message).toMatch(/NUL/);
+    expect(a.status).toBe(400);
+    expect(a.json).toMatchObject({ code: "invalid_argument", reason: "field_name_invalid" });
+    expect(a.json.detail).toMatch(/NUL/);
   });
 
   const problems: Array<[string, () => [string | Buffer, Record<string, string>, string?], number, string]> =

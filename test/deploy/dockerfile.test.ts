@@ -69,15 +69,40 @@ describe("Dockerfile", () => {
     expect(envOf(runtime).NODE_ENV).toBe("production");
   });
 
+  it("leaves no package manager in the runtime stage: the server needs node only", () => {
+    const runtime = readStages().at(-1);
+    const removed = (runtime?.instructions ?? [])
+      .filter((i) => i.keyword === "RUN" && /^rm -rf /.test(i.args))
+      .flatMap((i) => i.args.split("&&")[0]?.trim().split(/\s+/).slice(2) ?? []);
+    for (const path of ["/usr/local/lib/node_modules/npm", "/usr/local/bin/npm", "/usr/local/bin/npx"]) {
+      expect(removed).toContain(path);
+    }
+    // Nothing else in the runtime stage runs npm.
+    const runs = (runtime?.instructions ?? [])
+      .filter((i) => i.keyword === "RUN")
+      .map((i) => i.args.replace(/^rm -rf [^&]*&&/, ""));
+    expect(runs.join("\n")).not.toMatch(/\bnpm\b|\bnpx\b/);
+  });
+
   it("sends the builder only what the build copies: local keys, configs and tools stay out", () => {
     const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8")
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l !== "" && !l.startsWith("#"));
     expect(ignore[0]).toBe("*");
-    const allowed = ignore.slice(1).map((l) => l.replace(/^!/, "").replace(/\/$/, ""));
+    const allowed = ignore
+      .slice(1)
+      .filter((l) => l.startsWith("!"))
+      .map((l) => l.replace(/^!/, "").replace(/\/$/, ""));
     for (const secretish of [".fieldseal", ".venv", ".tools", "node_modules", "dist", ".git"]) {
       expect(allowed).not.toContain(secretish);
+    }
+    // Inside an admitted directory, local state stays out too: these come after the last `!` line, so
+    // they win (Docker applies the last matching line).
+    const lastAllow = ignore.findLastIndex((l) => l.startsWith("!"));
+    const reExcluded = ignore.slice(lastAllow + 1);
+    for (const local of [".fieldseal", ".env", "*.pem", "*.key", "*.log", "node_modules", "dist"]) {
+      expect(reExcluded, local).toContain(`**/${local}`);
     }
     const copied = readStages()
       .flatMap((s) => s.instructions)

@@ -146,6 +146,14 @@ if (process.getuid?.() !== 0) {
     "test/deploy/runtime-layout.test.ts runs as root: it starts the server as the image's user",
   );
 }
+// setpriv and unshare come with util-linux; without them the test would fail later with an unclear spawn error.
+for (const tool of ["setpriv", "unshare"]) {
+  if (spawnSync(tool, ["--version"], { encoding: "utf8" }).error !== undefined) {
+    throw new Error(
+      `test/deploy/runtime-layout.test.ts needs ${tool}: install util-linux (Debian/Ubuntu: apt-get install -y util-linux)`,
+    );
+  }
+}
 const image = runtimeStage();
 const base = mkdtempSync(join(tmpdir(), "fieldseal-image-"));
 chmodSync(base, 0o755);

@@ -18,6 +18,8 @@ beforeAll(async () => {
       { name: "bot", scopes: ["encrypt"] },
       { name: "indexing-bot", scopes: ["encrypt", "index:credit_card", "index:email"] },
       { name: "lookup", scopes: ["index:email"] },
+      { name: "other-lookup", allow: [{ ops: ["index"], fields: ["email"], keyrings: ["other"] }] },
+      { name: "field-ops", allow: [{ ops: ["*"], fields: ["email"] }] },
     ],
     settings: {
       keyrings: ["other"],
@@ -165,6 +167,70 @@ describe("blind indexes and rotation", () => {
   });
 });
 
+describe("who may index", () => {
+  it("a keyring-limited grant indexes only there; an unknown keyring is refused alike (no existence oracle)", async () => {
+    const ok = await fs
+      .client("other-lookup")
+      .computeIndex({ keyring: "other", field: "email", value: "a@example.com" });
+    expect(ok.keyring).toBe("other");
+    for (const keyring of ["default", "no-such-keyring"]) {
+      const err = (await fs
+        .client("other-lookup")
+        .computeIndex({ keyring, field: "email", value: "a@example.com" })
+        .catch((e: unknown) => e)) as ConnectError;
+      expect([err.code, err.metadata.get("fieldseal-reason")]).toEqual([
+        Code.PermissionDenied,
+        "permission_denied",
+      ]);
+      expect(err.rawMessage).not.toContain("a@example.com");
+    }
+  });
+
+  it('admin and an allow rule with ops ["*"] may index (each already may decrypt, which reveals more)', async () => {
+    for (const principal of ["admin", "field-ops"]) {
+      const r = await fs.client(principal).computeIndex({ field: "email", value: "a@example.com" });
+      expect(r.indexes).toHaveLength(1);
+    }
+    expect(
+      await refused(fs.client("field-ops").computeIndex({ field: "credit_card", value: "4111111111111111" })),
+    ).toEqual({
+      code: Code.PermissionDenied,
+      reason: "permission_denied",
+    });
+  });
+
+  it("matches field names exactly, as the envelope and the policy do: Credit_Card or credit_card + space is another field", async () => {
+    for (const field of ["Credit_Card", "credit_card ", "credit\u2060_card"]) {
+      // Another field: no card format (so not checked, not masked) and no grant from index:credit_card.
+      const sealed = await fs
+        .client("indexing-bot")
+        .encryptFields({ scope: session("s-names"), fields: values({ [field]: "not a card" }) });
+      expect(sealed.masked).toEqual({});
+      expect(
+        await refused(
+          fs.client("indexing-bot").encryptFields({
+            scope: session("s-names"),
+            fields: values({ [field]: "4111111111111111" }),
+            indexFields: [field],
+          }),
+        ),
+      ).toEqual({ code: Code.PermissionDenied, reason: "permission_denied" });
+      expect(
+        await refused(fs.client("indexing-bot").computeIndex({ field, value: "4111111111111111" })),
+      ).toEqual({
+        code: Code.PermissionDenied,
+        reason: "permission_denied",
+      });
+      // Its own index key: the same digits never give credit_card's index.
+      const [mine, theirs] = await Promise.all([
+        fs.client("admin").computeIndex({ field, value: "4111111111111111" }),
+        fs.client("admin").computeIndex({ field: "credit_card", value: "4111111111111111" }),
+      ]);
+      expect(mine.indexes[0]?.split(".")[3]).not.toBe(theirs.indexes[0]?.split(".")[3]);
+    }
+  });
+});
+
 describe("EncryptFields index_fields", () => {
   it("needs index on each named field, and names only fields of the call", async () => {
     expect(
@@ -229,6 +295,27 @@ describe("EncryptFields index_fields", () => {
     const text = JSON.stringify([events, fs.logs]);
     expect(text).not.toContain("audit-me");
     expect(text).not.toContain(r.indexes.email?.split(".")[3]);
+  });
+});
+
+describe("ComputeIndex's audit", () => {
+  it("records each lookup, answered or refused, with field and keyring but never the value or the index", async () => {
+    const before = fs.audit.events.length;
+    const logsBefore = fs.logs.length;
+    const r = await fs.client("lookup").computeIndex({ field: "email", value: "look-me-up@example.com" });
+    await fs
+      .client("lookup")
+      .computeIndex({ field: "email", value: "not-an-address-CANARY" })
+      .catch(() => {});
+    const events = fs.audit.events.slice(before);
+    expect(events.map((e) => [e.action, e.outcome, e.code, e.field, e.keyring])).toEqual([
+      ["index", "ok", undefined, "email", "default"],
+      ["index", "error", "field_format_invalid", "email", "default"],
+    ]);
+    const text = JSON.stringify([events, fs.logs.slice(logsBefore)]);
+    expect(text).not.toContain("look-me-up");
+    expect(text).not.toContain("CANARY");
+    expect(text).not.toContain(r.indexes[0]?.split(".")[3]);
   });
 });
 

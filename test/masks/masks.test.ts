@@ -15,6 +15,13 @@ import {
 const HIDDEN = "••••";
 const RUNS = { numRuns: 300, seed: 1312 };
 
+const GRAPHEMES = new Intl.Segmenter("und", { granularity: "grapheme" });
+
+/** The characters a reader sees: grapheme clusters that are not only controls, format characters or spaces. */
+function visible(text: string): string[] {
+  return [...GRAPHEMES.segment(text)].map((s) => s.segment).filter((c) => !/^[\p{Cc}\p{Cf}\p{Z}]+$/u.test(c));
+}
+
 /** Appends the Luhn check digit to `body`. */
 function withCheckDigit(body: string): string {
   for (let d = 0; d <= 9; d++) if (luhnValid(`${body}${d}`)) return `${body}${d}`;
@@ -149,6 +156,15 @@ describe("card masks", () => {
 });
 
 describe("national ID masks", () => {
+  it("shows nothing of a one-character ID and one of a two-character one", () => {
+    expect(mask({ format: "national_id" }, "7")).toEqual({
+      format: "national_id",
+      text: HIDDEN,
+      speakable: "hidden",
+    });
+    expect(mask({ format: "national_id" }, "a-7").text).toBe(`${HIDDEN} 7`);
+  });
+
   it("shows the last four of its uppercase letters and digits", () => {
     expect(mask({ format: "national_id" }, "123-45-6789")).toEqual({
       format: "national_id",
@@ -171,7 +187,17 @@ describe("national ID masks", () => {
     );
   });
 
-  it.each(["", " - . ", "12#34", "ÄB1234", "straße1", "ı1234"])("refuses %j", (value) => {
+  it.each([
+    "",
+    " - . ",
+    "12#34",
+    "ÄB1234",
+    "straße1",
+    "ı1234",
+    "123\u202E456789",
+    "123\u200B456789",
+    "\u2066123456789\u2069",
+  ])("refuses %j", (value) => {
     expect(() => mask({ format: "national_id" }, value)).toThrow(/national_id/);
   });
 });
@@ -220,6 +246,19 @@ describe("e-mail masks", () => {
     "ja..ne@example.com",
     "jane@-example.com",
     `${"a".repeat(65)}@example.com`,
+    // Quoted local parts and address literals: valid RFC 5321, refused (no bot collects them).
+    '"jane doe"@example.com',
+    '"j@ne"@example.com',
+    "jane@[192.0.2.1]",
+    "jane@[IPv6:2001:db8::1]",
+    // Invisible or look-alike characters that would make a mask display other than the address.
+    "jane\u202E@example.com",
+    "\u202Ejane@example.com",
+    "jane@exa\u200Bmple.com",
+    "jane@example\u2060.com",
+    "jane\uFF20example.com",
+    "jane@example\uFF0Ecom",
+    "e\u0301jane@example.com",
   ])("refuses %j", (value) => {
     expect(() => mask({ format: "email" }, value)).toThrow(/email/);
   });
@@ -247,12 +286,22 @@ describe("phone masks", () => {
     );
   });
 
-  it.each(["12345", "+1234567890123456", "call me", "+49 30 12x45678", "++4930123456"])(
-    "refuses %j",
-    (value) => {
-      expect(() => mask({ format: "phone", last: 4 }, value)).toThrow(/phone/);
-    },
-  );
+  it.each([
+    "12345",
+    "+1234567890123456",
+    "call me",
+    "+49 30 12x45678",
+    "++4930123456",
+    // Letters (vanity numbers), look-alike digits and invisible characters are not digits.
+    "1-800-FLOWERS",
+    "\uFF0B\uFF14\uFF19 \uFF13\uFF10 \uFF11\uFF12\uFF13\uFF14\uFF15\uFF16\uFF17\uFF18",
+    "+\u0664\u0669\u0663\u0660\u0661\u0662\u0663\u0664\u0665\u0666",
+    "+49\u202E3012345678",
+    "+49\u200B3012345678",
+    "+49 30 1234 5678\u200E",
+  ])("refuses %j", (value) => {
+    expect(() => mask({ format: "phone", last: 4 }, value)).toThrow(/phone/);
+  });
 });
 
 describe("generic masks", () => {
@@ -278,18 +327,80 @@ describe("generic masks", () => {
         (raw, first, last) => {
           const value = raw.normalize("NFC").trim();
           fc.pre(value.length > 0 && !value.includes(HIDDEN));
-          const chars = Array.from(value);
+          const chars = visible(value);
           const m = mask({ format: "generic", first, last }, raw);
           const [head, tail] = m.text.split(HIDDEN) as [string, string];
-          const shown = Array.from(head).length + Array.from(tail).length;
+          const shown = visible(head).length + visible(tail).length;
           expect(shown).toBeLessThanOrEqual(Math.min(first + last, Math.floor(chars.length / 2)));
-          expect(value.startsWith(head)).toBe(true);
-          expect(value.endsWith(tail)).toBe(true);
+          expect(chars.join("").startsWith(visible(head).join(""))).toBe(true);
+          expect(chars.join("").endsWith(visible(tail).join(""))).toBe(true);
           expect(m.text).not.toBe(value);
-          if (chars.length === 1) expect(m.text).toBe(HIDDEN);
+          if (chars.length <= 1) expect(m.text).toBe(HIDDEN);
+          // The speakable form says exactly the characters the text shows, and nothing more.
+          const said = m.speakable === "hidden" ? "" : m.speakable;
+          const spoken = [
+            /starting with (.*?)(, ending in |$)/u.exec(said)?.[1],
+            /ending in (.*)$/u.exec(said)?.[1],
+          ].map((words) => (words === undefined ? [] : words.split(" ")));
+          expect(spoken).toEqual([visible(head), visible(tail)]);
         },
       ),
       RUNS,
+    );
+  });
+
+  it("counts what a reader sees: combining marks, emoji sequences and surrogate pairs are one character each", () => {
+    const g = (value: string, first: number, last: number) => mask({ format: "generic", first, last }, value);
+    // Four visible characters, the first with six accents: half of four is two, not three of nine code points.
+    const accented = `x${"\u0301".repeat(6)}bcd`;
+    expect(g(accented, 0, 4).text).toBe(`${HIDDEN}cd`);
+    expect(g(accented, 0, 4).speakable).toBe("ending in c d");
+    // A family emoji (seven code points joined by ZWJ) is one character, shown and said whole.
+    const family = "\u{1F468}\u200D\u{1F469}\u200D\u{1F467}";
+    expect(g(`ab${family}`, 0, 4).text).toBe(`${HIDDEN}${family}`);
+    expect(g(`ab${family}`, 0, 4).speakable).toBe(`ending in ${family}`);
+    // Astral letters (surrogate pairs) are never split.
+    expect(g("\u{1D400}\u{1D401}\u{1D402}\u{1D403}", 1, 1).text).toBe(`\u{1D400}${HIDDEN}\u{1D403}`);
+  });
+
+  it("does not let invisible padding widen what is shown", () => {
+    const g = (value: string) => mask({ format: "generic", first: 2, last: 4 }, value);
+    for (const pad of ["\u200B", "\u2060", "\u202E", "\u00AD", "\u{E0041}", "\u0000", " "]) {
+      // Four visible characters, padded to more than twelve code points: still at most two shown.
+      expect(g(`${pad.repeat(10)}1234`).text).toBe(`${HIDDEN}34`);
+      expect(g(`1${pad.repeat(10)}234`).text).toBe(`${HIDDEN}34`);
+    }
+    // Blank only: nothing to show.
+    expect(g("\u200B\u200B\u200B\u200B").text).toBe(HIDDEN);
+    expect(g("\u200B\u200B\u200B\u200B").speakable).toBe("hidden");
+  });
+
+  it("never shows a bidi control, a zero-width or a tag character, which would reorder or hide text", () => {
+    const controls = /[\u200B\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C\uFEFF\u{E0000}-\u{E007F}]/u;
+    for (const value of [
+      "AB12\u202E3456\u202CXY",
+      "\u2067AB123456XY\u2069",
+      "AB1234\u200B56X\u200BY",
+      "AB123456X\u{E0041}\u{E0042}Y",
+    ]) {
+      const m = mask({ format: "generic", first: 2, last: 2 }, value);
+      expect(m.text).not.toMatch(controls);
+      expect(m.speakable).not.toMatch(controls);
+      expect(m.text).toMatch(/^AB••••XY$/);
+    }
+  });
+
+  it("keeps single spaces between shown words and does not say them", () => {
+    const m = mask({ format: "generic", first: 0, last: 5 }, "Jane Mary Smith");
+    expect(m.text).toBe(`${HIDDEN}Smith`);
+    const n = mask({ format: "generic", first: 0, last: 4 }, "ab cd \u3000 ef gh");
+    expect(n.text).toBe(`${HIDDEN}ef gh`);
+    expect(n.speakable).toBe("ending in e f g h");
+  });
+
+  it("refuses a lone surrogate, which would be read as U+FFFD", () => {
+    expect(() => mask({ format: "generic", first: 0, last: 4 }, "ab\uD800cd")).toThrow(
+      /generic.*valid Unicode text/,
     );
   });
 
@@ -389,6 +500,8 @@ describe("the fields setting", () => {
     [{ a: { format: "generic", first: 9 } }, /fields\.a\.first: must be a whole number from 0 to 8/],
     [{ a: { format: "generic", last: -1 } }, /fields\.a\.last: must be a whole number from 0 to 8/],
     [{ "": { format: "card" } }, /field name is empty/],
+    [{ "credit_card ": { format: "card" } }, /fields: field name "credit_card " holds white space/],
+    [{ "credit\u00a0card": { format: "card" } }, /fields: field name "credit\u00a0card" holds white space/],
   ])("refuses %j", (raw, why) => {
     expect(() => parseFieldFormats(raw, "fields")).toThrow(why);
   });
@@ -411,10 +524,10 @@ describe("the fields setting in the config", () => {
 
   it("names the environment variable or the file key that is wrong", () => {
     expect(() => parseConfig({}, { FIELDSEAL_FIELD_FORMATS: '{"cc": {"format": "visa"}}' }, where)).toThrow(
-      /^config: FIELDSEAL_FIELD_FORMATS\.cc\.format: must be one of/,
+      /^config: FIELDSEAL_FIELD_FORMATS \(file key "fields"\)\.cc\.format: must be one of/,
     );
     expect(() => parseConfig({ fields: { cc: { format: "visa" } } }, {}, where)).toThrow(
-      /^config: fields\.cc\.format: must be one of/,
+      /^config: FIELDSEAL_FIELD_FORMATS \(file key "fields"\)\.cc\.format: must be one of/,
     );
   });
 });
@@ -449,6 +562,13 @@ describe("attacks on the checks", () => {
       [{ format: "email" }, `a@${"a-".repeat(1 << 19)}.com`, false],
       [{ format: "generic", first: 8, last: 8 }, big, true],
     ];
+    // Runs of invisible characters, which V8's grapheme segmenter walks in more than linear time, and one
+    // cluster of a million combining marks: each masked in one pass too (a slow path would time out).
+    const g = { format: "generic", first: 2, last: 2 } as const;
+    expect(mask(g, `${"\u200B".repeat(1 << 20)}abcd`).text).toBe(`${HIDDEN}cd`);
+    expect(mask(g, `abcd${"\u2066".repeat(1 << 20)}`).text).toBe(`${HIDDEN}cd`);
+    expect(mask(g, `ab${" \u200B".repeat(1 << 19)}cd`).text).toBe(`${HIDDEN}cd`);
+    expect(mask(g, `abc${"\u0301".repeat(1 << 20)}`).text).toBe(`${HIDDEN}${"\u0107".padEnd(16, "\u0301")}`);
     for (const [format, value, fits] of formats) {
       if (fits) {
         expect(mask(format, value).text).toBe(`44444444${HIDDEN}44444444`);

@@ -18,7 +18,8 @@
  * (docs/ai/administer/limitations.md). The simulator counts every request from a client address, whatever
  * it asks and however it authenticates, over a sliding window: the strictest reading of "per 5 minutes", so
  * a client that stays under it here stays under a fixed window too. Over the limit it answers 429 with a
- * `Retry-After` in seconds. Cognigy documents no header on its 429; Retry-After is what its own REST client
+ * `Retry-After` in seconds; a request so refused is not counted itself (Cognigy does not say whether it
+ * is; Fieldseal's own budget counts it either way). Cognigy documents no header on its 429; Retry-After is what its own REST client
  * reads (`retryAfterDelay` in @cognigy/rest-api-client 0.19.0), so that is what is sent.
  *
  * Errors are problem documents shaped as the REST client's `IErrorResponse` (RFC 7807 plus Cognigy's

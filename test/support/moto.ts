@@ -31,11 +31,15 @@ export function motoClient(endpoint: string): SecretsManagerClient {
   });
 }
 
-/** Starts moto_server on 127.0.0.1 and waits until it answers. */
-export async function startMoto(): Promise<MotoServer> {
+/**
+ * Starts moto_server on 127.0.0.1 and waits until it answers. `env` adds moto settings, e.g.
+ * INITIAL_NO_AUTH_ACTION_COUNT to enforce IAM policies after that many requests.
+ */
+export async function startMoto(env: Record<string, string> = {}): Promise<MotoServer> {
   if (!existsSync(MOTO_BIN)) throw new Error(`${MOTO_BIN} is missing: run bash scripts/test-deps.sh`);
   const port = await freePort();
   const child = spawn(MOTO_BIN, ["-H", "127.0.0.1", "-p", String(port)], {
+    env: { ...process.env, ...env },
     detached: true,
     stdio: ["ignore", "ignore", "pipe"],
   });

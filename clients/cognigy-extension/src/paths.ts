@@ -8,22 +8,31 @@ export interface ValueSource {
   readonly segments: readonly string[];
 }
 
-const FORBIDDEN_SEGMENTS = new Set(["__proto__", "prototype", "constructor"]);
+/** Names that reach an object's prototype when used as a key. */
+export const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(["__proto__", "prototype", "constructor"]);
 
 /**
  * Parses `context.<path>`, `input.text`, `input.data.<path>` or `input.slots.<path>` (any `input.<path>`):
- * dot-separated, no empty segment, none of the names that reach an object's prototype.
+ * dot-separated, no empty segment, none of the names that reach an object's prototype. `what` names the
+ * setting in a refusal, which never quotes the text: Cognigy resolves CognigyScript in node settings
+ * (@cognigy/extension-tools' README shows a cognigyText field defaulting to `{{input.text}}`), so a careless
+ * `{{context.card}}` there arrives as the value itself.
  */
-export function parseSource(text: string): ValueSource {
+export function parseSource(text: string, what: string): ValueSource {
   const segments = text.split(".");
   const root = segments.shift();
   if (root !== "context" && root !== "input") {
-    throw new NodeFailure("bad_config", `source "${text}" must start with "context." or "input."`);
+    throw new NodeFailure("bad_config", `${what} must start with "context." or "input."`);
   }
   if (segments.length === 0 || segments.some((s) => s === "" || FORBIDDEN_SEGMENTS.has(s))) {
-    throw new NodeFailure("bad_config", `source "${text}" is not a dotted path such as context.credit_card`);
+    throw new NodeFailure("bad_config", `${what} is not a dotted path such as context.credit_card`);
   }
   return { root, path: segments.join("."), segments };
+}
+
+/** Whether one dotted context path is the other or lies inside it: writing one changes the other. */
+export function overlaps(a: string, b: string): boolean {
+  return a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`);
 }
 
 /** The value at `segments` inside `root`, or undefined when any step is missing. Own properties only. */

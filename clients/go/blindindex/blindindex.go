@@ -14,8 +14,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -24,6 +26,8 @@ import (
 const IndexBytes = 16
 
 const infoLabel = "fieldseal index v1"
+
+var keyringName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // jsSpace is JavaScript's String.prototype.trim set (WhiteSpace and LineTerminator), which the server
 // uses; Go's unicode.IsSpace differs (it keeps U+FEFF and strips U+0085).
@@ -36,8 +40,14 @@ func IndexKey(key []byte, keyring, field string) ([]byte, error) {
 	if len(key) != 32 {
 		return nil, errors.New("blindindex: key must be 32 bytes")
 	}
-	if field == "" || strings.ContainsRune(field, 0) || strings.ContainsRune(keyring, 0) {
-		return nil, errors.New("blindindex: keyring and field must be non-empty and free of NUL")
+	// The server's rules (src/engine/names.ts): a keyring name has no "." (the index text's separator) and no
+	// NUL, a field name no NUL (the info's separator) and at most 256 bytes of UTF-8.
+	if !keyringName.MatchString(keyring) {
+		return nil, errors.New("blindindex: keyring name must be 1-63 characters a-z, 0-9, _ or -, " +
+			"starting with a letter or digit")
+	}
+	if field == "" || len(field) > 256 || strings.ContainsRune(field, 0) || !utf8.ValidString(field) {
+		return nil, errors.New("blindindex: field name must be 1 to 256 bytes of UTF-8 without NUL")
 	}
 	info := infoLabel + "\x00" + keyring + "\x00" + field
 	return hkdf.Key(sha256.New, key, nil, info, 32)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fieldseal/fieldseal/clients/go/blindindex"
@@ -77,5 +78,22 @@ func TestVectors(t *testing.T) {
 func TestRefusesAFieldThatCouldMakeTheInfoAmbiguous(t *testing.T) {
 	if _, err := blindindex.IndexKey(make([]byte, 32), "default", "a\x00b"); err == nil {
 		t.Fatal("a field with NUL was accepted")
+	}
+}
+
+func TestRefusesNamesTheServerRefuses(t *testing.T) {
+	key := make([]byte, 32)
+	for _, keyring := range []string{"", "de\x00fault", "a.b", "Default", "-x", strings.Repeat("k", 64)} {
+		if _, err := blindindex.IndexKey(key, keyring, "email"); err == nil {
+			t.Errorf("keyring %q was accepted", keyring)
+		}
+	}
+	for _, field := range []string{"", strings.Repeat("\u00e9", 129), "a\xffb"} {
+		if _, err := blindindex.IndexKey(key, "default", field); err == nil {
+			t.Errorf("field %q was accepted", field)
+		}
+	}
+	if _, err := blindindex.IndexKey(key, "default", strings.Repeat("f", 256)); err != nil {
+		t.Errorf("a 256-byte field was refused: %v", err)
 	}
 }

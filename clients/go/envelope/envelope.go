@@ -1,7 +1,8 @@
 // Package envelope opens Fieldseal's fs1 envelope (docs/envelope.md) offline, for teams that hold the key.
 //
 // No network and no files: give Open the sealed text, a way to find the key, and the scope and field the
-// value was sealed for. The test vectors in test/vectors/envelopes.json are the contract this package is
+// value was sealed for (OpenScoped for scope-keyed fs1s values, with the scope's data key). The test vectors in
+// test/vectors/envelopes.json and test/vectors/scoped.json are the contract this package is
 // checked against, together with the TypeScript and Python openers.
 package envelope
 

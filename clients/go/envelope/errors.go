@@ -18,11 +18,14 @@ var (
 	ErrKeyVersionNotFound = errors.New("key_version_not_found")
 	// ErrTooLarge: the sealed value is longer than any value Fieldseal writes.
 	ErrTooLarge = errors.New("too_large")
+	// ErrScopeKeyNotFound: no data key was given for a scope-keyed value's keyring, scope and generation
+	// (a forgotten scope has none).
+	ErrScopeKeyNotFound = errors.New("scope_key_not_found")
 )
 
 var sentinels = []error{
 	ErrInvalidArgument, ErrEnvelopeMalformed, ErrEnvelopeTampered, ErrKeyringNotFound,
-	ErrKeyVersionNotFound, ErrTooLarge,
+	ErrKeyVersionNotFound, ErrTooLarge, ErrScopeKeyNotFound,
 }
 
 // Error is an opener failure: a Fieldseal error code (one of the sentinels) and what was wrong. Messages

@@ -38,3 +38,19 @@ def test_computes_the_same_index(case: dict[str, Any]) -> None:
 def test_refuses_a_field_that_could_make_the_info_ambiguous() -> None:
     with pytest.raises(ValueError):
         index_key(b"\0" * 32, "default", "a\0b")
+
+
+@pytest.mark.parametrize("keyring", ["", "de\0fault", "a.b", "Default", "-x", "k" * 64])
+def test_refuses_a_keyring_name_the_server_refuses(keyring: str) -> None:
+    with pytest.raises(ValueError):
+        index_key(b"\0" * 32, keyring, "email")
+
+
+def test_refuses_a_field_name_the_server_refuses() -> None:
+    with pytest.raises(ValueError):
+        index_key(b"\0" * 32, "default", "")
+    with pytest.raises(ValueError):
+        index_key(b"\0" * 32, "default", "\u00e9" * 129)
+    with pytest.raises(UnicodeEncodeError):
+        index_key(b"\0" * 32, "default", "a\ud800")
+    assert len(index_key(b"\0" * 32, "default", "f" * 256)) == 32

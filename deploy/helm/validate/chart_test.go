@@ -242,6 +242,10 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("pod seccompProfile must be RuntimeDefault")
 	}
+	// The default "Always" adds group rw to the key volume on every mount, which the local store refuses.
+	if psc == nil || psc.FSGroupChangePolicy == nil || *psc.FSGroupChangePolicy != corev1.FSGroupChangeOnRootMismatch {
+		t.Errorf("pod fsGroupChangePolicy must be OnRootMismatch")
+	}
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Errorf("the pod must not mount a Kubernetes API token")
 	}
@@ -281,8 +285,8 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 		}
 		env[e.Name] = e.Value
 	}
-	if env["FIELDSEAL_HOST"] != "0.0.0.0" || env["FIELDSEAL_PORT"] != "7070" || env["FIELDSEAL_CONFIG"] == "" {
-		t.Errorf("env must listen on 0.0.0.0:7070 and name the config file: %v", env)
+	if env["FIELDSEAL_HOST"] != lookup(v, "listenAddress") || env["FIELDSEAL_PORT"] != "7070" || env["FIELDSEAL_CONFIG"] == "" {
+		t.Errorf("env must listen on listenAddress (%v) port 7070 and name the config file: %v", lookup(v, "listenAddress"), env)
 	}
 	if env["FIELDSEAL_KEY_STORE"] != lookup(v, "keyStore.kind") {
 		t.Errorf("FIELDSEAL_KEY_STORE = %q, values say %v", env["FIELDSEAL_KEY_STORE"], lookup(v, "keyStore.kind"))
@@ -304,12 +308,32 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	if lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" || lp.HTTPGet.Scheme != wantScheme {
 		t.Errorf("liveness must be %s GET /healthz: %+v", wantScheme, lp.ProbeHandler)
 	}
+	// Probe timeouts above the kubelet's default of 1 s (a busy event loop answers late, and a restart
+	// under load moves the load elsewhere); the startup probe allows startupTimeoutSeconds.
+	for name, p := range map[string]*corev1.Probe{"readiness": rp, "liveness": lp, "startup": c.StartupProbe} {
+		if p.TimeoutSeconds < 2 {
+			t.Errorf("%s probe: timeoutSeconds %d, want 2 or more", name, p.TimeoutSeconds)
+		}
+	}
+	if want, ok := lookup(v, "startupTimeoutSeconds").(float64); !ok || float64(c.StartupProbe.PeriodSeconds*c.StartupProbe.FailureThreshold) < want {
+		t.Errorf("the startup probe allows %d s, want startupTimeoutSeconds (%v)", c.StartupProbe.PeriodSeconds*c.StartupProbe.FailureThreshold, lookup(v, "startupTimeoutSeconds"))
+	}
 	grace := int64(0)
 	if pod.TerminationGracePeriodSeconds != nil {
 		grace = *pod.TerminationGracePeriodSeconds
 	}
-	if env["FIELDSEAL_SHUTDOWN_GRACE_MS"] == "" || grace*1000 <= atoi(t, env["FIELDSEAL_SHUTDOWN_GRACE_MS"]) {
-		t.Errorf("terminationGracePeriodSeconds %d must exceed FIELDSEAL_SHUTDOWN_GRACE_MS %s", grace, env["FIELDSEAL_SHUTDOWN_GRACE_MS"])
+	// The kubelet counts the grace from the start of preStop; after the drain the server waits for a key
+	// store call under way (3 attempts of 5 s, plus backoff: 16 s) before it exits.
+	const storeCallSeconds = 16
+	sleep := int64(0)
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+		sleep = c.Lifecycle.PreStop.Sleep.Seconds
+	}
+	if sleep < 1 {
+		t.Errorf("the container needs a preStop sleep of at least 1 s")
+	}
+	if env["FIELDSEAL_SHUTDOWN_GRACE_MS"] == "" || grace*1000 < sleep*1000+atoi(t, env["FIELDSEAL_SHUTDOWN_GRACE_MS"])+storeCallSeconds*1000 {
+		t.Errorf("terminationGracePeriodSeconds %d must cover preStop %d s + FIELDSEAL_SHUTDOWN_GRACE_MS %s + one store call (%d s)", grace, sleep, env["FIELDSEAL_SHUTDOWN_GRACE_MS"], storeCallSeconds)
 	}
 
 	// Volumes: the config Secret is group-readable only, its copy lives in memory; a data volume exactly
@@ -317,6 +341,12 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	volumes := map[string]corev1.Volume{}
 	for _, vol := range pod.Volumes {
 		volumes[vol.Name] = vol
+		if vol.HostPath != nil {
+			t.Errorf("volume %s mounts a path of the node", vol.Name)
+		}
+	}
+	if len(volumes) != len(pod.Volumes) {
+		t.Errorf("two volumes share a name")
 	}
 	cs, ok := volumes["config-secret"]
 	if !ok || cs.Secret == nil || cs.Secret.DefaultMode == nil || *cs.Secret.DefaultMode != 0o440 {
@@ -334,6 +364,11 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 	if tls && (env["FIELDSEAL_TLS_CERT_FILE"] == "" || env["FIELDSEAL_TLS_KEY_FILE"] == "") {
 		t.Errorf("with TLS, the certificate and key files must be configured")
 	}
+	// The environment wins over config.json, so this keeps a config file from requiring client
+	// certificates that the kubelet's HTTPS probes cannot present.
+	if tls && env["FIELDSEAL_TLS_REQUIRE_CLIENT_CERT"] != "false" {
+		t.Errorf("with TLS, FIELDSEAL_TLS_REQUIRE_CLIENT_CERT must be \"false\" (the probes present no certificate): %q", env["FIELDSEAL_TLS_REQUIRE_CLIENT_CERT"])
+	}
 	if ca := lookup(v, "tls.clientCaKey"); tls && truthy(ca) && env["FIELDSEAL_TLS_CLIENT_CA_FILE"] != "/etc/fieldseal/tls/"+ca.(string) {
 		t.Errorf("with tls.clientCaKey, FIELDSEAL_TLS_CLIENT_CA_FILE must name it: %q", env["FIELDSEAL_TLS_CLIENT_CA_FILE"])
 	}
@@ -343,6 +378,19 @@ func checkInvariants(t *testing.T, r rendered, v map[string]any) {
 		}
 		if !m.ReadOnly && m.Name != "data" {
 			t.Errorf("only the local key store's data volume may be writable, %s is not read-only", m.Name)
+		}
+	}
+
+	// Replicas spread over nodes by default: a constraint on the hostname that selects the pods.
+	if len(lookup(v, "topologySpreadConstraints").([]any)) == 0 {
+		spread := false
+		for _, tsc := range pod.TopologySpreadConstraints {
+			if tsc.TopologyKey == "kubernetes.io/hostname" && tsc.LabelSelector != nil && labels.SelectorFromSet(tsc.LabelSelector.MatchLabels).Matches(podLabels) {
+				spread = true
+			}
+		}
+		if !spread {
+			t.Errorf("the pods must spread over nodes by default: %+v", pod.TopologySpreadConstraints)
 		}
 	}
 
@@ -476,7 +524,36 @@ func TestRefusesCombinationsThatCannotWork(t *testing.T) {
 		{"an env name that is not a variable name", []string{"env.log-level=debug"}, "invalid propertyName 'log-level'"},
 		{"TLS without a Secret", []string{"tls.enabled=true"}, "tls.secretName"},
 		{"a chart-owned setting in env", []string{"env.FIELDSEAL_HOST=127.0.0.1"}, "env.FIELDSEAL_HOST is set by the chart"},
+		{"a startup budget too short for a key store call", []string{"startupTimeoutSeconds=5"}, "at '/startupTimeoutSeconds'"},
 		{"autoscaling min above max", []string{"autoscaling.minReplicas=5", "autoscaling.maxReplicas=3"}, "minReplicas must not exceed"},
+		// Attacks on the chart's promises: each of these rendered before, and each would deploy something
+		// other than what the values claim.
+		{"a role ARN smuggled past the ARN check as an annotation", []string{`serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::999999999999:role/admin`}, "set the role with serviceAccount.irsaRoleArn"},
+		{"a role ARN annotation beside irsaRoleArn (a duplicate key)", []string{"serviceAccount.irsaRoleArn=arn:aws:iam::123456789012:role/fieldseal", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::999999999999:role/admin`}, "eks.amazonaws.com/role-arn"},
+		{"an IRSA role on a ServiceAccount the chart does not create", []string{"serviceAccount.create=false", "serviceAccount.irsaRoleArn=arn:aws:iam::123456789012:role/fieldseal"}, "needs serviceAccount.create=true"},
+		{"the Cognigy API key in env (clear text in the Deployment)", []string{"env.FIELDSEAL_COGNIGY_API_KEY=k"}, "put it into the config Secret"},
+		{"the Cognigy bearer token in env", []string{"env.FIELDSEAL_COGNIGY_BEARER_TOKEN=t"}, "put it into the config Secret"},
+		{"static AWS credentials in env", []string{"env.AWS_SECRET_ACCESS_KEY=s"}, "give the pods an IAM role"},
+		{"required client certificates, which the kubelet's probes cannot present", []string{"tls.enabled=true", "tls.secretName=t", "tls.clientCaKey=ca.crt", "env.FIELDSEAL_TLS_REQUIRE_CLIENT_CERT=true"}, "present no client certificate"},
+		{"a pod label replacing a selector label", []string{"podLabels.app\\.kubernetes\\.io/instance=other"}, "select the pods by"},
+		{"a pod annotation replacing the config checksum", []string{"podAnnotations.checksum/config=x"}, "chart's own"},
+		{"a claim name that adds a hostPath volume (YAML injection)", []string{"keyStore.kind=local", "autoscaling.enabled=false", "replicaCount=1", "keyStore.local.existingClaim=keys\n        - name: host\n          hostPath:\n            path: /"}, "at '/keyStore/local/existingClaim'"},
+		{"a claim name that adds a hostPath volume, schema skipped", []string{"keyStore.kind=local", "autoscaling.enabled=false", "replicaCount=1", "keyStore.local.existingClaim=keys\n        - name: host\n          hostPath:\n            path: /", "--skip-schema-validation"}, "keyStore.local.existingClaim must be a Kubernetes object name"},
+		{"a TLS Secret name that adds structure, schema skipped", []string{"tls.enabled=true", "tls.secretName=t\n            defaultMode: 0777", "--skip-schema-validation"}, "tls.secretName must be a Kubernetes object name"},
+		{"a config Secret name that is not a name", []string{"config.existingSecret=Config Secret"}, "at '/config/existingSecret'"},
+		{"a full name that adds structure, schema skipped", []string{"fullnameOverride=fs\n  namespace: kube-system", "--skip-schema-validation"}, "fullnameOverride must be a Kubernetes object name"},
+		{"a client CA key that is not a Secret key", []string{"tls.enabled=true", "tls.secretName=t", "tls.clientCaKey=../../etc/passwd"}, "at '/tls/clientCaKey'"},
+		{"an env name that adds structure, schema skipped", []string{"env.X\n              valueFrom: {}=1", "--skip-schema-validation"}, "is not an environment variable name"},
+		{"a Service type that adds structure, schema skipped", []string{"service.type=ClusterIP\n  externalIPs: [203.0.113.9]", "--skip-schema-validation"}, "service.type must be"},
+		{"autoscaling on CPU without a CPU request", []string{"resources.requests=null"}, "needs resources.requests.cpu"},
+		{"a listen address that is not a wildcard", []string{"listenAddress=10.0.0.1"}, "at '/listenAddress'"},
+		{"a disruption budget over one autoscaled pod", []string{"autoscaling.minReplicas=1"}, "as few as 1 pod"},
+		{"a disruption budget over one fixed pod", []string{"autoscaling.enabled=false", "replicaCount=1"}, "as few as 1 pod"},
+		{"a disruption budget that blocks every drain", []string{"podDisruptionBudget.maxUnavailable=0"}, "at '/podDisruptionBudget/maxUnavailable'"},
+		{"a disruption budget that blocks every drain, schema skipped", []string{"podDisruptionBudget.maxUnavailable=0", "--skip-schema-validation"}, "lets no pod be evicted"},
+		{"a disruption budget of 0%", []string{"podDisruptionBudget.maxUnavailable=0%"}, "at '/podDisruptionBudget/maxUnavailable'"},
+		{"a disruption budget that lets every pod go at once", []string{"autoscaling.minReplicas=2", "podDisruptionBudget.maxUnavailable=2"}, "evict all of as few as 2 pods"},
+		{"a disruption budget of a percentage that lets every pod go at once", []string{"autoscaling.minReplicas=2", "podDisruptionBudget.maxUnavailable=51%"}, "evict all of as few as 2 pods"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,16 +4,18 @@ import type { FieldsealConnectionValues } from "../connections/fieldseal.js";
 import { NodeFailure } from "../failure.js";
 import { callFieldseal, targetOf } from "../fieldseal-client.js";
 import {
+  assertWritable,
   CHILD_CONSTRAINTS,
   DEFAULT_RESULT_KEY,
   DEFAULT_TIMEOUT_MS,
+  quietly,
   reportFailure,
   resultKeyOf,
   scopeOf,
   takeBranch,
   timeoutOf,
 } from "../node-run.js";
-import { parseSource } from "../paths.js";
+import { overlaps, parseSource } from "../paths.js";
 import { fieldNameOf } from "./seal-fields.js";
 
 export const OPEN_ON_SUCCESS = "openFieldOnSuccess";
@@ -38,31 +40,50 @@ export interface OpenFieldParams extends INodeFunctionBaseParams {
  */
 export async function openField({ cognigy, config, childConfigs }: OpenFieldParams): Promise<void> {
   const { api, input, context } = cognigy;
-  const resultKey = resultKeyOf(config.resultKey);
+  let resultKey: string | undefined;
   // Logging is on unless switched off; a log line never has the value either way.
   const log = config.log !== false;
   try {
+    const outcomeKey = resultKeyOf(config.resultKey);
+    resultKey = outcomeKey;
     const field = fieldNameOf(typeof config.field === "string" ? config.field.trim() : config.field, "field");
     const targetKey = typeof config.targetKey === "string" ? config.targetKey.trim() : "";
     if (targetKey === "") throw new NodeFailure("bad_config", "the target context key is empty");
-    const target = parseSource(`context.${targetKey}`).path;
+    const target = parseSource(`context.${targetKey}`, "the target context key").path;
+    // An envelope or mask key would lose what it holds to the plaintext; the outcome would overwrite it.
+    const first = target.split(".")[0] ?? "";
+    if (first.startsWith("__enc_") || first.startsWith("__mask_") || overlaps(target, outcomeKey)) {
+      throw new NodeFailure(
+        "bad_config",
+        "the target context key must not be an __enc_ or __mask_ key nor the outcome key",
+      );
+    }
     const timeoutMs = timeoutOf(config.timeoutMs);
     const connection = targetOf(config.connection);
     const scope = scopeOf(config.scope, input);
-    const sealed = context[`__enc_${field}`];
+    const sealed = Object.hasOwn(context, `__enc_${field}`) ? context[`__enc_${field}`] : undefined;
     if (typeof sealed !== "string" || sealed === "") {
       throw new NodeFailure("missing_input", `no sealed value at context.__enc_${field}`);
     }
-    const answer = await callFieldseal(connection, "DecryptField", { scope, field, sealed }, timeoutMs);
+    // What is at __enc_<field> may be a value put there by mistake: a message quoting it is withheld.
+    const answer = await callFieldseal(connection, "DecryptField", { scope, field, sealed }, timeoutMs, [
+      sealed,
+    ]);
     if (!Object.hasOwn(answer, "value")) {
       throw new NodeFailure("bad_response", `Fieldseal's answer has no value for ${field}`);
     }
     const keyring = typeof answer.keyring === "string" ? answer.keyring : "";
     const keyVersion = typeof answer.keyVersion === "number" ? answer.keyVersion : 0;
+    // Nothing is written unless Cognigy takes it in one write (no value in the message, only its size).
+    assertWritable(target, answer.value);
     api.addToContext?.(target, answer.value, "simple");
-    api.addToContext?.(resultKey, { ok: true, field, keyring, keyVersion, target }, "simple");
-    if (log) api.log?.("info", `Fieldseal opened ${field} into context.${target}; delete it after use`);
+    api.addToContext?.(outcomeKey, { ok: true, field, keyring, keyVersion, target }, "simple");
     takeBranch(api, childConfigs, OPEN_ON_SUCCESS);
+    // Last, and unable to fail the run: a log line refused by the runtime changes no outcome.
+    if (log)
+      quietly(() =>
+        api.log?.("info", `Fieldseal opened ${field} into context.${target}; delete it after use`),
+      );
   } catch (err) {
     reportFailure(
       api,

@@ -22,6 +22,7 @@ __all__ = ["INDEX_BYTES", "blind_index", "index_key", "normalize"]
 INDEX_BYTES = 16
 
 _INFO_LABEL = b"fieldseal index v1"
+_KEYRING_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 # JavaScript's String.prototype.trim set (WhiteSpace and LineTerminator), which the server uses. Python's
 # str.strip() differs (it keeps U+FEFF and strips U+001C-U+001F), so the set is spelled out.
@@ -39,8 +40,14 @@ def index_key(key: bytes, keyring: str, field: str) -> bytes:
     """HKDF-SHA256 (RFC 5869): no salt, info ``fieldseal index v1`` NUL keyring NUL field, 32 bytes."""
     if len(key) != 32:
         raise ValueError("key must be 32 bytes")
-    if "\0" in keyring or "\0" in field or not field:
-        raise ValueError("keyring and field must be non-empty and free of NUL")
+    # The server's rules (src/engine/names.ts): a keyring name has no "." (the index text's separator) and
+    # no NUL, a field name no NUL (the info's separator) and at most 256 bytes of UTF-8.
+    if not _KEYRING_NAME.fullmatch(keyring):
+        raise ValueError(
+            "keyring name must be 1-63 characters a-z, 0-9, _ or -, starting with a letter or digit"
+        )
+    if "\0" in field or not field or len(field.encode("utf-8")) > 256:
+        raise ValueError("field name must be 1 to 256 bytes of UTF-8 without NUL")
     info = _INFO_LABEL + b"\0" + keyring.encode("utf-8") + b"\0" + field.encode("utf-8")
     prk = hmac.new(b"\0" * 32, key, hashlib.sha256).digest()
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()

@@ -1,14 +1,17 @@
 """Offline opener for Fieldseal's ``fs1`` envelope (docs/envelope.md), for teams that hold the key.
 
 No network, no files: give it the sealed text, a way to find the key, and the scope and field the value
-was sealed for. The test vectors in ``test/vectors/envelopes.json`` are the contract this module is
-checked against, together with the TypeScript and Go openers.
+was sealed for (``open_scoped_value`` for scope-keyed ``fs1s`` values, with the scope's data key). The
+test vectors in ``test/vectors/envelopes.json`` and ``test/vectors/scoped.json`` are the contract this
+module is checked against, together with the TypeScript and Go openers.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -24,20 +27,28 @@ from .errors import (
     InvalidArgument,
     KeyringNotFound,
     KeyVersionNotFound,
+    ScopeKeyNotFound,
     TooLarge,
 )
 
 __all__ = [
+    "DataKeyLookup",
     "Envelope",
     "JsonValue",
     "KeyLookup",
+    "ScopedEnvelope",
     "LegacyBlob",
     "StaticKeys",
     "build_aad",
+    "build_scoped_aad",
+    "derive_value_key",
     "open_legacy_blob",
+    "open_scoped_value",
     "open_value",
     "parse_envelope",
     "parse_legacy_blob",
+    "parse_scoped_envelope",
+    "unwrap_data_key",
     "session_scope",
     "user_scope",
 ]
@@ -48,7 +59,12 @@ KeyLookup = Callable[[str, int], Optional[bytes]]
 """Returns the 32-byte key of ``(keyring, version)``; raises KeyringNotFound or KeyVersionNotFound
 (returning None counts as KeyVersionNotFound)."""
 
+DataKeyLookup = Callable[[str, str, int], Optional[bytes]]
+"""Returns the 32-byte data key of ``(keyring, scope, generation)`` for scope-keyed values, or None when
+there is none (forgotten, or never given): ScopeKeyNotFound."""
+
 FORMAT_TAG = "fs1"
+SCOPED_FORMAT_TAG = "fs1s"
 NONCE_BYTES = 12
 TAG_BYTES = 16
 KEY_BYTES = 32
@@ -164,6 +180,79 @@ def open_value(text: str, key_lookup: KeyLookup, scope: str, field: str) -> Json
         raise KeyVersionNotFound(f"keyring {envelope.keyring!r} has no key version {envelope.version}")
     aad = build_aad(envelope.keyring, envelope.version, scope, field)
     plaintext = _aes_gcm_open(key, envelope.nonce, envelope.sealed, aad)
+    return _decode_value(plaintext)
+
+
+@dataclass(frozen=True)
+class ScopedEnvelope:
+    """A parsed ``fs1s`` (scope-keyed) envelope."""
+
+    keyring: str
+    version: int
+    generation: int
+    nonce: bytes
+    sealed: bytes
+
+
+def parse_scoped_envelope(text: str) -> ScopedEnvelope:
+    """Parses ``fs1s.<keyring>.<version>.<generation>.<payload>`` strictly; else EnvelopeMalformed."""
+    if len(text) > MAX_ENVELOPE_CHARS:
+        raise TooLarge(f"sealed value is longer than {MAX_ENVELOPE_CHARS} characters")
+    parts = text.split(".")
+    if len(parts) != 5 or parts[0] != SCOPED_FORMAT_TAG:
+        raise EnvelopeMalformed("sealed value is not a valid fs1s envelope: expected five dot-separated parts starting with 'fs1s'")
+    _, keyring, version_text, generation_text, payload_text = parts
+    if not _KEYRING_NAME.fullmatch(keyring):
+        raise EnvelopeMalformed("sealed value is not a valid fs1s envelope: keyring name is not valid")
+    for what, number in (("key version", version_text), ("generation", generation_text)):
+        if not _VERSION_TEXT.fullmatch(number) or int(number) > MAX_VERSION:
+            raise EnvelopeMalformed(f"sealed value is not a valid fs1s envelope: {what} is not a positive integer")
+    if not _BASE64URL.fullmatch(payload_text):
+        raise EnvelopeMalformed("sealed value is not a valid fs1s envelope: payload is not base64url")
+    payload = _decode_base64url(payload_text)
+    if len(payload) < NONCE_BYTES + 1 + TAG_BYTES:
+        raise EnvelopeMalformed("sealed value is not a valid fs1s envelope: payload is too short")
+    return ScopedEnvelope(keyring, int(version_text), int(generation_text), payload[:NONCE_BYTES], payload[NONCE_BYTES:])
+
+
+def build_scoped_aad(keyring: str, version: int, generation: int, scope: str, field: str) -> bytes:
+    """``"fs1s" NUL keyring NUL version NUL generation NUL scope NUL field``, as UTF-8."""
+    build_aad(keyring, version, scope, field)  # the same checks of every part
+    return "\0".join([SCOPED_FORMAT_TAG, keyring, str(version), str(generation), scope, field]).encode("utf-8")
+
+
+def derive_value_key(data_key: bytes, version_key: bytes) -> bytes:
+    """The key a scope-keyed value is sealed under: HMAC-SHA256(data key, ``"fs1s" NUL`` || version key)."""
+    if len(data_key) != KEY_BYTES or len(version_key) != KEY_BYTES:
+        raise InvalidArgument("data key and key version must be 32 bytes each")
+    return hmac.new(bytes(data_key), b"fs1s\0" + bytes(version_key), hashlib.sha256).digest()
+
+
+def unwrap_data_key(version_key: bytes, keyring: str, version: int, scope: str, generation: int, wrapped: bytes) -> bytes:
+    """Unwraps a data key as the scope key database holds it: ``nonce || AES-256-GCM(data key) || tag``
+    under keyring version ``version``, AAD ``"fs1s-key" NUL keyring NUL version NUL scope NUL generation``."""
+    if len(wrapped) != NONCE_BYTES + KEY_BYTES + TAG_BYTES:
+        raise InvalidArgument("a wrapped data key is 60 bytes")
+    aad = "\0".join(["fs1s-key", keyring, str(version), scope, str(generation)]).encode("utf-8")
+    return _aes_gcm_open(version_key, wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
+
+
+def open_scoped_value(text: str, key_lookup: KeyLookup, data_key_lookup: DataKeyLookup, scope: str, field: str) -> JsonValue:
+    """Opens an ``fs1s`` (scope-keyed) envelope sealed for ``scope`` and ``field``.
+
+    Needs both the keyring version's key (``key_lookup``) and the scope's data key of the envelope's
+    generation (``data_key_lookup(keyring, scope, generation)``); a forgotten scope has no data key, so
+    none of its values open anywhere. Raises what open_value raises, and ScopeKeyNotFound.
+    """
+    envelope = parse_scoped_envelope(text)
+    key = key_lookup(envelope.keyring, envelope.version)
+    if key is None:
+        raise KeyVersionNotFound(f"keyring {envelope.keyring!r} has no key version {envelope.version}")
+    aad = build_scoped_aad(envelope.keyring, envelope.version, envelope.generation, scope, field)
+    data_key = data_key_lookup(envelope.keyring, scope, envelope.generation)
+    if data_key is None:
+        raise ScopeKeyNotFound(f"no data key of generation {envelope.generation} for this scope in keyring {envelope.keyring!r}")
+    plaintext = _aes_gcm_open(derive_value_key(data_key, key), envelope.nonce, envelope.sealed, aad)
     return _decode_value(plaintext)
 
 

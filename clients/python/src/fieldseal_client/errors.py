@@ -58,6 +58,18 @@ class KeyVersionNotFound(FieldsealError):
     code = "key_version_not_found"
 
 
+class ScopeKeyNotFound(FieldsealError):
+    """No data key was given for a scope-keyed value's keyring, scope and generation (offline opener)."""
+
+    code = "scope_key_not_found"
+
+
+class ScopeForgotten(FieldsealError):
+    """The value's scope was forgotten (ForgetScope): it can never open again (server only)."""
+
+    code = "scope_forgotten"
+
+
 class TooLarge(FieldsealError):
     """The sealed value is longer than any value Fieldseal writes."""
 
@@ -96,6 +108,8 @@ _BY_CODE: dict[str, type[FieldsealError]] = {
         EnvelopeTampered,
         KeyringNotFound,
         KeyVersionNotFound,
+        ScopeKeyNotFound,
+        ScopeForgotten,
         TooLarge,
         KeyVersionRetired,
         Unauthenticated,

@@ -1243,9 +1243,14 @@ type KeyInfo struct {
 	// When the primary version is due to rotate by age, if an age limit is configured.
 	RotateBy *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=rotate_by,json=rotateBy,proto3" json:"rotate_by,omitempty"`
 	// Seals the primary version may reserve before it is rotated by usage.
-	SealBudget    uint64 `protobuf:"varint,7,opt,name=seal_budget,json=sealBudget,proto3" json:"seal_budget,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SealBudget uint64 `protobuf:"varint,7,opt,name=seal_budget,json=sealBudget,proto3" json:"seal_budget,omitempty"`
+	// True when the keyring is erasable: each scope's values are sealed under the scope's own data key, and
+	// ForgetScope erases a scope.
+	Erasable bool `protobuf:"varint,8,opt,name=erasable,proto3" json:"erasable,omitempty"`
+	// For an erasable keyring: whether a forgotten scope may seal new values (under a new data key).
+	ReuseAfterForget bool `protobuf:"varint,9,opt,name=reuse_after_forget,json=reuseAfterForget,proto3" json:"reuse_after_forget,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *KeyInfo) Reset() {
@@ -1325,6 +1330,20 @@ func (x *KeyInfo) GetSealBudget() uint64 {
 		return x.SealBudget
 	}
 	return 0
+}
+
+func (x *KeyInfo) GetErasable() bool {
+	if x != nil {
+		return x.Erasable
+	}
+	return false
+}
+
+func (x *KeyInfo) GetReuseAfterForget() bool {
+	if x != nil {
+		return x.ReuseAfterForget
+	}
+	return false
 }
 
 // RotateKeyRequest asks for a new primary key version.
@@ -1766,6 +1785,117 @@ func (x *DescribeKeyResponse) GetSealingVersion() uint32 {
 	return 0
 }
 
+// ForgetScopeRequest names the scope to erase.
+type ForgetScopeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Erasable keyring whose scope is forgotten; empty means the server's default keyring.
+	Keyring string `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	// The scope to forget. Required.
+	Scope         *Scope `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetScopeRequest) Reset() {
+	*x = ForgetScopeRequest{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetScopeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetScopeRequest) ProtoMessage() {}
+
+func (x *ForgetScopeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetScopeRequest.ProtoReflect.Descriptor instead.
+func (*ForgetScopeRequest) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ForgetScopeRequest) GetKeyring() string {
+	if x != nil {
+		return x.Keyring
+	}
+	return ""
+}
+
+func (x *ForgetScopeRequest) GetScope() *Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+// ForgetScopeResponse describes the tombstone.
+type ForgetScopeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The data key generation forgotten (values carrying it, or an older one, never open again); 0 when the
+	// scope had no data key yet (it was forgotten before its first value).
+	Generation uint32 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	// When the scope was forgotten (by the first forget, for a scope forgotten before).
+	ForgottenAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=forgotten_at,json=forgottenAt,proto3" json:"forgotten_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetScopeResponse) Reset() {
+	*x = ForgetScopeResponse{}
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetScopeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetScopeResponse) ProtoMessage() {}
+
+func (x *ForgetScopeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetScopeResponse.ProtoReflect.Descriptor instead.
+func (*ForgetScopeResponse) Descriptor() ([]byte, []int) {
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ForgetScopeResponse) GetGeneration() uint32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ForgetScopeResponse) GetForgottenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ForgottenAt
+	}
+	return nil
+}
+
 // ListKeyringsRequest has no parameters.
 type ListKeyringsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1775,7 +1905,7 @@ type ListKeyringsRequest struct {
 
 func (x *ListKeyringsRequest) Reset() {
 	*x = ListKeyringsRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1917,7 @@ func (x *ListKeyringsRequest) String() string {
 func (*ListKeyringsRequest) ProtoMessage() {}
 
 func (x *ListKeyringsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[24]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1930,7 @@ func (x *ListKeyringsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyringsRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyringsRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{24}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{26}
 }
 
 // ListKeyringsResponse names the keyrings.
@@ -1814,7 +1944,7 @@ type ListKeyringsResponse struct {
 
 func (x *ListKeyringsResponse) Reset() {
 	*x = ListKeyringsResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1956,7 @@ func (x *ListKeyringsResponse) String() string {
 func (*ListKeyringsResponse) ProtoMessage() {}
 
 func (x *ListKeyringsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[25]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +1969,7 @@ func (x *ListKeyringsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyringsResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyringsResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{25}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListKeyringsResponse) GetKeyrings() []string {
@@ -1870,7 +2000,7 @@ type PushSessionRequest struct {
 
 func (x *PushSessionRequest) Reset() {
 	*x = PushSessionRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +2012,7 @@ func (x *PushSessionRequest) String() string {
 func (*PushSessionRequest) ProtoMessage() {}
 
 func (x *PushSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[26]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +2025,7 @@ func (x *PushSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSessionRequest.ProtoReflect.Descriptor instead.
 func (*PushSessionRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{26}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PushSessionRequest) GetSessionId() string {
@@ -1950,7 +2080,7 @@ type PushSessionResponse struct {
 
 func (x *PushSessionResponse) Reset() {
 	*x = PushSessionResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2092,7 @@ func (x *PushSessionResponse) String() string {
 func (*PushSessionResponse) ProtoMessage() {}
 
 func (x *PushSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[27]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2105,7 @@ func (x *PushSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSessionResponse.ProtoReflect.Descriptor instead.
 func (*PushSessionResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{27}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PushSessionResponse) GetAttempts() uint32 {
@@ -2025,7 +2155,7 @@ type ComputeIndexRequest struct {
 
 func (x *ComputeIndexRequest) Reset() {
 	*x = ComputeIndexRequest{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[28]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2167,7 @@ func (x *ComputeIndexRequest) String() string {
 func (*ComputeIndexRequest) ProtoMessage() {}
 
 func (x *ComputeIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[28]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2180,7 @@ func (x *ComputeIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComputeIndexRequest.ProtoReflect.Descriptor instead.
 func (*ComputeIndexRequest) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{28}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ComputeIndexRequest) GetKeyring() string {
@@ -2097,7 +2227,7 @@ type ComputeIndexResponse struct {
 
 func (x *ComputeIndexResponse) Reset() {
 	*x = ComputeIndexResponse{}
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[29]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2239,7 @@ func (x *ComputeIndexResponse) String() string {
 func (*ComputeIndexResponse) ProtoMessage() {}
 
 func (x *ComputeIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[29]
+	mi := &file_fieldseal_v1_fieldseal_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2252,7 @@ func (x *ComputeIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComputeIndexResponse.ProtoReflect.Descriptor instead.
 func (*ComputeIndexResponse) Descriptor() ([]byte, []int) {
-	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{29}
+	return file_fieldseal_v1_fieldseal_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ComputeIndexResponse) GetIndexes() []string {
@@ -2234,7 +2364,7 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12%\n" +
 	"\x0eseals_reserved\x18\x04 \x01(\x04R\rsealsReserved\x12!\n" +
 	"\flegacy_label\x18\x05 \x01(\tR\vlegacyLabel\x12=\n" +
-	"\fdestroyed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyedAt\"\xa0\x02\n" +
+	"\fdestroyed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyedAt\"\xea\x02\n" +
 	"\aKeyInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fprimary_version\x18\x02 \x01(\rR\x0eprimaryVersion\x12.\n" +
@@ -2243,7 +2373,9 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x05store\x18\x05 \x01(\tR\x05store\x127\n" +
 	"\trotate_by\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\brotateBy\x12\x1f\n" +
 	"\vseal_budget\x18\a \x01(\x04R\n" +
-	"sealBudget\"~\n" +
+	"sealBudget\x12\x1a\n" +
+	"\berasable\x18\b \x01(\bR\berasable\x12,\n" +
+	"\x12reuse_after_forget\x18\t \x01(\bR\x10reuseAfterForget\"~\n" +
 	"\x10RotateKeyRequest\x12\x18\n" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\x128\n" +
 	"\x18expected_primary_version\x18\x02 \x01(\rR\x16expectedPrimaryVersion\x12\x16\n" +
@@ -2266,7 +2398,15 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\akeyring\x18\x01 \x01(\tR\akeyring\"g\n" +
 	"\x13DescribeKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.fieldseal.v1.KeyInfoR\x03key\x12'\n" +
-	"\x0fsealing_version\x18\x02 \x01(\rR\x0esealingVersion\"\x15\n" +
+	"\x0fsealing_version\x18\x02 \x01(\rR\x0esealingVersion\"Y\n" +
+	"\x12ForgetScopeRequest\x12\x18\n" +
+	"\akeyring\x18\x01 \x01(\tR\akeyring\x12)\n" +
+	"\x05scope\x18\x02 \x01(\v2\x13.fieldseal.v1.ScopeR\x05scope\"t\n" +
+	"\x13ForgetScopeResponse\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\rR\n" +
+	"generation\x12=\n" +
+	"\fforgotten_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vforgottenAt\"\x15\n" +
 	"\x13ListKeyringsRequest\"2\n" +
 	"\x14ListKeyringsResponse\x12\x1a\n" +
 	"\bkeyrings\x18\x01 \x03(\tR\bkeyrings\"\xbe\x02\n" +
@@ -2305,7 +2445,7 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\bPushMode\x12\x19\n" +
 	"\x15PUSH_MODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PUSH_MODE_CONTEXT_INJECT\x10\x01\x12\x1b\n" +
-	"\x17PUSH_MODE_VARIABLES_PUT\x10\x022\xe7\a\n" +
+	"\x17PUSH_MODE_VARIABLES_PUT\x10\x022\xbb\b\n" +
 	"\x10FieldsealService\x12X\n" +
 	"\rEncryptFields\x12\".fieldseal.v1.EncryptFieldsRequest\x1a#.fieldseal.v1.EncryptFieldsResponse\x12U\n" +
 	"\fDecryptField\x12!.fieldseal.v1.DecryptFieldRequest\x1a\".fieldseal.v1.DecryptFieldResponse\x12X\n" +
@@ -2316,6 +2456,7 @@ const file_fieldseal_v1_fieldseal_proto_rawDesc = "" +
 	"\x12DestroyKeyVersions\x12'.fieldseal.v1.DestroyKeyVersionsRequest\x1a(.fieldseal.v1.DestroyKeyVersionsResponse\x12R\n" +
 	"\vDescribeKey\x12 .fieldseal.v1.DescribeKeyRequest\x1a!.fieldseal.v1.DescribeKeyResponse\x12U\n" +
 	"\fListKeyrings\x12!.fieldseal.v1.ListKeyringsRequest\x1a\".fieldseal.v1.ListKeyringsResponse\x12R\n" +
+	"\vForgetScope\x12 .fieldseal.v1.ForgetScopeRequest\x1a!.fieldseal.v1.ForgetScopeResponse\x12R\n" +
 	"\vPushSession\x12 .fieldseal.v1.PushSessionRequest\x1a!.fieldseal.v1.PushSessionResponse\x12U\n" +
 	"\fComputeIndex\x12!.fieldseal.v1.ComputeIndexRequest\x1a\".fieldseal.v1.ComputeIndexResponseB\xbb\x01\n" +
 	"\x10com.fieldseal.v1B\x0eFieldsealProtoP\x01ZFgithub.com/fieldseal/fieldseal/clients/go/gen/fieldseal/v1;fieldsealv1\xa2\x02\x03FXX\xaa\x02\fFieldseal.V1\xca\x02\fFieldseal\\V1\xe2\x02\x18Fieldseal\\V1\\GPBMetadata\xea\x02\rFieldseal::V1b\x06proto3"
@@ -2333,7 +2474,7 @@ func file_fieldseal_v1_fieldseal_proto_rawDescGZIP() []byte {
 }
 
 var file_fieldseal_v1_fieldseal_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_fieldseal_v1_fieldseal_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_fieldseal_v1_fieldseal_proto_goTypes = []any{
 	(KeyVersionState)(0),               // 0: fieldseal.v1.KeyVersionState
 	(PushMode)(0),                      // 1: fieldseal.v1.PushMode
@@ -2361,31 +2502,33 @@ var file_fieldseal_v1_fieldseal_proto_goTypes = []any{
 	(*DestroyKeyVersionsResponse)(nil), // 23: fieldseal.v1.DestroyKeyVersionsResponse
 	(*DescribeKeyRequest)(nil),         // 24: fieldseal.v1.DescribeKeyRequest
 	(*DescribeKeyResponse)(nil),        // 25: fieldseal.v1.DescribeKeyResponse
-	(*ListKeyringsRequest)(nil),        // 26: fieldseal.v1.ListKeyringsRequest
-	(*ListKeyringsResponse)(nil),       // 27: fieldseal.v1.ListKeyringsResponse
-	(*PushSessionRequest)(nil),         // 28: fieldseal.v1.PushSessionRequest
-	(*PushSessionResponse)(nil),        // 29: fieldseal.v1.PushSessionResponse
-	(*ComputeIndexRequest)(nil),        // 30: fieldseal.v1.ComputeIndexRequest
-	(*ComputeIndexResponse)(nil),       // 31: fieldseal.v1.ComputeIndexResponse
-	nil,                                // 32: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	nil,                                // 33: fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	nil,                                // 34: fieldseal.v1.EncryptFieldsResponse.MaskedEntry
-	nil,                                // 35: fieldseal.v1.EncryptFieldsResponse.IndexesEntry
-	nil,                                // 36: fieldseal.v1.PushSessionRequest.ContextEntry
-	(*structpb.Value)(nil),             // 37: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),      // 38: google.protobuf.Timestamp
+	(*ForgetScopeRequest)(nil),         // 26: fieldseal.v1.ForgetScopeRequest
+	(*ForgetScopeResponse)(nil),        // 27: fieldseal.v1.ForgetScopeResponse
+	(*ListKeyringsRequest)(nil),        // 28: fieldseal.v1.ListKeyringsRequest
+	(*ListKeyringsResponse)(nil),       // 29: fieldseal.v1.ListKeyringsResponse
+	(*PushSessionRequest)(nil),         // 30: fieldseal.v1.PushSessionRequest
+	(*PushSessionResponse)(nil),        // 31: fieldseal.v1.PushSessionResponse
+	(*ComputeIndexRequest)(nil),        // 32: fieldseal.v1.ComputeIndexRequest
+	(*ComputeIndexResponse)(nil),       // 33: fieldseal.v1.ComputeIndexResponse
+	nil,                                // 34: fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	nil,                                // 35: fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	nil,                                // 36: fieldseal.v1.EncryptFieldsResponse.MaskedEntry
+	nil,                                // 37: fieldseal.v1.EncryptFieldsResponse.IndexesEntry
+	nil,                                // 38: fieldseal.v1.PushSessionRequest.ContextEntry
+	(*structpb.Value)(nil),             // 39: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),      // 40: google.protobuf.Timestamp
 }
 var file_fieldseal_v1_fieldseal_proto_depIdxs = []int32{
 	2,  // 0: fieldseal.v1.EncryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
-	32, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
-	33, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
-	34, // 3: fieldseal.v1.EncryptFieldsResponse.masked:type_name -> fieldseal.v1.EncryptFieldsResponse.MaskedEntry
-	35, // 4: fieldseal.v1.EncryptFieldsResponse.indexes:type_name -> fieldseal.v1.EncryptFieldsResponse.IndexesEntry
+	34, // 1: fieldseal.v1.EncryptFieldsRequest.fields:type_name -> fieldseal.v1.EncryptFieldsRequest.FieldsEntry
+	35, // 2: fieldseal.v1.EncryptFieldsResponse.sealed:type_name -> fieldseal.v1.EncryptFieldsResponse.SealedEntry
+	36, // 3: fieldseal.v1.EncryptFieldsResponse.masked:type_name -> fieldseal.v1.EncryptFieldsResponse.MaskedEntry
+	37, // 4: fieldseal.v1.EncryptFieldsResponse.indexes:type_name -> fieldseal.v1.EncryptFieldsResponse.IndexesEntry
 	2,  // 5: fieldseal.v1.DecryptFieldRequest.scope:type_name -> fieldseal.v1.Scope
-	37, // 6: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
+	39, // 6: fieldseal.v1.DecryptFieldResponse.value:type_name -> google.protobuf.Value
 	2,  // 7: fieldseal.v1.DecryptFieldsRequest.scope:type_name -> fieldseal.v1.Scope
 	8,  // 8: fieldseal.v1.DecryptFieldsRequest.items:type_name -> fieldseal.v1.SealedField
-	37, // 9: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
+	39, // 9: fieldseal.v1.DecryptFieldResult.value:type_name -> google.protobuf.Value
 	9,  // 10: fieldseal.v1.DecryptFieldResult.error:type_name -> fieldseal.v1.FieldError
 	11, // 11: fieldseal.v1.DecryptFieldsResponse.results:type_name -> fieldseal.v1.DecryptFieldResult
 	2,  // 12: fieldseal.v1.RewrapFieldsRequest.scope:type_name -> fieldseal.v1.Scope
@@ -2393,46 +2536,50 @@ var file_fieldseal_v1_fieldseal_proto_depIdxs = []int32{
 	9,  // 14: fieldseal.v1.RewrapFieldResult.error:type_name -> fieldseal.v1.FieldError
 	14, // 15: fieldseal.v1.RewrapFieldsResponse.results:type_name -> fieldseal.v1.RewrapFieldResult
 	0,  // 16: fieldseal.v1.KeyVersionInfo.state:type_name -> fieldseal.v1.KeyVersionState
-	38, // 17: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
-	38, // 18: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
+	40, // 17: fieldseal.v1.KeyVersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	40, // 18: fieldseal.v1.KeyVersionInfo.destroyed_at:type_name -> google.protobuf.Timestamp
 	16, // 19: fieldseal.v1.KeyInfo.versions:type_name -> fieldseal.v1.KeyVersionInfo
-	38, // 20: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
+	40, // 20: fieldseal.v1.KeyInfo.rotate_by:type_name -> google.protobuf.Timestamp
 	17, // 21: fieldseal.v1.RotateKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
 	17, // 22: fieldseal.v1.RetireKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
 	17, // 23: fieldseal.v1.DestroyKeyVersionsResponse.key:type_name -> fieldseal.v1.KeyInfo
 	17, // 24: fieldseal.v1.DescribeKeyResponse.key:type_name -> fieldseal.v1.KeyInfo
-	36, // 25: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
-	1,  // 26: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
-	37, // 27: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
-	5,  // 28: fieldseal.v1.EncryptFieldsResponse.MaskedEntry.value:type_name -> fieldseal.v1.MaskedValue
-	37, // 29: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
-	3,  // 30: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
-	6,  // 31: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
-	10, // 32: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
-	13, // 33: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
-	18, // 34: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
-	20, // 35: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
-	22, // 36: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
-	24, // 37: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
-	26, // 38: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
-	28, // 39: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
-	30, // 40: fieldseal.v1.FieldsealService.ComputeIndex:input_type -> fieldseal.v1.ComputeIndexRequest
-	4,  // 41: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
-	7,  // 42: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
-	12, // 43: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
-	15, // 44: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
-	19, // 45: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
-	21, // 46: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
-	23, // 47: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
-	25, // 48: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
-	27, // 49: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
-	29, // 50: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
-	31, // 51: fieldseal.v1.FieldsealService.ComputeIndex:output_type -> fieldseal.v1.ComputeIndexResponse
-	41, // [41:52] is the sub-list for method output_type
-	30, // [30:41] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	2,  // 25: fieldseal.v1.ForgetScopeRequest.scope:type_name -> fieldseal.v1.Scope
+	40, // 26: fieldseal.v1.ForgetScopeResponse.forgotten_at:type_name -> google.protobuf.Timestamp
+	38, // 27: fieldseal.v1.PushSessionRequest.context:type_name -> fieldseal.v1.PushSessionRequest.ContextEntry
+	1,  // 28: fieldseal.v1.PushSessionRequest.mode:type_name -> fieldseal.v1.PushMode
+	39, // 29: fieldseal.v1.EncryptFieldsRequest.FieldsEntry.value:type_name -> google.protobuf.Value
+	5,  // 30: fieldseal.v1.EncryptFieldsResponse.MaskedEntry.value:type_name -> fieldseal.v1.MaskedValue
+	39, // 31: fieldseal.v1.PushSessionRequest.ContextEntry.value:type_name -> google.protobuf.Value
+	3,  // 32: fieldseal.v1.FieldsealService.EncryptFields:input_type -> fieldseal.v1.EncryptFieldsRequest
+	6,  // 33: fieldseal.v1.FieldsealService.DecryptField:input_type -> fieldseal.v1.DecryptFieldRequest
+	10, // 34: fieldseal.v1.FieldsealService.DecryptFields:input_type -> fieldseal.v1.DecryptFieldsRequest
+	13, // 35: fieldseal.v1.FieldsealService.RewrapFields:input_type -> fieldseal.v1.RewrapFieldsRequest
+	18, // 36: fieldseal.v1.FieldsealService.RotateKey:input_type -> fieldseal.v1.RotateKeyRequest
+	20, // 37: fieldseal.v1.FieldsealService.RetireKeyVersions:input_type -> fieldseal.v1.RetireKeyVersionsRequest
+	22, // 38: fieldseal.v1.FieldsealService.DestroyKeyVersions:input_type -> fieldseal.v1.DestroyKeyVersionsRequest
+	24, // 39: fieldseal.v1.FieldsealService.DescribeKey:input_type -> fieldseal.v1.DescribeKeyRequest
+	28, // 40: fieldseal.v1.FieldsealService.ListKeyrings:input_type -> fieldseal.v1.ListKeyringsRequest
+	26, // 41: fieldseal.v1.FieldsealService.ForgetScope:input_type -> fieldseal.v1.ForgetScopeRequest
+	30, // 42: fieldseal.v1.FieldsealService.PushSession:input_type -> fieldseal.v1.PushSessionRequest
+	32, // 43: fieldseal.v1.FieldsealService.ComputeIndex:input_type -> fieldseal.v1.ComputeIndexRequest
+	4,  // 44: fieldseal.v1.FieldsealService.EncryptFields:output_type -> fieldseal.v1.EncryptFieldsResponse
+	7,  // 45: fieldseal.v1.FieldsealService.DecryptField:output_type -> fieldseal.v1.DecryptFieldResponse
+	12, // 46: fieldseal.v1.FieldsealService.DecryptFields:output_type -> fieldseal.v1.DecryptFieldsResponse
+	15, // 47: fieldseal.v1.FieldsealService.RewrapFields:output_type -> fieldseal.v1.RewrapFieldsResponse
+	19, // 48: fieldseal.v1.FieldsealService.RotateKey:output_type -> fieldseal.v1.RotateKeyResponse
+	21, // 49: fieldseal.v1.FieldsealService.RetireKeyVersions:output_type -> fieldseal.v1.RetireKeyVersionsResponse
+	23, // 50: fieldseal.v1.FieldsealService.DestroyKeyVersions:output_type -> fieldseal.v1.DestroyKeyVersionsResponse
+	25, // 51: fieldseal.v1.FieldsealService.DescribeKey:output_type -> fieldseal.v1.DescribeKeyResponse
+	29, // 52: fieldseal.v1.FieldsealService.ListKeyrings:output_type -> fieldseal.v1.ListKeyringsResponse
+	27, // 53: fieldseal.v1.FieldsealService.ForgetScope:output_type -> fieldseal.v1.ForgetScopeResponse
+	31, // 54: fieldseal.v1.FieldsealService.PushSession:output_type -> fieldseal.v1.PushSessionResponse
+	33, // 55: fieldseal.v1.FieldsealService.ComputeIndex:output_type -> fieldseal.v1.ComputeIndexResponse
+	44, // [44:56] is the sub-list for method output_type
+	32, // [32:44] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_fieldseal_v1_fieldseal_proto_init() }
@@ -2458,7 +2605,7 @@ func file_fieldseal_v1_fieldseal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fieldseal_v1_fieldseal_proto_rawDesc), len(file_fieldseal_v1_fieldseal_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	FieldsealService_DestroyKeyVersions_FullMethodName = "/fieldseal.v1.FieldsealService/DestroyKeyVersions"
 	FieldsealService_DescribeKey_FullMethodName        = "/fieldseal.v1.FieldsealService/DescribeKey"
 	FieldsealService_ListKeyrings_FullMethodName       = "/fieldseal.v1.FieldsealService/ListKeyrings"
+	FieldsealService_ForgetScope_FullMethodName        = "/fieldseal.v1.FieldsealService/ForgetScope"
 	FieldsealService_PushSession_FullMethodName        = "/fieldseal.v1.FieldsealService/PushSession"
 	FieldsealService_ComputeIndex_FullMethodName       = "/fieldseal.v1.FieldsealService/ComputeIndex"
 )
@@ -72,6 +73,12 @@ type FieldsealServiceClient interface {
 	DescribeKey(ctx context.Context, in *DescribeKeyRequest, opts ...grpc.CallOption) (*DescribeKeyResponse, error)
 	// ListKeyrings names the keyrings the key store holds.
 	ListKeyrings(ctx context.Context, in *ListKeyringsRequest, opts ...grpc.CallOption) (*ListKeyringsResponse, error)
+	// ForgetScope erases a scope of an erasable keyring: it destroys the scope's data key and leaves a
+	// tombstone, so every value of the scope, wherever it was copied, fails with FAILED_PRECONDITION and
+	// reason `scope_forgotten` from then on. It answers once no replica can still use the forgotten key (the
+	// scope-key cache bound, docs/erasable-scopes.md). Needs the `forget` permission, which no other scope
+	// implies except `admin`. Forgetting a forgotten scope again changes nothing and succeeds.
+	ForgetScope(ctx context.Context, in *ForgetScopeRequest, opts ...grpc.CallOption) (*ForgetScopeResponse, error)
 	// PushSession writes sealed values (and nulls for the plaintext fields they replace) into a running
 	// Cognigy.AI session, with retries that never apply one push twice.
 	PushSession(ctx context.Context, in *PushSessionRequest, opts ...grpc.CallOption) (*PushSessionResponse, error)
@@ -179,6 +186,16 @@ func (c *fieldsealServiceClient) ListKeyrings(ctx context.Context, in *ListKeyri
 	return out, nil
 }
 
+func (c *fieldsealServiceClient) ForgetScope(ctx context.Context, in *ForgetScopeRequest, opts ...grpc.CallOption) (*ForgetScopeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ForgetScopeResponse)
+	err := c.cc.Invoke(ctx, FieldsealService_ForgetScope_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *fieldsealServiceClient) PushSession(ctx context.Context, in *PushSessionRequest, opts ...grpc.CallOption) (*PushSessionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PushSessionResponse)
@@ -239,6 +256,12 @@ type FieldsealServiceServer interface {
 	DescribeKey(context.Context, *DescribeKeyRequest) (*DescribeKeyResponse, error)
 	// ListKeyrings names the keyrings the key store holds.
 	ListKeyrings(context.Context, *ListKeyringsRequest) (*ListKeyringsResponse, error)
+	// ForgetScope erases a scope of an erasable keyring: it destroys the scope's data key and leaves a
+	// tombstone, so every value of the scope, wherever it was copied, fails with FAILED_PRECONDITION and
+	// reason `scope_forgotten` from then on. It answers once no replica can still use the forgotten key (the
+	// scope-key cache bound, docs/erasable-scopes.md). Needs the `forget` permission, which no other scope
+	// implies except `admin`. Forgetting a forgotten scope again changes nothing and succeeds.
+	ForgetScope(context.Context, *ForgetScopeRequest) (*ForgetScopeResponse, error)
 	// PushSession writes sealed values (and nulls for the plaintext fields they replace) into a running
 	// Cognigy.AI session, with retries that never apply one push twice.
 	PushSession(context.Context, *PushSessionRequest) (*PushSessionResponse, error)
@@ -282,6 +305,9 @@ func (UnimplementedFieldsealServiceServer) DescribeKey(context.Context, *Describ
 }
 func (UnimplementedFieldsealServiceServer) ListKeyrings(context.Context, *ListKeyringsRequest) (*ListKeyringsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListKeyrings not implemented")
+}
+func (UnimplementedFieldsealServiceServer) ForgetScope(context.Context, *ForgetScopeRequest) (*ForgetScopeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ForgetScope not implemented")
 }
 func (UnimplementedFieldsealServiceServer) PushSession(context.Context, *PushSessionRequest) (*PushSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PushSession not implemented")
@@ -472,6 +498,24 @@ func _FieldsealService_ListKeyrings_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FieldsealService_ForgetScope_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ForgetScopeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FieldsealServiceServer).ForgetScope(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FieldsealService_ForgetScope_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FieldsealServiceServer).ForgetScope(ctx, req.(*ForgetScopeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FieldsealService_PushSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PushSessionRequest)
 	if err := dec(in); err != nil {
@@ -550,6 +594,10 @@ var FieldsealService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListKeyrings",
 			Handler:    _FieldsealService_ListKeyrings_Handler,
+		},
+		{
+			MethodName: "ForgetScope",
+			Handler:    _FieldsealService_ForgetScope_Handler,
 		},
 		{
 			MethodName: "PushSession",

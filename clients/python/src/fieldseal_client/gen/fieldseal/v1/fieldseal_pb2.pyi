@@ -218,7 +218,7 @@ class KeyVersionInfo(_message.Message):
     def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[KeyVersionState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seals_reserved: _Optional[int] = ..., legacy_label: _Optional[str] = ..., destroyed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class KeyInfo(_message.Message):
-    __slots__ = ("name", "primary_version", "min_decrypt_version", "versions", "store", "rotate_by", "seal_budget")
+    __slots__ = ("name", "primary_version", "min_decrypt_version", "versions", "store", "rotate_by", "seal_budget", "erasable", "reuse_after_forget")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PRIMARY_VERSION_FIELD_NUMBER: _ClassVar[int]
     MIN_DECRYPT_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +226,8 @@ class KeyInfo(_message.Message):
     STORE_FIELD_NUMBER: _ClassVar[int]
     ROTATE_BY_FIELD_NUMBER: _ClassVar[int]
     SEAL_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    ERASABLE_FIELD_NUMBER: _ClassVar[int]
+    REUSE_AFTER_FORGET_FIELD_NUMBER: _ClassVar[int]
     name: str
     primary_version: int
     min_decrypt_version: int
@@ -233,7 +235,9 @@ class KeyInfo(_message.Message):
     store: str
     rotate_by: _timestamp_pb2.Timestamp
     seal_budget: int
-    def __init__(self, name: _Optional[str] = ..., primary_version: _Optional[int] = ..., min_decrypt_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[KeyVersionInfo, _Mapping]]] = ..., store: _Optional[str] = ..., rotate_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seal_budget: _Optional[int] = ...) -> None: ...
+    erasable: bool
+    reuse_after_forget: bool
+    def __init__(self, name: _Optional[str] = ..., primary_version: _Optional[int] = ..., min_decrypt_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[KeyVersionInfo, _Mapping]]] = ..., store: _Optional[str] = ..., rotate_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seal_budget: _Optional[int] = ..., erasable: _Optional[bool] = ..., reuse_after_forget: _Optional[bool] = ...) -> None: ...
 
 class RotateKeyRequest(_message.Message):
     __slots__ = ("keyring", "expected_primary_version", "create")
@@ -296,6 +300,22 @@ class DescribeKeyResponse(_message.Message):
     key: KeyInfo
     sealing_version: int
     def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., sealing_version: _Optional[int] = ...) -> None: ...
+
+class ForgetScopeRequest(_message.Message):
+    __slots__ = ("keyring", "scope")
+    KEYRING_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    keyring: str
+    scope: Scope
+    def __init__(self, keyring: _Optional[str] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ...) -> None: ...
+
+class ForgetScopeResponse(_message.Message):
+    __slots__ = ("generation", "forgotten_at")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    FORGOTTEN_AT_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    forgotten_at: _timestamp_pb2.Timestamp
+    def __init__(self, generation: _Optional[int] = ..., forgotten_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListKeyringsRequest(_message.Message):
     __slots__ = ()

@@ -84,6 +84,11 @@ class FieldsealServiceStub:
                 request_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.ListKeyringsRequest.SerializeToString,
                 response_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.ListKeyringsResponse.FromString,
                 _registered_method=True)
+        self.ForgetScope = channel.unary_unary(
+                '/fieldseal.v1.FieldsealService/ForgetScope',
+                request_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.ForgetScopeRequest.SerializeToString,
+                response_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.ForgetScopeResponse.FromString,
+                _registered_method=True)
         self.PushSession = channel.unary_unary(
                 '/fieldseal.v1.FieldsealService/PushSession',
                 request_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.PushSessionRequest.SerializeToString,
@@ -179,6 +184,17 @@ class FieldsealServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForgetScope(self, request, context):
+        """ForgetScope erases a scope of an erasable keyring: it destroys the scope's data key and leaves a
+        tombstone, so every value of the scope, wherever it was copied, fails with FAILED_PRECONDITION and
+        reason `scope_forgotten` from then on. It answers once no replica can still use the forgotten key (the
+        scope-key cache bound, docs/erasable-scopes.md). Needs the `forget` permission, which no other scope
+        implies except `admin`. Forgetting a forgotten scope again changes nothing and succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PushSession(self, request, context):
         """PushSession writes sealed values (and nulls for the plaintext fields they replace) into a running
         Cognigy.AI session, with retries that never apply one push twice.
@@ -243,6 +259,11 @@ def add_FieldsealServiceServicer_to_server(servicer, server):
                     servicer.ListKeyrings,
                     request_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.ListKeyringsRequest.FromString,
                     response_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.ListKeyringsResponse.SerializeToString,
+            ),
+            'ForgetScope': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetScope,
+                    request_deserializer=fieldseal_dot_v1_dot_fieldseal__pb2.ForgetScopeRequest.FromString,
+                    response_serializer=fieldseal_dot_v1_dot_fieldseal__pb2.ForgetScopeResponse.SerializeToString,
             ),
             'PushSession': grpc.unary_unary_rpc_method_handler(
                     servicer.PushSession,
@@ -503,6 +524,33 @@ class FieldsealService:
             '/fieldseal.v1.FieldsealService/ListKeyrings',
             fieldseal_dot_v1_dot_fieldseal__pb2.ListKeyringsRequest.SerializeToString,
             fieldseal_dot_v1_dot_fieldseal__pb2.ListKeyringsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetScope(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fieldseal.v1.FieldsealService/ForgetScope',
+            fieldseal_dot_v1_dot_fieldseal__pb2.ForgetScopeRequest.SerializeToString,
+            fieldseal_dot_v1_dot_fieldseal__pb2.ForgetScopeResponse.FromString,
             options,
             channel_credentials,
             insecure,
