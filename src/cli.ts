@@ -25,7 +25,12 @@ import { Sealer } from "./sealer.js";
 import type { RunningServer } from "./server/app.js";
 import type { reloadAccess as ReloadAccess } from "./server/reload.js";
 import { announceServer, reloadServers } from "./server/run-file.js";
-import { runWorkerPool, type WorkerListening } from "./server/workers.js";
+import {
+  isHeartbeatPing,
+  runWorkerPool,
+  type WorkerHeartbeat,
+  type WorkerListening,
+} from "./server/workers.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -309,6 +314,10 @@ async function serveWorker(config: Config, withFlags: Env): Promise<number> {
     const store = await keyStoreFromConfig(config);
     const server = await startServer(config, store);
     const stopped = handleSignals(server, config, withFlags, true, reloadAccess);
+    // The primary's heartbeat: answered from the event loop, so a hung worker stops answering.
+    process.on("message", (message: unknown) => {
+      if (isHeartbeatPing(message)) process.send?.({ fieldseal: "pong" } satisfies WorkerHeartbeat);
+    });
     const listening: WorkerListening = { fieldseal: "listening", url: server.url, store: store.kind };
     process.send?.(listening);
     await stopped;

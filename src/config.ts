@@ -213,14 +213,16 @@ const LIMIT_SETTINGS: { readonly [K in keyof ConnectionLimits]: IntSetting } = {
   },
   maxConnections: {
     env: "FIELDSEAL_MAX_CONNECTIONS",
-    description: "Open connections in all (keep it below the process's file descriptor limit)",
+    description:
+      "Open connections in all, per process: N workers admit N times this (keep it below the process's file descriptor limit)",
     default: 1000,
     min: 1,
     max: 1_000_000,
   },
   maxConnectionsPerPeer: {
     env: "FIELDSEAL_MAX_CONNECTIONS_PER_PEER",
-    description: "Open connections from one client address (raise it behind a proxy or NAT)",
+    description:
+      "Open connections from one client address, per process: N workers admit N times this (raise it behind a proxy or NAT)",
     default: 128,
     min: 1,
     max: 1_000_000,
@@ -285,7 +287,7 @@ const S = {
     env: "FIELDSEAL_WORKERS",
     file: "workers",
     description:
-      "Server processes sharing the port on this host (node:cluster); auto: one per available core",
+      "Server processes sharing the port on this host (node:cluster); auto: one per available core. Connection limits and /metrics are per worker",
     shownDefault: "1",
     example: 2,
     parse: parseWorkers,
@@ -613,7 +615,7 @@ const S = {
     env: "FIELDSEAL_COGNIGY_RATE_LIMIT",
     file: "cognigy.rateLimit",
     description:
-      "Cognigy REST requests this process sends per window, all pushes and retries together (shared SaaS: 1,000 per 5 min per IP)",
+      "Cognigy REST requests per window from this server, pushes and retries together, split over its workers (SaaS: 1,000 per 5 min per IP)",
     default: 1000,
     min: 1,
     max: 100_000,

@@ -253,9 +253,26 @@ export async function startServer(
 
   let inFlight = 0;
   const handler: RequestHandler = (req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    // A call that arrives while draining, before the port is closed, is refused only once it is: a client
+    // answered at once reconnects at once, and the closing port would reset its new connection (see
+    // portCloser in listener.ts). Its refusal then carries `connection: close` or GOAWAY, and the client's
+    // next connection is refused cleanly. Probes are answered at once. It counts as in flight only then, so
+    // the port can close (closeIdle waits for nothing in flight).
+    if (draining && listener?.listening() === true && !isProbe(path)) {
+      void listener.portClosed.then(() => serve(req, res, path));
+      return;
+    }
+    serve(req, res, path);
+  };
+  const serve = (
+    req: Parameters<RequestHandler>[0],
+    res: Parameters<RequestHandler>[1],
+    path: string | undefined,
+  ) => {
+    if (res.writableEnded || req.socket.destroyed) return;
     inFlight++;
     res.once("close", () => inFlight--);
-    const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") return plain(res, 200, { status: "ok" });
     if (path === "/readyz") {
       updateReadiness();
@@ -296,7 +313,7 @@ export async function startServer(
   await keyrings.ensure(config.defaultKeyring);
   for (const name of config.keyrings) await keyrings.ensure(name);
   const where = { host: config.host, port: config.port, limits: config.limits };
-  let listener: DualListener;
+  let listener: DualListener | undefined;
   try {
     listener =
       config.tls === undefined
@@ -339,7 +356,8 @@ export async function startServer(
         while (Date.now() < deadline) {
           if (inFlight === 0) {
             listener.closeIdle();
-            if (listener.connections() === 0) break;
+            // The port closes just after an accept pass; connections taken in by it are answered too.
+            if (!listener.listening() && listener.connections() === 0) break;
           }
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -381,8 +399,9 @@ function cognigyPusher(
     baseBackoffMs: c.baseBackoffMs,
     backoffCapMs: c.backoffCapMs,
     retryAfterCapMs: c.retryAfterCapMs,
-    // One client per process, so this one budget covers every push the process makes.
-    rateLimit: { limit: c.rateLimit, windowMs: c.rateWindowSec * 1000 },
+    // One client per process, so this one budget covers every push the process makes. Cognigy counts
+    // per client IP, and the workers of `serve --workers N` share the host's: each takes its Nth.
+    rateLimit: { limit: pushRateLimitPerProcess(config), windowMs: c.rateWindowSec * 1000 },
     ...(c.apiKey === undefined ? {} : { apiKey: c.apiKey }),
     ...(c.bearerToken === undefined ? {} : { bearerToken: c.bearerToken }),
     ...(tracing === undefined ? {} : { transport: tracedTransport(keepAliveTransport(), tracing.tracer) }),
@@ -391,6 +410,14 @@ function cognigyPusher(
       log.debug("cognigy push attempt", { attempts: e.attempt, status: e.status, delayMs: e.delayMs });
     },
   });
+}
+
+/**
+ * The Cognigy requests one process may send per window: FIELDSEAL_COGNIGY_RATE_LIMIT is the host's (the
+ * whole `fieldseal serve`), split evenly over its workers, at least one each.
+ */
+export function pushRateLimitPerProcess(config: Pick<Config, "cognigy" | "workers">): number {
+  return Math.max(1, Math.floor(config.cognigy.rateLimit / config.workers));
 }
 
 /** Counts each push's final outcome ("ok" or the error code) around whichever pusher is in use. */
@@ -408,6 +435,11 @@ function countedPusher(pusher: SessionPusher | undefined, metrics: Metrics): Ses
       }
     },
   };
+}
+
+/** Paths answered at once, draining or not: liveness, readiness and metrics. */
+function isProbe(path: string | undefined): boolean {
+  return path === "/healthz" || path === "/readyz" || path === "/metrics";
 }
 
 function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: object): void {

@@ -14,6 +14,8 @@ import {
   peerAdmission,
 } from "./connection-limits.js";
 
+/** How long a connection may have sent nothing before a drain counts it idle and closes it. */
+const SILENT_IDLE_MS = 1000;
 /** The HTTP/2 connection preface every h2c client sends first (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -41,6 +43,10 @@ export interface DualListener {
   closeIdle(): void;
   /** Open connections, of either protocol or not yet sniffed. */
   connections(): number;
+  /** Whether the port is still open (closeIdle() closes it just after an accept pass). */
+  listening(): boolean;
+  /** Resolves once the port is closed, so no new connection can be queued on it. */
+  readonly portClosed: Promise<void>;
   /** Ends every connection at once. */
   destroyAll(): void;
 }
@@ -80,8 +86,8 @@ export async function listenDual(
     // already sent, then GOAWAY, so they are answered (refused while draining) rather than reset.
     if (!accepting) setImmediate(() => session.close());
   });
-  /** Connections whose first bytes have not been seen yet, so neither server owns them. */
-  const undecided = new Set<net.Socket>();
+  /** Connections whose first bytes have not been seen yet, so neither server owns them, and when each came. */
+  const undecided = new Map<net.Socket, number>();
   // Node's own idle tracking (closeIdleConnections) only works for a server that listens itself, which h1
   // never does here: Http1Connections keeps it.
 
@@ -92,7 +98,7 @@ export async function listenDual(
     if (!admit(socket)) return;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    undecided.add(socket);
+    undecided.set(socket, Date.now());
     socket.once("close", () => undecided.delete(socket));
     // Until the preface decides, neither server's own timeouts cover the connection.
     const decided = firstBytesDeadline(socket, limits);
@@ -124,6 +130,7 @@ export async function listenDual(
   tcp.maxConnections = limits.maxConnections;
 
   const address = await listenOn(tcp, opts.port, opts.host);
+  const port = portCloser(tcp);
 
   return {
     port: address.port,
@@ -136,19 +143,79 @@ export async function listenDual(
       for (const session of sessions) session.close();
     },
     closeIdle() {
-      if (tcp.listening) tcp.close();
+      port.close();
       // A connection that has not been answered yet sent bytes (that is how it was sniffed): its first
       // request is on its way to the parser, so it is not idle.
       h1Conns.endIdle();
-      for (const socket of undecided) if (socket.bytesRead === 0) socket.destroy();
+      // One that has sent nothing is idle only once it has been silent a while: its request may already
+      // wait in the kernel, unread because the event loop was busy, and closing a socket with unread data
+      // resets it (RST) under the request. Go's http.Server.Shutdown waits the same way for connections
+      // in StateNew (net/http/server.go, closeIdleConns, golang/go#22682).
+      const now = Date.now();
+      for (const [socket, at] of undecided)
+        if (socket.bytesRead === 0 && now - at >= SILENT_IDLE_MS) socket.destroy();
     },
     connections: () => sockets.size,
+    listening: () => tcp.listening,
+    portClosed: port.closed,
     destroyAll() {
       if (tcp.listening) tcp.close();
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/** A port closes once it has taken no new connection for this long (a worker's come over IPC, one at a time). */
+const QUIET_ACCEPT_MS = 50;
+/** How long a drain waits for that quiet before it closes the port anyway. */
+const QUIET_ACCEPT_WAIT_MS = 1000;
+
+/**
+ * Closes `server`'s port, when asked, as gently as the kernel allows. Closing a listening socket resets
+ * every connection still in its accept queue, though the client's connect succeeded and its request may be
+ * sent: those are the resets a client opening a connection per call would see. (In a cluster worker the
+ * queue is the primary's: node:cluster's round-robin handle accepts every connection and closes those it
+ * still holds when the last worker closes, lib/internal/cluster/round_robin_handle.js.) So the port
+ * closes only
+ * - in a later turn of the event loop than the call (which may come from a SIGTERM handled in the poll
+ *   phase after that phase's accept pass), so connections queued before it are taken in and answered;
+ * - once no connection has come for QUIET_ACCEPT_MS (the server holds the refusals of calls arriving
+ *   while draining until the port is closed, so its clients are not reconnecting), or after
+ *   QUIET_ACCEPT_WAIT_MS if new clients keep coming;
+ * - in the check phase (setImmediate), right after a poll phase's accept pass: libuv accepts until EAGAIN
+ *   (uv__server_io, deps/uv/src/unix/stream.c), so the kernel's queue was empty a moment before.
+ */
+function portCloser(server: net.Server): { close: () => void; closed: Promise<void> } {
+  let closed: () => void = () => {};
+  const whenClosed = new Promise<void>((resolve) => {
+    closed = resolve;
+  });
+  // However the port closes (destroyAll too).
+  server.once("close", () => closed());
+  let lastAccept = 0;
+  server.prependListener("connection", () => {
+    lastAccept = Date.now();
+  });
+  let closing = false;
+  const close = (): void => {
+    if (closing) return;
+    closing = true;
+    const giveUpAt = Date.now() + QUIET_ACCEPT_WAIT_MS;
+    const attempt = (): void => {
+      setImmediate(() => {
+        const now = Date.now();
+        if (server.listening && now - lastAccept < QUIET_ACCEPT_MS && now < giveUpAt) {
+          setTimeout(attempt, QUIET_ACCEPT_MS / 5);
+          return;
+        }
+        if (server.listening) server.close();
+        closed();
+      });
+    };
+    setTimeout(attempt, 0);
+  };
+  return { close, closed: whenClosed };
 }
 
 /** Certificate files for `listenTls`. */
@@ -230,6 +297,7 @@ export async function listenTls(
     session.once("close", () => sessions.delete(session));
   });
   const address = await listenOn(server, opts.port, opts.host);
+  const port = portCloser(server);
   let accepting = true;
   return {
     port: address.port,
@@ -241,10 +309,12 @@ export async function listenTls(
       for (const session of sessions) session.close();
     },
     closeIdle() {
-      if (server.listening) server.close();
+      port.close();
       h1Conns.endIdle();
     },
     connections: () => sockets.size,
+    listening: () => server.listening,
+    portClosed: port.closed,
     destroyAll() {
       if (server.listening) server.close();
       for (const session of sessions) session.destroy();

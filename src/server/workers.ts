@@ -35,6 +35,24 @@ export function isWorkerListening(message: unknown): message is WorkerListening 
   );
 }
 
+/** What the primary sends each listening worker every HEARTBEAT_MS, and the worker sends back. */
+export interface WorkerHeartbeat {
+  readonly fieldseal: "ping" | "pong";
+}
+
+/** True for the primary's heartbeat message. */
+export function isHeartbeatPing(message: unknown): boolean {
+  return (message as Partial<WorkerHeartbeat> | null)?.fieldseal === "ping";
+}
+
+const HEARTBEAT_MS = 1_000;
+/**
+ * A listening worker that has not answered a heartbeat for this long is hung (its event loop is stuck or
+ * the process is stopped): the primary kills it and starts another, as for a worker that died. Round-robin
+ * would otherwise keep handing it connections that are never answered.
+ */
+export const HUNG_AFTER_MS = 10_000;
+
 /** Restarts allowed within RESTART_WINDOW_MS; one more and the primary stops every worker and exits 1. */
 export const RESTART_LIMIT = 5;
 export const RESTART_WINDOW_MS = 60_000;
@@ -72,11 +90,34 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
     finish = resolve;
   });
 
+  /** When each listening worker last answered (or started listening). */
+  const answered = new Map<Worker, number>();
+  const heartbeat = setInterval(() => {
+    if (stopping) return;
+    const now = Date.now();
+    for (const [worker, at] of answered) {
+      if (now - at > HUNG_AFTER_MS) {
+        err(
+          `fieldseal: worker ${worker.process.pid} has not answered for ${HUNG_AFTER_MS / 1000} s (hung); killing it`,
+        );
+        answered.delete(worker);
+        worker.process.kill("SIGKILL");
+        continue;
+      }
+      if (worker.isConnected()) worker.send({ fieldseal: "ping" } satisfies WorkerHeartbeat);
+    }
+  }, HEARTBEAT_MS);
+
   const fork = (): void => {
     const worker = cluster.fork();
     live.add(worker);
     worker.on("message", (message: unknown) => {
+      if ((message as Partial<WorkerHeartbeat> | null)?.fieldseal === "pong") {
+        if (answered.has(worker)) answered.set(worker, Date.now());
+        return;
+      }
       if (!isWorkerListening(message)) return;
+      answered.set(worker, Date.now());
       urls.set(worker, message.url);
       if (url === undefined) {
         if (urls.size < count) return;
@@ -100,8 +141,11 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
     worker.once("exit", (code, signal) => {
       live.delete(worker);
       urls.delete(worker);
+      answered.delete(worker);
       if (stopping) {
-        if (code !== 0) failed = true;
+        // Killed by the SIGTERM it was sent: it had not installed its handlers yet (still starting), so it
+        // had nothing in flight. Any other way out but exit code 0 is a failure.
+        if (code !== 0 && signal !== "SIGTERM") failed = true;
         if (live.size === 0) {
           if (killTimer) clearTimeout(killTimer);
           removeSignalHandlers();
@@ -155,6 +199,7 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
     for (const worker of live) worker.process.kill("SIGHUP");
   };
   const removeSignalHandlers = (): void => {
+    clearInterval(heartbeat);
     process.off("SIGTERM", onStop);
     process.off("SIGINT", onStop);
     process.off("SIGHUP", onReload);

@@ -34,6 +34,8 @@ const RETRY_POLICY = {
 const SERVICE_CONFIG = JSON.stringify({
   methodConfig: [{ name: [{ service: "fieldseal.v1.FieldsealService" }], retryPolicy: RETRY_POLICY }],
 });
+/** Every call has a deadline, so a broken replica fails the test with its error rather than its timeout. */
+const CALL_DEADLINE_MS = 15_000;
 /** The webhook client retries a 502/503 the way Cognigy's HTTP Request node's retry attempts do. */
 const WEBHOOK_ATTEMPTS = 3;
 
@@ -123,6 +125,7 @@ describe.runIf(nginxTestsRun())("three replicas behind nginx", () => {
               fields: { card: { kind: { case: "stringValue", value } } },
             },
             bot,
+            CALL_DEADLINE_MS,
           );
           sealed.push({
             session,
@@ -188,7 +191,7 @@ describe.runIf(nginxTestsRun())("three replicas behind nginx", () => {
     const ops = (async () => {
       for (let r = 0; r < ROTATIONS; r++) {
         await new Promise((res) => setTimeout(res, LOAD_MS / (ROTATIONS + 2)));
-        const res = await unary(channel, FieldsealService.method.rotateKey, {}, tokens.ops);
+        const res = await unary(channel, FieldsealService.method.rotateKey, {}, tokens.ops, CALL_DEADLINE_MS);
         rotated.push(res.key?.primaryVersion ?? 0);
       }
     })();

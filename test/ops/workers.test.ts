@@ -12,11 +12,12 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FieldsealService } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import { FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { hashToken } from "../../src/auth/principals.js";
 import { generateToken } from "../../src/bootstrap.js";
 import { parseEnvelope } from "../../src/engine/envelope.js";
 import { bearer } from "../support/bearer.js";
+import { startCognigySimulator } from "../support/cognigy-simulator.js";
 import { FIELDSEAL_BIN, type FieldsealProcess, startFieldsealProcess } from "../support/fieldseal-process.js";
 import { grpc, grpcJsClient, unary } from "../support/grpc-js.js";
 
@@ -232,6 +233,32 @@ describe("serve --workers 2", () => {
     expect(failures.length).toBeLessThanOrEqual(8);
     for (const f of failures) expect(f.startedAt).toBeLessThan(noticedAt);
   });
+
+  it("kills and replaces a hung worker (alive, not answering): calls are served again", async () => {
+    const pid = proc.child.pid ?? 0;
+    const [hung, other] = childPids(pid);
+    if (hung === undefined || other === undefined) throw new Error("expected two workers");
+    const listeningBefore = proc.stdout().split(/worker \d+ listening/).length;
+    // Stopped, not dead: no exit event, the IPC channel stays open, connections handed to it hang.
+    process.kill(hung, "SIGSTOP");
+    try {
+      await waitFor(() => proc.stderr().includes(`worker ${hung} has not answered`), 20_000);
+      await waitFor(() => !alive(hung) && childPids(pid).length === 2, 10_000);
+      await waitFor(() => proc.stdout().split(/worker \d+ listening/).length > listeningBefore, 20_000);
+      expect(childPids(pid)).toContain(other);
+      // Each call on a new connection: round-robin gives them to both workers, none to the hung one.
+      const bot = freshClient(proc.url, proc.tokens.bot);
+      for (let i = 0; i < 6; i++) {
+        const res = await bot.encryptFields(
+          { scope, fields: { v: { kind: { case: "numberValue", value: i } } } },
+          { signal: AbortSignal.timeout(5_000) },
+        );
+        expect(Object.keys(res.sealed)).toEqual(["v"]);
+      }
+    } finally {
+      if (alive(hung)) process.kill(hung, "SIGKILL");
+    }
+  }, 60_000);
 });
 
 describe("serve --workers 2 stopping", () => {
@@ -253,8 +280,7 @@ describe("serve --workers 2 stopping", () => {
         ]),
       );
       // HTTP/2 (grpc-js), 16 clients with a connection each, spread over the workers by round-robin.
-      // (Over HTTP/1.1 with a new connection per call, a draining server resets some connections it
-      // accepted but had not read, with or without workers: see the report in docs/operations.md.)
+      // (HTTP/1.1 with a new connection per call: test/ops/drain-http1-new-connections.test.ts.)
       const clients = Array.from({ length: 16 }, () =>
         grpcJsClient(FieldsealService, `127.0.0.1:${proc.port}`, undefined, {
           "grpc.use_local_subchannel_pool": 1,
@@ -423,6 +449,47 @@ describe("serve --workers 2 stopping", () => {
     }
   });
 
+  it("SIGTERM while the workers start: every worker stops, and the primary exits 0", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "fieldseal-workers-"));
+    const child = spawn(process.execPath, [FIELDSEAL_BIN, "serve", "--workers", "2"], {
+      cwd: dataDir,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: dataDir,
+        FIELDSEAL_DATA_DIR: dataDir,
+        FIELDSEAL_PORT: "0",
+        FIELDSEAL_HOST: "127.0.0.1",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+    });
+    const exited = new Promise<number | string>((r) =>
+      child.once("exit", (code, signal) => r(code ?? signal ?? "unknown")),
+    );
+    const pid = child.pid ?? 0;
+    let workers: number[] = [];
+    try {
+      // As soon as both workers exist, before they listen.
+      await waitFor(() => childPids(pid).length === 2, 30_000);
+      workers = childPids(pid);
+      child.kill("SIGTERM");
+      const exit = await Promise.race([
+        exited,
+        new Promise<string>((r) => setTimeout(() => r("still running"), 20_000)),
+      ]);
+      expect(exit).toBe(0);
+      for (const w of workers) expect(alive(w)).toBe(false);
+    } finally {
+      for (const w of workers) if (alive(w)) process.kill(w, "SIGKILL");
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("exits 1 with one line saying why when the port is taken or the worker count is not a number", async () => {
     const busy = createServer();
     await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
@@ -456,6 +523,43 @@ describe("serve --workers 2 stopping", () => {
       }
     } finally {
       busy.close();
+    }
+  });
+
+  it("splits the Cognigy rate limit over the workers: the host sends no more than FIELDSEAL_COGNIGY_RATE_LIMIT", async () => {
+    // Cognigy counts requests per client IP, and both workers push from this host's.
+    const sim = await startCognigySimulator({ rateLimit: { limit: 100, windowSec: 300 } });
+    const proc = await startFieldsealProcess({
+      args: ["--workers", "2"],
+      env: { FIELDSEAL_SHUTDOWN_GRACE_MS: "10000" },
+      settings: {
+        cognigy: { baseUrl: sim.url, apiKey: sim.apiKey, mode: "context_inject", rateLimit: 6 },
+      },
+      startTimeoutMs: 30_000,
+    });
+    try {
+      const outcomes: string[] = [];
+      // One connection per call: round-robin hands them to the two workers in turn.
+      for (let i = 0; i < 16; i++) {
+        try {
+          await freshClient(proc.url, proc.tokens.bot).pushSession({
+            sessionId: `rl-${i}`,
+            userId: "user-1",
+            mode: PushMode.CONTEXT_INJECT,
+            context: { __enc_card: { kind: { case: "stringValue", value: `fs1.sealed-${i}` } } },
+          });
+          outcomes.push("ok");
+        } catch (err) {
+          outcomes.push(ConnectError.from(err).metadata.get("fieldseal-reason") ?? "other");
+        }
+      }
+      // Each worker allows 3; without the split each would allow 6, 12 in all.
+      expect(sim.requests).toHaveLength(6);
+      expect(outcomes.filter((o) => o === "ok")).toHaveLength(6);
+      expect(outcomes.filter((o) => o === "cognigy_rate_limited")).toHaveLength(10);
+    } finally {
+      await proc.stop();
+      await sim.close();
     }
   });
 

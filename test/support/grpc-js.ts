@@ -44,6 +44,8 @@ export function unary<I extends DescMessage, O extends DescMessage>(
   method: { localName: string; input: I; output: O },
   request: MessageInitShape<I>,
   token?: string,
+  /** Deadline of the call, from now (none by default). */
+  deadlineMs?: number,
 ): Promise<MessageShape<O>> {
   const metadata = new grpc.Metadata();
   if (token !== undefined) metadata.set("authorization", `Bearer ${token}`);
@@ -54,6 +56,7 @@ export function unary<I extends DescMessage, O extends DescMessage>(
       client,
       create(method.input, request),
       metadata,
+      deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs },
       (err: grpc.ServiceError | null, res: MessageShape<O>) => (err === null ? resolve(res) : reject(err)),
     );
   });
