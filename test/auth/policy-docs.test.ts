@@ -1,6 +1,9 @@
 import { readFileSync } from "node:fs";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { grantForScope, OPERATIONS } from "../../src/auth/policy.js";
+import type { FieldsealErrorCode } from "../../src/errors.js";
+import { connectCodeFor } from "../../src/service/error-map.js";
 
 // The operation and scope names a reader finds in README, docs/security.md and `token create --help` are
 // the ones the policy knows: a name missing from one of them is a permission nobody can find or grant.
@@ -57,5 +60,33 @@ describe("permission names in the docs", () => {
       ),
     );
     for (const scope of SHORTHANDS) expect(names, scope).toContain(scope);
+  });
+});
+
+describe("error reasons in the README", () => {
+  // Every code of src/errors.ts but `internal` (a bug: answered bare) is a reason a client can branch on.
+  const codes = [...read("src/errors.ts").matchAll(/^\s*\| "([a-z_]+)"/gm)].map(
+    (m) => m[1] as FieldsealErrorCode,
+  );
+  const readme = read("README.md");
+  const list = readme.slice(
+    readme.indexOf("Errors carry the Connect/gRPC code"),
+    readme.indexOf("Messages never contain values"),
+  );
+
+  it("found the codes and the list", () => {
+    expect(codes.length).toBeGreaterThan(15);
+    expect(list.length).toBeGreaterThan(100);
+  });
+
+  it.each(codes.filter((c) => c !== "internal"))("names %s under its Connect code", (reason) => {
+    const code = Code[connectCodeFor(reason)].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+    const bullet = list.split("\n- ").find((b) => b.includes(`\`${code}\`:`)) ?? "";
+    expect(bullet, `a bullet for ${code}`).not.toBe("");
+    expect(bullet, reason).toContain(`\`${reason}\``);
+    // The reason is listed after its own code, not another one in the same bullet.
+    const at = bullet.indexOf(`\`${reason}\``);
+    const owner = [...bullet.slice(0, at).matchAll(/`([A-Z_]+)`:/g)].pop()?.[1];
+    expect(owner, reason).toBe(code);
   });
 });
