@@ -1144,6 +1144,14 @@ const NEW_RPC_ATTACKS: Record<string, Attack> = {
     reason: "failed_precondition",
     message: /is not erasable/,
   },
+  "ForgetScope on a keyring that does not exist": {
+    path: FORGET_SCOPE,
+    body: (n) =>
+      encode(n, ForgetScopeRequestSchema, { keyring: "crn", scope: { id: { case: "userId", value: "u" } } }),
+    code: "not_found",
+    reason: "keyring_not_found",
+    message: /keyring "crn" does not exist/,
+  },
   "EncryptFields with index_fields naming no field": {
     path: ENCRYPT,
     body: (n) =>
@@ -1271,7 +1279,10 @@ describe.each(NAMES)("the newer RPCs' bad requests over %s", (name) => {
             keyring: r.keyring,
             scope: { id: { case: "userId", value: "u-garbage" } },
             fields: Object.fromEntries(
-              Object.entries(r.fields).map(([k, v]) => [k, { kind: { case: "stringValue" as const, value: v } }]),
+              Object.entries(r.fields).map(([k, v]) => [
+                k,
+                { kind: { case: "stringValue" as const, value: v } },
+              ]),
             ),
             indexFields: r.indexFields,
           }),
