@@ -16,11 +16,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
  * Settings that only take effect beside others (the AWS store's options need the aws store; one TLS file
- * needs the others), as config-file keys written under both the base and the changed config.
+ * needs the others; reuse after forget needs the keyring to be erasable; the scope table needs the DynamoDB
+ * scope store; the scope store's example, sqlite, differs from its default only on the aws key store), as
+ * config-file keys written under both the base and the changed config.
  */
 function companions(setting: Setting<unknown>): Record<string, unknown> {
   if (setting.file?.startsWith("keyStore.") && setting.file !== "keyStore.kind")
     return { keyStore: { kind: "aws" } };
+  if (setting.file === "scopes.reuseAfterForget") return { scopes: { erasableKeyrings: ["cards"] } };
+  if (setting.file === "scopes.table") return { scopes: { store: "dynamodb" } };
+  if (setting.file === "scopes.store") return { keyStore: { kind: "aws" } };
   if (setting.file?.startsWith("tls.")) {
     return { tls: { certFile: "base-cert.pem", keyFile: "base-key.pem", clientCaFile: "base-ca.pem" } };
   }
