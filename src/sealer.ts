@@ -203,7 +203,8 @@ export class Sealer {
       if (this.#scopes === undefined) {
         throw new FieldsealError(
           "failed_precondition",
-          "this server has no scope key database for fs1s values",
+          "an fs1s value (erasable keyring) opens only where the scope key database is open, which needs " +
+            "FIELDSEAL_ERASABLE_KEYRINGS (scopes.erasableKeyrings) to list the keyring here too",
         );
       }
       // The version first: a retired or destroyed version fails as it does for fs1 values.

@@ -10,7 +10,14 @@ export function spellOut(chars: string): string {
   return visibleCharacters(chars).join(" ");
 }
 
-/** A domain name as said aloud: "example.co.uk" → "example dot co dot uk", "my-bank.de" → "my dash bank dot de". */
+/**
+ * A domain name as said aloud: "example.co.uk" → "example dot co dot uk", "my-bank.de" → "my dash bank dot de",
+ * "xn--p1ai" → "xn dash dash p1ai" (one space between words, however many dashes in a row).
+ */
 export function sayDomain(domain: string): string {
-  return domain.replaceAll(".", " dot ").replaceAll("-", " dash ");
+  return domain
+    .split(/([.-])/)
+    .filter((part) => part !== "")
+    .map((part) => (part === "." ? "dot" : part === "-" ? "dash" : part))
+    .join(" ");
 }

@@ -482,14 +482,15 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
       const details = { keyring, ...scopeAudit(scope) };
       allow(ctx, principal, "forget", details);
       try {
+        // The keyring must exist: a typo must not leave a tombstone in a keyring nobody uses, nor be
+        // answered "not erasable", which reads as "add it to FIELDSEAL_ERASABLE_KEYRINGS".
+        await deps.keys.describe(keyring);
         if (deps.scopes?.policy(keyring) === undefined) {
           throw new FieldsealError(
             "failed_precondition",
             `keyring "${keyring}" is not erasable (FIELDSEAL_ERASABLE_KEYRINGS): its values have no scope keys to forget`,
           );
         }
-        // The keyring must exist: a typo must not leave a tombstone in a keyring nobody uses.
-        await deps.keys.describe(keyring);
         const tombstone = await deps.scopes.forget(keyring, scope);
         if (tombstone.state !== "forgotten") {
           throw new FieldsealError("internal", "forget left a live scope key");

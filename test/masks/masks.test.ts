@@ -217,6 +217,12 @@ describe("e-mail masks", () => {
     expect(mask({ format: "email" }, "+tag@example.com").text).toBe("••••@example.com");
   });
 
+  it("says an IDN domain's dashes one word each, one space apart", () => {
+    expect(mask({ format: "email" }, "ab@xn--80ak6aa92e.com").speakable).toBe(
+      "starting with a at xn dash dash 80ak6aa92e dot com",
+    );
+  });
+
   it("never shows more than one character of the local part (property)", () => {
     fc.assert(
       fc.property(

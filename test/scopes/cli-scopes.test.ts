@@ -24,9 +24,13 @@ const ENV = {
 writeFileSync(ENV.FIELDSEAL_CONFIG, JSON.stringify({ principals: [] }), { mode: 0o600 });
 
 /** Runs the CLI; bounded in time, with standard input closed (or fed `input`). */
-function cli(args: string[], input = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  input = "",
+  env: Record<string, string> = ENV,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FIELDSEAL_BIN, ...args], { env: ENV, cwd: dir });
+    const child = spawn(process.execPath, [FIELDSEAL_BIN, ...args], { env, cwd: dir });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => {
@@ -63,6 +67,15 @@ describe("fieldseal scopes (CLI)", () => {
     const o = await cli(["open", "--user", "u42", "--field", "card", sealed]);
     expect(o).toMatchObject({ code: 0, stdout: '"4111111111111111"\n' });
     expect((await cli(["keys", "describe", "crm"])).stdout).toContain("erasable: values sealed per scope");
+  });
+
+  it("says which setting opens an fs1s value where no keyring is listed as erasable", async () => {
+    const { FIELDSEAL_ERASABLE_KEYRINGS: _, ...without } = ENV;
+    const o = await cli(["open", "--user", "u42", "--field", "card", sealed], "", without);
+    expect(o.code).toBe(1);
+    expect(o.stderr).toContain("FIELDSEAL_ERASABLE_KEYRINGS");
+    expect(o.stderr).not.toContain("server");
+    expect(o.stdout + o.stderr).not.toContain("4111");
   });
 
   it("forgets a scope: the value no longer opens, and one audit line says who and which generation", async () => {

@@ -50,7 +50,13 @@ beforeAll(async () => {
       { name: "bot", scopes: ["encrypt", "push"] },
       { name: "billing", scopes: ["decrypt:credit_card"] },
     ],
-    settings: { cognigy: { baseUrl: simulator.url, apiKey: simulator.apiKey, pushEnabled: true } },
+    settings: {
+      cognigy: { baseUrl: simulator.url, apiKey: simulator.apiKey, pushEnabled: true },
+      // Masks, blind indexes and an erasable keyring: the canary goes through them too.
+      fields: { pan: { format: "card" }, email: { format: "email" } },
+      keyrings: ["crm"],
+      scopes: { erasableKeyrings: ["crm"], cacheTtlMs: 100 },
+    },
   });
 });
 afterAll(async () => {
@@ -102,6 +108,39 @@ describe("a canary plaintext", () => {
       await capture(client.decryptField({ scope, field: "credit_card", sealed: CANARY }));
       await capture(client.decryptField({ scope, field: "credit_card", sealed: `fs1.default.1.${CANARY}` }));
       await capture(client.encryptFields({ scope, fields: { credit_card: text(CANARY.repeat(5000)) } }));
+      // Blind indexes, masks and an erasable scope, with their error paths.
+      const index = await client.computeIndex({ field: "credit_card", value: CANARY, allVersions: true });
+      expect(index.indexes[0]).toMatch(/^fx1\.default\.1\./);
+      expect(await capture(client.computeIndex({ field: "pan", value: CANARY }))).toBeUndefined();
+      await capture(client.computeIndex({ field: "email", value: CANARY }));
+      await capture(client.computeIndex({ keyring: "nowhere", field: "pan", value: CANARY }));
+      await capture(client.encryptFields({ scope, fields: { pan: text(CANARY) }, indexFields: ["pan"] }));
+      await capture(
+        client.encryptFields({ scope, fields: { credit_card: text(CANARY) }, indexFields: ["nope"] }),
+      );
+      const user = create(ScopeSchema, { id: { case: "userId", value: `canary-user-${i}` } });
+      const erasable = await client.encryptFields({
+        keyring: "crm",
+        scope: user,
+        fields: {
+          credit_card: text(CANARY),
+          pan: text("4111111111111111"),
+          email: text("canary@example.com"),
+        },
+        indexFields: ["credit_card", "pan"],
+      });
+      expect(JSON.stringify(erasable)).not.toContain("CANARY");
+      const erased = erasable.sealed.credit_card ?? "";
+      const back = await client.decryptField({ scope: user, field: "credit_card", sealed: erased });
+      expect(back.value?.kind).toEqual({ case: "stringValue", value: CANARY });
+      await client.forgetScope({ keyring: "crm", scope: user });
+      expect(
+        await capture(client.decryptField({ scope: user, field: "credit_card", sealed: erased })),
+        "a forgotten scope's value never opens",
+      ).toBeUndefined();
+      await capture(
+        client.encryptFields({ keyring: "crm", scope: user, fields: { credit_card: text(CANARY) } }),
+      );
     }
     // A caller without the right to the field, and one without credentials.
     const billing = createClient(
@@ -219,6 +258,8 @@ describe("a canary plaintext", () => {
     const logs = fs.logs.join("");
     expect(fs.logs.length).toBeGreaterThan(10);
     expect(fs.audit.events.length).toBeGreaterThan(10);
+    const actions = new Set(fs.audit.events.map((e) => (e as { action?: string }).action));
+    expect([...actions]).toEqual(expect.arrayContaining(["index", "forget", "encrypt", "decrypt"]));
     expect(shown.length).toBeGreaterThan(15);
     for (const [where, textOf] of [
       ["logs", logs],

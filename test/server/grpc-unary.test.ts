@@ -17,12 +17,14 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ComputeIndexRequestSchema,
   DecryptFieldRequestSchema,
   DecryptFieldResponseSchema,
   DescribeKeyRequestSchema,
   EncryptFieldsRequestSchema,
   EncryptFieldsResponseSchema,
   FieldsealService,
+  ForgetScopeRequestSchema,
   ListKeyringsRequestSchema,
 } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import {
@@ -58,6 +60,8 @@ const ENCRYPT = "/fieldseal.v1.FieldsealService/EncryptFields";
 const DECRYPT = "/fieldseal.v1.FieldsealService/DecryptField";
 const DESCRIBE = "/fieldseal.v1.FieldsealService/DescribeKey";
 const HEALTH = "/grpc.health.v1.Health/Check";
+const COMPUTE_INDEX = "/fieldseal.v1.FieldsealService/ComputeIndex";
+const FORGET_SCOPE = "/fieldseal.v1.FieldsealService/ForgetScope";
 
 const tokens = { admin: generateToken(), bot: generateToken() };
 const principals = [
@@ -73,7 +77,7 @@ let slowSession: http2.ClientHttp2Session;
 
 beforeAll(async () => {
   keysDir = mkdtempSync(join(tmpdir(), "fieldseal-parity-keys-"));
-  const settings = { maxRequestBytes: MAX, principals };
+  const settings = { maxRequestBytes: MAX, principals, fields: { pan: { format: "card" } } };
   fast = await startTestFieldseal({ settings, store: new LocalFileKeyStore(keysDir) });
   slow = await startTestFieldseal({
     settings,
@@ -306,6 +310,47 @@ const cases: Record<string, Case> = {
     headers: { "x-request-id": "req-fast-2" },
     status: "3",
   },
+  "a blind index (ComputeIndex)": {
+    method: COMPUTE_INDEX,
+    body: () =>
+      msg(ComputeIndexRequestSchema, { field: "pan", value: "4111 1111 1111 1111", allVersions: true }),
+    status: "0",
+  },
+  "a blind index of a card number failing Luhn": {
+    method: COMPUTE_INDEX,
+    body: () => msg(ComputeIndexRequestSchema, { field: "pan", value: "4111111111111112" }),
+    status: "3",
+  },
+  "a blind index without a field": {
+    method: COMPUTE_INDEX,
+    body: () => msg(ComputeIndexRequestSchema, { value: "x" }),
+    status: "3",
+  },
+  "index_fields naming no field of the call": {
+    method: ENCRYPT,
+    body: () => msg(EncryptFieldsRequestSchema, { scope, fields: { card }, indexFields: ["nope"] }),
+    status: "3",
+  },
+  "a formatted field failing its format, indexed": {
+    method: ENCRYPT,
+    body: () =>
+      msg(EncryptFieldsRequestSchema, {
+        scope,
+        fields: { pan: { kind: { case: "stringValue", value: "4111111111111112" } } },
+        indexFields: ["pan"],
+      }),
+    status: "3",
+  },
+  "ForgetScope on a keyring that is not erasable": {
+    method: FORGET_SCOPE,
+    body: () => msg(ForgetScopeRequestSchema, { scope: { id: { case: "userId", value: "u" } } }),
+    status: "9",
+  },
+  "ForgetScope without a scope": {
+    method: FORGET_SCOPE,
+    body: () => msg(ForgetScopeRequestSchema, {}),
+    status: "3",
+  },
   "an unknown method": {
     method: "/fieldseal.v1.FieldsealService/NoSuchMethod",
     body: () => msg(HealthCheckRequestSchema, {}),
@@ -442,11 +487,15 @@ describe("arbitrary request bodies", () => {
       fc.array(frameLike, { minLength: 1, maxLength: 3 }).map((fs) => Buffer.concat(fs)),
     );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(HEALTH, DECRYPT, DESCRIBE), body, async (method, bytes) => {
-        const a = await call("fast", method, bytes);
-        const b = await call("off", method, bytes);
-        expect(comparable(a, false)).toEqual(comparable(b, false));
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(HEALTH, DECRYPT, DESCRIBE, COMPUTE_INDEX, FORGET_SCOPE),
+        body,
+        async (method, bytes) => {
+          const a = await call("fast", method, bytes);
+          const b = await call("off", method, bytes);
+          expect(comparable(a, false)).toEqual(comparable(b, false));
+        },
+      ),
       { numRuns: 300 },
     );
     const health = await call("fast", HEALTH, msg(HealthCheckRequestSchema, {}));

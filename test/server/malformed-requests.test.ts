@@ -2,10 +2,15 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { brotliCompressSync, gunzipSync, gzipSync } from "node:zlib";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageInitShape, toBinary, toJsonString } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EncryptFieldsRequestSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
+import {
+  ComputeIndexRequestSchema,
+  EncryptFieldsRequestSchema,
+  ForgetScopeRequestSchema,
+} from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { HealthCheckRequestSchema } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { MAX_VALUE_DEPTH } from "../../src/engine/value-codec.js";
@@ -16,12 +21,23 @@ import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js"
 
 const MAX = 256 * 1024;
 const ENCRYPT = "/fieldseal.v1.FieldsealService/EncryptFields";
+const COMPUTE_INDEX = "/fieldseal.v1.FieldsealService/ComputeIndex";
+const FORGET_SCOPE = "/fieldseal.v1.FieldsealService/ForgetScope";
 const HEALTH = "/grpc.health.v1.Health/Check";
 
 let fs: TestFieldseal;
 let session: http2.ClientHttp2Session;
 beforeAll(async () => {
-  fs = await startTestFieldseal({ settings: { maxRequestBytes: MAX } });
+  fs = await startTestFieldseal({
+    settings: {
+      maxRequestBytes: MAX,
+      // A formatted field and an erasable keyring, for the attacks on ComputeIndex, ForgetScope and
+      // EncryptFields' index_fields (field "card" above stays unformatted).
+      fields: { pan: { format: "card" } },
+      keyrings: ["crm"],
+      scopes: { erasableKeyrings: ["crm"] },
+    },
+  });
   session = http2.connect(fs.url);
 });
 afterAll(async () => {
@@ -828,7 +844,7 @@ describe("arbitrary bytes", () => {
       fc.asyncProperty(
         fc.uint8Array({ maxLength: 256 }),
         fc.boolean(),
-        fc.constantFrom(ENCRYPT, HEALTH),
+        fc.constantFrom(ENCRYPT, HEALTH, COMPUTE_INDEX, FORGET_SCOPE),
         async (bytes, wrap, path) => {
           // Framed protocols get the bytes both as a whole body and as one well-framed message.
           const answer = await call(name, path, Buffer.from(bytes), !(framed && wrap));
@@ -837,7 +853,7 @@ describe("arbitrary bytes", () => {
           if (answer.code !== "ok") expect(answer.reason, answer.message).toBeDefined();
         },
       ),
-      { numRuns: 50, seed: 11 },
+      { numRuns: 80, seed: 11 },
     );
   });
 
@@ -986,5 +1002,377 @@ describe("a value JSON has no form of", () => {
       );
       if (!PROTOCOLS[name].framed) expect(answer.status).toBe(400);
     });
+  });
+});
+
+/** One message in the protocol's encoding: JSON for Connect JSON, binary otherwise. */
+function encode<D extends DescMessage>(name: ProtocolName, schema: D, init: MessageInitShape<D>): Buffer {
+  const message = create(schema, init);
+  return PROTOCOLS[name].contentType === "application/json"
+    ? Buffer.from(toJsonString(schema, message))
+    : Buffer.from(toBinary(schema, message));
+}
+
+/** `good` with the text `xQQ` in it turned into the bytes `x FF FE` (invalid UTF-8). */
+function breakUtf8(good: Buffer): Buffer {
+  const out = Buffer.from(good);
+  const at = out.indexOf("xQQ");
+  if (at < 0) throw new Error("no xQQ to break");
+  out[at + 1] = 0xff;
+  out[at + 2] = 0xfe;
+  return out;
+}
+
+// A card number that fails Luhn: it must never come back in a message, a header or a trailer.
+const BAD_PAN = "4111111111111112";
+
+interface Attack {
+  readonly path: string;
+  readonly body: (name: ProtocolName) => Buffer;
+  readonly code: string;
+  readonly reason: string;
+  readonly message: RegExp;
+}
+
+const NEW_RPC_ATTACKS: Record<string, Attack> = {
+  "ComputeIndex with no field": {
+    path: COMPUTE_INDEX,
+    body: (n) => encode(n, ComputeIndexRequestSchema, { value: BAD_PAN }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /^field is required$/,
+  },
+  "ComputeIndex with a NUL in the field name": {
+    path: COMPUTE_INDEX,
+    body: (n) => encode(n, ComputeIndexRequestSchema, { field: "p\u0000an", value: "x" }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /NUL/,
+  },
+  "ComputeIndex with a field name of 10,000 bytes": {
+    path: COMPUTE_INDEX,
+    body: (n) => encode(n, ComputeIndexRequestSchema, { field: "f".repeat(10_000), value: "x" }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /field name is longer than/,
+  },
+  "ComputeIndex of a card number failing Luhn": {
+    path: COMPUTE_INDEX,
+    body: (n) => encode(n, ComputeIndexRequestSchema, { field: "pan", value: BAD_PAN }),
+    code: "invalid_argument",
+    reason: "field_format_invalid",
+    message: /"pan" does not fit its format "card"/,
+  },
+  "ComputeIndex with invalid UTF-8 in the value": {
+    path: COMPUTE_INDEX,
+    body: (n) => breakUtf8(encode(n, ComputeIndexRequestSchema, { field: "note", value: "xQQ" })),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /UTF-8|utf-8/,
+  },
+  "ComputeIndex with invalid UTF-8 in the field name": {
+    path: COMPUTE_INDEX,
+    body: (n) => breakUtf8(encode(n, ComputeIndexRequestSchema, { field: "xQQ", value: "v" })),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /UTF-8|utf-8/,
+  },
+  "ComputeIndex under a keyring name that is a path": {
+    path: COMPUTE_INDEX,
+    body: (n) => encode(n, ComputeIndexRequestSchema, { keyring: "../keys", field: "note", value: "v" }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /keyring name .* is invalid/,
+  },
+  "ComputeIndex under a keyring that does not exist": {
+    path: COMPUTE_INDEX,
+    body: (n) => encode(n, ComputeIndexRequestSchema, { keyring: "nowhere", field: "note", value: "v" }),
+    code: "not_found",
+    reason: "keyring_not_found",
+    message: /keyring "nowhere" does not exist/,
+  },
+  "ForgetScope with no scope": {
+    path: FORGET_SCOPE,
+    body: (n) => encode(n, ForgetScopeRequestSchema, { keyring: "crm" }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /scope is required/,
+  },
+  "ForgetScope of an empty session id": {
+    path: FORGET_SCOPE,
+    body: (n) =>
+      encode(n, ForgetScopeRequestSchema, {
+        keyring: "crm",
+        scope: { id: { case: "sessionId", value: "" } },
+      }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /session id is empty/,
+  },
+  "ForgetScope with invalid UTF-8 in the user id": {
+    path: FORGET_SCOPE,
+    body: (n) =>
+      breakUtf8(
+        encode(n, ForgetScopeRequestSchema, {
+          keyring: "crm",
+          scope: { id: { case: "userId", value: "xQQ" } },
+        }),
+      ),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /UTF-8|utf-8/,
+  },
+  "ForgetScope of a user id of 100,000 bytes": {
+    path: FORGET_SCOPE,
+    body: (n) =>
+      encode(n, ForgetScopeRequestSchema, {
+        keyring: "crm",
+        scope: { id: { case: "userId", value: "u".repeat(100_000) } },
+      }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /longer than/,
+  },
+  "ForgetScope on a keyring that is not erasable": {
+    path: FORGET_SCOPE,
+    body: (n) =>
+      encode(n, ForgetScopeRequestSchema, {
+        keyring: "default",
+        scope: { id: { case: "userId", value: "u" } },
+      }),
+    code: "failed_precondition",
+    reason: "failed_precondition",
+    message: /is not erasable/,
+  },
+  "ForgetScope on a keyring that does not exist": {
+    path: FORGET_SCOPE,
+    body: (n) =>
+      encode(n, ForgetScopeRequestSchema, { keyring: "crn", scope: { id: { case: "userId", value: "u" } } }),
+    code: "not_found",
+    reason: "keyring_not_found",
+    message: /keyring "crn" does not exist/,
+  },
+  "EncryptFields with index_fields naming no field": {
+    path: ENCRYPT,
+    body: (n) =>
+      encode(n, EncryptFieldsRequestSchema, {
+        scope,
+        fields: { note: { kind: { case: "stringValue", value: "v" } } },
+        indexFields: ["nope"],
+      }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /index_fields\[0\].*names no field/,
+  },
+  "EncryptFields with invalid UTF-8 in index_fields": {
+    path: ENCRYPT,
+    body: (n) =>
+      breakUtf8(
+        encode(n, EncryptFieldsRequestSchema, {
+          scope,
+          fields: { note: { kind: { case: "stringValue", value: "v" } } },
+          indexFields: ["xQQ"],
+        }),
+      ),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /UTF-8|utf-8/,
+  },
+  "EncryptFields of a formatted field failing Luhn, indexed": {
+    path: ENCRYPT,
+    body: (n) =>
+      encode(n, EncryptFieldsRequestSchema, {
+        scope,
+        fields: {
+          note: { kind: { case: "stringValue", value: "fine" } },
+          pan: { kind: { case: "stringValue", value: BAD_PAN } },
+        },
+        indexFields: ["pan", "note"],
+      }),
+    code: "invalid_argument",
+    reason: "field_format_invalid",
+    message: /"pan" does not fit its format "card"/,
+  },
+  "EncryptFields of a formatted field holding an object": {
+    path: ENCRYPT,
+    body: (n) =>
+      encode(n, EncryptFieldsRequestSchema, {
+        scope,
+        fields: {
+          pan: {
+            kind: {
+              case: "structValue",
+              value: { fields: { n: { kind: { case: "stringValue", value: BAD_PAN } } } },
+            },
+          },
+        },
+      }),
+    code: "invalid_argument",
+    reason: "field_format_invalid",
+    message: /"pan" does not fit its format "card"/,
+  },
+  "EncryptFields on an erasable keyring with a scope id of 100,000 bytes": {
+    path: ENCRYPT,
+    body: (n) =>
+      encode(n, EncryptFieldsRequestSchema, {
+        keyring: "crm",
+        scope: { id: { case: "userId", value: "u".repeat(100_000) } },
+        fields: { note: { kind: { case: "stringValue", value: "v" } } },
+      }),
+    code: "invalid_argument",
+    reason: "invalid_argument",
+    message: /longer than/,
+  },
+};
+
+/** Every answer's bytes (body, headers, trailers) must not quote the bad card number. */
+function expectNoLeak(answer: Outcome | { message: string; raw: string }): void {
+  const text =
+    "raw" in answer ? answer.raw + answer.message : answer.body.toString("latin1") + answer.message;
+  expect(text).not.toContain(BAD_PAN);
+  expect(text).not.toContain("411111111111");
+}
+
+describe.each(NAMES)("the newer RPCs' bad requests over %s", (name) => {
+  it.each(Object.keys(NEW_RPC_ATTACKS))("refuse %s with a specific reason", async (what) => {
+    const attack = NEW_RPC_ATTACKS[what] as Attack;
+    const answer = await call(name, attack.path, attack.body(name));
+    expect(answer, answer.message).toMatchObject({ code: attack.code, reason: attack.reason });
+    expect(answer.message).toMatch(attack.message);
+    expect(answer.body.includes("fs1.")).toBe(false);
+    expect(answer.body.includes("fx1.")).toBe(false);
+    expectNoLeak(answer);
+    if (!PROTOCOLS[name].framed) expect(answer.status).toBeLessThan(500);
+  });
+
+  it("refuse structured garbage (any strings, any flags) without INTERNAL or a leak", async () => {
+    // Names (keyring, field, scope id) may be quoted back; values (BAD_PAN among them) never.
+    const label = fc.oneof(fc.string({ unit: "binary", maxLength: 40 }), fc.constant(""));
+    const text = fc.oneof(label, fc.constant(BAD_PAN));
+    const request = fc.oneof(
+      fc
+        .record({
+          keyring: label,
+          field: fc.oneof(label, fc.constant("pan")),
+          value: text,
+          allVersions: fc.boolean(),
+        })
+        .map((r) => ({ path: COMPUTE_INDEX, body: encode(name, ComputeIndexRequestSchema, r) })),
+      fc
+        .record({ keyring: fc.constantFrom("crm", "default", ""), user: label, session: fc.boolean() })
+        .map((r) => ({
+          path: FORGET_SCOPE,
+          body: encode(name, ForgetScopeRequestSchema, {
+            keyring: r.keyring,
+            scope: { id: { case: r.session ? "sessionId" : "userId", value: r.user } },
+          }),
+        })),
+      fc
+        .record({
+          keyring: fc.constantFrom("crm", "default"),
+          fields: fc.dictionary(fc.constantFrom("pan", "note", "card", ""), text, { maxKeys: 3 }),
+          indexFields: fc.array(fc.constantFrom("pan", "note", "card", "", "other"), { maxLength: 4 }),
+        })
+        .map((r) => ({
+          path: ENCRYPT,
+          body: encode(name, EncryptFieldsRequestSchema, {
+            keyring: r.keyring,
+            scope: { id: { case: "userId", value: "u-garbage" } },
+            fields: Object.fromEntries(
+              Object.entries(r.fields).map(([k, v]) => [
+                k,
+                { kind: { case: "stringValue" as const, value: v } },
+              ]),
+            ),
+            indexFields: r.indexFields,
+          }),
+        })),
+    );
+    await fc.assert(
+      fc.asyncProperty(request, async ({ path, body }) => {
+        const answer = await call(name, path, body);
+        expect(answer.status).toBeLessThan(500);
+        expect(["internal", "unknown", "data_loss"], answer.message).not.toContain(answer.code);
+        if (answer.code !== "ok") {
+          expect(answer.reason, answer.message).toBeDefined();
+          expectNoLeak(answer);
+        }
+      }),
+      { numRuns: 40, seed: 15 },
+    );
+  });
+});
+
+describe("the newer RPCs' bad bytes through @grpc/grpc-js", () => {
+  /** A grpc-js client that sends the given bytes as the message, unchanged. */
+  let client: grpc.Client;
+  beforeAll(() => {
+    const raw = (path: string) => ({
+      path,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    });
+    const Client = grpc.makeGenericClientConstructor(
+      { encrypt: raw(ENCRYPT), computeIndex: raw(COMPUTE_INDEX), forgetScope: raw(FORGET_SCOPE) },
+      "raw",
+    );
+    client = new Client(`127.0.0.1:${fs.port}`, grpc.credentials.createInsecure());
+  });
+  afterAll(() => client.close());
+
+  function rawCall(path: string, body: Buffer): Promise<{ code: number; message: string; raw: string }> {
+    const method = path === ENCRYPT ? "encrypt" : path === COMPUTE_INDEX ? "computeIndex" : "forgetScope";
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${fs.tokens.admin}`);
+    return new Promise((resolve) => {
+      const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[method] as (
+        ...a: unknown[]
+      ) => unknown;
+      fn.call(client, body, metadata, { deadline: Date.now() + 20_000 }, (err: grpc.ServiceError | null) => {
+        if (err === null) resolve({ code: 0, message: "", raw: "" });
+        else
+          resolve({
+            code: err.code,
+            message: err.details,
+            raw: JSON.stringify(err.metadata.getMap()),
+          });
+      });
+    });
+  }
+
+  it.each(Object.keys(NEW_RPC_ATTACKS))("refuses %s with a specific reason", async (what) => {
+    const attack = NEW_RPC_ATTACKS[what] as Attack;
+    const answer = await rawCall(attack.path, attack.body("gRPC (fast path)"));
+    expect(GRPC_CODES[answer.code], answer.message).toBe(attack.code);
+    expect(answer.message).toMatch(attack.message);
+    expect(JSON.parse(answer.raw)["fieldseal-reason"]).toBe(attack.reason);
+    expectNoLeak(answer);
+  });
+
+  it("never answers arbitrary bytes with INTERNAL", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.constantFrom(ENCRYPT, COMPUTE_INDEX, FORGET_SCOPE),
+        async (bytes, path) => {
+          const answer = await rawCall(path, Buffer.from(bytes));
+          expect([grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.DATA_LOSS]).not.toContain(
+            answer.code,
+          );
+          if (answer.code !== 0)
+            expect(JSON.parse(answer.raw)["fieldseal-reason"], answer.message).toBeDefined();
+        },
+      ),
+      { numRuns: 60, seed: 16 },
+    );
+  });
+
+  it("leaves no unexpected failure in the log", () => {
+    expect(fs.logs.filter((l) => /rpc answer failed|rpc failed unexpectedly/.test(l))).toEqual([]);
+    expect(fs.logs.join("\n")).not.toContain(BAD_PAN);
   });
 });
