@@ -54,6 +54,8 @@ interface Entry {
 }
 
 const MAX_ATTEMPTS = 8;
+/** Reads in a row that reached this process only after the bound, before giving up (see #fresh). */
+const MAX_STALE_READS = 3;
 
 /**
  * Scope data keys of erasable keyrings: created on a scope's first seal (conditionally, so replicas
@@ -138,13 +140,21 @@ export class ScopeKeys {
     }
     const name = scopeName(scope);
     let entry = await this.#entry(primary.keyring, name, false);
+    let stale = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!this.#fresh(entry)) {
+        entry = await this.#reread(primary.keyring, name, ++stale);
+        continue;
+      }
       const record = entry.record;
       if (record?.state === "live") {
         const key = this.#derive(entry, primary, scope);
         if (key !== undefined) {
           if (record.wrapVersion < primary.version) await this.#rewrapUnder(entry, record, primary);
-          return key;
+          // The re-wrap waited on the database: the record may have outlived the bound meanwhile.
+          if (this.#fresh(entry)) return key;
+          entry = await this.#reread(primary.keyring, name, ++stale);
+          continue;
         }
         // Dropped (evicted or forgotten) between the read and now: read again.
         entry = await this.#entry(primary.keyring, name, true);
@@ -165,7 +175,12 @@ export class ScopeKeys {
   async openingKey(versionKey: EngineKey, scope: Scope, generation: number): Promise<ScopedKey> {
     const name = scopeName(scope);
     let entry = await this.#entry(versionKey.keyring, name, false);
+    let stale = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!this.#fresh(entry)) {
+        entry = await this.#reread(versionKey.keyring, name, ++stale);
+        continue;
+      }
       // A value newer than what this process holds (someone created the generation since), or an entry
       // dropped meanwhile: read again.
       if (
@@ -255,6 +270,27 @@ export class ScopeKeys {
   /** How many scopes are cached; for metrics and tests. */
   cacheSize(): number {
     return this.#cache.size;
+  }
+
+  /**
+   * True while `entry` may still be used: its read began less than the bound ago. A read that answered
+   * before a forget but reached this process only after a stall (SIGSTOP, a long pause, a database call
+   * slower than the bound) may hold a key that the forget, which has answered by now, erased. With a bound
+   * of 0 every call reads and a forget does not wait, so there is nothing to check.
+   */
+  #fresh(entry: Entry): boolean {
+    return this.#ttl === 0 || this.#now() < entry.validUntil;
+  }
+
+  /** A new read after a stale one; store_unavailable when the database keeps answering slower than the bound. */
+  async #reread(keyring: string, scope: string, stale: number): Promise<Entry> {
+    if (stale > MAX_STALE_READS) {
+      throw new FieldsealError(
+        "store_unavailable",
+        `keyring "${keyring}": the scope key database answered slower than FIELDSEAL_SCOPE_KEY_TTL_MS (${this.#ttl} ms) ${MAX_STALE_READS} times in a row, so no key read from it may be used (raise the bound on every replica, or fix the database's latency)`,
+      );
+    }
+    return this.#entry(keyring, scope, true);
   }
 
   /** The value key for `versionKey`, or undefined when the entry was dropped meanwhile. */
