@@ -348,6 +348,47 @@ for (const db of ["sqlite", "dynamodb"] as const) {
       expect(reasons.has("envelope_tampered")).toBe(true);
     });
 
+    it("keeps session and user scopes of one id apart, and odd ids work end to end", async () => {
+      const id = `x-${randomUUID()}`;
+      // The same id as a session and as a user, an id that spells the other kind's name, ids at the size
+      // limit (256 bytes of UTF-8, multi-byte and astral characters) and with the separators of other formats.
+      const scopes = [
+        sessionScope(id),
+        userScope(id),
+        sessionScope(`user:${id}`),
+        userScope(`session:${id}`),
+        sessionScope("\u00e9".repeat(128)),
+        userScope("\u{1F600}".repeat(64)),
+        userScope(`a.b:c/d%00\n${id}`),
+      ];
+      const sealed = await Promise.all(scopes.map((s, i) => seal("crm", s, `v${i}`)));
+      const reader = fs.client("reader");
+      for (const [i, s] of scopes.entries()) {
+        expect(
+          (await reader.decryptField({ scope: s, field: "card", sealed: sealed[i] as string })).value?.kind,
+        ).toEqual({ case: "stringValue", value: `v${i}` });
+      }
+      await fs.client("dpo").forgetScope({ keyring: "crm", scope: userScope(id) });
+      for (const [i, s] of scopes.entries()) {
+        const opened = reader.decryptField({ scope: s, field: "card", sealed: sealed[i] as string });
+        if (i === 1) expect(await failure(opened)).toMatchObject({ reason: "scope_forgotten" });
+        else
+          expect((await opened).value?.kind, `scope ${i}`).toEqual({ case: "stringValue", value: `v${i}` });
+      }
+      // One byte over the limit is refused before anything is written or forgotten.
+      for (const s of [sessionScope(`\u00e9`.repeat(128) + "a"), userScope("\u{1F600}".repeat(64) + "a")]) {
+        expect(await failure(fs.client("dpo").forgetScope({ keyring: "crm", scope: s }))).toMatchObject({
+          code: Code.InvalidArgument,
+          reason: "invalid_argument",
+        });
+        expect(
+          await failure(
+            fs.client("bot").encryptFields({ keyring: "crm", scope: s, fields: { card: text("v") } }),
+          ),
+        ).toMatchObject({ code: Code.InvalidArgument, reason: "invalid_argument" });
+      }
+    });
+
     it("never writes plaintext, data keys or wrapped keys into logs or audit", async () => {
       const scope = sessionScope(`s-${randomUUID()}`);
       const secret = `PLAINTEXT-${randomUUID()}`;
