@@ -291,7 +291,8 @@ const CAUSES: Readonly<Record<string, string>> = {
   ProvisionedThroughputExceededException: "is throttling requests (provisioned throughput exceeded)",
   ThrottlingException: "is throttling requests",
   RequestLimitExceeded: "is throttling requests (account request limit exceeded)",
-  AccessDeniedException: "refused the call: the server needs dynamodb:GetItem and dynamodb:PutItem on it",
+  AccessDeniedException:
+    "refused the call: the server needs dynamodb:GetItem and dynamodb:PutItem on it (and dynamodb:Query to destroy key versions of an erasable keyring)",
 };
 
 function unavailable(err: unknown, table: string): FieldsealError {

@@ -256,6 +256,16 @@ export class ScopeKeys {
     return counts;
   }
 
+  /**
+   * True when a live data key of `keyring` is still wrapped under a version below `version` (a scope that
+   * sealed nothing since): destroying those versions would leave it unable to seal or open ever again.
+   * Walks the keyring's records on DynamoDB (a Query); for key destruction, never on a request's hot path.
+   */
+  async wrapsBelow(keyring: string, version: number): Promise<boolean> {
+    for await (const _ of this.#store.liveKeysWrappedBelow(keyring, version)) return true;
+    return false;
+  }
+
   /** Drops every cached key (zeroising data keys); the database is untouched. */
   clear(): void {
     this.#epoch++;
