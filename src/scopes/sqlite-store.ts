@@ -236,7 +236,13 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
 }
 
 function unavailable(err: unknown): FieldsealError {
-  // SQLite's messages name tables and constraints, never the bound values; the code is enough to act on.
-  const code = (err as { errcode?: number; code?: string })?.errcode ?? (err as { code?: string })?.code;
-  return new FieldsealError("store_unavailable", `scope key database failed (${String(code ?? "error")})`);
+  // The result code and SQLite's fixed text for it (sqlite3_errstr: "database is locked", "disk I/O
+  // error"...), which never holds a bound value; node:sqlite sets both on its errors.
+  const e = err as { errcode?: number; errstr?: string; code?: string };
+  const code = e?.errcode ?? e?.code;
+  const what = typeof e?.errstr === "string" && e.errstr.length <= 100 ? `${e.errstr}, ` : "";
+  return new FieldsealError(
+    "store_unavailable",
+    `scope key database failed (${what}SQLite code ${String(code ?? "unknown")})`,
+  );
 }
