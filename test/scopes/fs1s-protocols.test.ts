@@ -23,6 +23,8 @@ const PRINCIPALS = [
   { name: "card-reader", scopes: ["decrypt:card"] },
   // Every operation on another keyring: no forget here.
   { name: "other-keyring", allow: [{ ops: ["*"], keyrings: ["plain"] }] },
+  // Every operation on one field: forget erases every field of a scope, so it is not among them.
+  { name: "card-everything", allow: [{ ops: ["*"], fields: ["card"] }] },
 ];
 const scopeOf = (id: string) => create(ScopeSchema, { id: { case: "sessionId", value: id } });
 const text = (value: string) => ({ kind: { case: "stringValue" as const, value } });
@@ -135,7 +137,7 @@ describe.each(Object.entries(transports))("fs1s values over %s", (_name, transpo
       expect(await reasonOf(call())).toMatchObject({ code: Code.PermissionDenied });
     }
     // Opening a field, or everything on another keyring, is no permission to forget.
-    for (const who of ["card-reader", "other-keyring", "bot", "reader"]) {
+    for (const who of ["card-reader", "other-keyring", "card-everything", "bot", "reader"]) {
       expect(await reasonOf(client(who).forgetScope({ keyring: "crm", scope })), who).toMatchObject({
         code: Code.PermissionDenied,
       });
