@@ -30,6 +30,8 @@ export interface ScopeKeysOptions {
   readonly cacheEntries: number;
   /** Monotonic milliseconds; for tests. */
   readonly now?: () => number;
+  /** Wall-clock milliseconds (Date.now); for tests. */
+  readonly wallNow?: () => number;
   /** Waits `ms`; for tests. */
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -49,6 +51,12 @@ interface Entry {
   readonly derived: Map<number, ScopedKey>;
   /** Monotonic time until which the record may be used without reading the database again. */
   readonly validUntil: number;
+  /**
+   * The same bound on the wall clock, from the wall-clock time the read began. The monotonic clock stops
+   * while the machine is suspended (a paused VM, a laptop asleep); the wall clock does not, so a replica
+   * resumed after a suspend longer than the bound does not use what it read before it.
+   */
+  readonly wallFrom: number;
   /** The cache's insertion count when the entry was last put at the young end (see #hit). */
   placed: number;
 }
@@ -73,6 +81,7 @@ export class ScopeKeys {
   readonly #ttl: number;
   readonly #max: number;
   readonly #now: () => number;
+  readonly #wall: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #cache = new Map<string, Entry>();
   /** Reads under way, by scope, with the time each began. */
@@ -89,6 +98,7 @@ export class ScopeKeys {
     this.#ttl = options.cacheTtlMs;
     this.#max = Math.max(1, options.cacheEntries);
     this.#now = options.now ?? (() => performance.now());
+    this.#wall = options.wallNow ?? (() => Date.now());
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
@@ -289,7 +299,7 @@ export class ScopeKeys {
    * of 0 every call reads and a forget does not wait, so there is nothing to check.
    */
   #fresh(entry: Entry): boolean {
-    return this.#ttl === 0 || this.#now() < entry.validUntil;
+    return this.#ttl === 0 || this.#valid(entry);
   }
 
   /** A new read after a stale one; store_unavailable when the database keeps answering slower than the bound. */
@@ -321,10 +331,20 @@ export class ScopeKeys {
     return key;
   }
 
+  /**
+   * Within the bound on both clocks. A wall clock set back (NTP) gives a time before the read began: not
+   * trusted either, so the entry is read again.
+   */
+  #valid(entry: Entry): boolean {
+    if (this.#now() >= entry.validUntil) return false;
+    const wall = this.#wall();
+    return wall >= entry.wallFrom && wall < entry.wallFrom + this.#ttl;
+  }
+
   /** The cached entry while valid (and now the most recently used), else undefined. */
   #hit(key: string): Entry | undefined {
     const hit = this.#cache.get(key);
-    if (hit === undefined || this.#now() >= hit.validUntil) return undefined;
+    if (hit === undefined || !this.#valid(hit)) return undefined;
     // Least recently used goes first. Moving every hit to the young end costs a delete and an insert per
     // call; moving it only once it has aged into the older half keeps a scope in use from ever reaching
     // the eviction end, at a fraction of the cost.
@@ -355,8 +375,9 @@ export class ScopeKeys {
 
   async #read(keyring: string, scope: string, started: number): Promise<Entry> {
     const epoch = this.#epoch;
+    const wallFrom = this.#wall();
     const record = await this.#store.get(keyring, scope);
-    return this.#remember(keyring, scope, record, started, epoch, undefined);
+    return this.#remember(keyring, scope, record, { started, wallFrom }, epoch, undefined);
   }
 
   async #create(primary: EngineKey, scope: string, generation: number): Promise<Entry> {
@@ -364,6 +385,7 @@ export class ScopeKeys {
     const ctx = { keyring: primary.keyring, version: primary.version, scope, generation };
     const wrapped = wrapDataKey(primary.material, ctx, dataKey);
     const started = this.#now();
+    const wallFrom = this.#wall();
     const epoch = this.#epoch;
     const record = await this.#store.createKey({
       state: "live",
@@ -379,10 +401,10 @@ export class ScopeKeys {
       record.generation === generation &&
       record.wrapped.length === wrapped.length &&
       timingSafeEqual(record.wrapped, wrapped);
-    if (ours) return this.#remember(primary.keyring, scope, record, started, epoch, dataKey);
+    if (ours) return this.#remember(primary.keyring, scope, record, { started, wallFrom }, epoch, dataKey);
     // Another replica won the race (or forgot the scope meanwhile): its record is the one.
     dataKey.fill(0);
-    return this.#remember(primary.keyring, scope, record, started, epoch, undefined);
+    return this.#remember(primary.keyring, scope, record, { started, wallFrom }, epoch, undefined);
   }
 
   /**
@@ -412,12 +434,12 @@ export class ScopeKeys {
     }
   }
 
-  /** Caches a record read (or written) at `started`, unwrapping a live key unless `dataKey` is given. */
+  /** Caches a record read (or written) from `at` on, unwrapping a live key unless `dataKey` is given. */
   async #remember(
     keyring: string,
     scope: string,
     record: ScopeKeyRecord | undefined,
-    started: number,
+    at: { readonly started: number; readonly wallFrom: number },
     epoch: number,
     dataKey: Uint8Array | undefined,
   ): Promise<Entry> {
@@ -439,7 +461,8 @@ export class ScopeKeys {
       record,
       dataKey: key,
       derived: new Map(),
-      validUntil: started + this.#ttl,
+      validUntil: at.started + this.#ttl,
+      wallFrom: at.wallFrom,
       placed: ++this.#placed,
     };
     // A read that began before a local forget may hold the forgotten key: it serves the call that asked

@@ -61,7 +61,7 @@ describe("a replica stalled past the cache bound after reading a scope key", () 
       },
     });
     const stalling = new StallingStore(new SqliteScopeKeyStore(file));
-    const b = new ScopeKeys(stalling, wrapping, { ...opts, now: () => clock });
+    const b = new ScopeKeys(stalling, wrapping, { ...opts, now: () => clock, wallNow: () => clock });
     const original = await a.sealingKey(primary, scope);
     // While b's read is in flight: a forgets (and answers after the bound), then b wakes up.
     stalling.afterGet = async () => {
@@ -94,6 +94,41 @@ describe("a replica stalled past the cache bound after reading a scope key", () 
     await b.close();
   });
 
+  it("does not use a key cached before the machine was suspended past the bound (monotonic clock stood still)", async () => {
+    const d = mkdtempSync(join(tmpdir(), "fieldseal-stale-"));
+    dirs.push(d);
+    const file = join(d, "scopes.db");
+    const opts = {
+      erasable: new Map([["crm", { reuseAfterForget: false }]]),
+      cacheTtlMs: TTL,
+      cacheEntries: 10,
+    };
+    const a = new ScopeKeys(new SqliteScopeKeyStore(file), wrapping, { ...opts, sleep: async () => {} });
+    let wall = 1_000_000;
+    let reads = 0;
+    const counting = new StallingStore(new SqliteScopeKeyStore(file));
+    const get = counting.get.bind(counting);
+    counting.get = (k, s) => {
+      reads++;
+      return get(k, s);
+    };
+    // The monotonic clock never moves (suspended machine); only the wall clock does.
+    const b = new ScopeKeys(counting, wrapping, { ...opts, now: () => 0, wallNow: () => wall });
+    await b.sealingKey(primary, scope);
+    await b.openingKey(primary, scope, 1);
+    expect(reads).toBe(1);
+    // A wall clock set back is not trusted either: read again (and still live).
+    wall -= 5_000;
+    await b.openingKey(primary, scope, 1);
+    expect(reads).toBe(2);
+    await a.forget("crm", scope);
+    wall += TTL + 1;
+    await expect(b.openingKey(primary, scope, 1)).rejects.toMatchObject({ code: "scope_forgotten" });
+    await expect(b.sealingKey(primary, scope)).rejects.toMatchObject({ code: "scope_forgotten" });
+    await a.close();
+    await b.close();
+  });
+
   it("answers store_unavailable naming the bound when every read is slower than it", async () => {
     const d = mkdtempSync(join(tmpdir(), "fieldseal-stale-"));
     dirs.push(d);
@@ -105,6 +140,7 @@ describe("a replica stalled past the cache bound after reading a scope key", () 
       cacheTtlMs: TTL,
       cacheEntries: 10,
       now: () => clock,
+      wallNow: () => clock,
     });
     await keys.sealingKey(primary, scope);
     keys.clear();
