@@ -43,7 +43,7 @@ Usage:
   fieldseal keys create KEYRING         Create a keyring with version 1
   fieldseal keys rotate [KEYRING]       Add a key version and make it primary
   fieldseal keys retire KEYRING MIN     Refuse values sealed under versions below MIN
-  fieldseal keys destroy KEYRING BELOW [--retire]
+  fieldseal keys destroy KEYRING BELOW [--retire] [--force]
                                         Irreversibly destroy the material of retired versions below BELOW
   fieldseal seal --field F (--session S | --user U) [--keyring K] [--json] VALUE|-
   fieldseal open --field F (--session S | --user U) SEALED|-
@@ -116,7 +116,10 @@ const KEYS_HELP = `fieldseal keys: manage keyrings in the configured key store (
                                sealed under them can never be opened again (key_version_destroyed).
                                Only a tombstone (version number, destruction time) is kept.
     --retire                   Also retire versions below BELOW in the same write (for a keyring at
-                               its store's size limit, where a separate retire no longer fits).`;
+                               its store's size limit, where a separate retire no longer fits).
+    --force                    Destroy even when an erasable keyring's scope data keys are still wrapped
+                               under those versions (refused otherwise: run scopes rewrap-keys first);
+                               those scopes can then never seal or open again.`;
 
 const LEGACY_HELP = `fieldseal legacy migrate: rewrap a stream of sealed values to fs1 envelopes under the
 primary version, as an operator's bulk job with the key store's own credentials (same config as serve).
@@ -450,7 +453,7 @@ async function withKeys<T>(
 async function keys(args: string[], env: Env): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === "--help" || sub === "-h") return help(KEYS_HELP);
-  return withKeys(env, async (keyrings, config) => {
+  return withKeys(env, async (keyrings, config, scopeKeys) => {
     switch (sub) {
       case "list":
         for (const name of await keyrings.list()) out(name);
@@ -491,12 +494,23 @@ async function keys(args: string[], env: Env): Promise<number> {
         const { values, positionals } = parseArgs({
           args: rest,
           allowPositionals: true,
-          options: { retire: { type: "boolean" } },
+          options: { retire: { type: "boolean" }, force: { type: "boolean" } },
         });
         const [name, below] = positionals;
         if (name === undefined || below === undefined || !/^[1-9][0-9]*$/.test(below)) {
-          err("usage: fieldseal keys destroy KEYRING BELOW_VERSION [--retire]");
+          err("usage: fieldseal keys destroy KEYRING BELOW_VERSION [--retire] [--force]");
           return 2;
+        }
+        // As DestroyKeyVersions: a scope data key wrapped only under a destroyed version is erased with it.
+        if (
+          values.force !== true &&
+          scopeKeys?.policy(name) !== undefined &&
+          (await scopeKeys.wrapsBelow(name, Number(below)))
+        ) {
+          err(
+            `fieldseal keys destroy: keyring "${name}" has scope data keys still wrapped under versions below ${below}: destroying those versions would make their scopes unopenable. Run "fieldseal scopes rewrap-keys --keyring ${name}" first (or give --force to erase those scopes too)`,
+          );
+          return 1;
         }
         const state = await keyrings.destroy(name, Number(below), { retire: values.retire === true });
         const through = destroyedThrough(state);

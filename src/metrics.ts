@@ -43,6 +43,14 @@ export class Metrics {
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
+  readonly #unerasableOpened = new Counter({
+    name: "fieldseal_unerasable_values_opened_total",
+    help:
+      "Plain fs1 values opened on a keyring this server treats as erasable (ForgetScope cannot erase them): " +
+      "sealed before the keyring was made erasable, or by a replica without FIELDSEAL_ERASABLE_KEYRINGS",
+    labelNames: ["keyring"] as const,
+    registers: [this.registry],
+  });
   readonly #keyCache = new Counter({
     name: "fieldseal_key_cache_events_total",
     help: "Key lookups served from memory (hit) or needing the key store (miss)",
@@ -124,6 +132,10 @@ export class Metrics {
 
   fieldOpened(outcome: string): void {
     this.#fieldsOpened.inc({ outcome });
+  }
+
+  unerasableOpened(keyring: string): void {
+    this.#unerasableOpened.inc({ keyring });
   }
 
   /** Keyrings' onEvent. */

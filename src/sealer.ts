@@ -27,6 +27,11 @@ export interface SealerObserver {
   fieldsSealed(count: number): void;
   /** `outcome` is "ok" or the FieldsealError code. */
   fieldOpened(outcome: string): void;
+  /**
+   * A plain fs1 value (no scope key, so ForgetScope cannot erase it) opened on a keyring this server treats
+   * as erasable: sealed before the keyring was made erasable, or by a replica configured without it.
+   */
+  unerasableOpened?(keyring: string): void;
 }
 
 /** What opening a sealed value found. */
@@ -222,6 +227,7 @@ export class Sealer {
     if (looksLikeEnvelope(sealed)) {
       const envelope = parseEnvelope(sealed);
       const key = await this.#keys.openingKey(envelope.keyring, envelope.version);
+      if (this.#scopes?.policy(key.keyring) !== undefined) this.#observer?.unerasableOpened?.(key.keyring);
       return {
         value: openField(key, ctx, envelope),
         keyring: key.keyring,

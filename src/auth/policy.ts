@@ -30,6 +30,12 @@ export const LEGACY_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>([
 ]);
 
 /**
+ * Irreversible operations on a whole keyring or scope, every field at once: a rule with a field list reads
+ * as "only these fields", so `"*"` beside a field list leaves them out and naming one beside it is refused.
+ */
+export const IRREVERSIBLE_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>(["destroy", "forget"]);
+
+/**
  * One allow rule: these operations, on these fields, in these keyrings. An absent list means "any"
  * (`*`). Field lists matter only to operations that name fields (encrypt, decrypt, rewrap, index, and push,
  * whose context keys are fields); keyring lists only to operations that name a keyring.
@@ -149,11 +155,17 @@ function parseRule(rule: unknown, at: string): Grant {
   const limitedToFields = fieldSet !== undefined;
   for (const [i, op] of opList.entries()) {
     if (op === "*") {
-      for (const o of OPERATIONS) if (!(limitedToFields && LEGACY_OPERATIONS.has(o))) opSet.add(o);
+      for (const o of OPERATIONS)
+        if (!(limitedToFields && (LEGACY_OPERATIONS.has(o) || IRREVERSIBLE_OPERATIONS.has(o)))) opSet.add(o);
     } else if (limitedToFields && LEGACY_OPERATIONS.has(op as Operation)) {
       throw invalid(
         `${at}.ops[${i}]`,
         `${quote(op)} cannot be limited by fields: a legacy value's field label is unauthenticated (put it in a rule without fields)`,
+      );
+    } else if (limitedToFields && IRREVERSIBLE_OPERATIONS.has(op as Operation)) {
+      throw invalid(
+        `${at}.ops[${i}]`,
+        `${quote(op)} cannot be limited by fields: it destroys a whole keyring version or scope, every field at once (put it in a rule without fields)`,
       );
     } else if (typeof op === "string" && (OPERATIONS as readonly string[]).includes(op)) {
       opSet.add(op as Operation);

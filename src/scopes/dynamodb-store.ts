@@ -61,7 +61,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
       await this.#client.send(new DescribeTableCommand({ TableName: this.#table }));
       return;
     } catch (err) {
-      if (!(err instanceof ResourceNotFoundException)) throw unavailable(err);
+      if (!(err instanceof ResourceNotFoundException)) throw unavailable(err, this.#table);
     }
     try {
       await this.#client.send(
@@ -80,7 +80,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
       );
       await waitUntilTableExists({ client: this.#client, maxWaitTime: 60 }, { TableName: this.#table });
     } catch (err) {
-      throw unavailable(err);
+      throw unavailable(err, this.#table);
     }
   }
 
@@ -96,7 +96,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
       );
       item = out.Item;
     } catch (err) {
-      throw unavailable(err);
+      throw unavailable(err, this.#table);
     }
     if (item === undefined) return undefined;
     const generation = Number(item.generation?.N);
@@ -222,7 +222,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
           }),
         );
       } catch (err) {
-        throw unavailable(err);
+        throw unavailable(err, this.#table);
       }
       for (const item of out.Items ?? []) {
         const wrapped = item.wrapped?.B;
@@ -269,7 +269,7 @@ export class DynamoDbScopeKeyStore implements ScopeKeyStore {
       return true;
     } catch (err) {
       if ((err as { name?: string })?.name === "ConditionalCheckFailedException") return false;
-      throw unavailable(err);
+      throw unavailable(err, this.#table);
     }
   }
 }
@@ -285,8 +285,22 @@ function expressionNames(expression: string): Record<string, string> {
   return names;
 }
 
-function unavailable(err: unknown): FieldsealError {
+/** What an operator can act on, by the SDK error's name (see the DynamoDB API reference, "Common Errors"). */
+const CAUSES: Readonly<Record<string, string>> = {
+  ResourceNotFoundException: "does not exist or is not active (create it: fieldseal scopes create-table)",
+  ProvisionedThroughputExceededException: "is throttling requests (provisioned throughput exceeded)",
+  ThrottlingException: "is throttling requests",
+  RequestLimitExceeded: "is throttling requests (account request limit exceeded)",
+  AccessDeniedException:
+    "refused the call: the server needs dynamodb:GetItem and dynamodb:PutItem on it (and dynamodb:Query to destroy key versions of an erasable keyring)",
+};
+
+function unavailable(err: unknown, table: string): FieldsealError {
   // The error's name only: an SDK message can quote the request, which holds a wrapped key.
   const name = (err as { name?: string })?.name ?? "error";
-  return new FieldsealError("store_unavailable", `scope key table call failed (${name})`);
+  const cause = Object.hasOwn(CAUSES, name) ? ` ${CAUSES[name]}` : "";
+  return new FieldsealError(
+    "store_unavailable",
+    `scope key table ${JSON.stringify(table)}${cause}: call failed (${name})`,
+  );
 }

@@ -30,6 +30,8 @@ export interface ScopeKeysOptions {
   readonly cacheEntries: number;
   /** Monotonic milliseconds; for tests. */
   readonly now?: () => number;
+  /** Wall-clock milliseconds (Date.now); for tests. */
+  readonly wallNow?: () => number;
   /** Waits `ms`; for tests. */
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -49,11 +51,19 @@ interface Entry {
   readonly derived: Map<number, ScopedKey>;
   /** Monotonic time until which the record may be used without reading the database again. */
   readonly validUntil: number;
+  /**
+   * The same bound on the wall clock, from the wall-clock time the read began. The monotonic clock stops
+   * while the machine is suspended (a paused VM, a laptop asleep); the wall clock does not, so a replica
+   * resumed after a suspend longer than the bound does not use what it read before it.
+   */
+  readonly wallFrom: number;
   /** The cache's insertion count when the entry was last put at the young end (see #hit). */
   placed: number;
 }
 
 const MAX_ATTEMPTS = 8;
+/** Reads in a row that reached this process only after the bound, before giving up (see #fresh). */
+const MAX_STALE_READS = 3;
 
 /**
  * Scope data keys of erasable keyrings: created on a scope's first seal (conditionally, so replicas
@@ -71,6 +81,7 @@ export class ScopeKeys {
   readonly #ttl: number;
   readonly #max: number;
   readonly #now: () => number;
+  readonly #wall: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #cache = new Map<string, Entry>();
   /** Reads under way, by scope, with the time each began. */
@@ -87,6 +98,7 @@ export class ScopeKeys {
     this.#ttl = options.cacheTtlMs;
     this.#max = Math.max(1, options.cacheEntries);
     this.#now = options.now ?? (() => performance.now());
+    this.#wall = options.wallNow ?? (() => Date.now());
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
@@ -138,13 +150,21 @@ export class ScopeKeys {
     }
     const name = scopeName(scope);
     let entry = await this.#entry(primary.keyring, name, false);
+    let stale = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!this.#fresh(entry)) {
+        entry = await this.#reread(primary.keyring, name, ++stale);
+        continue;
+      }
       const record = entry.record;
       if (record?.state === "live") {
         const key = this.#derive(entry, primary, scope);
         if (key !== undefined) {
           if (record.wrapVersion < primary.version) await this.#rewrapUnder(entry, record, primary);
-          return key;
+          // The re-wrap waited on the database: the record may have outlived the bound meanwhile.
+          if (this.#fresh(entry)) return key;
+          entry = await this.#reread(primary.keyring, name, ++stale);
+          continue;
         }
         // Dropped (evicted or forgotten) between the read and now: read again.
         entry = await this.#entry(primary.keyring, name, true);
@@ -165,7 +185,12 @@ export class ScopeKeys {
   async openingKey(versionKey: EngineKey, scope: Scope, generation: number): Promise<ScopedKey> {
     const name = scopeName(scope);
     let entry = await this.#entry(versionKey.keyring, name, false);
+    let stale = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!this.#fresh(entry)) {
+        entry = await this.#reread(versionKey.keyring, name, ++stale);
+        continue;
+      }
       // A value newer than what this process holds (someone created the generation since), or an entry
       // dropped meanwhile: read again.
       if (
@@ -241,6 +266,16 @@ export class ScopeKeys {
     return counts;
   }
 
+  /**
+   * True when a live data key of `keyring` is still wrapped under a version below `version` (a scope that
+   * sealed nothing since): destroying those versions would leave it unable to seal or open ever again.
+   * Walks the keyring's records on DynamoDB (a Query); for key destruction, never on a request's hot path.
+   */
+  async wrapsBelow(keyring: string, version: number): Promise<boolean> {
+    for await (const _ of this.#store.liveKeysWrappedBelow(keyring, version)) return true;
+    return false;
+  }
+
   /** Drops every cached key (zeroising data keys); the database is untouched. */
   clear(): void {
     this.#epoch++;
@@ -255,6 +290,27 @@ export class ScopeKeys {
   /** How many scopes are cached; for metrics and tests. */
   cacheSize(): number {
     return this.#cache.size;
+  }
+
+  /**
+   * True while `entry` may still be used: its read began less than the bound ago. A read that answered
+   * before a forget but reached this process only after a stall (SIGSTOP, a long pause, a database call
+   * slower than the bound) may hold a key that the forget, which has answered by now, erased. With a bound
+   * of 0 every call reads and a forget does not wait, so there is nothing to check.
+   */
+  #fresh(entry: Entry): boolean {
+    return this.#ttl === 0 || this.#valid(entry);
+  }
+
+  /** A new read after a stale one; store_unavailable when the database keeps answering slower than the bound. */
+  async #reread(keyring: string, scope: string, stale: number): Promise<Entry> {
+    if (stale > MAX_STALE_READS) {
+      throw new FieldsealError(
+        "store_unavailable",
+        `keyring "${keyring}": the scope key database answered slower than FIELDSEAL_SCOPE_KEY_TTL_MS (${this.#ttl} ms) ${MAX_STALE_READS} times in a row, so no key read from it may be used (raise the bound on every replica, or fix the database's latency)`,
+      );
+    }
+    return this.#entry(keyring, scope, true);
   }
 
   /** The value key for `versionKey`, or undefined when the entry was dropped meanwhile. */
@@ -275,10 +331,20 @@ export class ScopeKeys {
     return key;
   }
 
+  /**
+   * Within the bound on both clocks. A wall clock set back (NTP) gives a time before the read began: not
+   * trusted either, so the entry is read again.
+   */
+  #valid(entry: Entry): boolean {
+    if (this.#now() >= entry.validUntil) return false;
+    const wall = this.#wall();
+    return wall >= entry.wallFrom && wall < entry.wallFrom + this.#ttl;
+  }
+
   /** The cached entry while valid (and now the most recently used), else undefined. */
   #hit(key: string): Entry | undefined {
     const hit = this.#cache.get(key);
-    if (hit === undefined || this.#now() >= hit.validUntil) return undefined;
+    if (hit === undefined || !this.#valid(hit)) return undefined;
     // Least recently used goes first. Moving every hit to the young end costs a delete and an insert per
     // call; moving it only once it has aged into the older half keeps a scope in use from ever reaching
     // the eviction end, at a fraction of the cost.
@@ -309,8 +375,9 @@ export class ScopeKeys {
 
   async #read(keyring: string, scope: string, started: number): Promise<Entry> {
     const epoch = this.#epoch;
+    const wallFrom = this.#wall();
     const record = await this.#store.get(keyring, scope);
-    return this.#remember(keyring, scope, record, started, epoch, undefined);
+    return this.#remember(keyring, scope, record, { started, wallFrom }, epoch, undefined);
   }
 
   async #create(primary: EngineKey, scope: string, generation: number): Promise<Entry> {
@@ -318,6 +385,7 @@ export class ScopeKeys {
     const ctx = { keyring: primary.keyring, version: primary.version, scope, generation };
     const wrapped = wrapDataKey(primary.material, ctx, dataKey);
     const started = this.#now();
+    const wallFrom = this.#wall();
     const epoch = this.#epoch;
     const record = await this.#store.createKey({
       state: "live",
@@ -333,10 +401,10 @@ export class ScopeKeys {
       record.generation === generation &&
       record.wrapped.length === wrapped.length &&
       timingSafeEqual(record.wrapped, wrapped);
-    if (ours) return this.#remember(primary.keyring, scope, record, started, epoch, dataKey);
+    if (ours) return this.#remember(primary.keyring, scope, record, { started, wallFrom }, epoch, dataKey);
     // Another replica won the race (or forgot the scope meanwhile): its record is the one.
     dataKey.fill(0);
-    return this.#remember(primary.keyring, scope, record, started, epoch, undefined);
+    return this.#remember(primary.keyring, scope, record, { started, wallFrom }, epoch, undefined);
   }
 
   /**
@@ -366,12 +434,12 @@ export class ScopeKeys {
     }
   }
 
-  /** Caches a record read (or written) at `started`, unwrapping a live key unless `dataKey` is given. */
+  /** Caches a record read (or written) from `at` on, unwrapping a live key unless `dataKey` is given. */
   async #remember(
     keyring: string,
     scope: string,
     record: ScopeKeyRecord | undefined,
-    started: number,
+    at: { readonly started: number; readonly wallFrom: number },
     epoch: number,
     dataKey: Uint8Array | undefined,
   ): Promise<Entry> {
@@ -393,7 +461,8 @@ export class ScopeKeys {
       record,
       dataKey: key,
       derived: new Map(),
-      validUntil: started + this.#ttl,
+      validUntil: at.started + this.#ttl,
+      wallFrom: at.wallFrom,
       placed: ++this.#placed,
     };
     // A read that began before a local forget may hold the forgotten key: it serves the call that asked

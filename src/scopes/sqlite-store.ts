@@ -6,6 +6,8 @@ import type { LiveScopeKey, ScopeKeyRecord, ScopeKeyStore } from "./types.js";
 
 /** Re-reads after a lost conditional write; two are enough unless writers keep racing. */
 const MAX_ATTEMPTS = 8;
+/** How often a checkpoint blocked by a reader is tried again (see #truncateWal). */
+const WAL_RETRY_MS = 1_000;
 
 /**
  * Scope keys in an embedded SQLite database (`node:sqlite`), the default beside the local key store: one
@@ -28,6 +30,9 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
   readonly #wrappedBelow: StatementSync;
   readonly #buryAbsent: StatementSync;
   #open = true;
+  readonly #busyTimeoutMs: number;
+  /** Retries a checkpoint a reader blocked, until the WAL no longer holds a forgotten key's pages. */
+  #walRetry: NodeJS.Timeout | undefined;
 
   constructor(file: string, options: { busyTimeoutMs?: number } = {}) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -36,9 +41,10 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
     const fd = openSync(file, "a", 0o600);
     fchmodSync(fd, 0o600);
     closeSync(fd);
+    this.#busyTimeoutMs = Math.trunc(options.busyTimeoutMs ?? 5_000);
     try {
       this.#db = new DatabaseSync(file);
-      this.#db.exec(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5_000)}`);
+      this.#db.exec(`PRAGMA busy_timeout = ${this.#busyTimeoutMs}`);
       this.#db.exec("PRAGMA journal_mode = WAL");
       this.#db.exec("PRAGMA synchronous = FULL");
       this.#db.exec("PRAGMA secure_delete = ON");
@@ -191,6 +197,8 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
   async close(): Promise<void> {
     if (!this.#open) return;
     this.#open = false;
+    clearInterval(this.#walRetry);
+    this.#walRetry = undefined;
     this.#db.close();
   }
 
@@ -221,12 +229,39 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
     };
   }
 
-  /** Moves the WAL's pages into the file and truncates it; another process reading just now may block it. */
+  /**
+   * Moves the WAL's pages into the file and truncates it, so the page images holding a forgotten wrapped key
+   * leave the WAL. A reader in another connection (another replica on this host) can keep the checkpoint
+   * from completing past the busy timeout; SQLite then answers busy and the WAL keeps those pages, even
+   * after later writes. So it is retried every second, without waiting on locks, until it completes.
+   */
   #truncateWal(): void {
+    if (this.#checkpoint()) return;
+    if (this.#walRetry !== undefined) return;
+    this.#walRetry = setInterval(() => {
+      if (!this.#open) return;
+      let done = false;
+      try {
+        this.#db.exec("PRAGMA busy_timeout = 0");
+        done = this.#checkpoint();
+      } finally {
+        this.#db.exec(`PRAGMA busy_timeout = ${this.#busyTimeoutMs}`);
+      }
+      if (done) {
+        clearInterval(this.#walRetry);
+        this.#walRetry = undefined;
+      }
+    }, WAL_RETRY_MS);
+    this.#walRetry.unref();
+  }
+
+  /** True when a TRUNCATE checkpoint completed (its `busy` column is 0). */
+  #checkpoint(): boolean {
     try {
-      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      const row = this.#db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy?: number } | undefined;
+      return row?.busy === 0;
     } catch {
-      // Best effort: a checkpoint that cannot run now happens at a later one.
+      return false;
     }
   }
 
@@ -236,7 +271,13 @@ export class SqliteScopeKeyStore implements ScopeKeyStore {
 }
 
 function unavailable(err: unknown): FieldsealError {
-  // SQLite's messages name tables and constraints, never the bound values; the code is enough to act on.
-  const code = (err as { errcode?: number; code?: string })?.errcode ?? (err as { code?: string })?.code;
-  return new FieldsealError("store_unavailable", `scope key database failed (${String(code ?? "error")})`);
+  // The result code and SQLite's fixed text for it (sqlite3_errstr: "database is locked", "disk I/O
+  // error"...), which never holds a bound value; node:sqlite sets both on its errors.
+  const e = err as { errcode?: number; errstr?: string; code?: string };
+  const code = e?.errcode ?? e?.code;
+  const what = typeof e?.errstr === "string" && e.errstr.length <= 100 ? `${e.errstr}, ` : "";
+  return new FieldsealError(
+    "store_unavailable",
+    `scope key database failed (${what}SQLite code ${String(code ?? "unknown")})`,
+  );
 }

@@ -154,10 +154,25 @@ export async function startServer(
           cacheTtlMs: config.scopes.cacheTtlMs,
           cacheEntries: config.scopes.cacheEntries,
         });
+  // A plain value on an erasable keyring is counted every time and logged once per keyring and process: a
+  // replica sealing without the erasable setting makes values ForgetScope cannot erase.
+  const warnedUnerasable = new Set<string>();
   const sealer = new Sealer(keyrings, {
     legacyKeyring: config.legacyKeyring,
     legacyEnabled: config.legacyEnabled,
-    observer: metrics,
+    observer: {
+      fieldsSealed: (count) => metrics.fieldsSealed(count),
+      fieldOpened: (outcome) => metrics.fieldOpened(outcome),
+      unerasableOpened: (keyring) => {
+        metrics.unerasableOpened(keyring);
+        if (warnedUnerasable.has(keyring)) return;
+        warnedUnerasable.add(keyring);
+        log.warn(
+          "opened a plain fs1 value on an erasable keyring: ForgetScope cannot erase it (sealed before the keyring was made erasable, or by a replica without FIELDSEAL_ERASABLE_KEYRINGS; re-seal with RewrapFields); counted in fieldseal_unerasable_values_opened_total",
+          { keyring },
+        );
+      },
+    },
     ...(scopes === undefined ? {} : { scopes }),
   });
   let draining = false;

@@ -453,6 +453,18 @@ export function createFieldsealService(deps: ServiceDeps): ServiceImpl<typeof Fi
           );
         }
         if (req.retire) allow(ctx, callerOf(ctx), "retire", { keyring });
+        // Destroying a version also destroys every scope data key wrapped only under it: those scopes
+        // could never seal or open again, an erasure nobody asked for. Re-wrapping them first is always
+        // possible (the versions still hold material), so this is refused rather than forced.
+        if (
+          deps.scopes?.policy(keyring) !== undefined &&
+          (await deps.scopes.wrapsBelow(keyring, req.belowVersion))
+        ) {
+          throw new FieldsealError(
+            "failed_precondition",
+            `keyring "${keyring}" has scope data keys still wrapped under versions below ${req.belowVersion}: destroying those versions would make their scopes unopenable; run "fieldseal scopes rewrap-keys --keyring ${keyring}" first`,
+          );
+        }
         const before = await deps.keys.describe(keyring);
         const after = await deps.keys.destroy(keyring, req.belowVersion, { retire: req.retire });
         // This call's own work: versions live before and destroyed after (a concurrent destroy's are not ours).

@@ -123,6 +123,11 @@ describe("fieldseal scopes (CLI)", () => {
     ]) {
       expect((await cli(args)).code, args.join(" ")).toBe(0);
     }
+    // Before the re-wrap, destroying version 1 would erase the dormant scope: refused, naming the remedy.
+    const refused = await cli(["keys", "destroy", "crm", "2", "--retire"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('Run "fieldseal scopes rewrap-keys --keyring crm" first');
+    expect((await cli(["keys", "describe", "crm"])).stdout).not.toContain("destroyed");
     const r = await cli(["scopes", "rewrap-keys", "--keyring", "crm"]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/crm: [1-9]\d* scope keys re-wrapped under version 2/);
@@ -133,6 +138,19 @@ describe("fieldseal scopes (CLI)", () => {
     expect((await cli(["open", "--user", "dormant", "--field", "f", s.stdout.trim()])).stdout).toBe(
       '"v2-value"\n',
     );
+  });
+
+  it("destroys under dormant scope keys only with --force, and those scopes are then erased", async () => {
+    expect((await cli(["seal", "--keyring", "crm", "--user", "forced", "--field", "f", "v"])).code).toBe(0);
+    expect((await cli(["keys", "rotate", "crm"])).code).toBe(0);
+    const below = /primary\D*(\d+)/i.exec((await cli(["keys", "describe", "crm"])).stdout)?.[1];
+    expect(below).toBeDefined();
+    expect((await cli(["keys", "destroy", "crm", String(below), "--retire"])).code).toBe(1);
+    const forced = await cli(["keys", "destroy", "crm", String(below), "--retire", "--force"]);
+    expect(forced.code, forced.stderr).toBe(0);
+    const s = await cli(["seal", "--keyring", "crm", "--user", "forced", "--field", "f", "w"]);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toContain("key_version_destroyed");
   });
 
   it("refuses to forget on a keyring that is not erasable or does not exist, or without a scope", async () => {

@@ -20,7 +20,8 @@ import { MOTO_CREDENTIALS, MOTO_REGION } from "../support/moto.js";
 
 /** The scope-key cache bound every replica runs with; ForgetScope answers after it. */
 const TTL_MS = 400;
-const LOAD_CALLS = 300;
+// A cap only: the load runs until told to stop (twice the bound after the forget answered), however fast calls are.
+const LOAD_CALLS = 3_000;
 
 type Client = ReturnType<typeof createClient<typeof FieldsealService>>;
 interface Replica {
@@ -238,6 +239,35 @@ for (const db of ["sqlite", "dynamodb"] as const) {
         });
       });
     }
+
+    it("a replica stopped (SIGSTOP) across a forget opens and seals nothing with the old key once continued", async () => {
+      const [a, b] = replicas as [Replica, Replica];
+      const id = `paused-${randomUUID()}`;
+      const sealed = (
+        await a.client("bot").encryptFields({ keyring: "crm", scope: scopeOf(id), fields: { f: text("x") } })
+      ).sealed.f as string;
+      // b holds the scope's key in its cache.
+      expect(await openOn(b, id, "f", sealed)).toBe("value:x");
+      b.proc.child.kill("SIGSTOP");
+      try {
+        await a.client("admin").forgetScope({ keyring: "crm", scope: scopeOf(id) });
+        // Sent while b is stopped: b reads them only once continued, after the forget has answered.
+        const opening = openOn(b, id, "f", sealed);
+        const sealing = b
+          .client("bot")
+          .encryptFields({ keyring: "crm", scope: scopeOf(id), fields: { f: text("y") } })
+          .then(
+            () => "sealed",
+            (err) => ConnectError.from(err).metadata.get("fieldseal-reason"),
+          );
+        await new Promise((r) => setTimeout(r, 50));
+        b.proc.child.kill("SIGCONT");
+        expect(await opening).toBe("error:scope_forgotten");
+        expect(await sealing).toBe("scope_forgotten");
+      } finally {
+        b.proc.child.kill("SIGCONT");
+      }
+    });
 
     it("leaves no half-written scope key when a replica is killed while creating keys", async () => {
       const [a, b] = replicas as [Replica, Replica];

@@ -2,8 +2,10 @@
  * Erasable keyrings through a real Fieldseal server (in this process, real sockets), on both scope-key
  * databases: SQLite in the data directory, and DynamoDB on moto.
  */
+
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -12,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ScopeSchema } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { DynamoDbScopeKeyStore } from "../../src/scopes/dynamodb-store.js";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
+import { FIELDSEAL_BIN } from "../support/fieldseal-process.js";
 import { MOTO_CREDENTIALS, MOTO_REGION } from "../support/moto.js";
 
 const TTL_MS = 300;
@@ -94,6 +97,47 @@ for (const db of ["sqlite", "dynamodb"] as const) {
       ] as string;
     const open = (scope: ReturnType<typeof sessionScope>, sealed: string, field = "card") =>
       fs.client("reader").decryptField({ scope, field, sealed });
+    /** `fieldseal scopes rewrap-keys` as the operator runs it: a process on the server's data and database. */
+    const rewrapKeys = (keyring: string) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        writeFileSync(join(fs.dataDir, "cli.json"), JSON.stringify({ principals: [] }), { mode: 0o600 });
+        const child = spawn(
+          process.execPath,
+          [FIELDSEAL_BIN, "scopes", "rewrap-keys", "--keyring", keyring],
+          {
+            cwd: fs.dataDir,
+            env: {
+              PATH: process.env.PATH ?? "",
+              HOME: fs.dataDir,
+              FIELDSEAL_DATA_DIR: fs.dataDir,
+              FIELDSEAL_CONFIG: join(fs.dataDir, "cli.json"),
+              FIELDSEAL_KEYRINGS: "crm,crm-reuse,plain",
+              FIELDSEAL_ERASABLE_KEYRINGS: "crm,crm-reuse",
+              ...(db === "dynamodb"
+                ? {
+                    FIELDSEAL_SCOPE_STORE: "dynamodb",
+                    FIELDSEAL_SCOPE_TABLE: table,
+                    FIELDSEAL_AWS_ENDPOINT: inject("motoEndpoint"),
+                    FIELDSEAL_AWS_REGION: MOTO_REGION,
+                    AWS_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
+                    AWS_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
+                    AWS_EC2_METADATA_DISABLED: "true",
+                  }
+                : {}),
+            },
+          },
+        );
+        let stderr = "";
+        child.stderr.on("data", (d) => {
+          stderr += d;
+        });
+        const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+        child.on("error", reject);
+        child.on("close", (code) => {
+          clearTimeout(timer);
+          resolve({ code, stderr });
+        });
+      });
 
     it("seals scope-keyed fs1s values on an erasable keyring and fs1 values elsewhere; both open", async () => {
       const scope = sessionScope(`s-${randomUUID()}`);
@@ -207,6 +251,9 @@ for (const db of ["sqlite", "dynamodb"] as const) {
       const primary = (await admin.describeKey({ keyring: "crm-reuse" })).key?.primaryVersion as number;
       await seal("crm-reuse", active, "first");
       await seal("crm-reuse", dormant, "dormant-first");
+      // A scope that never seals again after the rotation: its key stays wrapped under the older version.
+      const idle = sessionScope(`s-${randomUUID()}`);
+      await seal("crm-reuse", idle, "idle-first");
       await admin.rotateKey({ keyring: "crm-reuse" });
       // Sealed under the new primary: the active scope's data key is re-wrapped under it on the way.
       const later = await seal("crm-reuse", active, "later");
@@ -220,10 +267,26 @@ for (const db of ["sqlite", "dynamodb"] as const) {
         case: "stringValue",
         value: "dormant-later",
       });
-      // Destroying them leaves the active scope working: its key is wrapped under the primary now.
+      // The idle scope (and scopes of earlier tests) sealed nothing since: their keys are still wrapped under the older versions,
+      // and destroying those would erase them. Refused, naming the remedy; nothing destroyed.
+      const refused = await failure(
+        admin.destroyKeyVersions({ keyring: "crm-reuse", belowVersion: primary + 1 }),
+      );
+      expect(refused).toMatchObject({ code: Code.FailedPrecondition, reason: "failed_precondition" });
+      expect(refused.message).toContain("fieldseal scopes rewrap-keys --keyring crm-reuse");
+      expect(
+        (await admin.describeKey({ keyring: "crm-reuse" })).key?.versions.filter((v) => v.destroyedAt),
+      ).toEqual([]);
+      expect((await rewrapKeys("crm-reuse")).code).toBe(0);
+      // Destroying them now leaves the active scope working: its key is wrapped under the primary now.
       await admin.destroyKeyVersions({ keyring: "crm-reuse", belowVersion: primary + 1 });
       await new Promise((r) => setTimeout(r, TTL_MS + 100));
       expect((await open(active, later)).value?.kind).toEqual({ case: "stringValue", value: "later" });
+      // And the idle scope, re-wrapped by the command, still seals and opens (its old value went with the
+      // destroyed version, as any value does).
+      const idleLater = await seal("crm-reuse", idle, "idle-later");
+      expect(idleLater).toMatch(/^fs1s\.crm-reuse\.\d+\.1\./);
+      expect((await open(idle, idleLater)).value?.kind).toEqual({ case: "stringValue", value: "idle-later" });
     });
 
     it("forgets a scope that never sealed, so it never seals (generation 0)", async () => {
@@ -346,6 +409,47 @@ for (const db of ["sqlite", "dynamodb"] as const) {
       }
       expect(reasons.has("envelope_malformed")).toBe(true);
       expect(reasons.has("envelope_tampered")).toBe(true);
+    });
+
+    it("keeps session and user scopes of one id apart, and odd ids work end to end", async () => {
+      const id = `x-${randomUUID()}`;
+      // The same id as a session and as a user, an id that spells the other kind's name, ids at the size
+      // limit (256 bytes of UTF-8, multi-byte and astral characters) and with the separators of other formats.
+      const scopes = [
+        sessionScope(id),
+        userScope(id),
+        sessionScope(`user:${id}`),
+        userScope(`session:${id}`),
+        sessionScope("\u00e9".repeat(128)),
+        userScope("\u{1F600}".repeat(64)),
+        userScope(`a.b:c/d%00\n${id}`),
+      ];
+      const sealed = await Promise.all(scopes.map((s, i) => seal("crm", s, `v${i}`)));
+      const reader = fs.client("reader");
+      for (const [i, s] of scopes.entries()) {
+        expect(
+          (await reader.decryptField({ scope: s, field: "card", sealed: sealed[i] as string })).value?.kind,
+        ).toEqual({ case: "stringValue", value: `v${i}` });
+      }
+      await fs.client("dpo").forgetScope({ keyring: "crm", scope: userScope(id) });
+      for (const [i, s] of scopes.entries()) {
+        const opened = reader.decryptField({ scope: s, field: "card", sealed: sealed[i] as string });
+        if (i === 1) expect(await failure(opened)).toMatchObject({ reason: "scope_forgotten" });
+        else
+          expect((await opened).value?.kind, `scope ${i}`).toEqual({ case: "stringValue", value: `v${i}` });
+      }
+      // One byte over the limit is refused before anything is written or forgotten.
+      for (const s of [sessionScope(`\u00e9`.repeat(128) + "a"), userScope("\u{1F600}".repeat(64) + "a")]) {
+        expect(await failure(fs.client("dpo").forgetScope({ keyring: "crm", scope: s }))).toMatchObject({
+          code: Code.InvalidArgument,
+          reason: "invalid_argument",
+        });
+        expect(
+          await failure(
+            fs.client("bot").encryptFields({ keyring: "crm", scope: s, fields: { card: text("v") } }),
+          ),
+        ).toMatchObject({ code: Code.InvalidArgument, reason: "invalid_argument" });
+      }
     });
 
     it("never writes plaintext, data keys or wrapped keys into logs or audit", async () => {

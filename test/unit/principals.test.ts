@@ -104,6 +104,22 @@ describe("legacy values' own permission", () => {
     expect(isAllowed(oneRing, "legacy_decrypt", { keyring: "other" })).toBe(false);
   });
 
+  it("leaves destroy and forget out of '*' beside a field list, and refuses them named beside one", () => {
+    // Both erase every field at once (a key version, a whole scope): a field list cannot limit them.
+    const limited = rules({ ops: ["*"], fields: ["credit_card"] });
+    expect(isAllowed(limited, "encrypt", { field: "credit_card" })).toBe(true);
+    for (const op of ["destroy", "forget"] as const) {
+      expect(isAllowed(limited, op, { keyring: "crm" })).toBe(false);
+      // Without a field list (or with "*"), "*" means everything, as admin does.
+      expect(isAllowed(rules({ ops: ["*"] }), op, { keyring: "crm" })).toBe(true);
+      expect(isAllowed(rules({ ops: ["*"], fields: ["*"] }), op, { keyring: "crm" })).toBe(true);
+      expect(isAllowed(rules({ ops: [op], keyrings: ["crm"] }), op, { keyring: "crm" })).toBe(true);
+      expect(() => rules({ ops: ["decrypt", op], fields: ["credit_card"] })).toThrow(
+        new RegExp(`r\\.allow\\[0\\]\\.ops\\[1\\]: "${op}" cannot be limited by fields`),
+      );
+    }
+  });
+
   it("refuses a legacy operation named beside a field list, naming the exact path", () => {
     expect(() => rules({ ops: ["decrypt", "legacy_rewrap"], fields: ["credit_card"] })).toThrow(
       /r\.allow\[0\]\.ops\[1\]: "legacy_rewrap" cannot be limited by fields/,
