@@ -75,7 +75,7 @@ import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { type FieldsealService, PushMode } from "../../gen/fieldseal/v1/fieldseal_pb.js";
 import { FieldsealError, isFieldsealError } from "../errors.js";
-import { connectCodeName, REASON_HEADER } from "../service/error-map.js";
+import { connectCodeName, httpStatusForConnectCode, REASON_HEADER } from "../service/error-map.js";
 import { DEFAULT_MULTIPART_LIMITS, type MultipartLimits } from "./multipart.js";
 import { withTraceContext } from "./trace-headers.js";
 import { type AnsweredRequest, WebhookAnswerCache } from "./webhook-answer-cache.js";
@@ -525,23 +525,24 @@ function signedIdentity(principal: string, timestamp: string): string {
   return `signed:${principal}:${timestamp}`;
 }
 
-/** HTTP status for a seal that failed for a reason other than the caller's input. */
+/**
+ * Connect codes of a failed seal whose status in the Connect table (httpStatusForConnectCode) is also the
+ * webhook's: the caller's credentials, a budget, an outage or a deadline.
+ */
+const PASSED_ON_FAULTS: ReadonlySet<Code> = new Set([
+  Code.Unauthenticated,
+  Code.PermissionDenied,
+  Code.ResourceExhausted,
+  Code.Unavailable,
+  Code.DeadlineExceeded,
+]);
+
+/**
+ * HTTP status for a seal that failed for a reason other than the caller's input. Any other code (a missing
+ * keyring, the server's configured one; a store conflict; a bug) is 500: the operator's to fix.
+ */
 function sealFaultStatus(code: Code): number {
-  switch (code) {
-    case Code.Unauthenticated:
-      return 401;
-    case Code.PermissionDenied:
-      return 403;
-    case Code.ResourceExhausted:
-      return 429;
-    case Code.Unavailable:
-      return 503;
-    case Code.DeadlineExceeded:
-      return 504;
-    default:
-      // A missing keyring (the server's configured one), a store conflict, a bug: the operator's to fix.
-      return 500;
-  }
+  return PASSED_ON_FAULTS.has(code) ? httpStatusForConnectCode(code) : 500;
 }
 
 /**
