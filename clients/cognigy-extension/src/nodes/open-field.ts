@@ -5,9 +5,6 @@ import { NodeFailure } from "../failure.js";
 import { callFieldseal, targetOf } from "../fieldseal-client.js";
 import {
   assertWritable,
-  CHILD_CONSTRAINTS,
-  DEFAULT_RESULT_KEY,
-  DEFAULT_TIMEOUT_MS,
   quietly,
   reportFailure,
   resultKeyOf,
@@ -16,6 +13,7 @@ import {
   timeoutOf,
 } from "../node-run.js";
 import { overlaps, parseSource } from "../paths.js";
+import { outcomeChildNodes, resultKeyField, TIMEOUT_FIELD } from "./outcome-parts.js";
 import { fieldNameOf } from "./seal-fields.js";
 
 export const OPEN_ON_SUCCESS = "openFieldOnSuccess";
@@ -143,20 +141,8 @@ export const openFieldNode = createNodeDescriptor({
       description: "Off: this node writes nothing to Cognigy's log. The value is never logged either way.",
       defaultValue: true,
     },
-    {
-      key: "resultKey",
-      label: "Context key for the outcome",
-      type: "cognigyText",
-      description: "Gets {ok, field, keyring, keyVersion, target} or {ok: false, reason, message}.",
-      defaultValue: DEFAULT_RESULT_KEY,
-    },
-    {
-      key: "timeoutMs",
-      label: "Timeout (ms)",
-      type: "number",
-      description: "At most 15000: Cognigy stops an Extension after 20 s.",
-      defaultValue: DEFAULT_TIMEOUT_MS,
-    },
+    resultKeyField("Gets {ok, field, keyring, keyVersion, target} or {ok: false, reason, message}."),
+    TIMEOUT_FIELD,
   ],
   sections: [
     {
@@ -179,18 +165,8 @@ export const openFieldNode = createNodeDescriptor({
   function: openField as (params: INodeFunctionBaseParams) => Promise<void>,
 });
 
-export const openOnSuccessNode = createNodeDescriptor({
-  type: OPEN_ON_SUCCESS,
-  parentType: "openField",
-  defaultLabel: "On success",
-  appearance: { color: "#61d188", textColor: "white", variant: "mini" },
-  constraints: CHILD_CONSTRAINTS,
-});
-
-export const openOnFailureNode = createNodeDescriptor({
-  type: OPEN_ON_FAILURE,
-  parentType: "openField",
-  defaultLabel: "On failure",
-  appearance: { color: "#cf142b", textColor: "white", variant: "mini" },
-  constraints: CHILD_CONSTRAINTS,
-});
+export const [openOnSuccessNode, openOnFailureNode] = outcomeChildNodes(
+  "openField",
+  OPEN_ON_SUCCESS,
+  OPEN_ON_FAILURE,
+);

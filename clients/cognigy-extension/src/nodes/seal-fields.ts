@@ -6,9 +6,6 @@ import { callFieldseal, targetOf } from "../fieldseal-client.js";
 import {
   assertWithinApiCalls,
   assertWritable,
-  CHILD_CONSTRAINTS,
-  DEFAULT_RESULT_KEY,
-  DEFAULT_TIMEOUT_MS,
   OUTCOME_CALLS,
   quietly,
   reportFailure,
@@ -18,6 +15,7 @@ import {
   timeoutOf,
 } from "../node-run.js";
 import { FORBIDDEN_SEGMENTS, overlaps, parseSource, readPath, type ValueSource } from "../paths.js";
+import { outcomeChildNodes, resultKeyField, TIMEOUT_FIELD } from "./outcome-parts.js";
 
 /**
  * The settings the masking option applies. Cognigy's function reference lists `disableIntentTrainer` and
@@ -342,20 +340,8 @@ export const sealFieldsNode = createNodeDescriptor({
       description: "Calls setSensitiveLoggingSettings before sealing.",
       defaultValue: false,
     },
-    {
-      key: "resultKey",
-      label: "Context key for the outcome",
-      type: "cognigyText",
-      description: "Gets {ok, keyring, keyVersion, fields} or {ok: false, reason, message}; never a value.",
-      defaultValue: DEFAULT_RESULT_KEY,
-    },
-    {
-      key: "timeoutMs",
-      label: "Timeout (ms)",
-      type: "number",
-      description: "At most 15000: Cognigy stops an Extension after 20 s.",
-      defaultValue: DEFAULT_TIMEOUT_MS,
-    },
+    resultKeyField("Gets {ok, keyring, keyVersion, fields} or {ok: false, reason, message}; never a value."),
+    TIMEOUT_FIELD,
   ],
   sections: [
     {
@@ -377,18 +363,8 @@ export const sealFieldsNode = createNodeDescriptor({
   function: sealFields as (params: INodeFunctionBaseParams) => Promise<void>,
 });
 
-export const sealOnSuccessNode = createNodeDescriptor({
-  type: SEAL_ON_SUCCESS,
-  parentType: "sealFields",
-  defaultLabel: "On success",
-  appearance: { color: "#61d188", textColor: "white", variant: "mini" },
-  constraints: CHILD_CONSTRAINTS,
-});
-
-export const sealOnFailureNode = createNodeDescriptor({
-  type: SEAL_ON_FAILURE,
-  parentType: "sealFields",
-  defaultLabel: "On failure",
-  appearance: { color: "#cf142b", textColor: "white", variant: "mini" },
-  constraints: CHILD_CONSTRAINTS,
-});
+export const [sealOnSuccessNode, sealOnFailureNode] = outcomeChildNodes(
+  "sealFields",
+  SEAL_ON_SUCCESS,
+  SEAL_ON_FAILURE,
+);
