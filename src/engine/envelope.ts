@@ -77,9 +77,23 @@ export function parseEnvelope(text: string): Envelope {
   const versionText = text.slice(second + 1, third);
   const payloadText = text.slice(third + 1);
   if (!KEYRING_NAME.test(keyring)) throw malformed("keyring name is not valid");
-  if (!VERSION_TEXT.test(versionText) || Number(versionText) > MAX_VERSION) {
-    throw malformed("key version is not a positive integer");
-  }
+  if (!isEnvelopeNumber(versionText)) throw malformed("key version is not a positive integer");
+  return { keyring, version: Number(versionText), ...decodePayload(payloadText, malformed) };
+}
+
+/** True when `text` is a number field of an envelope (fs1 or fs1s): 1 to 2^32-1, no leading zero or sign. */
+export function isEnvelopeNumber(text: string): boolean {
+  return VERSION_TEXT.test(text) && Number(text) <= MAX_VERSION;
+}
+
+/**
+ * Decodes an envelope's (fs1 or fs1s) payload text into its nonce and its ciphertext || tag; a payload
+ * that is not canonical base64url or too short fails with `malformed(why)`.
+ */
+export function decodePayload(
+  payloadText: string,
+  malformed: (why: string) => FieldsealError,
+): { nonce: Buffer; sealed: Buffer } {
   // Node's decoder is lenient: it skips characters outside the alphabet, accepts "+" and "/" too, and
   // ignores stray trailing bits and a lone trailing character. Only the one canonical spelling of the bytes
   // is accepted, so any change to the text is a change to the bytes (and fails authentication) or fails
@@ -92,12 +106,7 @@ export function parseEnvelope(text: string): Envelope {
     );
   }
   if (payload.length < NONCE_BYTES + 1 + TAG_BYTES) throw malformed("payload is too short");
-  return {
-    keyring,
-    version: Number(versionText),
-    nonce: payload.subarray(0, NONCE_BYTES),
-    sealed: payload.subarray(NONCE_BYTES),
-  };
+  return { nonce: payload.subarray(0, NONCE_BYTES), sealed: payload.subarray(NONCE_BYTES) };
 }
 
 function malformed(why: string): FieldsealError {

@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { FieldsealError } from "../errors.js";
 import type { Scope, SealContext } from "./aad.js";
 import { aesGcmOpen, aesGcmSeal, aesGcmSealPayload, randomNonce } from "./aead.js";
-import { MAX_ENVELOPE_CHARS, NONCE_BYTES, TAG_BYTES } from "./envelope.js";
+import { decodePayload, isEnvelopeNumber, MAX_ENVELOPE_CHARS, NONCE_BYTES, TAG_BYTES } from "./envelope.js";
 import type { JsonValue } from "./json-value.js";
 import { assertAadPart, assertKeyringName, KEYRING_NAME } from "./names.js";
 import { decodeValue, encodeValue } from "./value-codec.js";
@@ -24,8 +24,6 @@ export const DATA_KEY_BYTES = 32;
 /** A wrapped data key: nonce || AES-256-GCM(data key) || tag. */
 export const WRAPPED_KEY_BYTES = NONCE_BYTES + DATA_KEY_BYTES + TAG_BYTES;
 
-const NUMBER_TEXT = /^[1-9][0-9]{0,9}$/;
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const MAX_NUMBER = 0xffff_ffff;
 const VALUE_KEY_LABEL = Buffer.from(`${SCOPED_FORMAT_TAG}\0`, "utf8");
 const WRAP_TAG = "fs1s-key";
@@ -195,26 +193,14 @@ export function parseScopedEnvelope(text: string): ScopedEnvelope {
   }
   const [, keyring = "", versionText = "", generationText = "", payloadText = ""] = parts;
   if (!KEYRING_NAME.test(keyring)) throw malformed("keyring name is not valid");
-  if (!NUMBER_TEXT.test(versionText) || Number(versionText) > MAX_NUMBER) {
-    throw malformed("key version is not a positive integer");
-  }
-  if (!NUMBER_TEXT.test(generationText) || Number(generationText) > MAX_NUMBER) {
-    throw malformed("generation is not a positive integer");
-  }
-  // Canonical base64url only (see parseEnvelope): re-encoding must give back the very same text.
-  const payload = Buffer.from(payloadText, "base64url");
-  if (payloadText.length === 0 || payload.toString("base64url") !== payloadText) {
-    throw malformed(
-      BASE64URL.test(payloadText) ? "payload is not canonical base64url" : "payload is not base64url",
-    );
-  }
-  if (payload.length < NONCE_BYTES + 1 + TAG_BYTES) throw malformed("payload is too short");
+  if (!isEnvelopeNumber(versionText)) throw malformed("key version is not a positive integer");
+  if (!isEnvelopeNumber(generationText)) throw malformed("generation is not a positive integer");
   return {
     keyring,
     version: Number(versionText),
     generation: Number(generationText),
-    nonce: payload.subarray(0, NONCE_BYTES),
-    sealed: payload.subarray(NONCE_BYTES),
+    // Canonical base64url only, by the same rules as fs1.
+    ...decodePayload(payloadText, malformed),
   };
 }
 
