@@ -5,17 +5,7 @@
  * by the pinned helm, the server started on it (TLS files and config mapped under a temporary root), and
  * every probe the chart declares is made as the kubelet makes it.
  */
-import { spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -27,13 +17,7 @@ import { keyStoreFromConfig } from "../../src/keys/store-from-config.js";
 import { createLogger } from "../../src/log.js";
 import { type RunningServer, startServer } from "../../src/server/app.js";
 import { createTestPki, type TestPki } from "../support/certs.js";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-const CHART = join(ROOT, "deploy/helm/fieldseal");
-const HELM = join(
-  ROOT,
-  `.tools/bin/helm-${readFileSync(join(ROOT, "deploy/helm/helm-version"), "utf8").trim()}`,
-);
+import { literalEnv, renderDeploymentYaml } from "../support/helm.js";
 
 interface Probe {
   readonly kind: string;
@@ -43,33 +27,13 @@ interface Probe {
 
 /** The fieldseal container's env and HTTP probes as the chart renders them with TLS and a client CA. */
 function render(): { env: Record<string, string>; probes: Probe[] } {
-  if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run bash scripts/test-deps.sh`);
-  const r = spawnSync(
-    HELM,
-    [
-      "template",
-      "fs",
-      CHART,
-      "-f",
-      join(CHART, "ci/local-trial-values.yaml"),
-      "--set",
-      "tls.clientCaKey=ca.crt",
-      "--show-only",
-      "templates/deployment.yaml",
-      "--kube-version",
-      "1.33.0",
-    ],
-    { encoding: "utf8", timeout: 30_000 },
-  );
-  if (r.status !== 0) throw new Error(`helm template failed: ${r.stderr}`);
-  const env: Record<string, string> = {};
-  for (const m of r.stdout.matchAll(/^\s+- name: ([A-Z][A-Z0-9_]*)\n\s+value: (.*)$/gm)) {
-    const [, name, raw] = m;
-    if (name === undefined || raw === undefined) continue;
-    env[name] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
-  }
+  const yaml = renderDeploymentYaml({
+    valuesFile: "ci/local-trial-values.yaml",
+    set: ["tls.clientCaKey=ca.crt"],
+  });
+  const env = literalEnv(yaml);
   const probes = [
-    ...r.stdout.matchAll(
+    ...yaml.matchAll(
       /^\s+(readinessProbe|livenessProbe|startupProbe):\n\s+httpGet:\n\s+path: (\S+)\n\s+port: service\n\s+scheme: (\S+)$/gm,
     ),
   ].map(([, kind, path, scheme]) => ({ kind: kind ?? "", path: path ?? "", scheme: scheme ?? "" }));

@@ -7,54 +7,23 @@
  * open, so under "Always" the pod would fail on its first restart. The kubelet's walk is reproduced below
  * and run with the policy the chart renders.
  */
-import { spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  lstatSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { keyStoreFromConfig } from "../../src/keys/store-from-config.js";
 import { createLogger } from "../../src/log.js";
 import { startServer } from "../../src/server/app.js";
+import { renderDeploymentYaml } from "../support/helm.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CHART = join(ROOT, "deploy/helm/fieldseal");
-const HELM = join(
-  ROOT,
-  `.tools/bin/helm-${readFileSync(join(ROOT, "deploy/helm/helm-version"), "utf8").trim()}`,
-);
 const S_ISGID = 0o2000;
 
 /** The pod security context's fsGroup and fsGroupChangePolicy the chart renders for the local store. */
 function renderedPolicy(): { fsGroup: number; policy: string } {
-  if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run bash scripts/test-deps.sh`);
-  const r = spawnSync(
-    HELM,
-    [
-      "template",
-      "fs",
-      CHART,
-      "-f",
-      join(CHART, "ci/local-persistent-values.yaml"),
-      "--show-only",
-      "templates/deployment.yaml",
-      "--kube-version",
-      "1.33.0",
-    ],
-    { encoding: "utf8", timeout: 30_000 },
-  );
-  if (r.status !== 0) throw new Error(`helm template failed: ${r.stderr}`);
-  const fsGroup = /^\s+fsGroup: (\d+)$/m.exec(r.stdout)?.[1];
-  const policy = /^\s+fsGroupChangePolicy: (\S+)$/m.exec(r.stdout)?.[1] ?? "Always";
+  const yaml = renderDeploymentYaml({ valuesFile: "ci/local-persistent-values.yaml" });
+  const fsGroup = /^\s+fsGroup: (\d+)$/m.exec(yaml)?.[1];
+  const policy = /^\s+fsGroupChangePolicy: (\S+)$/m.exec(yaml)?.[1] ?? "Always";
   if (fsGroup === undefined) throw new Error("no fsGroup in the rendered Deployment");
   return { fsGroup: Number(fsGroup), policy };
 }

@@ -4,35 +4,14 @@
  * must then reach the server as its listen address, and the server must answer on IPv6 and IPv4 alike;
  * the default "0.0.0.0" answers IPv4 only, which is why the value exists (FIELDSEAL_HOST is the chart's own).
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { startTestFieldseal, type TestFieldseal } from "../support/fieldseal.js";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-const CHART = join(ROOT, "deploy/helm/fieldseal");
-const HELM = join(
-  ROOT,
-  `.tools/bin/helm-${readFileSync(join(ROOT, "deploy/helm/helm-version"), "utf8").trim()}`,
-);
+import { renderDeploymentYaml } from "../support/helm.js";
 
 /** FIELDSEAL_HOST as the chart renders it with a values file (or the defaults). */
 function renderedHost(valuesFile?: string): string {
-  if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run bash scripts/test-deps.sh`);
-  const args = [
-    "template",
-    "fs",
-    CHART,
-    "--show-only",
-    "templates/deployment.yaml",
-    "--kube-version",
-    "1.33.0",
-  ];
-  if (valuesFile !== undefined) args.push("-f", join(CHART, valuesFile));
-  const r = spawnSync(HELM, args, { encoding: "utf8", timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`helm template failed: ${r.stderr}`);
-  const raw = /- name: FIELDSEAL_HOST\n\s+value: (.*)$/m.exec(r.stdout)?.[1];
+  const yaml = renderDeploymentYaml({ valuesFile });
+  const raw = /- name: FIELDSEAL_HOST\n\s+value: (.*)$/m.exec(yaml)?.[1];
   if (raw === undefined) throw new Error("no FIELDSEAL_HOST in the rendered Deployment");
   return JSON.parse(raw) as string;
 }

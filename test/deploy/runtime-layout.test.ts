@@ -36,14 +36,10 @@ import { hashToken } from "../../src/auth/principals.js";
 import { generateToken } from "../../src/bootstrap.js";
 import { envOf, execForm, last, readStages } from "../support/dockerfile.js";
 import { grpcJsClient, unary } from "../support/grpc-js.js";
+import { literalEnv, renderDeploymentYaml } from "../support/helm.js";
 import { MOTO_CREDENTIALS, MOTO_REGION } from "../support/moto.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const CHART = join(ROOT, "deploy/helm/fieldseal");
-const HELM = join(
-  ROOT,
-  `.tools/bin/helm-${readFileSync(join(ROOT, "deploy/helm/helm-version"), "utf8").trim()}`,
-);
 const START_TIMEOUT_MS = 20_000;
 const EXIT_TIMEOUT_MS = 30_000;
 
@@ -85,27 +81,10 @@ function runtimeStage() {
  * config init container's command.
  */
 function renderDeployment(valuesFile?: string): { env: Record<string, string>; initCommand: string[] } {
-  if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run bash scripts/test-deps.sh`);
-  const args = [
-    "template",
-    "fs",
-    CHART,
-    "--show-only",
-    "templates/deployment.yaml",
-    "--kube-version",
-    "1.33.0",
-  ];
-  if (valuesFile !== undefined) args.push("-f", join(CHART, valuesFile));
-  const r = spawnSync(HELM, args, { encoding: "utf8", timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`helm template failed: ${r.stderr}`);
-  const env: Record<string, string> = {};
-  for (const m of r.stdout.matchAll(/^\s+- name: ([A-Z][A-Z0-9_]*)\n\s+value: (.*)$/gm)) {
-    const [, name, raw] = m;
-    if (name === undefined || raw === undefined) continue;
-    env[name] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
-  }
+  const yaml = renderDeploymentYaml({ valuesFile });
+  const env = literalEnv(yaml);
   if (env.FIELDSEAL_CONFIG === undefined) throw new Error("no env found in the rendered Deployment");
-  const command = /^\s+command: (\[.*\])$/m.exec(r.stdout)?.[1];
+  const command = /^\s+command: (\[.*\])$/m.exec(yaml)?.[1];
   if (command === undefined) throw new Error("no init container command in the rendered Deployment");
   return { env, initCommand: JSON.parse(command) as string[] };
 }
