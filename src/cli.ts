@@ -19,8 +19,8 @@ import type { KeyringState } from "./keys/types.js";
 import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js";
 import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
-import { ScopeKeys } from "./scopes/scope-keys.js";
-import { scopeKeyStoreFromConfig } from "./scopes/store-from-config.js";
+import type { ScopeKeys } from "./scopes/scope-keys.js";
+import { scopeKeyStoreFromConfig, scopeKeysFromConfig } from "./scopes/store-from-config.js";
 import { Sealer } from "./sealer.js";
 import type { RunningServer } from "./server/app.js";
 import type { reloadAccess as ReloadAccess } from "./server/reload.js";
@@ -433,14 +433,7 @@ async function withKeys<T>(
     sealBlockSize: Math.min(sealBlockSize, config.rotation.sealBudget),
   });
   // Erasable keyrings seal and open through their scope keys from the CLI too, never around them.
-  const scopeKeys =
-    Object.keys(config.scopes.erasable).length === 0
-      ? undefined
-      : new ScopeKeys(await scopeKeyStoreFromConfig(config.scopes), keyrings, {
-          erasable: new Map(Object.entries(config.scopes.erasable)),
-          cacheTtlMs: config.scopes.cacheTtlMs,
-          cacheEntries: config.scopes.cacheEntries,
-        });
+  const scopeKeys = await scopeKeysFromConfig(config.scopes, keyrings);
   try {
     return await work(keyrings, config, scopeKeys);
   } finally {

@@ -1,4 +1,5 @@
 import type { ScopesConfig } from "../config.js";
+import { ScopeKeys, type WrappingKeys } from "./scope-keys.js";
 import type { ScopeKeyStore } from "./types.js";
 
 /**
@@ -16,5 +17,21 @@ export async function scopeKeyStoreFromConfig(config: ScopesConfig): Promise<Sco
     table: s.table,
     ...(s.region === undefined ? {} : { region: s.region }),
     ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }),
+  });
+}
+
+/**
+ * The erasable keyrings' scope keys over the configured database, or undefined when no keyring is erasable
+ * (the database is then never opened). The server and the CLI both seal and open through these.
+ */
+export async function scopeKeysFromConfig(
+  config: ScopesConfig,
+  keys: WrappingKeys,
+): Promise<ScopeKeys | undefined> {
+  if (Object.keys(config.erasable).length === 0) return undefined;
+  return new ScopeKeys(await scopeKeyStoreFromConfig(config), keys, {
+    erasable: new Map(Object.entries(config.erasable)),
+    cacheTtlMs: config.cacheTtlMs,
+    cacheEntries: config.cacheEntries,
   });
 }

@@ -20,8 +20,7 @@ import { adoptingTutorialKeys } from "../keys/tutorial-adoption.js";
 import type { KeyStore } from "../keys/types.js";
 import { createLogger, type Logger } from "../log.js";
 import { Metrics } from "../metrics.js";
-import { ScopeKeys } from "../scopes/scope-keys.js";
-import { scopeKeyStoreFromConfig } from "../scopes/store-from-config.js";
+import { scopeKeysFromConfig } from "../scopes/store-from-config.js";
 import { Sealer } from "../sealer.js";
 import { arrivedWhileDrainingKey } from "../service/context.js";
 import { createFieldsealService, type SessionPusher } from "../service/fieldseal-service.js";
@@ -146,14 +145,7 @@ export async function startServer(
     health.setAll(ok ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   };
   // Only a server with erasable keyrings opens the scope-key database.
-  const scopes =
-    Object.keys(config.scopes.erasable).length === 0
-      ? undefined
-      : new ScopeKeys(await scopeKeyStoreFromConfig(config.scopes), keyrings, {
-          erasable: new Map(Object.entries(config.scopes.erasable)),
-          cacheTtlMs: config.scopes.cacheTtlMs,
-          cacheEntries: config.scopes.cacheEntries,
-        });
+  const scopes = await scopeKeysFromConfig(config.scopes, keyrings);
   // A plain value on an erasable keyring is counted every time and logged once per keyring and process: a
   // replica sealing without the erasable setting makes values ForgetScope cannot erase.
   const warnedUnerasable = new Set<string>();
