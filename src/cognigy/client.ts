@@ -187,8 +187,8 @@ export class CognigyClient {
     this.#budget =
       options.budget ??
       new CognigyRequestBudget({
-        limit: options.rateLimit?.limit ?? 1000,
-        windowMs: options.rateLimit?.windowMs ?? 300_000,
+        // Unset: the budget's own defaults (1000 per 300_000 ms).
+        ...options.rateLimit,
         // The clock is shared so deadlines agree; waiting for a token uses real timers, because the
         // budget also wakes when another push's answer frees a token.
         now: this.#now,
