@@ -20,7 +20,11 @@ import { type MigrationSummary, migrateLegacyLines } from "./legacy-migration.js
 import { lineOutput, OutputClosedError } from "./line-output.js";
 import { createLogger } from "./log.js";
 import type { ScopeKeys } from "./scopes/scope-keys.js";
-import { scopeKeyStoreFromConfig, scopeKeysFromConfig } from "./scopes/store-from-config.js";
+import {
+  dynamoDbScopeKeyStore,
+  scopeKeyStoreFromConfig,
+  scopeKeysFromConfig,
+} from "./scopes/store-from-config.js";
 import { Sealer } from "./sealer.js";
 import type { RunningServer } from "./server/app.js";
 import type { reloadAccess as ReloadAccess } from "./server/reload.js";
@@ -688,13 +692,8 @@ async function scopes(args: string[], env: Env): Promise<number> {
   if (sub === "create-table") {
     if (config.scopes.store.kind !== "dynamodb")
       throw usage("create-table is for FIELDSEAL_SCOPE_STORE=dynamodb");
-    const { DynamoDbScopeKeyStore } = await import("./scopes/dynamodb-store.js");
     const s = config.scopes.store;
-    const store = new DynamoDbScopeKeyStore({
-      table: s.table,
-      ...(s.region === undefined ? {} : { region: s.region }),
-      ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }),
-    });
+    const store = await dynamoDbScopeKeyStore(s);
     try {
       await store.createTable();
     } finally {

@@ -1,4 +1,5 @@
 import type { ScopesConfig } from "../config.js";
+import type { DynamoDbScopeKeyStore } from "./dynamodb-store.js";
 import { ScopeKeys, type WrappingKeys } from "./scope-keys.js";
 import type { ScopeKeyStore } from "./types.js";
 
@@ -12,6 +13,13 @@ export async function scopeKeyStoreFromConfig(config: ScopesConfig): Promise<Sco
     const { SqliteScopeKeyStore } = await import("./sqlite-store.js");
     return new SqliteScopeKeyStore(s.file);
   }
+  return dynamoDbScopeKeyStore(s);
+}
+
+/** The DynamoDB scope-key database of the configuration (also for `fieldseal scopes create-table`). */
+export async function dynamoDbScopeKeyStore(
+  s: Extract<ScopesConfig["store"], { kind: "dynamodb" }>,
+): Promise<DynamoDbScopeKeyStore> {
   const { DynamoDbScopeKeyStore } = await import("./dynamodb-store.js");
   return new DynamoDbScopeKeyStore({
     table: s.table,
