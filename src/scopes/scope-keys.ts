@@ -122,7 +122,7 @@ export class ScopeKeys {
    * of the scope already wrapped under `primary`'s version (or newer), else undefined (call sealingKey).
    */
   cachedSealingKey(primary: EngineKey, scope: Scope): ScopedKey | undefined {
-    const entry = this.#hit(`${primary.keyring}\0${scope.kind}:${scope.id}`);
+    const entry = this.#hit(cacheKey(primary.keyring, scopeName(scope)));
     const record = entry?.record;
     if (entry === undefined || record?.state !== "live" || record.wrapVersion < primary.version)
       return undefined;
@@ -132,7 +132,7 @@ export class ScopeKeys {
 
   /** The warm path of openingKey, without a promise; undefined when it needs the database. */
   cachedOpeningKey(versionKey: EngineKey, scope: Scope, generation: number): ScopedKey | undefined {
-    const entry = this.#hit(`${versionKey.keyring}\0${scope.kind}:${scope.id}`);
+    const entry = this.#hit(cacheKey(versionKey.keyring, scopeName(scope)));
     const record = entry?.record;
     if (entry === undefined || record?.state !== "live" || record.generation !== generation) return undefined;
     return this.#derive(entry, versionKey, scope);
