@@ -298,9 +298,13 @@ describe("serve --workers 2 stopping", () => {
             const unavailable = e.code === grpc.status.UNAVAILABLE;
             // The server's own refusal of a call that arrived while draining; or grpc-js's "No connection
             // established": the call was never sent (a stream above GOAWAY's last stream id, RFC 9113 6.8,
-            // REFUSED_STREAM, RFC 9113 8.7, or the port already closed).
+            // REFUSED_STREAM, RFC 9113 8.7, which grpc-js reports as "Stream refused by server", or the port
+            // already closed). The audit check below proves no such call was processed.
             if (unavailable && /shutting down/.test(e.details)) outcome = "refused";
-            else if (unavailable && /No connection established|NGHTTP2_REFUSED_STREAM/.test(e.details))
+            else if (
+              unavailable &&
+              /No connection established|NGHTTP2_REFUSED_STREAM|Stream refused by server/.test(e.details)
+            )
               outcome = "not started";
             else outcome = `other: ${e.code} ${e.details}`;
           }
