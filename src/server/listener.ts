@@ -13,6 +13,7 @@ import {
   http2Settings,
   peerAdmission,
 } from "./connection-limits.js";
+import { poolPortClosed } from "./pool-port.js";
 
 /** How long a connection may have sent nothing before a drain counts it idle and closes it. */
 const SILENT_IDLE_MS = 1000;
@@ -43,7 +44,10 @@ export interface DualListener {
   closeIdle(): void;
   /** Open connections, of either protocol or not yet sniffed. */
   connections(): number;
-  /** Whether the port is still open (closeIdle() closes it just after an accept pass). */
+  /**
+   * Whether the port is still open (closeIdle() closes it just after an accept pass); in a cluster worker,
+   * until no worker of the pool listens any more.
+   */
   listening(): boolean;
   /** Resolves once the port is closed, so no new connection can be queued on it. */
   readonly portClosed: Promise<void>;
@@ -156,7 +160,7 @@ export async function listenDual(
         if (socket.bytesRead === 0 && now - at >= SILENT_IDLE_MS) socket.destroy();
     },
     connections: () => sockets.size,
-    listening: () => tcp.listening,
+    listening: () => !port.isClosed(),
     portClosed: port.closed,
     destroyAll() {
       if (tcp.listening) tcp.close();
@@ -185,11 +189,21 @@ const QUIET_ACCEPT_WAIT_MS = 1000;
  *   QUIET_ACCEPT_WAIT_MS if new clients keep coming;
  * - in the check phase (setImmediate), right after a poll phase's accept pass: libuv accepts until EAGAIN
  *   (uv__server_io, deps/uv/src/unix/stream.c), so the kernel's queue was empty a moment before.
+ * In a cluster worker, closing only gives up the worker's share of the primary's port: the port counts as
+ * closed once the primary says no worker listens any more (pool-port.ts).
  */
-function portCloser(server: net.Server): { close: () => void; closed: Promise<void> } {
+function portCloser(server: net.Server): {
+  close: () => void;
+  closed: Promise<void>;
+  isClosed: () => boolean;
+} {
+  let isClosed = false;
   let closed: () => void = () => {};
   const whenClosed = new Promise<void>((resolve) => {
-    closed = resolve;
+    closed = () => {
+      isClosed = true;
+      resolve();
+    };
   });
   // However the port closes (destroyAll too).
   server.once("close", () => closed());
@@ -210,12 +224,12 @@ function portCloser(server: net.Server): { close: () => void; closed: Promise<vo
           return;
         }
         if (server.listening) server.close();
-        closed();
+        void poolPortClosed().then(() => closed());
       });
     };
     setTimeout(attempt, 0);
   };
-  return { close, closed: whenClosed };
+  return { close, closed: whenClosed, isClosed: () => isClosed };
 }
 
 /** Certificate files for `listenTls`. */
@@ -313,7 +327,7 @@ export async function listenTls(
       h1Conns.endIdle();
     },
     connections: () => sockets.size,
-    listening: () => server.listening,
+    listening: () => !port.isClosed(),
     portClosed: port.closed,
     destroyAll() {
       if (server.listening) server.close();

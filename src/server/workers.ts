@@ -15,6 +15,7 @@
  * the key store with a compare-and-swap (src/keys/keyrings.ts): no two workers ever share a reservation.
  */
 import cluster, { type Worker } from "node:cluster";
+import { isWorkerPortClosed, PoolPortBarrier } from "./pool-port.js";
 
 /** What a worker tells the primary once it listens. */
 export interface WorkerListening {
@@ -90,6 +91,8 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
     finish = resolve;
   });
 
+  /** The port closes once every worker has closed its share; until then each holds its refusals. */
+  const portBarrier = new PoolPortBarrier(() => live);
   /** When each listening worker last answered (or started listening). */
   const answered = new Map<Worker, number>();
   const heartbeat = setInterval(() => {
@@ -114,6 +117,10 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
     worker.on("message", (message: unknown) => {
       if ((message as Partial<WorkerHeartbeat> | null)?.fieldseal === "pong") {
         if (answered.has(worker)) answered.set(worker, Date.now());
+        return;
+      }
+      if (isWorkerPortClosed(message)) {
+        portBarrier.workerClosed(worker);
         return;
       }
       if (!isWorkerListening(message)) return;
@@ -142,6 +149,7 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
       live.delete(worker);
       urls.delete(worker);
       answered.delete(worker);
+      portBarrier.exited(worker);
       if (stopping) {
         // Killed by the SIGTERM it was sent: it had not installed its handlers yet (still starting), so it
         // had nothing in flight. Any other way out but exit code 0 is a failure.
@@ -178,6 +186,7 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
     if (asFailure) failed = true;
     if (stopping) return;
     stopping = true;
+    portBarrier.stop();
     for (const worker of live) worker.process.kill("SIGTERM");
     killTimer = setTimeout(() => {
       for (const worker of live) worker.process.kill("SIGKILL");
