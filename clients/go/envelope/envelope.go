@@ -100,19 +100,29 @@ func Parse(text string) (*Envelope, error) {
 	if err != nil {
 		return nil, malformed("key version is not a positive integer")
 	}
+	nonce, sealed, err := decodePayload(parts[3], malformed)
+	if err != nil {
+		return nil, err
+	}
+	return &Envelope{Keyring: parts[1], Version: uint32(version), Nonce: nonce, Sealed: sealed}, nil
+}
+
+// decodePayload splits an envelope's canonical base64url payload into its nonce and its ciphertext with tag;
+// anything else fails with the format's own malformed error.
+func decodePayload(text string, malformed func(why string) error) (nonce, sealed []byte, err error) {
 	// The alphabet check matters: Go's decoder skips CR and LF, which must not pass as canonical text.
-	if !base64URL.MatchString(parts[3]) {
-		return nil, malformed("payload is not base64url")
+	if !base64URL.MatchString(text) {
+		return nil, nil, malformed("payload is not base64url")
 	}
 	// Strict rejects stray trailing bits, so every other spelling of the same bytes fails here.
-	payload, err := base64.RawURLEncoding.Strict().DecodeString(parts[3])
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(text)
 	if err != nil {
-		return nil, malformed("payload is not canonical base64url")
+		return nil, nil, malformed("payload is not canonical base64url")
 	}
 	if len(payload) < nonceBytes+1+tagBytes {
-		return nil, malformed("payload is too short")
+		return nil, nil, malformed("payload is too short")
 	}
-	return &Envelope{Keyring: parts[1], Version: uint32(version), Nonce: payload[:nonceBytes], Sealed: payload[nonceBytes:]}, nil
+	return payload[:nonceBytes], payload[nonceBytes:], nil
 }
 
 // AAD builds the associated data: "fs1" NUL keyring NUL version NUL scope NUL field, as UTF-8.

@@ -3,7 +3,6 @@ package envelope
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,20 +45,12 @@ func ParseScoped(text string) (*ScopedEnvelope, error) {
 		}
 		numbers[i] = uint32(n)
 	}
-	// As in Parse: the alphabet check (Go's decoder skips CR and LF), then Strict for stray trailing bits.
-	if !base64URL.MatchString(parts[4]) {
-		return nil, scopedMalformed("payload is not base64url")
-	}
-	payload, err := base64.RawURLEncoding.Strict().DecodeString(parts[4])
+	nonce, sealed, err := decodePayload(parts[4], scopedMalformed)
 	if err != nil {
-		return nil, scopedMalformed("payload is not canonical base64url")
-	}
-	if len(payload) < nonceBytes+1+tagBytes {
-		return nil, scopedMalformed("payload is too short")
+		return nil, err
 	}
 	return &ScopedEnvelope{
-		Keyring: parts[1], Version: numbers[0], Generation: numbers[1],
-		Nonce: payload[:nonceBytes], Sealed: payload[nonceBytes:],
+		Keyring: parts[1], Version: numbers[0], Generation: numbers[1], Nonce: nonce, Sealed: sealed,
 	}, nil
 }
 
